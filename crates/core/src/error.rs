@@ -1,0 +1,116 @@
+//! One error type for the engine, with a stable code per kind.
+
+use std::io;
+
+/// Errors of the engine. [`Error::code`] gives the stable string that the JS layer exposes as
+/// `err.code`; the `Display` text is for people.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The URL could not be parsed or uses a scheme that the operation does not support.
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    /// A request method, header name or header value is not valid HTTP.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The peer refused the TCP connection.
+    #[error("connection refused by {0}")]
+    ConnectionRefused(String),
+    /// The host name could not be resolved.
+    #[error("could not resolve host {0}")]
+    Dns(String),
+    /// An operation did not finish within its time limit.
+    #[error("{0} timed out")]
+    Timeout(&'static str),
+    /// The connection was reset or closed before the operation finished.
+    #[error("connection reset: {0}")]
+    ConnectionReset(String),
+    /// The peer broke the HTTP protocol.
+    #[error("HTTP protocol error: {0}")]
+    Http(String),
+    /// A body was larger than the configured limit.
+    #[error("body larger than the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    /// The WebSocket handshake was refused or malformed.
+    #[error("WebSocket handshake failed: {0}")]
+    WsHandshake(String),
+    /// The WebSocket connection is not open.
+    #[error("WebSocket is not open")]
+    WsClosed,
+    /// Could not bind the listening socket.
+    #[error("could not listen on {addr}: {source}")]
+    Listen { addr: String, source: io::Error },
+    /// Any other I/O error.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Result alias of the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The stable code of this error, shown to JS users as `err.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidUrl { .. } => "ERR_INVALID_URL",
+            Error::InvalidArgument(_) => "ERR_INVALID_ARG_VALUE",
+            Error::ConnectionRefused(_) => "ECONNREFUSED",
+            Error::Dns(_) => "ENOTFOUND",
+            Error::Timeout(_) => "ETIMEDOUT",
+            Error::ConnectionReset(_) => "ECONNRESET",
+            Error::Http(_) => "ERR_HTTP_PROTOCOL",
+            Error::BodyTooLarge { .. } => "ERR_BODY_TOO_LARGE",
+            Error::WsHandshake(_) => "ERR_WS_HANDSHAKE",
+            Error::WsClosed => "ERR_WS_CLOSED",
+            Error::Listen { source, .. } if source.kind() == io::ErrorKind::AddrInUse => "EADDRINUSE",
+            Error::Listen { .. } => "ERR_LISTEN",
+            Error::Io(e) => io_code(e),
+        }
+    }
+
+    /// Classifies an I/O error met while talking to `peer`.
+    pub fn from_io(e: io::Error, peer: &str) -> Error {
+        match e.kind() {
+            io::ErrorKind::ConnectionRefused => Error::ConnectionRefused(peer.to_string()),
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof => Error::ConnectionReset(format!("{peer}: {e}")),
+            io::ErrorKind::TimedOut => Error::Timeout("connect"),
+            _ => Error::Io(e),
+        }
+    }
+
+    /// True when this error is a time-out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout(_))
+    }
+}
+
+fn io_code(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => "ECONNREFUSED",
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => "ECONNRESET",
+        io::ErrorKind::BrokenPipe => "EPIPE",
+        io::ErrorKind::TimedOut => "ETIMEDOUT",
+        io::ErrorKind::AddrInUse => "EADDRINUSE",
+        _ => "ERR_IO",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_map_to_node_codes() {
+        let refused = Error::from_io(io::Error::from(io::ErrorKind::ConnectionRefused), "x:1");
+        assert_eq!(refused.code(), "ECONNREFUSED");
+        let reset = Error::from_io(io::Error::from(io::ErrorKind::ConnectionReset), "x:1");
+        assert_eq!(reset.code(), "ECONNRESET");
+        let listen = Error::Listen {
+            addr: "127.0.0.1:1".into(),
+            source: io::Error::from(io::ErrorKind::AddrInUse),
+        };
+        assert_eq!(listen.code(), "EADDRINUSE");
+    }
+}

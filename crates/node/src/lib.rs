@@ -1,0 +1,44 @@
+//! The napi-rs binding of hypersock-core. Thin by design: it converts values, owns the
+//! threadsafe functions that call into JS, and maps engine errors to JS errors in one place
+//! ([`to_js_error`]). Protocol logic lives in `hypersock-core`; the public API is the TS layer.
+
+mod client;
+mod server;
+mod websocket;
+
+use hypersock_core::Error;
+
+/// Maps an engine error to a JS error. The message starts with the stable code and a colon
+/// (`ECONNREFUSED: ...`); the TS layer splits it into `err.code` and the message.
+pub(crate) fn to_js_error(e: Error) -> napi::Error {
+    napi::Error::new(napi::Status::GenericFailure, format!("{}: {}", e.code(), e))
+}
+
+/// Flattens header pairs into `[name, value, name, value, ...]`.
+pub(crate) fn flat_headers<'a, I, V>(pairs: I) -> Vec<String>
+where
+    I: IntoIterator<Item = (&'a str, V)>,
+    V: AsRef<[u8]>,
+{
+    let mut out = Vec::new();
+    for (name, value) in pairs {
+        out.push(name.to_owned());
+        out.push(String::from_utf8_lossy(value.as_ref()).into_owned());
+    }
+    out
+}
+
+/// Pairs up a flat `[name, value, ...]` list coming from JS.
+pub(crate) fn pair_headers(flat: Vec<String>) -> napi::Result<Vec<(String, String)>> {
+    if flat.len() % 2 != 0 {
+        return Err(to_js_error(Error::InvalidArgument(
+            "headers must be a flat list of name/value pairs".into(),
+        )));
+    }
+    let mut out = Vec::with_capacity(flat.len() / 2);
+    let mut it = flat.into_iter();
+    while let (Some(name), Some(value)) = (it.next(), it.next()) {
+        out.push((name, value));
+    }
+    Ok(out)
+}

@@ -1,0 +1,295 @@
+import { headersFromFlat } from './body.js'
+import { InvalidArgumentError, WebSocketError, fromNative } from './errors.js'
+import { type Binding, native } from './native.js'
+import { ReadyState, WsEvent, binaryPayload, checkClose } from './server-websocket.js'
+
+/** Options of the hypersock `WebSocket` beyond the WHATWG constructor. */
+export interface WebSocketOptions {
+  /** Extra headers for the handshake request. */
+  headers?: HeadersInit
+  /** Time allowed for connect plus handshake, in ms. Default 10 000. */
+  handshakeTimeout?: number
+  /** Largest message accepted, in bytes; a bigger one closes with 1009. Default 64 MiB. */
+  maxMessageSize?: number
+  /** Time to wait for the server's close frame after sending ours, in ms. Default 5 000. */
+  closeTimeout?: number
+}
+
+/** How binary messages are given to `message` listeners. */
+export type BinaryType = 'blob' | 'arraybuffer' | 'nodebuffer'
+
+/** The `close` event: `code`, `reason`, `wasClean`. */
+export class CloseEvent extends Event {
+  readonly code: number
+  readonly reason: string
+  readonly wasClean: boolean
+  constructor(type: string, init: { code?: number; reason?: string; wasClean?: boolean } = {}) {
+    super(type)
+    this.code = init.code ?? 0
+    this.reason = init.reason ?? ''
+    this.wasClean = init.wasClean ?? false
+  }
+}
+
+/** The `error` event; `error` holds the {@link HypersockError}. */
+export class ErrorEvent extends Event {
+  readonly error: unknown
+  readonly message: string
+  constructor(type: string, init: { error?: unknown; message?: string } = {}) {
+    super(type)
+    this.error = init.error
+    this.message = init.message ?? ''
+  }
+}
+
+type Handler<E extends Event> = ((event: E) => void) | null
+
+function flatHeaders(init: HeadersInit | undefined): string[] {
+  const out: string[] = []
+  if (init) for (const [name, value] of new Headers(init)) out.push(name, value)
+  return out
+}
+
+/**
+ * A WebSocket client with the WHATWG API (an `EventTarget` with `onopen`, `onmessage`, `onclose`,
+ * `onerror`, `readyState`, `bufferedAmount`, `binaryType`), plus an async iterator of messages.
+ *
+ * ```ts
+ * const ws = new WebSocket('ws://127.0.0.1:8080/chat')
+ * ws.onopen = () => ws.send('hi')
+ * for await (const msg of ws) console.log(msg)
+ * ```
+ */
+export class WebSocket extends EventTarget {
+  static readonly CONNECTING = ReadyState.CONNECTING
+  static readonly OPEN = ReadyState.OPEN
+  static readonly CLOSING = ReadyState.CLOSING
+  static readonly CLOSED = ReadyState.CLOSED
+  readonly CONNECTING = ReadyState.CONNECTING
+  readonly OPEN = ReadyState.OPEN
+  readonly CLOSING = ReadyState.CLOSING
+  readonly CLOSED = ReadyState.CLOSED
+
+  /** The URL as resolved. */
+  readonly url: string
+  /** How binary messages are delivered to `message` listeners. Default `'blob'` as in WHATWG. */
+  binaryType: BinaryType = 'blob'
+  #state: number = ReadyState.CONNECTING
+  #native: Binding.BindingWebSocket | undefined
+  #protocol = ''
+  #responseHeaders: Headers | undefined
+  #pendingClose: [number, string] | undefined
+  #keepAlive: ReturnType<typeof setInterval> | undefined
+  #handlers = new Map<string, EventListener>()
+  #sinks = new Set<(item: IteratorResult<string | Buffer>) => void>()
+
+  constructor(url: string | URL, protocols?: string | string[], options: WebSocketOptions = {}) {
+    super()
+    let parsed: URL
+    try {
+      parsed = new URL(String(url))
+    } catch (cause) {
+      throw new InvalidArgumentError('ERR_INVALID_URL', `invalid URL ${JSON.stringify(String(url))}`, { cause })
+    }
+    if (parsed.protocol === 'http:') parsed.protocol = 'ws:'
+    if (parsed.protocol !== 'ws:') {
+      throw new InvalidArgumentError('ERR_INVALID_URL', `WebSocket URL must use ws: (got ${parsed.protocol})`)
+    }
+    if (parsed.hash) parsed.hash = ''
+    this.url = parsed.href
+    const list = protocols === undefined ? [] : Array.isArray(protocols) ? protocols : [protocols]
+    if (new Set(list).size !== list.length) {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'subprotocols must not repeat')
+    }
+    this.#keepAlive = setInterval(() => {}, 1 << 30)
+    native
+      .dialWebSocket(this.url, {
+        protocols: list,
+        headers: flatHeaders(options.headers),
+        handshakeTimeoutMs: options.handshakeTimeout ?? 10_000,
+        maxMessageSize: options.maxMessageSize ?? 64 * 1024 * 1024,
+        closeTimeoutMs: options.closeTimeout ?? 5_000,
+      })
+      .then(
+        (raw) => this.#opened(raw),
+        (err: unknown) => this.#failed(fromNative(err)),
+      )
+  }
+
+  #opened(raw: Binding.BindingWebSocket): void {
+    this.#native = raw
+    this.#protocol = raw.protocol
+    raw.start(this.#onEvent)
+    if (this.#pendingClose) {
+      this.#state = ReadyState.CLOSING
+      raw.close(...this.#pendingClose)
+      return
+    }
+    this.#state = ReadyState.OPEN
+    this.dispatchEvent(new Event('open'))
+  }
+
+  #failed(error: unknown): void {
+    this.#state = ReadyState.CLOSED
+    clearInterval(this.#keepAlive)
+    const message = error instanceof Error ? error.message : String(error)
+    this.dispatchEvent(new ErrorEvent('error', { error, message }))
+    this.dispatchEvent(new CloseEvent('close', { code: 1006, reason: '', wasClean: false }))
+    this.#finishIterators()
+  }
+
+  #onEvent = (kind: number, _id: number, _s: unknown, data: string | Buffer | null | undefined, code: number): void => {
+    if (kind === WsEvent.Message && data != null) {
+      for (const sink of this.#sinks) sink({ value: data, done: false })
+      this.dispatchEvent(new MessageEvent('message', { data: this.#convert(data) }))
+    } else if (kind === WsEvent.Close) {
+      this.#state = ReadyState.CLOSED
+      clearInterval(this.#keepAlive)
+      const reason = typeof data === 'string' ? data : ''
+      this.dispatchEvent(new CloseEvent('close', { code, reason, wasClean: code !== 1006 }))
+      this.#finishIterators()
+    }
+  }
+
+  #convert(data: string | Buffer): unknown {
+    if (typeof data === 'string' || this.binaryType === 'nodebuffer') return data
+    if (this.binaryType === 'arraybuffer') return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)
+    return new Blob([data as Uint8Array<ArrayBuffer>])
+  }
+
+  #finishIterators(): void {
+    for (const sink of this.#sinks) sink({ value: undefined, done: true })
+  }
+
+  /** `CONNECTING`, `OPEN`, `CLOSING` or `CLOSED` (0-3). */
+  get readyState(): number {
+    return this.#state
+  }
+
+  /** The subprotocol the server chose, empty when none. */
+  get protocol(): string {
+    return this.#protocol
+  }
+
+  /** Extensions in use (none yet). */
+  get extensions(): string {
+    return ''
+  }
+
+  /** Headers of the server's 101 response, once open. */
+  get responseHeaders(): Headers | undefined {
+    if (!this.#native) return undefined
+    this.#responseHeaders ??= headersFromFlat(this.#native.headers)
+    return this.#responseHeaders
+  }
+
+  /** Bytes queued and not yet written. */
+  get bufferedAmount(): number {
+    return this.#native?.bufferedAmount ?? 0
+  }
+
+  /** Sends a text (string) or binary message. Throws `ERR_INVALID_STATE` while connecting. */
+  send(data: string | ArrayBufferLike | ArrayBufferView | Blob): void {
+    if (this.#state === ReadyState.CONNECTING || !this.#native) {
+      throw new WebSocketError('ERR_INVALID_STATE', 'the WebSocket is still connecting; wait for open')
+    }
+    if (this.#state !== ReadyState.OPEN) return
+    if (data instanceof Blob) {
+      const raw = this.#native
+      data.arrayBuffer().then((buf) => {
+        if (this.#state === ReadyState.OPEN) raw.sendBinary(new Uint8Array(buf))
+      })
+      return
+    }
+    try {
+      if (typeof data === 'string') this.#native.sendText(data)
+      else this.#native.sendBinary(binaryPayload(data))
+    } catch (err) {
+      throw fromNative(err)
+    }
+  }
+
+  /** Starts the close handshake with `code` (1000 or 3000-4999) and `reason` (<= 123 bytes). */
+  close(code?: number, reason?: string): void {
+    checkClose(code, reason, false)
+    if (this.#state === ReadyState.CLOSING || this.#state === ReadyState.CLOSED) return
+    const args: [number, string] = [code ?? 1000, reason ?? '']
+    if (!this.#native) {
+      this.#pendingClose = args
+      return
+    }
+    this.#state = ReadyState.CLOSING
+    this.#native.close(...args)
+  }
+
+  #setHandler<E extends Event>(type: string, fn: Handler<E>): void {
+    const old = this.#handlers.get(type)
+    if (old) this.removeEventListener(type, old)
+    this.#handlers.delete(type)
+    if (typeof fn === 'function') {
+      const listener = fn as unknown as EventListener
+      this.#handlers.set(type, listener)
+      this.addEventListener(type, listener)
+    }
+  }
+
+  get onopen(): Handler<Event> {
+    return (this.#handlers.get('open') as Handler<Event>) ?? null
+  }
+  set onopen(fn: Handler<Event>) {
+    this.#setHandler('open', fn)
+  }
+  get onmessage(): Handler<MessageEvent> {
+    return (this.#handlers.get('message') as unknown as Handler<MessageEvent>) ?? null
+  }
+  set onmessage(fn: Handler<MessageEvent>) {
+    this.#setHandler('message', fn)
+  }
+  get onclose(): Handler<CloseEvent> {
+    return (this.#handlers.get('close') as unknown as Handler<CloseEvent>) ?? null
+  }
+  set onclose(fn: Handler<CloseEvent>) {
+    this.#setHandler('close', fn)
+  }
+  get onerror(): Handler<ErrorEvent> {
+    return (this.#handlers.get('error') as unknown as Handler<ErrorEvent>) ?? null
+  }
+  set onerror(fn: Handler<ErrorEvent>) {
+    this.#setHandler('error', fn)
+  }
+
+  /**
+   * Iterates over incoming messages (strings for text, Buffers for binary) from now until the
+   * connection closes.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<string | Buffer> {
+    const queue: Array<IteratorResult<string | Buffer>> = []
+    let wake: ((item: IteratorResult<string | Buffer>) => void) | undefined
+    const sink = (item: IteratorResult<string | Buffer>) => {
+      if (wake) {
+        const w = wake
+        wake = undefined
+        w(item)
+      } else queue.push(item)
+    }
+    if (this.#state === ReadyState.CLOSED) queue.push({ value: undefined, done: true })
+    else this.#sinks.add(sink)
+    const stop = () => {
+      this.#sinks.delete(sink)
+      return Promise.resolve({ value: undefined, done: true } as IteratorResult<string | Buffer>)
+    }
+    return {
+      next: () => {
+        const item = queue.shift()
+        if (item) {
+          if (item.done) this.#sinks.delete(sink)
+          return Promise.resolve(item)
+        }
+        return new Promise((resolve) => {
+          wake = resolve
+        })
+      },
+      return: stop,
+    }
+  }
+}
