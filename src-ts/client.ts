@@ -1,5 +1,5 @@
 import { type BodyInit, encodeBody, flattenHeaders, hasHeader, headersFromFlat } from './body.js'
-import { AbortError, InvalidArgumentError, fromNative } from './errors.js'
+import { AbortError, fromNative, InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
 
 /** Options of a {@link Client}. Times are in milliseconds. */

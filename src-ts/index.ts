@@ -5,7 +5,9 @@
  * - {@link serve}: HTTP server with WebSocket upgrade on the same port.
  * - {@link WebSocket}: WHATWG WebSocket client with an async iterator of messages.
  */
-export { Client, fetch, Response, type ClientOptions, type RequestInit } from './client.js'
+
+export type { BodyInit } from './body.js'
+export { Client, type ClientOptions, fetch, type RequestInit, Response } from './client.js'
 export {
   AbortError,
   ConnectionError,
@@ -17,19 +19,18 @@ export {
   WebSocketError,
 } from './errors.js'
 export {
-  serve,
-  Server,
-  ServerRequest,
   type ResponseLike,
   type ServeOptions,
+  Server,
+  ServerRequest,
   type StopOptions,
+  serve,
 } from './server.js'
 export { ServerWebSocket, type WebSocketHandler } from './server-websocket.js'
 export {
-  WebSocket,
+  type BinaryType,
   CloseEvent,
   ErrorEvent,
-  type BinaryType,
+  WebSocket,
   type WebSocketOptions,
 } from './websocket.js'
-export type { BodyInit } from './body.js'

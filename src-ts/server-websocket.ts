@@ -1,5 +1,5 @@
-import { InvalidArgumentError, fromNative } from './errors.js'
 import { headersFromFlat } from './body.js'
+import { fromNative, InvalidArgumentError } from './errors.js'
 import type { Binding } from './native.js'
 
 /** Kinds of events the addon reports for a WebSocket. */
@@ -27,9 +27,15 @@ const encoder = new TextEncoder()
 /** Validates a close code and reason the way WHATWG `WebSocket.close` does. */
 export function checkClose(code: number | undefined, reason: string | undefined, server: boolean): void {
   if (code !== undefined) {
-    const ok = code === 1000 || (code >= 3000 && code <= 4999) || (server && code >= 1001 && code <= 1014 && ![1004, 1005, 1006].includes(code))
+    const ok =
+      code === 1000 ||
+      (code >= 3000 && code <= 4999) ||
+      (server && code >= 1001 && code <= 1014 && ![1004, 1005, 1006].includes(code))
     if (!Number.isInteger(code) || !ok) {
-      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `close code ${code} may not be sent; use 1000 or 3000-4999`)
+      throw new InvalidArgumentError(
+        'ERR_INVALID_ARG_VALUE',
+        `close code ${code} may not be sent; use 1000 or 3000-4999`,
+      )
     }
   }
   if (reason !== undefined && encoder.encode(reason).byteLength > 123) {

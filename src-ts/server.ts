@@ -1,5 +1,5 @@
 import { type BodyInit, encodeBody, flattenHeaders, hasHeader, headersFromFlat } from './body.js'
-import { InvalidArgumentError, fromNative } from './errors.js'
+import { fromNative, InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
 import { ServerWebSocket, type WebSocketHandler, WsEvent } from './server-websocket.js'
 
@@ -21,7 +21,7 @@ export interface ServeOptions<Data = unknown> {
   /** Enables WebSocket upgrades on the same port. */
   websocket?: WebSocketHandler<Data>
   /** Called when a handler throws; its return value, if any, is sent instead of a plain 500. */
-  error?(error: unknown, request: ServerRequest | null): ResponseLike | undefined | undefined
+  error?(error: unknown, request: ServerRequest | null): ResponseLike | undefined | void
   /** Largest request body accepted; bigger ones get 413. Default 16 MiB. */
   maxBodySize?: number
   /** Time a client has to send the request head before the connection is closed. Default 30 000. */
@@ -62,7 +62,8 @@ export class ServerRequest {
     if (this.#url === undefined) {
       const target = this.#native.target
       if (/^https?:\/\//i.test(target)) this.#url = target
-      else this.#url = `http://${this.headers.get('host') ?? this.#host}${target.startsWith('/') ? target : `/${target}`}`
+      else
+        this.#url = `http://${this.headers.get('host') ?? this.#host}${target.startsWith('/') ? target : `/${target}`}`
     }
     return this.#url
   }
@@ -165,7 +166,9 @@ function send(raw: Binding.BindingRequest, out: ResponseLike): void | Promise<vo
     const body = data instanceof Uint8Array ? asBuffer(data) : data
     raw.respond(checkStatus(out.status ?? 200), headers, body)
   } else {
-    throw new TypeError('the fetch handler returned nothing; return a Response, a string, bytes or { status, headers, body }')
+    throw new TypeError(
+      'the fetch handler returned nothing; return a Response, a string, bytes or { status, headers, body }',
+    )
   }
 }
 
@@ -277,9 +280,7 @@ export class Server<Data = unknown> {
       return
     }
     if (out instanceof Promise) {
-      out
-        .then((value) => send(raw, value))
-        .catch((error: unknown) => this.#respondError(raw, error, request))
+      out.then((value) => send(raw, value)).catch((error: unknown) => this.#respondError(raw, error, request))
       return
     }
     try {

@@ -1,7 +1,7 @@
 import { headersFromFlat } from './body.js'
-import { InvalidArgumentError, WebSocketError, fromNative } from './errors.js'
+import { fromNative, InvalidArgumentError, WebSocketError } from './errors.js'
 import { type Binding, native } from './native.js'
-import { ReadyState, WsEvent, binaryPayload, checkClose } from './server-websocket.js'
+import { binaryPayload, checkClose, ReadyState, WsEvent } from './server-websocket.js'
 
 /** Options of the hypersock `WebSocket` beyond the WHATWG constructor. */
 export interface WebSocketOptions {

@@ -85,7 +85,11 @@ pub fn parse_url(url: &str, schemes: &[&str]) -> Result<url::Url> {
     if !schemes.contains(&parsed.scheme()) {
         return Err(Error::InvalidUrl {
             url: url.to_string(),
-            reason: format!("scheme {:?} is not supported here (use {})", parsed.scheme(), schemes.join(" or ")),
+            reason: format!(
+                "scheme {:?} is not supported here (use {})",
+                parsed.scheme(),
+                schemes.join(" or ")
+            ),
         });
     }
     if parsed.host_str().is_none_or(str::is_empty) {
@@ -123,10 +127,13 @@ impl Client {
     pub async fn request(&self, req: ClientRequest) -> Result<ClientResponse> {
         let url = parse_url(&req.url, &["http"])?;
         let peer = authority(&url);
-        let uri: Uri = url.as_str().parse().map_err(|e: http::uri::InvalidUri| Error::InvalidUrl {
-            url: req.url.clone(),
-            reason: e.to_string(),
-        })?;
+        let uri: Uri =
+            url.as_str()
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| Error::InvalidUrl {
+                    url: req.url.clone(),
+                    reason: e.to_string(),
+                })?;
         let method = Method::from_bytes(req.method.as_bytes())
             .map_err(|_| Error::InvalidArgument(format!("invalid method {:?}", req.method)))?;
         let mut builder = http::Request::builder().method(method).uri(uri);
@@ -142,7 +149,11 @@ impl Client {
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let max = self.opts.max_response_size;
         let work = async {
-            let response = self.inner.request(request).await.map_err(|e| classify(e, &peer))?;
+            let response = self
+                .inner
+                .request(request)
+                .await
+                .map_err(|e| classify(e, &peer))?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, max).collect().await.map_err(|e| {
                 if e.is::<http_body_util::LengthLimitError>() {
@@ -153,7 +164,10 @@ impl Client {
             })?;
             let mut headers = Vec::with_capacity(parts.headers.len());
             for (name, value) in parts.headers.iter() {
-                headers.push((name.as_str().to_owned(), Bytes::copy_from_slice(value.as_bytes())));
+                headers.push((
+                    name.as_str().to_owned(),
+                    Bytes::copy_from_slice(value.as_bytes()),
+                ));
             }
             Ok(ClientResponse {
                 status: parts.status.as_u16(),
@@ -163,7 +177,9 @@ impl Client {
             })
         };
         match self.opts.timeout {
-            Some(t) => tokio::time::timeout(t, work).await.map_err(|_| Error::Timeout("request"))?,
+            Some(t) => tokio::time::timeout(t, work)
+                .await
+                .map_err(|_| Error::Timeout("request"))?,
             None => work.await,
         }
     }
@@ -176,7 +192,10 @@ fn classify(err: hyper_util::client::legacy::Error, peer: &str) -> Error {
             if io.kind() == std::io::ErrorKind::TimedOut {
                 return Error::Timeout("connect");
             }
-            if err.is_connect() && io.kind() != std::io::ErrorKind::ConnectionRefused && e.to_string().contains("lookup") {
+            if err.is_connect()
+                && io.kind() != std::io::ErrorKind::ConnectionRefused
+                && e.to_string().contains("lookup")
+            {
                 return Error::Dns(peer.to_string());
             }
             return Error::from_io(std::io::Error::new(io.kind(), io.to_string()), peer);
@@ -247,16 +266,22 @@ pub async fn dial_websocket(url: &str, opts: &DialOptions) -> Result<DialedWebSo
     if !opts.protocols.is_empty() {
         let value = HeaderValue::from_str(&opts.protocols.join(", "))
             .map_err(|_| Error::InvalidArgument("invalid subprotocol".into()))?;
-        request.headers_mut().insert("sec-websocket-protocol", value);
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", value);
     }
     let work = async {
-        let tcp = TcpStream::connect(&peer).await.map_err(|e| Error::from_io(e, &peer))?;
+        let tcp = TcpStream::connect(&peer)
+            .await
+            .map_err(|e| Error::from_io(e, &peer))?;
         let _ = tcp.set_nodelay(true);
         let (stream, response) =
             tokio_tungstenite::client_async_with_config(request, tcp, Some(opts.limits.config()))
                 .await
                 .map_err(|e| match e {
-                    WsError::Http(res) => Error::WsHandshake(format!("server answered {}", res.status())),
+                    WsError::Http(res) => {
+                        Error::WsHandshake(format!("server answered {}", res.status()))
+                    }
                     WsError::Io(io) => Error::from_io(io, &peer),
                     other => Error::WsHandshake(other.to_string()),
                 })?;
@@ -266,11 +291,15 @@ pub async fn dial_websocket(url: &str, opts: &DialOptions) -> Result<DialedWebSo
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        if !protocol.is_empty() && !opts.protocols.iter().any(|p| *p == protocol) {
-            return Err(Error::WsHandshake(format!("server chose subprotocol {protocol:?} that was not offered")));
+        if !protocol.is_empty() && !opts.protocols.contains(&protocol) {
+            return Err(Error::WsHandshake(format!(
+                "server chose subprotocol {protocol:?} that was not offered"
+            )));
         }
         if protocol.is_empty() && !opts.protocols.is_empty() {
-            return Err(Error::WsHandshake("server chose none of the offered subprotocols".into()));
+            return Err(Error::WsHandshake(
+                "server chose none of the offered subprotocols".into(),
+            ));
         }
         let headers = response
             .headers()
@@ -284,7 +313,9 @@ pub async fn dial_websocket(url: &str, opts: &DialOptions) -> Result<DialedWebSo
         })
     };
     match opts.handshake_timeout {
-        Some(t) => tokio::time::timeout(t, work).await.map_err(|_| Error::Timeout("WebSocket handshake"))?,
+        Some(t) => tokio::time::timeout(t, work)
+            .await
+            .map_err(|_| Error::Timeout("WebSocket handshake"))?,
         None => work.await,
     }
 }
@@ -296,7 +327,13 @@ mod tests {
     #[test]
     fn parse_url_checks_scheme_and_host() {
         assert!(parse_url("http://127.0.0.1:1/x", &["http"]).is_ok());
-        assert_eq!(parse_url("ftp://x/", &["http"]).unwrap_err().code(), "ERR_INVALID_URL");
-        assert_eq!(parse_url("not a url", &["http"]).unwrap_err().code(), "ERR_INVALID_URL");
+        assert_eq!(
+            parse_url("ftp://x/", &["http"]).unwrap_err().code(),
+            "ERR_INVALID_URL"
+        );
+        assert_eq!(
+            parse_url("not a url", &["http"]).unwrap_err().code(),
+            "ERR_INVALID_URL"
+        );
     }
 }

@@ -61,7 +61,9 @@ impl Error {
             Error::BodyTooLarge { .. } => "ERR_BODY_TOO_LARGE",
             Error::WsHandshake(_) => "ERR_WS_HANDSHAKE",
             Error::WsClosed => "ERR_WS_CLOSED",
-            Error::Listen { source, .. } if source.kind() == io::ErrorKind::AddrInUse => "EADDRINUSE",
+            Error::Listen { source, .. } if source.kind() == io::ErrorKind::AddrInUse => {
+                "EADDRINUSE"
+            }
             Error::Listen { .. } => "ERR_LISTEN",
             Error::Io(e) => io_code(e),
         }

@@ -257,7 +257,8 @@ async fn accept_loop(
     };
     if tokio::time::timeout(deadline, drain).await.is_err() {
         conns.abort_all();
-        let rest: Vec<(WsHandle, AbortHandle)> = lock(&ctx.sockets).drain().map(|(_, v)| v).collect();
+        let rest: Vec<(WsHandle, AbortHandle)> =
+            lock(&ctx.sockets).drain().map(|(_, v)| v).collect();
         for (_, abort) in rest {
             abort.abort();
         }
@@ -292,7 +293,11 @@ async fn handle(
     Ok(res)
 }
 
-async fn handle_http(ctx: &Arc<Ctx>, peer: SocketAddr, req: hyper::Request<Incoming>) -> HttpResponse {
+async fn handle_http(
+    ctx: &Arc<Ctx>,
+    peer: SocketAddr,
+    req: hyper::Request<Incoming>,
+) -> HttpResponse {
     let (parts, body) = req.into_parts();
     let limit = ctx.opts.max_body_size;
     let declared = parts
@@ -328,7 +333,10 @@ async fn handle_http(ctx: &Arc<Ctx>, peer: SocketAddr, req: hyper::Request<Incom
 
 fn build_response(response: Response) -> HttpResponse {
     let Ok(status) = StatusCode::from_u16(response.status) else {
-        return plain(StatusCode::INTERNAL_SERVER_ERROR, "handler returned an invalid status\n");
+        return plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "handler returned an invalid status\n",
+        );
     };
     let mut res = hyper::Response::new(Full::new(response.body));
     *res.status_mut() = status;
@@ -338,7 +346,10 @@ fn build_response(response: Response) -> HttpResponse {
             HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_str(&value),
         ) else {
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "handler returned an invalid header\n");
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "handler returned an invalid header\n",
+            );
         };
         headers.append(name, value);
     }
@@ -367,22 +378,41 @@ pub fn valid_ws_key(key: &[u8]) -> bool {
         && b"AQgw".contains(&key[21])
 }
 
-fn upgrade_websocket(ctx: &Arc<Ctx>, peer: SocketAddr, mut req: hyper::Request<Incoming>) -> HttpResponse {
+fn upgrade_websocket(
+    ctx: &Arc<Ctx>,
+    peer: SocketAddr,
+    mut req: hyper::Request<Incoming>,
+) -> HttpResponse {
     if req.method() != Method::GET || req.version() != Version::HTTP_11 {
-        return plain(StatusCode::BAD_REQUEST, "WebSocket upgrade needs GET over HTTP/1.1\n");
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "WebSocket upgrade needs GET over HTTP/1.1\n",
+        );
     }
     let headers = req.headers();
-    if headers.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
-        let mut res = plain(StatusCode::UPGRADE_REQUIRED, "unsupported WebSocket version\n");
-        res.headers_mut()
-            .insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        let mut res = plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "unsupported WebSocket version\n",
+        );
+        res.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
         return res;
     }
     let Some(key) = headers
         .get(header::SEC_WEBSOCKET_KEY)
         .filter(|k| valid_ws_key(k.as_bytes()))
     else {
-        return plain(StatusCode::BAD_REQUEST, "missing or invalid Sec-WebSocket-Key\n");
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "missing or invalid Sec-WebSocket-Key\n",
+        );
     };
     let accept = derive_accept_key(key.as_bytes());
     let Some(ws_handler) = ctx.ws.clone() else {
@@ -410,9 +440,12 @@ fn upgrade_websocket(ctx: &Arc<Ctx>, peer: SocketAddr, mut req: hyper::Request<I
             lock(&ctx2.sockets).remove(&id);
             return;
         };
-        let stream =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(limits.config()))
-                .await;
+        let stream = WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(limits.config()),
+        )
+        .await;
         ws_handler.on_open(handle, request);
         let events: Arc<dyn WsEvents> = ws_handler;
         ws::run(stream, driver, events, limits).await;

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
@@ -165,7 +165,9 @@ impl WsHandle {
     /// Queues a ping with an application payload of at most 125 bytes.
     pub fn ping(&self, data: Bytes) -> Result<()> {
         if data.len() > 125 {
-            return Err(Error::InvalidArgument("ping payload longer than 125 bytes".into()));
+            return Err(Error::InvalidArgument(
+                "ping payload longer than 125 bytes".into(),
+            ));
         }
         self.push(Message::Ping(data), 0)
     }
@@ -174,10 +176,14 @@ impl WsHandle {
     /// Closing twice is a no-op.
     pub fn close(&self, code: u16, reason: String) -> Result<()> {
         if !valid_close_code(code) {
-            return Err(Error::InvalidArgument(format!("close code {code} may not be sent")));
+            return Err(Error::InvalidArgument(format!(
+                "close code {code} may not be sent"
+            )));
         }
         if reason.len() > 123 {
-            return Err(Error::InvalidArgument("close reason longer than 123 bytes".into()));
+            return Err(Error::InvalidArgument(
+                "close reason longer than 123 bytes".into(),
+            ));
         }
         if self.shared.closing.swap(true, Ordering::Relaxed) {
             return Ok(());
@@ -192,6 +198,8 @@ fn close_code_for(err: &WsError) -> Option<u16> {
         WsError::Capacity(CapacityError::MessageTooLong { .. }) => Some(1009),
         WsError::Capacity(_) => Some(1009),
         WsError::Utf8(_) => Some(1007),
+        // The peer went away without a close frame: nothing to answer, the close is abnormal.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
         WsError::Protocol(_) => Some(1002),
         _ => None,
     }

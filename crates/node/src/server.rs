@@ -10,7 +10,9 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use crate::websocket::{BindingWebSocket, WsEventArgs, WsEventCallback, WS_CLOSE, WS_MESSAGE, WS_OPEN};
+use crate::websocket::{
+    BindingWebSocket, WsEventArgs, WsEventCallback, WS_CLOSE, WS_MESSAGE, WS_OPEN,
+};
 use crate::{flat_headers, pair_headers, to_js_error};
 
 /// Options of `startServer`, validated and defaulted by the TS layer.
@@ -51,7 +53,12 @@ impl BindingRequest {
     /// Header fields as `[name, value, ...]`, in order.
     #[napi(getter)]
     pub fn headers(&self) -> Vec<String> {
-        flat_headers(self.request.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
+        flat_headers(
+            self.request
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_bytes())),
+        )
     }
 
     /// The client's IP address.
@@ -112,7 +119,8 @@ impl HttpHandler for JsHttp {
             request,
             responder: Some(responder),
         };
-        self.callback.call(req, ThreadsafeFunctionCallMode::NonBlocking);
+        self.callback
+            .call(req, ThreadsafeFunctionCallMode::NonBlocking);
     }
 }
 
@@ -127,12 +135,21 @@ impl WsEvents for JsWs {
             WsMessage::Binary(bin) => Either::B(Buffer::from(Vec::from(bin))),
         };
         let args: WsEventArgs = (WS_MESSAGE, id as i64, None, Some(data), 0).into();
-        self.callback.call(args, ThreadsafeFunctionCallMode::NonBlocking);
+        self.callback
+            .call(args, ThreadsafeFunctionCallMode::NonBlocking);
     }
 
     fn on_close(&self, id: u64, code: u16, reason: String) {
-        let args: WsEventArgs = (WS_CLOSE, id as i64, None, Some(Either::A(reason)), u32::from(code)).into();
-        self.callback.call(args, ThreadsafeFunctionCallMode::NonBlocking);
+        let args: WsEventArgs = (
+            WS_CLOSE,
+            id as i64,
+            None,
+            Some(Either::A(reason)),
+            u32::from(code),
+        )
+            .into();
+        self.callback
+            .call(args, ThreadsafeFunctionCallMode::NonBlocking);
     }
 }
 
@@ -141,7 +158,8 @@ impl WsHandler for JsWs {
         let id = handle.id();
         let ws = BindingWebSocket::server_side(handle, request);
         let args: WsEventArgs = (WS_OPEN, id as i64, Some(ws), None, 0).into();
-        self.callback.call(args, ThreadsafeFunctionCallMode::NonBlocking);
+        self.callback
+            .call(args, ThreadsafeFunctionCallMode::NonBlocking);
     }
 }
 
@@ -204,7 +222,9 @@ impl BindingServer {
     #[napi]
     pub async fn stop(&self, deadline_ms: u32) -> Result<()> {
         let server = self.inner.clone();
-        server.stop(Duration::from_millis(u64::from(deadline_ms))).await;
+        server
+            .stop(Duration::from_millis(u64::from(deadline_ms)))
+            .await;
         Ok(())
     }
 }

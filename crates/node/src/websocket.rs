@@ -16,8 +16,13 @@ pub(crate) const WS_MESSAGE: u32 = 1;
 pub(crate) const WS_CLOSE: u32 = 2;
 
 /// `(kind, id, socket on open, data or close reason, close code)`.
-pub(crate) type WsEventArgs =
-    FnArgs<(u32, i64, Option<BindingWebSocket>, Option<Either<String, Buffer>>, u32)>;
+pub(crate) type WsEventArgs = FnArgs<(
+    u32,
+    i64,
+    Option<BindingWebSocket>,
+    Option<Either<String, Buffer>>,
+    u32,
+)>;
 pub(crate) type WsEventCallback =
     ThreadsafeFunction<WsEventArgs, (), WsEventArgs, Status, false, true>;
 
@@ -34,8 +39,12 @@ pub struct BindingWebSocket {
 
 impl BindingWebSocket {
     pub(crate) fn server_side(handle: WsHandle, request: Request) -> Self {
-        let headers =
-            flat_headers(request.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+        let headers = flat_headers(
+            request
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_bytes())),
+        );
         BindingWebSocket {
             handle,
             url: request.target,
@@ -94,13 +103,17 @@ impl BindingWebSocket {
     /// Queues a binary message.
     #[napi]
     pub fn send_binary(&self, data: &[u8]) -> Result<()> {
-        self.handle.send_binary(Bytes::copy_from_slice(data)).map_err(to_js_error)
+        self.handle
+            .send_binary(Bytes::copy_from_slice(data))
+            .map_err(to_js_error)
     }
 
     /// Queues a ping.
     #[napi]
     pub fn ping(&self, data: &[u8]) -> Result<()> {
-        self.handle.ping(Bytes::copy_from_slice(data)).map_err(to_js_error)
+        self.handle
+            .ping(Bytes::copy_from_slice(data))
+            .map_err(to_js_error)
     }
 
     /// Starts the close handshake.
@@ -133,13 +146,21 @@ impl WsEvents for ClientEvents {
             WsMessage::Binary(bin) => Either::B(Buffer::from(Vec::from(bin))),
         };
         let args: WsEventArgs = (WS_MESSAGE, id as i64, None, Some(data), 0).into();
-        self.callback.call(args, ThreadsafeFunctionCallMode::NonBlocking);
+        self.callback
+            .call(args, ThreadsafeFunctionCallMode::NonBlocking);
     }
 
     fn on_close(&self, id: u64, code: u16, reason: String) {
-        let args: WsEventArgs =
-            (WS_CLOSE, id as i64, None, Some(Either::A(reason)), u32::from(code)).into();
-        self.callback.call(args, ThreadsafeFunctionCallMode::NonBlocking);
+        let args: WsEventArgs = (
+            WS_CLOSE,
+            id as i64,
+            None,
+            Some(Either::A(reason)),
+            u32::from(code),
+        )
+            .into();
+        self.callback
+            .call(args, ThreadsafeFunctionCallMode::NonBlocking);
     }
 }
 
@@ -161,7 +182,9 @@ pub async fn dial_web_socket(url: String, options: BindingDialOptions) -> Result
     let mut opts = DialOptions {
         protocols: options.protocols,
         headers: pair_headers(options.headers)?,
-        handshake_timeout: Some(Duration::from_millis(u64::from(options.handshake_timeout_ms))),
+        handshake_timeout: Some(Duration::from_millis(u64::from(
+            options.handshake_timeout_ms,
+        ))),
         ..DialOptions::default()
     };
     opts.limits.max_message_size = options.max_message_size as usize;

@@ -1,0 +1,72 @@
+// Shared helpers of the end-to-end tests: raw sockets, free ports, waiting for events.
+import { once } from 'node:events'
+import net from 'node:net'
+
+/** True once `text` holds a whole HTTP response (head plus a Content-Length body). */
+function completeResponse(text: string): boolean {
+  const end = text.indexOf('\r\n\r\n')
+  if (end < 0) return false
+  const length = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end))
+  return text.length - (end + 4) >= (length ? Number(length[1]) : 0)
+}
+
+/**
+ * Sends raw bytes to 127.0.0.1:port and collects the reply until one whole response has come,
+ * the server closes, or `idleMs` of silence.
+ */
+export async function rawExchange(port: number, data: string | Buffer, idleMs = 5000): Promise<string> {
+  const socket = net.connect(port, '127.0.0.1')
+  await once(socket, 'connect')
+  const chunks: Buffer[] = []
+  socket.on('data', (c: Buffer) => chunks.push(c))
+  socket.write(data)
+  await new Promise<void>((resolve) => {
+    let timer = setTimeout(() => socket.destroy(), idleMs)
+    socket.on('data', () => {
+      clearTimeout(timer)
+      if (completeResponse(Buffer.concat(chunks).toString('latin1'))) socket.destroy()
+      else timer = setTimeout(() => socket.destroy(), idleMs)
+    })
+    socket.on('close', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    socket.on('error', () => {})
+  })
+  return Buffer.concat(chunks).toString('latin1')
+}
+
+/** A port that nothing listens on (bound, read, released). */
+export async function freePort(): Promise<number> {
+  const srv = net.createServer()
+  srv.listen(0, '127.0.0.1')
+  await once(srv, 'listening')
+  const port = (srv.address() as net.AddressInfo).port
+  srv.close()
+  await once(srv, 'close')
+  return port
+}
+
+/** A promise with its resolve function, for events that tests wait on. */
+export function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (e: unknown) => void } {
+  let resolve!: (value: T) => void
+  let reject!: (e: unknown) => void
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
+}
+
+/** Collects `n` values pushed through `push`, resolving when all have come. */
+export function collector<T>(n: number): { push: (v: T) => void; done: Promise<T[]> } {
+  const items: T[] = []
+  const d = deferred<T[]>()
+  return {
+    push(v: T) {
+      items.push(v)
+      if (items.length === n) d.resolve(items)
+    },
+    done: d.promise,
+  }
+}

@@ -1,0 +1,231 @@
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import {
+  type CloseEvent,
+  type ErrorEvent,
+  type HypersockError,
+  type Server,
+  type ServerWebSocket,
+  serve,
+  WebSocket,
+} from 'hypersock'
+import { afterEach, describe, expect, it } from 'vitest'
+import WS, { WebSocketServer } from 'ws'
+import { deferred, freePort } from './helpers.js'
+
+const servers: Server[] = []
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.stop({ graceful: false })))
+})
+
+type Closed = { code: number; reason: string }
+
+/** An echo server that reports each connection's close. */
+async function echoServer(options: { maxMessageSize?: number } = {}) {
+  const closed = deferred<Closed>()
+  const opened = deferred<ServerWebSocket>()
+  const server = await serve({
+    fetch: () => 'plain http',
+    websocket: {
+      maxMessageSize: options.maxMessageSize,
+      open: (ws) => opened.resolve(ws),
+      message(ws, data) {
+        ws.send(data)
+      },
+      close(_ws, code, reason) {
+        closed.resolve({ code, reason })
+      },
+    },
+  })
+  servers.push(server)
+  const wsUrl = server.url.href.replace('http:', 'ws:')
+  return { server, wsUrl, closed: closed.promise, opened: opened.promise }
+}
+
+function nextMessage(ws: WebSocket): Promise<unknown> {
+  return new Promise((resolve) =>
+    ws.addEventListener('message', (e) => resolve((e as MessageEvent).data), { once: true }),
+  )
+}
+
+describe('WebSocket: hypersock client and server', () => {
+  it('echoes text and binary and reports close code and reason on both sides', async () => {
+    const { wsUrl, closed, server, opened } = await echoServer()
+    const ws = new WebSocket(`${wsUrl}chat?room=a`)
+    expect(ws.readyState).toBe(WebSocket.CONNECTING)
+    ws.binaryType = 'nodebuffer'
+    await once(ws, 'open')
+    expect(ws.readyState).toBe(WebSocket.OPEN)
+    await opened
+    expect(server.webSocketCount).toBe(1)
+    ws.send('héllo')
+    expect(await nextMessage(ws)).toBe('héllo')
+    ws.send(new Uint8Array([0, 1, 2, 250]))
+    const bin = await nextMessage(ws)
+    expect(Buffer.isBuffer(bin)).toBe(true)
+    expect([...(bin as Buffer)]).toEqual([0, 1, 2, 250])
+    ws.binaryType = 'arraybuffer'
+    ws.send(Buffer.from('ab'))
+    expect(await nextMessage(ws)).toBeInstanceOf(ArrayBuffer)
+    const clientClosed = new Promise<CloseEvent>((r) => ws.addEventListener('close', (e) => r(e as CloseEvent)))
+    ws.close(4001, 'done here')
+    expect(ws.readyState).toBe(WebSocket.CLOSING)
+    expect(await closed).toEqual({ code: 4001, reason: 'done here' })
+    const ev = await clientClosed
+    expect([ev.code, ev.reason, ev.wasClean]).toEqual([4001, 'done here', true])
+    expect(ws.readyState).toBe(WebSocket.CLOSED)
+    expect(server.webSocketCount).toBe(0)
+  })
+
+  it('gives the server socket the upgrade URL, headers and remote address; server can close', async () => {
+    const { wsUrl, opened } = await echoServer()
+    const ws = new WebSocket(`${wsUrl}room/7?x=1`, [], { headers: { 'x-token': 'secret' } })
+    const sws = await opened
+    expect(sws.url).toBe('/room/7?x=1')
+    expect(sws.headers.get('x-token')).toBe('secret')
+    expect(sws.remoteAddress).toBe('127.0.0.1')
+    expect(sws.readyState).toBe(1)
+    const closeEv = new Promise<CloseEvent>((r) => ws.addEventListener('close', (e) => r(e as CloseEvent)))
+    sws.close(1001, 'going away')
+    const ev = await closeEv
+    expect([ev.code, ev.reason]).toEqual([1001, 'going away'])
+  })
+
+  it('iterates messages with for await until close', async () => {
+    const server = await serve({
+      fetch: () => 'x',
+      websocket: {
+        open(ws) {
+          ws.send('one')
+          ws.send(Buffer.from('two'))
+          ws.send('three')
+          ws.close(1000, 'bye')
+        },
+      },
+    })
+    servers.push(server)
+    const ws = new WebSocket(server.url.href.replace('http:', 'ws:'))
+    const got: Array<string | Buffer> = []
+    for await (const msg of ws) got.push(msg)
+    expect(got.map(String)).toEqual(['one', 'two', 'three'])
+    expect(Buffer.isBuffer(got[1])).toBe(true)
+  })
+
+  it('throws ERR_INVALID_STATE on send while connecting and rejects invalid close arguments', async () => {
+    const { wsUrl } = await echoServer()
+    const ws = new WebSocket(wsUrl)
+    expect(() => ws.send('early')).toThrowError(expect.objectContaining({ code: 'ERR_INVALID_STATE' }))
+    expect(() => ws.close(1006)).toThrowError(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }))
+    expect(() => ws.close(1000, 'x'.repeat(124))).toThrowError(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+    )
+    await once(ws, 'open')
+    ws.close()
+    await once(ws, 'close')
+  })
+
+  it('fails with error then close 1006 when nothing listens', async () => {
+    const port = await freePort()
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`)
+    const order: string[] = []
+    const errored = new Promise<ErrorEvent>((r) => ws.addEventListener('error', (e) => r(e as ErrorEvent)))
+    const closed = new Promise<CloseEvent>((r) => ws.addEventListener('close', (e) => r(e as CloseEvent)))
+    ws.addEventListener('error', () => order.push('error'))
+    ws.addEventListener('close', () => order.push('close'))
+    expect(((await errored).error as HypersockError).code).toBe('ECONNREFUSED')
+    expect((await closed).code).toBe(1006)
+    expect(order).toEqual(['error', 'close'])
+  })
+
+  it('fails the handshake with ERR_WS_HANDSHAKE against a plain HTTP server', async () => {
+    const server = await serve({ fetch: () => ({ status: 404, body: 'no' }) })
+    servers.push(server)
+    const ws = new WebSocket(server.url.href.replace('http:', 'ws:'))
+    const err = await new Promise<ErrorEvent>((r) => ws.addEventListener('error', (e) => r(e as ErrorEvent)))
+    expect((err.error as HypersockError).code).toBe('ERR_WS_HANDSHAKE')
+  })
+
+  it('closes with 1009 when a message is over maxMessageSize, and keeps serving others', async () => {
+    const { wsUrl, closed } = await echoServer({ maxMessageSize: 1024 })
+    const big = new WebSocket(wsUrl)
+    await once(big, 'open')
+    const closeEv = new Promise<CloseEvent>((r) => big.addEventListener('close', (e) => r(e as CloseEvent)))
+    big.send('x'.repeat(2048))
+    expect((await closed).code).toBe(1009)
+    expect((await closeEv).code).toBe(1009)
+    const ok = new WebSocket(wsUrl)
+    await once(ok, 'open')
+    ok.send('still here')
+    expect(await nextMessage(ok)).toBe('still here')
+    ok.close()
+  })
+
+  it('reports 1006 to the server when a client drops without a close frame', async () => {
+    const { wsUrl, closed, opened } = await echoServer()
+    const raw = new WS(wsUrl)
+    await once(raw, 'open')
+    await opened
+    raw.terminate()
+    expect((await closed).code).toBe(1006)
+  })
+
+  it('sends close 1001 to open WebSockets on server stop', async () => {
+    const { wsUrl, server } = await echoServer()
+    const ws = new WebSocket(wsUrl)
+    await once(ws, 'open')
+    const closeEv = new Promise<CloseEvent>((r) => ws.addEventListener('close', (e) => r(e as CloseEvent)))
+    await server.stop({ timeout: 5000 })
+    expect((await closeEv).code).toBe(1001)
+  })
+})
+
+describe('WebSocket: interop with the ws package', () => {
+  it('ws client -> hypersock server: text, binary and close code', async () => {
+    const { wsUrl, closed } = await echoServer()
+    const client = new WS(wsUrl)
+    await once(client, 'open')
+    client.send('from ws')
+    const [text, isBinary] = await once(client, 'message')
+    expect([String(text), isBinary]).toEqual(['from ws', false])
+    client.send(Buffer.from([7, 7, 7]))
+    const [bin, isBin2] = await once(client, 'message')
+    expect([[...(bin as Buffer)], isBin2]).toEqual([[7, 7, 7], true])
+    client.close(4321, 'ws says bye')
+    expect(await closed).toEqual({ code: 4321, reason: 'ws says bye' })
+    const [code] = await once(client, 'close')
+    expect(code).toBe(4321)
+  })
+
+  it('hypersock client -> ws server: echo, subprotocol, response headers, server-initiated close', async () => {
+    const wss = new WebSocketServer({
+      host: '127.0.0.1',
+      port: 0,
+      handleProtocols: (set) => (set.has('v2') ? 'v2' : false),
+    })
+    await once(wss, 'listening')
+    wss.on('headers', (headers) => headers.push('X-From-Ws: yes'))
+    wss.on('connection', (sock) => {
+      sock.on('message', (data, isBinary) => {
+        if (String(data) === 'close me') sock.close(4000, 'as asked')
+        else sock.send(data, { binary: isBinary })
+      })
+    })
+    try {
+      const port = (wss.address() as AddressInfo).port
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/`, ['v1', 'v2'])
+      ws.binaryType = 'nodebuffer'
+      await once(ws, 'open')
+      expect(ws.protocol).toBe('v2')
+      expect(ws.responseHeaders?.get('x-from-ws')).toBe('yes')
+      ws.send('ping?')
+      expect(await nextMessage(ws)).toBe('ping?')
+      ws.send(Buffer.from([1, 2]))
+      expect([...((await nextMessage(ws)) as Buffer)]).toEqual([1, 2])
+      ws.send('close me')
+      const [ev] = (await once(ws, 'close')) as [CloseEvent]
+      expect([ev.code, ev.reason]).toEqual([4000, 'as asked'])
+    } finally {
+      wss.close()
+    }
+  })
+})
