@@ -13,12 +13,7 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class BindingClient {
   constructor(options: BindingClientOptions)
   /** Sends a request and reads the whole response. */
-  request(
-    method: string,
-    url: string,
-    headers: Array<string>,
-    body?: Uint8Array | undefined | null,
-  ): Promise<BindingResponse>
+  request(method: string, url: string, headers: Array<string>, body?: Uint8Array | undefined | null): Promise<BindingResponse>
 }
 
 /** One HTTP request handed to JS; answered once with `respond`. */
@@ -121,8 +116,4 @@ export declare function dialWebSocket(url: string, options: BindingDialOptions):
  * Binds and starts a server. `onRequest` gets every HTTP request; `onWebSocket`, when given,
  * enables WebSocket upgrades and gets their events.
  */
-export declare function startServer(
-  options: BindingServerOptions,
-  onRequest: RequestCallback,
-  onWebSocket?: WsEventCallback | undefined | null,
-): Promise<BindingServer>
+export declare function startServer(options: BindingServerOptions, onRequest: RequestCallback, onWebSocket?: WsEventCallback | undefined | null): Promise<BindingServer>

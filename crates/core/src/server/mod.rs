@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,12 +22,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 
 use crate::error::{Error, Result};
 use crate::ws::{self, WsEvents, WsHandle, WsLimits};
+
+mod upgrade;
+pub use upgrade::{valid_ws_key, wants_websocket};
 
 /// Options of [`Server::bind`].
 #[derive(Debug, Clone)]
@@ -109,13 +109,13 @@ pub trait WsHandler: WsEvents {
     fn on_open(&self, handle: WsHandle, request: Request);
 }
 
-struct Ctx {
-    http: Arc<dyn HttpHandler>,
-    ws: Option<Arc<dyn WsHandler>>,
-    opts: ServerOptions,
-    server_name: Option<HeaderValue>,
-    next_ws_id: AtomicU64,
-    sockets: Mutex<HashMap<u64, (WsHandle, AbortHandle)>>,
+pub(crate) struct Ctx {
+    pub(crate) http: Arc<dyn HttpHandler>,
+    pub(crate) ws: Option<Arc<dyn WsHandler>>,
+    pub(crate) opts: ServerOptions,
+    pub(crate) server_name: Option<HeaderValue>,
+    pub(crate) next_ws_id: AtomicU64,
+    pub(crate) sockets: Mutex<HashMap<u64, (WsHandle, AbortHandle)>>,
 }
 
 /// A running server. Dropping it does not stop it; call [`Server::stop`].
@@ -192,7 +192,7 @@ impl Server {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -265,9 +265,9 @@ async fn accept_loop(
     }
 }
 
-type HttpResponse = hyper::Response<Full<Bytes>>;
+pub(crate) type HttpResponse = hyper::Response<Full<Bytes>>;
 
-fn plain(status: StatusCode, text: &'static str) -> HttpResponse {
+pub(crate) fn plain(status: StatusCode, text: &'static str) -> HttpResponse {
     let mut res = hyper::Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *res.status_mut() = status;
     res.headers_mut().insert(
@@ -283,7 +283,7 @@ async fn handle(
     req: hyper::Request<Incoming>,
 ) -> std::result::Result<HttpResponse, Infallible> {
     let mut res = if ctx.ws.is_some() && wants_websocket(req.headers()) {
-        upgrade_websocket(&ctx, peer, req)
+        upgrade::upgrade_websocket(&ctx, peer, req)
     } else {
         handle_http(&ctx, peer, req).await
     };
@@ -352,114 +352,6 @@ fn build_response(response: Response) -> HttpResponse {
             );
         };
         headers.append(name, value);
-    }
-    res
-}
-
-/// True when the request asks to upgrade to WebSocket.
-pub fn wants_websocket(headers: &HeaderMap) -> bool {
-    let has_token = |name: HeaderName, token: &str| {
-        headers.get_all(name).iter().any(|v| {
-            v.to_str()
-                .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-                .unwrap_or(false)
-        })
-    };
-    has_token(header::UPGRADE, "websocket") && has_token(header::CONNECTION, "upgrade")
-}
-
-/// True when `key` is a valid `Sec-WebSocket-Key`: base64 of 16 bytes.
-pub fn valid_ws_key(key: &[u8]) -> bool {
-    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    key.len() == 24
-        && key[22..] == *b"=="
-        && key[..22].iter().all(|c| B64.contains(c))
-        // The last character carries 2 data bits; the remaining 4 must be zero.
-        && b"AQgw".contains(&key[21])
-}
-
-fn upgrade_websocket(
-    ctx: &Arc<Ctx>,
-    peer: SocketAddr,
-    mut req: hyper::Request<Incoming>,
-) -> HttpResponse {
-    if req.method() != Method::GET || req.version() != Version::HTTP_11 {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "WebSocket upgrade needs GET over HTTP/1.1\n",
-        );
-    }
-    let headers = req.headers();
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .map(|v| v.as_bytes())
-        != Some(b"13")
-    {
-        let mut res = plain(
-            StatusCode::UPGRADE_REQUIRED,
-            "unsupported WebSocket version\n",
-        );
-        res.headers_mut().insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        return res;
-    }
-    let Some(key) = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .filter(|k| valid_ws_key(k.as_bytes()))
-    else {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "missing or invalid Sec-WebSocket-Key\n",
-        );
-    };
-    let accept = derive_accept_key(key.as_bytes());
-    let Some(ws_handler) = ctx.ws.clone() else {
-        return plain(StatusCode::NOT_FOUND, "no WebSocket here\n");
-    };
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    let (parts, _) = req.into_parts();
-    let request = Request {
-        method: parts.method,
-        target: parts.uri.to_string(),
-        version: parts.version,
-        headers: parts.headers,
-        body: Bytes::new(),
-        remote_addr: peer,
-    };
-    let id = ctx.next_ws_id.fetch_add(1, Ordering::Relaxed);
-    let ctx2 = ctx.clone();
-    let limits = ctx.opts.ws.clone();
-    let (handle, driver) = ws::channel(id);
-    let registered = handle.clone();
-    // Hold the registry lock while spawning so that the task's removal comes after the insert.
-    let mut sockets = lock(&ctx.sockets);
-    let task = tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else {
-            lock(&ctx2.sockets).remove(&id);
-            return;
-        };
-        let stream = WebSocketStream::from_raw_socket(
-            TokioIo::new(upgraded),
-            Role::Server,
-            Some(limits.config()),
-        )
-        .await;
-        ws_handler.on_open(handle, request);
-        let events: Arc<dyn WsEvents> = ws_handler;
-        ws::run(stream, driver, events, limits).await;
-        lock(&ctx2.sockets).remove(&id);
-    });
-    sockets.insert(id, (registered, task.abort_handle()));
-    drop(sockets);
-    let mut res = hyper::Response::new(Full::new(Bytes::new()));
-    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = res.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&accept) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
     res
 }
