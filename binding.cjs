@@ -835,7 +835,9 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.BindingBodySink = nativeBinding.BindingBodySink
 module.exports.BindingClient = nativeBinding.BindingClient
+module.exports.BindingRawSocket = nativeBinding.BindingRawSocket
 module.exports.BindingRequest = nativeBinding.BindingRequest
 module.exports.BindingServer = nativeBinding.BindingServer
 module.exports.BindingWebSocket = nativeBinding.BindingWebSocket

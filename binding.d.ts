@@ -9,6 +9,18 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** The body of a streamed response. */
+export declare class BindingBodySink {
+  /** Queues a chunk, resolving once there is room. Resolves false when the client is gone. */
+  write(chunk: Uint8Array): Promise<boolean>
+  /** Ends the body. */
+  end(): void
+  /** Cuts the body: the client sees an incomplete response. */
+  abort(): void
+  /** True once the client is gone. */
+  get closed(): boolean
+}
+
 /** A pooled HTTP client. */
 export declare class BindingClient {
   constructor(options: BindingClientOptions)
@@ -16,7 +28,22 @@ export declare class BindingClient {
   request(method: string, url: string, headers: Array<string>, body?: Uint8Array | undefined | null): Promise<BindingResponse>
 }
 
-/** One HTTP request handed to JS; answered once with `respond`. */
+/** A connection taken over after a 101 response. */
+export declare class BindingRawSocket {
+  /** The next bytes from the peer; `null` once it closed its side. */
+  read(): Promise<Buffer | null>
+  /** Writes bytes to the peer. */
+  write(data: Uint8Array): Promise<void>
+  /** Closes the write side. */
+  end(): Promise<void>
+  /** Closes the connection. */
+  destroy(): Promise<void>
+}
+
+/**
+ * One HTTP request handed to JS; answered once with `respond`, `respondStream` or
+ * `respondUpgrade`.
+ */
 export declare class BindingRequest {
   /** The request method. */
   get method(): string
@@ -24,24 +51,44 @@ export declare class BindingRequest {
   get target(): string
   /** Header fields as `[name, value, ...]`, in order. */
   get headers(): Array<string>
-  /** The client's IP address. */
+  /** The HTTP version: `1.0`, `1.1` or `2`. */
+  get httpVersion(): string
+  /** The client's IP address, empty on a unix socket. */
   get remoteAddress(): string
-  /** The client's port. */
+  /** The client's port, 0 on a unix socket. */
   get remotePort(): number
-  /** The whole body; an empty body gives `null`. Can be taken once. */
+  /** 0: no body, 1: whole body (`takeBody`), 2: streamed body (`readChunk`/`readAll`). */
+  get bodyKind(): number
+  /** True when the client asked for a protocol upgrade that `respondUpgrade` can accept. */
+  get canUpgrade(): boolean
+  /** The whole body when it arrived whole; `null` otherwise. Can be taken once. */
   takeBody(): Buffer | null
-  /** Sends the response. Returns false if it was already sent or the client is gone. */
-  respond(status: number, headers: Array<string>, body?: string | Buffer | undefined | null): boolean
+  /** The next chunk of a streamed body; `null` at the end. */
+  readChunk(): Promise<Buffer | null>
+  /** The rest of a streamed body as one buffer. */
+  readAll(): Promise<Buffer>
+  /** Sends a whole response. Returns false if it was already sent or the client is gone. */
+  respond(status: number, headers: Array<string>, body?: string | Uint8Array | undefined | null): boolean
+  /** Sends the response head now and returns a sink for the body chunks. */
+  respondStream(status: number, headers: Array<string>): BindingBodySink
+  /** Answers 101 with `headers` and returns the raw connection. */
+  respondUpgrade(headers: Array<string>): BindingRawSocket
 }
 
 /** A running server. */
 export declare class BindingServer {
-  /** The port the server listens on. */
+  /** The port the server listens on (0 on a unix socket). */
   get port(): number
-  /** The IP address the server listens on. */
+  /** The IP address, or the unix socket path, the server listens on. */
   get address(): string
+  /** True when listening on a unix socket. */
+  get isUnix(): boolean
   /** Open WebSocket connections. */
   get websocketCount(): number
+  /** The server's counters. */
+  stats(): BindingStats
+  /** The counters in the Prometheus text format, names prefixed with `prefix`. */
+  metrics(prefix: string): string
   /** Stops the server; waits up to `deadlineMs` for in-flight work, then forces the rest. */
   stop(deadlineMs: number): Promise<void>
 }
@@ -98,15 +145,40 @@ export interface BindingResponse {
   url: string
 }
 
-/** Options of `startServer`, validated and defaulted by the TS layer. */
+/** Options of `startServer`, validated and defaulted by the TS layer. Times in ms; 0 = none. */
 export interface BindingServerOptions {
   hostname: string
   port: number
+  unix?: string
+  reusePort: boolean
+  http2: boolean
   maxBodySize: number
   headerReadTimeoutMs: number
+  idleTimeoutMs: number
+  requestTimeoutMs: number
+  maxHeaderSize: number
+  maxHeaders: number
+  maxConnections: number
+  maxConcurrentRequests: number
+  maxQueuedRequests: number
   maxMessageSize: number
   closeTimeoutMs: number
   serverName?: string
+}
+
+/** Counters of a server. */
+export interface BindingStats {
+  connectionsOpen: number
+  connectionsTotal: number
+  requestsTotal: number
+  requestsInFlight: number
+  bytesIn: number
+  bytesOut: number
+  websocketsOpen: number
+  websocketsTotal: number
+  responses: Array<number>
+  rejectedOverload: number
+  timeouts: number
 }
 
 /** Connects to a `ws://` URL. Call `start` on the result to begin receiving. */

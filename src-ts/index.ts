@@ -19,14 +19,18 @@ export {
   WebSocketError,
 } from './errors.js'
 export {
+  type AccessLogEntry,
   type ResponseLike,
   type ServeOptions,
   Server,
   ServerRequest,
+  type ServerStats,
   type StopOptions,
   serve,
 } from './server.js'
+export type { BodyChunk, BodyStreamSource, ResponseObject } from './server-response.js'
 export { ServerWebSocket, type WebSocketHandler } from './server-websocket.js'
+export { formatEvent, type ServerSentEvent, sse } from './sse.js'
 export {
   type BinaryType,
   CloseEvent,

@@ -50,7 +50,10 @@ impl BindingWebSocket {
             url: request.target,
             headers,
             protocol: String::new(),
-            remote_address: request.remote_addr.ip().to_string(),
+            remote_address: request
+                .remote_addr
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default(),
             pending: None,
         }
     }

@@ -4,17 +4,15 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
-use super::{lock, plain, Ctx, HttpResponse, Request};
+use super::{lock, plain, Ctx, HttpResponse, Request, RequestBody, ResBody};
 use crate::ws::{self, WsEvents};
 
 /// True when the request asks to upgrade to WebSocket.
@@ -41,7 +39,7 @@ pub fn valid_ws_key(key: &[u8]) -> bool {
 
 pub(crate) fn upgrade_websocket(
     ctx: &Arc<Ctx>,
-    peer: SocketAddr,
+    peer: Option<SocketAddr>,
     mut req: hyper::Request<Incoming>,
 ) -> HttpResponse {
     if req.method() != Method::GET || req.version() != Version::HTTP_11 {
@@ -86,8 +84,9 @@ pub(crate) fn upgrade_websocket(
         target: parts.uri.to_string(),
         version: parts.version,
         headers: parts.headers,
-        body: Bytes::new(),
+        body: RequestBody::empty(),
         remote_addr: peer,
+        upgrade: None,
     };
     let id = ctx.next_ws_id.fetch_add(1, Ordering::Relaxed);
     let ctx2 = ctx.clone();
@@ -114,7 +113,7 @@ pub(crate) fn upgrade_websocket(
     });
     sockets.insert(id, (registered, task.abort_handle()));
     drop(sockets);
-    let mut res = hyper::Response::new(Full::new(Bytes::new()));
+    let mut res = hyper::Response::new(ResBody::empty());
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = res.headers_mut();
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
