@@ -151,7 +151,8 @@ export interface BindingServerOptions {
   port: number
   unix?: string
   reusePort: boolean
-  http2: boolean
+  /** 0: HTTP/1.1 only, 1: HTTP/1.1 and h2c, 2: HTTP/2 only. */
+  protocols: number
   maxBodySize: number
   headerReadTimeoutMs: number
   idleTimeoutMs: number

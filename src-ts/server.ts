@@ -28,8 +28,11 @@ export interface ServeOptions<Data = unknown> {
   unix?: string
   /** Set `SO_REUSEPORT` so several processes can listen on the same port. Default false. */
   reusePort?: boolean
-  /** Serve HTTP/2 too (h2c by prior knowledge on plain TCP). Default true. */
-  http2?: boolean
+  /**
+   * HTTP/2: `true` (default) serves it beside HTTP/1.1 (h2c by prior knowledge on plain TCP),
+   * `false` serves HTTP/1.1 only, `'only'` serves HTTP/2 only.
+   */
+  http2?: boolean | 'only'
   /** Handles every HTTP request. */
   fetch(request: ServerRequest, server: Server<Data>): ResponseLike | Promise<ResponseLike>
   /** Enables WebSocket upgrades on the same port. */
@@ -367,7 +370,7 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
         port,
         unix: options.unix,
         reusePort: options.reusePort ?? false,
-        http2: options.http2 ?? true,
+        protocols: options.http2 === 'only' ? 2 : options.http2 === false ? 0 : 1,
         maxBodySize: checkSize('maxBodySize', options.maxBodySize, 16 * 1024 * 1024),
         headerReadTimeoutMs: checkSize('headerReadTimeout', options.headerReadTimeout, 30_000, U32),
         idleTimeoutMs: checkSize('idleTimeout', options.idleTimeout, 60_000, U32),

@@ -3,8 +3,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hypersock_core::server::{
-    BodySender, BoundAddr, HttpHandler, ListenTarget, RawConnection, Request, RequestBody, ResBody,
-    Responder, Response, Server, ServerOptions, WsHandler,
+    BodySender, BoundAddr, HttpHandler, ListenTarget, Protocols, RawConnection, Request,
+    RequestBody, ResBody, Responder, Response, Server, ServerOptions, WsHandler,
 };
 use hypersock_core::ws::{WsEvents, WsHandle, WsMessage};
 use napi::bindgen_prelude::*;
@@ -24,7 +24,8 @@ pub struct BindingServerOptions {
     pub port: u32,
     pub unix: Option<String>,
     pub reuse_port: bool,
-    pub http2: bool,
+    /// 0: HTTP/1.1 only, 1: HTTP/1.1 and h2c, 2: HTTP/2 only.
+    pub protocols: u32,
     pub max_body_size: f64,
     pub header_read_timeout_ms: u32,
     pub idle_timeout_ms: u32,
@@ -436,7 +437,11 @@ pub async fn start_server(
     };
     let mut opts = ServerOptions {
         listen,
-        http2: options.http2,
+        protocols: match options.protocols {
+            0 => Protocols::Http1,
+            2 => Protocols::Http2,
+            _ => Protocols::Both,
+        },
         max_body_size: options.max_body_size as usize,
         header_read_timeout: Duration::from_millis(u64::from(options.header_read_timeout_ms)),
         idle_timeout: ms(options.idle_timeout_ms),

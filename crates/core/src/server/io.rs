@@ -143,11 +143,50 @@ pub(crate) struct Activity {
 }
 
 /// Wraps a connection's stream to count bytes into [`Stats`] and note activity.
+///
+/// When the server drops a connection whose peer has not closed its side, the socket is closed
+/// with a lingering close: FIN first, then what the peer still sends is read and discarded for a
+/// short while. Closing with unread bytes would make the kernel send RST, which can destroy a
+/// response the peer has not read yet.
 pub(crate) struct Counted {
     inner: BoxIo,
     stats: Arc<Stats>,
     activity: Arc<Activity>,
     clock: Clock,
+    peer_closed: bool,
+}
+
+/// How long, and how much, a lingering close reads before giving up.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+const LINGER_BYTES: usize = 256 * 1024;
+
+async fn linger(mut io: BoxIo) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        let _ = io.shutdown().await;
+        let mut buf = [0u8; 4096];
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if self.peer_closed {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            // Swap in an inert stream so the real one can outlive this wrapper.
+            let io = std::mem::replace(&mut self.inner, Box::new(tokio::io::duplex(1).0));
+            rt.spawn(linger(io));
+        }
+    }
 }
 
 impl Counted {
@@ -162,11 +201,16 @@ impl Counted {
             stats,
             activity,
             clock,
+            peer_closed: false,
         }
     }
 
     fn touch(&self) {
         self.activity.last_ms.store(self.clock.now_ms(), Relaxed);
+    }
+
+    fn io(&mut self) -> Pin<&mut BoxIo> {
+        Pin::new(&mut self.inner)
     }
 }
 
@@ -177,11 +221,13 @@ impl AsyncRead for Counted {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let res = self.io().poll_read(cx, buf);
         let n = buf.filled().len() - before;
         if n > 0 {
             self.stats.bytes_in.fetch_add(n as u64, Relaxed);
             self.touch();
+        } else if matches!(res, Poll::Ready(Ok(()))) && buf.remaining() > 0 {
+            self.peer_closed = true;
         }
         res
     }
@@ -193,7 +239,7 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.inner).poll_write(cx, data);
+        let res = self.io().poll_write(cx, data);
         if let Poll::Ready(Ok(n)) = res {
             self.stats.bytes_out.fetch_add(n as u64, Relaxed);
             self.touch();
@@ -206,7 +252,7 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        let res = self.io().poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = res {
             self.stats.bytes_out.fetch_add(n as u64, Relaxed);
             self.touch();
@@ -219,10 +265,10 @@ impl AsyncWrite for Counted {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        self.io().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        self.io().poll_shutdown(cx)
     }
 }

@@ -66,8 +66,8 @@ pub struct ServerOptions {
     pub max_concurrent_requests: Option<usize>,
     /// Most requests waiting for a handler slot; further ones get 503 at once.
     pub max_queued_requests: usize,
-    /// Serve HTTP/2 (h2c by prior knowledge; h2 by ALPN with TLS) besides HTTP/1.1.
-    pub http2: bool,
+    /// Which HTTP versions to serve.
+    pub protocols: Protocols,
     /// Limits of upgraded WebSocket connections.
     pub ws: WsLimits,
     /// Value of the `Server` header, if any.
@@ -90,11 +90,22 @@ impl Default for ServerOptions {
             max_connections: None,
             max_concurrent_requests: None,
             max_queued_requests: 1024,
-            http2: true,
+            protocols: Protocols::Both,
             ws: WsLimits::default(),
             server_name: None,
         }
     }
+}
+
+/// The HTTP versions a server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocols {
+    /// HTTP/1.1 only.
+    Http1,
+    /// HTTP/1.1, and HTTP/2 when a connection starts with its preface (h2c by prior knowledge).
+    Both,
+    /// HTTP/2 only (h2c by prior knowledge); anything else is a connection error.
+    Http2,
 }
 
 /// A request as handed to an [`HttpHandler`].
@@ -266,14 +277,24 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// HTTP/1.1 with HTTP/2 detected by its preface, or HTTP/1.1 alone.
+/// HTTP/1.1 with HTTP/2 detected by its preface, or one of them alone.
 enum ConnBuilder {
     Auto(auto::Builder<TokioExecutor>),
     Http1(hyper::server::conn::http1::Builder),
+    Http2(hyper::server::conn::http2::Builder<TokioExecutor>),
 }
 
 fn connection_builder(opts: &ServerOptions) -> ConnBuilder {
-    if !opts.http2 {
+    if opts.protocols == Protocols::Http2 {
+        let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(opts.max_header_size).unwrap_or(u32::MAX))
+            .max_concurrent_streams(256)
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(Duration::from_secs(20));
+        return ConnBuilder::Http2(h2);
+    }
+    if opts.protocols == Protocols::Http1 {
         let mut h1 = hyper::server::conn::http1::Builder::new();
         h1.timer(TokioTimer::new())
             .header_read_timeout(opts.header_read_timeout)
@@ -441,6 +462,10 @@ async fn serve_connection(
         }
         ConnBuilder::Http1(b) => {
             let conn = std::pin::pin!(b.serve_connection(io, svc).with_upgrades());
+            drive(conn, |c| c.graceful_shutdown(), &ctx, &activity, &mut stop).await;
+        }
+        ConnBuilder::Http2(b) => {
+            let conn = std::pin::pin!(b.serve_connection(io, svc));
             drive(conn, |c| c.graceful_shutdown(), &ctx, &activity, &mut stop).await;
         }
     }
