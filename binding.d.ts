@@ -77,6 +77,8 @@ export declare class BindingRequest {
 
 /** A running server. */
 export declare class BindingServer {
+  /** Takes every request waiting for JS, in arrival order. */
+  takeRequests(): Array<BindingRequest>
   /** The port the server listens on (0 on a unix socket). */
   get port(): number
   /** The IP address, or the unix socket path, the server listens on. */
@@ -186,7 +188,7 @@ export interface BindingStats {
 export declare function dialWebSocket(url: string, options: BindingDialOptions): Promise<BindingWebSocket>
 
 /**
- * Binds and starts a server. `onRequest` gets every HTTP request; `onWebSocket`, when given,
+ * Binds and starts a server. `onRequest` is called when requests wait in `takeRequests`; `onWebSocket`, when given,
  * enables WebSocket upgrades and gets their events.
  */
 export declare function startServer(options: BindingServerOptions, onRequest: RequestCallback, onWebSocket?: WsEventCallback | undefined | null): Promise<BindingServer>

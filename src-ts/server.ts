@@ -266,8 +266,12 @@ export class Server<Data = unknown> {
     if (this.#options.accessLog) this.#log(request, started, statusOf(out))
   }
 
-  /** @internal */
-  onRequest = (raw: Binding.BindingRequest): void => {
+  /** @internal Handles every request waiting in the addon, in order. */
+  drainRequests(): void {
+    for (const raw of this.#native.takeRequests()) this.#onRequest(raw)
+  }
+
+  #onRequest(raw: Binding.BindingRequest): void {
     const request = new ServerRequest(raw, this.#host, 'http')
     const started = this.#options.accessLog ? performance.now() : 0
     let out: ResponseLike | Promise<ResponseLike>
@@ -352,9 +356,9 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
   let server: Server<Data> | undefined
   // Events that could arrive before `server` is assigned are queued and replayed in order.
   const early: Array<() => void> = []
-  const onRequest = (raw: Binding.BindingRequest) => {
-    if (server) server.onRequest(raw)
-    else early.push(() => server?.onRequest(raw))
+  const onRequest = () => {
+    if (server) server.drainRequests()
+    else early.push(() => server?.drainRequests())
   }
   const onWebSocket = options.websocket
     ? (...args: Parameters<Server<Data>['onWebSocket']>) => {

@@ -40,7 +40,39 @@ pub struct BindingServerOptions {
     pub server_name: Option<String>,
 }
 
-type RequestCallback = ThreadsafeFunction<BindingRequest, (), BindingRequest, Status, false, true>;
+/// Called (with no arguments) when requests are waiting; JS then takes them all with
+/// `BindingServer.takeRequests`. One wake-up serves a whole batch, so a busy server makes one
+/// cross-thread call per batch instead of one per request.
+type RequestCallback = ThreadsafeFunction<(), (), (), Status, false, true>;
+
+/// Requests waiting for the JS thread.
+struct Inbox {
+    queue: std::sync::Mutex<Vec<BindingRequest>>,
+    scheduled: std::sync::atomic::AtomicBool,
+    wake: RequestCallback,
+}
+
+impl Inbox {
+    fn push(&self, req: BindingRequest) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(req);
+        if !self
+            .scheduled
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+
+    fn take(&self) -> Vec<BindingRequest> {
+        // Clear the flag first: a request pushed after the swap below schedules a new wake-up.
+        self.scheduled
+            .store(false, std::sync::atomic::Ordering::Release);
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
 
 /// How the request body is held: none, whole (`takeBody`), or streaming (`readChunk`).
 const BODY_EMPTY: u32 = 0;
@@ -318,7 +350,7 @@ impl BindingRawSocket {
 }
 
 struct JsHttp {
-    callback: RequestCallback,
+    inbox: Arc<Inbox>,
 }
 
 impl HttpHandler for JsHttp {
@@ -336,8 +368,7 @@ impl HttpHandler for JsHttp {
             body_kind,
             responder: Some(responder),
         };
-        self.callback
-            .call(req, ThreadsafeFunctionCallMode::NonBlocking);
+        self.inbox.push(req);
     }
 }
 
@@ -400,9 +431,10 @@ pub struct BindingStats {
 #[napi]
 pub struct BindingServer {
     inner: Arc<Server>,
+    inbox: Arc<Inbox>,
 }
 
-/// Binds and starts a server. `onRequest` gets every HTTP request; `onWebSocket`, when given,
+/// Binds and starts a server. `onRequest` is called when requests wait in `takeRequests`; `onWebSocket`, when given,
 /// enables WebSocket upgrades and gets their events.
 #[napi]
 pub async fn start_server(
@@ -458,18 +490,30 @@ pub async fn start_server(
     opts.ws.max_message_size = options.max_message_size as usize;
     opts.ws.max_frame_size = options.max_message_size as usize;
     opts.ws.close_timeout = Duration::from_millis(u64::from(options.close_timeout_ms));
+    let inbox = Arc::new(Inbox {
+        queue: std::sync::Mutex::new(Vec::new()),
+        scheduled: std::sync::atomic::AtomicBool::new(false),
+        wake: on_request,
+    });
     let http: Arc<dyn HttpHandler> = Arc::new(JsHttp {
-        callback: on_request,
+        inbox: inbox.clone(),
     });
     let ws = on_web_socket.map(|callback| Arc::new(JsWs { callback }) as Arc<dyn WsHandler>);
     let server = Server::bind(opts, http, ws).await.map_err(to_js_error)?;
     Ok(BindingServer {
         inner: Arc::new(server),
+        inbox,
     })
 }
 
 #[napi]
 impl BindingServer {
+    /// Takes every request waiting for JS, in arrival order.
+    #[napi]
+    pub fn take_requests(&self) -> Vec<BindingRequest> {
+        self.inbox.take()
+    }
+
     /// The port the server listens on (0 on a unix socket).
     #[napi(getter)]
     pub fn port(&self) -> u32 {
