@@ -9,6 +9,14 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** Reads the rest of a response body. */
+export declare class BindingBodyReader {
+  /** The next chunk (up to about `max` bytes), or null at the end. */
+  read(max: number): Promise<Buffer | null>
+  /** The whole rest of the body, failing past `max` bytes. */
+  readAll(max: number): Promise<Buffer>
+}
+
 /** The body of a streamed response. */
 export declare class BindingBodySink {
   /** Queues a chunk, resolving once there is room. Resolves false when the client is gone. */
@@ -21,11 +29,37 @@ export declare class BindingBodySink {
   get closed(): boolean
 }
 
+/**
+ * The writing end of a streamed request body. Bounded: `write` waits while the request is
+ * behind.
+ */
+export declare class BindingBodyWriter {
+  constructor()
+  /** Sends one chunk; resolves to false when the request no longer reads (it ended or failed). */
+  write(chunk: Buffer): Promise<boolean>
+  /** Ends the body. */
+  end(): void
+  /** Fails the request with `reason`. */
+  abort(reason: string): void
+}
+
+/** Cancels one request and the reading of its body. */
+export declare class BindingCancel {
+  constructor()
+  /** Cancels the request. */
+  cancel(): void
+}
+
 /** A pooled HTTP client. */
 export declare class BindingClient {
   constructor(options: BindingClientOptions)
-  /** Sends a request and reads the whole response. */
-  request(method: string, url: string, headers: Array<string>, body?: Uint8Array | undefined | null): Promise<BindingResponse>
+  /**
+   * Sends a request. The body is inline (`body`) or streamed through `stream`; `cancel` aborts
+   * it. Bodies up to `inline_max` bytes come back inline, larger ones through `rest`.
+   */
+  request(method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number): Promise<BindingResponse>
+  /** Connection counters of the pool. */
+  poolStats(): BindingPoolStats
 }
 
 /** A connection taken over after a 101 response. */
@@ -121,13 +155,52 @@ export declare class BindingWebSocket {
   start(onEvent: WsEventCallback): void
 }
 
-/** Options of `new BindingClient`, defaulted by the TS layer. */
+/** A generated certificate and key, PEM. */
+export interface BindingCertificate {
+  cert: string
+  key: string
+}
+
+/** Options of `generateCertificate`, validated by the TS layer. */
+export interface BindingCertificateOptions {
+  commonName?: string
+  subjectAltNames?: Array<string>
+  isCa?: boolean
+  caCert?: string
+  caKey?: string
+  /** Seconds since the Unix epoch. */
+  notBefore?: number
+  /** Seconds since the Unix epoch. */
+  notAfter?: number
+}
+
+/** Options of `new BindingClient`, defaulted and validated by the TS layer. */
 export interface BindingClientOptions {
   connectTimeoutMs?: number
+  headersTimeoutMs?: number
+  bodyTimeoutMs?: number
   timeoutMs?: number
   poolIdleTimeoutMs: number
   poolMaxIdlePerHost: number
+  maxConnectionsPerHost?: number
   maxResponseSize: number
+  http2: string
+  tls?: BindingTlsOptions
+  redirectMode: string
+  maxRedirects: number
+  allowInsecureRedirect: boolean
+  retryAttempts: number
+  retryBaseDelayMs: number
+  retryMaxDelayMs: number
+  retryStatuses?: Array<number>
+  retryMethods?: Array<string>
+  maxRetryAfterMs: number
+  decompress: boolean
+  maxDecodedSize: number
+  proxy?: string
+  proxyFromEnv: boolean
+  noProxy?: Array<string>
+  unixSocket?: string
 }
 
 /** Options of `dialWebSocket`, defaulted by the TS layer. */
@@ -139,12 +212,34 @@ export interface BindingDialOptions {
   closeTimeoutMs: number
 }
 
-/** A response read in full. */
+/** One redirect that was followed. */
+export interface BindingHop {
+  url: string
+  status: number
+  location: string
+}
+
+/** Pool counters. */
+export interface BindingPoolStats {
+  open: number
+  opened: number
+}
+
+/** A response head, with the body inline when it was small, or a reader for the rest. */
 export interface BindingResponse {
   status: number
   headers: Array<string>
+  /** The body, or its first part when `rest` is set. */
   body: Buffer
+  /** Reader of the rest of the body, when it did not fit inline. */
+  rest?: BindingBodyReader
   url: string
+  version: string
+  /** JSON of the TLS handshake (protocol, cipher, ALPN, certificate chain), for https. */
+  tls?: string
+  redirects: Array<BindingHop>
+  attempts: number
+  connectionId: number
 }
 
 /** Options of `startServer`, validated and defaulted by the TS layer. Times in ms; 0 = none. */
@@ -184,8 +279,23 @@ export interface BindingStats {
   timeouts: number
 }
 
+/** TLS options of a client, defaulted by the TS layer. */
+export interface BindingTlsOptions {
+  ca?: Array<string>
+  defaultRoots?: boolean
+  cert?: string
+  key?: string
+  rejectUnauthorized?: boolean
+  minVersion?: string
+  maxVersion?: string
+  serverName?: string
+}
+
 /** Connects to a `ws://` URL. Call `start` on the result to begin receiving. */
 export declare function dialWebSocket(url: string, options: BindingDialOptions): Promise<BindingWebSocket>
+
+/** Generates an ECDSA P-256 certificate with rcgen (self-signed or signed by a CA). */
+export declare function generateCertificateNative(options: BindingCertificateOptions): BindingCertificate
 
 /**
  * Binds and starts a server. `onRequest` is called when requests wait in `takeRequests`; `onWebSocket`, when given,

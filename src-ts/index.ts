@@ -7,15 +7,35 @@
  */
 
 export type { BodyInit } from './body.js'
-export { Client, type ClientOptions, fetch, type RequestInit, Response } from './client.js'
+export {
+  Client,
+  type ClientOptions,
+  type ClientTlsOptions,
+  fetch,
+  type PeerCertificate,
+  type PoolStats,
+  type Progress,
+  type ProxyOptions,
+  type RedirectHop,
+  type RedirectOptions,
+  type RequestInit,
+  Response,
+  type RetryOptions,
+  type TlsDetails,
+} from './client.js'
+export type { ClientBodyInit } from './client-body.js'
 export {
   AbortError,
   ConnectionError,
   HttpError,
   HypersockError,
   InvalidArgumentError,
+  ProxyError,
+  RedirectError,
   ServerError,
   TimeoutError,
+  type TimeoutPhase,
+  TlsError,
   WebSocketError,
 } from './errors.js'
 export {

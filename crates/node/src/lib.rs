@@ -7,6 +7,7 @@
 
 mod client;
 mod server;
+mod testing;
 mod websocket;
 
 use hypersock_core::Error;
