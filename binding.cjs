@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.BindingClient = nativeBinding.BindingClient
+module.exports.BindingPreparedMessage = nativeBinding.BindingPreparedMessage
 module.exports.BindingRequest = nativeBinding.BindingRequest
 module.exports.BindingServer = nativeBinding.BindingServer
 module.exports.BindingWebSocket = nativeBinding.BindingWebSocket

@@ -26,7 +26,18 @@ export {
   type StopOptions,
   serve,
 } from './server.js'
-export { ServerWebSocket, type WebSocketHandler } from './server-websocket.js'
+export {
+  type CompressionOptions,
+  PreparedMessage,
+  prepare,
+  ServerWebSocket,
+  type UpgradeAccept,
+  type UpgradeReject,
+  type UpgradeRequest,
+  type UpgradeResult,
+  type WebSocketHandler,
+  type WebSocketLimits,
+} from './server-websocket.js'
 export {
   type BinaryType,
   CloseEvent,
@@ -34,3 +45,4 @@ export {
   WebSocket,
   type WebSocketOptions,
 } from './websocket.js'
+export { serveWebSocket, type WebSocketServeOptions } from './websocket-server.js'

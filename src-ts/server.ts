@@ -1,7 +1,7 @@
 import { type BodyInit, encodeBody, flattenHeaders, hasHeader, headersFromFlat } from './body.js'
 import { fromNative, InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
-import { ServerWebSocket, type WebSocketHandler, WsEvent } from './server-websocket.js'
+import { bindingWsOptions, WebSocketDispatcher, type WebSocketHandler } from './server-websocket.js'
 
 /** What a `fetch` handler may return (or resolve to). */
 export type ResponseLike =
@@ -178,7 +178,7 @@ export class Server<Data = unknown> {
   #options: ServeOptions<Data>
   #keepAlive: ReturnType<typeof setInterval> | undefined
   #stopping: Promise<void> | undefined
-  #sockets = new Map<number, ServerWebSocket<Data>>()
+  #ws: WebSocketDispatcher<Data> | undefined
   #host: string
 
   /** @internal */
@@ -186,6 +186,7 @@ export class Server<Data = unknown> {
     this.#native = raw
     this.#options = options
     this.#host = raw.address.includes(':') ? `[${raw.address}]:${raw.port}` : `${raw.address}:${raw.port}`
+    if (options.websocket) this.#ws = new WebSocketDispatcher(options.websocket, (e) => this.#fail(e, null))
     // The addon's callbacks do not hold the event loop open; this timer does, until stop().
     this.#keepAlive = setInterval(() => {}, 1 << 30)
   }
@@ -207,7 +208,7 @@ export class Server<Data = unknown> {
 
   /** Open WebSocket connections. */
   get webSocketCount(): number {
-    return this.#sockets.size
+    return this.#ws?.count ?? 0
   }
 
   /** Lets the process exit while the server is still running. */
@@ -299,26 +300,7 @@ export class Server<Data = unknown> {
     data: string | Buffer | null | undefined,
     code: number,
   ): void => {
-    const handler = this.#options.websocket
-    if (!handler) return
-    try {
-      if (kind === WsEvent.Open && socket) {
-        const ws = new ServerWebSocket<Data>(socket)
-        this.#sockets.set(id, ws)
-        handler.open?.(ws)
-      } else if (kind === WsEvent.Message) {
-        const ws = this.#sockets.get(id)
-        if (ws && data != null) handler.message?.(ws, data, typeof data !== 'string')
-      } else if (kind === WsEvent.Close) {
-        const ws = this.#sockets.get(id)
-        if (!ws) return
-        this.#sockets.delete(id)
-        ws.markClosed()
-        handler.close?.(ws, code, typeof data === 'string' ? data : '')
-      }
-    } catch (error) {
-      this.#fail(error, null)
-    }
+    this.#ws?.event(kind, id, socket, data, code)
   }
 }
 
@@ -366,9 +348,8 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
         port,
         maxBodySize: checkSize('maxBodySize', options.maxBodySize, 16 * 1024 * 1024),
         headerReadTimeoutMs: checkSize('headerReadTimeout', options.headerReadTimeout, 30_000),
-        maxMessageSize: checkSize('websocket.maxMessageSize', options.websocket?.maxMessageSize, 16 * 1024 * 1024),
-        closeTimeoutMs: checkSize('websocket.closeTimeout', options.websocket?.closeTimeout, 5_000),
         serverName: options.serverName,
+        websocket: options.websocket ? bindingWsOptions(options.websocket as WebSocketHandler<never>) : undefined,
       },
       onRequest,
       onWebSocket,

@@ -2,17 +2,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hypersock_core::server::{
-    HttpHandler, Request, Responder, Response, Server, ServerOptions, WsHandler,
-};
-use hypersock_core::ws::{WsEvents, WsHandle, WsMessage};
+use hypersock_core::server::{HttpHandler, Request, Responder, Response, Server, ServerOptions};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use crate::websocket::{
-    BindingWebSocket, WsEventArgs, WsEventCallback, WS_CLOSE, WS_MESSAGE, WS_OPEN,
-};
+use crate::websocket::{server_websocket, BindingWsOptions, WsEventCallback};
 use crate::{flat_headers, pair_headers, to_js_error};
 
 /// Options of `startServer`, validated and defaulted by the TS layer.
@@ -22,9 +17,9 @@ pub struct BindingServerOptions {
     pub port: u32,
     pub max_body_size: f64,
     pub header_read_timeout_ms: u32,
-    pub max_message_size: f64,
-    pub close_timeout_ms: u32,
     pub server_name: Option<String>,
+    /// WebSocket options; required when `onWebSocket` is given.
+    pub websocket: Option<BindingWsOptions>,
 }
 
 type RequestCallback = ThreadsafeFunction<BindingRequest, (), BindingRequest, Status, false, true>;
@@ -124,45 +119,6 @@ impl HttpHandler for JsHttp {
     }
 }
 
-struct JsWs {
-    callback: WsEventCallback,
-}
-
-impl WsEvents for JsWs {
-    fn on_message(&self, id: u64, msg: WsMessage) {
-        let data = match msg {
-            WsMessage::Text(text) => Either::A(text),
-            WsMessage::Binary(bin) => Either::B(Buffer::from(Vec::from(bin))),
-        };
-        let args: WsEventArgs = (WS_MESSAGE, id as i64, None, Some(data), 0).into();
-        self.callback
-            .call(args, ThreadsafeFunctionCallMode::NonBlocking);
-    }
-
-    fn on_close(&self, id: u64, code: u16, reason: String) {
-        let args: WsEventArgs = (
-            WS_CLOSE,
-            id as i64,
-            None,
-            Some(Either::A(reason)),
-            u32::from(code),
-        )
-            .into();
-        self.callback
-            .call(args, ThreadsafeFunctionCallMode::NonBlocking);
-    }
-}
-
-impl WsHandler for JsWs {
-    fn on_open(&self, handle: WsHandle, request: Request) {
-        let id = handle.id();
-        let ws = BindingWebSocket::server_side(handle, request);
-        let args: WsEventArgs = (WS_OPEN, id as i64, Some(ws), None, 0).into();
-        self.callback
-            .call(args, ThreadsafeFunctionCallMode::NonBlocking);
-    }
-}
-
 /// A running server.
 #[napi]
 pub struct BindingServer {
@@ -185,13 +141,17 @@ pub async fn start_server(
         server_name: options.server_name,
         ..ServerOptions::default()
     };
-    opts.ws.max_message_size = options.max_message_size as usize;
-    opts.ws.max_frame_size = options.max_message_size as usize;
-    opts.ws.close_timeout = Duration::from_millis(u64::from(options.close_timeout_ms));
     let http: Arc<dyn HttpHandler> = Arc::new(JsHttp {
         callback: on_request,
     });
-    let ws = on_web_socket.map(|callback| Arc::new(JsWs { callback }) as Arc<dyn WsHandler>);
+    let ws = match (on_web_socket, &options.websocket) {
+        (Some(callback), Some(o)) => {
+            let (ws_opts, handler) = server_websocket(o, callback);
+            opts.ws = ws_opts;
+            Some(handler)
+        }
+        _ => None,
+    };
     let server = Server::bind(opts, http, ws).await.map_err(to_js_error)?;
     Ok(BindingServer {
         inner: Arc::new(server),

@@ -24,10 +24,10 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::error::{Error, Result};
-use crate::ws::{self, WsEvents, WsHandle, WsLimits};
+use crate::ws::{self, WsEvents, WsHandle, WsOptions};
 
 mod upgrade;
-pub use upgrade::{valid_ws_key, wants_websocket};
+pub use upgrade::{wants_websocket, Upgrade, UpgradeAccept, UpgradeReject};
 
 /// Options of [`Server::bind`].
 #[derive(Debug, Clone)]
@@ -40,8 +40,8 @@ pub struct ServerOptions {
     pub max_body_size: usize,
     /// Time allowed for a client to send the request head (slowloris protection).
     pub header_read_timeout: Duration,
-    /// Limits of upgraded WebSocket connections.
-    pub ws: WsLimits,
+    /// Limits and handshake policy of upgraded WebSocket connections.
+    pub ws: WsOptions,
     /// Value of the `Server` header, if any.
     pub server_name: Option<String>,
 }
@@ -53,7 +53,7 @@ impl Default for ServerOptions {
             port: 0,
             max_body_size: 16 << 20,
             header_read_timeout: Duration::from_secs(30),
-            ws: WsLimits::default(),
+            ws: WsOptions::default(),
             server_name: None,
         }
     }
@@ -105,6 +105,11 @@ pub trait HttpHandler: Send + Sync + 'static {
 
 /// Handles WebSocket connections upgraded from HTTP.
 pub trait WsHandler: WsEvents {
+    /// A valid upgrade request arrived; answer through [`Upgrade::accept`] or
+    /// [`Upgrade::reject`] (dropping it unanswered rejects with 500). The default accepts.
+    fn on_upgrade(&self, upgrade: Upgrade) {
+        upgrade.accept(UpgradeAccept::default());
+    }
     /// A connection opened after a successful handshake. `request` has an empty body.
     fn on_open(&self, handle: WsHandle, request: Request);
 }
@@ -283,7 +288,7 @@ async fn handle(
     req: hyper::Request<Incoming>,
 ) -> std::result::Result<HttpResponse, Infallible> {
     let mut res = if ctx.ws.is_some() && wants_websocket(req.headers()) {
-        upgrade::upgrade_websocket(&ctx, peer, req)
+        upgrade::upgrade_websocket(&ctx, peer, req).await
     } else {
         handle_http(&ctx, peer, req).await
     };
@@ -331,7 +336,7 @@ async fn handle_http(
     }
 }
 
-fn build_response(response: Response) -> HttpResponse {
+pub(crate) fn build_response(response: Response) -> HttpResponse {
     let Ok(status) = StatusCode::from_u16(response.status) else {
         return plain(
             StatusCode::INTERNAL_SERVER_ERROR,
