@@ -62,6 +62,16 @@ export declare class BindingClient {
   poolStats(): BindingPoolStats
 }
 
+/** A message framed (and compressed) once, sendable on many sockets. */
+export declare class BindingPreparedMessage {
+  /** Frames `data`: a string makes a text message, a Buffer a binary one. */
+  constructor(data: string | Uint8Array)
+  /** Payload length in bytes. */
+  get length(): number
+  /** True for a text message. */
+  get isText(): boolean
+}
+
 /** A connection taken over after a 101 response. */
 export declare class BindingRawSocket {
   /** The next bytes from the peer; `null` once it closed its side. */
@@ -139,18 +149,35 @@ export declare class BindingWebSocket {
   get headers(): Array<string>
   /** The negotiated subprotocol, empty when none. */
   get protocol(): string
+  /** The negotiated extensions (`Sec-WebSocket-Extensions` of the 101), empty when none. */
+  get extensions(): string
+  /** Subprotocols the client offered (server side, during the upgrade hook). */
+  get offeredProtocols(): Array<string>
   /** The peer's IP address. */
   get remoteAddress(): string
+  /** The peer's port. */
+  get remotePort(): number
   /** Bytes queued and not yet written. */
   get bufferedAmount(): number
-  /** Queues a text message. */
-  sendText(text: string): void
-  /** Queues a binary message. */
-  sendBinary(data: Uint8Array): void
+  /**
+   * Queues a text message: 1 queued, -1 queued over the high-water mark (wait for drain),
+   * 0 dropped (backpressure limit exceeded, the connection is being closed).
+   */
+  sendText(text: string): number
+  /** Queues a binary message; same results as `sendText`. */
+  sendBinary(data: Uint8Array): number
+  /** Queues a pre-framed message; same results as `sendText`. */
+  sendPrepared(msg: BindingPreparedMessage): number
   /** Queues a ping. */
   ping(data: Uint8Array): void
   /** Starts the close handshake. */
   close(code: number, reason: string): void
+  /** Drops the connection without a close handshake. */
+  terminate(): void
+  /** Server side, in the upgrade hook: accepts with an optional subprotocol and extra headers. */
+  accept(protocol: string | undefined | null, headers: Array<string>): void
+  /** Server side, in the upgrade hook: refuses with a status, headers and body. */
+  reject(status: number, headers: Array<string>, body?: string | Buffer | undefined | null): void
   /** Client side: starts reading after the JS object is set up, so no event is lost. */
   start(onEvent: WsEventCallback): void
 }
@@ -203,13 +230,24 @@ export interface BindingClientOptions {
   unixSocket?: string
 }
 
+/** permessage-deflate settings, defaulted by the TS layer. */
+export interface BindingDeflateOptions {
+  serverNoContextTakeover: boolean
+  clientNoContextTakeover: boolean
+  serverMaxWindowBits: number
+  clientMaxWindowBits: number
+  threshold: number
+  level: number
+  memLevel: number
+}
+
 /** Options of `dialWebSocket`, defaulted by the TS layer. */
 export interface BindingDialOptions {
   protocols: Array<string>
   headers: Array<string>
   handshakeTimeoutMs: number
-  maxMessageSize: number
-  closeTimeoutMs: number
+  limits: BindingWsLimits
+  compression?: BindingDeflateOptions
 }
 
 /** One redirect that was followed. */
@@ -259,9 +297,9 @@ export interface BindingServerOptions {
   maxConnections: number
   maxConcurrentRequests: number
   maxQueuedRequests: number
-  maxMessageSize: number
-  closeTimeoutMs: number
   serverName?: string
+  /** WebSocket options; required when `onWebSocket` is given. */
+  websocket?: BindingWsOptions
 }
 
 /** Counters of a server. */
@@ -289,6 +327,32 @@ export interface BindingTlsOptions {
   minVersion?: string
   maxVersion?: string
   serverName?: string
+}
+
+/**
+ * Limits shared by the server and the client, defaulted by the TS layer. Times in ms
+ * (0 disables idle timeout and heartbeat).
+ */
+export interface BindingWsLimits {
+  maxMessageSize: number
+  maxFrameSize: number
+  closeTimeoutMs: number
+  idleTimeoutMs: number
+  pingIntervalMs: number
+  pongTimeoutMs: number
+  highWaterMark: number
+  maxBackpressure: number
+}
+
+/** WebSocket options of a server, defaulted by the TS layer. */
+export interface BindingWsOptions {
+  limits: BindingWsLimits
+  compression?: BindingDeflateOptions
+  allowedOrigins?: Array<string>
+  maxConnections: number
+  handshakeTimeoutMs: number
+  /** The TS layer has an `upgrade` hook: sockets are handed over before the 101. */
+  upgradeHook: boolean
 }
 
 /** Connects to a `ws://` URL. Call `start` on the result to begin receiving. */

@@ -49,7 +49,18 @@ export {
   serve,
 } from './server.js'
 export type { BodyChunk, BodyStreamSource, ResponseObject } from './server-response.js'
-export { ServerWebSocket, type WebSocketHandler } from './server-websocket.js'
+export {
+  type CompressionOptions,
+  PreparedMessage,
+  prepare,
+  ServerWebSocket,
+  type UpgradeAccept,
+  type UpgradeReject,
+  type UpgradeRequest,
+  type UpgradeResult,
+  type WebSocketHandler,
+  type WebSocketLimits,
+} from './server-websocket.js'
 export { formatEvent, type ServerSentEvent, sse } from './sse.js'
 export {
   type BinaryType,
@@ -58,3 +69,4 @@ export {
   WebSocket,
   type WebSocketOptions,
 } from './websocket.js'
+export { serveWebSocket, type WebSocketServeOptions } from './websocket-server.js'

@@ -2,7 +2,7 @@ import { fromNative, HypersockError, InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
 import { ServerRequest } from './server-request.js'
 import { type ResponseLike, sendResponse } from './server-response.js'
-import { ServerWebSocket, type WebSocketHandler, WsEvent } from './server-websocket.js'
+import { bindingWsOptions, WebSocketDispatcher, type WebSocketHandler } from './server-websocket.js'
 
 export type { ResponseLike }
 export { ServerRequest }
@@ -108,7 +108,7 @@ export class Server<Data = unknown> {
   #options: ServeOptions<Data>
   #keepAlive: ReturnType<typeof setInterval> | undefined
   #stopping: Promise<void> | undefined
-  #sockets = new Map<number, ServerWebSocket<Data>>()
+  #ws: WebSocketDispatcher<Data> | undefined
   #host: string
 
   /** @internal */
@@ -120,6 +120,7 @@ export class Server<Data = unknown> {
       : raw.address.includes(':')
         ? `[${raw.address}]:${raw.port}`
         : `${raw.address}:${raw.port}`
+    if (options.websocket) this.#ws = new WebSocketDispatcher(options.websocket, (e) => this.#fail(e, null))
     // The addon's callbacks do not hold the event loop open; this timer does, until stop().
     this.#keepAlive = setInterval(() => {}, 1 << 30)
   }
@@ -146,7 +147,7 @@ export class Server<Data = unknown> {
 
   /** Open WebSocket connections. */
   get webSocketCount(): number {
-    return this.#sockets.size
+    return this.#ws?.count ?? 0
   }
 
   /** The server's counters. */
@@ -299,26 +300,7 @@ export class Server<Data = unknown> {
     data: string | Buffer | null | undefined,
     code: number,
   ): void => {
-    const handler = this.#options.websocket
-    if (!handler) return
-    try {
-      if (kind === WsEvent.Open && socket) {
-        const ws = new ServerWebSocket<Data>(socket)
-        this.#sockets.set(id, ws)
-        handler.open?.(ws)
-      } else if (kind === WsEvent.Message) {
-        const ws = this.#sockets.get(id)
-        if (ws && data != null) handler.message?.(ws, data, typeof data !== 'string')
-      } else if (kind === WsEvent.Close) {
-        const ws = this.#sockets.get(id)
-        if (!ws) return
-        this.#sockets.delete(id)
-        ws.markClosed()
-        handler.close?.(ws, code, typeof data === 'string' ? data : '')
-      }
-    } catch (error) {
-      this.#fail(error, null)
-    }
+    this.#ws?.event(kind, id, socket, data, code)
   }
 }
 
@@ -384,9 +366,8 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
         maxConnections: checkSize('maxConnections', options.maxConnections, 0, U32),
         maxConcurrentRequests: checkSize('maxConcurrentRequests', options.maxConcurrentRequests, 0, U32),
         maxQueuedRequests: checkSize('maxQueuedRequests', options.maxQueuedRequests, 1024, U32),
-        maxMessageSize: checkSize('websocket.maxMessageSize', options.websocket?.maxMessageSize, 16 * 1024 * 1024),
-        closeTimeoutMs: checkSize('websocket.closeTimeout', options.websocket?.closeTimeout, 5_000, U32),
         serverName: options.serverName,
+        websocket: options.websocket ? bindingWsOptions(options.websocket as WebSocketHandler<never>) : undefined,
       },
       onRequest,
       onWebSocket,

@@ -4,17 +4,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use hypersock_core::server::{
     BodySender, BoundAddr, HttpHandler, ListenTarget, Protocols, RawConnection, Request,
-    RequestBody, ResBody, Responder, Response, Server, ServerOptions, WsHandler,
+    RequestBody, ResBody, Responder, Response, Server, ServerOptions,
 };
-use hypersock_core::ws::{WsEvents, WsHandle, WsMessage};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use tokio::sync::Mutex;
 
-use crate::websocket::{
-    BindingWebSocket, WsEventArgs, WsEventCallback, WS_CLOSE, WS_MESSAGE, WS_OPEN,
-};
+use crate::websocket::{server_websocket, BindingWsOptions, WsEventCallback};
 use crate::{flat_headers, pair_headers, to_js_error};
 
 /// Options of `startServer`, validated and defaulted by the TS layer. Times in ms; 0 = none.
@@ -35,9 +32,9 @@ pub struct BindingServerOptions {
     pub max_connections: u32,
     pub max_concurrent_requests: u32,
     pub max_queued_requests: u32,
-    pub max_message_size: f64,
-    pub close_timeout_ms: u32,
     pub server_name: Option<String>,
+    /// WebSocket options; required when `onWebSocket` is given.
+    pub websocket: Option<BindingWsOptions>,
 }
 
 /// Called (with no arguments) when requests are waiting; JS then takes them all with
@@ -372,45 +369,6 @@ impl HttpHandler for JsHttp {
     }
 }
 
-struct JsWs {
-    callback: WsEventCallback,
-}
-
-impl WsEvents for JsWs {
-    fn on_message(&self, id: u64, msg: WsMessage) {
-        let data = match msg {
-            WsMessage::Text(text) => Either::A(text),
-            WsMessage::Binary(bin) => Either::B(Buffer::from(Vec::from(bin))),
-        };
-        let args: WsEventArgs = (WS_MESSAGE, id as i64, None, Some(data), 0).into();
-        self.callback
-            .call(args, ThreadsafeFunctionCallMode::NonBlocking);
-    }
-
-    fn on_close(&self, id: u64, code: u16, reason: String) {
-        let args: WsEventArgs = (
-            WS_CLOSE,
-            id as i64,
-            None,
-            Some(Either::A(reason)),
-            u32::from(code),
-        )
-            .into();
-        self.callback
-            .call(args, ThreadsafeFunctionCallMode::NonBlocking);
-    }
-}
-
-impl WsHandler for JsWs {
-    fn on_open(&self, handle: WsHandle, request: Request) {
-        let id = handle.id();
-        let ws = BindingWebSocket::server_side(handle, request);
-        let args: WsEventArgs = (WS_OPEN, id as i64, Some(ws), None, 0).into();
-        self.callback
-            .call(args, ThreadsafeFunctionCallMode::NonBlocking);
-    }
-}
-
 /// Counters of a server.
 #[napi(object)]
 pub struct BindingStats {
@@ -487,9 +445,6 @@ pub async fn start_server(
         server_name: options.server_name,
         ..ServerOptions::default()
     };
-    opts.ws.max_message_size = options.max_message_size as usize;
-    opts.ws.max_frame_size = options.max_message_size as usize;
-    opts.ws.close_timeout = Duration::from_millis(u64::from(options.close_timeout_ms));
     let inbox = Arc::new(Inbox {
         queue: std::sync::Mutex::new(Vec::new()),
         scheduled: std::sync::atomic::AtomicBool::new(false),
@@ -498,7 +453,14 @@ pub async fn start_server(
     let http: Arc<dyn HttpHandler> = Arc::new(JsHttp {
         inbox: inbox.clone(),
     });
-    let ws = on_web_socket.map(|callback| Arc::new(JsWs { callback }) as Arc<dyn WsHandler>);
+    let ws = match (on_web_socket, &options.websocket) {
+        (Some(callback), Some(o)) => {
+            let (ws_opts, handler) = server_websocket(o, callback);
+            opts.ws = ws_opts;
+            Some(handler)
+        }
+        _ => None,
+    };
     let server = Server::bind(opts, http, ws).await.map_err(to_js_error)?;
     Ok(BindingServer {
         inner: Arc::new(server),

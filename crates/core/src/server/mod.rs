@@ -25,7 +25,7 @@ use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::error::{Error, Result};
-use crate::ws::{WsEvents, WsHandle, WsLimits};
+use crate::ws::{self, WsEvents, WsHandle, WsOptions};
 
 mod body;
 mod hijack;
@@ -37,7 +37,7 @@ pub use body::{BodySender, BodyStream, RequestBody, ResBody, INLINE_BODY_LIMIT};
 pub use hijack::RawConnection;
 pub use io::{BoundAddr, ListenTarget};
 pub use stats::StatsSnapshot;
-pub use upgrade::{valid_ws_key, wants_websocket};
+pub use upgrade::{wants_websocket, Upgrade, UpgradeAccept, UpgradeReject};
 
 use io::{Activity, Clock, Counted, Listener};
 use stats::Stats;
@@ -68,8 +68,8 @@ pub struct ServerOptions {
     pub max_queued_requests: usize,
     /// Which HTTP versions to serve.
     pub protocols: Protocols,
-    /// Limits of upgraded WebSocket connections.
-    pub ws: WsLimits,
+    /// Limits and handshake policy of upgraded WebSocket connections.
+    pub ws: WsOptions,
     /// Value of the `Server` header, if any.
     pub server_name: Option<String>,
 }
@@ -91,7 +91,7 @@ impl Default for ServerOptions {
             max_concurrent_requests: None,
             max_queued_requests: 1024,
             protocols: Protocols::Both,
-            ws: WsLimits::default(),
+            ws: WsOptions::default(),
             server_name: None,
         }
     }
@@ -173,6 +173,11 @@ pub trait HttpHandler: Send + Sync + 'static {
 
 /// Handles WebSocket connections upgraded from HTTP.
 pub trait WsHandler: WsEvents {
+    /// A valid upgrade request arrived; answer through [`Upgrade::accept`] or
+    /// [`Upgrade::reject`] (dropping it unanswered rejects with 500). The default accepts.
+    fn on_upgrade(&self, upgrade: Upgrade) {
+        upgrade.accept(UpgradeAccept::default());
+    }
     /// A connection opened after a successful handshake. `request` has an empty body.
     fn on_open(&self, handle: WsHandle, request: Request);
 }
@@ -359,7 +364,7 @@ async fn accept_loop(
     drop(listener);
     let sockets: Vec<(WsHandle, AbortHandle)> = lock(&ctx.sockets).values().cloned().collect();
     for (handle, _) in &sockets {
-        let _ = handle.close(crate::ws::CLOSE_GOING_AWAY, "server shutting down".into());
+        let _ = handle.close(ws::CLOSE_GOING_AWAY, "server shutting down".into());
     }
     let drain = async {
         while conns.join_next().await.is_some() {}
@@ -510,7 +515,7 @@ async fn handle(
     let mut res = if let Some(rejected) = reject_framing(&req) {
         rejected
     } else if ctx.ws.is_some() && wants_websocket(req.headers()) {
-        upgrade::upgrade_websocket(ctx, peer, req)
+        upgrade::upgrade_websocket(ctx, peer, req).await
     } else {
         let _in_flight = Gauge::up(&ctx.stats.requests_in_flight);
         handle_http(ctx, peer, req).await
@@ -667,7 +672,7 @@ fn body_error(ctx: &Ctx, e: &Error) -> HttpResponse {
     }
 }
 
-fn build_response(response: Response) -> HttpResponse {
+pub(crate) fn build_response(response: Response) -> HttpResponse {
     let Ok(status) = StatusCode::from_u16(response.status) else {
         return plain(
             StatusCode::INTERNAL_SERVER_ERROR,
