@@ -103,6 +103,11 @@ export declare class BindingRequest {
   get remotePort(): number
   /** 0: no body, 1: whole body (`takeBody`), 2: streamed body (`readChunk`/`readAll`). */
   get bodyKind(): number
+  /**
+   * What TLS negotiated, as JSON (`protocol`, `cipher`, `alpnProtocol`, `chain` of the
+   * client's certificates, `serverName`); `null` on a plain connection.
+   */
+  get tlsJson(): string | null
   /** True when the client asked for a protocol upgrade that `respondUpgrade` can accept. */
   get canUpgrade(): boolean
   /** The whole body when it arrived whole; `null` otherwise. Can be taken once. */
@@ -121,6 +126,8 @@ export declare class BindingRequest {
 
 /** A running server. */
 export declare class BindingServer {
+  /** Swaps in new certificates for new connections (open ones keep theirs). */
+  reloadTls(tls: BindingServerTls, protocols: number): void
   /** Takes every request waiting for JS, in arrival order. */
   takeRequests(): Array<BindingRequest>
   /** The port the server listens on (0 on a unix socket). */
@@ -298,8 +305,27 @@ export interface BindingServerOptions {
   maxConcurrentRequests: number
   maxQueuedRequests: number
   serverName?: string
+  /** Serve HTTPS with these certificates. */
+  tls?: BindingServerTls
   /** WebSocket options; required when `onWebSocket` is given. */
   websocket?: BindingWsOptions
+}
+
+/** TLS settings of a server, validated by the TS layer. */
+export interface BindingServerTls {
+  /** The first one is the default for clients without SNI or with an unknown name. */
+  certificates: Array<BindingSniCertificate>
+  /** CA certificates (PEM) that client certificates must chain to; empty: no client auth. */
+  clientCa: Array<string>
+  requireClientCert: boolean
+  minVersion?: string
+}
+
+/** One certificate of an HTTPS server and the SNI names it answers for (empty: the default). */
+export interface BindingSniCertificate {
+  serverNames: Array<string>
+  cert: string
+  key: string
 }
 
 /** Counters of a server. */
@@ -315,6 +341,7 @@ export interface BindingStats {
   responses: Array<number>
   rejectedOverload: number
   timeouts: number
+  tlsFailures: number
 }
 
 /** TLS options of a client, defaulted by the TS layer. */

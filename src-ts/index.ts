@@ -45,9 +45,11 @@ export {
   Server,
   ServerRequest,
   type ServerStats,
+  type ServerTlsOptions,
   type StopOptions,
   serve,
 } from './server.js'
+export type { CertificateInfo, ServerTlsInfo } from './server-request.js'
 export type { BodyChunk, BodyStreamSource, ResponseObject } from './server-response.js'
 export {
   type CompressionOptions,

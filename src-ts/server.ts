@@ -62,6 +62,24 @@ export interface ServeOptions<Data = unknown> {
   maxQueuedRequests?: number
   /** Value of the `Server` response header. Default none. */
   serverName?: string
+  /** Serve HTTPS (HTTP/2 by ALPN) with these certificates. */
+  tls?: ServerTlsOptions
+}
+
+/** TLS settings of an HTTPS server. PEM text or Buffers. */
+export interface ServerTlsOptions {
+  /** Certificate chain, leaf first (the default certificate). */
+  cert: string | Buffer
+  /** Private key of `cert`. */
+  key: string | Buffer
+  /** More certificates, chosen by the SNI name the client asks for (`*.example.com` allowed). */
+  sni?: Array<{ serverName: string | string[]; cert: string | Buffer; key: string | Buffer }>
+  /** CA certificates that client certificates must chain to; asks clients for a certificate. */
+  clientCa?: string | Buffer | Array<string | Buffer>
+  /** With `clientCa`: refuse clients without a valid certificate. Default false. */
+  requireClientCert?: boolean
+  /** Lowest TLS version. Default `'TLSv1.2'`. */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3'
 }
 
 /** Options of {@link Server.stop}. */
@@ -88,9 +106,43 @@ export interface ServerStats {
   rejectedOverload: number
   /** Connections or requests cut by a timeout. */
   timeouts: number
+  /** TLS handshakes that failed or timed out. */
+  tlsFailures: number
 }
 
 const TEXT = 'text/plain;charset=utf-8'
+
+function pem(name: string, value: unknown): string {
+  if (typeof value === 'string') return value
+  if (Buffer.isBuffer(value)) return value.toString('utf8')
+  throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `tls.${name} must be PEM text or a Buffer`)
+}
+
+function bindingTls(tls: ServerTlsOptions): Binding.BindingServerTls {
+  if (tls === null || typeof tls !== 'object') {
+    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'tls must be an object with cert and key')
+  }
+  const certificates = [{ serverNames: [] as string[], cert: pem('cert', tls.cert), key: pem('key', tls.key) }]
+  for (const entry of tls.sni ?? []) {
+    const names = Array.isArray(entry.serverName) ? entry.serverName : [entry.serverName]
+    certificates.push({
+      serverNames: names.map(String),
+      cert: pem('sni.cert', entry.cert),
+      key: pem('sni.key', entry.key),
+    })
+  }
+  const ca = tls.clientCa === undefined ? [] : Array.isArray(tls.clientCa) ? tls.clientCa : [tls.clientCa]
+  return {
+    certificates,
+    clientCa: ca.map((c) => pem('clientCa', c)),
+    requireClientCert: tls.requireClientCert ?? false,
+    minVersion: tls.minVersion,
+  }
+}
+
+function protocolsOf(http2: boolean | 'only' | undefined): number {
+  return http2 === 'only' ? 2 : http2 === false ? 0 : 1
+}
 
 /** The status for an error thrown by a handler: body over the limit, body too slow, or 500. */
 function statusFor(error: unknown): [number, string] {
@@ -142,12 +194,24 @@ export class Server<Data = unknown> {
 
   /** The base URL of the server, e.g. `http://127.0.0.1:8080/`. */
   get url(): URL {
-    return new URL(`http://${this.#host}/`)
+    return new URL(`${this.#options.tls ? 'https' : 'http'}://${this.#host}/`)
   }
 
   /** Open WebSocket connections. */
   get webSocketCount(): number {
     return this.#ws?.count ?? 0
+  }
+
+  /**
+   * Swaps in new certificates without a restart: new connections use them, open ones keep
+   * theirs. Throws `ERR_INVALID_ARG_VALUE` when the server has no TLS or a certificate is bad.
+   */
+  reloadTls(tls: ServerTlsOptions): void {
+    try {
+      this.#native.reloadTls(bindingTls(tls), protocolsOf(this.#options.http2))
+    } catch (err) {
+      throw fromNative(err)
+    }
   }
 
   /** The server's counters. */
@@ -166,6 +230,7 @@ export class Server<Data = unknown> {
       responses: { '1xx': a, '2xx': b, '3xx': c, '4xx': d, '5xx': e },
       rejectedOverload: s.rejectedOverload,
       timeouts: s.timeouts,
+      tlsFailures: s.tlsFailures,
     }
   }
 
@@ -273,7 +338,7 @@ export class Server<Data = unknown> {
   }
 
   #onRequest(raw: Binding.BindingRequest): void {
-    const request = new ServerRequest(raw, this.#host, 'http')
+    const request = new ServerRequest(raw, this.#host, this.#options.tls ? 'https' : 'http')
     const started = this.#options.accessLog ? performance.now() : 0
     let out: ResponseLike | Promise<ResponseLike>
     try {
@@ -356,7 +421,8 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
         port,
         unix: options.unix,
         reusePort: options.reusePort ?? false,
-        protocols: options.http2 === 'only' ? 2 : options.http2 === false ? 0 : 1,
+        protocols: protocolsOf(options.http2),
+        tls: options.tls ? bindingTls(options.tls) : undefined,
         maxBodySize: checkSize('maxBodySize', options.maxBodySize, 16 * 1024 * 1024),
         headerReadTimeoutMs: checkSize('headerReadTimeout', options.headerReadTimeout, 30_000, U32),
         idleTimeoutMs: checkSize('idleTimeout', options.idleTimeout, 60_000, U32),

@@ -6,6 +6,7 @@ use hypersock_core::server::{
     BodySender, BoundAddr, HttpHandler, ListenTarget, Protocols, RawConnection, Request,
     RequestBody, ResBody, Responder, Response, Server, ServerOptions,
 };
+use hypersock_core::tls::{server_config_sni, ServerTlsOptions, SniCertificate, TlsVersion};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -33,6 +34,8 @@ pub struct BindingServerOptions {
     pub max_concurrent_requests: u32,
     pub max_queued_requests: u32,
     pub server_name: Option<String>,
+    /// Serve HTTPS with these certificates.
+    pub tls: Option<BindingServerTls>,
     /// WebSocket options; required when `onWebSocket` is given.
     pub websocket: Option<BindingWsOptions>,
 }
@@ -41,6 +44,53 @@ pub struct BindingServerOptions {
 /// `BindingServer.takeRequests`. One wake-up serves a whole batch, so a busy server makes one
 /// cross-thread call per batch instead of one per request.
 type RequestCallback = ThreadsafeFunction<(), (), (), Status, false, true>;
+
+/// One certificate of an HTTPS server and the SNI names it answers for (empty: the default).
+#[napi(object)]
+pub struct BindingSniCertificate {
+    pub server_names: Vec<String>,
+    pub cert: String,
+    pub key: String,
+}
+
+/// TLS settings of a server, validated by the TS layer.
+#[napi(object)]
+pub struct BindingServerTls {
+    /// The first one is the default for clients without SNI or with an unknown name.
+    pub certificates: Vec<BindingSniCertificate>,
+    /// CA certificates (PEM) that client certificates must chain to; empty: no client auth.
+    pub client_ca: Vec<String>,
+    pub require_client_cert: bool,
+    pub min_version: Option<String>,
+}
+
+fn tls_config(tls: &BindingServerTls, protocols: Protocols) -> Result<Arc<rustls::ServerConfig>> {
+    let alpn: Vec<Vec<u8>> = match protocols {
+        Protocols::Http1 => vec![b"http/1.1".to_vec()],
+        Protocols::Http2 => vec![b"h2".to_vec()],
+        Protocols::Both => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+    };
+    let min_version = match &tls.min_version {
+        Some(v) => TlsVersion::parse(v).map_err(to_js_error)?,
+        None => TlsVersion::default(),
+    };
+    server_config_sni(&ServerTlsOptions {
+        certificates: tls
+            .certificates
+            .iter()
+            .map(|c| SniCertificate {
+                server_names: c.server_names.clone(),
+                cert: c.cert.clone(),
+                key: c.key.clone(),
+            })
+            .collect(),
+        alpn,
+        client_ca: tls.client_ca.clone(),
+        require_client_cert: tls.require_client_cert,
+        min_version,
+    })
+    .map_err(to_js_error)
+}
 
 /// Requests waiting for the JS thread.
 struct Inbox {
@@ -159,6 +209,21 @@ impl BindingRequest {
     #[napi(getter)]
     pub fn body_kind(&self) -> u32 {
         self.body_kind
+    }
+
+    /// What TLS negotiated, as JSON (`protocol`, `cipher`, `alpnProtocol`, `chain` of the
+    /// client's certificates, `serverName`); `null` on a plain connection.
+    #[napi(getter)]
+    pub fn tls_json(&self) -> Option<String> {
+        self.request.tls.as_ref().map(|t| {
+            let sni = serde_json::to_string(&t.server_name).unwrap_or_else(|_| "null".into());
+            let info = t.info.to_json();
+            // `info` is a JSON object: append the SNI name as one more field.
+            match info.strip_suffix('}') {
+                Some(head) if head.len() > 1 => format!("{head},\"serverName\":{sni}}}"),
+                _ => format!("{{\"serverName\":{sni}}}"),
+            }
+        })
     }
 
     /// True when the client asked for a protocol upgrade that `respondUpgrade` can accept.
@@ -383,6 +448,7 @@ pub struct BindingStats {
     pub responses: Vec<f64>,
     pub rejected_overload: f64,
     pub timeouts: f64,
+    pub tls_failures: f64,
 }
 
 /// A running server.
@@ -450,6 +516,9 @@ pub async fn start_server(
         scheduled: std::sync::atomic::AtomicBool::new(false),
         wake: on_request,
     });
+    if let Some(tls) = &options.tls {
+        opts.tls = Some(tls_config(tls, opts.protocols)?);
+    }
     let http: Arc<dyn HttpHandler> = Arc::new(JsHttp {
         inbox: inbox.clone(),
     });
@@ -470,6 +539,18 @@ pub async fn start_server(
 
 #[napi]
 impl BindingServer {
+    /// Swaps in new certificates for new connections (open ones keep theirs).
+    #[napi]
+    pub fn reload_tls(&self, tls: BindingServerTls, protocols: u32) -> Result<()> {
+        let protocols = match protocols {
+            0 => Protocols::Http1,
+            2 => Protocols::Http2,
+            _ => Protocols::Both,
+        };
+        let config = tls_config(&tls, protocols)?;
+        self.inner.reload_tls(config).map_err(to_js_error)
+    }
+
     /// Takes every request waiting for JS, in arrival order.
     #[napi]
     pub fn take_requests(&self) -> Vec<BindingRequest> {
@@ -522,6 +603,7 @@ impl BindingServer {
             responses: s.responses.iter().map(|n| *n as f64).collect(),
             rejected_overload: s.rejected_overload as f64,
             timeouts: s.timeouts as f64,
+            tls_failures: s.tls_failures as f64,
         }
     }
 

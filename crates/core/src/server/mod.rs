@@ -72,6 +72,8 @@ pub struct ServerOptions {
     pub ws: WsOptions,
     /// Value of the `Server` header, if any.
     pub server_name: Option<String>,
+    /// Serve HTTPS with this configuration (its ALPN list should match `protocols`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerOptions {
@@ -93,6 +95,7 @@ impl Default for ServerOptions {
             protocols: Protocols::Both,
             ws: WsOptions::default(),
             server_name: None,
+            tls: None,
         }
     }
 }
@@ -127,6 +130,17 @@ pub struct Request {
     /// Present when the request asked for a protocol upgrade that the handler may take over
     /// by answering 101 (see [`RawConnection`]).
     pub upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// What the TLS handshake negotiated, on an HTTPS connection.
+    pub tls: Option<Arc<ConnTls>>,
+}
+
+/// The TLS side of an HTTPS connection, shared by its requests.
+#[derive(Debug)]
+pub struct ConnTls {
+    /// Protocol, cipher, ALPN and the client's certificate chain (when it sent one).
+    pub info: crate::tls::TlsInfo,
+    /// The host name the client asked for with SNI.
+    pub server_name: Option<String>,
 }
 
 /// A response produced by a handler.
@@ -191,6 +205,7 @@ pub(crate) struct Ctx {
     pub(crate) sockets: Mutex<HashMap<u64, (WsHandle, AbortHandle)>>,
     pub(crate) stats: Arc<Stats>,
     handler_slots: Option<Arc<Semaphore>>,
+    tls: Option<std::sync::RwLock<Arc<rustls::ServerConfig>>>,
     queued: AtomicUsize,
     clock: Clock,
 }
@@ -240,6 +255,7 @@ impl Server {
                 .map(|n| Arc::new(Semaphore::new(n.max(1)))),
             queued: AtomicUsize::new(0),
             clock: Clock::new(),
+            tls: opts.tls.clone().map(std::sync::RwLock::new),
             opts,
         });
         let (shutdown, rx) = watch::channel(None);
@@ -260,6 +276,18 @@ impl Server {
     /// Number of open WebSocket connections.
     pub fn websocket_count(&self) -> usize {
         lock(&self.ctx.sockets).len()
+    }
+
+    /// Replaces the TLS configuration (e.g. renewed certificates) for new connections; open
+    /// ones keep theirs. Fails when the server was started without TLS.
+    pub fn reload_tls(&self, config: Arc<rustls::ServerConfig>) -> Result<()> {
+        let Some(tls) = &self.ctx.tls else {
+            return Err(Error::InvalidArgument(
+                "the server was started without TLS".into(),
+            ));
+        };
+        *tls.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(())
     }
 
     /// The server's counters now.
@@ -392,6 +420,44 @@ fn stop_deadline(
     }
 }
 
+/// Serves HTTP on an established (plain or TLS) stream.
+async fn serve_io<I: io::Io>(
+    ctx: &Arc<Ctx>,
+    builder: &ConnBuilder,
+    io: I,
+    peer: Option<SocketAddr>,
+    tls: Option<Arc<ConnTls>>,
+    activity: &Arc<Activity>,
+    stop: &mut watch::Receiver<Option<Duration>>,
+) {
+    let ctx2 = ctx.clone();
+    let activity2 = activity.clone();
+    let svc = service_fn(move |req| {
+        let ctx = ctx2.clone();
+        let activity = activity2.clone();
+        let tls = tls.clone();
+        async move {
+            let _busy = Gauge::up(&activity.in_flight);
+            Ok::<_, Infallible>(handle(&ctx, peer, tls, req).await)
+        }
+    });
+    let io = TokioIo::new(io);
+    match builder {
+        ConnBuilder::Auto(b) => {
+            let conn = std::pin::pin!(b.serve_connection_with_upgrades(io, svc));
+            drive(conn, |c| c.graceful_shutdown(), ctx, activity, stop).await;
+        }
+        ConnBuilder::Http1(b) => {
+            let conn = std::pin::pin!(b.serve_connection(io, svc).with_upgrades());
+            drive(conn, |c| c.graceful_shutdown(), ctx, activity, stop).await;
+        }
+        ConnBuilder::Http2(b) => {
+            let conn = std::pin::pin!(b.serve_connection(io, svc));
+            drive(conn, |c| c.graceful_shutdown(), ctx, activity, stop).await;
+        }
+    }
+}
+
 /// Runs a connection until it ends, shutting it down gracefully on server stop or when it has
 /// been idle (no bytes, no request in flight) for the idle timeout.
 async fn drive<C: std::future::Future>(
@@ -449,29 +515,37 @@ async fn serve_connection(
     let activity = Arc::new(Activity::default());
     activity.last_ms.store(ctx.clock.now_ms(), Relaxed);
     let io = Counted::new(io, stats.clone(), activity.clone(), ctx.clock.clone());
-    let ctx2 = ctx.clone();
-    let activity2 = activity.clone();
-    let svc = service_fn(move |req| {
-        let ctx = ctx2.clone();
-        let activity = activity2.clone();
-        async move {
-            let _busy = Gauge::up(&activity.in_flight);
-            Ok::<_, Infallible>(handle(&ctx, peer, req).await)
-        }
-    });
-    let io = TokioIo::new(io);
-    match &*builder {
-        ConnBuilder::Auto(b) => {
-            let conn = std::pin::pin!(b.serve_connection_with_upgrades(io, svc));
-            drive(conn, |c| c.graceful_shutdown(), &ctx, &activity, &mut stop).await;
-        }
-        ConnBuilder::Http1(b) => {
-            let conn = std::pin::pin!(b.serve_connection(io, svc).with_upgrades());
-            drive(conn, |c| c.graceful_shutdown(), &ctx, &activity, &mut stop).await;
-        }
-        ConnBuilder::Http2(b) => {
-            let conn = std::pin::pin!(b.serve_connection(io, svc));
-            drive(conn, |c| c.graceful_shutdown(), &ctx, &activity, &mut stop).await;
+    match &ctx.tls {
+        None => serve_io(&ctx, &builder, io, peer, None, &activity, &mut stop).await,
+        Some(config) => {
+            let config = config.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let handshake = tokio_rustls::TlsAcceptor::from(config).accept(io);
+            match tokio::time::timeout(ctx.opts.header_read_timeout, handshake).await {
+                Ok(Ok(stream)) => {
+                    let conn = stream.get_ref().1;
+                    let tls = Arc::new(ConnTls {
+                        info: crate::tls::TlsInfo::from_connection(conn),
+                        server_name: conn.server_name().map(str::to_owned),
+                    });
+                    serve_io(
+                        &ctx,
+                        &builder,
+                        stream,
+                        peer,
+                        Some(tls),
+                        &activity,
+                        &mut stop,
+                    )
+                    .await;
+                }
+                Ok(Err(_)) => {
+                    stats.tls_failures.fetch_add(1, Relaxed);
+                }
+                Err(_) => {
+                    stats.tls_failures.fetch_add(1, Relaxed);
+                    stats.timeouts.fetch_add(1, Relaxed);
+                }
+            }
         }
     }
     stats.connections_open.fetch_sub(1, Relaxed);
@@ -509,6 +583,7 @@ pub(crate) fn plain(status: StatusCode, text: &'static str) -> HttpResponse {
 async fn handle(
     ctx: &Arc<Ctx>,
     peer: Option<SocketAddr>,
+    tls: Option<Arc<ConnTls>>,
     req: hyper::Request<Incoming>,
 ) -> HttpResponse {
     ctx.stats.requests_total.fetch_add(1, Relaxed);
@@ -518,7 +593,7 @@ async fn handle(
         upgrade::upgrade_websocket(ctx, peer, req).await
     } else {
         let _in_flight = Gauge::up(&ctx.stats.requests_in_flight);
-        handle_http(ctx, peer, req).await
+        handle_http(ctx, peer, tls, req).await
     };
     if let Some(name) = &ctx.server_name {
         res.headers_mut().insert(header::SERVER, name.clone());
@@ -578,6 +653,7 @@ async fn handler_slot(ctx: &Ctx) -> Option<Option<OwnedSemaphorePermit>> {
 async fn handle_http(
     ctx: &Arc<Ctx>,
     peer: Option<SocketAddr>,
+    tls: Option<Arc<ConnTls>>,
     mut req: hyper::Request<Incoming>,
 ) -> HttpResponse {
     let Some(_slot) = handler_slot(ctx).await else {
@@ -645,6 +721,7 @@ async fn handle_http(
         body,
         remote_addr: peer,
         upgrade,
+        tls,
     };
     ctx.http.handle(request, Responder(tx));
     match rx.await {

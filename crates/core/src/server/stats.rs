@@ -16,6 +16,7 @@ pub struct Stats {
     pub(crate) responses: [AtomicU64; 5],
     pub(crate) rejected_overload: AtomicU64,
     pub(crate) timeouts: AtomicU64,
+    pub(crate) tls_failures: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -43,6 +44,8 @@ pub struct StatsSnapshot {
     pub rejected_overload: u64,
     /// Connections or requests cut by a timeout.
     pub timeouts: u64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_failures: u64,
 }
 
 impl Stats {
@@ -65,6 +68,7 @@ impl Stats {
             responses: std::array::from_fn(|i| self.responses[i].load(Relaxed)),
             rejected_overload: self.rejected_overload.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
+            tls_failures: self.tls_failures.load(Relaxed),
         }
     }
 }

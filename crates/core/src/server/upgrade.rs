@@ -86,6 +86,7 @@ fn copy_request(parts: &http::request::Parts, peer: Option<SocketAddr>) -> Reque
         body: RequestBody::empty(),
         remote_addr: peer,
         upgrade: None,
+        tls: None,
     }
 }
 
@@ -254,6 +255,7 @@ pub(crate) async fn upgrade_websocket(
         body: RequestBody::empty(),
         remote_addr: peer,
         upgrade: None,
+        tls: None,
     };
     let ctx2 = ctx.clone();
     let registered = handle.clone();
