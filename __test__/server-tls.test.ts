@@ -32,7 +32,7 @@ async function start(options: Partial<Parameters<typeof serve>[0]> = {}): Promis
 /** GET over node:https; resolves with status, body, and the server certificate seen. */
 function get(
   url: URL,
-  options: https.RequestOptions = {},
+  options: https.RequestOptions & tls.ConnectionOptions = {},
 ): Promise<{ status: number; body: string; peer: tls.PeerCertificate }> {
   return new Promise((resolve, reject) => {
     const req = https.get(url, { ca: ca.cert, agent: false, ...options }, (res) => {
