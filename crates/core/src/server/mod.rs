@@ -310,48 +310,49 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// HTTP/1.1 with HTTP/2 detected by its preface, or one of them alone.
-enum ConnBuilder {
-    Auto(auto::Builder<TokioExecutor>),
-    Http1(hyper::server::conn::http1::Builder),
-    Http2(hyper::server::conn::http2::Builder<TokioExecutor>),
+/// The connection builders of a server: HTTP/1.1 with HTTP/2 detected by its preface, or one of
+/// them alone (chosen by `protocols`, or by ALPN on a TLS connection).
+struct ConnBuilder {
+    auto: auto::Builder<TokioExecutor>,
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    protocols: Protocols,
 }
 
 fn connection_builder(opts: &ServerOptions) -> ConnBuilder {
-    if opts.protocols == Protocols::Http2 {
-        let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-        h2.timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(opts.max_header_size).unwrap_or(u32::MAX))
-            .max_concurrent_streams(256)
-            .keep_alive_interval(Some(Duration::from_secs(30)))
-            .keep_alive_timeout(Duration::from_secs(20));
-        return ConnBuilder::Http2(h2);
-    }
-    if opts.protocols == Protocols::Http1 {
-        let mut h1 = hyper::server::conn::http1::Builder::new();
-        h1.timer(TokioTimer::new())
-            .header_read_timeout(opts.header_read_timeout)
-            .max_headers(opts.max_headers)
-            .max_buf_size(opts.max_header_size.max(8192))
-            .keep_alive(true);
-        return ConnBuilder::Http1(h1);
-    }
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(opts.header_read_timeout)
-        .max_headers(opts.max_headers)
-        .max_buf_size(opts.max_header_size.max(8192))
-        .keep_alive(true);
-    builder
-        .http2()
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(opts.max_header_size).unwrap_or(u32::MAX))
         .max_concurrent_streams(256)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
-    ConnBuilder::Auto(builder)
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_read_timeout)
+        .max_headers(opts.max_headers)
+        .max_buf_size(opts.max_header_size.max(8192))
+        .keep_alive(true);
+    let mut auto = auto::Builder::new(TokioExecutor::new());
+    auto.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_read_timeout)
+        .max_headers(opts.max_headers)
+        .max_buf_size(opts.max_header_size.max(8192))
+        .keep_alive(true);
+    auto.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(opts.max_header_size).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    ConnBuilder {
+        auto,
+        http1,
+        http2,
+        protocols: opts.protocols,
+    }
 }
 
 async fn accept_loop(
@@ -430,6 +431,11 @@ async fn serve_io<I: io::Io>(
     activity: &Arc<Activity>,
     stop: &mut watch::Receiver<Option<Duration>>,
 ) {
+    let alpn: Option<&[u8]> = match tls.as_ref().and_then(|t| t.info.alpn_protocol.as_deref()) {
+        Some("h2") => Some(b"h2"),
+        Some("http/1.1") => Some(b"http/1.1"),
+        _ => None,
+    };
     let ctx2 = ctx.clone();
     let activity2 = activity.clone();
     let svc = service_fn(move |req| {
@@ -442,17 +448,23 @@ async fn serve_io<I: io::Io>(
         }
     });
     let io = TokioIo::new(io);
-    match builder {
-        ConnBuilder::Auto(b) => {
-            let conn = std::pin::pin!(b.serve_connection_with_upgrades(io, svc));
+    // ALPN, when TLS negotiated it, decides; otherwise the configured protocols do.
+    let protocols = match alpn {
+        Some(b"h2") => Protocols::Http2,
+        Some(b"http/1.1") => Protocols::Http1,
+        _ => builder.protocols,
+    };
+    match protocols {
+        Protocols::Both => {
+            let conn = std::pin::pin!(builder.auto.serve_connection_with_upgrades(io, svc));
             drive(conn, |c| c.graceful_shutdown(), ctx, activity, stop).await;
         }
-        ConnBuilder::Http1(b) => {
-            let conn = std::pin::pin!(b.serve_connection(io, svc).with_upgrades());
+        Protocols::Http1 => {
+            let conn = std::pin::pin!(builder.http1.serve_connection(io, svc).with_upgrades());
             drive(conn, |c| c.graceful_shutdown(), ctx, activity, stop).await;
         }
-        ConnBuilder::Http2(b) => {
-            let conn = std::pin::pin!(b.serve_connection(io, svc));
+        Protocols::Http2 => {
+            let conn = std::pin::pin!(builder.http2.serve_connection(io, svc));
             drive(conn, |c| c.graceful_shutdown(), ctx, activity, stop).await;
         }
     }
