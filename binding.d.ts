@@ -52,7 +52,7 @@ export declare class BindingCancel {
 
 /** A pooled HTTP client. */
 export declare class BindingClient {
-  constructor(options: BindingClientOptions)
+  constructor(options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null)
   /**
    * Sends a request. The body is inline (`body`) or streamed through `stream`; `cancel` aborts
    * it. Bodies up to `inline_max` bytes come back inline, larger ones through `rest`.
@@ -285,6 +285,18 @@ export interface BindingResponse {
   redirects: Array<BindingHop>
   attempts: number
   connectionId: number
+}
+
+/** What the retry hook is told about a failed attempt. */
+export interface BindingRetryContext {
+  attempt: number
+  method: string
+  url: string
+  status?: number
+  errorCode?: string
+  errorMessage?: string
+  willRetry: boolean
+  delayMs: number
 }
 
 /** Options of `startServer`, validated and defaulted by the TS layer. Times in ms; 0 = none. */

@@ -53,7 +53,29 @@ export type RetryOptions =
       methods?: string[]
       /** Longest `Retry-After` honoured; a longer one returns the response. Default 60 000 ms. */
       maxRetryAfter?: number
+      /**
+       * Decides instead of the policy. Called for every error and every status >= 400 while attempts
+       * are left and the body can be sent again; return true to retry, false to stop, or undefined
+       * to keep the policy's choice (`ctx.willRetry`). A hook that throws keeps the policy's choice.
+       */
+      shouldRetry?: (ctx: RetryContext) => boolean | undefined | Promise<boolean | undefined>
     }
+
+/** What a retry hook is told about a failed attempt. */
+export interface RetryContext {
+  /** The attempt that failed, from 1. */
+  attempt: number
+  method: string
+  url: string
+  /** The status, when a response came. */
+  status: number | null
+  /** The error, when no response came. */
+  error: { code: string; message: string } | null
+  /** What the policy alone would do. */
+  willRetry: boolean
+  /** Wait before the next attempt, in ms (backoff with jitter, or `Retry-After`). */
+  delay: number
+}
 
 /** Proxy options: a proxy URL for all requests, `'env'` for `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`, or both with a bypass list. */
 export type ProxyOptions = string | 'env' | { url?: string; env?: boolean; noProxy?: string[] }
@@ -397,6 +419,26 @@ export interface PoolStats {
   opened: number
 }
 
+function retryHook(
+  retry: RetryOptions | undefined,
+): ((ctx: Binding.BindingRetryContext) => Promise<boolean>) | undefined {
+  const hook = typeof retry === 'object' ? retry.shouldRetry : undefined
+  if (!hook) return undefined
+  return async (raw) => {
+    const ctx: RetryContext = {
+      attempt: raw.attempt,
+      method: raw.method,
+      url: raw.url,
+      status: raw.status ?? null,
+      error: raw.errorCode ? { code: raw.errorCode, message: raw.errorMessage ?? '' } : null,
+      willRetry: raw.willRetry,
+      delay: raw.delayMs,
+    }
+    const answer = await hook(ctx)
+    return answer === undefined ? raw.willRetry : !!answer
+  }
+}
+
 function redirectOptions(r: RedirectOptions | undefined): { mode: string; max: number; allowInsecure: boolean } {
   if (r === undefined) return { mode: 'follow', max: 10, allowInsecure: false }
   if (typeof r === 'string') return { mode: r, max: 10, allowInsecure: false }
@@ -466,7 +508,7 @@ export class Client {
 
   constructor(options: ClientOptions = {}) {
     try {
-      this.#native = this.createNative(nativeClientOptions(options))
+      this.#native = this.createNative(nativeClientOptions(options), retryHook(options.retry))
     } catch (err) {
       throw fromNative(err)
     }
@@ -475,8 +517,11 @@ export class Client {
   }
 
   /** @internal Makes the native client; overridden to attach a cookie jar. */
-  protected createNative(opts: Binding.BindingClientOptions): Binding.BindingClient {
-    return new native.BindingClient(opts)
+  protected createNative(
+    opts: Binding.BindingClientOptions,
+    retryHook: ((ctx: Binding.BindingRetryContext) => Promise<boolean>) | undefined,
+  ): Binding.BindingClient {
+    return new native.BindingClient(opts, retryHook)
   }
 
   /** Connection counters of the pool. */

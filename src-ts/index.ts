@@ -20,6 +20,7 @@ export {
   type RedirectOptions,
   type RequestInit,
   Response,
+  type RetryContext,
   type RetryOptions,
   type TlsDetails,
 } from './client.js'

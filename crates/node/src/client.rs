@@ -4,11 +4,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use hypersock_core::client::{
     BodyReader, Client, ClientOptions, ClientRequest, Http2Mode, Proxy, RedirectMode,
-    RedirectPolicy, RequestBody, ResponseHead, RetryPolicy,
+    RedirectPolicy, RequestBody, ResponseHead, RetryContext, RetryHook, RetryPolicy,
 };
 use hypersock_core::tls::{ClientTlsOptions, TlsVersion};
 use hypersock_core::Error;
 use napi::bindgen_prelude::*;
+use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -56,6 +57,54 @@ pub struct BindingClientOptions {
     pub proxy_from_env: bool,
     pub no_proxy: Option<Vec<String>>,
     pub unix_socket: Option<String>,
+}
+
+/// What the retry hook is told about a failed attempt.
+#[napi(object)]
+pub struct BindingRetryContext {
+    pub attempt: u32,
+    pub method: String,
+    pub url: String,
+    pub status: Option<u32>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub will_retry: bool,
+    pub delay_ms: f64,
+}
+
+/// The user's retry hook; the TS layer makes it always return a promise.
+type RetryHookFn = ThreadsafeFunction<
+    BindingRetryContext,
+    Promise<bool>,
+    BindingRetryContext,
+    Status,
+    false,
+    true,
+>;
+
+fn retry_hook(f: RetryHookFn) -> RetryHook {
+    let f = Arc::new(f);
+    RetryHook(Arc::new(move |ctx: RetryContext| {
+        let f = f.clone();
+        Box::pin(async move {
+            let fallback = ctx.will_retry;
+            let args = BindingRetryContext {
+                attempt: ctx.attempt,
+                method: ctx.method,
+                url: ctx.url,
+                status: ctx.status.map(u32::from),
+                error_code: ctx.error_code.map(str::to_owned),
+                error_message: ctx.error_message,
+                will_retry: ctx.will_retry,
+                delay_ms: ctx.delay.as_millis() as f64,
+            };
+            // A hook that throws or rejects leaves the policy's decision in place.
+            match f.call_async_catch(args).await {
+                Ok(promise) => promise.await.unwrap_or(fallback),
+                Err(_) => fallback,
+            }
+        })
+    }))
 }
 
 /// One redirect that was followed.
@@ -270,8 +319,11 @@ fn head_to_js(head: ResponseHead, body: Bytes, rest: Option<BodyReader>) -> Bind
 
 #[napi]
 impl BindingClient {
-    #[napi(constructor)]
-    pub fn new(options: BindingClientOptions) -> Result<Self> {
+    #[napi(
+        constructor,
+        ts_args_type = "options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null"
+    )]
+    pub fn new(options: BindingClientOptions, retry_hook_fn: Option<RetryHookFn>) -> Result<Self> {
         let http2 = match options.http2.as_str() {
             "auto" => Http2Mode::Auto,
             "always" => Http2Mode::Always,
@@ -297,6 +349,7 @@ impl BindingClient {
             base_delay: ms(options.retry_base_delay_ms),
             max_delay: ms(options.retry_max_delay_ms),
             max_retry_after: ms(options.max_retry_after_ms),
+            hook: retry_hook_fn.map(retry_hook),
             ..RetryPolicy::default()
         };
         if let Some(statuses) = &options.retry_statuses {
@@ -375,8 +428,7 @@ impl BindingClient {
         env.spawn_future(async move {
             let (head, mut reader) = client.send(req).await.map_err(to_js_error)?;
             let (data, done) = reader
-                .read_up_to(inline_max as usize)
-                .await
+                .read_ready(inline_max as usize)
                 .map_err(to_js_error)?;
             Ok(head_to_js(
                 head,

@@ -246,6 +246,27 @@ impl BodyReader {
         }
     }
 
+    /// Takes the body chunks that have already arrived (without waiting), up to about `limit`
+    /// bytes. Returns them and whether the body is finished. Small responses usually arrive with
+    /// their head, so this gives them whole without a second call.
+    pub fn read_ready(&mut self, limit: usize) -> Result<(Bytes, bool)> {
+        use futures_util::FutureExt;
+        let mut parts: Vec<Bytes> = Vec::new();
+        let mut size = 0usize;
+        while size < limit {
+            match self.next_chunk().now_or_never() {
+                Some(Ok(Some(chunk))) => {
+                    size += chunk.len();
+                    parts.push(chunk);
+                }
+                Some(Ok(None)) => return Ok((concat(parts, size), true)),
+                Some(Err(e)) => return Err(e),
+                None => break,
+            }
+        }
+        Ok((concat(parts, size), false))
+    }
+
     /// Reads up to about `limit` bytes. Returns them and whether the body is finished.
     pub async fn read_up_to(&mut self, limit: usize) -> Result<(Bytes, bool)> {
         let mut parts: Vec<Bytes> = Vec::new();

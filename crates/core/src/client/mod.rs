@@ -33,7 +33,7 @@ pub use connect::ConnInfo;
 pub use decode::{Decoder, ACCEPT_ENCODING};
 pub use proxy::{Proxy, ProxyEndpoint};
 pub use redirect::{Hop, RedirectMode, RedirectPolicy};
-pub use retry::{is_retryable_error, parse_retry_after, RetryPolicy};
+pub use retry::{is_retryable_error, parse_retry_after, RetryContext, RetryHook, RetryPolicy};
 pub use ws_dial::{dial_websocket, DialOptions, DialedWebSocket};
 
 use body::OutBody;
@@ -336,6 +336,7 @@ impl Client {
             .map_err(|_| Error::InvalidArgument(format!("invalid method {:?}", req.method)))?;
         let mut headers = req.headers;
         let mut body = req.body;
+        let streamed = !body.is_replayable();
         let policy = &self.opts.redirect;
         let mut hops: Vec<Hop> = Vec::new();
         let mut seen: HashSet<(String, String, Option<String>)> = HashSet::new();
@@ -406,7 +407,7 @@ impl Client {
                 tokio::time::timeout(Duration::from_millis(50), attempt.body.read_all(64 * 1024))
                     .await,
             );
-            if next.keep_body && !body.is_replayable() {
+            if next.keep_body && streamed {
                 return Err(Error::BodyNotReplayable(format!(
                     "{status} redirect to {} needs the request body again, but it was a stream; \
                      send a Buffer or string body, or set redirect: 'manual'",
@@ -466,41 +467,34 @@ impl Client {
                     _ => OutBody::Full(None),
                 },
             };
-            let may_retry = replayable && policy.allows_method(method) && attempt < policy.attempts;
-            match self
+            let attempts_left = replayable && attempt < policy.attempts;
+            let may_retry = attempts_left && policy.allows_method(method);
+            let result = self
                 .attempt(method, url, headers, outgoing, cookie, deadline, cancel)
-                .await
-            {
-                Ok(mut a) => {
-                    if may_retry && policy.statuses.contains(&a.head.status) {
-                        let after = a
-                            .head
-                            .headers
-                            .iter()
-                            .find(|(n, _)| n == "retry-after")
-                            .and_then(|(_, v)| std::str::from_utf8(v).ok())
-                            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
-                        let wait = match after {
-                            Some(d) if d > policy.max_retry_after => None,
-                            Some(d) => Some(d),
-                            None => Some(policy.backoff(attempt)),
-                        };
-                        if let Some(wait) = wait {
-                            drop(
-                                tokio::time::timeout(
-                                    Duration::from_millis(50),
-                                    a.body.read_all(64 * 1024),
-                                )
-                                .await,
-                            );
-                            tokio::time::sleep(wait).await;
-                            attempt += 1;
-                            continue;
-                        }
-                    }
-                    a.head.attempts = attempt;
-                    return Ok(a);
+                .await;
+            let (mut wait, status, failure) = match &result {
+                Ok(a) if a.head.status >= 400 => {
+                    let after = a
+                        .head
+                        .headers
+                        .iter()
+                        .find(|(n, _)| n == "retry-after")
+                        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+                        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+                    let wait = match after {
+                        Some(d) if d > policy.max_retry_after => None,
+                        Some(d) => Some(d),
+                        None => Some(policy.backoff(attempt)),
+                    };
+                    let wanted = may_retry && policy.statuses.contains(&a.head.status);
+                    (
+                        wait.filter(|_| wanted)
+                            .or(if policy.hook.is_some() { wait } else { None }),
+                        Some(a.head.status),
+                        None,
+                    )
                 }
+                Ok(_) => (None, None, None),
                 Err(e) => {
                     let stale = !stale_retry_used
                         && replayable
@@ -511,13 +505,58 @@ impl Client {
                         stale_retry_used = true;
                         continue;
                     }
-                    if may_retry && is_retryable_error(&e) {
-                        tokio::time::sleep(policy.backoff(attempt)).await;
-                        attempt += 1;
-                        continue;
-                    }
-                    return Err(e);
+                    let wanted = may_retry && is_retryable_error(e);
+                    let wait = if wanted || policy.hook.is_some() {
+                        Some(policy.backoff(attempt))
+                    } else {
+                        None
+                    };
+                    (wait, None, Some((e.code(), e.to_string())))
                 }
+            };
+            if let (Some(hook), true, Some(delay)) = (&policy.hook, attempts_left, wait) {
+                let will_retry = match (&result, &failure) {
+                    (Ok(a), _) => may_retry && policy.statuses.contains(&a.head.status),
+                    (Err(e), _) => may_retry && is_retryable_error(e),
+                };
+                if !matches!(result, Err(Error::Aborted) | Err(Error::InvalidArgument(_))) {
+                    let ctx = retry::RetryContext {
+                        attempt,
+                        method: method.to_string(),
+                        url: url.to_string(),
+                        status,
+                        error_code: failure.as_ref().map(|f| f.0),
+                        error_message: failure.map(|f| f.1),
+                        will_retry,
+                        delay,
+                    };
+                    if !(hook.0)(ctx).await {
+                        wait = None;
+                    }
+                } else {
+                    wait = None;
+                }
+            } else if !attempts_left {
+                wait = None;
+            }
+            match (result, wait) {
+                (Ok(mut a), Some(wait)) => {
+                    drop(
+                        tokio::time::timeout(Duration::from_millis(50), a.body.read_all(64 * 1024))
+                            .await,
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                (Err(_), Some(wait)) => {
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                (Ok(mut a), None) => {
+                    a.head.attempts = attempt;
+                    return Ok(a);
+                }
+                (Err(e), None) => return Err(e),
             }
         }
     }

@@ -1,11 +1,49 @@
 //! Retry rules: which failures are retried, and how long to wait (exponential backoff with jitter,
 //! `Retry-After`).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::Method;
 
 use crate::error::Error;
+
+/// What a [`RetryHook`] is told about a failed attempt.
+#[derive(Debug, Clone)]
+pub struct RetryContext {
+    /// The attempt that failed, from 1.
+    pub attempt: u32,
+    /// The request method.
+    pub method: String,
+    /// The URL of the attempt.
+    pub url: String,
+    /// The status, when a response came.
+    pub status: Option<u16>,
+    /// The error code, when no response came.
+    pub error_code: Option<&'static str>,
+    /// The error text, when no response came.
+    pub error_message: Option<String>,
+    /// What the policy alone would do.
+    pub will_retry: bool,
+    /// The wait before the next attempt if it is made.
+    pub delay: Duration,
+}
+
+/// The future a [`RetryHook`] returns: true to retry.
+pub type RetryDecision = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// Decides whether a failed attempt is retried. Called for every error and every status >= 400
+/// while attempts are left and the body can be sent again; its answer replaces the policy's.
+#[derive(Clone)]
+pub struct RetryHook(pub Arc<dyn Fn(RetryContext) -> RetryDecision + Send + Sync>);
+
+impl std::fmt::Debug for RetryHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RetryHook")
+    }
+}
 
 /// Retry options of a client. `attempts: 1` (the default) never retries.
 #[derive(Debug, Clone)]
@@ -22,6 +60,8 @@ pub struct RetryPolicy {
     pub methods: Vec<Method>,
     /// Longest `Retry-After` honoured; a longer one ends the retries and returns the response.
     pub max_retry_after: Duration,
+    /// Decides instead of the policy, when set.
+    pub hook: Option<RetryHook>,
 }
 
 impl Default for RetryPolicy {
@@ -40,6 +80,7 @@ impl Default for RetryPolicy {
                 Method::TRACE,
             ],
             max_retry_after: Duration::from_secs(60),
+            hook: None,
         }
     }
 }
