@@ -72,8 +72,29 @@ pub trait WsEvents: Send + Sync + 'static {
     fn on_pong(&self, _id: u64, _data: Bytes) {}
     /// Everything queued was written after a send reported backpressure.
     fn on_drain(&self, _id: u64) {}
-    /// The peer broke the protocol (or timed out); `on_close` follows.
-    fn on_error(&self, _id: u64, _error: Error) {}
+    /// The peer broke the protocol (or timed out); `on_close` follows. When this side fails
+    /// the connection, its close frame waits until `gate` is dropped (or the close timeout
+    /// passes), so that replies the application queued for messages delivered before the
+    /// error still go out first, in order. Drop it once earlier events are handled.
+    fn on_error(&self, _id: u64, _error: Error, _gate: FailGate) {}
+}
+
+/// Holds back the close frame of a failed connection until dropped (see
+/// [`WsEvents::on_error`]).
+pub struct FailGate(Option<mpsc::UnboundedSender<Outgoing>>);
+
+impl FailGate {
+    pub(crate) fn new(tx: mpsc::UnboundedSender<Outgoing>) -> Self {
+        FailGate(Some(tx))
+    }
+}
+
+impl Drop for FailGate {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(Outgoing::Resume);
+        }
+    }
 }
 
 /// Limits and timers of a WebSocket connection.
@@ -157,6 +178,8 @@ pub(crate) enum Outgoing {
     Prepared(PreparedMessage),
     Ping(Bytes),
     Close(u16, String),
+    /// A [`FailGate`] was dropped.
+    Resume,
 }
 
 pub(crate) struct Shared {
