@@ -305,31 +305,31 @@ export class ServerWebSocket<Data = unknown> {
     return this.#native.bufferedAmount
   }
 
-  #status(code: number): boolean {
-    return code > 0
+  #attempt(send: () => number): boolean {
+    try {
+      return send() > 0
+    } catch (err) {
+      const e = fromNative(err) as { code?: string }
+      // The connection closed meanwhile (its `close` event is on its way): drop the message.
+      if (e.code === 'ERR_WS_CLOSED') return false
+      throw e
+    }
   }
 
   /**
    * Sends a text (string) or binary message. Returns false when the queue is over
-   * `highWaterMark` (wait for `drain`) or the message was dropped because the socket exceeded
-   * `maxBackpressure` (it is being closed). Throws `ERR_WS_CLOSED` once closing.
+   * `highWaterMark` (wait for `drain`), or when the message was dropped because the socket is
+   * closing or exceeded `maxBackpressure`.
    */
   send(data: string | ArrayBufferLike | ArrayBufferView): boolean {
-    try {
-      if (typeof data === 'string') return this.#status(this.#native.sendText(data))
-      return this.#status(this.#native.sendBinary(binaryPayload(data)))
-    } catch (err) {
-      throw fromNative(err)
-    }
+    if (typeof data === 'string') return this.#attempt(() => this.#native.sendText(data))
+    const bytes = binaryPayload(data)
+    return this.#attempt(() => this.#native.sendBinary(bytes))
   }
 
   /** Sends a message made by {@link prepare}; same result as {@link send}. */
   sendPrepared(message: PreparedMessage): boolean {
-    try {
-      return this.#status(this.#native.sendPrepared(message.native))
-    } catch (err) {
-      throw fromNative(err)
-    }
+    return this.#attempt(() => this.#native.sendPrepared(message.native))
   }
 
   /** Sends a ping. */

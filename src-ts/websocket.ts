@@ -218,7 +218,9 @@ export class WebSocket extends EventTarget {
       if (typeof data === 'string') this.#native.sendText(data)
       else this.#native.sendBinary(binaryPayload(data))
     } catch (err) {
-      throw fromNative(err)
+      const e = fromNative(err) as { code?: string }
+      // Closed meanwhile: WHATWG drops sends once the socket is closing.
+      if (e.code !== 'ERR_WS_CLOSED') throw e
     }
   }
 

@@ -5,8 +5,8 @@ use bytes::Bytes;
 use hypersock_core::client::{dial_websocket, DialOptions, DialedWebSocket};
 use hypersock_core::server::{Request, Response, Upgrade, UpgradeAccept, WsHandler};
 use hypersock_core::ws::{
-    self, DeflateOptions, PreparedMessage, Role, SendStatus, WsEvents, WsHandle, WsLimits,
-    WsMessage, WsOptions,
+    self, DeflateOptions, FailGate, PreparedMessage, Role, SendStatus, WsEvents, WsHandle,
+    WsLimits, WsMessage, WsOptions,
 };
 use hypersock_core::Error as CoreError;
 use napi::bindgen_prelude::*;
@@ -333,9 +333,18 @@ impl WsEvents for JsEvents {
         self.emit(WS_DRAIN, id, None, None, 0);
     }
 
-    fn on_error(&self, id: u64, error: CoreError) {
+    fn on_error(&self, id: u64, error: CoreError, gate: FailGate) {
         let text = format!("{}: {}", error.code(), error);
-        self.emit(WS_ERROR, id, None, Some(Either::A(text)), 0);
+        let args: WsEventArgs = (WS_ERROR, id as i64, None, Some(Either::A(text)), 0).into();
+        // The close frame waits until JS has handled every earlier event (and sent replies).
+        self.callback.call_with_return_value(
+            args,
+            ThreadsafeFunctionCallMode::NonBlocking,
+            move |_, _| {
+                drop(gate);
+                Ok(())
+            },
+        );
     }
 }
 

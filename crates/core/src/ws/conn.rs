@@ -80,6 +80,8 @@ pub async fn run<S>(
         scratch_credit: 0,
         zbuf: BytesMut::new(),
         close_sent: false,
+        failing: None,
+        gate_tx: driver.shared.tx.clone(),
         received: None,
         failed: None,
         read_closed: false,
@@ -89,6 +91,7 @@ pub async fn run<S>(
     };
     let far = Instant::now() + std::time::Duration::from_secs(86400 * 365);
     let mut close_deadline: Option<Instant> = None;
+    let mut gate_deadline: Option<Instant> = None;
     let mut next_ping = c.limits.ping_interval.map(|i| Instant::now() + i);
     let mut queue_open = true;
     let timer = tokio::time::sleep_until(far);
@@ -97,8 +100,11 @@ pub async fn run<S>(
 
     let end: Option<(u16, String)> = 'main: loop {
         c.process_input();
-        if c.finishing && c.out.is_empty() && c.scratch.is_empty() {
+        if c.finishing && c.failing.is_none() && c.out.is_empty() && c.scratch.is_empty() {
             break None;
+        }
+        if c.failing.is_some() && gate_deadline.is_none() {
+            gate_deadline = Some(Instant::now() + c.limits.close_timeout);
         }
         if c.close_sent && close_deadline.is_none() {
             close_deadline = Some(Instant::now() + c.limits.close_timeout);
@@ -106,6 +112,9 @@ pub async fn run<S>(
         // The earliest timer.
         let mut at = far;
         if let Some(d) = close_deadline {
+            at = at.min(d);
+        }
+        if let (Some(d), Some(_)) = (gate_deadline, &c.failing) {
             at = at.min(d);
         }
         if let Some(i) = c.limits.idle_timeout {
@@ -149,7 +158,7 @@ pub async fn run<S>(
                     }
                     if c.out.is_empty()
                         && driver.shared.buffered.load(Ordering::Relaxed) == 0
-                        && driver.shared.want_drain.swap(false, Ordering::Relaxed)
+                        && driver.shared.want_drain.swap(false, Ordering::AcqRel)
                     {
                         c.events.on_drain(c.id);
                     }
@@ -178,11 +187,15 @@ pub async fn run<S>(
             },
             () = &mut timer => {
                 let now = Instant::now();
+                if gate_deadline.is_some_and(|d| d <= now) {
+                    c.resume();
+                }
                 if close_deadline.is_some_and(|d| d <= now) {
                     break 'main None;
                 }
                 if c.pong_deadline.is_some_and(|d| d <= now) {
-                    c.events.on_error(c.id, Error::Timeout("WebSocket pong"));
+                    let gate = super::FailGate::new(c.gate_tx.clone());
+                    c.events.on_error(c.id, Error::Timeout("WebSocket pong"), gate);
                     break 'main Some((CLOSE_ABNORMAL, "heartbeat timeout".into()));
                 }
                 if let Some(p) = next_ping.filter(|p| *p <= now) {
@@ -197,7 +210,8 @@ pub async fn run<S>(
                 }
                 if let Some(i) = c.limits.idle_timeout {
                     if !c.close_sent && c.last_read + i <= now {
-                        c.events.on_error(c.id, Error::Timeout("WebSocket idle"));
+                        let gate = super::FailGate::new(c.gate_tx.clone());
+                        c.events.on_error(c.id, Error::Timeout("WebSocket idle"), gate);
                         c.start_close(CLOSE_GOING_AWAY, "idle timeout");
                         c.failed = Some((CLOSE_GOING_AWAY, "idle timeout".into()));
                     }
@@ -338,6 +352,9 @@ struct Conn {
     scratch_credit: usize,
     zbuf: BytesMut,
     close_sent: bool,
+    /// A failure whose close frame waits for the application's [`super::FailGate`].
+    failing: Option<(u16, String)>,
+    gate_tx: tokio::sync::mpsc::UnboundedSender<Outgoing>,
     received: Option<(u16, String)>,
     failed: Option<(u16, String)>,
     read_closed: bool,
@@ -474,25 +491,37 @@ impl Conn {
             }
             Outgoing::Ping(b) => self.queue_control(OpCode::Ping, &b),
             Outgoing::Close(code, reason) => {
-                if self.received.is_none() {
+                if self.received.is_none() && self.failing.is_none() {
                     self.start_close(code, &reason);
                 }
             }
+            Outgoing::Resume => self.resume(),
         }
     }
 
-    /// Fails the connection: sends a close frame with `code` and stops reading.
+    /// Sends the close frame of a failure once the application let it through.
+    fn resume(&mut self) {
+        if let Some((code, reason)) = self.failing.take() {
+            self.start_close(code, &reason);
+        }
+    }
+
+    /// Fails the connection: stops reading and sends a close frame with `code` once the
+    /// application has handled the events before this one (see [`super::FailGate`]).
     fn fail(&mut self, code: u16, reason: &str) {
         let err = match code {
             1009 => Error::WsMessageTooBig(reason.to_string()),
             1007 => Error::WsInvalidUtf8,
             _ => Error::WsProtocol(reason.to_string()),
         };
-        self.events.on_error(self.id, err);
         if self.failed.is_none() && self.received.is_none() {
             self.failed = Some((code, reason.to_string()));
         }
-        self.start_close(code, reason);
+        if !self.close_sent && self.failing.is_none() {
+            self.failing = Some((code, reason.to_string()));
+            let gate = super::FailGate::new(self.gate_tx.clone());
+            self.events.on_error(self.id, err, gate);
+        }
         self.finishing = true;
         self.rbuf = BytesMut::new();
         self.cur = None;

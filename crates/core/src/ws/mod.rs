@@ -72,8 +72,29 @@ pub trait WsEvents: Send + Sync + 'static {
     fn on_pong(&self, _id: u64, _data: Bytes) {}
     /// Everything queued was written after a send reported backpressure.
     fn on_drain(&self, _id: u64) {}
-    /// The peer broke the protocol (or timed out); `on_close` follows.
-    fn on_error(&self, _id: u64, _error: Error) {}
+    /// The peer broke the protocol (or timed out); `on_close` follows. When this side fails
+    /// the connection, its close frame waits until `gate` is dropped (or the close timeout
+    /// passes), so that replies the application queued for messages delivered before the
+    /// error still go out first, in order. Drop it once earlier events are handled.
+    fn on_error(&self, _id: u64, _error: Error, _gate: FailGate) {}
+}
+
+/// Holds back the close frame of a failed connection until dropped (see
+/// [`WsEvents::on_error`]).
+pub struct FailGate(Option<mpsc::UnboundedSender<Outgoing>>);
+
+impl FailGate {
+    pub(crate) fn new(tx: mpsc::UnboundedSender<Outgoing>) -> Self {
+        FailGate(Some(tx))
+    }
+}
+
+impl Drop for FailGate {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(Outgoing::Resume);
+        }
+    }
 }
 
 /// Limits and timers of a WebSocket connection.
@@ -157,6 +178,8 @@ pub(crate) enum Outgoing {
     Prepared(PreparedMessage),
     Ping(Bytes),
     Close(u16, String),
+    /// A [`FailGate`] was dropped.
+    Resume,
 }
 
 pub(crate) struct Shared {
@@ -244,12 +267,17 @@ impl WsHandle {
             self.kill(CLOSE_POLICY);
             return Ok(SendStatus::Dropped);
         }
+        // Ask for `drain` before the message is queued: the driver can only write it (and reach
+        // zero) after receiving it, so it is sure to see the request.
+        let over = now > self.shared.high_water_mark;
+        if over {
+            self.shared.want_drain.store(true, Ordering::Release);
+        }
         if self.shared.tx.send(msg).is_err() {
             self.shared.buffered.fetch_sub(len, Ordering::Relaxed);
             return Err(Error::WsClosed);
         }
-        if now > self.shared.high_water_mark {
-            self.shared.want_drain.store(true, Ordering::Relaxed);
+        if over {
             return Ok(SendStatus::Backpressure);
         }
         Ok(SendStatus::Queued)
