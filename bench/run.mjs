@@ -2,11 +2,12 @@
 // table of ratios (hypersock / peer) and writes bench/.out/results.json.
 // Env: BENCH_SECONDS (default 5) is the length of each measurement; 1 makes a quick smoke run.
 // Only loopback addresses are used. Progress goes to stderr, the table to stdout.
-import { checkBuilt, ROOT, SECONDS } from './lib/config.mjs'
+import { mkdirSync } from 'node:fs'
+import { checkBuilt, OUT_DIR, ROOT, SECONDS } from './lib/config.mjs'
 import { killAll, runVisible } from './lib/proc.mjs'
 import { compare, table, writeJson } from './lib/report.mjs'
 import { clientGet } from './scenarios/client.mjs'
-import { ensureWrk, httpHello } from './scenarios/http.mjs'
+import { ensureWrk, http2Hello, httpHello, httpJsonEcho } from './scenarios/http.mjs'
 import { wsEcho } from './scenarios/ws.mjs'
 
 // No child outlives the harness, however it ends.
@@ -38,12 +39,13 @@ async function record(scenario, subject, measure) {
 async function main() {
   const startedAt = new Date().toISOString()
   checkBuilt()
+  mkdirSync(OUT_DIR, { recursive: true })
   await ensureWrk()
   console.error('bench: building the Rust load generator and ceiling (cargo build --release -p hypersock-bench)')
   await runVisible('cargo', ['build', '--release', '-p', 'hypersock-bench'], { cwd: ROOT })
   console.error(`bench: ${SECONDS} s per measurement, after 1 s of warm-up`)
 
-  for (const scenario of [httpHello, wsEcho, clientGet]) {
+  for (const scenario of [httpHello, httpJsonEcho, http2Hello, wsEcho, clientGet]) {
     try {
       await scenario(record)
     } catch (error) {

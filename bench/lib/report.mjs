@@ -7,7 +7,15 @@ import { OUT_DIR, SECONDS } from './config.mjs'
 /** The rows of the table: [label, scenario key, peer subject]; hypersock is always the subject. */
 const ROWS = [
   ['HTTP hello world req/s (wrk -c64)', 'http-hello', 'node:http'],
+  ['HTTP hello world req/s (wrk -c64)', 'http-hello', 'fastify'],
+  ['HTTP hello world req/s (wrk -c64)', 'http-hello', 'uWebSockets'],
   ['HTTP hello world req/s (wrk -c64)', 'http-hello', 'hyper (pure Rust)'],
+  ['HTTP 1 KiB JSON POST echo req/s (wrk -c64)', 'http-json', 'node:http'],
+  ['HTTP 1 KiB JSON POST echo req/s (wrk -c64)', 'http-json', 'fastify'],
+  ['HTTP 1 KiB JSON POST echo req/s (wrk -c64)', 'http-json', 'uWebSockets'],
+  ['HTTP 1 KiB JSON POST echo req/s (wrk -c64)', 'http-json', 'hyper (pure Rust)'],
+  ['HTTP/2 hello world req/s (h2load h2c, 16x16)', 'http2-hello', 'node:http2'],
+  ['HTTP/2 hello world req/s (h2load h2c, 16x16)', 'http2-hello', 'hyper (pure Rust)'],
   ['WebSocket echo msgs/s, 32 B text (100 conns)', 'ws-echo-32', 'ws'],
   ['WebSocket echo msgs/s, 16 KiB binary (100 conns)', 'ws-echo-16k', 'ws'],
   ['Client GET req/s, concurrency 1', 'client-get-c1', 'undici.request'],

@@ -10,13 +10,14 @@ use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 const BODY: &[u8] = b"Hello, World!";
@@ -66,16 +67,29 @@ async fn serve(port: u16) -> Result<(), BoxError> {
         };
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
+            // HTTP/1.1, and HTTP/2 by prior knowledge (for h2load), like hypersock's server.
             // Errors here are the client going away mid-request; nothing to report.
-            let _ = http1::Builder::new()
-                .keep_alive(true)
+            let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service_fn(hello))
                 .await;
         });
     }
 }
 
-async fn hello(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// GET: the hello-world body. POST: echoes the (JSON) body back.
+async fn hello(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.method() == hyper::Method::POST {
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let mut res = Response::new(Full::new(body));
+        res.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return Ok(res);
+    }
     let mut res = Response::new(Full::new(Bytes::from_static(BODY)));
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
