@@ -236,6 +236,13 @@ describe('serve: HTTP/2', () => {
     expect(stdout).toBe('v2')
   })
 
+  it('answers an h2c Upgrade request over HTTP/1.1 (the mechanism RFC 9113 deprecates)', async () => {
+    const server = await start({ fetch: (req) => `v${req.httpVersion}` })
+    const { stdout } = await run('curl', ['-sS', '--http2', '-i', server.url.href])
+    expect(stdout).toMatch(/^HTTP\/1\.1 200/)
+    expect(stdout.endsWith('v1.1')).toBe(true)
+  })
+
   it('refuses h2c when http2 is off', async () => {
     const server = await start({ http2: false, fetch: () => 'x' })
     const reply = await rawExchange(server.port, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
