@@ -3,6 +3,7 @@ import { type Binding, native } from './native.js'
 import { ServerRequest } from './server-request.js'
 import { type ResponseLike, sendResponse } from './server-response.js'
 import { bindingWsOptions, WebSocketDispatcher, type WebSocketHandler } from './server-websocket.js'
+import { checkInteger, U32 } from './validate.js'
 
 export type { ResponseLike }
 export { ServerRequest }
@@ -375,16 +376,6 @@ function statusOf(out: ResponseLike): number {
   return out.upgrade ? 101 : (out.status ?? 200)
 }
 
-function checkSize(name: string, value: number | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
-  const v = value ?? fallback
-  if (!Number.isSafeInteger(v) || v < 0 || v > max) {
-    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `${name} must be an integer from 0 to ${max}`)
-  }
-  return v
-}
-
-const U32 = 0xffffffff
-
 /**
  * Starts an HTTP/1.1 + HTTP/2 server (with WebSocket on the same port when `websocket` is given).
  *
@@ -423,15 +414,15 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
         reusePort: options.reusePort ?? false,
         protocols: protocolsOf(options.http2),
         tls: options.tls ? bindingTls(options.tls) : undefined,
-        maxBodySize: checkSize('maxBodySize', options.maxBodySize, 16 * 1024 * 1024),
-        headerReadTimeoutMs: checkSize('headerReadTimeout', options.headerReadTimeout, 30_000, U32),
-        idleTimeoutMs: checkSize('idleTimeout', options.idleTimeout, 60_000, U32),
-        requestTimeoutMs: checkSize('requestTimeout', options.requestTimeout, 300_000, U32),
-        maxHeaderSize: checkSize('maxHeaderSize', options.maxHeaderSize, 64 * 1024, U32),
-        maxHeaders: checkSize('maxHeaders', options.maxHeaders, 100, U32),
-        maxConnections: checkSize('maxConnections', options.maxConnections, 0, U32),
-        maxConcurrentRequests: checkSize('maxConcurrentRequests', options.maxConcurrentRequests, 0, U32),
-        maxQueuedRequests: checkSize('maxQueuedRequests', options.maxQueuedRequests, 1024, U32),
+        maxBodySize: checkInteger('maxBodySize', options.maxBodySize, 16 * 1024 * 1024),
+        headerReadTimeoutMs: checkInteger('headerReadTimeout', options.headerReadTimeout, 30_000, U32),
+        idleTimeoutMs: checkInteger('idleTimeout', options.idleTimeout, 60_000, U32),
+        requestTimeoutMs: checkInteger('requestTimeout', options.requestTimeout, 300_000, U32),
+        maxHeaderSize: checkInteger('maxHeaderSize', options.maxHeaderSize, 64 * 1024, U32),
+        maxHeaders: checkInteger('maxHeaders', options.maxHeaders, 100, U32),
+        maxConnections: checkInteger('maxConnections', options.maxConnections, 0, U32),
+        maxConcurrentRequests: checkInteger('maxConcurrentRequests', options.maxConcurrentRequests, 0, U32),
+        maxQueuedRequests: checkInteger('maxQueuedRequests', options.maxQueuedRequests, 1024, U32),
         serverName: options.serverName,
         websocket: options.websocket ? bindingWsOptions(options.websocket as WebSocketHandler<never>) : undefined,
       },
