@@ -40,7 +40,7 @@ export declare class BindingCancel {
 
 /** A pooled HTTP client. */
 export declare class BindingClient {
-  constructor(options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null)
+  constructor(options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null, cookieJar?: BindingCookieJar | undefined | null)
   /**
    * Sends a request. The body is inline (`body`) or streamed through `stream`; `cancel` aborts
    * it. Bodies up to `inline_max` bytes come back inline, larger ones through `rest`.
@@ -48,6 +48,25 @@ export declare class BindingClient {
   request(method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number): Promise<BindingResponse>
   /** Connection counters of the pool. */
   poolStats(): BindingPoolStats
+}
+
+/** A thread-safe RFC 6265 cookie jar shared with the clients that use it. */
+export declare class BindingCookieJar {
+  constructor()
+  /** Stores a `Set-Cookie` value as received from `url`; the cookie stored, or null when ignored. */
+  setCookie(header: string, urlStr: string, at?: number | undefined | null): BindingCookie | null
+  /** The cookies that a request to `url` would send, in order. */
+  getCookies(urlStr: string, at?: number | undefined | null): Array<BindingCookie>
+  /** The `Cookie` header for `url`, or null. */
+  getCookieHeader(urlStr: string, at?: number | undefined | null): string | null
+  /** Every live cookie. */
+  list(at?: number | undefined | null): Array<BindingCookie>
+  /** Removes cookies (all, of a domain, or of a domain and name); returns how many. */
+  remove(domain?: string | undefined | null, name?: string | undefined | null): number
+  /** The jar as JSON. */
+  toJson(includeSession: boolean, at?: number | undefined | null): string
+  /** Adds the cookies of saved JSON; returns how many. */
+  loadJson(json: string, at?: number | undefined | null): number
 }
 
 /** One HTTP request handed to JS; answered once with `respond`. */
@@ -154,6 +173,21 @@ export interface BindingClientOptions {
   unixSocket?: string
 }
 
+/** One cookie, as the TS layer sees it. */
+export interface BindingCookie {
+  name: string
+  value: string
+  domain: string
+  path: string
+  hostOnly: boolean
+  secure: boolean
+  httpOnly: boolean
+  sameSite?: string
+  /** Milliseconds since the Unix epoch; null for a session cookie. */
+  expires?: number
+  creation: number
+}
+
 /** Options of `dialWebSocket`, defaulted by the TS layer. */
 export interface BindingDialOptions {
   protocols: Array<string>
@@ -233,6 +267,9 @@ export declare function dialWebSocket(url: string, options: BindingDialOptions):
 
 /** Generates an ECDSA P-256 certificate with rcgen (self-signed or signed by a CA). */
 export declare function generateCertificateNative(options: BindingCertificateOptions): BindingCertificate
+
+/** Parses a cookie date (RFC 6265 5.1.1); milliseconds since the Unix epoch, or null. */
+export declare function parseCookieDateNative(value: string): number | null
 
 /**
  * Binds and starts a server. `onRequest` gets every HTTP request; `onWebSocket`, when given,

@@ -25,6 +25,7 @@ export {
   type TlsDetails,
 } from './client.js'
 export type { ClientBodyInit } from './client-body.js'
+export { type Cookie, CookieJar, type CookieJarOptions, type SaveOptions } from './cookie-jar.js'
 export {
   AbortError,
   ConnectionError,

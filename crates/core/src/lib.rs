@@ -5,6 +5,7 @@
 //! WebSocket connections ([`ws`]). Errors carry a stable code ([`Error::code`]).
 
 pub mod client;
+pub mod cookie;
 pub mod error;
 pub mod server;
 pub mod tls;
