@@ -840,6 +840,7 @@ module.exports.BindingBodyWriter = nativeBinding.BindingBodyWriter
 module.exports.BindingCancel = nativeBinding.BindingCancel
 module.exports.BindingClient = nativeBinding.BindingClient
 module.exports.BindingCookieJar = nativeBinding.BindingCookieJar
+module.exports.BindingEventSource = nativeBinding.BindingEventSource
 module.exports.BindingRequest = nativeBinding.BindingRequest
 module.exports.BindingServer = nativeBinding.BindingServer
 module.exports.BindingWebSocket = nativeBinding.BindingWebSocket

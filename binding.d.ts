@@ -69,6 +69,15 @@ export declare class BindingCookieJar {
   loadJson(json: string, at?: number | undefined | null): number
 }
 
+/** A Server-Sent Events connection that reconnects by itself; read with `next()`. */
+export declare class BindingEventSource {
+  constructor(client: BindingClient, url: string, headers: Array<string>, retryMs: number, maxReconnects?: number | undefined | null, lastEventId?: string | undefined | null)
+  /** The next items, or null once closed. */
+  next(): Promise<Array<BindingSseItem> | null>
+  /** Closes the stream; a pending `next()` resolves to null. */
+  close(): void
+}
+
 /** One HTTP request handed to JS; answered once with `respond`. */
 export declare class BindingRequest {
   /** The request method. */
@@ -248,6 +257,14 @@ export interface BindingServerOptions {
   maxMessageSize: number
   closeTimeoutMs: number
   serverName?: string
+}
+
+/** One item of an event stream: `open`, `message` (an event) or `reconnecting`. */
+export interface BindingSseItem {
+  kind: string
+  event: string
+  data: string
+  id: string
 }
 
 /** TLS options of a client, defaulted by the TS layer. */

@@ -496,6 +496,15 @@ export function nativeClientOptions(options: ClientOptions): Binding.BindingClie
   }
 }
 
+const clientNatives = new WeakMap<Client, Binding.BindingClient>()
+
+/** @internal The native client behind a Client. */
+export function nativeClient(client: Client): Binding.BindingClient {
+  const n = clientNatives.get(client)
+  if (!n) throw new TypeError('client must be a hypersock Client')
+  return n
+}
+
 /**
  * An HTTP client with its own pool of keep-alive connections (HTTP/1.1 and HTTP/2).
  *
@@ -519,6 +528,7 @@ export class Client {
     } catch (err) {
       throw fromNative(err)
     }
+    clientNatives.set(this, this.#native)
     this.#headers = flattenHeaders(options.headers)
     this.#maxSize = options.maxResponseSize ?? 256 * 1024 * 1024
   }
@@ -606,8 +616,13 @@ async function pump(
 
 let defaultClient: Client | undefined
 
+/** @internal The shared client of {@link fetch}. */
+export function getDefaultClient(): Client {
+  defaultClient ??= new Client()
+  return defaultClient
+}
+
 /** WHATWG-style `fetch` over a shared default {@link Client}. */
 export function fetch(input: string | URL, init?: RequestInit): Promise<Response> {
-  defaultClient ??= new Client()
-  return defaultClient.fetch(input, init)
+  return getDefaultClient().fetch(input, init)
 }

@@ -40,6 +40,7 @@ export {
   TlsError,
   WebSocketError,
 } from './errors.js'
+export { EventSource, EventSourceErrorEvent, type EventSourceInit, events } from './event-source.js'
 export {
   type ResponseLike,
   type ServeOptions,

@@ -8,6 +8,7 @@ pub mod client;
 pub mod cookie;
 pub mod error;
 pub mod server;
+pub mod sse;
 pub mod tls;
 pub mod ws;
 

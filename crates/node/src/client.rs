@@ -246,7 +246,7 @@ impl BindingBodyReader {
 /// A pooled HTTP client.
 #[napi]
 pub struct BindingClient {
-    inner: Client,
+    pub(crate) inner: Client,
 }
 
 fn ms(v: u32) -> Duration {

@@ -8,6 +8,7 @@
 mod client;
 mod cookie;
 mod server;
+mod sse;
 mod testing;
 mod websocket;
 
