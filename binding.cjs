@@ -836,11 +836,14 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.BindingBodyReader = nativeBinding.BindingBodyReader
+module.exports.BindingBodySink = nativeBinding.BindingBodySink
 module.exports.BindingBodyWriter = nativeBinding.BindingBodyWriter
 module.exports.BindingCancel = nativeBinding.BindingCancel
 module.exports.BindingClient = nativeBinding.BindingClient
 module.exports.BindingCookieJar = nativeBinding.BindingCookieJar
 module.exports.BindingEventSource = nativeBinding.BindingEventSource
+module.exports.BindingPreparedMessage = nativeBinding.BindingPreparedMessage
+module.exports.BindingRawSocket = nativeBinding.BindingRawSocket
 module.exports.BindingRequest = nativeBinding.BindingRequest
 module.exports.BindingServer = nativeBinding.BindingServer
 module.exports.BindingWebSocket = nativeBinding.BindingWebSocket

@@ -17,6 +17,18 @@ export declare class BindingBodyReader {
   readAll(max: number): Promise<Buffer>
 }
 
+/** The body of a streamed response. */
+export declare class BindingBodySink {
+  /** Queues a chunk, resolving once there is room. Resolves false when the client is gone. */
+  write(chunk: Uint8Array): Promise<boolean>
+  /** Ends the body. */
+  end(): void
+  /** Cuts the body: the client sees an incomplete response. */
+  abort(): void
+  /** True once the client is gone. */
+  get closed(): boolean
+}
+
 /**
  * The writing end of a streamed request body. Bounded: `write` waits while the request is
  * behind.
@@ -78,7 +90,32 @@ export declare class BindingEventSource {
   close(): void
 }
 
-/** One HTTP request handed to JS; answered once with `respond`. */
+/** A message framed (and compressed) once, sendable on many sockets. */
+export declare class BindingPreparedMessage {
+  /** Frames `data`: a string makes a text message, a Buffer a binary one. */
+  constructor(data: string | Uint8Array)
+  /** Payload length in bytes. */
+  get length(): number
+  /** True for a text message. */
+  get isText(): boolean
+}
+
+/** A connection taken over after a 101 response. */
+export declare class BindingRawSocket {
+  /** The next bytes from the peer; `null` once it closed its side. */
+  read(): Promise<Buffer | null>
+  /** Writes bytes to the peer. */
+  write(data: Uint8Array): Promise<void>
+  /** Closes the write side. */
+  end(): Promise<void>
+  /** Closes the connection. */
+  destroy(): Promise<void>
+}
+
+/**
+ * One HTTP request handed to JS; answered once with `respond`, `respondStream` or
+ * `respondUpgrade`.
+ */
 export declare class BindingRequest {
   /** The request method. */
   get method(): string
@@ -86,24 +123,53 @@ export declare class BindingRequest {
   get target(): string
   /** Header fields as `[name, value, ...]`, in order. */
   get headers(): Array<string>
-  /** The client's IP address. */
+  /** The HTTP version: `1.0`, `1.1` or `2`. */
+  get httpVersion(): string
+  /** The client's IP address, empty on a unix socket. */
   get remoteAddress(): string
-  /** The client's port. */
+  /** The client's port, 0 on a unix socket. */
   get remotePort(): number
-  /** The whole body; an empty body gives `null`. Can be taken once. */
+  /** 0: no body, 1: whole body (`takeBody`), 2: streamed body (`readChunk`/`readAll`). */
+  get bodyKind(): number
+  /**
+   * What TLS negotiated, as JSON (`protocol`, `cipher`, `alpnProtocol`, `chain` of the
+   * client's certificates, `serverName`); `null` on a plain connection.
+   */
+  get tlsJson(): string | null
+  /** True when the client asked for a protocol upgrade that `respondUpgrade` can accept. */
+  get canUpgrade(): boolean
+  /** The whole body when it arrived whole; `null` otherwise. Can be taken once. */
   takeBody(): Buffer | null
-  /** Sends the response. Returns false if it was already sent or the client is gone. */
-  respond(status: number, headers: Array<string>, body?: string | Buffer | undefined | null): boolean
+  /** The next chunk of a streamed body; `null` at the end. */
+  readChunk(): Promise<Buffer | null>
+  /** The rest of a streamed body as one buffer. */
+  readAll(): Promise<Buffer>
+  /** Sends a whole response. Returns false if it was already sent or the client is gone. */
+  respond(status: number, headers: Array<string>, body?: string | Uint8Array | undefined | null): boolean
+  /** Sends the response head now and returns a sink for the body chunks. */
+  respondStream(status: number, headers: Array<string>): BindingBodySink
+  /** Answers 101 with `headers` and returns the raw connection. */
+  respondUpgrade(headers: Array<string>): BindingRawSocket
 }
 
 /** A running server. */
 export declare class BindingServer {
-  /** The port the server listens on. */
+  /** Swaps in new certificates for new connections (open ones keep theirs). */
+  reloadTls(tls: BindingServerTls, protocols: number): void
+  /** Takes every request waiting for JS, in arrival order. */
+  takeRequests(): Array<BindingRequest>
+  /** The port the server listens on (0 on a unix socket). */
   get port(): number
-  /** The IP address the server listens on. */
+  /** The IP address, or the unix socket path, the server listens on. */
   get address(): string
+  /** True when listening on a unix socket. */
+  get isUnix(): boolean
   /** Open WebSocket connections. */
   get websocketCount(): number
+  /** The server's counters. */
+  stats(): BindingStats
+  /** The counters in the Prometheus text format, names prefixed with `prefix`. */
+  metrics(prefix: string): string
   /** Stops the server; waits up to `deadlineMs` for in-flight work, then forces the rest. */
   stop(deadlineMs: number): Promise<void>
 }
@@ -118,18 +184,35 @@ export declare class BindingWebSocket {
   get headers(): Array<string>
   /** The negotiated subprotocol, empty when none. */
   get protocol(): string
+  /** The negotiated extensions (`Sec-WebSocket-Extensions` of the 101), empty when none. */
+  get extensions(): string
+  /** Subprotocols the client offered (server side, during the upgrade hook). */
+  get offeredProtocols(): Array<string>
   /** The peer's IP address. */
   get remoteAddress(): string
+  /** The peer's port. */
+  get remotePort(): number
   /** Bytes queued and not yet written. */
   get bufferedAmount(): number
-  /** Queues a text message. */
-  sendText(text: string): void
-  /** Queues a binary message. */
-  sendBinary(data: Uint8Array): void
+  /**
+   * Queues a text message: 1 queued, -1 queued over the high-water mark (wait for drain),
+   * 0 dropped (backpressure limit exceeded, the connection is being closed).
+   */
+  sendText(text: string): number
+  /** Queues a binary message; same results as `sendText`. */
+  sendBinary(data: Uint8Array): number
+  /** Queues a pre-framed message; same results as `sendText`. */
+  sendPrepared(msg: BindingPreparedMessage): number
   /** Queues a ping. */
   ping(data: Uint8Array): void
   /** Starts the close handshake. */
   close(code: number, reason: string): void
+  /** Drops the connection without a close handshake. */
+  terminate(): void
+  /** Server side, in the upgrade hook: accepts with an optional subprotocol and extra headers. */
+  accept(protocol: string | undefined | null, headers: Array<string>): void
+  /** Server side, in the upgrade hook: refuses with a status, headers and body. */
+  reject(status: number, headers: Array<string>, body?: string | Buffer | undefined | null): void
   /** Client side: starts reading after the JS object is set up, so no event is lost. */
   start(onEvent: WsEventCallback): void
 }
@@ -197,13 +280,24 @@ export interface BindingCookie {
   creation: number
 }
 
+/** permessage-deflate settings, defaulted by the TS layer. */
+export interface BindingDeflateOptions {
+  serverNoContextTakeover: boolean
+  clientNoContextTakeover: boolean
+  serverMaxWindowBits: number
+  clientMaxWindowBits: number
+  threshold: number
+  level: number
+  memLevel: number
+}
+
 /** Options of `dialWebSocket`, defaulted by the TS layer. */
 export interface BindingDialOptions {
   protocols: Array<string>
   headers: Array<string>
   handshakeTimeoutMs: number
-  maxMessageSize: number
-  closeTimeoutMs: number
+  limits: BindingWsLimits
+  compression?: BindingDeflateOptions
 }
 
 /** One redirect that was followed. */
@@ -248,15 +342,45 @@ export interface BindingRetryContext {
   delayMs: number
 }
 
-/** Options of `startServer`, validated and defaulted by the TS layer. */
+/** Options of `startServer`, validated and defaulted by the TS layer. Times in ms; 0 = none. */
 export interface BindingServerOptions {
   hostname: string
   port: number
+  unix?: string
+  reusePort: boolean
+  /** 0: HTTP/1.1 only, 1: HTTP/1.1 and h2c, 2: HTTP/2 only. */
+  protocols: number
   maxBodySize: number
   headerReadTimeoutMs: number
-  maxMessageSize: number
-  closeTimeoutMs: number
+  idleTimeoutMs: number
+  requestTimeoutMs: number
+  maxHeaderSize: number
+  maxHeaders: number
+  maxConnections: number
+  maxConcurrentRequests: number
+  maxQueuedRequests: number
   serverName?: string
+  /** Serve HTTPS with these certificates. */
+  tls?: BindingServerTls
+  /** WebSocket options; required when `onWebSocket` is given. */
+  websocket?: BindingWsOptions
+}
+
+/** TLS settings of a server, validated by the TS layer. */
+export interface BindingServerTls {
+  /** The first one is the default for clients without SNI or with an unknown name. */
+  certificates: Array<BindingSniCertificate>
+  /** CA certificates (PEM) that client certificates must chain to; empty: no client auth. */
+  clientCa: Array<string>
+  requireClientCert: boolean
+  minVersion?: string
+}
+
+/** One certificate of an HTTPS server and the SNI names it answers for (empty: the default). */
+export interface BindingSniCertificate {
+  serverNames: Array<string>
+  cert: string
+  key: string
 }
 
 /** One item of an event stream: `open`, `message` (an event) or `reconnecting`. */
@@ -265,6 +389,22 @@ export interface BindingSseItem {
   event: string
   data: string
   id: string
+}
+
+/** Counters of a server. */
+export interface BindingStats {
+  connectionsOpen: number
+  connectionsTotal: number
+  requestsTotal: number
+  requestsInFlight: number
+  bytesIn: number
+  bytesOut: number
+  websocketsOpen: number
+  websocketsTotal: number
+  responses: Array<number>
+  rejectedOverload: number
+  timeouts: number
+  tlsFailures: number
 }
 
 /** TLS options of a client, defaulted by the TS layer. */
@@ -279,6 +419,32 @@ export interface BindingTlsOptions {
   serverName?: string
 }
 
+/**
+ * Limits shared by the server and the client, defaulted by the TS layer. Times in ms
+ * (0 disables idle timeout and heartbeat).
+ */
+export interface BindingWsLimits {
+  maxMessageSize: number
+  maxFrameSize: number
+  closeTimeoutMs: number
+  idleTimeoutMs: number
+  pingIntervalMs: number
+  pongTimeoutMs: number
+  highWaterMark: number
+  maxBackpressure: number
+}
+
+/** WebSocket options of a server, defaulted by the TS layer. */
+export interface BindingWsOptions {
+  limits: BindingWsLimits
+  compression?: BindingDeflateOptions
+  allowedOrigins?: Array<string>
+  maxConnections: number
+  handshakeTimeoutMs: number
+  /** The TS layer has an `upgrade` hook: sockets are handed over before the 101. */
+  upgradeHook: boolean
+}
+
 /** Connects to a `ws://` URL. Call `start` on the result to begin receiving. */
 export declare function dialWebSocket(url: string, options: BindingDialOptions): Promise<BindingWebSocket>
 
@@ -289,7 +455,7 @@ export declare function generateCertificateNative(options: BindingCertificateOpt
 export declare function parseCookieDateNative(value: string): number | null
 
 /**
- * Binds and starts a server. `onRequest` gets every HTTP request; `onWebSocket`, when given,
+ * Binds and starts a server. `onRequest` is called when requests wait in `takeRequests`; `onWebSocket`, when given,
  * enables WebSocket upgrades and gets their events.
  */
 export declare function startServer(options: BindingServerOptions, onRequest: RequestCallback, onWebSocket?: WsEventCallback | undefined | null): Promise<BindingServer>

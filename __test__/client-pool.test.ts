@@ -46,7 +46,7 @@ describe('client pool', () => {
 
   it('closes idle connections after poolIdleTimeout', async () => {
     const { url, sockets } = await serve((_req, res) => res.end('x'))
-    const client = new Client({ poolIdleTimeout: 50 })
+    const client = new Client({ poolIdleTimeout: 300 })
     await (await client.fetch(url)).text()
     expect(client.stats.open).toBe(1)
     const [socket] = [...sockets]

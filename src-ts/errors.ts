@@ -67,7 +67,7 @@ export class InvalidArgumentError extends HypersockError {}
  */
 export class HttpError extends HypersockError {}
 
-/** A WebSocket operation failed (`ERR_WS_HANDSHAKE`, `ERR_WS_CLOSED`, `ERR_INVALID_STATE`). */
+/** A WebSocket operation failed (`ERR_WS_HANDSHAKE`, `ERR_WS_CLOSED`, `ERR_INVALID_STATE`, `ERR_WS_PROTOCOL`, `ERR_WS_MESSAGE_TOO_BIG`, `ERR_WS_INVALID_UTF8`). */
 export class WebSocketError extends HypersockError {}
 
 /** A server could not start (`EADDRINUSE`, `ERR_LISTEN`). */
@@ -99,6 +99,9 @@ const classes: Record<string, new (code: string, message: string, options?: { ca
   ERR_PROXY_TUNNEL: ProxyError,
   ERR_WS_HANDSHAKE: WebSocketError,
   ERR_WS_CLOSED: WebSocketError,
+  ERR_WS_PROTOCOL: WebSocketError,
+  ERR_WS_MESSAGE_TOO_BIG: WebSocketError,
+  ERR_WS_INVALID_UTF8: WebSocketError,
   ERR_INVALID_STATE: WebSocketError,
   EADDRINUSE: ServerError,
   ERR_LISTEN: ServerError,

@@ -42,14 +42,31 @@ export {
 } from './errors.js'
 export { EventSource, EventSourceErrorEvent, type EventSourceInit, events } from './event-source.js'
 export {
+  type AccessLogEntry,
   type ResponseLike,
   type ServeOptions,
   Server,
   ServerRequest,
+  type ServerStats,
+  type ServerTlsOptions,
   type StopOptions,
   serve,
 } from './server.js'
-export { ServerWebSocket, type WebSocketHandler } from './server-websocket.js'
+export type { CertificateInfo, ServerTlsInfo } from './server-request.js'
+export type { BodyChunk, BodyStreamSource, ResponseObject } from './server-response.js'
+export {
+  type CompressionOptions,
+  PreparedMessage,
+  prepare,
+  ServerWebSocket,
+  type UpgradeAccept,
+  type UpgradeReject,
+  type UpgradeRequest,
+  type UpgradeResult,
+  type WebSocketHandler,
+  type WebSocketLimits,
+} from './server-websocket.js'
+export { formatEvent, type ServerSentEvent, sse } from './sse.js'
 export {
   type BinaryType,
   CloseEvent,
@@ -57,3 +74,4 @@ export {
   WebSocket,
   type WebSocketOptions,
 } from './websocket.js'
+export { serveWebSocket, type WebSocketServeOptions } from './websocket-server.js'

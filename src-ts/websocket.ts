@@ -1,18 +1,29 @@
 import { headersFromFlat } from './body.js'
 import { fromNative, InvalidArgumentError, WebSocketError } from './errors.js'
 import { type Binding, native } from './native.js'
-import { binaryPayload, checkClose, ReadyState, WsEvent } from './server-websocket.js'
+import {
+  binaryPayload,
+  bindingCompression,
+  bindingLimits,
+  type CompressionOptions,
+  checkClose,
+  ReadyState,
+  type WebSocketLimits,
+  WsEvent,
+} from './server-websocket.js'
 
 /** Options of the hypersock `WebSocket` beyond the WHATWG constructor. */
-export interface WebSocketOptions {
+export interface WebSocketOptions extends WebSocketLimits {
   /** Extra headers for the handshake request. */
   headers?: HeadersInit
   /** Time allowed for connect plus handshake, in ms. Default 10 000. */
   handshakeTimeout?: number
-  /** Largest message accepted, in bytes; a bigger one closes with 1009. Default 64 MiB. */
-  maxMessageSize?: number
-  /** Time to wait for the server's close frame after sending ours, in ms. Default 5 000. */
-  closeTimeout?: number
+  /**
+   * Offer permessage-deflate: `true` (the default, as browsers do), `false`, or settings. Here
+   * `clientMaxWindowBits`/`clientNoContextTakeover` limit what this client sends and
+   * `serverMaxWindowBits`/`serverNoContextTakeover` are requested from the server.
+   */
+  compression?: boolean | CompressionOptions
 }
 
 /** How binary messages are given to `message` listeners. */
@@ -101,19 +112,18 @@ export class WebSocket extends EventTarget {
     if (new Set(list).size !== list.length) {
       throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'subprotocols must not repeat')
     }
+    const dial = {
+      protocols: list,
+      headers: flatHeaders(options.headers),
+      handshakeTimeoutMs: options.handshakeTimeout ?? 10_000,
+      limits: bindingLimits(options, 64 * 1024 * 1024),
+      compression: bindingCompression(options.compression, true),
+    }
     this.#keepAlive = setInterval(() => {}, 1 << 30)
-    native
-      .dialWebSocket(this.url, {
-        protocols: list,
-        headers: flatHeaders(options.headers),
-        handshakeTimeoutMs: options.handshakeTimeout ?? 10_000,
-        maxMessageSize: options.maxMessageSize ?? 64 * 1024 * 1024,
-        closeTimeoutMs: options.closeTimeout ?? 5_000,
-      })
-      .then(
-        (raw) => this.#opened(raw),
-        (err: unknown) => this.#failed(fromNative(err)),
-      )
+    native.dialWebSocket(this.url, dial).then(
+      (raw) => this.#opened(raw),
+      (err: unknown) => this.#failed(fromNative(err)),
+    )
   }
 
   #opened(raw: Binding.BindingWebSocket): void {
@@ -142,6 +152,9 @@ export class WebSocket extends EventTarget {
     if (kind === WsEvent.Message && data != null) {
       for (const sink of this.#sinks) sink({ value: data, done: false })
       this.dispatchEvent(new MessageEvent('message', { data: this.#convert(data) }))
+    } else if (kind === WsEvent.Error && typeof data === 'string') {
+      const error = fromNative(new Error(data))
+      this.dispatchEvent(new ErrorEvent('error', { error, message: (error as Error).message }))
     } else if (kind === WsEvent.Close) {
       this.#state = ReadyState.CLOSED
       clearInterval(this.#keepAlive)
@@ -171,9 +184,9 @@ export class WebSocket extends EventTarget {
     return this.#protocol
   }
 
-  /** Extensions in use (none yet). */
+  /** Extensions the server accepted (`Sec-WebSocket-Extensions`), empty when none. */
   get extensions(): string {
-    return ''
+    return this.#native?.extensions ?? ''
   }
 
   /** Headers of the server's 101 response, once open. */
@@ -205,7 +218,9 @@ export class WebSocket extends EventTarget {
       if (typeof data === 'string') this.#native.sendText(data)
       else this.#native.sendBinary(binaryPayload(data))
     } catch (err) {
-      throw fromNative(err)
+      const e = fromNative(err) as { code?: string }
+      // Closed meanwhile: WHATWG drops sends once the socket is closing.
+      if (e.code !== 'ERR_WS_CLOSED') throw e
     }
   }
 

@@ -36,6 +36,15 @@ pub enum Error {
     /// The WebSocket connection is not open.
     #[error("WebSocket is not open")]
     WsClosed,
+    /// The WebSocket peer broke the protocol (close 1002).
+    #[error("WebSocket protocol error: {0}")]
+    WsProtocol(String),
+    /// A WebSocket message was over the size limit (close 1009).
+    #[error("WebSocket message too big: {0}")]
+    WsMessageTooBig(String),
+    /// A WebSocket text message was not valid UTF-8 (close 1007).
+    #[error("WebSocket text message is not valid UTF-8")]
+    WsInvalidUtf8,
     /// Could not bind the listening socket.
     #[error("could not listen on {addr}: {source}")]
     Listen { addr: String, source: io::Error },
@@ -130,6 +139,9 @@ impl Error {
             Error::BodyTooLarge { .. } => "ERR_BODY_TOO_LARGE",
             Error::WsHandshake(_) => "ERR_WS_HANDSHAKE",
             Error::WsClosed => "ERR_WS_CLOSED",
+            Error::WsProtocol(_) => "ERR_WS_PROTOCOL",
+            Error::WsMessageTooBig(_) => "ERR_WS_MESSAGE_TOO_BIG",
+            Error::WsInvalidUtf8 => "ERR_WS_INVALID_UTF8",
             Error::Listen { source, .. } if source.kind() == io::ErrorKind::AddrInUse => {
                 "EADDRINUSE"
             }

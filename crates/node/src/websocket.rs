@@ -3,8 +3,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hypersock_core::client::{dial_websocket, DialOptions, DialedWebSocket};
-use hypersock_core::server::Request;
-use hypersock_core::ws::{self, WsEvents, WsHandle, WsMessage};
+use hypersock_core::server::{Request, Response, Upgrade, UpgradeAccept, WsHandler};
+use hypersock_core::ws::{
+    self, DeflateOptions, FailGate, PreparedMessage, Role, SendStatus, WsEvents, WsHandle,
+    WsLimits, WsMessage, WsOptions,
+};
+use hypersock_core::Error as CoreError;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -14,8 +18,13 @@ use crate::{flat_headers, pair_headers, to_js_error};
 pub(crate) const WS_OPEN: u32 = 0;
 pub(crate) const WS_MESSAGE: u32 = 1;
 pub(crate) const WS_CLOSE: u32 = 2;
+pub(crate) const WS_UPGRADE: u32 = 3;
+pub(crate) const WS_PING: u32 = 4;
+pub(crate) const WS_PONG: u32 = 5;
+pub(crate) const WS_DRAIN: u32 = 6;
+pub(crate) const WS_ERROR: u32 = 7;
 
-/// `(kind, id, socket on open, data or close reason, close code)`.
+/// `(kind, id, socket on open/upgrade, data or close reason or error text, close code)`.
 pub(crate) type WsEventArgs = FnArgs<(
     u32,
     i64,
@@ -31,28 +40,52 @@ pub(crate) type WsEventCallback =
 pub struct BindingWebSocket {
     handle: WsHandle,
     url: String,
-    headers: Vec<String>,
+    headers: Vec<(String, Bytes)>,
     protocol: String,
+    extensions: String,
     remote_address: String,
-    pending: Option<(DialedWebSocket, ws::WsDriver, ws::WsLimits)>,
+    remote_port: u32,
+    offered_protocols: Vec<String>,
+    upgrade: Option<Upgrade>,
+    pending: Option<(DialedWebSocket, ws::WsDriver, WsLimits)>,
+}
+
+fn header_pairs(request: &Request) -> Vec<(String, Bytes)> {
+    request
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), Bytes::copy_from_slice(v.as_bytes())))
+        .collect()
 }
 
 impl BindingWebSocket {
-    pub(crate) fn server_side(handle: WsHandle, request: Request) -> Self {
-        let headers = flat_headers(
-            request
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_bytes())),
-        );
+    pub(crate) fn server_side(handle: WsHandle, request: &Request) -> Self {
         BindingWebSocket {
             handle,
-            url: request.target,
-            headers,
+            url: request.target.clone(),
+            headers: header_pairs(request),
             protocol: String::new(),
-            remote_address: request.remote_addr.ip().to_string(),
+            extensions: String::new(),
+            remote_address: request
+                .remote_addr
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default(),
+            remote_port: request
+                .remote_addr
+                .map(|a| u32::from(a.port()))
+                .unwrap_or(0),
+            offered_protocols: Vec::new(),
+            upgrade: None,
             pending: None,
         }
+    }
+}
+
+fn status_code(status: std::result::Result<SendStatus, CoreError>) -> Result<i32> {
+    match status.map_err(to_js_error)? {
+        SendStatus::Queued => Ok(1),
+        SendStatus::Backpressure => Ok(-1),
+        SendStatus::Dropped => Ok(0),
     }
 }
 
@@ -73,7 +106,7 @@ impl BindingWebSocket {
     /// Handshake headers: the upgrade request's (server) or the 101 response's (client).
     #[napi(getter)]
     pub fn headers(&self) -> Vec<String> {
-        self.headers.clone()
+        flat_headers(self.headers.iter().map(|(n, v)| (n.as_str(), v)))
     }
 
     /// The negotiated subprotocol, empty when none.
@@ -82,10 +115,28 @@ impl BindingWebSocket {
         self.protocol.clone()
     }
 
+    /// The negotiated extensions (`Sec-WebSocket-Extensions` of the 101), empty when none.
+    #[napi(getter)]
+    pub fn extensions(&self) -> String {
+        self.extensions.clone()
+    }
+
+    /// Subprotocols the client offered (server side, during the upgrade hook).
+    #[napi(getter)]
+    pub fn offered_protocols(&self) -> Vec<String> {
+        self.offered_protocols.clone()
+    }
+
     /// The peer's IP address.
     #[napi(getter)]
     pub fn remote_address(&self) -> String {
         self.remote_address.clone()
+    }
+
+    /// The peer's port.
+    #[napi(getter)]
+    pub fn remote_port(&self) -> u32 {
+        self.remote_port
     }
 
     /// Bytes queued and not yet written.
@@ -94,18 +145,23 @@ impl BindingWebSocket {
         self.handle.buffered_amount() as f64
     }
 
-    /// Queues a text message.
+    /// Queues a text message: 1 queued, -1 queued over the high-water mark (wait for drain),
+    /// 0 dropped (backpressure limit exceeded, the connection is being closed).
     #[napi]
-    pub fn send_text(&self, text: String) -> Result<()> {
-        self.handle.send_text(text).map_err(to_js_error)
+    pub fn send_text(&self, text: String) -> Result<i32> {
+        status_code(self.handle.send_text(text))
     }
 
-    /// Queues a binary message.
+    /// Queues a binary message; same results as `sendText`.
     #[napi]
-    pub fn send_binary(&self, data: &[u8]) -> Result<()> {
-        self.handle
-            .send_binary(Bytes::copy_from_slice(data))
-            .map_err(to_js_error)
+    pub fn send_binary(&self, data: &[u8]) -> Result<i32> {
+        status_code(self.handle.send_binary(Bytes::copy_from_slice(data)))
+    }
+
+    /// Queues a pre-framed message; same results as `sendText`.
+    #[napi]
+    pub fn send_prepared(&self, msg: &BindingPreparedMessage) -> Result<i32> {
+        status_code(self.handle.send_prepared(&msg.inner))
     }
 
     /// Queues a ping.
@@ -123,45 +179,279 @@ impl BindingWebSocket {
         self.handle.close(code, reason).map_err(to_js_error)
     }
 
+    /// Drops the connection without a close handshake.
+    #[napi]
+    pub fn terminate(&self) {
+        self.handle.terminate();
+    }
+
+    /// Server side, in the upgrade hook: accepts with an optional subprotocol and extra headers.
+    #[napi]
+    pub fn accept(&mut self, protocol: Option<String>, headers: Vec<String>) -> Result<()> {
+        let headers = pair_headers(headers)?;
+        let Some(upgrade) = self.upgrade.take() else {
+            return Err(Error::from_reason(
+                "ERR_INVALID_STATE: upgrade already answered",
+            ));
+        };
+        if let Some(p) = &protocol {
+            self.protocol = p.clone();
+        }
+        upgrade.accept(UpgradeAccept { protocol, headers });
+        Ok(())
+    }
+
+    /// Server side, in the upgrade hook: refuses with a status, headers and body.
+    #[napi]
+    pub fn reject(
+        &mut self,
+        status: u32,
+        headers: Vec<String>,
+        body: Option<Either<String, Buffer>>,
+    ) -> Result<()> {
+        let headers = pair_headers(headers)?;
+        let Some(upgrade) = self.upgrade.take() else {
+            return Err(Error::from_reason(
+                "ERR_INVALID_STATE: upgrade already answered",
+            ));
+        };
+        let body = match body {
+            None => Bytes::new(),
+            Some(Either::A(text)) => Bytes::from(text),
+            Some(Either::B(buf)) => Bytes::copy_from_slice(&buf),
+        };
+        upgrade.reject(Response::new(
+            status.min(u32::from(u16::MAX)) as u16,
+            headers,
+            body,
+        ));
+        Ok(())
+    }
+
     /// Client side: starts reading after the JS object is set up, so no event is lost.
     #[napi]
     pub fn start(&mut self, on_event: WsEventCallback) -> Result<()> {
         let Some((dialed, driver, limits)) = self.pending.take() else {
             return Err(Error::from_reason("ERR_INVALID_STATE: already started"));
         };
-        let events: Arc<dyn WsEvents> = Arc::new(ClientEvents { callback: on_event });
-        napi::bindgen_prelude::spawn(ws::run(dialed.stream, driver, events, limits));
+        let events: Arc<dyn WsEvents> = Arc::new(JsEvents {
+            callback: on_event,
+            hook: false,
+        });
+        napi::bindgen_prelude::spawn(ws::run(
+            dialed.stream,
+            dialed.leftover,
+            Role::Client,
+            driver,
+            events,
+            limits,
+            dialed.deflate,
+        ));
         Ok(())
     }
 }
 
-struct ClientEvents {
-    callback: WsEventCallback,
+/// A message framed (and compressed) once, sendable on many sockets.
+#[napi]
+pub struct BindingPreparedMessage {
+    inner: PreparedMessage,
 }
 
-impl WsEvents for ClientEvents {
+#[napi]
+impl BindingPreparedMessage {
+    /// Frames `data`: a string makes a text message, a Buffer a binary one.
+    #[napi(constructor)]
+    pub fn new(data: Either<String, &[u8]>) -> Self {
+        let inner = match data {
+            Either::A(text) => PreparedMessage::text(&text),
+            Either::B(bytes) => PreparedMessage::binary(bytes),
+        };
+        BindingPreparedMessage { inner }
+    }
+
+    /// Payload length in bytes.
+    #[napi(getter)]
+    pub fn length(&self) -> f64 {
+        self.inner.len() as f64
+    }
+
+    /// True for a text message.
+    #[napi(getter)]
+    pub fn is_text(&self) -> bool {
+        self.inner.is_text()
+    }
+}
+
+/// Sends WebSocket events to one JS callback.
+pub(crate) struct JsEvents {
+    callback: WsEventCallback,
+    /// The server has an upgrade hook: sockets go to JS at upgrade time, not at open.
+    hook: bool,
+}
+
+impl JsEvents {
+    fn emit(
+        &self,
+        kind: u32,
+        id: u64,
+        socket: Option<BindingWebSocket>,
+        data: Option<Either<String, Buffer>>,
+        code: u32,
+    ) {
+        let args: WsEventArgs = (kind, id as i64, socket, data, code).into();
+        self.callback
+            .call(args, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+fn buffer(bytes: Bytes) -> Buffer {
+    Buffer::from(Vec::from(bytes))
+}
+
+impl WsEvents for JsEvents {
     fn on_message(&self, id: u64, msg: WsMessage) {
         let data = match msg {
             WsMessage::Text(text) => Either::A(text),
-            WsMessage::Binary(bin) => Either::B(Buffer::from(Vec::from(bin))),
+            WsMessage::Binary(bin) => Either::B(buffer(bin)),
         };
-        let args: WsEventArgs = (WS_MESSAGE, id as i64, None, Some(data), 0).into();
-        self.callback
-            .call(args, ThreadsafeFunctionCallMode::NonBlocking);
+        self.emit(WS_MESSAGE, id, None, Some(data), 0);
     }
 
     fn on_close(&self, id: u64, code: u16, reason: String) {
-        let args: WsEventArgs = (
-            WS_CLOSE,
-            id as i64,
-            None,
-            Some(Either::A(reason)),
-            u32::from(code),
-        )
-            .into();
-        self.callback
-            .call(args, ThreadsafeFunctionCallMode::NonBlocking);
+        self.emit(WS_CLOSE, id, None, Some(Either::A(reason)), u32::from(code));
     }
+
+    fn on_ping(&self, id: u64, data: Bytes) {
+        self.emit(WS_PING, id, None, Some(Either::B(buffer(data))), 0);
+    }
+
+    fn on_pong(&self, id: u64, data: Bytes) {
+        self.emit(WS_PONG, id, None, Some(Either::B(buffer(data))), 0);
+    }
+
+    fn on_drain(&self, id: u64) {
+        self.emit(WS_DRAIN, id, None, None, 0);
+    }
+
+    fn on_error(&self, id: u64, error: CoreError, gate: FailGate) {
+        let text = format!("{}: {}", error.code(), error);
+        let args: WsEventArgs = (WS_ERROR, id as i64, None, Some(Either::A(text)), 0).into();
+        // The close frame waits until JS has handled every earlier event (and sent replies).
+        self.callback.call_with_return_value(
+            args,
+            ThreadsafeFunctionCallMode::NonBlocking,
+            move |_, _| {
+                drop(gate);
+                Ok(())
+            },
+        );
+    }
+}
+
+impl WsHandler for JsEvents {
+    fn on_upgrade(&self, upgrade: Upgrade) {
+        if !self.hook {
+            upgrade.accept(UpgradeAccept::default());
+            return;
+        }
+        let id = upgrade.handle.id();
+        let mut ws = BindingWebSocket::server_side(upgrade.handle.clone(), &upgrade.request);
+        ws.offered_protocols = upgrade.protocols.clone();
+        ws.upgrade = Some(upgrade);
+        self.emit(WS_UPGRADE, id, Some(ws), None, 0);
+    }
+
+    fn on_open(&self, handle: WsHandle, request: Request) {
+        let id = handle.id();
+        let ws = (!self.hook).then(|| BindingWebSocket::server_side(handle, &request));
+        self.emit(WS_OPEN, id, ws, None, 0);
+    }
+}
+
+/// permessage-deflate settings, defaulted by the TS layer.
+#[napi(object)]
+pub struct BindingDeflateOptions {
+    pub server_no_context_takeover: bool,
+    pub client_no_context_takeover: bool,
+    pub server_max_window_bits: u32,
+    pub client_max_window_bits: u32,
+    pub threshold: f64,
+    pub level: i32,
+    pub mem_level: i32,
+}
+
+fn deflate_options(o: &BindingDeflateOptions) -> DeflateOptions {
+    DeflateOptions {
+        server_no_context_takeover: o.server_no_context_takeover,
+        client_no_context_takeover: o.client_no_context_takeover,
+        server_max_window_bits: o.server_max_window_bits.clamp(8, 15) as u8,
+        client_max_window_bits: o.client_max_window_bits.clamp(8, 15) as u8,
+        threshold: o.threshold as usize,
+        level: o.level,
+        mem_level: o.mem_level,
+    }
+}
+
+/// Limits shared by the server and the client, defaulted by the TS layer. Times in ms
+/// (0 disables idle timeout and heartbeat).
+#[napi(object)]
+pub struct BindingWsLimits {
+    pub max_message_size: f64,
+    pub max_frame_size: f64,
+    pub close_timeout_ms: u32,
+    pub idle_timeout_ms: u32,
+    pub ping_interval_ms: u32,
+    pub pong_timeout_ms: u32,
+    pub high_water_mark: f64,
+    pub max_backpressure: f64,
+}
+
+fn ms(v: u32) -> Duration {
+    Duration::from_millis(u64::from(v))
+}
+
+fn limits(o: &BindingWsLimits) -> WsLimits {
+    WsLimits {
+        max_message_size: o.max_message_size as usize,
+        max_frame_size: o.max_frame_size as usize,
+        close_timeout: ms(o.close_timeout_ms),
+        idle_timeout: (o.idle_timeout_ms > 0).then(|| ms(o.idle_timeout_ms)),
+        ping_interval: (o.ping_interval_ms > 0).then(|| ms(o.ping_interval_ms)),
+        pong_timeout: ms(o.pong_timeout_ms),
+        high_water_mark: o.high_water_mark as usize,
+        max_backpressure: o.max_backpressure as usize,
+    }
+}
+
+/// WebSocket options of a server, defaulted by the TS layer.
+#[napi(object)]
+pub struct BindingWsOptions {
+    pub limits: BindingWsLimits,
+    pub compression: Option<BindingDeflateOptions>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub max_connections: u32,
+    pub handshake_timeout_ms: u32,
+    /// The TS layer has an `upgrade` hook: sockets are handed over before the 101.
+    pub upgrade_hook: bool,
+}
+
+/// Converts the server's WebSocket options and builds the handler for its events.
+pub(crate) fn server_websocket(
+    o: &BindingWsOptions,
+    callback: WsEventCallback,
+) -> (WsOptions, Arc<dyn WsHandler>) {
+    let opts = WsOptions {
+        limits: limits(&o.limits),
+        deflate: o.compression.as_ref().map(deflate_options),
+        allowed_origins: o.allowed_origins.clone(),
+        max_connections: o.max_connections as usize,
+        handshake_timeout: ms(o.handshake_timeout_ms),
+    };
+    let handler = Arc::new(JsEvents {
+        callback,
+        hook: o.upgrade_hook,
+    });
+    (opts, handler)
 }
 
 /// Options of `dialWebSocket`, defaulted by the TS layer.
@@ -170,8 +460,8 @@ pub struct BindingDialOptions {
     pub protocols: Vec<String>,
     pub headers: Vec<String>,
     pub handshake_timeout_ms: u32,
-    pub max_message_size: f64,
-    pub close_timeout_ms: u32,
+    pub limits: BindingWsLimits,
+    pub compression: Option<BindingDeflateOptions>,
 }
 
 static NEXT_CLIENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -179,32 +469,27 @@ static NEXT_CLIENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 /// Connects to a `ws://` URL. Call `start` on the result to begin receiving.
 #[napi]
 pub async fn dial_web_socket(url: String, options: BindingDialOptions) -> Result<BindingWebSocket> {
-    let mut opts = DialOptions {
+    let opts = DialOptions {
         protocols: options.protocols,
         headers: pair_headers(options.headers)?,
-        handshake_timeout: Some(Duration::from_millis(u64::from(
-            options.handshake_timeout_ms,
-        ))),
-        ..DialOptions::default()
+        handshake_timeout: Some(ms(options.handshake_timeout_ms)),
+        limits: limits(&options.limits),
+        deflate: options.compression.as_ref().map(deflate_options),
     };
-    opts.limits.max_message_size = options.max_message_size as usize;
-    opts.limits.max_frame_size = options.max_message_size as usize;
-    opts.limits.close_timeout = Duration::from_millis(u64::from(options.close_timeout_ms));
     let dialed = dial_websocket(&url, &opts).await.map_err(to_js_error)?;
     let id = NEXT_CLIENT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (handle, driver) = ws::channel(id);
-    let remote_address = dialed
-        .stream
-        .get_ref()
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let (handle, driver) = ws::channel(id, &opts.limits);
+    let peer = dialed.stream.peer_addr().ok();
     Ok(BindingWebSocket {
         handle,
-        headers: flat_headers(dialed.headers.iter().map(|(n, v)| (n.as_str(), v))),
+        headers: dialed.headers.clone(),
         protocol: dialed.protocol.clone(),
+        extensions: dialed.extensions.clone(),
         url,
-        remote_address,
+        remote_address: peer.map(|a| a.ip().to_string()).unwrap_or_default(),
+        remote_port: peer.map_or(0, |a| u32::from(a.port())),
+        offered_protocols: Vec::new(),
+        upgrade: None,
         pending: Some((dialed, driver, opts.limits)),
     })
 }

@@ -1,24 +1,33 @@
-//! The WebSocket client handshake (RFC 6455 section 4.1).
+//! The WebSocket client handshake (RFC 6455 section 4.1) over hyper's HTTP/1.1 client
+//! connection, with permessage-deflate negotiation (RFC 7692).
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue};
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::StatusCode;
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Error as WsError;
-use tokio_tungstenite::WebSocketStream;
 
 use super::{authority, parse_url};
 use crate::error::{Error, Result};
-use crate::ws::WsLimits;
+use crate::ws::deflate::{accept_response, client_offer, parse_extensions};
+use crate::ws::handshake::{accept_key, generate_key, has_token};
+use crate::ws::{DeflateOptions, Negotiated, WsLimits};
 
 /// The result of a successful WebSocket handshake, before the connection is driven.
 pub struct DialedWebSocket {
-    /// The framed stream; hand it to [`crate::ws::run`].
-    pub stream: WebSocketStream<TcpStream>,
+    /// The connected socket; hand it to [`crate::ws::run`] with `leftover`.
+    pub stream: TcpStream,
+    /// Bytes the server sent right after its 101 response.
+    pub leftover: BytesMut,
     /// Subprotocol chosen by the server, empty when none.
     pub protocol: String,
+    /// The `Sec-WebSocket-Extensions` the server accepted, empty when none.
+    pub extensions: String,
+    /// permessage-deflate parameters in use, if negotiated.
+    pub deflate: Option<Negotiated>,
     /// Headers of the 101 response.
     pub headers: Vec<(String, Bytes)>,
 }
@@ -34,74 +43,24 @@ pub struct DialOptions {
     pub handshake_timeout: Option<Duration>,
     /// Message limits.
     pub limits: WsLimits,
+    /// Offer permessage-deflate with these parameters.
+    pub deflate: Option<DeflateOptions>,
+}
+
+fn handshake_error(e: impl std::fmt::Display) -> Error {
+    Error::WsHandshake(e.to_string())
 }
 
 /// Connects to a `ws://` URL and performs the opening handshake.
 pub async fn dial_websocket(url: &str, opts: &DialOptions) -> Result<DialedWebSocket> {
     let parsed = parse_url(url, &["ws"])?;
     let peer = authority(&parsed);
-    let mut request = parsed
-        .as_str()
-        .into_client_request()
-        .map_err(|e| Error::InvalidUrl {
-            url: url.to_string(),
-            reason: e.to_string(),
-        })?;
-    for (name, value) in &opts.headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| Error::InvalidArgument(format!("invalid header name {name:?}")))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| Error::InvalidArgument(format!("invalid value for header {name}")))?;
-        request.headers_mut().append(name, value);
-    }
-    if !opts.protocols.is_empty() {
-        let value = HeaderValue::from_str(&opts.protocols.join(", "))
-            .map_err(|_| Error::InvalidArgument("invalid subprotocol".into()))?;
-        request
-            .headers_mut()
-            .insert("sec-websocket-protocol", value);
-    }
     let work = async {
         let tcp = TcpStream::connect(&peer)
             .await
             .map_err(|e| Error::from_io(e, &peer))?;
         let _ = tcp.set_nodelay(true);
-        let (stream, response) =
-            tokio_tungstenite::client_async_with_config(request, tcp, Some(opts.limits.config()))
-                .await
-                .map_err(|e| match e {
-                    WsError::Http(res) => {
-                        Error::WsHandshake(format!("server answered {}", res.status()))
-                    }
-                    WsError::Io(io) => Error::from_io(io, &peer),
-                    other => Error::WsHandshake(other.to_string()),
-                })?;
-        let protocol = response
-            .headers()
-            .get("sec-websocket-protocol")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        if !protocol.is_empty() && !opts.protocols.contains(&protocol) {
-            return Err(Error::WsHandshake(format!(
-                "server chose subprotocol {protocol:?} that was not offered"
-            )));
-        }
-        if protocol.is_empty() && !opts.protocols.is_empty() {
-            return Err(Error::WsHandshake(
-                "server chose none of the offered subprotocols".into(),
-            ));
-        }
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), Bytes::copy_from_slice(v.as_bytes())))
-            .collect();
-        Ok(DialedWebSocket {
-            stream,
-            protocol,
-            headers,
-        })
+        handshake(tcp, &parsed, opts).await
     };
     match opts.handshake_timeout {
         Some(t) => tokio::time::timeout(t, work)
@@ -109,4 +68,127 @@ pub async fn dial_websocket(url: &str, opts: &DialOptions) -> Result<DialedWebSo
             .map_err(|_| Error::Timeout("WebSocket handshake"))?,
         None => work.await,
     }
+}
+
+async fn handshake(tcp: TcpStream, url: &url::Url, opts: &DialOptions) -> Result<DialedWebSocket> {
+    let key = generate_key();
+    let host = match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let mut builder = http::Request::get(target)
+        .header(header::HOST, host)
+        .header(header::UPGRADE, "websocket")
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::SEC_WEBSOCKET_KEY, key.as_str())
+        .header(header::SEC_WEBSOCKET_VERSION, "13");
+    if !opts.protocols.is_empty() {
+        builder = builder.header(header::SEC_WEBSOCKET_PROTOCOL, opts.protocols.join(", "));
+    }
+    if let Some(d) = &opts.deflate {
+        builder = builder.header(header::SEC_WEBSOCKET_EXTENSIONS, client_offer(d));
+    }
+    let mut request = builder
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    for (name, value) in &opts.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Error::InvalidArgument(format!("invalid header name {name:?}")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| Error::InvalidArgument(format!("invalid value for header {name}")))?;
+        request.headers_mut().append(name, value);
+    }
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(handshake_error)?;
+    let conn = tokio::spawn(conn.with_upgrades());
+    let response = sender.send_request(request).await.map_err(|e| {
+        conn.abort();
+        handshake_error(e)
+    })?;
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        conn.abort();
+        return Err(Error::WsHandshake(format!(
+            "server answered {}",
+            response.status()
+        )));
+    }
+    let h = response.headers();
+    let upgrade_ok = h
+        .get(header::UPGRADE)
+        .is_some_and(|v| has_token(v.as_bytes(), "websocket"));
+    let connection_ok = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| has_token(v.as_bytes(), "upgrade"));
+    if !upgrade_ok || !connection_ok {
+        conn.abort();
+        return Err(handshake_error("101 response without Upgrade: websocket"));
+    }
+    if h.get(header::SEC_WEBSOCKET_ACCEPT).map(|v| v.as_bytes())
+        != Some(accept_key(key.as_bytes()).as_bytes())
+    {
+        conn.abort();
+        return Err(handshake_error("wrong Sec-WebSocket-Accept"));
+    }
+    let protocol = h
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if !protocol.is_empty() && !opts.protocols.contains(&protocol) {
+        conn.abort();
+        return Err(Error::WsHandshake(format!(
+            "server chose subprotocol {protocol:?} that was not offered"
+        )));
+    }
+    if protocol.is_empty() && !opts.protocols.is_empty() {
+        conn.abort();
+        return Err(handshake_error(
+            "server chose none of the offered subprotocols",
+        ));
+    }
+    let ext_values: Vec<&str> = h
+        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let extensions = ext_values.join(", ");
+    let items = parse_extensions(&extensions)
+        .ok_or_else(|| handshake_error("malformed Sec-WebSocket-Extensions"))?;
+    let deflate = match &opts.deflate {
+        Some(d) => accept_response(&items, d).map_err(|e| {
+            conn.abort();
+            handshake_error(e)
+        })?,
+        None if items.is_empty() => None,
+        None => {
+            conn.abort();
+            return Err(handshake_error(
+                "server accepted an extension that was not offered",
+            ));
+        }
+    };
+    let headers = h
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), Bytes::copy_from_slice(v.as_bytes())))
+        .collect();
+    let upgraded = hyper::upgrade::on(response)
+        .await
+        .map_err(handshake_error)?;
+    let parts = upgraded
+        .downcast::<TokioIo<TcpStream>>()
+        .map_err(|_| handshake_error("unexpected connection type after upgrade"))?;
+    Ok(DialedWebSocket {
+        stream: parts.io.into_inner(),
+        leftover: BytesMut::from(&parts.read_buf[..]),
+        protocol,
+        extensions,
+        deflate,
+        headers,
+    })
 }

@@ -1,47 +1,109 @@
-//! WebSocket upgrade of HTTP/1.1 requests (RFC 6455 section 4.2).
+//! WebSocket upgrade of HTTP/1.1 requests (RFC 6455 section 4.2, RFC 7692 negotiation).
+//!
+//! Order of checks: method and version (400), `Sec-WebSocket-Version` (426), key (400),
+//! handshake size (431), `Origin` allow-list (403), connection limit (503); then the
+//! application's [`super::WsHandler::on_upgrade`] decides (any status, or accept with a subprotocol,
+//! extra headers); then the 101 goes out and the connection is driven by [`ws::run`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
+use tokio::sync::oneshot;
 
-use super::{lock, plain, Ctx, HttpResponse, Request};
-use crate::ws::{self, WsEvents};
+use super::{
+    build_response, lock, plain, Ctx, HttpResponse, Request, RequestBody, ResBody, Response,
+};
+use crate::ws::deflate::{accept_offer, parse_extensions};
+use crate::ws::handshake::{accept_key, has_token, valid_key};
+use crate::ws::{self, Role, WsEvents, WsHandle};
+
+/// Largest total size of the upgrade request's header fields.
+const MAX_HANDSHAKE_SIZE: usize = 16 << 10;
 
 /// True when the request asks to upgrade to WebSocket.
 pub fn wants_websocket(headers: &HeaderMap) -> bool {
-    let has_token = |name: HeaderName, token: &str| {
-        headers.get_all(name).iter().any(|v| {
-            v.to_str()
-                .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-                .unwrap_or(false)
-        })
+    let any = |name: HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .any(|v| has_token(v.as_bytes(), token))
     };
-    has_token(header::UPGRADE, "websocket") && has_token(header::CONNECTION, "upgrade")
+    any(header::UPGRADE, "websocket") && any(header::CONNECTION, "upgrade")
 }
 
-/// True when `key` is a valid `Sec-WebSocket-Key`: base64 of 16 bytes.
-pub fn valid_ws_key(key: &[u8]) -> bool {
-    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    key.len() == 24
-        && key[22..] == *b"=="
-        && key[..22].iter().all(|c| B64.contains(c))
-        // The last character carries 2 data bits; the remaining 4 must be zero.
-        && b"AQgw".contains(&key[21])
+/// How an accepted upgrade answers.
+#[derive(Debug, Default, Clone)]
+pub struct UpgradeAccept {
+    /// The subprotocol to select; must be one the client offered.
+    pub protocol: Option<String>,
+    /// Extra headers for the 101 response.
+    pub headers: Vec<(String, String)>,
 }
 
-pub(crate) fn upgrade_websocket(
+/// How a refused upgrade answers: any status, headers and body.
+pub type UpgradeReject = Response;
+
+enum Decision {
+    Accept(UpgradeAccept),
+    Reject(UpgradeReject),
+}
+
+/// A WebSocket upgrade waiting for the application's decision.
+pub struct Upgrade {
+    /// The handle the connection will have once accepted (sends are queued until open).
+    pub handle: WsHandle,
+    /// The upgrade request (method, target, headers, remote address; empty body).
+    pub request: Request,
+    /// Subprotocols the client offered, in order.
+    pub protocols: Vec<String>,
+    decide: oneshot::Sender<Decision>,
+}
+
+impl Upgrade {
+    /// Accepts: the 101 is sent and `on_open` follows.
+    pub fn accept(self, accept: UpgradeAccept) {
+        let _ = self.decide.send(Decision::Accept(accept));
+    }
+
+    /// Refuses with `response`; the connection stays plain HTTP.
+    pub fn reject(self, response: UpgradeReject) {
+        let _ = self.decide.send(Decision::Reject(response));
+    }
+}
+
+fn copy_request(parts: &http::request::Parts, peer: Option<SocketAddr>) -> Request {
+    Request {
+        method: parts.method.clone(),
+        target: parts.uri.to_string(),
+        version: parts.version,
+        headers: parts.headers.clone(),
+        body: RequestBody::empty(),
+        remote_addr: peer,
+        upgrade: None,
+        tls: None,
+    }
+}
+
+fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+pub(crate) async fn upgrade_websocket(
     ctx: &Arc<Ctx>,
-    peer: SocketAddr,
+    peer: Option<SocketAddr>,
     mut req: hyper::Request<Incoming>,
 ) -> HttpResponse {
     if req.method() != Method::GET || req.version() != Version::HTTP_11 {
@@ -68,31 +130,134 @@ pub(crate) fn upgrade_websocket(
     }
     let Some(key) = headers
         .get(header::SEC_WEBSOCKET_KEY)
-        .filter(|k| valid_ws_key(k.as_bytes()))
+        .filter(|k| valid_key(k.as_bytes()))
     else {
         return plain(
             StatusCode::BAD_REQUEST,
             "missing or invalid Sec-WebSocket-Key\n",
         );
     };
-    let accept = derive_accept_key(key.as_bytes());
+    let accept = accept_key(key.as_bytes());
     let Some(ws_handler) = ctx.ws.clone() else {
         return plain(StatusCode::NOT_FOUND, "no WebSocket here\n");
     };
+    let opts = &ctx.opts.ws;
+    let size: usize = headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if size > MAX_HANDSHAKE_SIZE {
+        return plain(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "WebSocket handshake too large\n",
+        );
+    }
+    if let (Some(allowed), Some(origin)) = (&opts.allowed_origins, headers.get(header::ORIGIN)) {
+        let origin = origin.to_str().unwrap_or("");
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+            return plain(StatusCode::FORBIDDEN, "origin not allowed\n");
+        }
+    }
+    if opts.max_connections > 0 && lock(&ctx.sockets).len() >= opts.max_connections {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many WebSocket connections\n",
+        );
+    }
+    let negotiated = match &opts.deflate {
+        Some(d) => headers
+            .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(parse_extensions)
+            .find_map(|offers| accept_offer(&offers, d)),
+        None => None,
+    };
+    let protocols = offered_protocols(headers);
+
+    let id = ctx.next_ws_id.fetch_add(1, Ordering::Relaxed);
+    let limits = opts.limits.clone();
+    let (handle, driver) = ws::channel(id, &limits);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _) = req.into_parts();
+    let (tx, rx) = oneshot::channel();
+    ws_handler.on_upgrade(Upgrade {
+        handle: handle.clone(),
+        request: copy_request(&parts, peer),
+        protocols: protocols.clone(),
+        decide: tx,
+    });
+    let decision = match tokio::time::timeout(opts.handshake_timeout, rx).await {
+        Ok(Ok(d)) => d,
+        Ok(Err(_)) => {
+            handle.terminate();
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "upgrade refused\n");
+        }
+        Err(_) => {
+            handle.terminate();
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upgrade decision timed out\n",
+            );
+        }
+    };
+    let accepted = match decision {
+        Decision::Reject(r) => {
+            handle.terminate();
+            return build_response(r);
+        }
+        Decision::Accept(a) => a,
+    };
+    let mut res = hyper::Response::new(ResBody::empty());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    for (name, value) in &accepted.headers {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) else {
+            handle.terminate();
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "upgrade hook returned an invalid header\n",
+            );
+        };
+        h.append(name, value);
+    }
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if let Some(p) = accepted.protocol.filter(|p| !p.is_empty()) {
+        if !protocols.contains(&p) {
+            handle.terminate();
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "upgrade hook chose a subprotocol the client did not offer\n",
+            );
+        }
+        if let Ok(v) = HeaderValue::from_str(&p) {
+            h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+        }
+    }
+    if let Some((resp, _)) = &negotiated {
+        if let Ok(v) = HeaderValue::from_str(resp) {
+            h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v);
+        }
+    }
+    let deflate = negotiated.map(|(_, n)| n);
     let request = Request {
         method: parts.method,
         target: parts.uri.to_string(),
         version: parts.version,
         headers: parts.headers,
-        body: Bytes::new(),
+        body: RequestBody::empty(),
         remote_addr: peer,
+        upgrade: None,
+        tls: None,
     };
-    let id = ctx.next_ws_id.fetch_add(1, Ordering::Relaxed);
     let ctx2 = ctx.clone();
-    let limits = ctx.opts.ws.clone();
-    let (handle, driver) = ws::channel(id);
     let registered = handle.clone();
     // Hold the registry lock while spawning so that the task's removal comes after the insert.
     let mut sockets = lock(&ctx.sockets);
@@ -101,26 +266,32 @@ pub(crate) fn upgrade_websocket(
             lock(&ctx2.sockets).remove(&id);
             return;
         };
-        let stream = WebSocketStream::from_raw_socket(
-            TokioIo::new(upgraded),
-            Role::Server,
-            Some(limits.config()),
-        )
-        .await;
         ws_handler.on_open(handle, request);
         let events: Arc<dyn WsEvents> = ws_handler;
-        ws::run(stream, driver, events, limits).await;
+        // The usual case runs on the connection's own stream, without hyper's boxed I/O.
+        match upgraded.downcast::<TokioIo<super::io::Counted>>() {
+            Ok(parts) => {
+                let leftover = BytesMut::from(&parts.read_buf[..]);
+                let io = parts.io.into_inner();
+                ws::run(io, leftover, Role::Server, driver, events, limits, deflate).await;
+            }
+            Err(upgraded) => {
+                let io = TokioIo::new(upgraded);
+                ws::run(
+                    io,
+                    BytesMut::new(),
+                    Role::Server,
+                    driver,
+                    events,
+                    limits,
+                    deflate,
+                )
+                .await;
+            }
+        }
         lock(&ctx2.sockets).remove(&id);
     });
     sockets.insert(id, (registered, task.abort_handle()));
     drop(sockets);
-    let mut res = hyper::Response::new(Full::new(Bytes::new()));
-    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = res.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&accept) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
     res
 }

@@ -1,31 +1,42 @@
-//! WebSocket connections (RFC 6455) shared by the server and the client.
+//! WebSocket connections (RFC 6455, RFC 7692 permessage-deflate) shared by the server and the
+//! client.
+//!
+//! hypersock has its own codec ([`frame`], [`deflate`]): frames are parsed incrementally with
+//! limits, unmasked in place and moved to the application without copies where possible;
+//! pre-framed messages ([`PreparedMessage`]) are written to many connections as the same bytes.
 //!
 //! A connection is driven by one task ([`run`]) that reads frames and writes what the
-//! [`WsHandle`] queued. Handles can be cloned and used from any thread; sends never block.
-//! Incoming messages and the one close event go to a [`WsEvents`] implementation.
+//! [`WsHandle`] queued, both directions at once. Handles can be cloned and used from any thread;
+//! sends never block. Events go to a [`WsEvents`] implementation, in order per connection, and
+//! the close event is reported exactly once, whatever ends the connection (even an aborted task).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
+use tokio::sync::{mpsc, Notify};
 
 use crate::error::{Error, Result};
+
+mod conn;
+pub mod deflate;
+pub mod frame;
+pub mod handshake;
+mod prepared;
+
+pub use conn::run;
+pub use deflate::{DeflateOptions, Negotiated};
+pub use prepared::PreparedMessage;
 
 /// Close code sent when the connection went away without a close frame (never on the wire).
 pub const CLOSE_ABNORMAL: u16 = 1006;
 /// Close code reported when the peer's close frame carried no code (never on the wire).
 pub const CLOSE_NO_STATUS: u16 = 1005;
-/// Close code for a server going away (shutdown).
+/// Close code for a server going away (shutdown), or an idle connection.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a policy violation, used when a consumer exceeds the backpressure limit.
+pub const CLOSE_POLICY: u16 = 1008;
 
 /// A received WebSocket data message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,25 +47,75 @@ pub enum WsMessage {
     Binary(Bytes),
 }
 
-/// Receives the events of WebSocket connections. Called on tokio threads, in order per connection.
+/// Which end of the connection this is: servers expect masked frames, clients send them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The accepting side.
+    Server,
+    /// The dialing side.
+    Client,
+}
+
+/// Receives the events of WebSocket connections. Called on tokio threads, in order per
+/// connection; implementations must not block.
 pub trait WsEvents: Send + Sync + 'static {
     /// A complete data message arrived on connection `id`.
     fn on_message(&self, id: u64, msg: WsMessage);
     /// Connection `id` closed. Called exactly once per connection, with the peer's close code
     /// (1005 when its close frame had none, 1006 when the connection dropped without one) or,
-    /// when this side failed the connection for a protocol error, the code it sent.
+    /// when this side failed the connection, the code it sent (1002, 1007, 1009, ...), or 1008
+    /// when it exceeded the backpressure limit.
     fn on_close(&self, id: u64, code: u16, reason: String);
+    /// A ping arrived (the pong is sent automatically).
+    fn on_ping(&self, _id: u64, _data: Bytes) {}
+    /// A pong arrived.
+    fn on_pong(&self, _id: u64, _data: Bytes) {}
+    /// Everything queued was written after a send reported backpressure.
+    fn on_drain(&self, _id: u64) {}
+    /// The peer broke the protocol (or timed out); `on_close` follows. When this side fails
+    /// the connection, its close frame waits until `gate` is dropped (or the close timeout
+    /// passes), so that replies the application queued for messages delivered before the
+    /// error still go out first, in order. Drop it once earlier events are handled.
+    fn on_error(&self, _id: u64, _error: Error, _gate: FailGate) {}
 }
 
-/// Limits of a WebSocket connection.
+/// Holds back the close frame of a failed connection until dropped (see
+/// [`WsEvents::on_error`]).
+pub struct FailGate(Option<mpsc::UnboundedSender<Outgoing>>);
+
+impl FailGate {
+    pub(crate) fn new(tx: mpsc::UnboundedSender<Outgoing>) -> Self {
+        FailGate(Some(tx))
+    }
+}
+
+impl Drop for FailGate {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(Outgoing::Resume);
+        }
+    }
+}
+
+/// Limits and timers of a WebSocket connection.
 #[derive(Debug, Clone)]
 pub struct WsLimits {
-    /// Largest message accepted; a bigger one closes the connection with 1009.
+    /// Largest message accepted (after decompression); a bigger one closes with 1009.
     pub max_message_size: usize,
-    /// Largest single frame accepted.
+    /// Largest single frame accepted; a bigger one closes with 1009.
     pub max_frame_size: usize,
     /// How long to wait for the peer's close frame after sending ours.
     pub close_timeout: Duration,
+    /// Close with 1001 when nothing at all arrives for this long.
+    pub idle_timeout: Option<Duration>,
+    /// Send a ping this often.
+    pub ping_interval: Option<Duration>,
+    /// Drop the connection (1006) when no pong comes this long after a heartbeat ping.
+    pub pong_timeout: Duration,
+    /// Above this many queued bytes, sends report backpressure and `drain` follows.
+    pub high_water_mark: usize,
+    /// Above this many queued bytes the connection is dropped (a consumer that never reads).
+    pub max_backpressure: usize,
 }
 
 impl Default for WsLimits {
@@ -63,28 +124,74 @@ impl Default for WsLimits {
             max_message_size: 16 << 20,
             max_frame_size: 16 << 20,
             close_timeout: Duration::from_secs(5),
+            idle_timeout: None,
+            ping_interval: None,
+            pong_timeout: Duration::from_secs(10),
+            high_water_mark: 1 << 20,
+            max_backpressure: 64 << 20,
         }
     }
 }
 
-impl WsLimits {
-    /// The tungstenite configuration for these limits.
-    pub fn config(&self) -> WebSocketConfig {
-        WebSocketConfig::default()
-            .max_message_size(Some(self.max_message_size))
-            .max_frame_size(Some(self.max_frame_size))
+/// WebSocket options of a server: connection limits plus handshake policy.
+#[derive(Debug, Clone)]
+pub struct WsOptions {
+    /// Per-connection limits and timers.
+    pub limits: WsLimits,
+    /// permessage-deflate, when enabled.
+    pub deflate: Option<DeflateOptions>,
+    /// When set, only these `Origin` values may connect (others get 403). Compared
+    /// case-insensitively; a request without `Origin` (not a browser) is allowed.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Most concurrent WebSocket connections; more get 503. 0 means no limit.
+    pub max_connections: usize,
+    /// Time the application's upgrade decision may take; then 503.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for WsOptions {
+    fn default() -> Self {
+        WsOptions {
+            limits: WsLimits::default(),
+            deflate: None,
+            allowed_origins: None,
+            max_connections: 0,
+            handshake_timeout: Duration::from_secs(10),
+        }
     }
 }
 
-enum Outgoing {
-    Msg(Message, usize),
-    Close(u16, String),
+/// What a send did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendStatus {
+    /// Queued; the queue is below the high-water mark.
+    Queued,
+    /// Queued, but the queue is above the high-water mark: wait for `on_drain`.
+    Backpressure,
+    /// Not queued: the backpressure limit was exceeded and the connection is being dropped.
+    Dropped,
 }
 
-struct Shared {
-    tx: mpsc::UnboundedSender<Outgoing>,
-    buffered: AtomicUsize,
-    closing: AtomicBool,
+pub(crate) enum Outgoing {
+    Text(Bytes),
+    Binary(Bytes),
+    Prepared(PreparedMessage),
+    Ping(Bytes),
+    Close(u16, String),
+    /// A [`FailGate`] was dropped.
+    Resume,
+}
+
+pub(crate) struct Shared {
+    pub(crate) tx: mpsc::UnboundedSender<Outgoing>,
+    pub(crate) buffered: AtomicUsize,
+    pub(crate) closing: AtomicBool,
+    pub(crate) want_drain: AtomicBool,
+    /// Set to a close code to drop the connection at once (see [`WsHandle::terminate`]).
+    pub(crate) kill_code: AtomicU32,
+    pub(crate) kill: Notify,
+    high_water_mark: usize,
+    max_backpressure: usize,
 }
 
 /// A cheap, cloneable handle to send on a WebSocket connection from any thread.
@@ -94,20 +201,31 @@ pub struct WsHandle {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for WsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsHandle").field("id", &self.id).finish()
+    }
+}
+
 /// The receiving end of a handle's queue, consumed by [`run`].
 pub struct WsDriver {
-    id: u64,
-    rx: mpsc::UnboundedReceiver<Outgoing>,
-    shared: Arc<Shared>,
+    pub(crate) id: u64,
+    pub(crate) rx: mpsc::UnboundedReceiver<Outgoing>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// Makes a handle and the driver that [`run`] needs for connection `id`.
-pub fn channel(id: u64) -> (WsHandle, WsDriver) {
+pub fn channel(id: u64, limits: &WsLimits) -> (WsHandle, WsDriver) {
     let (tx, rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         tx,
         buffered: AtomicUsize::new(0),
         closing: AtomicBool::new(false),
+        want_drain: AtomicBool::new(false),
+        kill_code: AtomicU32::new(0),
+        kill: Notify::new(),
+        high_water_mark: limits.high_water_mark,
+        max_backpressure: limits.max_backpressure,
     });
     (
         WsHandle {
@@ -129,7 +247,7 @@ impl WsHandle {
         self.id
     }
 
-    /// Bytes queued but not yet written to the socket.
+    /// Bytes of messages queued but not yet written to the socket.
     pub fn buffered_amount(&self) -> usize {
         self.shared.buffered.load(Ordering::Relaxed)
     }
@@ -139,27 +257,47 @@ impl WsHandle {
         self.shared.closing.load(Ordering::Relaxed) || self.shared.tx.is_closed()
     }
 
-    fn push(&self, msg: Message, len: usize) -> Result<()> {
+    fn push(&self, msg: Outgoing, len: usize) -> Result<SendStatus> {
         if self.is_closing() {
             return Err(Error::WsClosed);
         }
-        self.shared.buffered.fetch_add(len, Ordering::Relaxed);
-        self.shared.tx.send(Outgoing::Msg(msg, len)).map_err(|_| {
+        let now = self.shared.buffered.fetch_add(len, Ordering::Relaxed) + len;
+        if len > 0 && now > self.shared.max_backpressure {
             self.shared.buffered.fetch_sub(len, Ordering::Relaxed);
-            Error::WsClosed
-        })
+            self.kill(CLOSE_POLICY);
+            return Ok(SendStatus::Dropped);
+        }
+        // Ask for `drain` before the message is queued: the driver can only write it (and reach
+        // zero) after receiving it, so it is sure to see the request.
+        let over = now > self.shared.high_water_mark;
+        if over {
+            self.shared.want_drain.store(true, Ordering::Release);
+        }
+        if self.shared.tx.send(msg).is_err() {
+            self.shared.buffered.fetch_sub(len, Ordering::Relaxed);
+            return Err(Error::WsClosed);
+        }
+        if over {
+            return Ok(SendStatus::Backpressure);
+        }
+        Ok(SendStatus::Queued)
     }
 
     /// Queues a text message.
-    pub fn send_text(&self, text: String) -> Result<()> {
+    pub fn send_text(&self, text: String) -> Result<SendStatus> {
         let len = text.len();
-        self.push(Message::text(text), len)
+        self.push(Outgoing::Text(Bytes::from(text)), len)
     }
 
-    /// Queues a binary message.
-    pub fn send_binary(&self, data: Bytes) -> Result<()> {
+    /// Queues a binary message. The bytes are moved, not copied (unless masking needs to).
+    pub fn send_binary(&self, data: Bytes) -> Result<SendStatus> {
         let len = data.len();
-        self.push(Message::binary(data), len)
+        self.push(Outgoing::Binary(data), len)
+    }
+
+    /// Queues a pre-framed message (see [`PreparedMessage`]).
+    pub fn send_prepared(&self, msg: &PreparedMessage) -> Result<SendStatus> {
+        self.push(Outgoing::Prepared(msg.clone()), msg.len())
     }
 
     /// Queues a ping with an application payload of at most 125 bytes.
@@ -169,7 +307,7 @@ impl WsHandle {
                 "ping payload longer than 125 bytes".into(),
             ));
         }
-        self.push(Message::Ping(data), 0)
+        self.push(Outgoing::Ping(data), 0).map(|_| ())
     }
 
     /// Starts the close handshake with `code` and `reason` (at most 123 bytes of UTF-8).
@@ -191,136 +329,23 @@ impl WsHandle {
         let _ = self.shared.tx.send(Outgoing::Close(code, reason));
         Ok(())
     }
-}
 
-fn close_code_for(err: &WsError) -> Option<u16> {
-    match err {
-        WsError::Capacity(CapacityError::MessageTooLong { .. }) => Some(1009),
-        WsError::Capacity(_) => Some(1009),
-        WsError::Utf8(_) => Some(1007),
-        // The peer went away without a close frame: nothing to answer, the close is abnormal.
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-        WsError::Protocol(_) => Some(1002),
-        _ => None,
+    /// Drops the connection at once without a close handshake; `on_close` reports 1006.
+    pub fn terminate(&self) {
+        self.kill(CLOSE_ABNORMAL);
     }
-}
 
-/// Drives one connection until it ends, then reports the close once to `events`.
-pub async fn run<S>(
-    mut ws: WebSocketStream<S>,
-    mut driver: WsDriver,
-    events: Arc<dyn WsEvents>,
-    limits: WsLimits,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let id = driver.id;
-    let mut close_sent: Option<(u16, String)> = None;
-    let mut received: Option<(u16, String)> = None;
-    let mut failed: Option<u16> = None;
-    let mut queue_open = true;
-    let close_deadline = tokio::time::sleep(Duration::from_secs(u64::MAX >> 2));
-    tokio::pin!(close_deadline);
-
-    loop {
-        tokio::select! {
-            incoming = ws.next() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    events.on_message(id, WsMessage::Text(text.as_str().to_owned()));
-                }
-                Some(Ok(Message::Binary(data))) => events.on_message(id, WsMessage::Binary(data)),
-                Some(Ok(Message::Ping(_))) => {
-                    // tungstenite queued the pong; push it out now.
-                    if ws.flush().await.is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Pong(_))) | Some(Ok(Message::Frame(_))) => {}
-                Some(Ok(Message::Close(frame))) => {
-                    received = Some(match frame {
-                        Some(f) => (u16::from(f.code), f.reason.as_str().to_owned()),
-                        None => (CLOSE_NO_STATUS, String::new()),
-                    });
-                    driver.shared.closing.store(true, Ordering::Relaxed);
-                    // tungstenite queued the echo of the close frame; flush it, then the
-                    // stream ends (for a client, when the server closes TCP).
-                    let _ = ws.flush().await;
-                }
-                Some(Err(err)) => {
-                    if let (Some(code), None) = (close_code_for(&err), &close_sent) {
-                        failed = Some(code);
-                        let frame = CloseFrame { code: CloseCode::from(code), reason: "".into() };
-                        let _ = tokio::time::timeout(limits.close_timeout, ws.close(Some(frame))).await;
-                    }
-                    break;
-                }
-                None => break,
-            },
-            out = driver.rx.recv(), if queue_open && close_sent.is_none() => match out {
-                Some(Outgoing::Msg(msg, len)) => {
-                    let mut written = len;
-                    let mut ok = ws.feed(msg).await.is_ok();
-                    // Batch whatever else is queued into one flush.
-                    while ok {
-                        match driver.rx.try_recv() {
-                            Ok(Outgoing::Msg(msg, len)) => {
-                                written += len;
-                                ok = ws.feed(msg).await.is_ok();
-                            }
-                            Ok(Outgoing::Close(code, reason)) => {
-                                ok = ws.flush().await.is_ok();
-                                if ok {
-                                    ok = send_close(&mut ws, code, &reason).await;
-                                    close_sent = Some((code, reason));
-                                    close_deadline.as_mut().reset(tokio::time::Instant::now() + limits.close_timeout);
-                                }
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    if ok && close_sent.is_none() {
-                        ok = ws.flush().await.is_ok();
-                    }
-                    driver.shared.buffered.fetch_sub(written, Ordering::Relaxed);
-                    if !ok {
-                        break;
-                    }
-                }
-                Some(Outgoing::Close(code, reason)) => {
-                    if received.is_some() {
-                        continue;
-                    }
-                    if !send_close(&mut ws, code, &reason).await {
-                        break;
-                    }
-                    close_sent = Some((code, reason));
-                    close_deadline.as_mut().reset(tokio::time::Instant::now() + limits.close_timeout);
-                }
-                None => queue_open = false,
-            },
-            _ = &mut close_deadline, if close_sent.is_some() => break,
+    fn kill(&self, code: u16) {
+        self.shared.closing.store(true, Ordering::Relaxed);
+        if self
+            .shared
+            .kill_code
+            .compare_exchange(0, u32::from(code), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.shared.kill.notify_one();
         }
     }
-    driver.shared.closing.store(true, Ordering::Relaxed);
-    driver.rx.close();
-    let (code, reason) = match (received, failed) {
-        (Some(r), _) => r,
-        (None, Some(code)) => (code, String::new()),
-        (None, None) => (CLOSE_ABNORMAL, String::new()),
-    };
-    events.on_close(id, code, reason);
-}
-
-async fn send_close<S>(ws: &mut WebSocketStream<S>, code: u16, reason: &str) -> bool
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let frame = CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
-    };
-    ws.close(Some(frame)).await.is_ok()
 }
 
 #[cfg(test)]
@@ -339,7 +364,7 @@ mod tests {
 
     #[test]
     fn close_rejects_long_reason_and_closes_once() {
-        let (h, mut d) = channel(1);
+        let (h, mut d) = channel(1, &WsLimits::default());
         assert!(h.close(1000, "x".repeat(124)).is_err());
         h.close(1000, "bye".into()).unwrap();
         h.close(1000, "again".into()).unwrap();
@@ -349,10 +374,27 @@ mod tests {
     }
 
     #[test]
-    fn buffered_amount_counts_queued_bytes() {
-        let (h, _d) = channel(2);
-        h.send_text("hello".into()).unwrap();
-        h.send_binary(Bytes::from_static(&[1, 2, 3])).unwrap();
+    fn buffered_amount_counts_queued_bytes_and_reports_backpressure() {
+        let limits = WsLimits {
+            high_water_mark: 6,
+            max_backpressure: 10,
+            ..WsLimits::default()
+        };
+        let (h, mut d) = channel(2, &limits);
+        assert_eq!(h.send_text("hello".into()).unwrap(), SendStatus::Queued);
+        assert_eq!(
+            h.send_binary(Bytes::from_static(&[1, 2, 3])).unwrap(),
+            SendStatus::Backpressure
+        );
         assert_eq!(h.buffered_amount(), 8);
+        // Over the limit: not queued, and the connection is dropped.
+        assert_eq!(h.send_text("abc".into()).unwrap(), SendStatus::Dropped);
+        assert_eq!(h.buffered_amount(), 8);
+        assert!(h.is_closing());
+        assert_eq!(
+            d.shared.kill_code.load(Ordering::Relaxed),
+            u32::from(CLOSE_POLICY)
+        );
+        assert!(matches!(d.rx.try_recv(), Ok(Outgoing::Text(_))));
     }
 }

@@ -1,0 +1,137 @@
+// A raw WebSocket peer over a plain TCP socket, for sending frames a real client never would.
+import { once } from 'node:events'
+import net from 'node:net'
+
+/** Builds one frame. Client frames are masked unless `mask` is false. */
+export function frame(
+  opcode: number,
+  payload: Buffer | string = Buffer.alloc(0),
+  opts: { fin?: boolean; rsv?: number; mask?: boolean; length?: number } = {},
+): Buffer {
+  const data = typeof payload === 'string' ? Buffer.from(payload) : payload
+  const fin = opts.fin ?? true
+  const mask = opts.mask ?? true
+  const len = opts.length ?? data.length
+  const head: number[] = [(fin ? 0x80 : 0) | ((opts.rsv ?? 0) << 4) | opcode]
+  const m = mask ? 0x80 : 0
+  if (len < 126) head.push(m | len)
+  else if (len <= 0xffff) head.push(m | 126, len >> 8, len & 0xff)
+  else {
+    head.push(m | 127)
+    const b = Buffer.alloc(8)
+    b.writeBigUInt64BE(BigInt(len))
+    head.push(...b)
+  }
+  if (!mask) return Buffer.concat([Buffer.from(head), data])
+  const key = Buffer.from([0x37, 0xfa, 0x21, 0x3d])
+  const body = Buffer.from(data.map((b, i) => b ^ (key[i % 4] as number)))
+  return Buffer.concat([Buffer.from(head), key, body])
+}
+
+/** A frame read from the server. */
+export interface Frame {
+  opcode: number
+  payload: Buffer
+}
+
+/** A raw client: `handshake` first, then `send` frames and `next` to read the server's frames. */
+export class RawClient {
+  socket: net.Socket
+  #buf = Buffer.alloc(0)
+  #waiters: Array<() => void> = []
+  ended = false
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket
+    socket.on('data', (d: Buffer) => {
+      this.#buf = Buffer.concat([this.#buf, d])
+      this.#wake()
+    })
+    socket.on('close', () => {
+      this.ended = true
+      this.#wake()
+    })
+    socket.on('error', () => {})
+  }
+
+  #wake(): void {
+    for (const w of this.#waiters.splice(0)) w()
+  }
+
+  async #wait(): Promise<void> {
+    await new Promise<void>((r) => this.#waiters.push(r))
+  }
+
+  static async connect(port: number, host = '127.0.0.1'): Promise<RawClient> {
+    const socket = net.connect(port, host)
+    await once(socket, 'connect')
+    return new RawClient(socket)
+  }
+
+  /** Sends an upgrade request (with `extra` header lines) and returns the response head. */
+  async handshake(path = '/', extra: string[] = []): Promise<string> {
+    const lines = [
+      `GET ${path} HTTP/1.1`,
+      'Host: localhost',
+      'Upgrade: websocket',
+      'Connection: Upgrade',
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      'Sec-WebSocket-Version: 13',
+      ...extra,
+    ]
+    this.socket.write(`${lines.join('\r\n')}\r\n\r\n`)
+    for (;;) {
+      const end = this.#buf.indexOf('\r\n\r\n')
+      if (end >= 0) {
+        const head = this.#buf.subarray(0, end).toString('latin1')
+        this.#buf = this.#buf.subarray(end + 4)
+        return head
+      }
+      if (this.ended) return this.#buf.toString('latin1')
+      await this.#wait()
+    }
+  }
+
+  send(data: Buffer): void {
+    this.socket.write(data)
+  }
+
+  /** The next frame from the server, or null once the connection ended. */
+  async next(): Promise<Frame | null> {
+    for (;;) {
+      const b = this.#buf
+      if (b.length >= 2) {
+        let len = (b[1] as number) & 0x7f
+        let pos = 2
+        if (len === 126 && b.length >= 4) {
+          len = b.readUInt16BE(2)
+          pos = 4
+        } else if (len === 127 && b.length >= 10) {
+          len = Number(b.readBigUInt64BE(2))
+          pos = 10
+        }
+        if (len < 126 || pos > 2) {
+          if (b.length >= pos + len) {
+            this.#buf = b.subarray(pos + len)
+            return { opcode: (b[0] as number) & 0x0f, payload: Buffer.from(b.subarray(pos, pos + len)) }
+          }
+        }
+      }
+      if (this.ended) return null
+      await this.#wait()
+    }
+  }
+
+  /** Reads frames until a close frame and returns its code, or null if the TCP connection just ended. */
+  async closeCode(): Promise<number | null> {
+    for (;;) {
+      const f = await this.next()
+      if (!f) return null
+      if (f.opcode === 8) return f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005
+    }
+  }
+
+  destroy(): void {
+    this.socket.destroy()
+  }
+}

@@ -1,0 +1,121 @@
+// HTTP server scenarios, each server in its own process:
+// - hello world GET req/s (wrk -c64, HTTP/1.1 keep-alive)
+// - 1 KiB JSON POST echo req/s (wrk -c64 with a Lua script)
+// - HTTP/2 hello world req/s (h2load over h2c, 16 connections x 16 streams)
+// Peers: node:http (node:http2 for HTTP/2), fastify, uWebSockets, and hyper (pure Rust ceiling).
+import { spawnSync } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { bin, node, OUT_DIR, SECONDS, WARMUP } from '../lib/config.mjs'
+import { run, runVisible, withServer } from '../lib/proc.mjs'
+
+const HYPERSOCK = ['hypersock', ...node('servers/hypersock-http.mjs')]
+const HYPER = ['hyper (pure Rust)', bin('hyper-hello'), ['--port', '0']]
+const HTTP1_SERVERS = [
+  HYPERSOCK,
+  ['node:http', ...node('servers/node-http.mjs')],
+  ['fastify', ...node('servers/fastify-http.mjs')],
+  ['uWebSockets', ...node('servers/uws-http.mjs')],
+  HYPER,
+]
+const HTTP2_SERVERS = [HYPERSOCK, ['node:http2', ...node('servers/node-http2.mjs')], HYPER]
+
+/** A JSON document of just under 1 KiB, the body of the POST echo scenario. */
+function jsonBody() {
+  const items = []
+  for (;;) {
+    const item = { id: items.length, name: `item-${items.length}` }
+    if (JSON.stringify({ items: [...items, item] }).length > 1024) return JSON.stringify({ items })
+    items.push(item)
+  }
+}
+
+/** The wrk Lua script that POSTs the JSON document. */
+function postScript() {
+  const body = jsonBody()
+  const path = join(OUT_DIR, 'post.lua')
+  writeFileSync(
+    path,
+    `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\nwrk.headers["Content-Type"] = "application/json"\n`,
+  )
+  return path
+}
+
+/** Measures every server in turn; `record(scenario, subject, fn)` stores what `fn` returns. */
+export async function httpHello(record) {
+  for (const [subject, command, args] of HTTP1_SERVERS) {
+    await record('http-hello', subject, () =>
+      withServer(subject, command, args, async (port) => {
+        const url = `http://127.0.0.1:${port}/`
+        await wrk(url, WARMUP)
+        return wrk(url, SECONDS)
+      }),
+    )
+  }
+}
+
+/** 1 KiB JSON POST echo, same servers. */
+export async function httpJsonEcho(record) {
+  const script = postScript()
+  for (const [subject, command, args] of HTTP1_SERVERS) {
+    await record('http-json', subject, () =>
+      withServer(subject, command, args, async (port) => {
+        const url = `http://127.0.0.1:${port}/`
+        await wrk(url, WARMUP, script)
+        return wrk(url, SECONDS, script)
+      }),
+    )
+  }
+}
+
+/** HTTP/2 hello world over h2c with h2load. */
+export async function http2Hello(record) {
+  for (const [subject, command, args] of HTTP2_SERVERS) {
+    await record('http2-hello', subject, () =>
+      withServer(subject, command, args, async (port) => {
+        const url = `http://127.0.0.1:${port}/`
+        await h2load(url, WARMUP)
+        return h2load(url, SECONDS)
+      }),
+    )
+  }
+}
+
+/** Runs `wrk -t1 -c64` for `seconds` and returns its Requests/sec. */
+async function wrk(url, seconds, script) {
+  const args = ['-t1', '-c64', `-d${seconds}s`, ...(script ? ['-s', script] : []), url]
+  const out = await run('wrk', args, { timeoutMs: seconds * 1000 + 15_000 })
+  const rate = /Requests\/sec:\s*([\d.]+)/.exec(out)
+  if (!rate) throw new Error(`cannot find Requests/sec in the output of wrk:\n${out}`)
+  const non2xx = /Non-2xx or 3xx responses:\s*(\d+)/.exec(out)
+  if (non2xx) throw new Error(`${non2xx[1]} responses were not 2xx`)
+  const errors = /Socket errors: (.*)/.exec(out)
+  return { value: Number(rate[1]), detail: errors ? `wrk socket errors: ${errors[1]}` : undefined }
+}
+
+/** Runs h2load for `seconds` (16 connections, 16 concurrent streams each) and returns req/s. */
+async function h2load(url, seconds) {
+  const args = ['-c16', '-m16', '-t1', `-D${seconds}`, url]
+  const out = await run('h2load', args, { timeoutMs: seconds * 1000 + 15_000 })
+  const rate = /finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)
+  if (!rate) throw new Error(`cannot find req/s in the output of h2load:\n${out}`)
+  const status = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out)
+  if (status && (Number(status[3]) > 0 || Number(status[4]) > 0)) throw new Error(`h2load saw errors: ${status[0]}`)
+  return Number(rate[1])
+}
+
+/** Makes sure `wrk` and `h2load` are on PATH, installing the Debian packages if they are not. */
+export async function ensureWrk() {
+  const has = (cmd) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).error === undefined
+  const missing = [has('wrk') ? null : 'wrk', has('h2load') ? null : 'nghttp2-client'].filter(Boolean)
+  if (missing.length === 0) return
+  console.error(`bench: installing ${missing.join(', ')} with apt-get`)
+  try {
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+    await runVisible('apt-get', ['update'], { env })
+    await runVisible('apt-get', ['install', '-y', ...missing], { env })
+  } catch (error) {
+    throw new Error(`\`apt-get install -y ${missing.join(' ')}\` failed: ${error.message}`)
+  }
+  if (!has('wrk') || !has('h2load')) throw new Error('wrk or h2load is still not on PATH after apt-get install')
+}

@@ -1,0 +1,719 @@
+//! The connection driver: one task per connection that reads and writes at the same time.
+//!
+//! Reading: bytes land in a per-thread scratch buffer and are appended to the connection's
+//! buffer, so an idle connection holds no read buffer. Frames are parsed incrementally; data
+//! payloads are unmasked in place, validated (UTF-8 as they arrive, so invalid text fails
+//! fast even mid-frame) and, for a single-frame message, handed on without a copy.
+//!
+//! Writing: queued messages are framed into a small coalescing buffer; large payloads and
+//! pre-framed messages are queued as their own `Bytes` and written with vectored writes, so
+//! they are never copied on the server side.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{ready, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::Instant;
+
+use super::deflate::{DeflateState, InflateFailure, Negotiated};
+use super::frame::{apply_mask, parse_header, write_header, FrameError, Header, OpCode};
+use super::{
+    Outgoing, Role, WsDriver, WsEvents, WsLimits, WsMessage, CLOSE_ABNORMAL, CLOSE_GOING_AWAY,
+    CLOSE_NO_STATUS, CLOSE_POLICY,
+};
+use crate::error::Error;
+
+/// Payloads at least this long are queued as their own buffer instead of being copied.
+const ZERO_COPY_MIN: usize = 16 << 10;
+/// Stop taking commands once this much is waiting to be written.
+const BATCH_LIMIT: usize = 256 << 10;
+/// Stop reading while this much of our own output (pongs, echoes) is stuck.
+const READ_PAUSE: usize = 4 << 20;
+/// Scratch read size per worker thread.
+const READ_CHUNK: usize = 64 << 10;
+
+thread_local! {
+    static READ_SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice());
+}
+
+/// Drives connection `driver.id` over `io` until it ends, then reports the close exactly once.
+///
+/// `leftover` holds bytes read past the handshake. `deflate` holds the negotiated
+/// permessage-deflate parameters, if any.
+pub async fn run<S>(
+    io: S,
+    leftover: BytesMut,
+    role: Role,
+    mut driver: WsDriver,
+    events: Arc<dyn WsEvents>,
+    limits: WsLimits,
+    deflate: Option<Negotiated>,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let mut guard = CloseGuard {
+        events: events.clone(),
+        id: driver.id,
+        shared: driver.shared.clone(),
+        outcome: None,
+    };
+    let mut c = Conn {
+        id: driver.id,
+        role,
+        events,
+        limits,
+        rbuf: leftover,
+        cur: None,
+        msg: None,
+        deflate: deflate.map(DeflateState::new),
+        out: VecDeque::new(),
+        out_bytes: 0,
+        scratch: BytesMut::new(),
+        scratch_credit: 0,
+        zbuf: BytesMut::new(),
+        close_sent: false,
+        failing: None,
+        gate_tx: driver.shared.tx.clone(),
+        received: None,
+        failed: None,
+        read_closed: false,
+        finishing: false,
+        last_read: Instant::now(),
+        pong_deadline: None,
+    };
+    let far = Instant::now() + std::time::Duration::from_secs(86400 * 365);
+    let mut close_deadline: Option<Instant> = None;
+    let mut gate_deadline: Option<Instant> = None;
+    let mut next_ping = c.limits.ping_interval.map(|i| Instant::now() + i);
+    let mut queue_open = true;
+    let timer = tokio::time::sleep_until(far);
+    tokio::pin!(timer);
+    let mut timer_at = far;
+
+    let end: Option<(u16, String)> = 'main: loop {
+        c.process_input();
+        if c.finishing && c.failing.is_none() && c.out.is_empty() && c.scratch.is_empty() {
+            break None;
+        }
+        if c.failing.is_some() && gate_deadline.is_none() {
+            gate_deadline = Some(Instant::now() + c.limits.close_timeout);
+        }
+        if c.close_sent && close_deadline.is_none() {
+            close_deadline = Some(Instant::now() + c.limits.close_timeout);
+        }
+        // The earliest timer.
+        let mut at = far;
+        if let Some(d) = close_deadline {
+            at = at.min(d);
+        }
+        if let (Some(d), Some(_)) = (gate_deadline, &c.failing) {
+            at = at.min(d);
+        }
+        if let Some(i) = c.limits.idle_timeout {
+            if !c.close_sent {
+                at = at.min(c.last_read + i);
+            }
+        }
+        if let Some(p) = next_ping {
+            at = at.min(p);
+        }
+        if let Some(p) = c.pong_deadline {
+            at = at.min(p);
+        }
+        if at != timer_at {
+            timer.as_mut().reset(at);
+            timer_at = at;
+        }
+        let want_read = !c.read_closed && !c.finishing && c.out_bytes < READ_PAUSE;
+        let want_write = !c.out.is_empty();
+        let want_cmd = queue_open && !c.close_sent && c.out_bytes < BATCH_LIMIT;
+        tokio::select! {
+            r = read_some(&mut rd, &mut c.rbuf), if want_read => match r {
+                Ok(0) => {
+                    c.read_closed = true;
+                    if c.close_sent && c.received.is_some() {
+                        break 'main None;
+                    }
+                    // Dropped without (or while waiting for) a close frame.
+                    if c.received.is_none() {
+                        break 'main None;
+                    }
+                }
+                Ok(_) => c.last_read = Instant::now(),
+                Err(_) => break 'main None,
+            },
+            r = write_some(&mut wr, &mut c.out), if want_write => match r {
+                Ok((n, credit)) => {
+                    c.out_bytes -= n;
+                    if credit > 0 {
+                        driver.shared.buffered.fetch_sub(credit, Ordering::Relaxed);
+                    }
+                    if c.out.is_empty()
+                        && driver.shared.buffered.load(Ordering::Relaxed) == 0
+                        && driver.shared.want_drain.swap(false, Ordering::AcqRel)
+                    {
+                        c.events.on_drain(c.id);
+                    }
+                }
+                Err(_) => break 'main None,
+            },
+            cmd = driver.rx.recv(), if want_cmd => {
+                let Some(cmd) = cmd else {
+                    queue_open = false;
+                    continue;
+                };
+                c.command(cmd);
+                // Batch whatever else is queued.
+                while !c.close_sent && c.out_bytes + c.scratch.len() < BATCH_LIMIT {
+                    match driver.rx.try_recv() {
+                        Ok(cmd) => c.command(cmd),
+                        Err(_) => break,
+                    }
+                }
+                c.seal();
+            },
+            () = driver.shared.kill.notified() => {
+                let code = driver.shared.kill_code.load(Ordering::Relaxed) as u16;
+                let reason = if code == CLOSE_POLICY { "backpressure limit exceeded" } else { "terminated" };
+                break 'main Some((code, reason.to_string()));
+            },
+            () = &mut timer => {
+                let now = Instant::now();
+                if gate_deadline.is_some_and(|d| d <= now) {
+                    c.resume();
+                }
+                if close_deadline.is_some_and(|d| d <= now) {
+                    break 'main None;
+                }
+                if c.pong_deadline.is_some_and(|d| d <= now) {
+                    let gate = super::FailGate::new(c.gate_tx.clone());
+                    c.events.on_error(c.id, Error::Timeout("WebSocket pong"), gate);
+                    break 'main Some((CLOSE_ABNORMAL, "heartbeat timeout".into()));
+                }
+                if let Some(p) = next_ping.filter(|p| *p <= now) {
+                    if !c.close_sent {
+                        c.queue_control(OpCode::Ping, &[]);
+                        c.seal();
+                        if c.pong_deadline.is_none() {
+                            c.pong_deadline = Some(now + c.limits.pong_timeout);
+                        }
+                    }
+                    next_ping = c.limits.ping_interval.map(|i| p.max(now) + i);
+                }
+                if let Some(i) = c.limits.idle_timeout {
+                    if !c.close_sent && c.last_read + i <= now {
+                        let gate = super::FailGate::new(c.gate_tx.clone());
+                        c.events.on_error(c.id, Error::Timeout("WebSocket idle"), gate);
+                        c.start_close(CLOSE_GOING_AWAY, "idle timeout");
+                        c.failed = Some((CLOSE_GOING_AWAY, "idle timeout".into()));
+                    }
+                }
+            },
+        }
+    };
+    // Flush what is pending (a close frame) briefly, then shut down the write side.
+    if end.is_none() && !c.out.is_empty() {
+        let _ = tokio::time::timeout(c.limits.close_timeout, async {
+            while !c.out.is_empty() {
+                if write_some(&mut wr, &mut c.out).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    let _ = tokio::time::timeout(c.limits.close_timeout, wr.shutdown()).await;
+    if c.role == Role::Client && c.received.is_some() && !c.read_closed {
+        // RFC 6455 7.1.1: the client waits for the server to close TCP first.
+        let _ = tokio::time::timeout(c.limits.close_timeout, async {
+            loop {
+                c.rbuf.clear();
+                match read_some(&mut rd, &mut c.rbuf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+    }
+    guard.outcome = Some(match (end, c.received.take(), c.failed.take()) {
+        (Some(end), _, _) => end,
+        (None, Some(r), _) => r,
+        (None, None, Some(f)) => f,
+        (None, None, None) => (CLOSE_ABNORMAL, String::new()),
+    });
+    driver.rx.close();
+}
+
+/// Reports the close once, also when the driving task is aborted.
+struct CloseGuard {
+    events: Arc<dyn WsEvents>,
+    id: u64,
+    shared: Arc<super::Shared>,
+    outcome: Option<(u16, String)>,
+}
+
+impl Drop for CloseGuard {
+    fn drop(&mut self) {
+        self.shared.closing.store(true, Ordering::Relaxed);
+        let (code, reason) = self
+            .outcome
+            .take()
+            .unwrap_or((CLOSE_ABNORMAL, String::new()));
+        self.events.on_close(self.id, code, reason);
+    }
+}
+
+async fn read_some<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
+    poll_fn(|cx| {
+        READ_SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let mut rb = ReadBuf::new(&mut scratch[..]);
+            ready!(Pin::new(&mut *rd).poll_read(cx, &mut rb))?;
+            let n = rb.filled().len();
+            buf.extend_from_slice(rb.filled());
+            Poll::Ready(Ok(n))
+        })
+    })
+    .await
+}
+
+/// Writes some of `out` (vectored). Returns the bytes written and the message bytes
+/// (`bufferedAmount` credit) of the chunks that were finished.
+async fn write_some<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    out: &mut VecDeque<(Bytes, usize)>,
+) -> std::io::Result<(usize, usize)> {
+    let n = {
+        let mut slices = [IoSlice::new(&[]); 32];
+        let mut count = 0;
+        for (chunk, _) in out.iter().take(32) {
+            slices[count] = IoSlice::new(chunk);
+            count += 1;
+        }
+        let n = wr.write_vectored(&slices[..count]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        n
+    };
+    let mut left = n;
+    let mut credit = 0;
+    while left > 0 {
+        let Some((front, c)) = out.front_mut() else {
+            break;
+        };
+        if front.len() <= left {
+            left -= front.len();
+            credit += *c;
+            out.pop_front();
+        } else {
+            front.advance(left);
+            left = 0;
+        }
+    }
+    Ok((n, credit))
+}
+
+struct FrameState {
+    header: Header,
+    remaining: u64,
+    offset: usize,
+}
+
+struct MsgState {
+    text: bool,
+    compressed: bool,
+    buf: BytesMut,
+    checked: usize,
+}
+
+struct Conn {
+    id: u64,
+    role: Role,
+    events: Arc<dyn WsEvents>,
+    limits: WsLimits,
+    rbuf: BytesMut,
+    cur: Option<FrameState>,
+    msg: Option<MsgState>,
+    deflate: Option<DeflateState>,
+    /// Chunks to write, with the message bytes each one completes.
+    out: VecDeque<(Bytes, usize)>,
+    out_bytes: usize,
+    scratch: BytesMut,
+    scratch_credit: usize,
+    zbuf: BytesMut,
+    close_sent: bool,
+    /// A failure whose close frame waits for the application's [`super::FailGate`].
+    failing: Option<(u16, String)>,
+    gate_tx: tokio::sync::mpsc::UnboundedSender<Outgoing>,
+    received: Option<(u16, String)>,
+    failed: Option<(u16, String)>,
+    read_closed: bool,
+    finishing: bool,
+    last_read: Instant,
+    pong_deadline: Option<Instant>,
+}
+
+/// Incremental UTF-8 check of `buf[*checked..]`: false when invalid; an incomplete sequence at
+/// the end is left for the next call (or refused at the end of the message).
+fn check_utf8(buf: &[u8], checked: &mut usize) -> bool {
+    match std::str::from_utf8(&buf[*checked..]) {
+        Ok(_) => {
+            *checked = buf.len();
+            true
+        }
+        Err(e) => {
+            if e.error_len().is_some() {
+                return false;
+            }
+            *checked += e.valid_up_to();
+            true
+        }
+    }
+}
+
+impl Conn {
+    fn mask(&self) -> Option<[u8; 4]> {
+        (self.role == Role::Client).then(rand::random::<[u8; 4]>)
+    }
+
+    /// Moves the coalescing buffer into the write queue.
+    fn seal(&mut self) {
+        if !self.scratch.is_empty() {
+            let chunk = self.scratch.split().freeze();
+            self.out_bytes += chunk.len();
+            self.out
+                .push_back((chunk, std::mem::take(&mut self.scratch_credit)));
+        }
+        if self.scratch.capacity() > 256 << 10 {
+            self.scratch = BytesMut::new();
+        }
+    }
+
+    fn push_chunk(&mut self, chunk: Bytes, credit: usize) {
+        self.seal();
+        self.out_bytes += chunk.len();
+        self.out.push_back((chunk, credit));
+    }
+
+    /// Frames one data message with payload `data` (already compressed when `rsv1`).
+    fn queue_frame(&mut self, opcode: OpCode, rsv1: bool, data: Bytes, credit: usize) {
+        let mask = self.mask();
+        write_header(&mut self.scratch, true, rsv1, opcode, mask, data.len());
+        match mask {
+            Some(m) => {
+                let start = self.scratch.len();
+                self.scratch.extend_from_slice(&data);
+                apply_mask(&mut self.scratch[start..], m, 0);
+                self.scratch_credit += credit;
+            }
+            None if data.len() >= ZERO_COPY_MIN => self.push_chunk(data, credit),
+            None => {
+                self.scratch.extend_from_slice(&data);
+                self.scratch_credit += credit;
+            }
+        }
+    }
+
+    fn queue_control(&mut self, opcode: OpCode, payload: &[u8]) {
+        let mask = self.mask();
+        write_header(&mut self.scratch, true, false, opcode, mask, payload.len());
+        let start = self.scratch.len();
+        self.scratch.extend_from_slice(payload);
+        if let Some(m) = mask {
+            apply_mask(&mut self.scratch[start..], m, 0);
+        }
+    }
+
+    fn queue_data(&mut self, opcode: OpCode, data: Bytes) {
+        let credit = data.len();
+        if let Some(z) = self.deflate.as_mut() {
+            if z.should_compress(data.len()) {
+                self.zbuf.clear();
+                z.compress(&data, &mut self.zbuf);
+                let body = self.zbuf.split().freeze();
+                self.queue_frame(opcode, true, body, credit);
+                return;
+            }
+        }
+        self.queue_frame(opcode, false, data, credit);
+    }
+
+    fn start_close(&mut self, code: u16, reason: &str) {
+        if self.close_sent {
+            return;
+        }
+        let mut p = Vec::with_capacity(2 + reason.len());
+        if code != CLOSE_NO_STATUS {
+            p.extend_from_slice(&code.to_be_bytes());
+            p.extend_from_slice(reason.as_bytes());
+        }
+        self.queue_control(OpCode::Close, &p);
+        self.seal();
+        self.close_sent = true;
+    }
+
+    /// Handles one command from the handle.
+    fn command(&mut self, cmd: Outgoing) {
+        match cmd {
+            Outgoing::Text(b) => self.queue_data(OpCode::Text, b),
+            Outgoing::Binary(b) => self.queue_data(OpCode::Binary, b),
+            Outgoing::Prepared(p) => {
+                let credit = p.len();
+                match (self.role, self.deflate.as_mut()) {
+                    (Role::Server, Some(z)) if z.should_compress(p.len()) => {
+                        let n = *z.params();
+                        let frame = p.compressed_frame(n.send_window_bits, n.level, n.mem_level);
+                        // The peer's window now holds bytes our compressor never saw.
+                        z.reset_compressor();
+                        self.push_chunk(frame, credit);
+                    }
+                    (Role::Server, _) => {
+                        let frame = p.frame();
+                        if frame.len() >= ZERO_COPY_MIN {
+                            self.push_chunk(frame, credit);
+                        } else {
+                            self.scratch.extend_from_slice(&frame);
+                            self.scratch_credit += credit;
+                        }
+                    }
+                    (Role::Client, _) => self.queue_data(p.opcode(), p.payload()),
+                }
+            }
+            Outgoing::Ping(b) => self.queue_control(OpCode::Ping, &b),
+            Outgoing::Close(code, reason) => {
+                if self.received.is_none() && self.failing.is_none() {
+                    self.start_close(code, &reason);
+                }
+            }
+            Outgoing::Resume => self.resume(),
+        }
+    }
+
+    /// Sends the close frame of a failure once the application let it through.
+    fn resume(&mut self) {
+        if let Some((code, reason)) = self.failing.take() {
+            self.start_close(code, &reason);
+        }
+    }
+
+    /// Fails the connection: stops reading and sends a close frame with `code` once the
+    /// application has handled the events before this one (see [`super::FailGate`]).
+    fn fail(&mut self, code: u16, reason: &str) {
+        let err = match code {
+            1009 => Error::WsMessageTooBig(reason.to_string()),
+            1007 => Error::WsInvalidUtf8,
+            _ => Error::WsProtocol(reason.to_string()),
+        };
+        if self.failed.is_none() && self.received.is_none() {
+            self.failed = Some((code, reason.to_string()));
+        }
+        if !self.close_sent && self.failing.is_none() {
+            self.failing = Some((code, reason.to_string()));
+            let gate = super::FailGate::new(self.gate_tx.clone());
+            self.events.on_error(self.id, err, gate);
+        }
+        self.finishing = true;
+        self.rbuf = BytesMut::new();
+        self.cur = None;
+        self.msg = None;
+    }
+
+    fn frame_error(&mut self, e: FrameError) {
+        self.fail(e.close_code(), e.reason());
+    }
+
+    /// Parses and handles every complete frame (and partial data payload) in the buffer.
+    fn process_input(&mut self) {
+        while !self.finishing && !self.rbuf.is_empty() {
+            if self.cur.is_none() {
+                let h = match parse_header(
+                    &self.rbuf,
+                    self.role == Role::Server,
+                    self.deflate.is_some(),
+                    self.limits.max_frame_size as u64,
+                ) {
+                    Err(e) => return self.frame_error(e),
+                    Ok(None) => break,
+                    Ok(Some(h)) => h,
+                };
+                if h.opcode.is_control() {
+                    let total = h.header_len + h.len as usize;
+                    if self.rbuf.len() < total {
+                        break;
+                    }
+                    self.rbuf.advance(h.header_len);
+                    let mut payload = self.rbuf.split_to(h.len as usize);
+                    if let Some(m) = h.mask {
+                        apply_mask(&mut payload, m, 0);
+                    }
+                    self.control(h.opcode, payload.freeze());
+                    continue;
+                }
+                match (h.opcode, &self.msg) {
+                    (OpCode::Continuation, None) => {
+                        return self.fail(1002, "continuation without a message");
+                    }
+                    (OpCode::Continuation, Some(_)) if h.rsv1 => {
+                        return self.frame_error(FrameError::ReservedBits);
+                    }
+                    (OpCode::Text | OpCode::Binary, Some(_)) => {
+                        return self.fail(1002, "new message before the last one ended");
+                    }
+                    _ => {}
+                }
+                let so_far = self.msg.as_ref().map_or(0, |m| m.buf.len());
+                let compressed = self.msg.as_ref().map_or(h.rsv1, |m| m.compressed);
+                if !compressed && so_far as u64 + h.len > self.limits.max_message_size as u64 {
+                    return self.fail(1009, "message too big");
+                }
+                self.rbuf.advance(h.header_len);
+                if self.msg.is_none() {
+                    // Zero-copy: a whole uncompressed single-frame message already here.
+                    if h.fin && !h.rsv1 && self.rbuf.len() as u64 >= h.len {
+                        let mut payload = self.rbuf.split_to(h.len as usize);
+                        if let Some(m) = h.mask {
+                            apply_mask(&mut payload, m, 0);
+                        }
+                        self.deliver(h.opcode == OpCode::Text, payload);
+                        continue;
+                    }
+                    self.msg = Some(MsgState {
+                        text: h.opcode == OpCode::Text,
+                        compressed: h.rsv1,
+                        buf: BytesMut::new(),
+                        checked: 0,
+                    });
+                }
+                self.cur = Some(FrameState {
+                    header: h,
+                    remaining: h.len,
+                    offset: 0,
+                });
+            }
+            // Payload of the current data frame, as much as is here.
+            let Some(f) = self.cur.as_mut() else { break };
+            let n = (f.remaining.min(self.rbuf.len() as u64)) as usize;
+            if n == 0 && f.remaining > 0 {
+                break;
+            }
+            let mut chunk = self.rbuf.split_to(n);
+            if let Some(m) = f.header.mask {
+                f.offset = apply_mask(&mut chunk, m, f.offset);
+            }
+            f.remaining -= n as u64;
+            let frame_done = f.remaining == 0;
+            let last = frame_done && f.header.fin;
+            if frame_done {
+                self.cur = None;
+            }
+            let limit = self.limits.max_message_size;
+            let Some(msg) = self.msg.as_mut() else { break };
+            if msg.compressed {
+                let Some(z) = self.deflate.as_mut() else {
+                    return self.frame_error(FrameError::ReservedBits);
+                };
+                match z.decompress(&chunk, last, &mut msg.buf, limit) {
+                    Ok(()) => {}
+                    Err(InflateFailure::TooBig) => return self.fail(1009, "message too big"),
+                    Err(InflateFailure::Corrupt) => {
+                        return self.fail(1002, "invalid compressed data")
+                    }
+                }
+            } else if msg.buf.is_empty() {
+                msg.buf = chunk;
+            } else {
+                msg.buf.extend_from_slice(&chunk);
+            }
+            if msg.text && !check_utf8(&msg.buf, &mut msg.checked) {
+                return self.fail(1007, "invalid UTF-8 in text message");
+            }
+            if last {
+                if let Some(msg) = self.msg.take() {
+                    if msg.text && msg.checked != msg.buf.len() {
+                        return self.fail(1007, "invalid UTF-8 in text message");
+                    }
+                    self.events
+                        .on_message(self.id, to_message(msg.text, msg.buf));
+                }
+            }
+        }
+        // Do not hold a large, empty read buffer on an idle connection.
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 64 << 10 {
+            self.rbuf = BytesMut::new();
+        }
+    }
+
+    fn deliver(&mut self, text: bool, payload: BytesMut) {
+        if text && std::str::from_utf8(&payload).is_err() {
+            return self.fail(1007, "invalid UTF-8 in text message");
+        }
+        self.events.on_message(self.id, to_message(text, payload));
+    }
+
+    fn control(&mut self, opcode: OpCode, payload: Bytes) {
+        match opcode {
+            OpCode::Ping => {
+                if !self.close_sent {
+                    self.queue_control(OpCode::Pong, &payload);
+                    self.seal();
+                }
+                self.events.on_ping(self.id, payload);
+            }
+            OpCode::Pong => {
+                self.pong_deadline = None;
+                self.events.on_pong(self.id, payload);
+            }
+            OpCode::Close => {
+                let (code, reason) = match payload.len() {
+                    0 => (CLOSE_NO_STATUS, String::new()),
+                    1 => return self.fail(1002, "close frame with a 1-byte payload"),
+                    _ => {
+                        let code = u16::from_be_bytes([payload[0], payload[1]]);
+                        if !received_close_code_ok(code) {
+                            return self.fail(1002, "invalid close code");
+                        }
+                        match std::str::from_utf8(&payload[2..]) {
+                            Ok(r) => (code, r.to_string()),
+                            Err(_) => return self.fail(1007, "invalid UTF-8 in close reason"),
+                        }
+                    }
+                };
+                if !self.close_sent {
+                    // Echo the code and reason (RFC 6455 5.5.1).
+                    self.start_close(code, &reason);
+                }
+                self.received = Some((code, reason));
+                self.finishing = true;
+                self.cur = None;
+                self.msg = None;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn received_close_code_ok(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+fn to_message(text: bool, buf: BytesMut) -> WsMessage {
+    if text {
+        // Validated above; the conversion only fails on a logic error, then nothing is lost.
+        match String::from_utf8(Vec::from(buf)) {
+            Ok(s) => WsMessage::Text(s),
+            Err(e) => WsMessage::Binary(Bytes::from(e.into_bytes())),
+        }
+    } else {
+        WsMessage::Binary(buf.freeze())
+    }
+}
