@@ -52,7 +52,7 @@ export declare class BindingCancel {
 
 /** A pooled HTTP client. */
 export declare class BindingClient {
-  constructor(options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null)
+  constructor(options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null, cookieJar?: BindingCookieJar | undefined | null)
   /**
    * Sends a request. The body is inline (`body`) or streamed through `stream`; `cancel` aborts
    * it. Bodies up to `inline_max` bytes come back inline, larger ones through `rest`.
@@ -60,6 +60,34 @@ export declare class BindingClient {
   request(method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number): Promise<BindingResponse>
   /** Connection counters of the pool. */
   poolStats(): BindingPoolStats
+}
+
+/** A thread-safe RFC 6265 cookie jar shared with the clients that use it. */
+export declare class BindingCookieJar {
+  constructor()
+  /** Stores a `Set-Cookie` value as received from `url`; the cookie stored, or null when ignored. */
+  setCookie(header: string, urlStr: string, at?: number | undefined | null): BindingCookie | null
+  /** The cookies that a request to `url` would send, in order. */
+  getCookies(urlStr: string, at?: number | undefined | null): Array<BindingCookie>
+  /** The `Cookie` header for `url`, or null. */
+  getCookieHeader(urlStr: string, at?: number | undefined | null): string | null
+  /** Every live cookie. */
+  list(at?: number | undefined | null): Array<BindingCookie>
+  /** Removes cookies (all, of a domain, or of a domain and name); returns how many. */
+  remove(domain?: string | undefined | null, name?: string | undefined | null): number
+  /** The jar as JSON. */
+  toJson(includeSession: boolean, at?: number | undefined | null): string
+  /** Adds the cookies of saved JSON; returns how many. */
+  loadJson(json: string, at?: number | undefined | null): number
+}
+
+/** A Server-Sent Events connection that reconnects by itself; read with `next()`. */
+export declare class BindingEventSource {
+  constructor(client: BindingClient, url: string, headers: Array<string>, retryMs: number, maxReconnects?: number | undefined | null, lastEventId?: string | undefined | null)
+  /** The next items, or null once closed. */
+  next(): Promise<Array<BindingSseItem> | null>
+  /** Closes the stream; a pending `next()` resolves to null. */
+  close(): void
 }
 
 /** A message framed (and compressed) once, sendable on many sockets. */
@@ -237,6 +265,21 @@ export interface BindingClientOptions {
   unixSocket?: string
 }
 
+/** One cookie, as the TS layer sees it. */
+export interface BindingCookie {
+  name: string
+  value: string
+  domain: string
+  path: string
+  hostOnly: boolean
+  secure: boolean
+  httpOnly: boolean
+  sameSite?: string
+  /** Milliseconds since the Unix epoch; null for a session cookie. */
+  expires?: number
+  creation: number
+}
+
 /** permessage-deflate settings, defaulted by the TS layer. */
 export interface BindingDeflateOptions {
   serverNoContextTakeover: boolean
@@ -340,6 +383,14 @@ export interface BindingSniCertificate {
   key: string
 }
 
+/** One item of an event stream: `open`, `message` (an event) or `reconnecting`. */
+export interface BindingSseItem {
+  kind: string
+  event: string
+  data: string
+  id: string
+}
+
 /** Counters of a server. */
 export interface BindingStats {
   connectionsOpen: number
@@ -399,6 +450,9 @@ export declare function dialWebSocket(url: string, options: BindingDialOptions):
 
 /** Generates an ECDSA P-256 certificate with rcgen (self-signed or signed by a CA). */
 export declare function generateCertificateNative(options: BindingCertificateOptions): BindingCertificate
+
+/** Parses a cookie date (RFC 6265 5.1.1); milliseconds since the Unix epoch, or null. */
+export declare function parseCookieDateNative(value: string): number | null
 
 /**
  * Binds and starts a server. `onRequest` is called when requests wait in `takeRequests`; `onWebSocket`, when given,

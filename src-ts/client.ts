@@ -1,5 +1,6 @@
 import { flattenHeaders, hasHeader, headersFromFlat } from './body.js'
 import { type ClientBodyInit, chunkBytes, prepareBody } from './client-body.js'
+import { type CookieJar, nativeJar } from './cookie-jar.js'
 import { AbortError, fromNative, InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
 
@@ -116,6 +117,8 @@ export interface ClientOptions {
   proxy?: ProxyOptions
   /** Send every request over this unix socket. */
   socketPath?: string
+  /** Cookies stored from responses and sent with requests, redirects included. */
+  cookieJar?: CookieJar
 }
 
 /** Progress of an upload or download. `total` is null when unknown. */
@@ -452,7 +455,7 @@ function proxyOptions(p: ProxyOptions | undefined): { proxy?: string; proxyFromE
   return { proxy: p.url, proxyFromEnv: !!p.env, noProxy: p.noProxy }
 }
 
-/** @internal Builds the native options of a client; shared with subclasses. */
+/** @internal Builds the native options of a client. */
 export function nativeClientOptions(options: ClientOptions): Binding.BindingClientOptions {
   const retry = typeof options.retry === 'number' ? { attempts: options.retry } : (options.retry ?? { attempts: 1 })
   const redirect = redirectOptions(options.redirect)
@@ -493,6 +496,15 @@ export function nativeClientOptions(options: ClientOptions): Binding.BindingClie
   }
 }
 
+const clientNatives = new WeakMap<Client, Binding.BindingClient>()
+
+/** @internal The native client behind a Client. */
+export function nativeClient(client: Client): Binding.BindingClient {
+  const n = clientNatives.get(client)
+  if (!n) throw new TypeError('client must be a hypersock Client')
+  return n
+}
+
 /**
  * An HTTP client with its own pool of keep-alive connections (HTTP/1.1 and HTTP/2).
  *
@@ -508,20 +520,17 @@ export class Client {
 
   constructor(options: ClientOptions = {}) {
     try {
-      this.#native = this.createNative(nativeClientOptions(options), retryHook(options.retry))
+      this.#native = new native.BindingClient(
+        nativeClientOptions(options),
+        retryHook(options.retry),
+        options.cookieJar ? nativeJar(options.cookieJar) : undefined,
+      )
     } catch (err) {
       throw fromNative(err)
     }
+    clientNatives.set(this, this.#native)
     this.#headers = flattenHeaders(options.headers)
     this.#maxSize = options.maxResponseSize ?? 256 * 1024 * 1024
-  }
-
-  /** @internal Makes the native client; overridden to attach a cookie jar. */
-  protected createNative(
-    opts: Binding.BindingClientOptions,
-    retryHook: ((ctx: Binding.BindingRetryContext) => Promise<boolean>) | undefined,
-  ): Binding.BindingClient {
-    return new native.BindingClient(opts, retryHook)
   }
 
   /** Connection counters of the pool. */
@@ -607,8 +616,13 @@ async function pump(
 
 let defaultClient: Client | undefined
 
+/** @internal The shared client of {@link fetch}. */
+export function getDefaultClient(): Client {
+  defaultClient ??= new Client()
+  return defaultClient
+}
+
 /** WHATWG-style `fetch` over a shared default {@link Client}. */
 export function fetch(input: string | URL, init?: RequestInit): Promise<Response> {
-  defaultClient ??= new Client()
-  return defaultClient.fetch(input, init)
+  return getDefaultClient().fetch(input, init)
 }

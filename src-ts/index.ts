@@ -25,6 +25,7 @@ export {
   type TlsDetails,
 } from './client.js'
 export type { ClientBodyInit } from './client-body.js'
+export { type Cookie, CookieJar, type CookieJarOptions, type SaveOptions } from './cookie-jar.js'
 export {
   AbortError,
   ConnectionError,
@@ -39,6 +40,7 @@ export {
   TlsError,
   WebSocketError,
 } from './errors.js'
+export { EventSource, EventSourceErrorEvent, type EventSourceInit, events } from './event-source.js'
 export {
   type AccessLogEntry,
   type ResponseLike,

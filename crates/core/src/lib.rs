@@ -5,8 +5,10 @@
 //! WebSocket connections ([`ws`]). Errors carry a stable code ([`Error::code`]).
 
 pub mod client;
+pub mod cookie;
 pub mod error;
 pub mod server;
+pub mod sse;
 pub mod tls;
 pub mod ws;
 

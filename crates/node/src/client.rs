@@ -14,6 +14,7 @@ use napi_derive::napi;
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
 
+use crate::cookie::BindingCookieJar;
 use crate::{flat_headers, pair_headers, to_js_error};
 
 /// TLS options of a client, defaulted by the TS layer.
@@ -245,7 +246,7 @@ impl BindingBodyReader {
 /// A pooled HTTP client.
 #[napi]
 pub struct BindingClient {
-    inner: Client,
+    pub(crate) inner: Client,
 }
 
 fn ms(v: u32) -> Duration {
@@ -321,9 +322,13 @@ fn head_to_js(head: ResponseHead, body: Bytes, rest: Option<BodyReader>) -> Bind
 impl BindingClient {
     #[napi(
         constructor,
-        ts_args_type = "options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null"
+        ts_args_type = "options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null, cookieJar?: BindingCookieJar | undefined | null"
     )]
-    pub fn new(options: BindingClientOptions, retry_hook_fn: Option<RetryHookFn>) -> Result<Self> {
+    pub fn new(
+        options: BindingClientOptions,
+        retry_hook_fn: Option<RetryHookFn>,
+        cookie_jar: Option<&BindingCookieJar>,
+    ) -> Result<Self> {
         let http2 = match options.http2.as_str() {
             "auto" => Http2Mode::Auto,
             "always" => Http2Mode::Always,
@@ -384,7 +389,7 @@ impl BindingClient {
             max_decoded_size: options.max_decoded_size as u64,
             proxy,
             unix_socket: options.unix_socket.map(Into::into),
-            cookies: None,
+            cookies: cookie_jar.map(|j| j.store()),
         };
         Ok(BindingClient {
             inner: Client::new(opts).map_err(to_js_error)?,

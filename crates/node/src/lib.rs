@@ -6,7 +6,9 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod client;
+mod cookie;
 mod server;
+mod sse;
 mod testing;
 mod websocket;
 

@@ -116,10 +116,12 @@ impl AsyncWrite for Stream {
 
 /// One client connection, as hyper-util's pool holds it.
 pub struct Conn {
+    // Fields drop in order: the counters and the permit are released before the socket closes,
+    // so a peer that sees the close also sees the pool's counts already updated.
+    _open: OpenGuard,
+    _permit: Option<OwnedSemaphorePermit>,
     io: TokioIo<Stream>,
     info: ConnInfo,
-    _permit: Option<OwnedSemaphorePermit>,
-    _open: OpenGuard,
 }
 
 impl Connection for Conn {

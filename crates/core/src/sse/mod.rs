@@ -1,0 +1,399 @@
+//! Server-Sent Events: the `text/event-stream` parser of the WHATWG HTML standard (section
+//! 9.2.6) and an [`EventStream`] that connects with the client, reconnects after the server's
+//! `retry` delay and resumes with `Last-Event-ID`.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{BodyReader, Client, ClientRequest};
+use crate::error::{Error, Result};
+
+/// What an [`EventStream`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SseItem {
+    /// A connection was (re)established.
+    Open,
+    /// One event.
+    Event {
+        /// The event type (`message` when the stream gave none).
+        event: String,
+        /// The data lines joined with `\n`.
+        data: String,
+        /// The last event ID in force.
+        id: String,
+    },
+    /// The connection was lost; a reconnection follows after `retry`.
+    Reconnecting {
+        /// Why it was lost.
+        reason: String,
+    },
+}
+
+/// A streaming `text/event-stream` parser.
+#[derive(Debug, Default)]
+pub struct Parser {
+    partial: Vec<u8>,
+    started: bool,
+    last_cr: bool,
+    event: String,
+    data: String,
+    has_data: bool,
+    last_id: String,
+    /// The reconnection time set by a `retry` field, if any.
+    pub retry: Option<u64>,
+}
+
+impl Parser {
+    /// A parser whose last event ID starts at `last_id` (kept across reconnections).
+    pub fn new(last_id: &str) -> Parser {
+        Parser {
+            last_id: last_id.to_string(),
+            ..Parser::default()
+        }
+    }
+
+    /// The last event ID seen.
+    pub fn last_id(&self) -> &str {
+        &self.last_id
+    }
+
+    /// Feeds bytes; returns the events they complete.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<SseItem> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if self.last_cr && b == b'\n' && i == start {
+                // The LF of a CRLF split across chunks.
+                self.last_cr = false;
+                i += 1;
+                start = i;
+                continue;
+            }
+            self.last_cr = false;
+            if b == b'\n' || b == b'\r' {
+                self.partial.extend_from_slice(&bytes[start..i]);
+                let line = std::mem::take(&mut self.partial);
+                self.line(&line, &mut out);
+                if b == b'\r' {
+                    if bytes.get(i + 1) == Some(&b'\n') {
+                        i += 1;
+                    } else if i + 1 == bytes.len() {
+                        self.last_cr = true;
+                    }
+                }
+                i += 1;
+                start = i;
+            } else {
+                i += 1;
+            }
+        }
+        self.partial.extend_from_slice(&bytes[start..]);
+        out
+    }
+
+    fn line(&mut self, raw: &[u8], out: &mut Vec<SseItem>) {
+        let mut raw = raw;
+        if !self.started {
+            self.started = true;
+            raw = raw.strip_prefix("\u{feff}".as_bytes()).unwrap_or(raw);
+        }
+        let line = String::from_utf8_lossy(raw);
+        if line.is_empty() {
+            if self.has_data {
+                let mut data = std::mem::take(&mut self.data);
+                if data.ends_with('\n') {
+                    data.pop();
+                }
+                let event = std::mem::take(&mut self.event);
+                out.push(SseItem::Event {
+                    event: if event.is_empty() {
+                        "message".into()
+                    } else {
+                        event
+                    },
+                    data,
+                    id: self.last_id.clone(),
+                });
+            }
+            self.event.clear();
+            self.data.clear();
+            self.has_data = false;
+            return;
+        }
+        if line.starts_with(':') {
+            return;
+        }
+        let (field, value) = match line.find(':') {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(' ').unwrap_or(v))
+            }
+            None => (&line[..], ""),
+        };
+        match field {
+            "event" => self.event = value.to_string(),
+            "data" => {
+                self.data.push_str(value);
+                self.data.push('\n');
+                self.has_data = true;
+            }
+            "id" if !value.contains('\0') => self.last_id = value.to_string(),
+            "retry" if !value.is_empty() && value.bytes().all(|c| c.is_ascii_digit()) => {
+                self.retry = value.parse().ok();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Options of [`EventStream::new`].
+#[derive(Debug, Clone)]
+pub struct EventStreamOptions {
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+    /// Reconnection delay until the server sets one with `retry:`. Default 3 s.
+    pub retry: Duration,
+    /// Most reconnections in a row without receiving an event; `None`: unlimited.
+    pub max_reconnects: Option<u32>,
+    /// `Last-Event-ID` of the first connection.
+    pub last_event_id: String,
+}
+
+impl Default for EventStreamOptions {
+    fn default() -> Self {
+        EventStreamOptions {
+            headers: Vec::new(),
+            retry: Duration::from_secs(3),
+            max_reconnects: None,
+            last_event_id: String::new(),
+        }
+    }
+}
+
+/// A Server-Sent Events connection that reconnects by itself.
+pub struct EventStream {
+    client: Client,
+    url: String,
+    opts: EventStreamOptions,
+    parser: Parser,
+    reader: Option<BodyReader>,
+    retry: Duration,
+    wait: bool,
+    failures: u32,
+    closed: bool,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn reconnectable(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::ConnectionRefused(_)
+            | Error::ConnectionReset(_)
+            | Error::Timeout(_)
+            | Error::Dns(_)
+            | Error::Io(_)
+    )
+}
+
+impl EventStream {
+    /// A stream of the events of `url`; nothing happens until [`EventStream::next`].
+    pub fn new(client: Client, url: String, opts: EventStreamOptions) -> EventStream {
+        EventStream {
+            parser: Parser::new(&opts.last_event_id),
+            retry: opts.retry,
+            client,
+            url,
+            opts,
+            reader: None,
+            wait: false,
+            failures: 0,
+            closed: false,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// A token that closes the stream when cancelled (also from another task).
+    pub fn closer(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// The reconnection delay in force.
+    pub fn retry(&self) -> Duration {
+        self.retry
+    }
+
+    /// The next items; `Ok(None)` once closed (by [`EventStream::closer`] or a 204). A response
+    /// that is not a `200 text/event-stream` fails the stream (no reconnection), as in browsers.
+    pub async fn next(&mut self) -> Result<Option<Vec<SseItem>>> {
+        loop {
+            if self.closed || self.cancel.is_cancelled() {
+                self.closed = true;
+                return Ok(None);
+            }
+            if self.wait {
+                self.wait = false;
+                tokio::select! {
+                    biased;
+                    _ = self.cancel.cancelled() => continue,
+                    _ = tokio::time::sleep(self.retry) => {}
+                }
+            }
+            let Some(reader) = self.reader.as_mut() else {
+                match self.connect().await {
+                    Ok(true) => return Ok(Some(vec![SseItem::Open])),
+                    Ok(false) => continue,
+                    Err(e) if reconnectable(&e) => {
+                        if let Some(item) = self.lost(e.to_string())? {
+                            return Ok(Some(vec![item]));
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        self.closed = true;
+                        return Err(e);
+                    }
+                }
+            };
+            match reader.next_chunk().await {
+                Ok(Some(bytes)) => {
+                    let items = self.parser.push(&bytes);
+                    if let Some(ms) = self.parser.retry.take() {
+                        self.retry = Duration::from_millis(ms);
+                    }
+                    if !items.is_empty() {
+                        self.failures = 0;
+                        return Ok(Some(items));
+                    }
+                }
+                Ok(None) => {
+                    if let Some(item) = self.lost("the server ended the stream".into())? {
+                        return Ok(Some(vec![item]));
+                    }
+                }
+                Err(Error::Aborted) => self.closed = true,
+                Err(e) => {
+                    if let Some(item) = self.lost(e.to_string())? {
+                        return Ok(Some(vec![item]));
+                    }
+                }
+            }
+        }
+    }
+
+    fn lost(&mut self, reason: String) -> Result<Option<SseItem>> {
+        self.reader = None;
+        let last = self.parser.last_id().to_string();
+        self.parser = Parser::new(&last);
+        self.failures += 1;
+        if self.opts.max_reconnects.is_some_and(|m| self.failures > m) {
+            self.closed = true;
+            return Err(Error::ConnectionReset(format!(
+                "event stream lost {} times in a row: {reason}",
+                self.failures
+            )));
+        }
+        self.wait = true;
+        Ok(Some(SseItem::Reconnecting { reason }))
+    }
+
+    /// Opens the connection: true when the stream is open, false when it was closed instead.
+    async fn connect(&mut self) -> Result<bool> {
+        let mut headers = self.opts.headers.clone();
+        headers.push(("accept".into(), "text/event-stream".into()));
+        headers.push(("cache-control".into(), "no-cache".into()));
+        if !self.parser.last_id().is_empty() {
+            headers.push(("last-event-id".into(), self.parser.last_id().to_string()));
+        }
+        let req = ClientRequest {
+            method: "GET".into(),
+            url: self.url.clone(),
+            headers,
+            cancel: Some(self.cancel.clone()),
+            ..ClientRequest::default()
+        };
+        let (head, reader) = match self.client.send(req).await {
+            Err(Error::Aborted) => {
+                self.closed = true;
+                return Ok(false);
+            }
+            other => other?,
+        };
+        if head.status == 204 {
+            self.closed = true;
+            return Ok(false);
+        }
+        let content_type = head
+            .headers
+            .iter()
+            .find(|(n, _)| n == "content-type")
+            .map(|(_, v)| String::from_utf8_lossy(v).to_ascii_lowercase())
+            .unwrap_or_default();
+        if head.status != 200 || !content_type.starts_with("text/event-stream") {
+            return Err(Error::Http(format!(
+                "the event stream answered {} with content type {content_type:?} (expected 200 text/event-stream)",
+                head.status
+            )));
+        }
+        self.url = head.url;
+        self.reader = Some(reader);
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(items: Vec<SseItem>) -> Vec<(String, String, String)> {
+        items
+            .into_iter()
+            .filter_map(|i| match i {
+                SseItem::Event { event, data, id } => Some((event, data, id)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parses_fields_multiline_data_ids_and_comments() {
+        let mut p = Parser::new("");
+        let text = "\u{feff}: comment\nevent: add\ndata: line 1\ndata:line 2\nid: 7\n\ndata\n\nretry: 1500\nid\ndata: x\r\n\r\n";
+        let got = events(p.push(text.as_bytes()));
+        assert_eq!(
+            got,
+            vec![
+                ("add".into(), "line 1\nline 2".into(), "7".into()),
+                ("message".into(), "".into(), "7".into()),
+                ("message".into(), "x".into(), "".into()),
+            ]
+        );
+        assert_eq!(p.retry, Some(1500));
+    }
+
+    #[test]
+    fn handles_splits_anywhere_including_crlf() {
+        let text = b"data: a\r\n\r\ndata: b\r\r";
+        for split in 0..text.len() {
+            let mut p = Parser::new("");
+            let mut got = events(p.push(&text[..split]));
+            got.extend(events(p.push(&text[split..])));
+            let data: Vec<String> = got.into_iter().map(|e| e.1).collect();
+            assert_eq!(
+                data,
+                vec!["a".to_string(), "b".to_string()],
+                "split at {split}"
+            );
+        }
+    }
+}

@@ -1,0 +1,93 @@
+use std::time::Duration;
+
+use hypersock_core::sse::{EventStream, EventStreamOptions, SseItem};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::BindingClient;
+use crate::{pair_headers, to_js_error};
+
+/// One item of an event stream: `open`, `message` (an event) or `reconnecting`.
+#[napi(object)]
+pub struct BindingSseItem {
+    pub kind: String,
+    pub event: String,
+    pub data: String,
+    pub id: String,
+}
+
+/// A Server-Sent Events connection that reconnects by itself; read with `next()`.
+#[napi]
+pub struct BindingEventSource {
+    stream: Mutex<EventStream>,
+    closer: CancellationToken,
+}
+
+#[napi]
+impl BindingEventSource {
+    #[napi(constructor)]
+    pub fn new(
+        client: &BindingClient,
+        url: String,
+        headers: Vec<String>,
+        retry_ms: u32,
+        max_reconnects: Option<u32>,
+        last_event_id: Option<String>,
+    ) -> Result<Self> {
+        let stream = EventStream::new(
+            client.inner.clone(),
+            url,
+            EventStreamOptions {
+                headers: pair_headers(headers)?,
+                retry: Duration::from_millis(u64::from(retry_ms)),
+                max_reconnects,
+                last_event_id: last_event_id.unwrap_or_default(),
+            },
+        );
+        let closer = stream.closer();
+        Ok(BindingEventSource {
+            stream: Mutex::new(stream),
+            closer,
+        })
+    }
+
+    /// The next items, or null once closed.
+    #[napi]
+    pub async fn next(&self) -> Result<Option<Vec<BindingSseItem>>> {
+        let mut stream = self.stream.lock().await;
+        let items = stream.next().await.map_err(to_js_error)?;
+        Ok(items.map(|items| {
+            items
+                .into_iter()
+                .map(|item| match item {
+                    SseItem::Open => BindingSseItem {
+                        kind: "open".into(),
+                        event: String::new(),
+                        data: String::new(),
+                        id: String::new(),
+                    },
+                    SseItem::Event { event, data, id } => BindingSseItem {
+                        kind: "message".into(),
+                        event,
+                        data,
+                        id,
+                    },
+                    SseItem::Reconnecting { reason } => BindingSseItem {
+                        kind: "reconnecting".into(),
+                        event: String::new(),
+                        data: reason,
+                        id: String::new(),
+                    },
+                })
+                .collect()
+        }))
+    }
+
+    /// Closes the stream; a pending `next()` resolves to null.
+    #[napi]
+    pub fn close(&self) {
+        self.closer.cancel();
+    }
+}
