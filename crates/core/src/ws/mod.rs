@@ -267,15 +267,20 @@ impl WsHandle {
             self.kill(CLOSE_POLICY);
             return Ok(SendStatus::Dropped);
         }
+        // Ask for `drain` before queueing, so that the driver cannot empty the queue unseen.
+        let over = now > self.shared.high_water_mark;
+        if over {
+            self.shared.want_drain.store(true, Ordering::Release);
+        }
         if self.shared.tx.send(msg).is_err() {
             self.shared.buffered.fetch_sub(len, Ordering::Relaxed);
             return Err(Error::WsClosed);
         }
-        if now > self.shared.high_water_mark {
-            self.shared.want_drain.store(true, Ordering::Relaxed);
-            return Ok(SendStatus::Backpressure);
-        }
-        Ok(SendStatus::Queued)
+        Ok(if over {
+            SendStatus::Backpressure
+        } else {
+            SendStatus::Queued
+        })
     }
 
     /// Queues a text message.
