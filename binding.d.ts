@@ -126,6 +126,12 @@ export interface BindingDialOptions {
   handshakeTimeoutMs: number
   limits: BindingWsLimits
   compression?: BindingDeflateOptions
+  /** Extra trusted CA certificates (PEM) for `wss://`. */
+  ca?: string
+  /** Verify the server certificate (default true in the TS layer). */
+  rejectUnauthorized: boolean
+  /** TLS server name instead of the URL's host. */
+  servername?: string
 }
 
 /** A response read in full. */
@@ -173,7 +179,7 @@ export interface BindingWsOptions {
   upgradeHook: boolean
 }
 
-/** Connects to a `ws://` URL. Call `start` on the result to begin receiving. */
+/** Connects to a `ws://` or `wss://` URL. Call `start` on the result to begin receiving. */
 export declare function dialWebSocket(url: string, options: BindingDialOptions): Promise<BindingWebSocket>
 
 /**

@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::error::{Error, Result};
 
 mod ws_dial;
-pub use ws_dial::{dial_websocket, DialOptions, DialedWebSocket};
+pub use ws_dial::{dial_websocket, ClientStream, DialOptions, DialedWebSocket, WsTlsOptions};
 
 /// Options of [`Client::new`].
 #[derive(Debug, Clone)]
