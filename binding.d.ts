@@ -298,6 +298,12 @@ export interface BindingDialOptions {
   handshakeTimeoutMs: number
   limits: BindingWsLimits
   compression?: BindingDeflateOptions
+  /** Extra trusted CA certificates (PEM) for `wss://`. */
+  ca?: string
+  /** Verify the server certificate (default true in the TS layer). */
+  rejectUnauthorized: boolean
+  /** TLS server name instead of the URL's host. */
+  servername?: string
 }
 
 /** One redirect that was followed. */
@@ -445,7 +451,7 @@ export interface BindingWsOptions {
   upgradeHook: boolean
 }
 
-/** Connects to a `ws://` URL. Call `start` on the result to begin receiving. */
+/** Connects to a `ws://` or `wss://` URL. Call `start` on the result to begin receiving. */
 export declare function dialWebSocket(url: string, options: BindingDialOptions): Promise<BindingWebSocket>
 
 /** Generates an ECDSA P-256 certificate with rcgen (self-signed or signed by a CA). */

@@ -24,6 +24,15 @@ export interface WebSocketOptions extends WebSocketLimits {
    * `serverMaxWindowBits`/`serverNoContextTakeover` are requested from the server.
    */
   compression?: boolean | CompressionOptions
+  /** TLS settings for `wss://`. Certificates and host names are verified against the webpki roots plus `ca`. */
+  tls?: {
+    /** Extra trusted CA certificates, PEM. */
+    ca?: string | Buffer | Array<string | Buffer>
+    /** Set to false to accept any certificate (tests only). Default true. */
+    rejectUnauthorized?: boolean
+    /** Server name for SNI and verification instead of the URL's host. */
+    servername?: string
+  }
 }
 
 /** How binary messages are given to `message` listeners. */
@@ -103,8 +112,9 @@ export class WebSocket extends EventTarget {
       throw new InvalidArgumentError('ERR_INVALID_URL', `invalid URL ${JSON.stringify(String(url))}`, { cause })
     }
     if (parsed.protocol === 'http:') parsed.protocol = 'ws:'
-    if (parsed.protocol !== 'ws:') {
-      throw new InvalidArgumentError('ERR_INVALID_URL', `WebSocket URL must use ws: (got ${parsed.protocol})`)
+    if (parsed.protocol === 'https:') parsed.protocol = 'wss:'
+    if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
+      throw new InvalidArgumentError('ERR_INVALID_URL', `WebSocket URL must use ws: or wss: (got ${parsed.protocol})`)
     }
     if (parsed.hash) parsed.hash = ''
     this.url = parsed.href
@@ -118,6 +128,9 @@ export class WebSocket extends EventTarget {
       handshakeTimeoutMs: options.handshakeTimeout ?? 10_000,
       limits: bindingLimits(options, 64 * 1024 * 1024),
       compression: bindingCompression(options.compression, true),
+      ca: options.tls?.ca === undefined ? undefined : [options.tls.ca].flat().map(String).join('\n'),
+      rejectUnauthorized: options.tls?.rejectUnauthorized ?? true,
+      servername: options.tls?.servername,
     }
     this.#keepAlive = setInterval(() => {}, 1 << 30)
     native.dialWebSocket(this.url, dial).then(

@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hypersock_core::client::{dial_websocket, DialOptions, DialedWebSocket};
+use hypersock_core::client::{dial_websocket, DialOptions, DialedWebSocket, WsTlsOptions};
 use hypersock_core::server::{Request, Response, Upgrade, UpgradeAccept, WsHandler};
 use hypersock_core::ws::{
     self, DeflateOptions, FailGate, PreparedMessage, Role, SendStatus, WsEvents, WsHandle,
@@ -462,11 +462,17 @@ pub struct BindingDialOptions {
     pub handshake_timeout_ms: u32,
     pub limits: BindingWsLimits,
     pub compression: Option<BindingDeflateOptions>,
+    /// Extra trusted CA certificates (PEM) for `wss://`.
+    pub ca: Option<String>,
+    /// Verify the server certificate (default true in the TS layer).
+    pub reject_unauthorized: bool,
+    /// TLS server name instead of the URL's host.
+    pub servername: Option<String>,
 }
 
 static NEXT_CLIENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// Connects to a `ws://` URL. Call `start` on the result to begin receiving.
+/// Connects to a `ws://` or `wss://` URL. Call `start` on the result to begin receiving.
 #[napi]
 pub async fn dial_web_socket(url: String, options: BindingDialOptions) -> Result<BindingWebSocket> {
     let opts = DialOptions {
@@ -475,11 +481,16 @@ pub async fn dial_web_socket(url: String, options: BindingDialOptions) -> Result
         handshake_timeout: Some(ms(options.handshake_timeout_ms)),
         limits: limits(&options.limits),
         deflate: options.compression.as_ref().map(deflate_options),
+        tls: WsTlsOptions {
+            ca: options.ca.map(String::into_bytes).unwrap_or_default(),
+            insecure_skip_verify: !options.reject_unauthorized,
+            server_name: options.servername,
+        },
     };
     let dialed = dial_websocket(&url, &opts).await.map_err(to_js_error)?;
     let id = NEXT_CLIENT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (handle, driver) = ws::channel(id, &opts.limits);
-    let peer = dialed.stream.peer_addr().ok();
+    let peer = dialed.stream.tcp().peer_addr().ok();
     Ok(BindingWebSocket {
         handle,
         headers: dialed.headers.clone(),

@@ -1,6 +1,9 @@
 //! The WebSocket client handshake (RFC 6455 section 4.1) over hyper's HTTP/1.1 client
 //! connection, with permessage-deflate negotiation (RFC 7692).
 
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -8,7 +11,14 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::StatusCode;
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
 use super::{authority, parse_url};
 use crate::error::{Error, Result};
@@ -16,10 +26,184 @@ use crate::ws::deflate::{accept_response, client_offer, parse_extensions};
 use crate::ws::handshake::{accept_key, generate_key, has_token};
 use crate::ws::{DeflateOptions, Negotiated, WsLimits};
 
+/// The connection under a dialed WebSocket: plain TCP (`ws://`) or TLS (`wss://`).
+pub enum ClientStream {
+    /// `ws://`
+    Plain(TcpStream),
+    /// `wss://`
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl ClientStream {
+    /// The TCP socket underneath.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            ClientStream::Plain(s) => s,
+            ClientStream::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
+impl AsyncRead for ClientStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            ClientStream::Plain(s) => s.is_write_vectored(),
+            ClientStream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// TLS settings of a `wss://` dial. Kept minimal and local to this file until the shared
+/// `tls` module lands; certificate and host name verification are on by default.
+#[derive(Debug, Clone, Default)]
+pub struct WsTlsOptions {
+    /// Extra trusted roots (PEM), added to the webpki roots.
+    pub ca: Vec<u8>,
+    /// Accept any server certificate. Only by explicit choice, for tests.
+    pub insecure_skip_verify: bool,
+    /// Server name for SNI and verification, instead of the URL's host.
+    pub server_name: Option<String>,
+}
+
+fn tls_config(opts: &WsTlsOptions) -> Result<Arc<ClientConfig>> {
+    static DEFAULT: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let build = |roots: RootCertStore| -> Result<ClientConfig> {
+        let mut cfg = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(cfg)
+    };
+    let webpki = || RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if opts.ca.is_empty() && !opts.insecure_skip_verify {
+        if let Some(cfg) = DEFAULT.get() {
+            return Ok(cfg.clone());
+        }
+        let cfg = Arc::new(build(webpki())?);
+        return Ok(DEFAULT.get_or_init(|| cfg).clone());
+    }
+    let mut roots = webpki();
+    for cert in CertificateDer::pem_slice_iter(&opts.ca) {
+        let cert = cert.map_err(|e| Error::InvalidArgument(format!("invalid CA PEM: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| Error::InvalidArgument(format!("invalid CA certificate: {e}")))?;
+    }
+    let mut cfg = build(roots)?;
+    if opts.insecure_skip_verify {
+        cfg.dangerous()
+            .set_certificate_verifier(Arc::new(NoVerify(provider)));
+    }
+    Ok(Arc::new(cfg))
+}
+
+/// Accepts every certificate (`rejectUnauthorized: false`); signatures are still checked.
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// The result of a successful WebSocket handshake, before the connection is driven.
 pub struct DialedWebSocket {
     /// The connected socket; hand it to [`crate::ws::run`] with `leftover`.
-    pub stream: TcpStream,
+    pub stream: ClientStream,
     /// Bytes the server sent right after its 101 response.
     pub leftover: BytesMut,
     /// Subprotocol chosen by the server, empty when none.
@@ -45,22 +229,50 @@ pub struct DialOptions {
     pub limits: WsLimits,
     /// Offer permessage-deflate with these parameters.
     pub deflate: Option<DeflateOptions>,
+    /// TLS settings for `wss://`.
+    pub tls: WsTlsOptions,
 }
 
 fn handshake_error(e: impl std::fmt::Display) -> Error {
     Error::WsHandshake(e.to_string())
 }
 
-/// Connects to a `ws://` URL and performs the opening handshake.
+/// Connects to a `ws://` or `wss://` URL (IPv4, IPv6 or a DNS name) and performs the opening
+/// handshake.
 pub async fn dial_websocket(url: &str, opts: &DialOptions) -> Result<DialedWebSocket> {
-    let parsed = parse_url(url, &["ws"])?;
+    let parsed = parse_url(url, &["ws", "wss"])?;
     let peer = authority(&parsed);
     let work = async {
         let tcp = TcpStream::connect(&peer)
             .await
-            .map_err(|e| Error::from_io(e, &peer))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::Other if e.to_string().contains("lookup") => {
+                    Error::Dns(peer.clone())
+                }
+                _ => Error::from_io(e, &peer),
+            })?;
         let _ = tcp.set_nodelay(true);
-        handshake(tcp, &parsed, opts).await
+        let stream = if parsed.scheme() == "wss" {
+            let cfg = tls_config(&opts.tls)?;
+            let host = opts.tls.server_name.clone().unwrap_or_else(|| {
+                parsed
+                    .host_str()
+                    .unwrap_or_default()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string()
+            });
+            let name = ServerName::try_from(host)
+                .map_err(|e| Error::InvalidArgument(format!("invalid TLS server name: {e}")))?;
+            let tls = TlsConnector::from(cfg)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| Error::WsHandshake(format!("TLS: {e}")))?;
+            ClientStream::Tls(Box::new(tls))
+        } else {
+            ClientStream::Plain(tcp)
+        };
+        handshake(stream, &parsed, opts).await
     };
     match opts.handshake_timeout {
         Some(t) => tokio::time::timeout(t, work)
@@ -70,7 +282,11 @@ pub async fn dial_websocket(url: &str, opts: &DialOptions) -> Result<DialedWebSo
     }
 }
 
-async fn handshake(tcp: TcpStream, url: &url::Url, opts: &DialOptions) -> Result<DialedWebSocket> {
+async fn handshake(
+    tcp: ClientStream,
+    url: &url::Url,
+    opts: &DialOptions,
+) -> Result<DialedWebSocket> {
     let key = generate_key();
     let host = match url.port() {
         Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
@@ -181,7 +397,7 @@ async fn handshake(tcp: TcpStream, url: &url::Url, opts: &DialOptions) -> Result
         .await
         .map_err(handshake_error)?;
     let parts = upgraded
-        .downcast::<TokioIo<TcpStream>>()
+        .downcast::<TokioIo<ClientStream>>()
         .map_err(|_| handshake_error("unexpected connection type after upgrade"))?;
     Ok(DialedWebSocket {
         stream: parts.io.into_inner(),

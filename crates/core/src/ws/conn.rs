@@ -157,7 +157,7 @@ pub async fn run<S>(
                         driver.shared.buffered.fetch_sub(credit, Ordering::Relaxed);
                     }
                     if c.out.is_empty()
-                        && driver.shared.buffered.load(Ordering::Relaxed) == 0
+                        && driver.shared.buffered.load(Ordering::Acquire) == 0
                         && driver.shared.want_drain.swap(false, Ordering::AcqRel)
                     {
                         c.events.on_drain(c.id);

@@ -267,8 +267,7 @@ impl WsHandle {
             self.kill(CLOSE_POLICY);
             return Ok(SendStatus::Dropped);
         }
-        // Ask for `drain` before the message is queued: the driver can only write it (and reach
-        // zero) after receiving it, so it is sure to see the request.
+        // Ask for `drain` before queueing, so that the driver cannot empty the queue unseen.
         let over = now > self.shared.high_water_mark;
         if over {
             self.shared.want_drain.store(true, Ordering::Release);
@@ -277,10 +276,11 @@ impl WsHandle {
             self.shared.buffered.fetch_sub(len, Ordering::Relaxed);
             return Err(Error::WsClosed);
         }
-        if over {
-            return Ok(SendStatus::Backpressure);
-        }
-        Ok(SendStatus::Queued)
+        Ok(if over {
+            SendStatus::Backpressure
+        } else {
+            SendStatus::Queued
+        })
     }
 
     /// Queues a text message.
