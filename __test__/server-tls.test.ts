@@ -3,7 +3,17 @@ import http2 from 'node:http2'
 import https from 'node:https'
 import net from 'node:net'
 import type tls from 'node:tls'
-import { type Server, type ServerTlsInfo, serve } from 'hypersock'
+import { type Server, serve } from 'hypersock'
+
+/** `req.tls` as the handlers below send it back, through JSON. */
+type ServerTlsInfo = {
+  protocol: string
+  cipher: string
+  alpnProtocol: string | null
+  serverName?: string | null
+  chain: Array<{ subjectCN: string | null; fingerprint256: string; validTo: string }>
+}
+
 import { type CertificateAndKey, generateCertificate } from 'hypersock/testing'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 
@@ -132,7 +142,8 @@ describe('serve: TLS', () => {
     const client = generateCertificate({ ca, commonName: 'client-7', subjectAltNames: ['client-7.test'] })
     const server = await start({ tls: { cert: leaf.cert, key: leaf.key, clientCa: ca.cert, requireClientCert: true } })
     const info = JSON.parse((await get(server.url, { cert: client.cert, key: client.key })).body) as ServerTlsInfo
-    expect(info.chain[0]?.subjectCn).toBe('client-7')
+    expect(info.chain[0]?.subjectCN).toBe('client-7')
+    expect(new Date(info.chain[0]?.validTo ?? 0).getTime()).toBeGreaterThan(Date.now())
     expect(info.chain[0]?.fingerprint256).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/)
     const refused = await get(server.url).catch((e: unknown) => e)
     expect(refused).toBeInstanceOf(Error)

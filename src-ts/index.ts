@@ -12,7 +12,6 @@ export {
   type ClientOptions,
   type ClientTlsOptions,
   fetch,
-  type PeerCertificate,
   type PoolStats,
   type Progress,
   type ProxyOptions,
@@ -22,7 +21,6 @@ export {
   Response,
   type RetryContext,
   type RetryOptions,
-  type TlsDetails,
 } from './client.js'
 export type { ClientBodyInit } from './client-body.js'
 export { type Cookie, CookieJar, type CookieJarOptions, type SaveOptions } from './cookie-jar.js'
@@ -52,7 +50,6 @@ export {
   type StopOptions,
   serve,
 } from './server.js'
-export type { CertificateInfo, ServerTlsInfo } from './server-request.js'
 export type { BodyChunk, BodyStreamSource, ResponseObject } from './server-response.js'
 export {
   type CompressionOptions,
@@ -67,6 +64,7 @@ export {
   type WebSocketLimits,
 } from './server-websocket.js'
 export { formatEvent, type ServerSentEvent, sse } from './sse.js'
+export type { PeerCertificate, TlsDetails } from './tls.js'
 export {
   type BinaryType,
   CloseEvent,

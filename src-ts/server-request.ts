@@ -1,33 +1,7 @@
 import { headersFromFlat } from './body.js'
 import { fromNative } from './errors.js'
 import type { Binding } from './native.js'
-
-/** A certificate as seen by the server. */
-export interface CertificateInfo {
-  subject: string
-  subjectCn: string | null
-  issuer: string
-  subjectAltNames: string[]
-  validFrom: string
-  validTo: string
-  serialNumber: string
-  fingerprint256: string
-  isCa: boolean
-  /** The certificate, PEM. */
-  raw: string
-}
-
-/** The TLS side of an HTTPS request. */
-export interface ServerTlsInfo {
-  /** `TLSv1.2` or `TLSv1.3`. */
-  protocol: string
-  cipher: string
-  alpnProtocol: string | null
-  /** The host name the client asked for with SNI. */
-  serverName: string | null
-  /** The client's certificates, leaf first; empty without client authentication. */
-  chain: CertificateInfo[]
-}
+import { parseTls, type TlsDetails } from './tls.js'
 
 const BODY_FULL = 1
 const BODY_STREAM = 2
@@ -50,7 +24,7 @@ export class ServerRequest {
   #cookies: Map<string, string> | undefined
   #used = false
   #stream: ReadableStream<Uint8Array> | undefined
-  #tls: ServerTlsInfo | null | undefined
+  #tls: TlsDetails | null | undefined
 
   /** @internal */
   constructor(raw: Binding.BindingRequest, host: string, scheme: string) {
@@ -134,10 +108,10 @@ export class ServerRequest {
    * What TLS negotiated on an HTTPS connection (`null` on plain HTTP): protocol, cipher, ALPN,
    * the SNI name, and the client's certificate chain when it sent one (mutual TLS).
    */
-  get tls(): ServerTlsInfo | null {
+  get tls(): TlsDetails | null {
     if (this.#tls === undefined) {
       const json = this.#native.tlsJson
-      this.#tls = json ? (JSON.parse(json) as ServerTlsInfo) : null
+      this.#tls = json ? parseTls(json) : null
     }
     return this.#tls
   }
