@@ -62,3 +62,17 @@ export function hasHeader(flat: string[], name: string): boolean {
   for (let i = 0; i < flat.length; i += 2) if ((flat[i] as string).toLowerCase() === name) return true
   return false
 }
+
+/** The chunks of a web `ReadableStream`, as an async iterable (releasing the reader at the end). */
+export async function* readStream<T>(stream: ReadableStream<T>): AsyncGenerator<T> {
+  const reader = stream.getReader()
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) return
+      yield value
+    }
+  } finally {
+    reader.releaseLock()
+  }
+}

@@ -1,6 +1,6 @@
 // Request bodies of the client: bytes that cross into Rust in one call, or a stream pumped chunk
 // by chunk into a bounded native channel.
-import { encodeBody } from './body.js'
+import { encodeBody, readStream } from './body.js'
 
 /** Body types accepted by the client's `fetch`. */
 export type ClientBodyInit =
@@ -26,19 +26,6 @@ export interface PreparedBody {
 
 function isAsyncIterable(v: unknown): v is AsyncIterable<Uint8Array | string> {
   return v !== null && typeof v === 'object' && Symbol.asyncIterator in v
-}
-
-async function* readStream(stream: ReadableStream<Uint8Array | string>): AsyncIterable<Uint8Array | string> {
-  const reader = stream.getReader()
-  try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) return
-      yield value
-    }
-  } finally {
-    reader.releaseLock()
-  }
 }
 
 function quote(s: string): string {

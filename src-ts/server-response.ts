@@ -1,6 +1,6 @@
 // Turns what a handler returns into native responses: whole, streamed, or a connection upgrade.
 import { Duplex } from 'node:stream'
-import { type BodyInit, encodeBody, flattenHeaders, hasHeader } from './body.js'
+import { type BodyInit, encodeBody, flattenHeaders, hasHeader, readStream } from './body.js'
 import { fromNative, InvalidArgumentError } from './errors.js'
 import type { Binding } from './native.js'
 
@@ -50,20 +50,8 @@ function isStreamSource(body: unknown): body is BodyStreamSource {
 }
 
 async function* chunksOf(source: BodyStreamSource): AsyncGenerator<BodyChunk> {
-  if (source instanceof ReadableStream) {
-    const reader = source.getReader()
-    try {
-      for (;;) {
-        const { done, value } = await reader.read()
-        if (done) return
-        yield value
-      }
-    } finally {
-      reader.releaseLock()
-    }
-  } else {
-    yield* source as AsyncIterable<BodyChunk>
-  }
+  if (source instanceof ReadableStream) yield* readStream(source)
+  else yield* source as AsyncIterable<BodyChunk>
 }
 
 /** Writes a streamed body through the sink, waiting whenever the client is slower. */
