@@ -840,6 +840,7 @@ module.exports.BindingBodySink = nativeBinding.BindingBodySink
 module.exports.BindingBodyWriter = nativeBinding.BindingBodyWriter
 module.exports.BindingCancel = nativeBinding.BindingCancel
 module.exports.BindingClient = nativeBinding.BindingClient
+module.exports.BindingHub = nativeBinding.BindingHub
 module.exports.BindingPreparedMessage = nativeBinding.BindingPreparedMessage
 module.exports.BindingRawSocket = nativeBinding.BindingRawSocket
 module.exports.BindingRequest = nativeBinding.BindingRequest

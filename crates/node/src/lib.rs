@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod client;
+mod hub;
 mod server;
 mod testing;
 mod websocket;
