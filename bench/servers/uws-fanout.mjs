@@ -1,0 +1,31 @@
+// uWebSockets.js fan-out through its topics: every connection subscribes to `bench` and `go`
+// calls app.publish. Commands as in hypersock-fanout.mjs.
+import { createRequire } from 'node:module'
+import { announce } from './common.mjs'
+
+const uws = createRequire(import.meta.url)('@trufflesuite/uws-js-unofficial')
+const payload = 'x'.repeat(Number(process.env.FANOUT_SIZE ?? 64))
+const decoder = new TextDecoder()
+let subscribers = 0
+const app = uws.App().ws('/*', {
+  compression: uws.DISABLED,
+  maxPayloadLength: 16 * 1024,
+  idleTimeout: 0,
+  open(ws) {
+    ws.subscribe('bench')
+    subscribers++
+  },
+  close() {
+    subscribers--
+  },
+  message(ws, message, isBinary) {
+    const text = isBinary ? '' : decoder.decode(message)
+    if (text === 'go') app.publish('bench', payload, false)
+    else if (text === 'count') ws.send(`count ${subscribers}`, false)
+    else if (text === 'mem') ws.send(`mem ${process.memoryUsage().rss}`, false)
+  },
+})
+app.listen('127.0.0.1', 0, (socket) => {
+  if (!socket) throw new Error('uWS could not listen')
+  announce(uws.us_socket_local_port(socket))
+})
