@@ -150,7 +150,8 @@ describe('RedisAdapter across three processes', () => {
     await ask(0, { cmd: 'publish', room: 'other', data: 'other-end' })
     for (const m of members) {
       await m.until(() => m.got.includes('end'))
-      expect(m.got.length).toBe(3 * COUNT + 1)
+      // (The third member is also in `other`, whose marker may or may not have come yet.)
+      expect(m.got.filter((t) => t !== 'other-end').length).toBe(3 * COUNT + 1)
     }
     await outsider.until(() => outsider.got.includes('other-end'))
     expect(outsider.got).toEqual(['other-end'])
