@@ -20,6 +20,8 @@ const ROWS = [
   ['Client GET req/s, concurrency 64', 'client-get-c64', 'global fetch'],
   ['Hub fan-out deliveries/s, 1 publish to 10k conns', 'hub-fanout-10k', 'ws'],
   ['Hub fan-out deliveries/s, 1 publish to 10k conns', 'hub-fanout-10k', 'uWebSockets'],
+  ['JS thread µs per publish to 10k conns (lower is better)', 'hub-publish-js-thread', 'ws', true],
+  ['JS thread µs per publish to 10k conns (lower is better)', 'hub-publish-js-thread', 'uWebSockets', true],
   ['KiB RSS per idle WebSocket, 10k conns (lower is better)', 'idle-memory-10k', 'ws', true],
   ['KiB RSS per idle WebSocket, 10k conns (lower is better)', 'idle-memory-10k', 'uWebSockets', true],
 ]

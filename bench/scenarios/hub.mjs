@@ -33,6 +33,11 @@ export async function hubFanout(record) {
         detail: `p50 ${result.p50_ms.toFixed(2)} ms, min ${result.min_ms.toFixed(2)} ms to ${result.connections} receivers`,
       }
     })
+    await record('hub-publish-js-thread', subject, async () => {
+      if (!result) throw new Error('no fan-out run')
+      // Lower is better: microseconds the event loop is blocked by one publish to 10k receivers.
+      return { value: result.js_publish_us, detail: `${result.js_publish_us} µs of JS thread per publish` }
+    })
     await record('idle-memory-10k', subject, async () => {
       if (!result) throw new Error('no fan-out run to read the memory from')
       const kib = result.bytes_per_connection / 1024

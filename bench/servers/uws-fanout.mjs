@@ -1,9 +1,11 @@
 // uWebSockets.js fan-out through its topics: every connection subscribes to `bench` and `go`
 // calls app.publish. Commands as in hypersock-fanout.mjs.
 import { createRequire } from 'node:module'
-import { announce } from './common.mjs'
+import { announce, median } from './common.mjs'
 
 const uws = createRequire(import.meta.url)('@trufflesuite/uws-js-unofficial')
+/** Microseconds the JS thread spent in each publish call. */
+const jsMicros = []
 const payload = 'x'.repeat(Number(process.env.FANOUT_SIZE ?? 64))
 const decoder = new TextDecoder()
 let subscribers = 0
@@ -20,7 +22,11 @@ const app = uws.App().ws('/*', {
   },
   message(ws, message, isBinary) {
     const text = isBinary ? '' : decoder.decode(message)
-    if (text === 'go') app.publish('bench', payload, false)
+    if (text === 'go') {
+      const t = performance.now()
+      app.publish('bench', payload, false)
+      jsMicros.push((performance.now() - t) * 1000)
+    } else if (text === 'js') ws.send(`js ${median(jsMicros)}`, false)
     else if (text === 'count') ws.send(`count ${subscribers}`, false)
     else if (text === 'mem') ws.send(`mem ${process.memoryUsage().rss}`, false)
   },

@@ -1,8 +1,10 @@
 // `ws` fan-out: the usual loop over the subscribed clients (`ws` has no publish). Commands as in
 // hypersock-fanout.mjs.
 import { WebSocketServer } from 'ws'
-import { announce } from './common.mjs'
+import { announce, median } from './common.mjs'
 
+/** Microseconds the JS thread spent in each publish call. */
+const jsMicros = []
 const payload = 'x'.repeat(Number(process.env.FANOUT_SIZE ?? 64))
 const room = new Set()
 const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false })
@@ -11,7 +13,11 @@ wss.on('connection', (ws) => {
   ws.on('close', () => room.delete(ws))
   ws.on('message', (data, isBinary) => {
     const text = isBinary ? '' : data.toString()
-    if (text === 'go') for (const client of room) client.send(payload)
+    if (text === 'go') {
+      const t = performance.now()
+      for (const client of room) client.send(payload)
+      jsMicros.push((performance.now() - t) * 1000)
+    } else if (text === 'js') ws.send(`js ${median(jsMicros)}`)
     else if (text === 'count') ws.send(`count ${room.size}`)
     else if (text === 'mem') ws.send(`mem ${process.memoryUsage().rss}`)
   })

@@ -3,9 +3,10 @@
 //! Usage: `ws-fanout --url ws://127.0.0.1:PORT/ [--connections 10000] [--rounds 20] [--warmup 3]
 //! [--threads 2] [--size 64]`
 //!
-//! The server under test must subscribe every connection on open and answer three text
+//! The server under test must subscribe every connection on open and answer four text
 //! commands on any connection: `go` (publish one text message of `--size` bytes to every
-//! connection), `count` (reply `count <subscribers>`) and `mem` (reply `mem <rss bytes>`).
+//! connection), `count` (reply `count <subscribers>`), `mem` (reply `mem <rss bytes>`) and `js`
+//! (reply `js <median microseconds its JS thread spent in one publish>`).
 //!
 //! One control connection (tungstenite) sends the commands; the others are raw TCP sockets after
 //! a hand-made handshake that only count bytes, so the generator spends as little CPU per
@@ -256,13 +257,15 @@ async fn run(o: &Options) -> Result<String, Error> {
         }
         target.store(usize::MAX, Ordering::Release);
     }
+    // How long the server's JS thread was busy in each publish call (median, microseconds).
+    let js_us = ask(&mut ctl, "js").await?;
     times.sort_by(f64::total_cmp);
     let p50 = times[times.len() / 2];
     let min = times[0];
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     let per_conn = rss_loaded.saturating_sub(rss_base) as f64 / o.connections as f64;
     Ok(format!(
-        r#"{{"connections":{},"rounds":{},"p50_ms":{p50:.3},"min_ms":{min:.3},"mean_ms":{mean:.3},"rss_base":{rss_base},"rss_loaded":{rss_loaded},"bytes_per_connection":{per_conn:.0}}}"#,
+        r#"{{"connections":{},"rounds":{},"p50_ms":{p50:.3},"min_ms":{min:.3},"mean_ms":{mean:.3},"rss_base":{rss_base},"rss_loaded":{rss_loaded},"bytes_per_connection":{per_conn:.0},"js_publish_us":{js_us}}}"#,
         o.connections, o.rounds
     ))
 }
