@@ -90,6 +90,50 @@ export declare class BindingEventSource {
   close(): void
 }
 
+/** The hub of a server: rooms, metadata and fan-out of its WebSocket connections. */
+export declare class BindingHub {
+  /** Registered connections. */
+  get size(): number
+  /** Ids of every registered connection. */
+  ids(): Array<number>
+  /** Adds a connection to a room; false when closed or already in it. */
+  join(conn: number, room: string): boolean
+  /** Removes a connection from a room; false when it was not in it. */
+  leave(conn: number, room: string): boolean
+  /** Removes a connection from every room; returns how many it left. */
+  leaveAll(conn: number): number
+  /** True when the connection is in the room. */
+  has(conn: number, room: string): boolean
+  /** Rooms of a connection, sorted. */
+  rooms(conn: number): Array<string>
+  /** Local members of a room. */
+  roomSize(room: string): number
+  /** Rooms with local members, sorted. */
+  roomNames(): Array<string>
+  /** Ids of a room's local members. */
+  members(room: string): Array<number>
+  /** Sets (or with null removes) a metadata entry; false when the connection is closed. */
+  setMeta(conn: number, key: string, value?: string | undefined | null): boolean
+  /** One metadata entry. */
+  getMeta(conn: number, key: string): string | null
+  /** All metadata as `[key, value, key, value, ...]`. */
+  meta(conn: number): Array<string>
+  /**
+   * Frames `data` once and queues it on every member of `room` (null: every connection)
+   * except `except`, and relays it through the adapter. Returns
+   * `[sent, skipped, dropped]` locally.
+   */
+  publish(room: string | undefined | null, data: string | Uint8Array, except?: Array<number> | undefined | null): Array<number>
+  /** Same as `publish` with a message prepared earlier. */
+  publishPrepared(room: string | undefined | null, msg: BindingPreparedMessage, except?: Array<number> | undefined | null): Array<number>
+  /** Starts relaying publishes through Redis (replacing any adapter); events go to `onEvent`. */
+  useRedis(options: BindingRedisOptions, onEvent: AdapterEventCallback): Promise<void>
+  /** Stops relaying (back to in-process). */
+  closeAdapter(): void
+  /** Members of a room on every process (through the adapter). */
+  clusterRoomSize(room: string): Promise<number>
+}
+
 /** A message framed (and compressed) once, sendable on many sockets. */
 export declare class BindingPreparedMessage {
   /** Frames `data`: a string makes a text message, a Buffer a binary one. */
@@ -170,6 +214,8 @@ export declare class BindingServer {
   stats(): BindingStats
   /** The counters in the Prometheus text format, names prefixed with `prefix`. */
   metrics(prefix: string): string
+  /** The hub of the server's WebSocket connections. */
+  hub(): BindingHub
   /** Stops the server; waits up to `deadlineMs` for in-flight work, then forces the rest. */
   stop(deadlineMs: number): Promise<void>
 }
@@ -313,10 +359,26 @@ export interface BindingHop {
   location: string
 }
 
+/** Hub settings, defaulted by the TS layer. */
+export interface BindingHubOptions {
+  /** 0: skip a receiver over the limit, 1: drop it (close 1008). */
+  slowPolicy: number
+  /** Queued bytes past which a receiver is slow; 0 uses each connection's `maxBackpressure`. */
+  maxBackpressure: number
+}
+
 /** Pool counters. */
 export interface BindingPoolStats {
   open: number
   opened: number
+}
+
+/** Options of `useRedis`, defaulted by the TS layer. */
+export interface BindingRedisOptions {
+  url: string
+  channel: string
+  requestTimeoutMs: number
+  maxQueue: number
 }
 
 /** A response head, with the body inline when it was small, or a reader for the rest. */
@@ -370,6 +432,8 @@ export interface BindingServerOptions {
   tls?: BindingServerTls
   /** WebSocket options; required when `onWebSocket` is given. */
   websocket?: BindingWsOptions
+  /** Settings of the server's hub (defaults when absent). */
+  hub?: BindingHubOptions
 }
 
 /** TLS settings of a server, validated by the TS layer. */

@@ -8,6 +8,7 @@ import { killAll, runVisible } from './lib/proc.mjs'
 import { compare, table, writeJson } from './lib/report.mjs'
 import { clientGet } from './scenarios/client.mjs'
 import { ensureWrk, http2Hello, httpHello, httpJsonEcho } from './scenarios/http.mjs'
+import { hubFanout } from './scenarios/hub.mjs'
 import { wsEcho } from './scenarios/ws.mjs'
 
 // No child outlives the harness, however it ends.
@@ -29,7 +30,7 @@ async function record(scenario, subject, measure) {
     const result = await measure()
     const { value, detail } = typeof result === 'number' ? { value: result } : result
     measurements.push({ scenario, subject, value, ...(detail && { detail }) })
-    console.error(`bench: ${scenario} / ${subject}: ${Math.round(value)}/s${detail ? ` (${detail})` : ''}`)
+    console.error(`bench: ${scenario} / ${subject}: ${Math.round(value)}${detail ? ` (${detail})` : ''}`)
   } catch (error) {
     measurements.push({ scenario, subject, value: null, error: error.message })
     console.error(`bench: ${scenario} / ${subject} FAILED: ${error.message}`)
@@ -40,12 +41,15 @@ async function main() {
   const startedAt = new Date().toISOString()
   checkBuilt()
   mkdirSync(OUT_DIR, { recursive: true })
+  // BENCH_ONLY=hubFanout (a comma-separated list of scenario names) runs a subset.
+  const only = process.env.BENCH_ONLY?.split(',')
   await ensureWrk()
   console.error('bench: building the Rust load generator and ceiling (cargo build --release -p hypersock-bench)')
   await runVisible('cargo', ['build', '--release', '-p', 'hypersock-bench'], { cwd: ROOT })
   console.error(`bench: ${SECONDS} s per measurement, after 1 s of warm-up`)
 
-  for (const scenario of [httpHello, httpJsonEcho, http2Hello, wsEcho, clientGet]) {
+  const scenarios = [httpHello, httpJsonEcho, http2Hello, wsEcho, clientGet, hubFanout]
+  for (const scenario of scenarios.filter((s) => !only || only.includes(s.name))) {
     try {
       await scenario(record)
     } catch (error) {

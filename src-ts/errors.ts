@@ -13,7 +13,7 @@ export class HypersockError extends Error {
   }
 }
 
-/** The connection could not be made or was lost (`ECONNREFUSED`, `ECONNRESET`, `ENOTFOUND`, `EPIPE`). */
+/** The connection could not be made or was lost (`ECONNREFUSED`, `ECONNRESET`, `ENOTFOUND`, `EPIPE`; `ERR_HUB_ADAPTER` for a hub's Redis). */
 export class ConnectionError extends HypersockError {}
 
 /** Which limit a {@link TimeoutError} hit. */
@@ -76,6 +76,7 @@ export class ServerError extends HypersockError {}
 const classes: Record<string, new (code: string, message: string, options?: { cause?: unknown }) => HypersockError> = {
   ECONNREFUSED: ConnectionError,
   ECONNRESET: ConnectionError,
+  ERR_HUB_ADAPTER: ConnectionError,
   ENOTFOUND: ConnectionError,
   EPIPE: ConnectionError,
   ETIMEDOUT: TimeoutError,

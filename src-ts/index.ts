@@ -4,6 +4,7 @@
  * - {@link fetch} / {@link Client}: HTTP client with pooled keep-alive connections.
  * - {@link serve}: HTTP server with WebSocket upgrade on the same port.
  * - {@link WebSocket}: WHATWG WebSocket client with an async iterator of messages.
+ * - {@link Hub}: rooms, publish and broadcast fanned out in Rust; {@link RedisAdapter} across processes.
  */
 
 export type { BodyInit } from './body.js'
@@ -39,6 +40,16 @@ export {
   WebSocketError,
 } from './errors.js'
 export { EventSource, EventSourceErrorEvent, type EventSourceInit, events } from './event-source.js'
+export {
+  Hub,
+  type HubMessage,
+  type HubOptions,
+  type HubTarget,
+  type PublishOptions,
+  type PublishResult,
+  RedisAdapter,
+  type RedisAdapterOptions,
+} from './hub.js'
 export {
   type AccessLogEntry,
   type ResponseLike,

@@ -1,5 +1,6 @@
 import { encodeBody, flattenHeaders, headersFromFlat } from './body.js'
 import { fromNative, InvalidArgumentError } from './errors.js'
+import type { Hub } from './hub.js'
 import { type Binding, native } from './native.js'
 
 /** Kinds of events the addon reports for a WebSocket. */
@@ -118,6 +119,11 @@ export interface WebSocketHandler<Data = unknown> extends WebSocketLimits {
   allowedOrigins?: string[]
   /** Most concurrent WebSocket connections; more get 503. Default 0 (no limit). */
   maxConnections?: number
+  /**
+   * The {@link Hub} to register connections with (rooms, publish, broadcast). Without it the
+   * server makes one with the defaults; either way it is `server.hub`.
+   */
+  hub?: Hub<Data>
   /** Time the `upgrade` hook may take before the request gets 503. Default 10 000. */
   handshakeTimeout?: number
 }
@@ -416,6 +422,11 @@ export class WebSocketDispatcher<Data> {
   /** Open connections. */
   get count(): number {
     return this.#sockets.size
+  }
+
+  /** The open connection with this id. */
+  get(id: number): ServerWebSocket<Data> | undefined {
+    return this.#sockets.get(id)
   }
 
   #upgrade(id: number, raw: Binding.BindingWebSocket): void {

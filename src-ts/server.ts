@@ -1,4 +1,5 @@
 import { fromNative, HypersockError, InvalidArgumentError } from './errors.js'
+import { Hub } from './hub.js'
 import { type Binding, native } from './native.js'
 import { ServerRequest } from './server-request.js'
 import { type ResponseLike, sendResponse } from './server-response.js'
@@ -162,6 +163,7 @@ export class Server<Data = unknown> {
   #keepAlive: ReturnType<typeof setInterval> | undefined
   #stopping: Promise<void> | undefined
   #ws: WebSocketDispatcher<Data> | undefined
+  #hub: Hub<Data>
   #host: string
 
   /** @internal */
@@ -174,6 +176,8 @@ export class Server<Data = unknown> {
         ? `[${raw.address}]:${raw.port}`
         : `${raw.address}:${raw.port}`
     if (options.websocket) this.#ws = new WebSocketDispatcher(options.websocket, (e) => this.#fail(e, null))
+    this.#hub = options.websocket?.hub ?? new Hub<Data>()
+    this.#hub.attach(raw.hub(), (id) => this.#ws?.get(id))
     // The addon's callbacks do not hold the event loop open; this timer does, until stop().
     this.#keepAlive = setInterval(() => {}, 1 << 30)
   }
@@ -196,6 +200,11 @@ export class Server<Data = unknown> {
   /** The base URL of the server, e.g. `http://127.0.0.1:8080/`. */
   get url(): URL {
     return new URL(`${this.#options.tls ? 'https' : 'http'}://${this.#host}/`)
+  }
+
+  /** The {@link Hub} of this server's WebSocket connections: rooms, publish and broadcast. */
+  get hub(): Hub<Data> {
+    return this.#hub
   }
 
   /** Open WebSocket connections. */
@@ -264,6 +273,7 @@ export class Server<Data = unknown> {
       const graceful = options.graceful ?? true
       const timeout = graceful ? Math.max(0, Math.min(options.timeout ?? 10_000, 0xffffffff)) : 0
       await this.#native.stop(timeout)
+      this.#hub.detach()
       clearInterval(this.#keepAlive)
       this.#keepAlive = undefined
     })()
@@ -391,6 +401,9 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `invalid port ${port}`)
   }
+  if (options.websocket?.hub?.attached) {
+    throw new InvalidArgumentError('ERR_INVALID_STATE', 'this Hub already belongs to a server')
+  }
   let server: Server<Data> | undefined
   // Events that could arrive before `server` is assigned are queued and replayed in order.
   const early: Array<() => void> = []
@@ -425,6 +438,7 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
         maxQueuedRequests: checkInteger('maxQueuedRequests', options.maxQueuedRequests, 1024, U32),
         serverName: options.serverName,
         websocket: options.websocket ? bindingWsOptions(options.websocket as WebSocketHandler<never>) : undefined,
+        hub: options.websocket?.hub?.bindingOptions(),
       },
       onRequest,
       onWebSocket,

@@ -4,7 +4,11 @@ import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { OUT_DIR, SECONDS } from './config.mjs'
 
-/** The rows of the table: [label, scenario key, peer subject]; hypersock is always the subject. */
+/**
+ * The rows of the table: [label, scenario key, peer subject, lower is better]; hypersock is always
+ * the subject. The ratio always reads "times better than the peer": hypersock / peer, or
+ * peer / hypersock where lower is better (memory).
+ */
 const ROWS = [
   ['HTTP hello world req/s (wrk -c64)', 'http-hello', 'node:http'],
   ['HTTP hello world req/s (wrk -c64)', 'http-hello', 'fastify'],
@@ -22,17 +26,25 @@ const ROWS = [
   ['Client GET req/s, concurrency 1', 'client-get-c1', 'global fetch'],
   ['Client GET req/s, concurrency 64', 'client-get-c64', 'undici.request'],
   ['Client GET req/s, concurrency 64', 'client-get-c64', 'global fetch'],
+  ['Hub fan-out deliveries/s, 1 publish to 10k conns', 'hub-fanout-10k', 'ws'],
+  ['Hub fan-out deliveries/s, 1 publish to 10k conns', 'hub-fanout-10k', 'uWebSockets'],
+  ['JS thread µs per publish to 10k conns (lower is better)', 'hub-publish-js-thread', 'ws', true],
+  ['JS thread µs per publish to 10k conns (lower is better)', 'hub-publish-js-thread', 'uWebSockets', true],
+  ['KiB RSS per idle WebSocket, 10k conns (lower is better)', 'idle-memory-10k', 'ws', true],
+  ['KiB RSS per idle WebSocket, 10k conns (lower is better)', 'idle-memory-10k', 'uWebSockets', true],
 ]
 
-const number = (value) => (value == null ? 'error' : Math.round(value).toLocaleString('en-US'))
+const number = (value) =>
+  value == null ? 'error' : value < 100 ? value.toFixed(1) : Math.round(value).toLocaleString('en-US')
 
 /** Builds the comparison rows from `measurements` (a list of { scenario, subject, value }). */
 export function compare(measurements) {
   const find = (scenario, subject) => measurements.find((m) => m.scenario === scenario && m.subject === subject)
-  return ROWS.map(([label, scenario, peer]) => {
+  return ROWS.map(([label, scenario, peer, lowerIsBetter = false]) => {
     const ours = find(scenario, 'hypersock')?.value ?? null
     const theirs = find(scenario, peer)?.value ?? null
-    const ratio = ours != null && theirs ? ours / theirs : null
+    let ratio = ours != null && theirs ? ours / theirs : null
+    if (lowerIsBetter) ratio = ours && theirs != null ? theirs / ours : null
     return { scenario: label, key: scenario, hypersock: ours, peer, peerValue: theirs, ratio }
   })
 }

@@ -12,3 +12,10 @@ export function announce(port) {
   process.stdin.on('end', () => process.exit(0))
   process.stdin.resume()
 }
+
+/** The median of a list of numbers, rounded (0 when empty): the fan-out servers report it. */
+export function median(values) {
+  if (values.length === 0) return 0
+  const sorted = [...values].sort((a, b) => a - b)
+  return Math.round(sorted[Math.floor(sorted.length / 2)])
+}

@@ -79,6 +79,9 @@ pub enum Error {
     /// The operation was cancelled by its caller (an `AbortSignal`).
     #[error("the operation was aborted")]
     Aborted,
+    /// The hub's adapter (Redis) is not connected or answered with an error.
+    #[error("hub adapter: {0}")]
+    Adapter(String),
     /// Any other I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
@@ -154,6 +157,7 @@ impl Error {
             Error::ProxyRefused { status: 407, .. } => "ERR_PROXY_AUTH_REQUIRED",
             Error::ProxyRefused { .. } => "ERR_PROXY_TUNNEL",
             Error::Decode(_) => "ERR_DECODE",
+            Error::Adapter(_) => "ERR_HUB_ADAPTER",
             Error::Io(e) => io_code(e),
         }
     }

@@ -2,11 +2,13 @@
 //!
 //! It has no Node.js dependency and can be used from Rust directly. Everything here runs on the
 //! tokio runtime of the caller: the HTTP server ([`server`]), the HTTP client ([`client`]) and
-//! WebSocket connections ([`ws`]). Errors carry a stable code ([`Error::code`]).
+//! WebSocket connections ([`ws`]) and the
+//! [`hub`] of rooms that fans messages out to them. Errors carry a stable code ([`Error::code`]).
 
 pub mod client;
 pub mod cookie;
 pub mod error;
+pub mod hub;
 pub mod server;
 pub mod sse;
 pub mod tls;

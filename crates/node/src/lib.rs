@@ -7,6 +7,7 @@
 
 mod client;
 mod cookie;
+mod hub;
 mod server;
 mod sse;
 mod testing;

@@ -12,6 +12,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use tokio::sync::Mutex;
 
+use crate::hub::{hub_from, BindingHub, BindingHubOptions};
 use crate::websocket::{server_websocket, BindingWsOptions, WsEventCallback};
 use crate::{flat_headers, pair_headers, to_js_error};
 
@@ -38,6 +39,8 @@ pub struct BindingServerOptions {
     pub tls: Option<BindingServerTls>,
     /// WebSocket options; required when `onWebSocket` is given.
     pub websocket: Option<BindingWsOptions>,
+    /// Settings of the server's hub (defaults when absent).
+    pub hub: Option<BindingHubOptions>,
 }
 
 /// Called (with no arguments) when requests are waiting; JS then takes them all with
@@ -509,6 +512,7 @@ pub async fn start_server(
             .then_some(options.max_concurrent_requests as usize),
         max_queued_requests: options.max_queued_requests as usize,
         server_name: options.server_name,
+        hub: hub_from(options.hub.as_ref()),
         ..ServerOptions::default()
     };
     let inbox = Arc::new(Inbox {
@@ -611,6 +615,12 @@ impl BindingServer {
     #[napi]
     pub fn metrics(&self, prefix: String) -> String {
         self.inner.stats().prometheus(&prefix)
+    }
+
+    /// The hub of the server's WebSocket connections.
+    #[napi]
+    pub fn hub(&self) -> BindingHub {
+        BindingHub::new(self.inner.hub().clone())
     }
 
     /// Stops the server; waits up to `deadlineMs` for in-flight work, then forces the rest.

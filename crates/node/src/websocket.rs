@@ -254,7 +254,7 @@ impl BindingWebSocket {
 /// A message framed (and compressed) once, sendable on many sockets.
 #[napi]
 pub struct BindingPreparedMessage {
-    inner: PreparedMessage,
+    pub(crate) inner: PreparedMessage,
 }
 
 #[napi]

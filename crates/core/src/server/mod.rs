@@ -70,6 +70,8 @@ pub struct ServerOptions {
     pub protocols: Protocols,
     /// Limits and handshake policy of upgraded WebSocket connections.
     pub ws: WsOptions,
+    /// The hub every WebSocket connection is registered with while open.
+    pub hub: crate::hub::Hub,
     /// Value of the `Server` header, if any.
     pub server_name: Option<String>,
     /// Serve HTTPS with this configuration (its ALPN list should match `protocols`).
@@ -94,6 +96,7 @@ impl Default for ServerOptions {
             max_queued_requests: 1024,
             protocols: Protocols::Both,
             ws: WsOptions::default(),
+            hub: crate::hub::Hub::default(),
             server_name: None,
             tls: None,
         }
@@ -278,6 +281,11 @@ impl Server {
         lock(&self.ctx.sockets).len()
     }
 
+    /// The hub of the server's WebSocket connections.
+    pub fn hub(&self) -> &crate::hub::Hub {
+        &self.ctx.opts.hub
+    }
+
     /// Replaces the TLS configuration (e.g. renewed certificates) for new connections; open
     /// ones keep theirs. Fails when the server was started without TLS.
     pub fn reload_tls(&self, config: Arc<rustls::ServerConfig>) -> Result<()> {
@@ -303,6 +311,7 @@ impl Server {
         if let Some(task) = task {
             let _ = task.await;
         }
+        self.ctx.opts.hub.shutdown();
     }
 }
 

@@ -266,8 +266,13 @@ pub(crate) async fn upgrade_websocket(
             lock(&ctx2.sockets).remove(&id);
             return;
         };
+        let hub = ctx2.opts.hub.clone();
+        hub.add(handle.clone());
         ws_handler.on_open(handle, request);
-        let events: Arc<dyn WsEvents> = ws_handler;
+        let events: Arc<dyn WsEvents> = Arc::new(LeaveHubOnClose {
+            hub,
+            inner: ws_handler,
+        });
         // The usual case runs on the connection's own stream, without hyper's boxed I/O.
         match upgraded.downcast::<TokioIo<super::io::Counted>>() {
             Ok(parts) => {
@@ -289,9 +294,39 @@ pub(crate) async fn upgrade_websocket(
                 .await;
             }
         }
+        ctx2.opts.hub.remove(id);
         lock(&ctx2.sockets).remove(&id);
     });
     sockets.insert(id, (registered, task.abort_handle()));
     drop(sockets);
     res
+}
+
+/// Passes events on, unregistering the connection from the hub before its close is reported
+/// (so a `close` handler already sees it out of every room).
+struct LeaveHubOnClose {
+    hub: crate::hub::Hub,
+    inner: Arc<dyn super::WsHandler>,
+}
+
+impl WsEvents for LeaveHubOnClose {
+    fn on_message(&self, id: u64, msg: ws::WsMessage) {
+        self.inner.on_message(id, msg);
+    }
+    fn on_close(&self, id: u64, code: u16, reason: String) {
+        self.hub.remove(id);
+        self.inner.on_close(id, code, reason);
+    }
+    fn on_ping(&self, id: u64, data: bytes::Bytes) {
+        self.inner.on_ping(id, data);
+    }
+    fn on_pong(&self, id: u64, data: bytes::Bytes) {
+        self.inner.on_pong(id, data);
+    }
+    fn on_drain(&self, id: u64) {
+        self.inner.on_drain(id);
+    }
+    fn on_error(&self, id: u64, error: crate::error::Error, gate: ws::FailGate) {
+        self.inner.on_error(id, error, gate);
+    }
 }

@@ -330,6 +330,17 @@ impl WsHandle {
         Ok(())
     }
 
+    /// The queued-bytes limit past which this connection is dropped (`max_backpressure`).
+    pub fn max_backpressure(&self) -> usize {
+        self.shared.max_backpressure
+    }
+
+    /// Drops the connection at once as a consumer too slow to keep up; `on_close` reports
+    /// 1008 (the code used when the backpressure limit is exceeded).
+    pub fn drop_slow(&self) {
+        self.kill(CLOSE_POLICY);
+    }
+
     /// Drops the connection at once without a close handshake; `on_close` reports 1006.
     pub fn terminate(&self) {
         self.kill(CLOSE_ABNORMAL);

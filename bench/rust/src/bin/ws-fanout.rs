@@ -1,0 +1,271 @@
+//! Fan-out load generator: holds many subscribed WebSocket connections and times one publish.
+//!
+//! Usage: `ws-fanout --url ws://127.0.0.1:PORT/ [--connections 10000] [--rounds 20] [--warmup 3]
+//! [--threads 2] [--size 64]`
+//!
+//! The server under test must subscribe every connection on open and answer four text
+//! commands on any connection: `go` (publish one text message of `--size` bytes to every
+//! connection), `count` (reply `count <subscribers>`), `mem` (reply `mem <rss bytes>`) and `js`
+//! (reply `js <median microseconds its JS thread spent in one publish>`).
+//!
+//! One control connection (tungstenite) sends the commands; the others are raw TCP sockets after
+//! a hand-made handshake that only count bytes, so the generator spends as little CPU per
+//! receiver as possible. A round is the time from sending `go` until every connection (the
+//! control one included) has the whole message. Prints one JSON line with the median, minimum
+//! and mean round time and the server's RSS before and after the connections opened. Bounded:
+//! every wait has a timeout and a watchdog ends the process.
+
+use std::process::exit;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::{timeout, Instant};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const STEP: Duration = Duration::from_secs(30);
+
+struct Options {
+    url: String,
+    connections: usize,
+    rounds: usize,
+    warmup: usize,
+    threads: usize,
+    size: usize,
+}
+
+fn main() {
+    let opts = match parse_args() {
+        Ok(o) => o,
+        Err(e) => fail(&format!(
+            "{e}\nusage: ws-fanout --url ws://127.0.0.1:PORT/ [--connections N] [--rounds N] [--warmup N] [--threads N] [--size BYTES]"
+        )),
+    };
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(600));
+        eprintln!("ws-fanout: still running after 600 s; giving up");
+        exit(2)
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(opts.threads)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(&format!("cannot start the runtime: {e}")));
+    match rt.block_on(run(&opts)) {
+        Ok(line) => {
+            println!("{line}");
+            exit(0)
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("ws-fanout: {message}");
+    exit(1)
+}
+
+fn parse_args() -> Result<Options, Error> {
+    let mut o = Options {
+        url: String::new(),
+        connections: 10_000,
+        rounds: 20,
+        warmup: 3,
+        threads: 2,
+        size: 64,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+        let n = || -> Result<usize, Error> {
+            value
+                .parse()
+                .map_err(|_| format!("{arg}: not a whole number").into())
+        };
+        match arg.as_str() {
+            "--url" => o.url = value.clone(),
+            "--connections" => o.connections = n()?,
+            "--rounds" => o.rounds = n()?,
+            "--warmup" => o.warmup = n()?,
+            "--threads" => o.threads = n()?,
+            "--size" => o.size = n()?,
+            _ => return Err(format!("unknown argument {arg:?}").into()),
+        }
+    }
+    if !o.url.starts_with("ws://") || o.connections < 2 || o.rounds == 0 || o.threads == 0 {
+        return Err("need a ws:// URL, at least 2 connections, 1 round, 1 thread".into());
+    }
+    if o.size > 125 {
+        return Err("--size must be at most 125 (one short frame)".into());
+    }
+    Ok(o)
+}
+
+/// Sends a command on the control connection and returns the number in its `<name> <n>` reply.
+async fn ask(ctl: &mut Ws, name: &str) -> Result<u64, Error> {
+    ctl.send(Message::text(name)).await?;
+    loop {
+        let msg = timeout(STEP, ctl.next())
+            .await
+            .map_err(|_| format!("no reply to {name}"))?
+            .ok_or("the control connection closed")??;
+        if let Message::Text(t) = msg {
+            if let Some(rest) = t.as_str().strip_prefix(name) {
+                return Ok(rest.trim().parse()?);
+            }
+        }
+    }
+}
+
+/// Opens a raw WebSocket connection (no extensions) and returns the socket after the 101.
+async fn raw_connect(addr: &str, path: &str) -> Result<TcpStream, Error> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut head = Vec::with_capacity(256);
+    let mut byte = [0u8; 1];
+    // Byte by byte so nothing after the head is consumed; heads are small.
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).await? == 0 || head.len() > 8192 {
+            return Err("the server closed during the handshake".into());
+        }
+        head.push(byte[0]);
+    }
+    if !head.starts_with(b"HTTP/1.1 101") {
+        return Err(format!(
+            "handshake refused: {}",
+            String::from_utf8_lossy(&head[..head.len().min(80)])
+        )
+        .into());
+    }
+    Ok(s)
+}
+
+async fn run(o: &Options) -> Result<String, Error> {
+    let rest = o.url.trim_start_matches("ws://");
+    let (addr, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (mut ctl, _) = timeout(STEP, connect_async(o.url.as_str()))
+        .await
+        .map_err(|_| "control connection timed out")??;
+    let rss_base = ask(&mut ctl, "mem").await?;
+
+    let frame = 2 + o.size;
+    let received = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(Notify::new());
+    let target = Arc::new(AtomicUsize::new(usize::MAX));
+    let gate = Arc::new(Semaphore::new(256));
+    let mut conns = Vec::with_capacity(o.connections - 1);
+    for _ in 1..o.connections {
+        let permit = gate.clone().acquire_owned().await?;
+        let (addr, path) = (addr.to_owned(), path.to_owned());
+        conns.push(tokio::spawn(async move {
+            let r = timeout(STEP, raw_connect(&addr, &path)).await;
+            drop(permit);
+            match r {
+                Ok(Ok(s)) => Ok(s),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("connect timed out".to_string()),
+            }
+        }));
+    }
+    let mut sockets = Vec::with_capacity(conns.len());
+    for c in conns {
+        sockets.push(c.await?.map_err(|e| format!("cannot connect: {e}"))?);
+    }
+    // Wait until the server has subscribed every connection (bounded).
+    let mut subscribed = 0;
+    for _ in 0..600 {
+        subscribed = ask(&mut ctl, "count").await?;
+        if subscribed as usize >= o.connections {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if (subscribed as usize) < o.connections {
+        return Err(format!("only {subscribed} of {} subscribed", o.connections).into());
+    }
+    let rss_loaded = ask(&mut ctl, "mem").await?;
+
+    // Raw receivers count whole messages by bytes.
+    for mut s in sockets {
+        let (received, done, target) = (received.clone(), done.clone(), target.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut pending = 0usize;
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        pending += n;
+                        while pending >= frame {
+                            pending -= frame;
+                            let now = received.fetch_add(1, Ordering::AcqRel) + 1;
+                            if now == target.load(Ordering::Acquire) {
+                                done.notify_one();
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    let mut times = Vec::with_capacity(o.rounds);
+    for round in 0..o.warmup + o.rounds {
+        received.store(0, Ordering::Release);
+        target.store(o.connections, Ordering::Release);
+        let start = Instant::now();
+        ctl.send(Message::text("go")).await?;
+        // The control connection is a receiver too.
+        loop {
+            let msg = timeout(STEP, ctl.next())
+                .await
+                .map_err(|_| "the control connection got no publish")?
+                .ok_or("the control connection closed")??;
+            if matches!(&msg, Message::Text(t) if t.len() == o.size) {
+                let now = received.fetch_add(1, Ordering::AcqRel) + 1;
+                if now == o.connections {
+                    done.notify_one();
+                }
+                break;
+            }
+        }
+        timeout(STEP, done.notified()).await.map_err(|_| {
+            format!(
+                "round {round}: only {} of {} receivers got the message",
+                received.load(Ordering::Acquire),
+                o.connections
+            )
+        })?;
+        if round >= o.warmup {
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+        target.store(usize::MAX, Ordering::Release);
+    }
+    // How long the server's JS thread was busy in each publish call (median, microseconds).
+    let js_us = ask(&mut ctl, "js").await?;
+    times.sort_by(f64::total_cmp);
+    let p50 = times[times.len() / 2];
+    let min = times[0];
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    let per_conn = rss_loaded.saturating_sub(rss_base) as f64 / o.connections as f64;
+    Ok(format!(
+        r#"{{"connections":{},"rounds":{},"p50_ms":{p50:.3},"min_ms":{min:.3},"mean_ms":{mean:.3},"rss_base":{rss_base},"rss_loaded":{rss_loaded},"bytes_per_connection":{per_conn:.0},"js_publish_us":{js_us}}}"#,
+        o.connections, o.rounds
+    ))
+}

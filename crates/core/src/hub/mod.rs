@@ -1,0 +1,590 @@
+//! The hub: a registry of a server's WebSocket connections, rooms, per-connection metadata and
+//! fan-out.
+//!
+//! Every connection of a server is registered when it opens and removed (leaving all its
+//! rooms) before its close is reported. A publish frames the message once
+//! ([`PreparedMessage`]) and queues the same bytes on every receiver's [`WsHandle`]; nothing
+//! per receiver leaves Rust. A receiver whose queue is over the backpressure limit is skipped
+//! or dropped ([`SlowPolicy`]); sends never block, so a slow receiver never holds up the others.
+//!
+//! An [`Adapter`] relays publishes to other processes (see [`redis::RedisAdapter`]); without
+//! one, the hub is in-process.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::error::Result;
+use crate::ws::{PreparedMessage, SendStatus, WsHandle};
+
+pub mod redis;
+mod resp;
+
+/// What to do with a receiver whose send queue is over the limit when a publish reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlowPolicy {
+    /// Do not queue the message for it (it misses this message); the connection stays open.
+    #[default]
+    Skip,
+    /// Drop the connection (close code 1008).
+    Close,
+}
+
+/// Options of a [`Hub`].
+#[derive(Debug, Clone, Default)]
+pub struct HubOptions {
+    /// What happens to a receiver over the limit.
+    pub slow_policy: SlowPolicy,
+    /// Queued bytes past which a receiver counts as slow. `None` uses each connection's own
+    /// `max_backpressure`.
+    pub max_backpressure: Option<usize>,
+}
+
+/// What one publish did locally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Delivery {
+    /// Receivers the message was queued for.
+    pub sent: usize,
+    /// Receivers skipped because they were over the limit ([`SlowPolicy::Skip`]).
+    pub skipped: usize,
+    /// Receivers dropped because they were over the limit ([`SlowPolicy::Close`]), or that
+    /// went away meanwhile.
+    pub dropped: usize,
+}
+
+/// A future returned by an [`Adapter`].
+pub type AdapterFuture = Pin<Box<dyn Future<Output = Result<usize>> + Send>>;
+
+/// Relays publishes to the hubs of other processes.
+pub trait Adapter: Send + Sync + 'static {
+    /// Called after a local publish to `room` (`None`: everyone) so other processes deliver it
+    /// too. Must not block.
+    fn publish(&self, room: Option<&str>, msg: &PreparedMessage);
+    /// Number of members of `room` on the other processes.
+    fn remote_room_size(&self, room: &str) -> AdapterFuture;
+    /// Stops relaying (the hub is shutting down or the adapter is replaced).
+    fn close(&self);
+}
+
+struct Conn {
+    handle: WsHandle,
+    rooms: HashSet<Arc<str>>,
+    meta: HashMap<String, String>,
+}
+
+#[derive(Default)]
+struct State {
+    conns: HashMap<u64, Conn>,
+    rooms: HashMap<Arc<str>, HashSet<u64>>,
+}
+
+pub(crate) struct Inner {
+    state: RwLock<State>,
+    opts: HubOptions,
+    adapter: RwLock<Option<Arc<dyn Adapter>>>,
+}
+
+/// A registry of connections with rooms and fan-out. Cloning is cheap (one reference count);
+/// all methods can be called from any thread.
+#[derive(Clone)]
+pub struct Hub(Arc<Inner>);
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub::new(HubOptions::default())
+    }
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("size", &self.size()).finish()
+    }
+}
+
+/// Connection ids that a publish skips; a linear scan for a few, a set for many.
+enum Except<'a> {
+    Few(&'a [u64]),
+    Many(HashSet<u64>),
+}
+
+impl Except<'_> {
+    fn new(ids: &[u64]) -> Except<'_> {
+        if ids.len() <= 8 {
+            Except::Few(ids)
+        } else {
+            Except::Many(ids.iter().copied().collect())
+        }
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        match self {
+            Except::Few(ids) => ids.contains(&id),
+            Except::Many(set) => set.contains(&id),
+        }
+    }
+}
+
+impl Hub {
+    /// A hub with `opts` and no adapter (in-process).
+    pub fn new(opts: HubOptions) -> Self {
+        Hub(Arc::new(Inner {
+            state: RwLock::new(State::default()),
+            opts,
+            adapter: RwLock::new(None),
+        }))
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.0.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.0.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.0)
+    }
+
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<Hub> {
+        weak.upgrade().map(Hub)
+    }
+
+    /// Registers a connection (the server does this when it opens). Registering an id again
+    /// replaces its handle and keeps its rooms.
+    pub fn add(&self, handle: WsHandle) {
+        let mut st = self.write();
+        let id = handle.id();
+        match st.conns.get_mut(&id) {
+            Some(conn) => conn.handle = handle,
+            None => {
+                st.conns.insert(
+                    id,
+                    Conn {
+                        handle,
+                        rooms: HashSet::new(),
+                        meta: HashMap::new(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Unregisters connection `id`: it leaves every room and its metadata is dropped. Returns
+    /// false when it was not registered. The server does this before reporting a close.
+    pub fn remove(&self, id: u64) -> bool {
+        let mut st = self.write();
+        let Some(conn) = st.conns.remove(&id) else {
+            return false;
+        };
+        for room in conn.rooms {
+            leave_room(&mut st.rooms, &room, id);
+        }
+        true
+    }
+
+    /// Number of registered connections.
+    pub fn size(&self) -> usize {
+        self.read().conns.len()
+    }
+
+    /// The handle of connection `id`.
+    pub fn get(&self, id: u64) -> Option<WsHandle> {
+        self.read().conns.get(&id).map(|c| c.handle.clone())
+    }
+
+    /// Ids of every registered connection.
+    pub fn ids(&self) -> Vec<u64> {
+        self.read().conns.keys().copied().collect()
+    }
+
+    /// Adds connection `id` to `room`. Returns false when the connection is not registered
+    /// (closed) or already in the room.
+    pub fn join(&self, id: u64, room: &str) -> bool {
+        let mut st = self.write();
+        let st = &mut *st;
+        let Some(conn) = st.conns.get_mut(&id) else {
+            return false;
+        };
+        if conn.rooms.contains(room) {
+            return false;
+        }
+        let key: Arc<str> = match st.rooms.get_key_value(room) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(room),
+        };
+        conn.rooms.insert(key.clone());
+        st.rooms.entry(key).or_default().insert(id);
+        true
+    }
+
+    /// Removes connection `id` from `room`. Returns false when it was not in it.
+    pub fn leave(&self, id: u64, room: &str) -> bool {
+        let mut st = self.write();
+        let Some(conn) = st.conns.get_mut(&id) else {
+            return false;
+        };
+        if !conn.rooms.remove(room) {
+            return false;
+        }
+        leave_room(&mut st.rooms, room, id);
+        true
+    }
+
+    /// Removes connection `id` from every room; returns how many it left.
+    pub fn leave_all(&self, id: u64) -> usize {
+        let mut st = self.write();
+        let Some(conn) = st.conns.get_mut(&id) else {
+            return 0;
+        };
+        let rooms = std::mem::take(&mut conn.rooms);
+        let n = rooms.len();
+        for room in rooms {
+            leave_room(&mut st.rooms, &room, id);
+        }
+        n
+    }
+
+    /// True when connection `id` is in `room`.
+    pub fn has(&self, id: u64, room: &str) -> bool {
+        self.read()
+            .conns
+            .get(&id)
+            .is_some_and(|c| c.rooms.contains(room))
+    }
+
+    /// The rooms of connection `id`, sorted.
+    pub fn rooms_of(&self, id: u64) -> Vec<String> {
+        let mut rooms: Vec<String> = self
+            .read()
+            .conns
+            .get(&id)
+            .map(|c| c.rooms.iter().map(|r| r.to_string()).collect())
+            .unwrap_or_default();
+        rooms.sort();
+        rooms
+    }
+
+    /// Number of local members of `room`.
+    pub fn room_size(&self, room: &str) -> usize {
+        self.read().rooms.get(room).map_or(0, HashSet::len)
+    }
+
+    /// Names of every room with at least one local member, sorted.
+    pub fn room_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.read().rooms.keys().map(|r| r.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    /// Ids of the local members of `room`.
+    pub fn members(&self, room: &str) -> Vec<u64> {
+        self.read()
+            .rooms
+            .get(room)
+            .map(|m| m.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Sets metadata `key` of connection `id` (`None` removes it). Returns false when the
+    /// connection is not registered.
+    pub fn set_meta(&self, id: u64, key: &str, value: Option<String>) -> bool {
+        let mut st = self.write();
+        let Some(conn) = st.conns.get_mut(&id) else {
+            return false;
+        };
+        match value {
+            Some(v) => {
+                conn.meta.insert(key.to_owned(), v);
+            }
+            None => {
+                conn.meta.remove(key);
+            }
+        }
+        true
+    }
+
+    /// Metadata `key` of connection `id`.
+    pub fn meta(&self, id: u64, key: &str) -> Option<String> {
+        self.read()
+            .conns
+            .get(&id)
+            .and_then(|c| c.meta.get(key).cloned())
+    }
+
+    /// All metadata of connection `id`, sorted by key.
+    pub fn meta_all(&self, id: u64) -> Vec<(String, String)> {
+        let mut all: Vec<(String, String)> = self
+            .read()
+            .conns
+            .get(&id)
+            .map(|c| c.meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        all.sort();
+        all
+    }
+
+    /// Installs (or with `None` removes) the adapter that relays publishes to other
+    /// processes; the previous one is closed.
+    pub fn set_adapter(&self, adapter: Option<Arc<dyn Adapter>>) {
+        let old = std::mem::replace(
+            &mut *self.0.adapter.write().unwrap_or_else(|e| e.into_inner()),
+            adapter,
+        );
+        if let Some(old) = old {
+            old.close();
+        }
+    }
+
+    fn adapter(&self) -> Option<Arc<dyn Adapter>> {
+        self.0
+            .adapter
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Publishes `msg` to the members of `room` (`None`: every connection) except the ids in
+    /// `except`, here and, through the adapter, on every other process (where `except` does not
+    /// apply: ids are per process).
+    pub fn publish(&self, room: Option<&str>, msg: &PreparedMessage, except: &[u64]) -> Delivery {
+        let delivery = self.deliver_local(room, msg, except);
+        if let Some(adapter) = self.adapter() {
+            adapter.publish(room, msg);
+        }
+        delivery
+    }
+
+    /// Members of `room` (`None`: all) on this process and, through the adapter, on the others.
+    pub async fn cluster_room_size(&self, room: &str) -> Result<usize> {
+        let local = self.room_size(room);
+        match self.adapter() {
+            Some(adapter) => Ok(local + adapter.remote_room_size(room).await?),
+            None => Ok(local),
+        }
+    }
+
+    /// Queues `msg` on the local receivers only (what an adapter calls for a remote publish).
+    pub fn deliver_local(
+        &self,
+        room: Option<&str>,
+        msg: &PreparedMessage,
+        except: &[u64],
+    ) -> Delivery {
+        let except = Except::new(except);
+        let opts = &self.0.opts;
+        let mut d = Delivery::default();
+        let st = self.read();
+        let mut send = |handle: &WsHandle| {
+            if except.contains(handle.id()) {
+                return;
+            }
+            let limit = opts
+                .max_backpressure
+                .unwrap_or_else(|| handle.max_backpressure());
+            if handle.buffered_amount().saturating_add(msg.len()) > limit {
+                match opts.slow_policy {
+                    SlowPolicy::Skip => d.skipped += 1,
+                    SlowPolicy::Close => {
+                        handle.drop_slow();
+                        d.dropped += 1;
+                    }
+                }
+                return;
+            }
+            match handle.send_prepared(msg) {
+                Ok(SendStatus::Queued | SendStatus::Backpressure) => d.sent += 1,
+                Ok(SendStatus::Dropped) | Err(_) => d.dropped += 1,
+            }
+        };
+        match room {
+            None => st.conns.values().for_each(|c| send(&c.handle)),
+            Some(room) => {
+                if let Some(members) = st.rooms.get(room) {
+                    for id in members {
+                        if let Some(c) = st.conns.get(id) {
+                            send(&c.handle);
+                        }
+                    }
+                }
+            }
+        }
+        d
+    }
+
+    /// Closes the adapter (the server is stopping).
+    pub fn shutdown(&self) {
+        self.set_adapter(None);
+    }
+}
+
+fn leave_room(rooms: &mut HashMap<Arc<str>, HashSet<u64>>, room: &str, id: u64) {
+    if let Some(members) = rooms.get_mut(room) {
+        members.remove(&id);
+        if members.is_empty() {
+            rooms.remove(room);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::{channel, WsDriver, WsLimits};
+
+    fn conn(hub: &Hub, id: u64) -> WsDriver {
+        let (h, d) = channel(id, &WsLimits::default());
+        hub.add(h);
+        d
+    }
+
+    fn queued(d: &mut WsDriver) -> usize {
+        let mut n = 0;
+        while d.rx.try_recv().is_ok() {
+            n += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn rooms_join_leave_and_sizes() {
+        let hub = Hub::default();
+        let _a = conn(&hub, 1);
+        let _b = conn(&hub, 2);
+        assert_eq!(hub.size(), 2);
+        assert!(hub.join(1, "lobby"));
+        assert!(!hub.join(1, "lobby"), "joining twice is a no-op");
+        assert!(hub.join(2, "lobby"));
+        assert!(hub.join(2, "games"));
+        assert!(!hub.join(9, "lobby"), "unknown connection");
+        assert_eq!(hub.room_size("lobby"), 2);
+        assert_eq!(
+            hub.rooms_of(2),
+            vec!["games".to_string(), "lobby".to_string()]
+        );
+        assert!(hub.has(1, "lobby"));
+        assert!(!hub.has(1, "games"));
+        assert!(hub.leave(2, "lobby"));
+        assert!(!hub.leave(2, "lobby"));
+        assert_eq!(hub.room_size("lobby"), 1);
+        assert_eq!(
+            hub.room_names(),
+            vec!["games".to_string(), "lobby".to_string()]
+        );
+        assert_eq!(hub.leave_all(2), 1);
+        assert_eq!(hub.room_names(), vec!["lobby".to_string()]);
+    }
+
+    #[test]
+    fn remove_leaves_every_room_and_drops_metadata() {
+        let hub = Hub::default();
+        let _a = conn(&hub, 1);
+        hub.join(1, "a");
+        hub.join(1, "b");
+        assert!(hub.set_meta(1, "user", Some("ann".into())));
+        assert_eq!(hub.meta(1, "user").as_deref(), Some("ann"));
+        assert!(hub.remove(1));
+        assert!(!hub.remove(1));
+        assert_eq!(hub.size(), 0);
+        assert_eq!(hub.room_size("a"), 0);
+        assert!(hub.room_names().is_empty());
+        assert_eq!(hub.meta(1, "user"), None);
+        assert!(!hub.set_meta(1, "user", Some("x".into())));
+    }
+
+    #[test]
+    fn metadata_set_get_remove() {
+        let hub = Hub::default();
+        let _a = conn(&hub, 1);
+        hub.set_meta(1, "b", Some("2".into()));
+        hub.set_meta(1, "a", Some("1".into()));
+        assert_eq!(
+            hub.meta_all(1),
+            vec![("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
+        hub.set_meta(1, "a", None);
+        assert_eq!(hub.meta(1, "a"), None);
+    }
+
+    #[test]
+    fn publish_reaches_room_members_except_excluded_with_one_frame() {
+        let hub = Hub::default();
+        let mut drivers: Vec<WsDriver> = (1..=20).map(|id| conn(&hub, id)).collect();
+        for id in 1..=10 {
+            hub.join(id, "r");
+        }
+        let msg = PreparedMessage::text("hello");
+        let d = hub.publish(Some("r"), &msg, &[3]);
+        assert_eq!(d.sent, 9);
+        let got: Vec<usize> = drivers.iter_mut().map(queued).collect();
+        assert_eq!(got[..10], [1, 1, 0, 1, 1, 1, 1, 1, 1, 1]);
+        assert!(got[10..].iter().all(|&n| n == 0));
+        // Broadcast to all except a set bigger than the linear-scan threshold.
+        let except: Vec<u64> = (1..=12).collect();
+        let d = hub.publish(None, &PreparedMessage::binary(&[1, 2]), &except);
+        assert_eq!(d.sent, 8);
+        assert_eq!(hub.publish(Some("nobody"), &msg, &[]), Delivery::default());
+    }
+
+    #[test]
+    fn slow_receiver_is_skipped_without_blocking_others() {
+        let hub = Hub::new(HubOptions {
+            slow_policy: SlowPolicy::Skip,
+            max_backpressure: Some(10),
+        });
+        let mut a = conn(&hub, 1);
+        let mut b = conn(&hub, 2);
+        let big = PreparedMessage::text("12345678");
+        // Fill a's queue (b drains in between).
+        hub.get(1).unwrap().send_text("xxxxxx".into()).unwrap();
+        let d = hub.publish(None, &big, &[]);
+        assert_eq!((d.sent, d.skipped, d.dropped), (1, 1, 0));
+        assert_eq!(queued(&mut a), 1, "only the direct send");
+        assert_eq!(queued(&mut b), 1);
+        assert!(!hub.get(1).unwrap().is_closing(), "skipped, still open");
+    }
+
+    #[test]
+    fn slow_receiver_is_dropped_under_close_policy() {
+        let hub = Hub::new(HubOptions {
+            slow_policy: SlowPolicy::Close,
+            max_backpressure: Some(10),
+        });
+        let _a = conn(&hub, 1);
+        let mut b = conn(&hub, 2);
+        hub.get(1).unwrap().send_text("xxxxxx".into()).unwrap();
+        let d = hub.publish(None, &PreparedMessage::text("12345678"), &[]);
+        assert_eq!((d.sent, d.skipped, d.dropped), (1, 0, 1));
+        assert!(hub.get(1).unwrap().is_closing());
+        assert_eq!(queued(&mut b), 1);
+    }
+
+    struct Recorder(std::sync::Mutex<Vec<(Option<String>, usize)>>);
+
+    impl Adapter for Recorder {
+        fn publish(&self, room: Option<&str>, msg: &PreparedMessage) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((room.map(str::to_owned), msg.len()));
+        }
+        fn remote_room_size(&self, _room: &str) -> AdapterFuture {
+            Box::pin(async { Ok(5) })
+        }
+        fn close(&self) {}
+    }
+
+    #[tokio::test]
+    async fn adapter_sees_publishes_and_adds_remote_sizes() {
+        let hub = Hub::default();
+        let _a = conn(&hub, 1);
+        hub.join(1, "r");
+        let rec = Arc::new(Recorder(std::sync::Mutex::new(Vec::new())));
+        hub.set_adapter(Some(rec.clone()));
+        hub.publish(Some("r"), &PreparedMessage::text("abc"), &[]);
+        hub.deliver_local(Some("r"), &PreparedMessage::text("remote"), &[]);
+        assert_eq!(*rec.0.lock().unwrap(), vec![(Some("r".to_string()), 3)]);
+        assert_eq!(hub.cluster_room_size("r").await.unwrap(), 6);
+    }
+}

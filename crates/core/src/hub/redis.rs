@@ -1,0 +1,654 @@
+//! An [`Adapter`] that relays publishes between processes through Redis pub/sub.
+//!
+//! Each process (node) has a random id and two connections to Redis: one that publishes, in
+//! order, from a bounded queue (so one publisher's messages keep their order) and one that
+//! subscribes to the data and control channels. A node ignores its own publishes when they come
+//! back, so every receiver gets a message exactly once. Room sizes across nodes are asked on the
+//! control channel: `PUBLISH` says how many nodes heard the question, and the asker waits for
+//! that many answers.
+//!
+//! When Redis goes away, local delivery goes on; the adapter reports an error, reconnects with
+//! backoff and reports the reconnection. Publishes made while the publishing connection is down
+//! wait in the queue (up to its bound; beyond it they are dropped); Redis pub/sub keeps nothing
+//! for a subscriber that is away, so remote messages sent meanwhile are lost, as with any Redis
+//! pub/sub adapter.
+//!
+//! The protocol client is the few lines of RESP2 in [`super::resp`]: two commands (`PUBLISH`,
+//! `SUBSCRIBE`, plus `AUTH`) do not warrant a full Redis client and its dependencies.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::resp::{self, Value};
+use super::{Adapter, AdapterFuture, Hub, Inner};
+use crate::error::{Error, Result};
+use crate::ws::PreparedMessage;
+
+/// Options of [`RedisAdapter::start`].
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// `redis://[user:password@]host[:port]` (port 6379 by default).
+    pub url: String,
+    /// Prefix of the channel names; hubs that share it share rooms. Default `hypersock`.
+    pub channel: String,
+    /// How long a cross-node room size waits for the other nodes' answers.
+    pub request_timeout: Duration,
+    /// Publishes held while the publishing connection is down; more are dropped.
+    pub max_queue: usize,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            url: "redis://127.0.0.1:6379".into(),
+            channel: "hypersock".into(),
+            request_timeout: Duration::from_secs(2),
+            max_queue: 65_536,
+        }
+    }
+}
+
+/// What the adapter reports about its connections to Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdapterEvent {
+    /// Subscribed for the first time: remote publishes now arrive.
+    Ready,
+    /// A connection to Redis failed or was lost (reported once per outage and connection).
+    Error(String),
+    /// Subscribed again after an outage.
+    Reconnect,
+}
+
+/// Receives [`AdapterEvent`]s; called on tokio threads, must not block.
+pub type EventSink = Arc<dyn Fn(AdapterEvent) + Send + Sync>;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const NODE_LEN: usize = 16;
+
+struct Outbound {
+    channel: Bytes,
+    frame: Bytes,
+    /// A room-size question: its id, to learn how many nodes heard it.
+    query: Option<u64>,
+}
+
+struct Pending {
+    sum: usize,
+    got: usize,
+    expected: Option<usize>,
+    done: Option<oneshot::Sender<usize>>,
+}
+
+impl Pending {
+    fn settle(&mut self) {
+        if self.expected.is_some_and(|e| self.got >= e) {
+            if let Some(done) = self.done.take() {
+                let _ = done.send(self.sum);
+            }
+        }
+    }
+}
+
+struct Shared {
+    node: [u8; NODE_LEN],
+    data: Bytes,
+    ctl: Bytes,
+    queue: mpsc::Sender<Outbound>,
+    pending: Mutex<HashMap<u64, Pending>>,
+    next_req: AtomicU64,
+    subscribed: AtomicBool,
+    cancel: CancellationToken,
+    events: EventSink,
+    opts: RedisOptions,
+    hub: Weak<Inner>,
+}
+
+/// The Redis pub/sub adapter. Install it on a hub with [`RedisAdapter::start`].
+pub struct RedisAdapter(Arc<Shared>);
+
+impl std::fmt::Debug for RedisAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisAdapter")
+            .field("url", &self.0.opts.url)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Target {
+    addr: String,
+    user: Option<String>,
+    password: Option<String>,
+}
+
+fn parse_url(raw: &str) -> Result<Target> {
+    let bad = |reason: &str| Error::InvalidUrl {
+        url: raw.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
+    if url.scheme() != "redis" {
+        return Err(bad(
+            "the scheme must be redis:// (rediss:// is not supported)",
+        ));
+    }
+    let host = url.host_str().ok_or_else(|| bad("no host"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = url.port().unwrap_or(6379);
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let password = url.password().map(decode);
+    let user = (!url.username().is_empty()).then(|| decode(url.username()));
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    Ok(Target {
+        addr,
+        user,
+        password,
+    })
+}
+
+impl RedisAdapter {
+    /// Starts relaying `hub`'s publishes through Redis and installs the adapter on it (closing
+    /// any previous one). Returns at once: connections are made in the background and reported
+    /// through `events` ([`AdapterEvent::Ready`] once subscribed). Must run on a tokio runtime.
+    pub fn start(hub: &Hub, opts: RedisOptions, events: EventSink) -> Result<Arc<RedisAdapter>> {
+        let target = parse_url(&opts.url)?;
+        if opts.channel.is_empty() {
+            return Err(Error::InvalidArgument("the channel prefix is empty".into()));
+        }
+        let (queue, rx) = mpsc::channel(opts.max_queue.max(1));
+        let shared = Arc::new(Shared {
+            node: rand::random(),
+            data: Bytes::from(format!("{}#data", opts.channel)),
+            ctl: Bytes::from(format!("{}#ctl", opts.channel)),
+            queue,
+            pending: Mutex::new(HashMap::new()),
+            next_req: AtomicU64::new(1),
+            subscribed: AtomicBool::new(false),
+            cancel: CancellationToken::new(),
+            events,
+            opts,
+            hub: hub.downgrade(),
+        });
+        tokio::spawn(publisher(shared.clone(), target.clone(), rx));
+        tokio::spawn(subscriber(shared.clone(), target));
+        let adapter = Arc::new(RedisAdapter(shared));
+        hub.set_adapter(Some(adapter.clone()));
+        Ok(adapter)
+    }
+
+    /// True while subscribed (remote publishes arrive).
+    pub fn is_subscribed(&self) -> bool {
+        self.0.subscribed.load(Ordering::Relaxed)
+    }
+}
+
+impl Adapter for RedisAdapter {
+    fn publish(&self, room: Option<&str>, msg: &PreparedMessage) {
+        let payload = msg.payload();
+        let room_bytes = room.map(str::as_bytes).unwrap_or_default();
+        let Ok(room_len) = u16::try_from(room_bytes.len()) else {
+            return;
+        };
+        let mut f = BytesMut::with_capacity(1 + NODE_LEN + 3 + room_bytes.len() + payload.len());
+        f.put_u8(b'D');
+        f.put_slice(&self.0.node);
+        f.put_u8(u8::from(msg.is_text()) | (u8::from(room.is_some()) << 1));
+        f.put_u16(room_len);
+        f.put_slice(room_bytes);
+        f.put_slice(&payload);
+        // A full queue (Redis down for long) drops the message for other nodes only.
+        let _ = self.0.queue.try_send(Outbound {
+            channel: self.0.data.clone(),
+            frame: f.freeze(),
+            query: None,
+        });
+    }
+
+    fn remote_room_size(&self, room: &str) -> AdapterFuture {
+        let shared = self.0.clone();
+        let room = room.to_owned();
+        Box::pin(async move {
+            if !shared.subscribed.load(Ordering::Relaxed) {
+                return Err(Error::Adapter("not connected to Redis".into()));
+            }
+            let req = shared.next_req.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = oneshot::channel();
+            lock(&shared.pending).insert(
+                req,
+                Pending {
+                    sum: 0,
+                    got: 0,
+                    expected: None,
+                    done: Some(tx),
+                },
+            );
+            let mut f = BytesMut::with_capacity(1 + NODE_LEN + 8 + room.len());
+            f.put_u8(b'Q');
+            f.put_slice(&shared.node);
+            f.put_u64(req);
+            f.put_slice(room.as_bytes());
+            let queued = shared.queue.try_send(Outbound {
+                channel: shared.ctl.clone(),
+                frame: f.freeze(),
+                query: Some(req),
+            });
+            let result = match queued {
+                Err(_) => Err(Error::Adapter("the publish queue is full".into())),
+                Ok(()) => match tokio::time::timeout(shared.opts.request_timeout, rx).await {
+                    Ok(Ok(sum)) => Ok(sum),
+                    Ok(Err(_)) => Err(Error::Adapter("the adapter closed".into())),
+                    Err(_) => Err(Error::Timeout("cluster room size")),
+                },
+            };
+            lock(&shared.pending).remove(&req);
+            result
+        })
+    }
+
+    fn close(&self) {
+        self.0.cancel.cancel();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One connection to Redis with its read buffer.
+struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Conn {
+    async fn open(target: &Target) -> Result<Conn> {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&target.addr))
+            .await
+            .map_err(|_| Error::Timeout("connect to Redis"))??;
+        let _ = stream.set_nodelay(true);
+        let mut conn = Conn {
+            stream,
+            buf: BytesMut::with_capacity(8 << 10),
+        };
+        if let Some(password) = &target.password {
+            let mut out = BytesMut::new();
+            match &target.user {
+                Some(user) => {
+                    resp::command(&mut out, &[b"AUTH", user.as_bytes(), password.as_bytes()])
+                }
+                None => resp::command(&mut out, &[b"AUTH", password.as_bytes()]),
+            }
+            conn.stream.write_all(&out).await?;
+            if let Value::Error(e) = conn.read().await? {
+                return Err(Error::Adapter(format!("AUTH refused: {e}")));
+            }
+        }
+        Ok(conn)
+    }
+
+    async fn read(&mut self) -> Result<Value> {
+        loop {
+            match resp::parse(&mut self.buf) {
+                Ok(Some(v)) => return Ok(v),
+                Ok(None) => {}
+                Err(e) => return Err(Error::Adapter(format!("bad reply from Redis: {e}"))),
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(Error::ConnectionReset("Redis closed the connection".into()));
+            }
+        }
+    }
+}
+
+/// Sleeps for the backoff (doubling it), or returns false when cancelled.
+async fn back_off(shared: &Shared, backoff: &mut Duration) -> bool {
+    let wait = *backoff;
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    tokio::select! {
+        _ = shared.cancel.cancelled() => false,
+        _ = tokio::time::sleep(wait) => true,
+    }
+}
+
+fn report(shared: &Shared, what: &str, e: &Error, down: &mut bool) {
+    if !*down {
+        *down = true;
+        (shared.events)(AdapterEvent::Error(format!("{}: {what}: {e}", e.code())));
+    }
+}
+
+async fn publisher(shared: Arc<Shared>, target: Target, mut rx: mpsc::Receiver<Outbound>) {
+    let mut backoff = MIN_BACKOFF;
+    let mut down = false;
+    let mut batch: Vec<Outbound> = Vec::new();
+    let mut out = BytesMut::new();
+    loop {
+        let opened = tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            c = Conn::open(&target) => c,
+        };
+        let mut conn = match opened {
+            Ok(c) => c,
+            Err(e) => {
+                report(&shared, "publishing connection", &e, &mut down);
+                if !back_off(&shared, &mut backoff).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        backoff = MIN_BACKOFF;
+        down = false;
+        let failed = loop {
+            // While idle, watch the connection too: a Redis that went away is noticed at once,
+            // not by losing the next batch.
+            let first = tokio::select! {
+                _ = shared.cancel.cancelled() => return,
+                m = rx.recv() => match m {
+                    Some(m) => m,
+                    None => return,
+                },
+                r = conn.stream.read_buf(&mut conn.buf) => match r {
+                    Ok(0) => break Error::ConnectionReset("Redis closed the connection".into()),
+                    Ok(_) => continue,
+                    Err(e) => break Error::from(e),
+                },
+            };
+            batch.push(first);
+            while batch.len() < 512 {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            out.clear();
+            for m in &batch {
+                resp::command(&mut out, &[b"PUBLISH", &m.channel, &m.frame]);
+            }
+            if let Err(e) = conn.stream.write_all(&out).await {
+                break Error::from(e);
+            }
+            let mut error = None;
+            for m in batch.drain(..) {
+                match conn.read().await {
+                    Ok(Value::Int(n)) => {
+                        if let Some(req) = m.query {
+                            if let Some(p) = lock(&shared.pending).get_mut(&req) {
+                                // Every node heard it, this one included: it answers itself.
+                                p.expected =
+                                    Some(usize::try_from(n).unwrap_or(0).saturating_sub(1));
+                                p.settle();
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            batch.clear();
+            if let Some(e) = error {
+                break e;
+            }
+        };
+        report(&shared, "publishing connection", &failed, &mut down);
+        if !back_off(&shared, &mut backoff).await {
+            return;
+        }
+    }
+}
+
+async fn subscriber(shared: Arc<Shared>, target: Target) {
+    let mut backoff = MIN_BACKOFF;
+    let mut down = false;
+    let mut ever = false;
+    loop {
+        let session = async {
+            let mut conn = Conn::open(&target).await?;
+            let mut out = BytesMut::new();
+            resp::command(&mut out, &[b"SUBSCRIBE", &shared.data, &shared.ctl]);
+            conn.stream.write_all(&out).await?;
+            for _ in 0..2 {
+                match conn.read().await? {
+                    Value::Array(Some(_)) => {}
+                    Value::Error(e) => return Err(Error::Adapter(format!("SUBSCRIBE: {e}"))),
+                    _ => return Err(Error::Adapter("unexpected SUBSCRIBE reply".into())),
+                }
+            }
+            Ok(conn)
+        };
+        let opened = tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            c = session => c,
+        };
+        let mut conn = match opened {
+            Ok(c) => c,
+            Err(e) => {
+                report(&shared, "subscribing connection", &e, &mut down);
+                if !back_off(&shared, &mut backoff).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        backoff = MIN_BACKOFF;
+        down = false;
+        shared.subscribed.store(true, Ordering::Relaxed);
+        (shared.events)(if ever {
+            AdapterEvent::Reconnect
+        } else {
+            AdapterEvent::Ready
+        });
+        ever = true;
+        let failed = loop {
+            let value = tokio::select! {
+                _ = shared.cancel.cancelled() => return,
+                v = conn.read() => v,
+            };
+            match value {
+                Ok(Value::Array(Some(items))) => on_push(&shared, items),
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        shared.subscribed.store(false, Ordering::Relaxed);
+        report(&shared, "subscribing connection", &failed, &mut down);
+        if !back_off(&shared, &mut backoff).await {
+            return;
+        }
+    }
+}
+
+/// Handles one pushed `["message", channel, payload]`. Malformed payloads are ignored.
+fn on_push(shared: &Shared, items: Vec<Value>) {
+    let [Value::Bulk(Some(kind)), Value::Bulk(Some(channel)), Value::Bulk(Some(payload))] =
+        items.as_slice()
+    else {
+        return;
+    };
+    if &kind[..] != b"message" {
+        return;
+    }
+    let Some(hub) = Hub::upgrade(&shared.hub) else {
+        return;
+    };
+    if *channel == shared.data {
+        on_data(shared, &hub, payload);
+    } else if *channel == shared.ctl {
+        on_ctl(shared, &hub, payload);
+    }
+}
+
+fn split_node(payload: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = payload.split_first()?;
+    let node = rest.get(..NODE_LEN)?;
+    Some((tag, node, &rest[NODE_LEN..]))
+}
+
+fn on_data(shared: &Shared, hub: &Hub, payload: &[u8]) {
+    let Some((b'D', node, rest)) = split_node(payload) else {
+        return;
+    };
+    if node == shared.node || rest.len() < 3 {
+        return;
+    }
+    let flags = rest[0];
+    let room_len = usize::from(u16::from_be_bytes([rest[1], rest[2]]));
+    let Some(room) = rest.get(3..3 + room_len) else {
+        return;
+    };
+    let body = &rest[3 + room_len..];
+    let room = if flags & 2 != 0 {
+        match std::str::from_utf8(room) {
+            Ok(r) => Some(r),
+            Err(_) => return,
+        }
+    } else {
+        None
+    };
+    let msg = if flags & 1 != 0 {
+        match std::str::from_utf8(body) {
+            Ok(text) => PreparedMessage::text(text),
+            Err(_) => return,
+        }
+    } else {
+        PreparedMessage::binary(body)
+    };
+    hub.deliver_local(room, &msg, &[]);
+}
+
+fn on_ctl(shared: &Shared, hub: &Hub, payload: &[u8]) {
+    let Some((tag, node, rest)) = split_node(payload) else {
+        return;
+    };
+    let Some(req) = rest
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+    else {
+        return;
+    };
+    match tag {
+        b'Q' if node != shared.node => {
+            let Ok(room) = std::str::from_utf8(&rest[8..]) else {
+                return;
+            };
+            let mut f = BytesMut::with_capacity(1 + NODE_LEN + 16);
+            f.put_u8(b'A');
+            f.put_slice(node);
+            f.put_u64(req);
+            f.put_u64(hub.room_size(room) as u64);
+            let _ = shared.queue.try_send(Outbound {
+                channel: shared.ctl.clone(),
+                frame: f.freeze(),
+                query: None,
+            });
+        }
+        b'A' if node == shared.node => {
+            let Some(count) = rest
+                .get(8..16)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+            else {
+                return;
+            };
+            if let Some(p) = lock(&shared.pending).get_mut(&req) {
+                p.sum += usize::try_from(count).unwrap_or(usize::MAX);
+                p.got += 1;
+                p.settle();
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_redis_urls() {
+        let t = parse_url("redis://127.0.0.1:6390").unwrap();
+        assert_eq!(t.addr, "127.0.0.1:6390");
+        assert_eq!(t.password, None);
+        let t = parse_url("redis://:s%40cret@localhost").unwrap();
+        assert_eq!(t.addr, "localhost:6379");
+        assert_eq!(t.password.as_deref(), Some("s@cret"));
+        assert_eq!(t.user, None);
+        let t = parse_url("redis://bob:pw@[::1]:7000/0").unwrap();
+        assert_eq!(t.addr, "[::1]:7000");
+        assert_eq!(t.user.as_deref(), Some("bob"));
+        assert!(parse_url("http://x").is_err());
+        assert!(parse_url("not a url").is_err());
+    }
+
+    #[test]
+    fn malformed_relay_payloads_are_ignored() {
+        let hub = Hub::default();
+        let (h, mut d) = crate::ws::channel(1, &crate::ws::WsLimits::default());
+        hub.add(h);
+        let (queue, _rx) = mpsc::channel(4);
+        let shared = Shared {
+            node: [0; NODE_LEN],
+            data: Bytes::from_static(b"d"),
+            ctl: Bytes::from_static(b"c"),
+            queue,
+            pending: Mutex::new(HashMap::new()),
+            next_req: AtomicU64::new(1),
+            subscribed: AtomicBool::new(false),
+            cancel: CancellationToken::new(),
+            events: Arc::new(|_| {}),
+            opts: RedisOptions::default(),
+            hub: hub.downgrade(),
+        };
+        for bad in [
+            &b""[..],
+            b"D",
+            b"Dxxxxxxxxxxxxxxxx",
+            b"X1234567890123456\x01\x00\x00",
+        ] {
+            on_data(&shared, &hub, bad);
+            on_ctl(&shared, &hub, bad);
+        }
+        // Room length past the end, and invalid UTF-8 text.
+        let mut f = vec![b'D'];
+        f.extend_from_slice(&[1; NODE_LEN]);
+        f.extend_from_slice(&[3, 0xff, 0xff]);
+        on_data(&shared, &hub, &f);
+        let mut f = vec![b'D'];
+        f.extend_from_slice(&[1; NODE_LEN]);
+        f.extend_from_slice(&[1, 0, 0, 0xff]);
+        on_data(&shared, &hub, &f);
+        assert!(d.rx.try_recv().is_err());
+        // A valid one from another node is delivered; our own echo is not.
+        let mut f = vec![b'D'];
+        f.extend_from_slice(&[1; NODE_LEN]);
+        f.extend_from_slice(&[1, 0, 0]);
+        f.extend_from_slice(b"hi");
+        on_data(&shared, &hub, &f);
+        assert!(d.rx.try_recv().is_ok());
+        f[1..=NODE_LEN].copy_from_slice(&[0; NODE_LEN]);
+        on_data(&shared, &hub, &f);
+        assert!(d.rx.try_recv().is_err());
+    }
+}

@@ -1,0 +1,243 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use hypersock_core::hub::redis::{AdapterEvent, RedisAdapter, RedisOptions};
+use hypersock_core::hub::{Hub, HubOptions, SlowPolicy};
+use hypersock_core::ws::PreparedMessage;
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+use crate::to_js_error;
+use crate::websocket::BindingPreparedMessage;
+
+/// Hub settings, defaulted by the TS layer.
+#[napi(object)]
+pub struct BindingHubOptions {
+    /// 0: skip a receiver over the limit, 1: drop it (close 1008).
+    pub slow_policy: u32,
+    /// Queued bytes past which a receiver is slow; 0 uses each connection's `maxBackpressure`.
+    pub max_backpressure: f64,
+}
+
+/// Builds the core hub of a server from the TS options.
+pub(crate) fn hub_from(o: Option<&BindingHubOptions>) -> Hub {
+    let Some(o) = o else {
+        return Hub::default();
+    };
+    Hub::new(HubOptions {
+        slow_policy: if o.slow_policy == 1 {
+            SlowPolicy::Close
+        } else {
+            SlowPolicy::Skip
+        },
+        max_backpressure: (o.max_backpressure > 0.0).then_some(o.max_backpressure as usize),
+    })
+}
+
+/// `(kind, text)`: 0 ready, 1 error (text says why), 2 reconnect.
+pub(crate) type AdapterEventArgs = FnArgs<(u32, String)>;
+pub(crate) type AdapterEventCallback =
+    ThreadsafeFunction<AdapterEventArgs, (), AdapterEventArgs, Status, false, true>;
+
+/// Options of `useRedis`, defaulted by the TS layer.
+#[napi(object)]
+pub struct BindingRedisOptions {
+    pub url: String,
+    pub channel: String,
+    pub request_timeout_ms: u32,
+    pub max_queue: u32,
+}
+
+/// The hub of a server: rooms, metadata and fan-out of its WebSocket connections.
+#[napi]
+pub struct BindingHub {
+    hub: Hub,
+}
+
+impl BindingHub {
+    pub(crate) fn new(hub: Hub) -> Self {
+        BindingHub { hub }
+    }
+}
+
+fn ids(except: Option<Vec<i64>>) -> Vec<u64> {
+    except
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|id| u64::try_from(id).ok())
+        .collect()
+}
+
+fn id(id: i64) -> u64 {
+    u64::try_from(id).unwrap_or(0)
+}
+
+#[napi]
+impl BindingHub {
+    /// Registered connections.
+    #[napi(getter)]
+    pub fn size(&self) -> u32 {
+        self.hub.size() as u32
+    }
+
+    /// Ids of every registered connection.
+    #[napi]
+    pub fn ids(&self) -> Vec<i64> {
+        self.hub.ids().into_iter().map(|i| i as i64).collect()
+    }
+
+    /// Adds a connection to a room; false when closed or already in it.
+    #[napi]
+    pub fn join(&self, conn: i64, room: String) -> bool {
+        self.hub.join(id(conn), &room)
+    }
+
+    /// Removes a connection from a room; false when it was not in it.
+    #[napi]
+    pub fn leave(&self, conn: i64, room: String) -> bool {
+        self.hub.leave(id(conn), &room)
+    }
+
+    /// Removes a connection from every room; returns how many it left.
+    #[napi]
+    pub fn leave_all(&self, conn: i64) -> u32 {
+        self.hub.leave_all(id(conn)) as u32
+    }
+
+    /// True when the connection is in the room.
+    #[napi]
+    pub fn has(&self, conn: i64, room: String) -> bool {
+        self.hub.has(id(conn), &room)
+    }
+
+    /// Rooms of a connection, sorted.
+    #[napi]
+    pub fn rooms(&self, conn: i64) -> Vec<String> {
+        self.hub.rooms_of(id(conn))
+    }
+
+    /// Local members of a room.
+    #[napi]
+    pub fn room_size(&self, room: String) -> u32 {
+        self.hub.room_size(&room) as u32
+    }
+
+    /// Rooms with local members, sorted.
+    #[napi]
+    pub fn room_names(&self) -> Vec<String> {
+        self.hub.room_names()
+    }
+
+    /// Ids of a room's local members.
+    #[napi]
+    pub fn members(&self, room: String) -> Vec<i64> {
+        self.hub
+            .members(&room)
+            .into_iter()
+            .map(|i| i as i64)
+            .collect()
+    }
+
+    /// Sets (or with null removes) a metadata entry; false when the connection is closed.
+    #[napi]
+    pub fn set_meta(&self, conn: i64, key: String, value: Option<String>) -> bool {
+        self.hub.set_meta(id(conn), &key, value)
+    }
+
+    /// One metadata entry.
+    #[napi]
+    pub fn get_meta(&self, conn: i64, key: String) -> Option<String> {
+        self.hub.meta(id(conn), &key)
+    }
+
+    /// All metadata as `[key, value, key, value, ...]`.
+    #[napi]
+    pub fn meta(&self, conn: i64) -> Vec<String> {
+        self.hub
+            .meta_all(id(conn))
+            .into_iter()
+            .flat_map(|(k, v)| [k, v])
+            .collect()
+    }
+
+    /// Frames `data` once and queues it on every member of `room` (null: every connection)
+    /// except `except`, and relays it through the adapter. Returns
+    /// `[sent, skipped, dropped]` locally.
+    #[napi]
+    pub fn publish(
+        &self,
+        room: Option<String>,
+        data: Either<String, &[u8]>,
+        except: Option<Vec<i64>>,
+    ) -> Vec<u32> {
+        let msg = match data {
+            Either::A(text) => PreparedMessage::text(&text),
+            Either::B(bytes) => PreparedMessage::binary(bytes),
+        };
+        self.send(room, &msg, except)
+    }
+
+    /// Same as `publish` with a message prepared earlier.
+    #[napi]
+    pub fn publish_prepared(
+        &self,
+        room: Option<String>,
+        msg: &BindingPreparedMessage,
+        except: Option<Vec<i64>>,
+    ) -> Vec<u32> {
+        self.send(room, &msg.inner, except)
+    }
+
+    fn send(
+        &self,
+        room: Option<String>,
+        msg: &PreparedMessage,
+        except: Option<Vec<i64>>,
+    ) -> Vec<u32> {
+        let d = self.hub.publish(room.as_deref(), msg, &ids(except));
+        vec![d.sent as u32, d.skipped as u32, d.dropped as u32]
+    }
+
+    /// Starts relaying publishes through Redis (replacing any adapter); events go to `onEvent`.
+    #[napi]
+    pub async fn use_redis(
+        &self,
+        options: BindingRedisOptions,
+        on_event: AdapterEventCallback,
+    ) -> Result<()> {
+        let events = Arc::new(move |e: AdapterEvent| {
+            let args: AdapterEventArgs = match e {
+                AdapterEvent::Ready => (0, String::new()),
+                AdapterEvent::Error(text) => (1, text),
+                AdapterEvent::Reconnect => (2, String::new()),
+            }
+            .into();
+            on_event.call(args, ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        let opts = RedisOptions {
+            url: options.url,
+            channel: options.channel,
+            request_timeout: Duration::from_millis(u64::from(options.request_timeout_ms)),
+            max_queue: options.max_queue as usize,
+        };
+        RedisAdapter::start(&self.hub, opts, events).map_err(to_js_error)?;
+        Ok(())
+    }
+
+    /// Stops relaying (back to in-process).
+    #[napi]
+    pub fn close_adapter(&self) {
+        self.hub.set_adapter(None);
+    }
+
+    /// Members of a room on every process (through the adapter).
+    #[napi]
+    pub async fn cluster_room_size(&self, room: String) -> Result<f64> {
+        let hub = self.hub.clone();
+        hub.cluster_room_size(&room)
+            .await
+            .map(|n| n as f64)
+            .map_err(to_js_error)
+    }
+}

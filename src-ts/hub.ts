@@ -1,0 +1,380 @@
+import { EventEmitter } from 'node:events'
+import { fromNative, InvalidArgumentError, WebSocketError } from './errors.js'
+import type { Binding } from './native.js'
+import { binaryPayload, PreparedMessage, type ServerWebSocket } from './server-websocket.js'
+
+/** A connection, or its id. */
+export type HubTarget = ServerWebSocket<unknown> | number
+
+/** Options of {@link Hub.publish} and {@link Hub.broadcast}. */
+export interface PublishOptions {
+  /** Connections (or ids) on this process that must not receive it, e.g. the sender. */
+  except?: HubTarget | Iterable<HubTarget>
+}
+
+/** What a publish did on this process. */
+export interface PublishResult {
+  /** Receivers the message was queued for. */
+  sent: number
+  /** Receivers over the backpressure limit that missed it (`slowConsumer: 'skip'`). */
+  skipped: number
+  /** Receivers dropped for being over the limit (`slowConsumer: 'close'`) or closing meanwhile. */
+  dropped: number
+}
+
+/** Options of a {@link Hub}. */
+export interface HubOptions {
+  /**
+   * What a publish does with a receiver whose send queue is over `maxBackpressure`: `'skip'`
+   * (default) leaves it out of this message, `'close'` drops it with close code 1008. Either way
+   * the other receivers are never held up.
+   */
+  slowConsumer?: 'skip' | 'close'
+  /** Queued bytes past which a receiver is slow. Default: the WebSocket `maxBackpressure` (64 MiB). */
+  maxBackpressure?: number
+  /** Relays publishes to other processes; without it the hub is in-process. */
+  adapter?: RedisAdapter
+}
+
+/** Message payloads a hub publishes: a string (text), bytes (binary) or a {@link PreparedMessage}. */
+export type HubMessage = string | ArrayBufferLike | ArrayBufferView | PreparedMessage
+
+function idOf(target: HubTarget): number {
+  if (typeof target === 'number') return target
+  if (target && typeof target === 'object' && typeof target.id === 'number') return target.id
+  throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'expected a ServerWebSocket or a connection id')
+}
+
+function roomName(room: string): string {
+  if (typeof room !== 'string' || room.length === 0) {
+    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'a room name must be a non-empty string')
+  }
+  if (Buffer.byteLength(room) > 0xffff) {
+    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'a room name must be at most 65535 bytes')
+  }
+  return room
+}
+
+function exceptIds(except: PublishOptions['except']): number[] | null {
+  if (except === undefined || except === null) return null
+  if (typeof except === 'number' || (typeof except === 'object' && !(Symbol.iterator in except))) {
+    return [idOf(except as HubTarget)]
+  }
+  return Array.from(except as Iterable<HubTarget>, idOf)
+}
+
+/**
+ * Rooms and fan-out for the WebSocket connections of a server. Every connection is registered
+ * while it is open and leaves all its rooms by itself when it closes (before the `close`
+ * handler runs). A publish is framed (and compressed) once in Rust and the same bytes are queued
+ * on every receiver, with no per-receiver call into JavaScript.
+ *
+ * ```ts
+ * const hub = new Hub()
+ * const server = await serve({
+ *   fetch: () => new Response('ok'),
+ *   websocket: {
+ *     hub,
+ *     open(ws) { hub.join(ws, 'lobby') },
+ *     message(ws, data) { hub.publish('lobby', data, { except: ws }) },
+ *   },
+ * })
+ * ```
+ *
+ * A hub belongs to one server; a server without one makes its own (`server.hub`).
+ */
+export class Hub<Data = unknown> {
+  #options: HubOptions
+  #native: Binding.BindingHub | undefined
+  #lookup: ((id: number) => ServerWebSocket<Data> | undefined) | undefined
+
+  /** Makes a hub; hand it to `serve({ websocket: { hub } })` or `serveWebSocket({ hub })`. */
+  constructor(options: HubOptions = {}) {
+    const { slowConsumer = 'skip', maxBackpressure } = options
+    if (slowConsumer !== 'skip' && slowConsumer !== 'close') {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', "slowConsumer must be 'skip' or 'close'")
+    }
+    if (maxBackpressure !== undefined && (!Number.isSafeInteger(maxBackpressure) || maxBackpressure <= 0)) {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'maxBackpressure must be a positive integer')
+    }
+    if (options.adapter !== undefined && !(options.adapter instanceof RedisAdapter)) {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'adapter must be a RedisAdapter')
+    }
+    options.adapter?.claim()
+    this.#options = { ...options }
+  }
+
+  /** @internal The addon's settings. */
+  bindingOptions(): Binding.BindingHubOptions {
+    return {
+      slowPolicy: this.#options.slowConsumer === 'close' ? 1 : 0,
+      maxBackpressure: this.#options.maxBackpressure ?? 0,
+    }
+  }
+
+  /** @internal True once the hub belongs to a server. */
+  get attached(): boolean {
+    return this.#native !== undefined
+  }
+
+  /** @internal Binds the hub to its server. */
+  attach(raw: Binding.BindingHub, lookup: (id: number) => ServerWebSocket<Data> | undefined): void {
+    if (this.#native) {
+      throw new InvalidArgumentError('ERR_INVALID_STATE', 'this Hub already belongs to a server')
+    }
+    this.#native = raw
+    this.#lookup = lookup
+    this.#options.adapter?.attach(raw)
+  }
+
+  /** @internal The server stopped. */
+  detach(): void {
+    this.#options.adapter?.detach()
+  }
+
+  get #hub(): Binding.BindingHub {
+    if (!this.#native) {
+      throw new WebSocketError('ERR_INVALID_STATE', 'this Hub is not attached to a server yet: pass it to serve()')
+    }
+    return this.#native
+  }
+
+  /** The adapter that relays publishes between processes, if any. */
+  get adapter(): RedisAdapter | undefined {
+    return this.#options.adapter
+  }
+
+  /** Number of open connections on this process. */
+  get size(): number {
+    return this.#native?.size ?? 0
+  }
+
+  /** The open connection with this id, if any. */
+  get(id: number): ServerWebSocket<Data> | undefined {
+    return this.#lookup?.(id)
+  }
+
+  /** Adds a connection to a room. Returns false when it is closed or already in the room. */
+  join(ws: HubTarget, room: string): boolean {
+    return this.#hub.join(idOf(ws), roomName(room))
+  }
+
+  /** Removes a connection from a room. Returns false when it was not in it. */
+  leave(ws: HubTarget, room: string): boolean {
+    return this.#hub.leave(idOf(ws), roomName(room))
+  }
+
+  /** Removes a connection from every room; returns how many it left. */
+  leaveAll(ws: HubTarget): number {
+    return this.#hub.leaveAll(idOf(ws))
+  }
+
+  /** True when the connection is in the room. */
+  has(ws: HubTarget, room: string): boolean {
+    return this.#hub.has(idOf(ws), roomName(room))
+  }
+
+  /** The rooms of a connection, sorted (empty once it closed). */
+  rooms(ws: HubTarget): string[] {
+    return this.#hub.rooms(idOf(ws))
+  }
+
+  /** Members of a room on this process. See {@link clusterRoomSize} for every process. */
+  roomSize(room: string): number {
+    return this.#hub.roomSize(roomName(room))
+  }
+
+  /** Names of the rooms with members on this process, sorted. */
+  roomNames(): string[] {
+    return this.#hub.roomNames()
+  }
+
+  /** The connections of a room on this process. */
+  members(room: string): ServerWebSocket<Data>[] {
+    const out: ServerWebSocket<Data>[] = []
+    for (const id of this.#hub.members(roomName(room))) {
+      const ws = this.get(id)
+      if (ws) out.push(ws)
+    }
+    return out
+  }
+
+  /**
+   * Members of a room on every process: asks the other processes through the adapter (rejects
+   * with `ERR_HUB_ADAPTER` when Redis is unreachable, `ETIMEDOUT` when a process does not
+   * answer in `requestTimeout`). Without an adapter, same as {@link roomSize}.
+   */
+  async clusterRoomSize(room: string): Promise<number> {
+    try {
+      return await this.#hub.clusterRoomSize(roomName(room))
+    } catch (err) {
+      throw fromNative(err)
+    }
+  }
+
+  /** Sets per-connection metadata (`null` removes the key). Returns false when the connection is closed. */
+  setMeta(ws: HubTarget, key: string, value: string | null): boolean {
+    if (value !== null && typeof value !== 'string') {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'metadata values are strings')
+    }
+    return this.#hub.setMeta(idOf(ws), String(key), value)
+  }
+
+  /** One metadata value of a connection. */
+  getMeta(ws: HubTarget, key: string): string | undefined {
+    return this.#hub.getMeta(idOf(ws), String(key)) ?? undefined
+  }
+
+  /** All metadata of a connection. */
+  meta(ws: HubTarget): Record<string, string> {
+    const flat = this.#hub.meta(idOf(ws))
+    const out: Record<string, string> = {}
+    for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i] as string] = flat[i + 1] as string
+    return out
+  }
+
+  #publish(room: string | null, data: HubMessage, options: PublishOptions | undefined): PublishResult {
+    const except = exceptIds(options?.except)
+    const hub = this.#hub
+    let r: number[]
+    if (data instanceof PreparedMessage) r = hub.publishPrepared(room, data.native, except)
+    else if (typeof data === 'string') r = hub.publish(room, data, except)
+    else r = hub.publish(room, binaryPayload(data), except)
+    return { sent: r[0] ?? 0, skipped: r[1] ?? 0, dropped: r[2] ?? 0 }
+  }
+
+  /**
+   * Sends a message to every member of `room`, on this process and (with an adapter) on every
+   * other; a string is sent as text, bytes as binary. `except` leaves out connections of this
+   * process.
+   */
+  publish(room: string, data: HubMessage, options?: PublishOptions): PublishResult {
+    return this.#publish(roomName(room), data, options)
+  }
+
+  /** Sends a message to every connection, on this process and (with an adapter) on every other. */
+  broadcast(data: HubMessage, options?: PublishOptions): PublishResult {
+    return this.#publish(null, data, options)
+  }
+}
+
+/** Options of a {@link RedisAdapter}. */
+export interface RedisAdapterOptions {
+  /** `redis://[user:password@]host[:port]`. Default `redis://127.0.0.1:6379`. */
+  url?: string
+  /** Prefix of the pub/sub channels: hubs with the same one share rooms. Default `hypersock`. */
+  channel?: string
+  /** How long {@link Hub.clusterRoomSize} waits for the other processes. Default 2 000 ms. */
+  requestTimeout?: number
+  /** Publishes held while Redis is unreachable; more are not relayed. Default 65 536. */
+  maxQueue?: number
+}
+
+const AdapterEvent = { Ready: 0, Error: 1, Reconnect: 2 } as const
+
+/**
+ * Relays a hub's publishes between processes and machines through Redis pub/sub, so that a
+ * publish reaches the room's members on every process exactly once. Messages from one process
+ * keep their order.
+ *
+ * Events: `ready` (subscribed the first time), `error` (a connection to Redis failed or was
+ * lost; local delivery goes on, and the adapter retries by itself; without an `error` listener
+ * the error is printed as a warning instead of thrown), `reconnect` (subscribed again after an
+ * outage). Messages published by other processes during an outage are lost, as with any Redis
+ * pub/sub relay.
+ */
+export class RedisAdapter extends EventEmitter {
+  #options: Required<RedisAdapterOptions>
+  #hub: Binding.BindingHub | undefined
+  #connected = false
+  #claimed = false
+  #ready: Promise<void>
+  #resolveReady: () => void = () => {}
+
+  /** Makes an adapter; pass it as `new Hub({ adapter })`. */
+  constructor(options: RedisAdapterOptions = {}) {
+    super()
+    const url = options.url ?? 'redis://127.0.0.1:6379'
+    if (!/^redis:\/\//i.test(url)) {
+      throw new InvalidArgumentError('ERR_INVALID_URL', `invalid Redis URL ${JSON.stringify(url)}: use redis://`)
+    }
+    const channel = options.channel ?? 'hypersock'
+    if (typeof channel !== 'string' || channel.length === 0) {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'channel must be a non-empty string')
+    }
+    const int = (name: string, v: number | undefined, d: number) => {
+      const n = v ?? d
+      if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) {
+        throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `${name} must be an integer from 1 to ${0xffffffff}`)
+      }
+      return n
+    }
+    this.#options = {
+      url,
+      channel,
+      requestTimeout: int('requestTimeout', options.requestTimeout, 2_000),
+      maxQueue: int('maxQueue', options.maxQueue, 65_536),
+    }
+    this.#ready = new Promise((resolve) => {
+      this.#resolveReady = resolve
+    })
+  }
+
+  /** True while subscribed to Redis (publishes from other processes arrive). */
+  get connected(): boolean {
+    return this.#connected
+  }
+
+  /** Resolves once subscribed to Redis for the first time. */
+  ready(): Promise<void> {
+    return this.#ready
+  }
+
+  /** @internal A hub takes the adapter; one adapter serves one hub. */
+  claim(): void {
+    if (this.#claimed) throw new InvalidArgumentError('ERR_INVALID_STATE', 'this RedisAdapter already belongs to a Hub')
+    this.#claimed = true
+  }
+
+  /** @internal */
+  attach(hub: Binding.BindingHub): void {
+    if (this.#hub) throw new InvalidArgumentError('ERR_INVALID_STATE', 'this RedisAdapter is already in use')
+    this.#hub = hub
+    hub
+      .useRedis(
+        {
+          url: this.#options.url,
+          channel: this.#options.channel,
+          requestTimeoutMs: this.#options.requestTimeout,
+          maxQueue: this.#options.maxQueue,
+        },
+        (kind: number, text: string) => this.#event(kind, text),
+      )
+      .catch((err: unknown) => this.#error(fromNative(err)))
+  }
+
+  /** @internal */
+  detach(): void {
+    this.#hub?.closeAdapter()
+    this.#connected = false
+  }
+
+  #error(error: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error)
+    else console.warn('hypersock: Redis adapter:', (error as Error).message)
+  }
+
+  #event(kind: number, text: string): void {
+    if (kind === AdapterEvent.Ready) {
+      this.#connected = true
+      this.#resolveReady()
+      this.emit('ready')
+    } else if (kind === AdapterEvent.Reconnect) {
+      this.#connected = true
+      this.emit('reconnect')
+    } else if (kind === AdapterEvent.Error) {
+      this.#connected = false
+      this.#error(fromNative(new Error(text)))
+    }
+  }
+}
