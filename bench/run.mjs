@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs'
 import { checkBuilt, OUT_DIR, ROOT, SECONDS } from './lib/config.mjs'
 import { killAll, runVisible } from './lib/proc.mjs'
 import { compare, table, writeJson } from './lib/report.mjs'
-import { clientGet } from './scenarios/client.mjs'
+import { clientBodiesAndTls, clientGet } from './scenarios/client.mjs'
 import { ensureWrk, http2Hello, httpHello, httpJsonEcho } from './scenarios/http.mjs'
 import { wsEcho } from './scenarios/ws.mjs'
 
@@ -45,7 +45,7 @@ async function main() {
   await runVisible('cargo', ['build', '--release', '-p', 'hypersock-bench'], { cwd: ROOT })
   console.error(`bench: ${SECONDS} s per measurement, after 1 s of warm-up`)
 
-  for (const scenario of [httpHello, httpJsonEcho, http2Hello, wsEcho, clientGet]) {
+  for (const scenario of [httpHello, httpJsonEcho, http2Hello, wsEcho, clientGet, clientBodiesAndTls]) {
     try {
       await scenario(record)
     } catch (error) {

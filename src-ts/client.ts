@@ -227,7 +227,7 @@ function checkCount(name: string, value: number | undefined, min: number): numbe
 /** Bodies up to this size come back from Rust in the same call as the head. */
 const INLINE_MAX = 256 * 1024
 /** Chunk size of streamed response bodies. */
-const CHUNK = 256 * 1024
+const CHUNK = 1024 * 1024
 
 type Cleanup = () => void
 

@@ -22,6 +22,12 @@ const ROWS = [
   ['Client GET req/s, concurrency 1', 'client-get-c1', 'global fetch'],
   ['Client GET req/s, concurrency 64', 'client-get-c64', 'undici.request'],
   ['Client GET req/s, concurrency 64', 'client-get-c64', 'global fetch'],
+  ['Client 100 MiB body MB/s (streamed)', 'client-body-100mb', 'undici.request'],
+  ['Client 100 MiB body MB/s (streamed)', 'client-body-100mb', 'global fetch'],
+  ['Client HTTPS GET req/s, concurrency 64', 'client-https-c64', 'undici.request'],
+  ['Client HTTPS GET req/s, concurrency 64', 'client-https-c64', 'global fetch'],
+  ['Client HTTP/2 GET req/s, 64 streams (TLS)', 'client-h2-c64', 'undici.request'],
+  ['Client HTTP/2 GET req/s, 64 streams (TLS; fetch stays on HTTP/1.1)', 'client-h2-c64', 'global fetch'],
 ]
 
 const number = (value) => (value == null ? 'error' : Math.round(value).toLocaleString('en-US'))
