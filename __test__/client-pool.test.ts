@@ -51,6 +51,8 @@ describe('client pool', () => {
     expect(client.stats.open).toBe(1)
     const [socket] = [...sockets]
     if (socket && !socket.closed) await once(socket, 'close')
+    // The connection task drops its socket just after the FIN; give it a moment to finish.
+    for (let i = 0; i < 200 && client.stats.open !== 0; i++) await new Promise((r) => setTimeout(r, 10))
     expect(client.stats.open).toBe(0)
     await (await client.fetch(url)).text()
     expect(client.stats.opened).toBe(2)

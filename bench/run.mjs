@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs'
 import { checkBuilt, OUT_DIR, ROOT, SECONDS } from './lib/config.mjs'
 import { killAll, runVisible } from './lib/proc.mjs'
 import { compare, table, writeJson } from './lib/report.mjs'
-import { clientGet } from './scenarios/client.mjs'
+import { clientBodiesAndTls, clientGet } from './scenarios/client.mjs'
 import { ensureWrk, http2Hello, httpHello, httpJsonEcho } from './scenarios/http.mjs'
 import { hubFanout } from './scenarios/hub.mjs'
 import { wsEcho } from './scenarios/ws.mjs'
@@ -48,7 +48,7 @@ async function main() {
   await runVisible('cargo', ['build', '--release', '-p', 'hypersock-bench'], { cwd: ROOT })
   console.error(`bench: ${SECONDS} s per measurement, after 1 s of warm-up`)
 
-  const scenarios = [httpHello, httpJsonEcho, http2Hello, wsEcho, clientGet, hubFanout]
+  const scenarios = [httpHello, httpJsonEcho, http2Hello, wsEcho, clientGet, clientBodiesAndTls, hubFanout]
   for (const scenario of scenarios.filter((s) => !only || only.includes(s.name))) {
     try {
       await scenario(record)

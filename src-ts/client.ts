@@ -163,10 +163,12 @@ function checkCount(name: string, value: number | undefined, min: number): numbe
   return value
 }
 
+const NO_BODY = { bytes: null, stream: null, type: null, length: null } as const
+
 /** Bodies up to this size come back from Rust in the same call as the head. */
 const INLINE_MAX = 256 * 1024
 /** Chunk size of streamed response bodies. */
-const CHUNK = 256 * 1024
+const CHUNK = 1024 * 1024
 
 type Cleanup = () => void
 
@@ -174,8 +176,6 @@ type Cleanup = () => void
 export class Response {
   /** Status code. */
   readonly status: number
-  /** Response headers; `getSetCookie()` gives each `Set-Cookie` apart. */
-  readonly headers: Headers
   /** The final URL (after redirects). */
   readonly url: string
   /** `'HTTP/1.1'` or `'HTTP/2'`. */
@@ -196,7 +196,9 @@ export class Response {
   #onProgress: ((p: Progress) => void) | undefined
   #cleanup: Cleanup
   #loaded = 0
-  #total: number | null
+  #total: number | null = null
+  #rawHeaders: string[]
+  #headers: Headers | undefined
 
   /** @internal */
   constructor(
@@ -206,7 +208,7 @@ export class Response {
     cleanup: Cleanup,
   ) {
     this.status = raw.status
-    this.headers = headersFromFlat(raw.headers)
+    this.#rawHeaders = raw.headers
     this.url = raw.url
     this.httpVersion = raw.version
     this.redirects = raw.redirects
@@ -218,10 +220,18 @@ export class Response {
     this.#maxSize = maxSize
     this.#onProgress = onProgress
     this.#cleanup = cleanup
-    const length = this.headers.get('content-length')
-    this.#total = length !== null && /^\d+$/.test(length) ? Number(length) : null
-    this.#progress(raw.body.byteLength)
+    if (onProgress) {
+      const length = this.headers.get('content-length')
+      this.#total = length !== null && /^\d+$/.test(length) ? Number(length) : null
+      this.#progress(raw.body.byteLength)
+    }
     if (!this.#rest) cleanup()
+  }
+
+  /** Response headers (made on first use); `getSetCookie()` gives each `Set-Cookie` apart. */
+  get headers(): Headers {
+    this.#headers ??= headersFromFlat(this.#rawHeaders)
+    return this.#headers
   }
 
   #progress(n: number): void {
@@ -479,12 +489,8 @@ export class Client {
 
   /** Sends a request, WHATWG `fetch` style. Rejects with a {@link HypersockError} on failure. */
   async fetch(input: string | URL, init: RequestInit = {}): Promise<Response> {
-    let url: URL
-    try {
-      url = new URL(String(input))
-    } catch (cause) {
-      throw new InvalidArgumentError('ERR_INVALID_URL', `invalid URL ${JSON.stringify(String(input))}`, { cause })
-    }
+    // The URL is parsed once, in Rust (WHATWG rules); a bad one is ERR_INVALID_URL.
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : String(input)
     const method = (init.method ?? 'GET').toUpperCase()
     const headers = flattenHeaders(init.headers)
     for (let i = 0; i < this.#headers.length; i += 2) {
@@ -494,7 +500,7 @@ export class Client {
     }
     const signal = init.signal
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    const body = await prepareBody(init.body)
+    const body = init.body == null ? NO_BODY : await prepareBody(init.body)
     if ((body.bytes !== null || body.stream !== null) && (method === 'GET' || method === 'HEAD')) {
       throw new TypeError(`a ${method} request cannot have a body`)
     }
@@ -504,7 +510,7 @@ export class Client {
     const cleanup = () => signal?.removeEventListener('abort', onAbort)
     if (signal) signal.addEventListener('abort', onAbort, { once: true })
     const writer = body.stream ? new native.BindingBodyWriter() : null
-    const pending = this.#native.request(method, url.href, headers, body.bytes, writer, cancel, INLINE_MAX)
+    const pending = this.#native.request(method, url, headers, body.bytes, writer, cancel, INLINE_MAX)
     if (writer && body.stream) void pump(body.stream, writer, init.onUploadProgress)
     else if (body.bytes && init.onUploadProgress) {
       const total = body.bytes.byteLength

@@ -1,6 +1,10 @@
 // Client GET load, run in its own process by bench/scenarios/client.mjs:
 //   node http-get.mjs --client=hypersock|undici.request|global fetch --url=URL --concurrency=N --seconds=S --warmup=W
-// Keeps N GETs in flight for W seconds (not counted), then S seconds; prints {"requests","seconds","rate"}.
+//     [--ca=FILE] [--h2] [--bytes]
+// Keeps N GETs in flight for W seconds (not counted), then S seconds; prints {"requests","seconds","rate"}
+// (with --bytes, the rate is MB/s of body read). --ca trusts a PEM CA (hypersock: tls.ca; undici and
+// global fetch: NODE_EXTRA_CA_CERTS set by the scenario); --h2 asks for HTTP/2 where the client can.
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 
 const { values } = parseArgs({
@@ -10,8 +14,24 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '1' },
     seconds: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '1' },
+    ca: { type: 'string' },
+    h2: { type: 'boolean', default: false },
+    bytes: { type: 'boolean', default: false },
   },
 })
+
+const ca = values.ca ? readFileSync(values.ca, 'utf8') : undefined
+let bodyBytes = 0
+
+/** Reads a web ReadableStream to the end, counting bytes. */
+async function drain(stream) {
+  const reader = stream.getReader()
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) return
+    bodyBytes += value.byteLength
+  }
+}
 
 function check(status) {
   if (status !== 200) throw new Error(`unexpected status ${status}`)
@@ -21,26 +41,30 @@ function check(status) {
 const makers = {
   async hypersock() {
     const { Client } = await import('../../dist/index.js')
-    const client = new Client({ timeout: 10_000 })
+    const client = new Client({ timeout: 60_000, http2: values.h2 ? 'always' : 'auto', tls: ca ? { ca } : undefined })
     return async (url) => {
       const res = await client.fetch(url)
       check(res.status)
-      await res.text()
+      if (values.bytes) await drain(res.body)
+      else await res.text()
     }
   },
   async 'undici.request'() {
-    const { request } = await import('undici')
+    const { Agent, request } = await import('undici')
+    const dispatcher = new Agent({ allowH2: values.h2, connect: ca ? { ca } : undefined })
     return async (url) => {
-      const { statusCode, body } = await request(url)
+      const { statusCode, body } = await request(url, { dispatcher })
       check(statusCode)
-      await body.text()
+      if (values.bytes) for await (const chunk of body) bodyBytes += chunk.byteLength
+      else await body.text()
     }
   },
   async 'global fetch'() {
     return async (url) => {
       const res = await fetch(url)
       check(res.status)
-      await res.text()
+      if (values.bytes) await drain(res.body)
+      else await res.text()
     }
   },
 }
@@ -68,8 +92,9 @@ if (!make || !values.url) {
 const get = await make()
 const concurrency = Number(values.concurrency)
 await load(get, values.url, concurrency, Number(values.warmup))
+bodyBytes = 0
 const [requests, seconds] = await load(get, values.url, concurrency, Number(values.seconds))
-const rate = Number((requests / seconds).toFixed(1))
+const rate = Number(((values.bytes ? bodyBytes / 1e6 : requests) / seconds).toFixed(1))
 console.log(JSON.stringify({ requests, seconds: Number(seconds.toFixed(3)), rate }))
 // The pools keep idle connections open; leave without waiting for them.
 process.exit(0)
