@@ -835,10 +835,16 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.BindingBodyReader = nativeBinding.BindingBodyReader
+module.exports.BindingBodySink = nativeBinding.BindingBodySink
+module.exports.BindingBodyWriter = nativeBinding.BindingBodyWriter
+module.exports.BindingCancel = nativeBinding.BindingCancel
 module.exports.BindingClient = nativeBinding.BindingClient
 module.exports.BindingPreparedMessage = nativeBinding.BindingPreparedMessage
+module.exports.BindingRawSocket = nativeBinding.BindingRawSocket
 module.exports.BindingRequest = nativeBinding.BindingRequest
 module.exports.BindingServer = nativeBinding.BindingServer
 module.exports.BindingWebSocket = nativeBinding.BindingWebSocket
 module.exports.dialWebSocket = nativeBinding.dialWebSocket
+module.exports.generateCertificateNative = nativeBinding.generateCertificateNative
 module.exports.startServer = nativeBinding.startServer

@@ -9,11 +9,57 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** Reads the rest of a response body. */
+export declare class BindingBodyReader {
+  /** The next chunk (up to about `max` bytes), or null at the end. */
+  read(max: number): Promise<Buffer | null>
+  /** The whole rest of the body, failing past `max` bytes. */
+  readAll(max: number): Promise<Buffer>
+}
+
+/** The body of a streamed response. */
+export declare class BindingBodySink {
+  /** Queues a chunk, resolving once there is room. Resolves false when the client is gone. */
+  write(chunk: Uint8Array): Promise<boolean>
+  /** Ends the body. */
+  end(): void
+  /** Cuts the body: the client sees an incomplete response. */
+  abort(): void
+  /** True once the client is gone. */
+  get closed(): boolean
+}
+
+/**
+ * The writing end of a streamed request body. Bounded: `write` waits while the request is
+ * behind.
+ */
+export declare class BindingBodyWriter {
+  constructor()
+  /** Sends one chunk; resolves to false when the request no longer reads (it ended or failed). */
+  write(chunk: Buffer): Promise<boolean>
+  /** Ends the body. */
+  end(): void
+  /** Fails the request with `reason`. */
+  abort(reason: string): void
+}
+
+/** Cancels one request and the reading of its body. */
+export declare class BindingCancel {
+  constructor()
+  /** Cancels the request. */
+  cancel(): void
+}
+
 /** A pooled HTTP client. */
 export declare class BindingClient {
-  constructor(options: BindingClientOptions)
-  /** Sends a request and reads the whole response. */
-  request(method: string, url: string, headers: Array<string>, body?: Uint8Array | undefined | null): Promise<BindingResponse>
+  constructor(options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null)
+  /**
+   * Sends a request. The body is inline (`body`) or streamed through `stream`; `cancel` aborts
+   * it. Bodies up to `inline_max` bytes come back inline, larger ones through `rest`.
+   */
+  request(method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number): Promise<BindingResponse>
+  /** Connection counters of the pool. */
+  poolStats(): BindingPoolStats
 }
 
 /** A message framed (and compressed) once, sendable on many sockets. */
@@ -26,7 +72,22 @@ export declare class BindingPreparedMessage {
   get isText(): boolean
 }
 
-/** One HTTP request handed to JS; answered once with `respond`. */
+/** A connection taken over after a 101 response. */
+export declare class BindingRawSocket {
+  /** The next bytes from the peer; `null` once it closed its side. */
+  read(): Promise<Buffer | null>
+  /** Writes bytes to the peer. */
+  write(data: Uint8Array): Promise<void>
+  /** Closes the write side. */
+  end(): Promise<void>
+  /** Closes the connection. */
+  destroy(): Promise<void>
+}
+
+/**
+ * One HTTP request handed to JS; answered once with `respond`, `respondStream` or
+ * `respondUpgrade`.
+ */
 export declare class BindingRequest {
   /** The request method. */
   get method(): string
@@ -34,24 +95,53 @@ export declare class BindingRequest {
   get target(): string
   /** Header fields as `[name, value, ...]`, in order. */
   get headers(): Array<string>
-  /** The client's IP address. */
+  /** The HTTP version: `1.0`, `1.1` or `2`. */
+  get httpVersion(): string
+  /** The client's IP address, empty on a unix socket. */
   get remoteAddress(): string
-  /** The client's port. */
+  /** The client's port, 0 on a unix socket. */
   get remotePort(): number
-  /** The whole body; an empty body gives `null`. Can be taken once. */
+  /** 0: no body, 1: whole body (`takeBody`), 2: streamed body (`readChunk`/`readAll`). */
+  get bodyKind(): number
+  /**
+   * What TLS negotiated, as JSON (`protocol`, `cipher`, `alpnProtocol`, `chain` of the
+   * client's certificates, `serverName`); `null` on a plain connection.
+   */
+  get tlsJson(): string | null
+  /** True when the client asked for a protocol upgrade that `respondUpgrade` can accept. */
+  get canUpgrade(): boolean
+  /** The whole body when it arrived whole; `null` otherwise. Can be taken once. */
   takeBody(): Buffer | null
-  /** Sends the response. Returns false if it was already sent or the client is gone. */
-  respond(status: number, headers: Array<string>, body?: string | Buffer | undefined | null): boolean
+  /** The next chunk of a streamed body; `null` at the end. */
+  readChunk(): Promise<Buffer | null>
+  /** The rest of a streamed body as one buffer. */
+  readAll(): Promise<Buffer>
+  /** Sends a whole response. Returns false if it was already sent or the client is gone. */
+  respond(status: number, headers: Array<string>, body?: string | Uint8Array | undefined | null): boolean
+  /** Sends the response head now and returns a sink for the body chunks. */
+  respondStream(status: number, headers: Array<string>): BindingBodySink
+  /** Answers 101 with `headers` and returns the raw connection. */
+  respondUpgrade(headers: Array<string>): BindingRawSocket
 }
 
 /** A running server. */
 export declare class BindingServer {
-  /** The port the server listens on. */
+  /** Swaps in new certificates for new connections (open ones keep theirs). */
+  reloadTls(tls: BindingServerTls, protocols: number): void
+  /** Takes every request waiting for JS, in arrival order. */
+  takeRequests(): Array<BindingRequest>
+  /** The port the server listens on (0 on a unix socket). */
   get port(): number
-  /** The IP address the server listens on. */
+  /** The IP address, or the unix socket path, the server listens on. */
   get address(): string
+  /** True when listening on a unix socket. */
+  get isUnix(): boolean
   /** Open WebSocket connections. */
   get websocketCount(): number
+  /** The server's counters. */
+  stats(): BindingStats
+  /** The counters in the Prometheus text format, names prefixed with `prefix`. */
+  metrics(prefix: string): string
   /** Stops the server; waits up to `deadlineMs` for in-flight work, then forces the rest. */
   stop(deadlineMs: number): Promise<void>
 }
@@ -99,13 +189,52 @@ export declare class BindingWebSocket {
   start(onEvent: WsEventCallback): void
 }
 
-/** Options of `new BindingClient`, defaulted by the TS layer. */
+/** A generated certificate and key, PEM. */
+export interface BindingCertificate {
+  cert: string
+  key: string
+}
+
+/** Options of `generateCertificate`, validated by the TS layer. */
+export interface BindingCertificateOptions {
+  commonName?: string
+  subjectAltNames?: Array<string>
+  isCa?: boolean
+  caCert?: string
+  caKey?: string
+  /** Seconds since the Unix epoch. */
+  notBefore?: number
+  /** Seconds since the Unix epoch. */
+  notAfter?: number
+}
+
+/** Options of `new BindingClient`, defaulted and validated by the TS layer. */
 export interface BindingClientOptions {
   connectTimeoutMs?: number
+  headersTimeoutMs?: number
+  bodyTimeoutMs?: number
   timeoutMs?: number
   poolIdleTimeoutMs: number
   poolMaxIdlePerHost: number
+  maxConnectionsPerHost?: number
   maxResponseSize: number
+  http2: string
+  tls?: BindingTlsOptions
+  redirectMode: string
+  maxRedirects: number
+  allowInsecureRedirect: boolean
+  retryAttempts: number
+  retryBaseDelayMs: number
+  retryMaxDelayMs: number
+  retryStatuses?: Array<number>
+  retryMethods?: Array<string>
+  maxRetryAfterMs: number
+  decompress: boolean
+  maxDecodedSize: number
+  proxy?: string
+  proxyFromEnv: boolean
+  noProxy?: Array<string>
+  unixSocket?: string
 }
 
 /** permessage-deflate settings, defaulted by the TS layer. */
@@ -132,25 +261,121 @@ export interface BindingDialOptions {
   rejectUnauthorized: boolean
   /** TLS server name instead of the URL's host. */
   servername?: string
+  /** Client certificate chain (PEM) for mutual TLS. */
+  cert?: string
+  /** Private key (PEM) of `cert`. */
+  key?: string
 }
 
-/** A response read in full. */
+/** One redirect that was followed. */
+export interface BindingHop {
+  url: string
+  status: number
+  location: string
+}
+
+/** Pool counters. */
+export interface BindingPoolStats {
+  open: number
+  opened: number
+}
+
+/** A response head, with the body inline when it was small, or a reader for the rest. */
 export interface BindingResponse {
   status: number
   headers: Array<string>
+  /** The body, or its first part when `rest` is set. */
   body: Buffer
+  /** Reader of the rest of the body, when it did not fit inline. */
+  rest?: BindingBodyReader
   url: string
+  version: string
+  /** JSON of the TLS handshake (protocol, cipher, ALPN, certificate chain), for https. */
+  tls?: string
+  redirects: Array<BindingHop>
+  attempts: number
+  connectionId: number
 }
 
-/** Options of `startServer`, validated and defaulted by the TS layer. */
+/** What the retry hook is told about a failed attempt. */
+export interface BindingRetryContext {
+  attempt: number
+  method: string
+  url: string
+  status?: number
+  errorCode?: string
+  errorMessage?: string
+  willRetry: boolean
+  delayMs: number
+}
+
+/** Options of `startServer`, validated and defaulted by the TS layer. Times in ms; 0 = none. */
 export interface BindingServerOptions {
   hostname: string
   port: number
+  unix?: string
+  reusePort: boolean
+  /** 0: HTTP/1.1 only, 1: HTTP/1.1 and h2c, 2: HTTP/2 only. */
+  protocols: number
   maxBodySize: number
   headerReadTimeoutMs: number
+  idleTimeoutMs: number
+  requestTimeoutMs: number
+  maxHeaderSize: number
+  maxHeaders: number
+  maxConnections: number
+  maxConcurrentRequests: number
+  maxQueuedRequests: number
   serverName?: string
+  /** Serve HTTPS with these certificates. */
+  tls?: BindingServerTls
   /** WebSocket options; required when `onWebSocket` is given. */
   websocket?: BindingWsOptions
+}
+
+/** TLS settings of a server, validated by the TS layer. */
+export interface BindingServerTls {
+  /** The first one is the default for clients without SNI or with an unknown name. */
+  certificates: Array<BindingSniCertificate>
+  /** CA certificates (PEM) that client certificates must chain to; empty: no client auth. */
+  clientCa: Array<string>
+  requireClientCert: boolean
+  minVersion?: string
+}
+
+/** One certificate of an HTTPS server and the SNI names it answers for (empty: the default). */
+export interface BindingSniCertificate {
+  serverNames: Array<string>
+  cert: string
+  key: string
+}
+
+/** Counters of a server. */
+export interface BindingStats {
+  connectionsOpen: number
+  connectionsTotal: number
+  requestsTotal: number
+  requestsInFlight: number
+  bytesIn: number
+  bytesOut: number
+  websocketsOpen: number
+  websocketsTotal: number
+  responses: Array<number>
+  rejectedOverload: number
+  timeouts: number
+  tlsFailures: number
+}
+
+/** TLS options of a client, defaulted by the TS layer. */
+export interface BindingTlsOptions {
+  ca?: Array<string>
+  defaultRoots?: boolean
+  cert?: string
+  key?: string
+  rejectUnauthorized?: boolean
+  minVersion?: string
+  maxVersion?: string
+  serverName?: string
 }
 
 /**
@@ -182,8 +407,11 @@ export interface BindingWsOptions {
 /** Connects to a `ws://` or `wss://` URL. Call `start` on the result to begin receiving. */
 export declare function dialWebSocket(url: string, options: BindingDialOptions): Promise<BindingWebSocket>
 
+/** Generates an ECDSA P-256 certificate with rcgen (self-signed or signed by a CA). */
+export declare function generateCertificateNative(options: BindingCertificateOptions): BindingCertificate
+
 /**
- * Binds and starts a server. `onRequest` gets every HTTP request; `onWebSocket`, when given,
+ * Binds and starts a server. `onRequest` is called when requests wait in `takeRequests`; `onWebSocket`, when given,
  * enables WebSocket upgrades and gets their events.
  */
 export declare function startServer(options: BindingServerOptions, onRequest: RequestCallback, onWebSocket?: WsEventCallback | undefined | null): Promise<BindingServer>

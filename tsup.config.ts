@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup'
 
 export default defineConfig({
-  entry: ['src-ts/index.ts'],
+  entry: ['src-ts/index.ts', 'src-ts/testing.ts'],
   format: ['esm', 'cjs'],
   dts: true,
   shims: true,

@@ -1,29 +1,208 @@
-import { type BodyInit, encodeBody, flattenHeaders, hasHeader, headersFromFlat } from './body.js'
+import { flattenHeaders, hasHeader, headersFromFlat } from './body.js'
+import { type ClientBodyInit, chunkBytes, prepareBody } from './client-body.js'
 import { AbortError, fromNative, InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
 
-/** Options of a {@link Client}. Times are in milliseconds. */
+/** TLS options of a {@link Client}. */
+export interface ClientTlsOptions {
+  /** Trusted CA certificates (PEM). When given, they replace the default (Mozilla/webpki) roots unless `defaultRoots: true`. */
+  ca?: string | string[]
+  /** Keep the default roots beside `ca`. Default: true without `ca`, false with it. */
+  defaultRoots?: boolean
+  /** Client certificate chain (PEM), for mutual TLS. */
+  cert?: string
+  /** Private key (PEM) of `cert`. */
+  key?: string
+  /** Verify the server certificate and host name. Default true; only an explicit `false` turns it off. */
+  rejectUnauthorized?: boolean
+  /** Lowest TLS version. Default `'TLSv1.2'`. */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3'
+  /** Highest TLS version. Default `'TLSv1.3'`. */
+  maxVersion?: 'TLSv1.2' | 'TLSv1.3'
+  /** Name sent in SNI and checked against the certificate, instead of the URL's host. */
+  servername?: string
+}
+
+/** Redirect options: a mode, or the mode with limits. */
+export type RedirectOptions =
+  | 'follow'
+  | 'manual'
+  | 'error'
+  | {
+      /** Default `'follow'`. */
+      mode?: 'follow' | 'manual' | 'error'
+      /** Most redirects followed. Default 10. */
+      max?: number
+      /** Allow https -> http redirects. Default false. */
+      allowInsecure?: boolean
+    }
+
+/** Retry options: a number of attempts, or the full policy. */
+export type RetryOptions =
+  | number
+  | {
+      /** Attempts in all, the first included. Default 3 when `retry` is given as an object. */
+      attempts?: number
+      /** First backoff, doubled each time, with jitter. Default 100 ms. */
+      baseDelay?: number
+      /** Cap on one backoff. Default 10 000 ms. */
+      maxDelay?: number
+      /** Statuses retried. Default 408, 429, 500, 502, 503, 504. */
+      statuses?: number[]
+      /** Methods retried. Default the idempotent ones: GET HEAD OPTIONS PUT DELETE TRACE. */
+      methods?: string[]
+      /** Longest `Retry-After` honoured; a longer one returns the response. Default 60 000 ms. */
+      maxRetryAfter?: number
+      /**
+       * Decides instead of the policy. Called for every error and every status >= 400 while attempts
+       * are left and the body can be sent again; return true to retry, false to stop, or undefined
+       * to keep the policy's choice (`ctx.willRetry`). A hook that throws keeps the policy's choice.
+       */
+      shouldRetry?: (ctx: RetryContext) => boolean | undefined | Promise<boolean | undefined>
+    }
+
+/** What a retry hook is told about a failed attempt. */
+export interface RetryContext {
+  /** The attempt that failed, from 1. */
+  attempt: number
+  method: string
+  url: string
+  /** The status, when a response came. */
+  status: number | null
+  /** The error, when no response came. */
+  error: { code: string; message: string } | null
+  /** What the policy alone would do. */
+  willRetry: boolean
+  /** Wait before the next attempt, in ms (backoff with jitter, or `Retry-After`). */
+  delay: number
+}
+
+/** Proxy options: a proxy URL for all requests, `'env'` for `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`, or both with a bypass list. */
+export type ProxyOptions = string | 'env' | { url?: string; env?: boolean; noProxy?: string[] }
+
+/** Options of a {@link Client}. Times are in milliseconds, sizes in bytes. */
 export interface ClientOptions {
-  /** Time allowed for the whole request, body included. Default: none. */
+  /** Time allowed for the whole request (redirects, retries and body included). Default: none. */
   timeout?: number
-  /** Time allowed to open the TCP connection. Default 10 000. */
+  /** Time allowed to connect (TCP, proxy tunnel, TLS handshake). Default 10 000. */
   connectTimeout?: number
+  /** Time allowed until the response head arrives, per attempt. Default: none. */
+  headersTimeout?: number
+  /** Longest silence while the response body is read. Default: none. */
+  bodyTimeout?: number
   /** How long an idle keep-alive connection stays in the pool. Default 60 000. */
   poolIdleTimeout?: number
   /** Idle connections kept per origin. Default 64. */
   maxIdlePerHost?: number
-  /** Largest response body read into memory, in bytes. Default 256 MiB. */
+  /** Most connections open at once per origin; further requests wait. Default: no limit. */
+  maxConnectionsPerHost?: number
+  /** Largest response body read by `text()`/`json()`/`bytes()`, in bytes. Default 256 MiB. */
   maxResponseSize?: number
   /** Headers sent with every request unless the request sets them. */
   headers?: HeadersInit
+  /** `'auto'` (h2 by ALPN over TLS), `'always'` (also h2c prior knowledge over plain TCP), `'never'`. Default `'auto'`. */
+  http2?: 'auto' | 'always' | 'never'
+  /** TLS settings. */
+  tls?: ClientTlsOptions
+  /** Redirect handling. Default: follow up to 10. */
+  redirect?: RedirectOptions
+  /** Retries. Default: none. */
+  retry?: RetryOptions
+  /** Decode gzip, deflate, br and zstd bodies and send `Accept-Encoding`. Default true. */
+  decompress?: boolean
+  /** Largest decoded body, against decompression bombs. Default 1 GiB. */
+  maxDecodedSize?: number
+  /** HTTP proxy. Default: none (the environment is read only with `'env'`). */
+  proxy?: ProxyOptions
+  /** Send every request over this unix socket. */
+  socketPath?: string
+}
+
+/** Progress of an upload or download. `total` is null when unknown. */
+export interface Progress {
+  loaded: number
+  total: number | null
 }
 
 /** Per-request options, shaped like WHATWG `RequestInit`. */
 export interface RequestInit {
   method?: string
   headers?: HeadersInit
-  body?: BodyInit
+  body?: ClientBodyInit
   signal?: AbortSignal | null
+  /** Told how many request-body bytes have been handed to the connection. */
+  onUploadProgress?: (progress: Progress) => void
+  /** Told how many response-body bytes have arrived. */
+  onDownloadProgress?: (progress: Progress) => void
+}
+
+/** One redirect that was followed. */
+export interface RedirectHop {
+  url: string
+  status: number
+  location: string
+}
+
+/** A certificate of the peer. */
+export interface PeerCertificate {
+  subject: string
+  subjectCN: string | null
+  issuer: string
+  subjectAltNames: string[]
+  validFrom: Date
+  validTo: Date
+  serialNumber: string
+  /** SHA-256 of the DER, `AB:CD:...`. */
+  fingerprint256: string
+  isCA: boolean
+  /** The DER bytes. */
+  raw: Buffer
+}
+
+/** The TLS handshake of the connection a response came over. */
+export interface TlsDetails {
+  /** `'TLSv1.2'` or `'TLSv1.3'`. */
+  protocol: string
+  /** Cipher suite, e.g. `TLS13_AES_128_GCM_SHA256`. */
+  cipher: string
+  /** Protocol chosen by ALPN (`'h2'`, `'http/1.1'`) or null. */
+  alpnProtocol: string | null
+  /** The peer's chain, leaf first. */
+  chain: PeerCertificate[]
+}
+
+interface RawCert {
+  subject: string
+  subjectCn: string | null
+  issuer: string
+  subjectAltNames: string[]
+  validFrom: string
+  validTo: string
+  serialNumber: string
+  fingerprint256: string
+  isCa: boolean
+  raw: string
+}
+
+function parseTls(json: string): TlsDetails {
+  const raw = JSON.parse(json) as { protocol: string; cipher: string; alpnProtocol: string | null; chain: RawCert[] }
+  return {
+    protocol: raw.protocol,
+    cipher: raw.cipher,
+    alpnProtocol: raw.alpnProtocol,
+    chain: raw.chain.map((c) => ({
+      subject: c.subject,
+      subjectCN: c.subjectCn,
+      issuer: c.issuer,
+      subjectAltNames: c.subjectAltNames,
+      validFrom: new Date(c.validFrom),
+      validTo: new Date(c.validTo),
+      serialNumber: c.serialNumber,
+      fingerprint256: c.fingerprint256,
+      isCA: c.isCa,
+      raw: Buffer.from(c.raw, 'base64'),
+    })),
+  }
 }
 
 function checkTime(name: string, value: number | undefined): number | undefined {
@@ -34,22 +213,78 @@ function checkTime(name: string, value: number | undefined): number | undefined 
   return Math.floor(value)
 }
 
+function checkCount(name: string, value: number | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined
+  if (!Number.isInteger(value) || value < min || value > 0xffffffff) {
+    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `${name} must be an integer >= ${min}`)
+  }
+  return value
+}
+
+/** Bodies up to this size come back from Rust in the same call as the head. */
+const INLINE_MAX = 256 * 1024
+/** Chunk size of streamed response bodies. */
+const CHUNK = 256 * 1024
+
+type Cleanup = () => void
+
 /** A response from the hypersock client, shaped like WHATWG `Response`. */
 export class Response {
   /** Status code. */
   readonly status: number
   /** Response headers; `getSetCookie()` gives each `Set-Cookie` apart. */
   readonly headers: Headers
-  /** The URL that produced this response. */
+  /** The final URL (after redirects). */
   readonly url: string
-  #body: Buffer | null
+  /** `'HTTP/1.1'` or `'HTTP/2'`. */
+  readonly httpVersion: string
+  /** Redirects followed, in order. */
+  readonly redirects: readonly RedirectHop[]
+  /** Attempts made for the final request (more than 1 after retries). */
+  readonly attempts: number
+  /** Serial number of the pooled connection that carried the response. */
+  readonly connectionId: number
+  #first: Buffer | null
+  #rest: Binding.BindingBodyReader | null
+  #tlsJson: string | null
+  #tls: TlsDetails | null | undefined
+  #used = false
+  #stream: ReadableStream<Uint8Array> | null = null
+  #maxSize: number
+  #onProgress: ((p: Progress) => void) | undefined
+  #cleanup: Cleanup
+  #loaded = 0
+  #total: number | null
 
   /** @internal */
-  constructor(raw: Binding.BindingResponse) {
+  constructor(
+    raw: Binding.BindingResponse,
+    maxSize: number,
+    onProgress: ((p: Progress) => void) | undefined,
+    cleanup: Cleanup,
+  ) {
     this.status = raw.status
     this.headers = headersFromFlat(raw.headers)
     this.url = raw.url
-    this.#body = raw.body
+    this.httpVersion = raw.version
+    this.redirects = raw.redirects
+    this.attempts = raw.attempts
+    this.connectionId = raw.connectionId
+    this.#first = raw.body
+    this.#rest = raw.rest ?? null
+    this.#tlsJson = raw.tls ?? null
+    this.#maxSize = maxSize
+    this.#onProgress = onProgress
+    this.#cleanup = cleanup
+    const length = this.headers.get('content-length')
+    this.#total = length !== null && /^\d+$/.test(length) ? Number(length) : null
+    this.#progress(raw.body.byteLength)
+    if (!this.#rest) cleanup()
+  }
+
+  #progress(n: number): void {
+    this.#loaded += n
+    this.#onProgress?.({ loaded: this.#loaded, total: this.#total })
   }
 
   /** True for a 2xx status. */
@@ -57,33 +292,117 @@ export class Response {
     return this.status >= 200 && this.status < 300
   }
 
-  /** True once a body method has been called. */
+  /** True when at least one redirect was followed. */
+  get redirected(): boolean {
+    return this.redirects.length > 0
+  }
+
+  /** The TLS handshake (protocol, cipher, ALPN, certificate chain), or null over plain TCP. */
+  get tls(): TlsDetails | null {
+    if (this.#tls === undefined) this.#tls = this.#tlsJson ? parseTls(this.#tlsJson) : null
+    return this.#tls
+  }
+
+  /** The server's certificate, or null over plain TCP. */
+  get peerCertificate(): PeerCertificate | null {
+    return this.tls?.chain[0] ?? null
+  }
+
+  /** True once the body has been read or its stream taken. */
   get bodyUsed(): boolean {
-    return this.#body === null
+    return this.#used
   }
 
-  #take(): Buffer {
-    const body = this.#body
-    if (body === null) throw new TypeError('the body has already been read')
-    this.#body = null
-    return body
+  /**
+   * The body as a web `ReadableStream`, read from the connection only as fast as it is consumed
+   * (backpressure reaches the server through TCP / HTTP/2 flow control).
+   */
+  get body(): ReadableStream<Uint8Array> {
+    if (this.#stream) return this.#stream
+    if (this.#used) throw new TypeError('the body has already been read')
+    this.#used = true
+    let first: Buffer | null = this.#first
+    this.#first = null
+    const rest = this.#rest
+    this.#rest = null
+    const cleanup = this.#cleanup
+    this.#stream = new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          if (first) {
+            const chunk = first
+            first = null
+            if (chunk.byteLength > 0) {
+              controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+              return
+            }
+          }
+          if (!rest) {
+            controller.close()
+            return
+          }
+          try {
+            const chunk = await rest.read(CHUNK)
+            if (chunk === null) {
+              cleanup()
+              controller.close()
+              return
+            }
+            this.#progress(chunk.byteLength)
+            controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+          } catch (err) {
+            cleanup()
+            controller.error(fromNative(err))
+          }
+        },
+        cancel: () => {
+          cleanup()
+        },
+      },
+      { highWaterMark: 0 },
+    )
+    return this.#stream
   }
 
-  /** The body as bytes, without copying. */
+  async #take(): Promise<Buffer> {
+    if (this.#used) throw new TypeError('the body has already been read')
+    this.#used = true
+    const first = this.#first ?? Buffer.alloc(0)
+    this.#first = null
+    const rest = this.#rest
+    this.#rest = null
+    if (!rest) return first
+    try {
+      const more = await rest.readAll(Math.max(0, this.#maxSize - first.byteLength))
+      this.#progress(more.byteLength)
+      return first.byteLength === 0 ? more : Buffer.concat([first, more])
+    } catch (err) {
+      throw fromNative(err)
+    } finally {
+      this.#cleanup()
+    }
+  }
+
+  /** The body as bytes. */
   async bytes(): Promise<Uint8Array> {
-    const body = this.#take()
+    const body = await this.#take()
     return new Uint8Array(body.buffer, body.byteOffset, body.byteLength)
   }
 
   /** The body as an ArrayBuffer. */
   async arrayBuffer(): Promise<ArrayBuffer> {
-    const body = this.#take()
+    const body = await this.#take()
     return body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) as ArrayBuffer
+  }
+
+  /** The body as a Blob. */
+  async blob(): Promise<Blob> {
+    return new Blob([await this.arrayBuffer()], { type: this.headers.get('content-type') ?? '' })
   }
 
   /** The body decoded as UTF-8. */
   async text(): Promise<string> {
-    return this.#take().toString('utf8')
+    return (await this.#take()).toString('utf8')
   }
 
   /** The body parsed as JSON. */
@@ -92,27 +411,122 @@ export class Response {
   }
 }
 
+/** Connection counters of a client's pool. */
+export interface PoolStats {
+  /** Connections open now (busy or idle). */
+  open: number
+  /** Connections opened since the client was made. */
+  opened: number
+}
+
+function retryHook(
+  retry: RetryOptions | undefined,
+): ((ctx: Binding.BindingRetryContext) => Promise<boolean>) | undefined {
+  const hook = typeof retry === 'object' ? retry.shouldRetry : undefined
+  if (!hook) return undefined
+  return async (raw) => {
+    const ctx: RetryContext = {
+      attempt: raw.attempt,
+      method: raw.method,
+      url: raw.url,
+      status: raw.status ?? null,
+      error: raw.errorCode ? { code: raw.errorCode, message: raw.errorMessage ?? '' } : null,
+      willRetry: raw.willRetry,
+      delay: raw.delayMs,
+    }
+    const answer = await hook(ctx)
+    return answer === undefined ? raw.willRetry : !!answer
+  }
+}
+
+function redirectOptions(r: RedirectOptions | undefined): { mode: string; max: number; allowInsecure: boolean } {
+  if (r === undefined) return { mode: 'follow', max: 10, allowInsecure: false }
+  if (typeof r === 'string') return { mode: r, max: 10, allowInsecure: false }
+  return { mode: r.mode ?? 'follow', max: checkCount('redirect.max', r.max, 0) ?? 10, allowInsecure: !!r.allowInsecure }
+}
+
+function proxyOptions(p: ProxyOptions | undefined): { proxy?: string; proxyFromEnv: boolean; noProxy?: string[] } {
+  if (p === undefined) return { proxyFromEnv: false }
+  if (p === 'env') return { proxyFromEnv: true }
+  if (typeof p === 'string') return { proxy: p, proxyFromEnv: false }
+  return { proxy: p.url, proxyFromEnv: !!p.env, noProxy: p.noProxy }
+}
+
+/** @internal Builds the native options of a client; shared with subclasses. */
+export function nativeClientOptions(options: ClientOptions): Binding.BindingClientOptions {
+  const retry = typeof options.retry === 'number' ? { attempts: options.retry } : (options.retry ?? { attempts: 1 })
+  const redirect = redirectOptions(options.redirect)
+  const tls = options.tls
+  return {
+    connectTimeoutMs: checkTime('connectTimeout', options.connectTimeout ?? 10_000),
+    headersTimeoutMs: checkTime('headersTimeout', options.headersTimeout),
+    bodyTimeoutMs: checkTime('bodyTimeout', options.bodyTimeout),
+    timeoutMs: checkTime('timeout', options.timeout),
+    poolIdleTimeoutMs: checkTime('poolIdleTimeout', options.poolIdleTimeout ?? 60_000) as number,
+    poolMaxIdlePerHost: checkCount('maxIdlePerHost', options.maxIdlePerHost, 0) ?? 64,
+    maxConnectionsPerHost: checkCount('maxConnectionsPerHost', options.maxConnectionsPerHost, 1),
+    maxResponseSize: options.maxResponseSize ?? 256 * 1024 * 1024,
+    http2: options.http2 ?? 'auto',
+    tls: tls && {
+      ca: tls.ca === undefined ? undefined : Array.isArray(tls.ca) ? tls.ca : [tls.ca],
+      defaultRoots: tls.defaultRoots,
+      cert: tls.cert,
+      key: tls.key,
+      rejectUnauthorized: tls.rejectUnauthorized !== false,
+      minVersion: tls.minVersion,
+      maxVersion: tls.maxVersion,
+      serverName: tls.servername,
+    },
+    redirectMode: redirect.mode,
+    maxRedirects: redirect.max,
+    allowInsecureRedirect: redirect.allowInsecure,
+    retryAttempts: checkCount('retry.attempts', retry.attempts ?? 3, 1) as number,
+    retryBaseDelayMs: checkTime('retry.baseDelay', retry.baseDelay ?? 100) as number,
+    retryMaxDelayMs: checkTime('retry.maxDelay', retry.maxDelay ?? 10_000) as number,
+    retryStatuses: retry.statuses,
+    retryMethods: retry.methods,
+    maxRetryAfterMs: checkTime('retry.maxRetryAfter', retry.maxRetryAfter ?? 60_000) as number,
+    decompress: options.decompress !== false,
+    maxDecodedSize: options.maxDecodedSize ?? 1024 * 1024 * 1024,
+    ...proxyOptions(options.proxy),
+    unixSocket: options.socketPath,
+  }
+}
+
 /**
- * An HTTP client with its own pool of keep-alive connections.
+ * An HTTP client with its own pool of keep-alive connections (HTTP/1.1 and HTTP/2).
  *
  * ```ts
- * const client = new Client({ timeout: 30_000 })
- * const res = await client.fetch('http://127.0.0.1:8080/orders', { method: 'POST', body: '{}' })
+ * const client = new Client({ timeout: 30_000, retry: { attempts: 3 } })
+ * const res = await client.fetch('https://api.example.com/orders', { method: 'POST', body: '{}' })
  * ```
  */
 export class Client {
   #native: Binding.BindingClient
   #headers: string[]
+  #maxSize: number
 
   constructor(options: ClientOptions = {}) {
-    this.#native = new native.BindingClient({
-      connectTimeoutMs: checkTime('connectTimeout', options.connectTimeout ?? 10_000),
-      timeoutMs: checkTime('timeout', options.timeout),
-      poolIdleTimeoutMs: checkTime('poolIdleTimeout', options.poolIdleTimeout ?? 60_000) as number,
-      poolMaxIdlePerHost: options.maxIdlePerHost ?? 64,
-      maxResponseSize: options.maxResponseSize ?? 256 * 1024 * 1024,
-    })
+    try {
+      this.#native = this.createNative(nativeClientOptions(options), retryHook(options.retry))
+    } catch (err) {
+      throw fromNative(err)
+    }
     this.#headers = flattenHeaders(options.headers)
+    this.#maxSize = options.maxResponseSize ?? 256 * 1024 * 1024
+  }
+
+  /** @internal Makes the native client; overridden to attach a cookie jar. */
+  protected createNative(
+    opts: Binding.BindingClientOptions,
+    retryHook: ((ctx: Binding.BindingRetryContext) => Promise<boolean>) | undefined,
+  ): Binding.BindingClient {
+    return new native.BindingClient(opts, retryHook)
+  }
+
+  /** Connection counters of the pool. */
+  get stats(): PoolStats {
+    return this.#native.poolStats()
   }
 
   /** Sends a request, WHATWG `fetch` style. Rejects with a {@link HypersockError} on failure. */
@@ -130,26 +544,64 @@ export class Client {
         headers.push(this.#headers[i] as string, this.#headers[i + 1] as string)
       }
     }
-    const { data, type } = encodeBody(init.body)
-    if (data !== null && (method === 'GET' || method === 'HEAD')) {
-      throw new TypeError(`a ${method} request cannot have a body`)
-    }
-    if (type && !hasHeader(headers, 'content-type')) headers.push('content-type', type)
-    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data
     const signal = init.signal
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    const pending = this.#native.request(method, url.href, headers, bytes).then(
-      (raw) => new Response(raw),
-      (err: unknown) => {
-        throw fromNative(err)
-      },
-    )
-    if (!signal) return pending
-    return new Promise<Response>((resolve, reject) => {
-      const onAbort = () => reject(new AbortError(undefined, { cause: signal.reason }))
-      signal.addEventListener('abort', onAbort, { once: true })
-      pending.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-    })
+    const body = await prepareBody(init.body)
+    if ((body.bytes !== null || body.stream !== null) && (method === 'GET' || method === 'HEAD')) {
+      throw new TypeError(`a ${method} request cannot have a body`)
+    }
+    if (body.type && !hasHeader(headers, 'content-type')) headers.push('content-type', body.type)
+    const cancel = signal ? new native.BindingCancel() : null
+    const onAbort = () => cancel?.cancel()
+    const cleanup = () => signal?.removeEventListener('abort', onAbort)
+    if (signal) signal.addEventListener('abort', onAbort, { once: true })
+    const writer = body.stream ? new native.BindingBodyWriter() : null
+    const pending = this.#native.request(method, url.href, headers, body.bytes, writer, cancel, INLINE_MAX)
+    if (writer && body.stream) void pump(body.stream, writer, init.onUploadProgress)
+    else if (body.bytes && init.onUploadProgress) {
+      const total = body.bytes.byteLength
+      pending.then(
+        () => init.onUploadProgress?.({ loaded: total, total }),
+        () => {},
+      )
+    }
+    try {
+      const raw = await pending
+      return new Response(raw, this.#maxSize, init.onDownloadProgress, cleanup)
+    } catch (err) {
+      cleanup()
+      if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
+      throw fromNative(err)
+    }
+  }
+
+  /** `fetch` that also reads the body: resolves to the response with its body as bytes. */
+  async request(
+    input: string | URL,
+    init: RequestInit = {},
+  ): Promise<{ status: number; headers: Headers; body: Uint8Array; response: Response }> {
+    const response = await this.fetch(input, init)
+    return { status: response.status, headers: response.headers, body: await response.bytes(), response }
+  }
+}
+
+async function pump(
+  stream: AsyncIterable<Uint8Array | string>,
+  writer: Binding.BindingBodyWriter,
+  onProgress: ((p: Progress) => void) | undefined,
+): Promise<void> {
+  let loaded = 0
+  try {
+    for await (const chunk of stream) {
+      const bytes = chunkBytes(chunk)
+      if (bytes.byteLength === 0) continue
+      if (!(await writer.write(bytes))) return
+      loaded += bytes.byteLength
+      onProgress?.({ loaded, total: null })
+    }
+    writer.end()
+  } catch (err) {
+    writer.abort(err instanceof Error ? err.message : String(err))
   }
 }
 

@@ -16,8 +16,40 @@ export class HypersockError extends Error {
 /** The connection could not be made or was lost (`ECONNREFUSED`, `ECONNRESET`, `ENOTFOUND`, `EPIPE`). */
 export class ConnectionError extends HypersockError {}
 
-/** A time limit was reached (`ETIMEDOUT`). */
-export class TimeoutError extends HypersockError {}
+/** Which limit a {@link TimeoutError} hit. */
+export type TimeoutPhase = 'connect' | 'headers' | 'body' | 'request' | 'handshake' | (string & {})
+
+/**
+ * A time limit was reached (`ETIMEDOUT`). `phase` says which: `connect` (TCP, proxy and TLS),
+ * `headers` (waiting for the response head), `body` (silence while reading the body) or
+ * `request` (the whole request).
+ */
+export class TimeoutError extends HypersockError {
+  /** The limit that was reached. */
+  readonly phase: TimeoutPhase
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options)
+    this.phase = /^(\w+) timed out/.exec(message)?.[1] ?? 'request'
+  }
+}
+
+/**
+ * A TLS handshake failed. Codes: `ERR_TLS_CERT_EXPIRED`, `ERR_TLS_CERT_NOT_YET_VALID`,
+ * `ERR_TLS_CERT_SELF_SIGNED`, `ERR_TLS_CERT_HOSTNAME`, `ERR_TLS_CERT_UNKNOWN_CA`,
+ * `ERR_TLS_CERT_INVALID`, `ERR_TLS_HANDSHAKE`; a bad certificate, key or TLS option is
+ * `ERR_TLS_CONFIG`.
+ */
+export class TlsError extends HypersockError {}
+
+/**
+ * A redirect was not followed: `ERR_TOO_MANY_REDIRECTS` (over the limit, or a loop),
+ * `ERR_REDIRECT_REFUSED` (https to http, another scheme, bad `Location`, or mode `error`).
+ */
+export class RedirectError extends HypersockError {}
+
+/** An HTTP proxy refused the tunnel (`ERR_PROXY_AUTH_REQUIRED`, `ERR_PROXY_TUNNEL`). */
+export class ProxyError extends HypersockError {}
 
 /** The operation was aborted through an `AbortSignal` (`ABORT_ERR`). */
 export class AbortError extends HypersockError {
@@ -29,7 +61,10 @@ export class AbortError extends HypersockError {
 /** An argument was not valid: a URL, a header, a close code (`ERR_INVALID_URL`, `ERR_INVALID_ARG_VALUE`). */
 export class InvalidArgumentError extends HypersockError {}
 
-/** The peer broke the HTTP protocol or a body was over its limit (`ERR_HTTP_PROTOCOL`, `ERR_BODY_TOO_LARGE`). */
+/**
+ * The peer broke the HTTP protocol, a body was over its limit, could not be decoded, or could not
+ * be sent again (`ERR_HTTP_PROTOCOL`, `ERR_BODY_TOO_LARGE`, `ERR_DECODE`, `ERR_BODY_NOT_REPLAYABLE`).
+ */
 export class HttpError extends HypersockError {}
 
 /** A WebSocket operation failed (`ERR_WS_HANDSHAKE`, `ERR_WS_CLOSED`, `ERR_INVALID_STATE`, `ERR_WS_PROTOCOL`, `ERR_WS_MESSAGE_TOO_BIG`, `ERR_WS_INVALID_UTF8`). */
@@ -48,6 +83,20 @@ const classes: Record<string, new (code: string, message: string, options?: { ca
   ERR_INVALID_ARG_VALUE: InvalidArgumentError,
   ERR_HTTP_PROTOCOL: HttpError,
   ERR_BODY_TOO_LARGE: HttpError,
+  ERR_DECODE: HttpError,
+  ERR_BODY_NOT_REPLAYABLE: HttpError,
+  ERR_TLS_CERT_EXPIRED: TlsError,
+  ERR_TLS_CERT_NOT_YET_VALID: TlsError,
+  ERR_TLS_CERT_SELF_SIGNED: TlsError,
+  ERR_TLS_CERT_HOSTNAME: TlsError,
+  ERR_TLS_CERT_UNKNOWN_CA: TlsError,
+  ERR_TLS_CERT_INVALID: TlsError,
+  ERR_TLS_HANDSHAKE: TlsError,
+  ERR_TLS_CONFIG: TlsError,
+  ERR_TOO_MANY_REDIRECTS: RedirectError,
+  ERR_REDIRECT_REFUSED: RedirectError,
+  ERR_PROXY_AUTH_REQUIRED: ProxyError,
+  ERR_PROXY_TUNNEL: ProxyError,
   ERR_WS_HANDSHAKE: WebSocketError,
   ERR_WS_CLOSED: WebSocketError,
   ERR_WS_PROTOCOL: WebSocketError,
@@ -60,6 +109,7 @@ const classes: Record<string, new (code: string, message: string, options?: { ca
 
 /** Builds the error for `code`, of the class that belongs to it. */
 export function makeError(code: string, message: string, cause?: unknown): HypersockError {
+  if (code === 'ABORT_ERR') return new AbortError(message, cause === undefined ? undefined : { cause })
   const Class = classes[code] ?? HypersockError
   return new Class(code, message, cause === undefined ? undefined : { cause })
 }

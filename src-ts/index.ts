@@ -7,25 +7,51 @@
  */
 
 export type { BodyInit } from './body.js'
-export { Client, type ClientOptions, fetch, type RequestInit, Response } from './client.js'
+export {
+  Client,
+  type ClientOptions,
+  type ClientTlsOptions,
+  fetch,
+  type PeerCertificate,
+  type PoolStats,
+  type Progress,
+  type ProxyOptions,
+  type RedirectHop,
+  type RedirectOptions,
+  type RequestInit,
+  Response,
+  type RetryContext,
+  type RetryOptions,
+  type TlsDetails,
+} from './client.js'
+export type { ClientBodyInit } from './client-body.js'
 export {
   AbortError,
   ConnectionError,
   HttpError,
   HypersockError,
   InvalidArgumentError,
+  ProxyError,
+  RedirectError,
   ServerError,
   TimeoutError,
+  type TimeoutPhase,
+  TlsError,
   WebSocketError,
 } from './errors.js'
 export {
+  type AccessLogEntry,
   type ResponseLike,
   type ServeOptions,
   Server,
   ServerRequest,
+  type ServerStats,
+  type ServerTlsOptions,
   type StopOptions,
   serve,
 } from './server.js'
+export type { CertificateInfo, ServerTlsInfo } from './server-request.js'
+export type { BodyChunk, BodyStreamSource, ResponseObject } from './server-response.js'
 export {
   type CompressionOptions,
   PreparedMessage,
@@ -38,6 +64,7 @@ export {
   type WebSocketHandler,
   type WebSocketLimits,
 } from './server-websocket.js'
+export { formatEvent, type ServerSentEvent, sse } from './sse.js'
 export {
   type BinaryType,
   CloseEvent,

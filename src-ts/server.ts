@@ -1,33 +1,85 @@
-import { type BodyInit, encodeBody, flattenHeaders, hasHeader, headersFromFlat } from './body.js'
-import { fromNative, InvalidArgumentError } from './errors.js'
+import { fromNative, HypersockError, InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
+import { ServerRequest } from './server-request.js'
+import { type ResponseLike, sendResponse } from './server-response.js'
 import { bindingWsOptions, WebSocketDispatcher, type WebSocketHandler } from './server-websocket.js'
 
-/** What a `fetch` handler may return (or resolve to). */
-export type ResponseLike =
-  | globalThis.Response
-  | string
-  | Uint8Array
-  | { status?: number; headers?: HeadersInit; body?: BodyInit }
+export type { ResponseLike }
+export { ServerRequest }
 
-/** Options of {@link serve}. Times are in milliseconds, sizes in bytes. */
+/** One line of the access log, given to `accessLog` after each response head is sent. */
+export interface AccessLogEntry {
+  method: string
+  url: string
+  status: number
+  httpVersion: string
+  remoteAddress: string
+  /** Time from the request reaching JS to the response head being handed back, in ms. */
+  durationMs: number
+}
+
+/** Options of {@link serve}. Times are in milliseconds (0 turns a timeout off), sizes in bytes. */
 export interface ServeOptions<Data = unknown> {
   /** Port to listen on; 0 (the default) picks a free one, see `server.port`. */
   port?: number
-  /** Interface to listen on. Default `127.0.0.1`; use `::1` for IPv6 or `0.0.0.0` for all. */
+  /** Interface to listen on. Default `127.0.0.1`; `::1` for IPv6 loopback, `0.0.0.0` or `::` for all. */
   hostname?: string
+  /** Listen on this unix socket path instead of TCP. */
+  unix?: string
+  /** Set `SO_REUSEPORT` so several processes can listen on the same port. Default false. */
+  reusePort?: boolean
+  /**
+   * HTTP/2: `true` (default) serves it beside HTTP/1.1 (h2c by prior knowledge on plain TCP),
+   * `false` serves HTTP/1.1 only, `'only'` serves HTTP/2 only.
+   */
+  http2?: boolean | 'only'
   /** Handles every HTTP request. */
   fetch(request: ServerRequest, server: Server<Data>): ResponseLike | Promise<ResponseLike>
   /** Enables WebSocket upgrades on the same port. */
   websocket?: WebSocketHandler<Data>
-  /** Called when a handler throws; its return value, if any, is sent instead of a plain 500. */
+  /** Called when a handler throws; its return value, if any, is sent instead of the error status. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a hook that only logs returns nothing
   error?(error: unknown, request: ServerRequest | null): ResponseLike | undefined | void
-  /** Largest request body accepted; bigger ones get 413. Default 16 MiB. */
+  /** Called after each response head is sent. */
+  accessLog?(entry: AccessLogEntry): void
+  /** Largest request body accepted; bigger ones get 413 (chunked ones too). Default 16 MiB. */
   maxBodySize?: number
-  /** Time a client has to send the request head before the connection is closed. Default 30 000. */
+  /** Time a client has to send a request head, counted from when the connection is ready for one. Default 30 000. */
   headerReadTimeout?: number
+  /** Close a connection after this long without traffic and no request in flight. Default 60 000. */
+  idleTimeout?: number
+  /** Time allowed to receive a whole request body (408 after). Default 300 000. */
+  requestTimeout?: number
+  /** Largest request head (431 beyond; at least 8 KiB). Default 64 KiB. */
+  maxHeaderSize?: number
+  /** Most header fields in a request (431 beyond). Default 100. */
+  maxHeaders?: number
+  /** Most connections open at once; further clients wait in the kernel backlog. Default unlimited. */
+  maxConnections?: number
+  /** Most requests in handlers at once; further ones queue. Default unlimited. */
+  maxConcurrentRequests?: number
+  /** Most requests waiting for a handler slot; further ones get 503. Default 1024. */
+  maxQueuedRequests?: number
   /** Value of the `Server` response header. Default none. */
   serverName?: string
+  /** Serve HTTPS (HTTP/2 by ALPN) with these certificates. */
+  tls?: ServerTlsOptions
+}
+
+/** TLS settings of an HTTPS server. PEM text or Buffers. */
+export interface ServerTlsOptions {
+  /** Certificate chain, leaf first (the default certificate). */
+  cert: string | Buffer
+  /** Private key of `cert`. */
+  key: string | Buffer
+  /** More certificates, chosen by the SNI name the client asks for (`*.example.com` allowed). */
+  sni?: Array<{ serverName: string | string[]; cert: string | Buffer; key: string | Buffer }>
+  /** CA certificates that client certificates must chain to; asks clients for a certificate. */
+  clientCa?: string | Buffer | Array<string | Buffer>
+  /** With `clientCa`: refuse clients without a valid certificate. Default false. */
+  requireClientCert?: boolean
+  /** Lowest TLS version. Default `'TLSv1.2'`. */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3'
 }
 
 /** Options of {@link Server.stop}. */
@@ -38,138 +90,68 @@ export interface StopOptions {
   timeout?: number
 }
 
-/** A request received by the server, shaped like WHATWG `Request`. */
-export class ServerRequest {
-  #native: Binding.BindingRequest
-  #host: string
-  #url: string | undefined
-  #headers: Headers | undefined
-  #body: Buffer | null | undefined
-
-  /** @internal */
-  constructor(raw: Binding.BindingRequest, host: string) {
-    this.#native = raw
-    this.#host = host
-  }
-
-  /** The request method. */
-  get method(): string {
-    return this.#native.method
-  }
-
-  /** The absolute URL, built from the `Host` header and the request target. */
-  get url(): string {
-    if (this.#url === undefined) {
-      const target = this.#native.target
-      if (/^https?:\/\//i.test(target)) this.#url = target
-      else
-        this.#url = `http://${this.headers.get('host') ?? this.#host}${target.startsWith('/') ? target : `/${target}`}`
-    }
-    return this.#url
-  }
-
-  /** The path of the URL, e.g. `/chat`. */
-  get path(): string {
-    return new URL(this.url).pathname
-  }
-
-  /** The query string parsed. */
-  get query(): URLSearchParams {
-    return new URL(this.url).searchParams
-  }
-
-  /** Request headers; repeated fields are kept (`get` joins them, `getSetCookie` lists them). */
-  get headers(): Headers {
-    this.#headers ??= headersFromFlat(this.#native.headers)
-    return this.#headers
-  }
-
-  /** The client's IP address. */
-  get remoteAddress(): string {
-    return this.#native.remoteAddress
-  }
-
-  /** The client's port. */
-  get remotePort(): number {
-    return this.#native.remotePort
-  }
-
-  #take(): Buffer {
-    if (this.#body === undefined) this.#body = this.#native.takeBody()
-    else throw new TypeError('the body has already been read')
-    return this.#body ?? Buffer.alloc(0)
-  }
-
-  /** True once a body method has been called. */
-  get bodyUsed(): boolean {
-    return this.#body !== undefined
-  }
-
-  /** The body as bytes. */
-  async bytes(): Promise<Uint8Array> {
-    const body = this.#take()
-    return new Uint8Array(body.buffer, body.byteOffset, body.byteLength)
-  }
-
-  /** The body as an ArrayBuffer. */
-  async arrayBuffer(): Promise<ArrayBuffer> {
-    const body = this.#take()
-    return body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) as ArrayBuffer
-  }
-
-  /** The body decoded as UTF-8. */
-  async text(): Promise<string> {
-    return this.#take().toString('utf8')
-  }
-
-  /** The body parsed as JSON. */
-  async json(): Promise<unknown> {
-    return JSON.parse(await this.text())
-  }
-
-  /** @internal */
-  get native(): Binding.BindingRequest {
-    return this.#native
-  }
+/** Counters of a running server. */
+export interface ServerStats {
+  connectionsOpen: number
+  connectionsTotal: number
+  requestsTotal: number
+  requestsInFlight: number
+  bytesIn: number
+  bytesOut: number
+  webSocketsOpen: number
+  webSocketsTotal: number
+  /** Responses by status class. */
+  responses: { '1xx': number; '2xx': number; '3xx': number; '4xx': number; '5xx': number }
+  /** Requests answered 503 because the handler queue was full. */
+  rejectedOverload: number
+  /** Connections or requests cut by a timeout. */
+  timeouts: number
+  /** TLS handshakes that failed or timed out. */
+  tlsFailures: number
 }
 
 const TEXT = 'text/plain;charset=utf-8'
-const OCTETS = 'application/octet-stream'
 
-function asBuffer(data: Uint8Array): Buffer {
-  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+function pem(name: string, value: unknown): string {
+  if (typeof value === 'string') return value
+  if (Buffer.isBuffer(value)) return value.toString('utf8')
+  throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `tls.${name} must be PEM text or a Buffer`)
 }
 
-function checkStatus(status: number): number {
-  if (!Number.isInteger(status) || status < 200 || status > 999) {
-    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `invalid response status ${status}`)
+function bindingTls(tls: ServerTlsOptions): Binding.BindingServerTls {
+  if (tls === null || typeof tls !== 'object') {
+    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'tls must be an object with cert and key')
   }
-  return status
-}
-
-async function sendWebResponse(raw: Binding.BindingRequest, res: globalThis.Response): Promise<void> {
-  const body = res.body === null ? null : Buffer.from(await res.arrayBuffer())
-  raw.respond(checkStatus(res.status), flattenHeaders(res.headers), body)
-}
-
-function send(raw: Binding.BindingRequest, out: ResponseLike): void | Promise<void> {
-  if (typeof out === 'string') {
-    raw.respond(200, ['content-type', TEXT], out)
-  } else if (out instanceof Uint8Array) {
-    raw.respond(200, ['content-type', OCTETS], asBuffer(out))
-  } else if (out instanceof globalThis.Response) {
-    return sendWebResponse(raw, out)
-  } else if (out !== null && typeof out === 'object') {
-    const headers = flattenHeaders(out.headers)
-    const { data, type } = encodeBody(out.body)
-    if (type && !hasHeader(headers, 'content-type')) headers.push('content-type', type)
-    const body = data instanceof Uint8Array ? asBuffer(data) : data
-    raw.respond(checkStatus(out.status ?? 200), headers, body)
-  } else {
-    throw new TypeError(
-      'the fetch handler returned nothing; return a Response, a string, bytes or { status, headers, body }',
-    )
+  const certificates = [{ serverNames: [] as string[], cert: pem('cert', tls.cert), key: pem('key', tls.key) }]
+  for (const entry of tls.sni ?? []) {
+    const names = Array.isArray(entry.serverName) ? entry.serverName : [entry.serverName]
+    certificates.push({
+      serverNames: names.map(String),
+      cert: pem('sni.cert', entry.cert),
+      key: pem('sni.key', entry.key),
+    })
   }
+  const ca = tls.clientCa === undefined ? [] : Array.isArray(tls.clientCa) ? tls.clientCa : [tls.clientCa]
+  return {
+    certificates,
+    clientCa: ca.map((c) => pem('clientCa', c)),
+    requireClientCert: tls.requireClientCert ?? false,
+    minVersion: tls.minVersion,
+  }
+}
+
+function protocolsOf(http2: boolean | 'only' | undefined): number {
+  return http2 === 'only' ? 2 : http2 === false ? 0 : 1
+}
+
+/** The status for an error thrown by a handler: body over the limit, body too slow, or 500. */
+function statusFor(error: unknown): [number, string] {
+  if (error instanceof HypersockError) {
+    if (error.code === 'ERR_BODY_TOO_LARGE') return [413, 'request body too large\n']
+    if (error.code === 'ETIMEDOUT') return [408, 'request body not received in time\n']
+    if (error.code === 'ECONNRESET') return [400, 'could not read the request body\n']
+  }
+  return [500, 'internal server error\n']
 }
 
 /** A running server made by {@link serve}. */
@@ -185,30 +167,79 @@ export class Server<Data = unknown> {
   constructor(raw: Binding.BindingServer, options: ServeOptions<Data>) {
     this.#native = raw
     this.#options = options
-    this.#host = raw.address.includes(':') ? `[${raw.address}]:${raw.port}` : `${raw.address}:${raw.port}`
+    this.#host = raw.isUnix
+      ? 'localhost'
+      : raw.address.includes(':')
+        ? `[${raw.address}]:${raw.port}`
+        : `${raw.address}:${raw.port}`
     if (options.websocket) this.#ws = new WebSocketDispatcher(options.websocket, (e) => this.#fail(e, null))
     // The addon's callbacks do not hold the event loop open; this timer does, until stop().
     this.#keepAlive = setInterval(() => {}, 1 << 30)
   }
 
-  /** The port the server listens on. */
+  /** The port the server listens on (0 on a unix socket). */
   get port(): number {
     return this.#native.port
   }
 
-  /** The address the server listens on. */
+  /** The address the server listens on, or the unix socket path. */
   get hostname(): string {
     return this.#native.address
   }
 
+  /** The unix socket path, when listening on one. */
+  get unix(): string | undefined {
+    return this.#native.isUnix ? this.#native.address : undefined
+  }
+
   /** The base URL of the server, e.g. `http://127.0.0.1:8080/`. */
   get url(): URL {
-    return new URL(`http://${this.#host}/`)
+    return new URL(`${this.#options.tls ? 'https' : 'http'}://${this.#host}/`)
   }
 
   /** Open WebSocket connections. */
   get webSocketCount(): number {
     return this.#ws?.count ?? 0
+  }
+
+  /**
+   * Swaps in new certificates without a restart: new connections use them, open ones keep
+   * theirs. Throws `ERR_INVALID_ARG_VALUE` when the server has no TLS or a certificate is bad.
+   */
+  reloadTls(tls: ServerTlsOptions): void {
+    try {
+      this.#native.reloadTls(bindingTls(tls), protocolsOf(this.#options.http2))
+    } catch (err) {
+      throw fromNative(err)
+    }
+  }
+
+  /** The server's counters. */
+  stats(): ServerStats {
+    const s = this.#native.stats()
+    const [a = 0, b = 0, c = 0, d = 0, e = 0] = s.responses
+    return {
+      connectionsOpen: s.connectionsOpen,
+      connectionsTotal: s.connectionsTotal,
+      requestsTotal: s.requestsTotal,
+      requestsInFlight: s.requestsInFlight,
+      bytesIn: s.bytesIn,
+      bytesOut: s.bytesOut,
+      webSocketsOpen: s.websocketsOpen,
+      webSocketsTotal: s.websocketsTotal,
+      responses: { '1xx': a, '2xx': b, '3xx': c, '4xx': d, '5xx': e },
+      rejectedOverload: s.rejectedOverload,
+      timeouts: s.timeouts,
+      tlsFailures: s.tlsFailures,
+    }
+  }
+
+  /** The counters in the Prometheus text exposition format. */
+  metrics(prefix = 'hypersock'): string {
+    if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `invalid metric prefix ${JSON.stringify(prefix)}`)
+    }
+    return this.#native.metrics(prefix)
   }
 
   /** Lets the process exit while the server is still running. */
@@ -252,27 +283,63 @@ export class Server<Data = unknown> {
         return undefined
       }
     }
-    console.error('hypersock: handler error', error)
+    if (statusFor(error)[0] === 500) console.error('hypersock: handler error', error)
     return undefined
   }
 
   #respondError(raw: Binding.BindingRequest, error: unknown, request: ServerRequest | null): void {
     const custom = this.#fail(error, request)
+    const [status, text] = statusFor(error)
+    const plain = () => raw.respond(status, ['content-type', TEXT], text)
     if (custom !== undefined) {
       try {
-        const done = send(raw, custom)
-        if (done) done.catch(() => raw.respond(500, ['content-type', TEXT], 'internal server error\n'))
+        const done = sendResponse(raw, custom)
+        if (done) done.catch(plain)
         return
       } catch {
-        // fall through to the plain 500
+        // fall through to the plain error response
       }
     }
-    raw.respond(500, ['content-type', TEXT], 'internal server error\n')
+    plain()
   }
 
-  /** @internal */
-  onRequest = (raw: Binding.BindingRequest): void => {
-    const request = new ServerRequest(raw, this.#host)
+  #log(request: ServerRequest, started: number, status: number): void {
+    const log = this.#options.accessLog
+    if (!log) return
+    try {
+      log({
+        method: request.method,
+        url: request.url,
+        status,
+        httpVersion: request.httpVersion,
+        remoteAddress: request.remoteAddress,
+        durationMs: performance.now() - started,
+      })
+    } catch (error) {
+      this.#fail(error, request)
+    }
+  }
+
+  #send(raw: Binding.BindingRequest, request: ServerRequest, out: ResponseLike, started: number): void {
+    let done: void | Promise<void>
+    try {
+      done = sendResponse(raw, out)
+    } catch (error) {
+      this.#respondError(raw, error, request)
+      return
+    }
+    if (done) done.catch((error: unknown) => this.#respondError(raw, error, request))
+    if (this.#options.accessLog) this.#log(request, started, statusOf(out))
+  }
+
+  /** @internal Handles every request waiting in the addon, in order. */
+  drainRequests(): void {
+    for (const raw of this.#native.takeRequests()) this.#onRequest(raw)
+  }
+
+  #onRequest(raw: Binding.BindingRequest): void {
+    const request = new ServerRequest(raw, this.#host, this.#options.tls ? 'https' : 'http')
+    const started = this.#options.accessLog ? performance.now() : 0
     let out: ResponseLike | Promise<ResponseLike>
     try {
       out = this.#options.fetch(request, this)
@@ -281,15 +348,13 @@ export class Server<Data = unknown> {
       return
     }
     if (out instanceof Promise) {
-      out.then((value) => send(raw, value)).catch((error: unknown) => this.#respondError(raw, error, request))
+      out.then(
+        (value) => this.#send(raw, request, value, started),
+        (error: unknown) => this.#respondError(raw, error, request),
+      )
       return
     }
-    try {
-      const done = send(raw, out)
-      if (done) done.catch((error: unknown) => this.#respondError(raw, error, request))
-    } catch (error) {
-      this.#respondError(raw, error, request)
-    }
+    this.#send(raw, request, out, started)
   }
 
   /** @internal */
@@ -304,16 +369,24 @@ export class Server<Data = unknown> {
   }
 }
 
-function checkSize(name: string, value: number | undefined, fallback: number): number {
+function statusOf(out: ResponseLike): number {
+  if (typeof out === 'string' || out instanceof Uint8Array) return 200
+  if (out instanceof globalThis.Response) return out.status
+  return out.upgrade ? 101 : (out.status ?? 200)
+}
+
+function checkSize(name: string, value: number | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   const v = value ?? fallback
-  if (!Number.isSafeInteger(v) || v < 0) {
-    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `${name} must be a non-negative integer`)
+  if (!Number.isSafeInteger(v) || v < 0 || v > max) {
+    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `${name} must be an integer from 0 to ${max}`)
   }
   return v
 }
 
+const U32 = 0xffffffff
+
 /**
- * Starts an HTTP/1.1 server (with WebSocket on the same port when `websocket` is given).
+ * Starts an HTTP/1.1 + HTTP/2 server (with WebSocket on the same port when `websocket` is given).
  *
  * ```ts
  * const server = await serve({ port: 8080, fetch: (req) => new Response('ok') })
@@ -330,9 +403,9 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
   let server: Server<Data> | undefined
   // Events that could arrive before `server` is assigned are queued and replayed in order.
   const early: Array<() => void> = []
-  const onRequest = (raw: Binding.BindingRequest) => {
-    if (server) server.onRequest(raw)
-    else early.push(() => server?.onRequest(raw))
+  const onRequest = () => {
+    if (server) server.drainRequests()
+    else early.push(() => server?.drainRequests())
   }
   const onWebSocket = options.websocket
     ? (...args: Parameters<Server<Data>['onWebSocket']>) => {
@@ -346,8 +419,19 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
       {
         hostname: options.hostname ?? '127.0.0.1',
         port,
+        unix: options.unix,
+        reusePort: options.reusePort ?? false,
+        protocols: protocolsOf(options.http2),
+        tls: options.tls ? bindingTls(options.tls) : undefined,
         maxBodySize: checkSize('maxBodySize', options.maxBodySize, 16 * 1024 * 1024),
-        headerReadTimeoutMs: checkSize('headerReadTimeout', options.headerReadTimeout, 30_000),
+        headerReadTimeoutMs: checkSize('headerReadTimeout', options.headerReadTimeout, 30_000, U32),
+        idleTimeoutMs: checkSize('idleTimeout', options.idleTimeout, 60_000, U32),
+        requestTimeoutMs: checkSize('requestTimeout', options.requestTimeout, 300_000, U32),
+        maxHeaderSize: checkSize('maxHeaderSize', options.maxHeaderSize, 64 * 1024, U32),
+        maxHeaders: checkSize('maxHeaders', options.maxHeaders, 100, U32),
+        maxConnections: checkSize('maxConnections', options.maxConnections, 0, U32),
+        maxConcurrentRequests: checkSize('maxConcurrentRequests', options.maxConcurrentRequests, 0, U32),
+        maxQueuedRequests: checkSize('maxQueuedRequests', options.maxQueuedRequests, 1024, U32),
         serverName: options.serverName,
         websocket: options.websocket ? bindingWsOptions(options.websocket as WebSocketHandler<never>) : undefined,
       },

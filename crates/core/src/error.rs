@@ -48,9 +48,78 @@ pub enum Error {
     /// Could not bind the listening socket.
     #[error("could not listen on {addr}: {source}")]
     Listen { addr: String, source: io::Error },
+    /// A TLS handshake failed (one [`TlsFailure`] kind per cause) or a TLS setting is not valid.
+    #[error("{message}")]
+    Tls {
+        /// What went wrong.
+        kind: TlsFailure,
+        /// What happened and what to do, for people.
+        message: String,
+    },
+    /// A redirect chain was longer than the limit, or came back to a URL already visited.
+    #[error("{0}")]
+    TooManyRedirects(String),
+    /// A redirect was refused: https to http, an unsupported scheme, or a bad `Location`.
+    #[error("{0}")]
+    RedirectRefused(String),
+    /// A request body that was streamed cannot be sent a second time (redirect or retry).
+    #[error("{0}")]
+    BodyNotReplayable(String),
+    /// An HTTP proxy refused the tunnel (`407`: authentication required).
+    #[error("{message} (status {status})")]
+    ProxyRefused {
+        /// Status of the proxy's answer to `CONNECT`.
+        status: u16,
+        /// What happened and what to do.
+        message: String,
+    },
+    /// A compressed body could not be decoded.
+    #[error("could not decode the {0} response body")]
+    Decode(String),
+    /// The operation was cancelled by its caller (an `AbortSignal`).
+    #[error("the operation was aborted")]
+    Aborted,
     /// Any other I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+}
+
+/// Why a TLS handshake failed. Each kind has its own code (see [`Error::code`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The server's certificate is past its `notAfter` (`ERR_TLS_CERT_EXPIRED`).
+    CertExpired,
+    /// The server's certificate is before its `notBefore` (`ERR_TLS_CERT_NOT_YET_VALID`).
+    CertNotYetValid,
+    /// The server's certificate signed itself and is not trusted (`ERR_TLS_CERT_SELF_SIGNED`).
+    CertSelfSigned,
+    /// The certificate does not name the host that was asked for (`ERR_TLS_CERT_HOSTNAME`).
+    CertHostname,
+    /// The certificate chains to no trusted root (`ERR_TLS_CERT_UNKNOWN_CA`).
+    CertUnknownCa,
+    /// Any other certificate problem (`ERR_TLS_CERT_INVALID`).
+    CertInvalid,
+    /// The handshake failed for another reason: alert, version or cipher mismatch
+    /// (`ERR_TLS_HANDSHAKE`).
+    Handshake,
+    /// A certificate, key or TLS option given by the user is not valid (`ERR_TLS_CONFIG`).
+    Config,
+}
+
+impl TlsFailure {
+    /// The stable code of this kind.
+    pub fn code(self) -> &'static str {
+        match self {
+            TlsFailure::CertExpired => "ERR_TLS_CERT_EXPIRED",
+            TlsFailure::CertNotYetValid => "ERR_TLS_CERT_NOT_YET_VALID",
+            TlsFailure::CertSelfSigned => "ERR_TLS_CERT_SELF_SIGNED",
+            TlsFailure::CertHostname => "ERR_TLS_CERT_HOSTNAME",
+            TlsFailure::CertUnknownCa => "ERR_TLS_CERT_UNKNOWN_CA",
+            TlsFailure::CertInvalid => "ERR_TLS_CERT_INVALID",
+            TlsFailure::Handshake => "ERR_TLS_HANDSHAKE",
+            TlsFailure::Config => "ERR_TLS_CONFIG",
+        }
+    }
 }
 
 /// Result alias of the engine.
@@ -77,6 +146,14 @@ impl Error {
                 "EADDRINUSE"
             }
             Error::Listen { .. } => "ERR_LISTEN",
+            Error::Tls { kind, .. } => kind.code(),
+            Error::Aborted => "ABORT_ERR",
+            Error::TooManyRedirects(_) => "ERR_TOO_MANY_REDIRECTS",
+            Error::RedirectRefused(_) => "ERR_REDIRECT_REFUSED",
+            Error::BodyNotReplayable(_) => "ERR_BODY_NOT_REPLAYABLE",
+            Error::ProxyRefused { status: 407, .. } => "ERR_PROXY_AUTH_REQUIRED",
+            Error::ProxyRefused { .. } => "ERR_PROXY_TUNNEL",
+            Error::Decode(_) => "ERR_DECODE",
             Error::Io(e) => io_code(e),
         }
     }

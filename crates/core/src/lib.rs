@@ -7,6 +7,7 @@
 pub mod client;
 pub mod error;
 pub mod server;
+pub mod tls;
 pub mod ws;
 
 pub use error::{Error, Result};

@@ -1,29 +1,245 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hypersock_core::client::{Client, ClientOptions, ClientRequest};
+use hypersock_core::client::{
+    BodyReader, Client, ClientOptions, ClientRequest, Http2Mode, Proxy, RedirectMode,
+    RedirectPolicy, RequestBody, ResponseHead, RetryContext, RetryHook, RetryPolicy,
+};
+use hypersock_core::tls::{ClientTlsOptions, TlsVersion};
+use hypersock_core::Error;
 use napi::bindgen_prelude::*;
+use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
+use tokio::sync::{mpsc, Mutex};
+use tokio_util::sync::CancellationToken;
 
 use crate::{flat_headers, pair_headers, to_js_error};
 
-/// Options of `new BindingClient`, defaulted by the TS layer.
+/// TLS options of a client, defaulted by the TS layer.
+#[napi(object)]
+pub struct BindingTlsOptions {
+    pub ca: Option<Vec<String>>,
+    pub default_roots: Option<bool>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub reject_unauthorized: Option<bool>,
+    pub min_version: Option<String>,
+    pub max_version: Option<String>,
+    pub server_name: Option<String>,
+}
+
+/// Options of `new BindingClient`, defaulted and validated by the TS layer.
 #[napi(object)]
 pub struct BindingClientOptions {
     pub connect_timeout_ms: Option<u32>,
+    pub headers_timeout_ms: Option<u32>,
+    pub body_timeout_ms: Option<u32>,
     pub timeout_ms: Option<u32>,
     pub pool_idle_timeout_ms: u32,
     pub pool_max_idle_per_host: u32,
+    pub max_connections_per_host: Option<u32>,
     pub max_response_size: f64,
+    pub http2: String,
+    pub tls: Option<BindingTlsOptions>,
+    pub redirect_mode: String,
+    pub max_redirects: u32,
+    pub allow_insecure_redirect: bool,
+    pub retry_attempts: u32,
+    pub retry_base_delay_ms: u32,
+    pub retry_max_delay_ms: u32,
+    pub retry_statuses: Option<Vec<u32>>,
+    pub retry_methods: Option<Vec<String>>,
+    pub max_retry_after_ms: u32,
+    pub decompress: bool,
+    pub max_decoded_size: f64,
+    pub proxy: Option<String>,
+    pub proxy_from_env: bool,
+    pub no_proxy: Option<Vec<String>>,
+    pub unix_socket: Option<String>,
 }
 
-/// A response read in full.
+/// What the retry hook is told about a failed attempt.
 #[napi(object)]
+pub struct BindingRetryContext {
+    pub attempt: u32,
+    pub method: String,
+    pub url: String,
+    pub status: Option<u32>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub will_retry: bool,
+    pub delay_ms: f64,
+}
+
+/// The user's retry hook; the TS layer makes it always return a promise.
+type RetryHookFn = ThreadsafeFunction<
+    BindingRetryContext,
+    Promise<bool>,
+    BindingRetryContext,
+    Status,
+    false,
+    true,
+>;
+
+fn retry_hook(f: RetryHookFn) -> RetryHook {
+    let f = Arc::new(f);
+    RetryHook(Arc::new(move |ctx: RetryContext| {
+        let f = f.clone();
+        Box::pin(async move {
+            let fallback = ctx.will_retry;
+            let args = BindingRetryContext {
+                attempt: ctx.attempt,
+                method: ctx.method,
+                url: ctx.url,
+                status: ctx.status.map(u32::from),
+                error_code: ctx.error_code.map(str::to_owned),
+                error_message: ctx.error_message,
+                will_retry: ctx.will_retry,
+                delay_ms: ctx.delay.as_millis() as f64,
+            };
+            // A hook that throws or rejects leaves the policy's decision in place.
+            match f.call_async_catch(args).await {
+                Ok(promise) => promise.await.unwrap_or(fallback),
+                Err(_) => fallback,
+            }
+        })
+    }))
+}
+
+/// One redirect that was followed.
+#[napi(object)]
+pub struct BindingHop {
+    pub url: String,
+    pub status: u32,
+    pub location: String,
+}
+
+/// A response head, with the body inline when it was small, or a reader for the rest.
+#[napi(object, object_from_js = false)]
 pub struct BindingResponse {
     pub status: u32,
     pub headers: Vec<String>,
+    /// The body, or its first part when `rest` is set.
     pub body: Buffer,
+    /// Reader of the rest of the body, when it did not fit inline.
+    pub rest: Option<BindingBodyReader>,
     pub url: String,
+    pub version: String,
+    /// JSON of the TLS handshake (protocol, cipher, ALPN, certificate chain), for https.
+    pub tls: Option<String>,
+    pub redirects: Vec<BindingHop>,
+    pub attempts: u32,
+    pub connection_id: f64,
+}
+
+/// Pool counters.
+#[napi(object)]
+pub struct BindingPoolStats {
+    pub open: u32,
+    pub opened: f64,
+}
+
+/// Cancels one request and the reading of its body.
+#[napi]
+pub struct BindingCancel {
+    token: CancellationToken,
+}
+
+#[napi]
+impl BindingCancel {
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        BindingCancel {
+            token: CancellationToken::new(),
+        }
+    }
+
+    /// Cancels the request.
+    #[napi]
+    pub fn cancel(&self) {
+        self.token.cancel();
+    }
+}
+
+/// The writing end of a streamed request body. Bounded: `write` waits while the request is
+/// behind.
+#[napi]
+pub struct BindingBodyWriter {
+    tx: std::sync::Mutex<Option<mpsc::Sender<std::result::Result<Bytes, String>>>>,
+    rx: std::sync::Mutex<Option<mpsc::Receiver<std::result::Result<Bytes, String>>>>,
+}
+
+#[napi]
+impl BindingBodyWriter {
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        let (tx, rx) = mpsc::channel(4);
+        BindingBodyWriter {
+            tx: std::sync::Mutex::new(Some(tx)),
+            rx: std::sync::Mutex::new(Some(rx)),
+        }
+    }
+
+    fn sender(&self) -> Option<mpsc::Sender<std::result::Result<Bytes, String>>> {
+        self.tx.lock().ok().and_then(|t| t.clone())
+    }
+
+    /// Sends one chunk; resolves to false when the request no longer reads (it ended or failed).
+    #[napi]
+    pub async fn write(&self, chunk: Buffer) -> bool {
+        let Some(tx) = self.sender() else {
+            return false;
+        };
+        tx.send(Ok(Bytes::copy_from_slice(&chunk))).await.is_ok()
+    }
+
+    /// Ends the body.
+    #[napi]
+    pub fn end(&self) {
+        if let Ok(mut t) = self.tx.lock() {
+            t.take();
+        }
+    }
+
+    /// Fails the request with `reason`.
+    #[napi]
+    pub fn abort(&self, reason: String) {
+        if let Some(tx) = self.sender() {
+            let _ = tx.try_send(Err(reason));
+        }
+        self.end();
+    }
+}
+
+/// Reads the rest of a response body.
+#[napi]
+pub struct BindingBodyReader {
+    inner: Arc<Mutex<BodyReader>>,
+}
+
+#[napi]
+impl BindingBodyReader {
+    /// The next chunk (up to about `max` bytes), or null at the end.
+    #[napi]
+    pub async fn read(&self, max: u32) -> Result<Option<Buffer>> {
+        let mut reader = self.inner.lock().await;
+        let (data, done) = reader.read_up_to(max as usize).await.map_err(to_js_error)?;
+        if data.is_empty() && done {
+            return Ok(None);
+        }
+        Ok(Some(Buffer::from(Vec::from(data))))
+    }
+
+    /// The whole rest of the body, failing past `max` bytes.
+    #[napi]
+    pub async fn read_all(&self, max: f64) -> Result<Buffer> {
+        let mut reader = self.inner.lock().await;
+        let data = reader.read_all(max as usize).await.map_err(to_js_error)?;
+        Ok(Buffer::from(Vec::from(data)))
+    }
 }
 
 /// A pooled HTTP client.
@@ -32,44 +248,203 @@ pub struct BindingClient {
     inner: Client,
 }
 
+fn ms(v: u32) -> Duration {
+    Duration::from_millis(u64::from(v))
+}
+
+fn invalid(msg: String) -> napi::Error {
+    to_js_error(Error::InvalidArgument(msg))
+}
+
+fn tls_options(t: Option<BindingTlsOptions>) -> Result<ClientTlsOptions> {
+    let Some(t) = t else {
+        return Ok(ClientTlsOptions::default());
+    };
+    let d = ClientTlsOptions::default();
+    Ok(ClientTlsOptions {
+        webpki_roots: t.default_roots.unwrap_or(t.ca.is_none()),
+        ca: t.ca.unwrap_or_default(),
+        cert: t.cert,
+        key: t.key,
+        reject_unauthorized: t.reject_unauthorized.unwrap_or(true),
+        min_version: match t.min_version {
+            Some(v) => TlsVersion::parse(&v).map_err(to_js_error)?,
+            None => d.min_version,
+        },
+        max_version: t
+            .max_version
+            .map(|v| TlsVersion::parse(&v))
+            .transpose()
+            .map_err(to_js_error)?,
+        server_name: t.server_name,
+    })
+}
+
+fn proxy_options(o: &BindingClientOptions) -> Result<Option<Proxy>> {
+    let mut proxy = match (&o.proxy, o.proxy_from_env) {
+        (Some(url), _) => Some(Proxy::all(url).map_err(to_js_error)?),
+        (None, true) => Proxy::from_env(|k| std::env::var(k).ok()).map_err(to_js_error)?,
+        (None, false) => None,
+    };
+    if let (Some(p), Some(list)) = (proxy.as_mut(), &o.no_proxy) {
+        p.no_proxy = list.iter().map(|s| s.trim().to_ascii_lowercase()).collect();
+    }
+    Ok(proxy)
+}
+
+fn head_to_js(head: ResponseHead, body: Bytes, rest: Option<BodyReader>) -> BindingResponse {
+    BindingResponse {
+        status: u32::from(head.status),
+        headers: flat_headers(head.headers.iter().map(|(n, v)| (n.as_str(), v))),
+        body: Buffer::from(Vec::from(body)),
+        rest: rest.map(|r| BindingBodyReader {
+            inner: Arc::new(Mutex::new(r)),
+        }),
+        url: head.url,
+        version: head.version.to_string(),
+        tls: head.tls.map(|t| t.to_json().to_string()),
+        redirects: head
+            .redirects
+            .into_iter()
+            .map(|h| BindingHop {
+                url: h.url,
+                status: u32::from(h.status),
+                location: h.location,
+            })
+            .collect(),
+        attempts: head.attempts,
+        connection_id: head.connection_id as f64,
+    }
+}
+
 #[napi]
 impl BindingClient {
-    #[napi(constructor)]
-    pub fn new(options: BindingClientOptions) -> Self {
-        let ms = |v: u32| Duration::from_millis(u64::from(v));
-        BindingClient {
-            inner: Client::new(ClientOptions {
-                connect_timeout: options.connect_timeout_ms.map(ms),
-                timeout: options.timeout_ms.map(ms),
-                pool_idle_timeout: ms(options.pool_idle_timeout_ms),
-                pool_max_idle_per_host: options.pool_max_idle_per_host as usize,
-                max_response_size: options.max_response_size as usize,
-            }),
+    #[napi(
+        constructor,
+        ts_args_type = "options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null"
+    )]
+    pub fn new(options: BindingClientOptions, retry_hook_fn: Option<RetryHookFn>) -> Result<Self> {
+        let http2 = match options.http2.as_str() {
+            "auto" => Http2Mode::Auto,
+            "always" => Http2Mode::Always,
+            "never" => Http2Mode::Never,
+            other => {
+                return Err(invalid(format!(
+                    "http2 must be auto, always or never, not {other:?}"
+                )))
+            }
+        };
+        let mode = match options.redirect_mode.as_str() {
+            "follow" => RedirectMode::Follow,
+            "manual" => RedirectMode::Manual,
+            "error" => RedirectMode::Error,
+            other => {
+                return Err(invalid(format!(
+                    "redirect must be follow, manual or error, not {other:?}"
+                )))
+            }
+        };
+        let mut retry = RetryPolicy {
+            attempts: options.retry_attempts.max(1),
+            base_delay: ms(options.retry_base_delay_ms),
+            max_delay: ms(options.retry_max_delay_ms),
+            max_retry_after: ms(options.max_retry_after_ms),
+            hook: retry_hook_fn.map(retry_hook),
+            ..RetryPolicy::default()
+        };
+        if let Some(statuses) = &options.retry_statuses {
+            retry.statuses = statuses.iter().map(|s| *s as u16).collect();
         }
+        if let Some(methods) = &options.retry_methods {
+            retry.methods = methods
+                .iter()
+                .map(|m| http::Method::from_bytes(m.to_ascii_uppercase().as_bytes()))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| invalid("retry.methods has an invalid method".into()))?;
+        }
+        let proxy = proxy_options(&options)?;
+        let opts = ClientOptions {
+            connect_timeout: options.connect_timeout_ms.map(ms),
+            headers_timeout: options.headers_timeout_ms.map(ms),
+            body_timeout: options.body_timeout_ms.map(ms),
+            timeout: options.timeout_ms.map(ms),
+            pool_idle_timeout: ms(options.pool_idle_timeout_ms),
+            pool_max_idle_per_host: options.pool_max_idle_per_host as usize,
+            max_connections_per_host: options.max_connections_per_host.map(|n| n as usize),
+            max_response_size: options.max_response_size as usize,
+            http2,
+            tls: tls_options(options.tls)?,
+            redirect: RedirectPolicy {
+                mode,
+                max: options.max_redirects as usize,
+                allow_insecure: options.allow_insecure_redirect,
+            },
+            retry,
+            decompress: options.decompress,
+            max_decoded_size: options.max_decoded_size as u64,
+            proxy,
+            unix_socket: options.unix_socket.map(Into::into),
+            cookies: None,
+        };
+        Ok(BindingClient {
+            inner: Client::new(opts).map_err(to_js_error)?,
+        })
     }
 
-    /// Sends a request and reads the whole response.
-    #[napi]
-    pub async fn request(
+    /// Sends a request. The body is inline (`body`) or streamed through `stream`; `cancel` aborts
+    /// it. Bodies up to `inline_max` bytes come back inline, larger ones through `rest`.
+    #[napi(
+        ts_return_type = "Promise<BindingResponse>",
+        ts_args_type = "method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    pub fn request<'env>(
         &self,
+        env: &'env Env,
         method: String,
         url: String,
         headers: Vec<String>,
         body: Option<Uint8Array>,
-    ) -> Result<BindingResponse> {
+        stream: Option<&BindingBodyWriter>,
+        cancel: Option<&BindingCancel>,
+        inline_max: u32,
+    ) -> Result<PromiseRaw<'env, BindingResponse>> {
+        let body = match (body, stream) {
+            (_, Some(writer)) => match writer.rx.lock().ok().and_then(|mut r| r.take()) {
+                Some(rx) => RequestBody::Stream(rx),
+                None => return Err(invalid("this request body stream was already used".into())),
+            },
+            (Some(b), None) => RequestBody::Bytes(Bytes::copy_from_slice(&b)),
+            (None, None) => RequestBody::Empty,
+        };
         let req = ClientRequest {
             method,
             url,
             headers: pair_headers(headers)?,
-            body: body.map(|b| Bytes::copy_from_slice(&b)),
+            body,
+            cancel: cancel.map(|c| c.token.clone()),
         };
         let client = self.inner.clone();
-        let res = client.request(req).await.map_err(to_js_error)?;
-        Ok(BindingResponse {
-            status: u32::from(res.status),
-            headers: flat_headers(res.headers.iter().map(|(n, v)| (n.as_str(), v))),
-            body: Buffer::from(Vec::from(res.body)),
-            url: res.url,
+        env.spawn_future(async move {
+            let (head, mut reader) = client.send(req).await.map_err(to_js_error)?;
+            let (data, done) = reader
+                .read_ready(inline_max as usize)
+                .map_err(to_js_error)?;
+            Ok(head_to_js(
+                head,
+                data,
+                if done { None } else { Some(reader) },
+            ))
         })
+    }
+
+    /// Connection counters of the pool.
+    #[napi]
+    pub fn pool_stats(&self) -> BindingPoolStats {
+        let s = self.inner.pool_stats();
+        BindingPoolStats {
+            open: s.open as u32,
+            opened: s.opened as f64,
+        }
     }
 }

@@ -7,9 +7,38 @@
 
 mod client;
 mod server;
+mod testing;
 mod websocket;
 
 use hypersock_core::Error;
+
+// Requests, frames and buffers are allocated on one thread and freed on another all the time;
+// mimalloc handles that pattern far better than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Configures the tokio runtime once, when the addon loads. `HYPERSOCK_WORKER_THREADS` sets the
+/// number of I/O threads; the default leaves one core to the JS thread (at least one worker).
+#[napi_derive::module_init]
+fn init() {
+    let workers = std::env::var("HYPERSOCK_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get().saturating_sub(1).max(1))
+                .unwrap_or(1)
+        });
+    if let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("hypersock-io")
+        .enable_all()
+        .build()
+    {
+        napi::bindgen_prelude::create_custom_tokio_runtime(rt);
+    }
+}
 
 /// Maps an engine error to a JS error. The message starts with the stable code and a colon
 /// (`ECONNREFUSED: ...`); the TS layer splits it into `err.code` and the message.

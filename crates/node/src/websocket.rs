@@ -2,8 +2,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hypersock_core::client::{dial_websocket, DialOptions, DialedWebSocket, WsTlsOptions};
+use hypersock_core::client::{dial_websocket, DialOptions, DialedWebSocket};
 use hypersock_core::server::{Request, Response, Upgrade, UpgradeAccept, WsHandler};
+use hypersock_core::tls::ClientTlsOptions;
 use hypersock_core::ws::{
     self, DeflateOptions, FailGate, PreparedMessage, Role, SendStatus, WsEvents, WsHandle,
     WsLimits, WsMessage, WsOptions,
@@ -66,8 +67,14 @@ impl BindingWebSocket {
             headers: header_pairs(request),
             protocol: String::new(),
             extensions: String::new(),
-            remote_address: request.remote_addr.ip().to_string(),
-            remote_port: u32::from(request.remote_addr.port()),
+            remote_address: request
+                .remote_addr
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default(),
+            remote_port: request
+                .remote_addr
+                .map(|a| u32::from(a.port()))
+                .unwrap_or(0),
             offered_protocols: Vec::new(),
             upgrade: None,
             pending: None,
@@ -214,11 +221,11 @@ impl BindingWebSocket {
             Some(Either::A(text)) => Bytes::from(text),
             Some(Either::B(buf)) => Bytes::copy_from_slice(&buf),
         };
-        upgrade.reject(Response {
-            status: status.min(u32::from(u16::MAX)) as u16,
+        upgrade.reject(Response::new(
+            status.min(u32::from(u16::MAX)) as u16,
             headers,
             body,
-        });
+        ));
         Ok(())
     }
 
@@ -462,6 +469,10 @@ pub struct BindingDialOptions {
     pub reject_unauthorized: bool,
     /// TLS server name instead of the URL's host.
     pub servername: Option<String>,
+    /// Client certificate chain (PEM) for mutual TLS.
+    pub cert: Option<String>,
+    /// Private key (PEM) of `cert`.
+    pub key: Option<String>,
 }
 
 static NEXT_CLIENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -475,10 +486,13 @@ pub async fn dial_web_socket(url: String, options: BindingDialOptions) -> Result
         handshake_timeout: Some(ms(options.handshake_timeout_ms)),
         limits: limits(&options.limits),
         deflate: options.compression.as_ref().map(deflate_options),
-        tls: WsTlsOptions {
-            ca: options.ca.map(String::into_bytes).unwrap_or_default(),
-            insecure_skip_verify: !options.reject_unauthorized,
+        tls: ClientTlsOptions {
+            ca: options.ca.into_iter().collect(),
+            reject_unauthorized: options.reject_unauthorized,
             server_name: options.servername,
+            cert: options.cert,
+            key: options.key,
+            ..ClientTlsOptions::default()
         },
     };
     let dialed = dial_websocket(&url, &opts).await.map_err(to_js_error)?;

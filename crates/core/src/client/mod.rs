@@ -1,77 +1,199 @@
-//! The HTTP client (pooled keep-alive connections) and the WebSocket dialer.
+//! The HTTP client: pooled keep-alive HTTP/1.1 and HTTP/2 connections over TCP, TLS, unix
+//! sockets and proxies, with timeouts, cancellation, redirects, retry, cookies and decompression.
+//!
+//! [`Client::send`] returns the response head and a [`BodyReader`]; [`Client::request`] reads the
+//! whole body too. The WebSocket dialer lives beside it ([`dial_websocket`]).
 
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Uri};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+use crate::tls::{client_config, ClientTlsOptions, TlsInfo};
 
+mod body;
+mod connect;
+mod decode;
+mod proxy;
+mod redirect;
+mod retry;
 mod ws_dial;
-pub use ws_dial::{dial_websocket, ClientStream, DialOptions, DialedWebSocket, WsTlsOptions};
+
+pub use body::{BodyReader, Progress, RequestBody};
+pub use connect::ConnInfo;
+pub use decode::{Decoder, ACCEPT_ENCODING};
+pub use proxy::{Proxy, ProxyEndpoint};
+pub use redirect::{Hop, RedirectMode, RedirectPolicy};
+pub use retry::{is_retryable_error, parse_retry_after, RetryContext, RetryHook, RetryPolicy};
+pub use ws_dial::{dial_websocket, ClientStream, DialOptions, DialedWebSocket};
+
+use body::OutBody;
+use connect::{ConnectError, Connector, Counters};
+
+/// When to speak HTTP/2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Http2Mode {
+    /// HTTP/2 when TLS ALPN picks it, HTTP/1.1 otherwise (the default).
+    #[default]
+    Auto,
+    /// HTTP/2 always: by ALPN over TLS, by prior knowledge (h2c) over plain TCP.
+    Always,
+    /// HTTP/1.1 only.
+    Never,
+}
+
+/// Sees every request and response of a client to send and store cookies.
+pub trait CookieStore: Send + Sync {
+    /// The `Cookie` header value for a request to `url`, if any cookie applies.
+    fn cookie_header(&self, url: &url::Url) -> Option<String>;
+    /// Stores the `Set-Cookie` values of a response from `url`.
+    fn store(&self, url: &url::Url, set_cookies: &[&str]);
+}
 
 /// Options of [`Client::new`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientOptions {
-    /// Time allowed to establish a TCP connection.
+    /// Time allowed to open a connection (TCP, proxy tunnel and TLS handshake).
     pub connect_timeout: Option<Duration>,
-    /// Time allowed for the whole request, body included.
+    /// Time allowed until the response head has come, per attempt.
+    pub headers_timeout: Option<Duration>,
+    /// Longest silence while reading the response body.
+    pub body_timeout: Option<Duration>,
+    /// Time allowed for the whole request (redirects, retries and body included).
     pub timeout: Option<Duration>,
     /// How long an idle pooled connection is kept.
     pub pool_idle_timeout: Duration,
     /// Idle connections kept per origin.
     pub pool_max_idle_per_host: usize,
-    /// Largest response body read into memory.
+    /// Most connections open at once per origin; more requests wait. `None`: no limit.
+    pub max_connections_per_host: Option<usize>,
+    /// Largest response body read into memory by [`Client::request`] (after decoding).
     pub max_response_size: usize,
+    /// When to use HTTP/2.
+    pub http2: Http2Mode,
+    /// TLS settings.
+    pub tls: ClientTlsOptions,
+    /// Redirect rules.
+    pub redirect: RedirectPolicy,
+    /// Retry rules.
+    pub retry: RetryPolicy,
+    /// Decode gzip, deflate, br and zstd bodies (and send `Accept-Encoding`).
+    pub decompress: bool,
+    /// Largest decoded body; a bigger one fails with `ERR_BODY_TOO_LARGE` (bomb guard).
+    pub max_decoded_size: u64,
+    /// Proxies.
+    pub proxy: Option<Proxy>,
+    /// Connect every request to this unix socket instead of the URL's host.
+    pub unix_socket: Option<PathBuf>,
+    /// Cookies sent and stored automatically, redirects included.
+    pub cookies: Option<Arc<dyn CookieStore>>,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("http2", &self.http2)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             connect_timeout: Some(Duration::from_secs(10)),
+            headers_timeout: None,
+            body_timeout: None,
             timeout: None,
             pool_idle_timeout: Duration::from_secs(60),
             pool_max_idle_per_host: 64,
+            max_connections_per_host: None,
             max_response_size: 256 << 20,
+            http2: Http2Mode::Auto,
+            tls: ClientTlsOptions::default(),
+            redirect: RedirectPolicy::default(),
+            retry: RetryPolicy::default(),
+            decompress: true,
+            max_decoded_size: 1 << 30,
+            proxy: None,
+            unix_socket: None,
+            cookies: None,
         }
     }
 }
 
-/// A request for [`Client::request`].
+/// A request for [`Client::request`] / [`Client::send`].
 #[derive(Debug, Default)]
 pub struct ClientRequest {
     /// The method, e.g. `GET`.
     pub method: String,
-    /// The absolute `http://` URL.
+    /// The absolute `http://` or `https://` URL.
     pub url: String,
     /// Header fields in order.
     pub headers: Vec<(String, String)>,
-    /// The body, if any.
-    pub body: Option<Bytes>,
+    /// The body.
+    pub body: RequestBody,
+    /// Cancels the request (and the reading of its body) when triggered.
+    pub cancel: Option<CancellationToken>,
+}
+
+/// The head of a response, with what it took to get it.
+#[derive(Debug)]
+pub struct ResponseHead {
+    /// Status code.
+    pub status: u16,
+    /// Header fields in the order received, repeated names kept.
+    pub headers: Vec<(String, Bytes)>,
+    /// The final URL (after redirects).
+    pub url: String,
+    /// `HTTP/1.1` or `HTTP/2`.
+    pub version: &'static str,
+    /// The TLS handshake of the connection, for `https://`.
+    pub tls: Option<Arc<TlsInfo>>,
+    /// Redirects followed, in order.
+    pub redirects: Vec<Hop>,
+    /// Attempts made for the last hop (1 when it was not retried).
+    pub attempts: u32,
+    /// Serial number of the connection within the client.
+    pub connection_id: u64,
 }
 
 /// A response read in full.
 #[derive(Debug)]
 pub struct ClientResponse {
-    /// Status code.
-    pub status: u16,
-    /// Header fields in the order received, repeated names kept.
-    pub headers: Vec<(String, Bytes)>,
-    /// The whole body.
+    /// The head.
+    pub head: ResponseHead,
+    /// The whole (decoded) body.
     pub body: Bytes,
-    /// The URL that was requested.
-    pub url: String,
 }
 
-/// A pooled HTTP/1.1 client. Cheap to clone; clones share the pool.
+/// Connection counters of a client.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    /// Connections open now (busy or idle in the pool).
+    pub open: usize,
+    /// Connections opened since the client was made.
+    pub opened: u64,
+}
+
+type Hyper = hyper_util::client::legacy::Client<Connector, OutBody>;
+
+/// A pooled HTTP client. Cheap to clone; clones share the pool.
 #[derive(Clone)]
 pub struct Client {
-    inner: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
-    opts: ClientOptions,
+    auto: Hyper,
+    h2only: Hyper,
+    counters: Arc<Counters>,
+    opts: Arc<ClientOptions>,
 }
 
 /// Parses an absolute URL and checks its scheme against `schemes`.
@@ -107,94 +229,489 @@ pub(crate) fn authority(url: &url::Url) -> String {
     )
 }
 
+/// Idempotent methods (RFC 9110 section 9.2.2).
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+struct Attempt {
+    head: ResponseHead,
+    body: BodyReader,
+}
+
 impl Client {
-    /// Makes a client with its own connection pool.
-    pub fn new(opts: ClientOptions) -> Client {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(opts.connect_timeout);
-        connector.set_nodelay(true);
-        let inner = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(opts.pool_idle_timeout)
-            .pool_max_idle_per_host(opts.pool_max_idle_per_host)
-            .build(connector);
-        Client { inner, opts }
+    /// Makes a client with its own connection pool. Fails when the TLS settings are not valid.
+    pub fn new(opts: ClientOptions) -> Result<Client> {
+        let alpn: &[&[u8]] = match opts.http2 {
+            Http2Mode::Auto => &[b"h2", b"http/1.1"],
+            Http2Mode::Always => &[b"h2"],
+            Http2Mode::Never => &[b"http/1.1"],
+        };
+        let tls = client_config(&opts.tls, alpn)?;
+        let counters = Arc::new(Counters::default());
+        let connector = Connector {
+            tls: Some(tls),
+            tls_server_name: opts.tls.server_name.clone(),
+            connect_timeout: opts.connect_timeout,
+            unix_socket: opts.unix_socket.clone(),
+            proxy: opts.proxy.clone().map(Arc::new),
+            max_per_origin: opts.max_connections_per_host,
+            limits: Arc::new(Mutex::new(Default::default())),
+            counters: counters.clone(),
+        };
+        let build = |h2only: bool| {
+            hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .pool_idle_timeout(opts.pool_idle_timeout)
+                .pool_max_idle_per_host(opts.pool_max_idle_per_host)
+                .http2_only(h2only)
+                .http2_adaptive_window(true)
+                .retry_canceled_requests(true)
+                .build(connector.clone())
+        };
+        Ok(Client {
+            auto: build(false),
+            h2only: build(true),
+            counters,
+            opts: Arc::new(opts),
+        })
     }
 
-    /// Sends one request and reads the whole response.
+    /// The options this client was made with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
+    /// Connection counters.
+    pub fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            open: self.counters.open.load(Ordering::Relaxed),
+            opened: self.counters.opened.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sends one request and reads the whole response body.
     pub async fn request(&self, req: ClientRequest) -> Result<ClientResponse> {
-        let url = parse_url(&req.url, &["http"])?;
-        let peer = authority(&url);
+        let max = self.opts.max_response_size;
+        let (head, mut body) = self.send(req).await?;
+        let body = body.read_all(max).await?;
+        Ok(ClientResponse { head, body })
+    }
+
+    /// Sends one request, following redirects and retrying as configured, and returns the head of
+    /// the final response with a reader of its body.
+    pub async fn send(&self, req: ClientRequest) -> Result<(ResponseHead, BodyReader)> {
+        let deadline = self.opts.timeout.map(|t| Instant::now() + t);
+        let cancel = req.cancel.clone();
+        let work = self.follow(req, deadline);
+        let work = async {
+            match deadline {
+                Some(d) => tokio::time::timeout_at(d, work)
+                    .await
+                    .map_err(|_| Error::Timeout("request"))?,
+                None => work.await,
+            }
+        };
+        match cancel {
+            Some(token) => tokio::select! {
+                biased;
+                _ = token.cancelled() => Err(Error::Aborted),
+                r = work => r,
+            },
+            None => work.await,
+        }
+    }
+
+    async fn follow(
+        &self,
+        req: ClientRequest,
+        deadline: Option<Instant>,
+    ) -> Result<(ResponseHead, BodyReader)> {
+        let mut url = parse_url(&req.url, &["http", "https"])?;
+        let mut method = Method::from_bytes(req.method.as_bytes())
+            .map_err(|_| Error::InvalidArgument(format!("invalid method {:?}", req.method)))?;
+        let mut headers = req.headers;
+        let mut body = req.body;
+        let streamed = !body.is_replayable();
+        let policy = &self.opts.redirect;
+        let mut hops: Vec<Hop> = Vec::new();
+        let mut seen: HashSet<(String, String, Option<String>)> = HashSet::new();
+        loop {
+            let cookie = self
+                .opts
+                .cookies
+                .as_ref()
+                .and_then(|c| c.cookie_header(&url));
+            let key = (method.to_string(), url.to_string(), cookie.clone());
+            if !seen.insert(key) {
+                return Err(Error::TooManyRedirects(format!(
+                    "redirect loop: {url} was reached twice in the same state"
+                )));
+            }
+            let mut attempt = self
+                .with_retry(
+                    &method,
+                    &url,
+                    &headers,
+                    &mut body,
+                    cookie.as_deref(),
+                    deadline,
+                    req.cancel.as_ref(),
+                )
+                .await?;
+            if let Some(jar) = &self.opts.cookies {
+                let set: Vec<&str> = attempt
+                    .head
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| n == "set-cookie")
+                    .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+                    .collect();
+                if !set.is_empty() {
+                    jar.store(&url, &set);
+                }
+            }
+            let status = attempt.head.status;
+            if !redirect::is_redirect(status) || policy.mode == RedirectMode::Manual {
+                attempt.head.redirects = hops;
+                return Ok((attempt.head, attempt.body));
+            }
+            let Some(location) = attempt
+                .head
+                .headers
+                .iter()
+                .find(|(n, _)| n == "location")
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            else {
+                attempt.head.redirects = hops;
+                return Ok((attempt.head, attempt.body));
+            };
+            if policy.mode == RedirectMode::Error {
+                return Err(Error::RedirectRefused(format!(
+                    "{url} redirected ({status}) and redirect mode is \"error\""
+                )));
+            }
+            if hops.len() >= policy.max {
+                return Err(Error::TooManyRedirects(format!(
+                    "more than {} redirects, the last from {url}",
+                    policy.max
+                )));
+            }
+            let next = redirect::next_request(policy, &url, &method, status, &location)?;
+            // Drain a small redirect body so the connection goes back to the pool.
+            drop(
+                tokio::time::timeout(Duration::from_millis(50), attempt.body.read_all(64 * 1024))
+                    .await,
+            );
+            if next.keep_body && streamed {
+                return Err(Error::BodyNotReplayable(format!(
+                    "{status} redirect to {} needs the request body again, but it was a stream; \
+                     send a Buffer or string body, or set redirect: 'manual'",
+                    next.url
+                )));
+            }
+            if !next.keep_body {
+                body = RequestBody::Empty;
+                headers.retain(|(n, _)| {
+                    !redirect::BODY_HEADERS
+                        .iter()
+                        .any(|h| n.eq_ignore_ascii_case(h))
+                });
+            }
+            if next.cross_origin {
+                headers.retain(|(n, _)| {
+                    !redirect::CREDENTIAL_HEADERS
+                        .iter()
+                        .any(|h| n.eq_ignore_ascii_case(h))
+                });
+            }
+            hops.push(Hop {
+                url: url.to_string(),
+                status,
+                location: next.url.to_string(),
+            });
+            url = next.url;
+            method = next.method;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn with_retry(
+        &self,
+        method: &Method,
+        url: &url::Url,
+        headers: &[(String, String)],
+        body: &mut RequestBody,
+        cookie: Option<&str>,
+        deadline: Option<Instant>,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Attempt> {
+        let policy = &self.opts.retry;
+        let mut attempt = 1u32;
+        let mut stale_retry_used = false;
+        loop {
+            let replayable = body.is_replayable();
+            let outgoing = match body {
+                RequestBody::Empty => OutBody::Full(None),
+                RequestBody::Bytes(b) => OutBody::Full(Some(b.clone())),
+                RequestBody::Stream(_) => match std::mem::take(body) {
+                    RequestBody::Stream(rx) => OutBody::Stream {
+                        rx,
+                        sent: 0,
+                        progress: None,
+                    },
+                    _ => OutBody::Full(None),
+                },
+            };
+            let attempts_left = replayable && attempt < policy.attempts;
+            let may_retry = attempts_left && policy.allows_method(method);
+            let result = self
+                .attempt(method, url, headers, outgoing, cookie, deadline, cancel)
+                .await;
+            let (mut wait, status, failure) = match &result {
+                Ok(a) if a.head.status >= 400 => {
+                    let after = a
+                        .head
+                        .headers
+                        .iter()
+                        .find(|(n, _)| n == "retry-after")
+                        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+                        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+                    let wait = match after {
+                        Some(d) if d > policy.max_retry_after => None,
+                        Some(d) => Some(d),
+                        None => Some(policy.backoff(attempt)),
+                    };
+                    let wanted = may_retry && policy.statuses.contains(&a.head.status);
+                    (
+                        wait.filter(|_| wanted)
+                            .or(if policy.hook.is_some() { wait } else { None }),
+                        Some(a.head.status),
+                        None,
+                    )
+                }
+                Ok(_) => (None, None, None),
+                Err(e) => {
+                    let stale = !stale_retry_used
+                        && replayable
+                        && is_idempotent(method)
+                        && matches!(e, Error::ConnectionReset(_));
+                    if stale {
+                        // A pooled keep-alive connection that the server had closed: once, at once.
+                        stale_retry_used = true;
+                        continue;
+                    }
+                    let wanted = may_retry && is_retryable_error(e);
+                    let wait = if wanted || policy.hook.is_some() {
+                        Some(policy.backoff(attempt))
+                    } else {
+                        None
+                    };
+                    (wait, None, Some((e.code(), e.to_string())))
+                }
+            };
+            if let (Some(hook), true, Some(delay)) = (&policy.hook, attempts_left, wait) {
+                let will_retry = match (&result, &failure) {
+                    (Ok(a), _) => may_retry && policy.statuses.contains(&a.head.status),
+                    (Err(e), _) => may_retry && is_retryable_error(e),
+                };
+                if !matches!(result, Err(Error::Aborted) | Err(Error::InvalidArgument(_))) {
+                    let ctx = retry::RetryContext {
+                        attempt,
+                        method: method.to_string(),
+                        url: url.to_string(),
+                        status,
+                        error_code: failure.as_ref().map(|f| f.0),
+                        error_message: failure.map(|f| f.1),
+                        will_retry,
+                        delay,
+                    };
+                    if !(hook.0)(ctx).await {
+                        wait = None;
+                    }
+                } else {
+                    wait = None;
+                }
+            } else if !attempts_left {
+                wait = None;
+            }
+            match (result, wait) {
+                (Ok(mut a), Some(wait)) => {
+                    drop(
+                        tokio::time::timeout(Duration::from_millis(50), a.body.read_all(64 * 1024))
+                            .await,
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                (Err(_), Some(wait)) => {
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                (Ok(mut a), None) => {
+                    a.head.attempts = attempt;
+                    return Ok(a);
+                }
+                (Err(e), None) => return Err(e),
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &url::Url,
+        headers: &[(String, String)],
+        body: OutBody,
+        cookie: Option<&str>,
+        deadline: Option<Instant>,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Attempt> {
         let uri: Uri =
             url.as_str()
                 .parse()
                 .map_err(|e: http::uri::InvalidUri| Error::InvalidUrl {
-                    url: req.url.clone(),
+                    url: url.to_string(),
                     reason: e.to_string(),
                 })?;
-        let method = Method::from_bytes(req.method.as_bytes())
-            .map_err(|_| Error::InvalidArgument(format!("invalid method {:?}", req.method)))?;
-        let mut builder = http::Request::builder().method(method).uri(uri);
-        for (name, value) in &req.headers {
+        let mut builder = http::Request::builder().method(method.clone()).uri(uri);
+        let mut has_accept_encoding = false;
+        let mut has_cookie = false;
+        for (name, value) in headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| Error::InvalidArgument(format!("invalid header name {name:?}")))?;
             let value = HeaderValue::from_str(value)
                 .map_err(|_| Error::InvalidArgument(format!("invalid value for header {name}")))?;
+            has_accept_encoding |= name == http::header::ACCEPT_ENCODING;
+            has_cookie |= name == http::header::COOKIE;
             builder = builder.header(name, value);
         }
-        let request = builder
-            .body(Full::new(req.body.unwrap_or_default()))
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        let max = self.opts.max_response_size;
-        let work = async {
-            let response = self
-                .inner
-                .request(request)
-                .await
-                .map_err(|e| classify(e, &peer))?;
-            let (parts, body) = response.into_parts();
-            let body = Limited::new(body, max).collect().await.map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    Error::BodyTooLarge { limit: max }
-                } else {
-                    Error::ConnectionReset(format!("{peer}: {e}"))
-                }
+        if let Some(cookie) = cookie.filter(|_| !has_cookie) {
+            let value = HeaderValue::from_str(cookie).map_err(|_| {
+                Error::InvalidArgument("cookie jar produced an invalid header".into())
             })?;
-            let mut headers = Vec::with_capacity(parts.headers.len());
-            for (name, value) in parts.headers.iter() {
-                headers.push((
-                    name.as_str().to_owned(),
-                    Bytes::copy_from_slice(value.as_bytes()),
-                ));
-            }
-            Ok(ClientResponse {
-                status: parts.status.as_u16(),
-                headers,
-                body: body.to_bytes(),
-                url: req.url.clone(),
-            })
-        };
-        match self.opts.timeout {
-            Some(t) => tokio::time::timeout(t, work)
-                .await
-                .map_err(|_| Error::Timeout("request"))?,
-            None => work.await,
+            builder = builder.header(http::header::COOKIE, value);
         }
+        let decompress = self.opts.decompress && !has_accept_encoding;
+        if decompress {
+            builder = builder.header(
+                http::header::ACCEPT_ENCODING,
+                HeaderValue::from_static(ACCEPT_ENCODING),
+            );
+        }
+        if url.scheme() == "http" {
+            if let Some(auth) = self
+                .opts
+                .proxy
+                .as_ref()
+                .and_then(|p| {
+                    p.endpoint_for(
+                        url.host_str().unwrap_or_default(),
+                        url.port_or_known_default().unwrap_or(80),
+                        false,
+                    )
+                })
+                .and_then(|e| e.authorization.as_ref())
+            {
+                if self.opts.unix_socket.is_none() {
+                    let value = HeaderValue::from_str(auth)
+                        .map_err(|_| Error::InvalidArgument("invalid proxy credentials".into()))?;
+                    builder = builder.header(http::header::PROXY_AUTHORIZATION, value);
+                }
+            }
+        }
+        let request = builder
+            .body(body)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let peer = authority(url);
+        let client = match self.opts.http2 {
+            Http2Mode::Always => &self.h2only,
+            _ => &self.auto,
+        };
+        let pending = client.request(request);
+        let response = match self.opts.headers_timeout {
+            Some(t) => tokio::time::timeout(t, pending)
+                .await
+                .map_err(|_| Error::Timeout("headers"))?,
+            None => pending.await,
+        }
+        .map_err(|e| classify(e, &peer))?;
+        let (parts, incoming) = response.into_parts();
+        let info = parts.extensions.get::<ConnInfo>().cloned();
+        let mut out_headers = Vec::with_capacity(parts.headers.len());
+        let mut decoder = None;
+        let no_body = *method == Method::HEAD
+            || parts.status == http::StatusCode::NO_CONTENT
+            || parts.status == http::StatusCode::NOT_MODIFIED;
+        for (name, value) in parts.headers.iter() {
+            if decompress && !no_body && name == http::header::CONTENT_ENCODING && decoder.is_none()
+            {
+                if let Ok(enc) = value.to_str() {
+                    // Only a single coding is decoded; a chain is passed on as it is.
+                    if !enc.contains(',') {
+                        decoder = Decoder::for_encoding(enc, self.opts.max_decoded_size);
+                    }
+                }
+            }
+            out_headers.push((
+                name.as_str().to_owned(),
+                Bytes::copy_from_slice(value.as_bytes()),
+            ));
+        }
+        if decoder.is_some() {
+            // The body handed on is decoded: its encoding and length no longer apply.
+            out_headers.retain(|(n, _)| n != "content-encoding" && n != "content-length");
+        }
+        let version = match parts.version {
+            http::Version::HTTP_2 => "HTTP/2",
+            http::Version::HTTP_10 => "HTTP/1.0",
+            _ => "HTTP/1.1",
+        };
+        let body = BodyReader::new(
+            incoming,
+            decoder,
+            self.opts.body_timeout,
+            deadline,
+            cancel.cloned(),
+            None,
+        );
+        Ok(Attempt {
+            head: ResponseHead {
+                status: parts.status.as_u16(),
+                headers: out_headers,
+                url: url.to_string(),
+                version,
+                tls: info.as_ref().and_then(|i| i.tls.clone()),
+                redirects: Vec::new(),
+                attempts: 1,
+                connection_id: info.map(|i| i.id).unwrap_or(0),
+            },
+            body,
+        })
     }
 }
 
 fn classify(err: hyper_util::client::legacy::Error, peer: &str) -> Error {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
     while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return Error::Timeout("connect");
+        if let Some(c) = e.downcast_ref::<ConnectError>() {
+            if let Ok(mut slot) = c.0.lock() {
+                if let Some(inner) = slot.take() {
+                    return inner;
+                }
             }
-            if err.is_connect()
-                && io.kind() != std::io::ErrorKind::ConnectionRefused
-                && e.to_string().contains("lookup")
-            {
-                return Error::Dns(peer.to_string());
+        }
+        if let Some(b) = e.downcast_ref::<body::StreamBodyError>() {
+            return Error::InvalidArgument(b.to_string());
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return crate::tls::classify_rustls(tls);
             }
             return Error::from_io(std::io::Error::new(io.kind(), io.to_string()), peer);
         }
@@ -202,38 +719,20 @@ fn classify(err: hyper_util::client::legacy::Error, peer: &str) -> Error {
             if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
                 return Error::ConnectionReset(format!("{peer}: {h}"));
             }
-            if h.is_parse() {
+            if h.is_parse() || h.is_parse_status() {
                 return Error::Http(h.to_string());
             }
         }
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            if h2.is_go_away() || h2.is_io() || h2.is_remote() {
+                return Error::ConnectionReset(format!("{peer}: {h2}"));
+            }
+            return Error::Http(h2.to_string());
+        }
         source = e.source();
-    }
-    if err.is_connect() {
-        let text = format!("{err:?}");
-        if text.contains("dns") {
-            return Error::Dns(peer.to_string());
-        }
-        if text.contains("timed out") || text.contains("Timeout") {
-            return Error::Timeout("connect");
-        }
     }
     Error::Http(err.to_string())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parse_url_checks_scheme_and_host() {
-        assert!(parse_url("http://127.0.0.1:1/x", &["http"]).is_ok());
-        assert_eq!(
-            parse_url("ftp://x/", &["http"]).unwrap_err().code(),
-            "ERR_INVALID_URL"
-        );
-        assert_eq!(
-            parse_url("not a url", &["http"]).unwrap_err().code(),
-            "ERR_INVALID_URL"
-        );
-    }
-}
+mod tests;

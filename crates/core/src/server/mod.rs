@@ -1,62 +1,114 @@
-//! The HTTP/1.1 server with WebSocket upgrade on the same port.
+//! The HTTP server: HTTP/1.1 and HTTP/2 (h2c by prior knowledge) on one port, with WebSocket
+//! upgrade and generic connection hijack.
 //!
-//! Each request is read in full (up to [`ServerOptions::max_body_size`]) and handed to an
-//! [`HttpHandler`] together with a [`Responder`]; the handler answers whenever it likes, from any
-//! thread. A dropped responder answers 500. Upgrades to WebSocket are validated here and the
-//! connection is then driven by [`crate::ws::run`].
+//! Each request goes to an [`HttpHandler`] together with a [`Responder`]; the handler answers
+//! whenever it likes, from any thread. A dropped responder answers 500. Small bodies arrive whole
+//! and larger ones as a [`BodyStream`]; responses are whole or streamed through a [`BodySender`].
+//! Limits (header size and count, body size, idle and header timeouts, connections, concurrent
+//! handlers) are enforced here, before any JS runs.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::error::{Error, Result};
 use crate::ws::{self, WsEvents, WsHandle, WsOptions};
 
+mod body;
+mod hijack;
+mod io;
+mod stats;
 mod upgrade;
+
+pub use body::{BodySender, BodyStream, RequestBody, ResBody, INLINE_BODY_LIMIT};
+pub use hijack::RawConnection;
+pub use io::{BoundAddr, ListenTarget};
+pub use stats::StatsSnapshot;
 pub use upgrade::{wants_websocket, Upgrade, UpgradeAccept, UpgradeReject};
+
+use io::{Activity, Clock, Counted, Listener};
+use stats::Stats;
 
 /// Options of [`Server::bind`].
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    /// Interface to listen on, e.g. `127.0.0.1` or `::1`.
-    pub hostname: String,
-    /// Port; 0 picks a free one (see [`Server::local_addr`]).
-    pub port: u16,
+    /// Where to listen.
+    pub listen: ListenTarget,
     /// Largest request body accepted; bigger bodies get 413.
     pub max_body_size: usize,
-    /// Time allowed for a client to send the request head (slowloris protection).
+    /// Time allowed for a client to send a request head, counted from when the connection is
+    /// ready for one (slowloris protection; also bounds idle HTTP/1.1 keep-alive).
     pub header_read_timeout: Duration,
+    /// Close a connection after this long without traffic and with no request in flight.
+    pub idle_timeout: Option<Duration>,
+    /// Time allowed to receive a whole request body; past it the request gets 408.
+    pub request_timeout: Option<Duration>,
+    /// Largest request head in bytes (431 beyond; at least 8 KiB).
+    pub max_header_size: usize,
+    /// Most header fields in a request (431 beyond).
+    pub max_headers: usize,
+    /// Most connections open at once; further clients wait in the listen backlog.
+    pub max_connections: Option<usize>,
+    /// Most requests handed to handlers at once; further ones wait in a queue.
+    pub max_concurrent_requests: Option<usize>,
+    /// Most requests waiting for a handler slot; further ones get 503 at once.
+    pub max_queued_requests: usize,
+    /// Which HTTP versions to serve.
+    pub protocols: Protocols,
     /// Limits and handshake policy of upgraded WebSocket connections.
     pub ws: WsOptions,
     /// Value of the `Server` header, if any.
     pub server_name: Option<String>,
+    /// Serve HTTPS with this configuration (its ALPN list should match `protocols`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
-            hostname: "127.0.0.1".into(),
-            port: 0,
+            listen: ListenTarget::Tcp {
+                addr: "127.0.0.1:0".into(),
+                reuse_port: false,
+            },
             max_body_size: 16 << 20,
             header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Some(Duration::from_secs(60)),
+            request_timeout: Some(Duration::from_secs(300)),
+            max_header_size: 64 << 10,
+            max_headers: 100,
+            max_connections: None,
+            max_concurrent_requests: None,
+            max_queued_requests: 1024,
+            protocols: Protocols::Both,
             ws: WsOptions::default(),
             server_name: None,
+            tls: None,
         }
     }
+}
+
+/// The HTTP versions a server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocols {
+    /// HTTP/1.1 only.
+    Http1,
+    /// HTTP/1.1, and HTTP/2 when a connection starts with its preface (h2c by prior knowledge).
+    Both,
+    /// HTTP/2 only (h2c by prior knowledge); anything else is a connection error.
+    Http2,
 }
 
 /// A request as handed to an [`HttpHandler`].
@@ -64,27 +116,52 @@ impl Default for ServerOptions {
 pub struct Request {
     /// The method, e.g. `GET`.
     pub method: Method,
-    /// The request target as sent (path and query, or absolute form).
+    /// The request target: path and query (HTTP/1.1 origin form), or the full URI.
     pub target: String,
     /// The protocol version.
     pub version: Version,
-    /// All header fields, in order, with repeated names kept.
+    /// All header fields, in order, with repeated names kept. For HTTP/2 the `:authority`
+    /// pseudo-header is added as `host` when the request has none.
     pub headers: HeaderMap,
-    /// The whole body.
-    pub body: Bytes,
-    /// The client's address.
-    pub remote_addr: SocketAddr,
+    /// The body.
+    pub body: RequestBody,
+    /// The client's address; `None` on a unix socket.
+    pub remote_addr: Option<SocketAddr>,
+    /// Present when the request asked for a protocol upgrade that the handler may take over
+    /// by answering 101 (see [`RawConnection`]).
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// What the TLS handshake negotiated, on an HTTPS connection.
+    pub tls: Option<Arc<ConnTls>>,
+}
+
+/// The TLS side of an HTTPS connection, shared by its requests.
+#[derive(Debug)]
+pub struct ConnTls {
+    /// Protocol, cipher, ALPN and the client's certificate chain (when it sent one).
+    pub info: crate::tls::TlsInfo,
+    /// The host name the client asked for with SNI.
+    pub server_name: Option<String>,
 }
 
 /// A response produced by a handler.
-#[derive(Debug, Default)]
 pub struct Response {
     /// Status code (100-999); an invalid one becomes 500.
     pub status: u16,
     /// Header fields in order; repeated names are sent as separate fields.
     pub headers: Vec<(String, String)>,
     /// The body.
-    pub body: Bytes,
+    pub body: ResBody,
+}
+
+impl Response {
+    /// A response with a whole body.
+    pub fn new(status: u16, headers: Vec<(String, String)>, body: Bytes) -> Self {
+        Response {
+            status,
+            headers,
+            body: ResBody::full(body),
+        }
+    }
 }
 
 /// The one-shot channel a handler answers through. Dropping it unanswered sends 500.
@@ -94,6 +171,11 @@ impl Responder {
     /// Sends the response. Returns false when the client is already gone.
     pub fn send(self, response: Response) -> bool {
         self.0.send(response).is_ok()
+    }
+
+    /// True when the client is gone and a response would be dropped.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
     }
 }
 
@@ -121,11 +203,16 @@ pub(crate) struct Ctx {
     pub(crate) server_name: Option<HeaderValue>,
     pub(crate) next_ws_id: AtomicU64,
     pub(crate) sockets: Mutex<HashMap<u64, (WsHandle, AbortHandle)>>,
+    pub(crate) stats: Arc<Stats>,
+    handler_slots: Option<Arc<Semaphore>>,
+    tls: Option<std::sync::RwLock<Arc<rustls::ServerConfig>>>,
+    queued: AtomicUsize,
+    clock: Clock,
 }
 
 /// A running server. Dropping it does not stop it; call [`Server::stop`].
 pub struct Server {
-    local_addr: SocketAddr,
+    local_addr: BoundAddr,
     ctx: Arc<Ctx>,
     shutdown: watch::Sender<Option<Duration>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -138,16 +225,14 @@ impl Server {
         http: Arc<dyn HttpHandler>,
         ws: Option<Arc<dyn WsHandler>>,
     ) -> Result<Server> {
-        let host = opts.hostname.trim_start_matches('[').trim_end_matches(']');
-        let addr_text = if host.contains(':') {
-            format!("[{host}]:{}", opts.port)
-        } else {
-            format!("{host}:{}", opts.port)
-        };
-        let listener = TcpListener::bind(&addr_text)
+        let listener = Listener::bind(&opts.listen)
             .await
             .map_err(|source| Error::Listen {
-                addr: addr_text.clone(),
+                addr: match &opts.listen {
+                    ListenTarget::Tcp { addr, .. } => addr.clone(),
+                    #[cfg(unix)]
+                    ListenTarget::Unix(path) => path.display().to_string(),
+                },
                 source,
             })?;
         let local_addr = listener.local_addr()?;
@@ -161,10 +246,17 @@ impl Server {
         let ctx = Arc::new(Ctx {
             http,
             ws,
-            opts,
             server_name,
             next_ws_id: AtomicU64::new(1),
             sockets: Mutex::new(HashMap::new()),
+            stats: Arc::new(Stats::default()),
+            handler_slots: opts
+                .max_concurrent_requests
+                .map(|n| Arc::new(Semaphore::new(n.max(1)))),
+            queued: AtomicUsize::new(0),
+            clock: Clock::new(),
+            tls: opts.tls.clone().map(std::sync::RwLock::new),
+            opts,
         });
         let (shutdown, rx) = watch::channel(None);
         let task = tokio::spawn(accept_loop(listener, ctx.clone(), rx));
@@ -177,13 +269,30 @@ impl Server {
     }
 
     /// The address the server listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+    pub fn local_addr(&self) -> &BoundAddr {
+        &self.local_addr
     }
 
     /// Number of open WebSocket connections.
     pub fn websocket_count(&self) -> usize {
         lock(&self.ctx.sockets).len()
+    }
+
+    /// Replaces the TLS configuration (e.g. renewed certificates) for new connections; open
+    /// ones keep theirs. Fails when the server was started without TLS.
+    pub fn reload_tls(&self, config: Arc<rustls::ServerConfig>) -> Result<()> {
+        let Some(tls) = &self.ctx.tls else {
+            return Err(Error::InvalidArgument(
+                "the server was started without TLS".into(),
+            ));
+        };
+        *tls.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(())
+    }
+
+    /// The server's counters now.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.ctx.stats.snapshot(self.websocket_count() as u64)
     }
 
     /// Stops accepting, closes idle connections, lets in-flight requests finish, sends close 1001
@@ -201,21 +310,73 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The connection builders of a server: HTTP/1.1 with HTTP/2 detected by its preface, or one of
+/// them alone (chosen by `protocols`, or by ALPN on a TLS connection).
+struct ConnBuilder {
+    auto: auto::Builder<TokioExecutor>,
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    protocols: Protocols,
+}
+
+fn connection_builder(opts: &ServerOptions) -> ConnBuilder {
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(opts.max_header_size).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_read_timeout)
+        .max_headers(opts.max_headers)
+        .max_buf_size(opts.max_header_size.max(8192))
+        .keep_alive(true);
+    let mut auto = auto::Builder::new(TokioExecutor::new());
+    auto.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_read_timeout)
+        .max_headers(opts.max_headers)
+        .max_buf_size(opts.max_header_size.max(8192))
+        .keep_alive(true);
+    auto.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(opts.max_header_size).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    ConnBuilder {
+        auto,
+        http1,
+        http2,
+        protocols: opts.protocols,
+    }
+}
+
 async fn accept_loop(
-    listener: TcpListener,
+    listener: Listener,
     ctx: Arc<Ctx>,
     mut shutdown: watch::Receiver<Option<Duration>>,
 ) {
     let mut conns = JoinSet::new();
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(ctx.opts.header_read_timeout)
-        .keep_alive(true);
+    let builder = Arc::new(connection_builder(&ctx.opts));
+    let slots = ctx
+        .opts
+        .max_connections
+        .map(|n| Arc::new(Semaphore::new(n.max(1))));
     let deadline = loop {
+        let permit: Option<OwnedSemaphorePermit> = match &slots {
+            Some(slots) => tokio::select! {
+                p = slots.clone().acquire_owned() => p.ok(),
+                changed = shutdown.changed() => break stop_deadline(&shutdown, changed),
+            },
+            None => None,
+        };
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
+                let (io, peer) = match accepted {
                     Ok(pair) => pair,
                     Err(_) => {
                         // Out of descriptors or a connection reset before accept: back off a bit.
@@ -223,30 +384,10 @@ async fn accept_loop(
                         continue;
                     }
                 };
-                let _ = stream.set_nodelay(true);
-                let ctx2 = ctx.clone();
-                let svc = service_fn(move |req| handle(ctx2.clone(), peer, req));
-                let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
-                let mut stop = shutdown.clone();
-                conns.spawn(async move {
-                    let mut conn = std::pin::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => return,
-                        _ = stop.changed() => {}
-                    }
-                    // Finish the in-flight request, then close instead of keeping alive.
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                });
+                conns.spawn(serve_connection(ctx.clone(), builder.clone(), io, peer, shutdown.clone(), permit));
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            changed = shutdown.changed() => {
-                let deadline = match changed {
-                    Ok(()) => (*shutdown.borrow()).unwrap_or_default(),
-                    Err(_) => Duration::ZERO,
-                };
-                break deadline;
-            }
+            changed = shutdown.changed() => break stop_deadline(&shutdown, changed),
         }
     };
     drop(listener);
@@ -270,10 +411,179 @@ async fn accept_loop(
     }
 }
 
-pub(crate) type HttpResponse = hyper::Response<Full<Bytes>>;
+fn stop_deadline(
+    shutdown: &watch::Receiver<Option<Duration>>,
+    changed: std::result::Result<(), watch::error::RecvError>,
+) -> Duration {
+    match changed {
+        Ok(()) => (*shutdown.borrow()).unwrap_or_default(),
+        Err(_) => Duration::ZERO,
+    }
+}
+
+/// Serves HTTP on an established (plain or TLS) stream.
+async fn serve_io<I: io::Io>(
+    ctx: &Arc<Ctx>,
+    builder: &ConnBuilder,
+    io: I,
+    peer: Option<SocketAddr>,
+    tls: Option<Arc<ConnTls>>,
+    activity: &Arc<Activity>,
+    stop: &mut watch::Receiver<Option<Duration>>,
+) {
+    let alpn: Option<&[u8]> = match tls.as_ref().and_then(|t| t.info.alpn_protocol.as_deref()) {
+        Some("h2") => Some(b"h2"),
+        Some("http/1.1") => Some(b"http/1.1"),
+        _ => None,
+    };
+    let ctx2 = ctx.clone();
+    let activity2 = activity.clone();
+    let svc = service_fn(move |req| {
+        let ctx = ctx2.clone();
+        let activity = activity2.clone();
+        let tls = tls.clone();
+        async move {
+            let _busy = Gauge::up(&activity.in_flight);
+            Ok::<_, Infallible>(handle(&ctx, peer, tls, req).await)
+        }
+    });
+    let io = TokioIo::new(io);
+    // ALPN, when TLS negotiated it, decides; otherwise the configured protocols do.
+    let protocols = match alpn {
+        Some(b"h2") => Protocols::Http2,
+        Some(b"http/1.1") => Protocols::Http1,
+        _ => builder.protocols,
+    };
+    match protocols {
+        Protocols::Both => {
+            let conn = std::pin::pin!(builder.auto.serve_connection_with_upgrades(io, svc));
+            drive(conn, |c| c.graceful_shutdown(), ctx, activity, stop).await;
+        }
+        Protocols::Http1 => {
+            let conn = std::pin::pin!(builder.http1.serve_connection(io, svc).with_upgrades());
+            drive(conn, |c| c.graceful_shutdown(), ctx, activity, stop).await;
+        }
+        Protocols::Http2 => {
+            let conn = std::pin::pin!(builder.http2.serve_connection(io, svc));
+            drive(conn, |c| c.graceful_shutdown(), ctx, activity, stop).await;
+        }
+    }
+}
+
+/// Runs a connection until it ends, shutting it down gracefully on server stop or when it has
+/// been idle (no bytes, no request in flight) for the idle timeout.
+async fn drive<C: std::future::Future>(
+    mut conn: std::pin::Pin<&mut C>,
+    shutdown: fn(std::pin::Pin<&mut C>),
+    ctx: &Ctx,
+    activity: &Activity,
+    stop: &mut watch::Receiver<Option<Duration>>,
+) {
+    let idle_ms = ctx.opts.idle_timeout.map(|d| d.as_millis() as u64);
+    loop {
+        let wait = match idle_ms {
+            Some(idle) => {
+                let quiet = ctx
+                    .clock
+                    .now_ms()
+                    .saturating_sub(activity.last_ms.load(Relaxed));
+                Duration::from_millis(idle.saturating_sub(quiet).max(1))
+            }
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = stop.changed() => {
+                // Finish the in-flight requests, then close instead of keeping alive.
+                shutdown(conn.as_mut());
+                conn.as_mut().await;
+                return;
+            }
+            _ = tokio::time::sleep(wait) => {
+                let Some(idle) = idle_ms else { continue };
+                let quiet = ctx.clock.now_ms().saturating_sub(activity.last_ms.load(Relaxed));
+                if quiet >= idle && activity.in_flight.load(Relaxed) == 0 {
+                    ctx.stats.timeouts.fetch_add(1, Relaxed);
+                    shutdown(conn.as_mut());
+                    conn.as_mut().await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn serve_connection(
+    ctx: Arc<Ctx>,
+    builder: Arc<ConnBuilder>,
+    io: io::BoxIo,
+    peer: Option<SocketAddr>,
+    mut stop: watch::Receiver<Option<Duration>>,
+    _permit: Option<OwnedSemaphorePermit>,
+) {
+    let stats = ctx.stats.clone();
+    stats.connections_open.fetch_add(1, Relaxed);
+    stats.connections_total.fetch_add(1, Relaxed);
+    let activity = Arc::new(Activity::default());
+    activity.last_ms.store(ctx.clock.now_ms(), Relaxed);
+    let io = Counted::new(io, stats.clone(), activity.clone(), ctx.clock.clone());
+    match &ctx.tls {
+        None => serve_io(&ctx, &builder, io, peer, None, &activity, &mut stop).await,
+        Some(config) => {
+            let config = config.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let handshake = tokio_rustls::TlsAcceptor::from(config).accept(io);
+            match tokio::time::timeout(ctx.opts.header_read_timeout, handshake).await {
+                Ok(Ok(stream)) => {
+                    let conn = stream.get_ref().1;
+                    let tls = Arc::new(ConnTls {
+                        info: crate::tls::TlsInfo::from_connection(conn),
+                        server_name: conn.server_name().map(str::to_owned),
+                    });
+                    serve_io(
+                        &ctx,
+                        &builder,
+                        stream,
+                        peer,
+                        Some(tls),
+                        &activity,
+                        &mut stop,
+                    )
+                    .await;
+                }
+                Ok(Err(_)) => {
+                    stats.tls_failures.fetch_add(1, Relaxed);
+                }
+                Err(_) => {
+                    stats.tls_failures.fetch_add(1, Relaxed);
+                    stats.timeouts.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+    stats.connections_open.fetch_sub(1, Relaxed);
+}
+
+/// Raises a gauge for as long as it lives, so that a dropped request future (client gone, HTTP/2
+/// stream reset) still lowers it.
+struct Gauge<'a>(&'a AtomicU64);
+
+impl<'a> Gauge<'a> {
+    fn up(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Relaxed);
+        Gauge(counter)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+pub(crate) type HttpResponse = hyper::Response<ResBody>;
 
 pub(crate) fn plain(status: StatusCode, text: &'static str) -> HttpResponse {
-    let mut res = hyper::Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    let mut res = hyper::Response::new(ResBody::full(Bytes::from_static(text.as_bytes())));
     *res.status_mut() = status;
     res.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -283,56 +593,171 @@ pub(crate) fn plain(status: StatusCode, text: &'static str) -> HttpResponse {
 }
 
 async fn handle(
-    ctx: Arc<Ctx>,
-    peer: SocketAddr,
+    ctx: &Arc<Ctx>,
+    peer: Option<SocketAddr>,
+    tls: Option<Arc<ConnTls>>,
     req: hyper::Request<Incoming>,
-) -> std::result::Result<HttpResponse, Infallible> {
-    let mut res = if ctx.ws.is_some() && wants_websocket(req.headers()) {
-        upgrade::upgrade_websocket(&ctx, peer, req).await
+) -> HttpResponse {
+    ctx.stats.requests_total.fetch_add(1, Relaxed);
+    let mut res = if let Some(rejected) = reject_framing(&req) {
+        rejected
+    } else if ctx.ws.is_some() && wants_websocket(req.headers()) {
+        upgrade::upgrade_websocket(ctx, peer, req).await
     } else {
-        handle_http(&ctx, peer, req).await
+        let _in_flight = Gauge::up(&ctx.stats.requests_in_flight);
+        handle_http(ctx, peer, tls, req).await
     };
     if let Some(name) = &ctx.server_name {
         res.headers_mut().insert(header::SERVER, name.clone());
     }
-    Ok(res)
+    ctx.stats.count_response(res.status().as_u16());
+    res
+}
+
+/// Refuses HTTP/1 requests that request smugglers use: a transfer coding other than `chunked`,
+/// and a missing or repeated `Host` (RFC 9112 sections 3.2 and 6.1). The connection is closed.
+/// (hyper itself rejects conflicting `Content-Length` values, and for `Content-Length` together
+/// with `Transfer-Encoding` it reads the body as chunked and closes the connection afterwards.)
+fn reject_framing(req: &hyper::Request<Incoming>) -> Option<HttpResponse> {
+    let version = req.version();
+    if version != Version::HTTP_11 && version != Version::HTTP_10 {
+        return None;
+    }
+    let headers = req.headers();
+    let mut te = headers.get_all(header::TRANSFER_ENCODING).iter().peekable();
+    let (status, text) =
+        if te.peek().is_some() && !te.all(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked")) {
+            (
+                StatusCode::NOT_IMPLEMENTED,
+                "only the chunked transfer coding is supported\n",
+            )
+        } else if version == Version::HTTP_11 && headers.get_all(header::HOST).iter().count() != 1 {
+            (
+                StatusCode::BAD_REQUEST,
+                "HTTP/1.1 needs exactly one Host header\n",
+            )
+        } else {
+            return None;
+        };
+    let mut res = plain(status, text);
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Some(res)
+}
+
+/// Waits for a handler slot when concurrency is limited; `None` means the queue is full.
+async fn handler_slot(ctx: &Ctx) -> Option<Option<OwnedSemaphorePermit>> {
+    let Some(slots) = &ctx.handler_slots else {
+        return Some(None);
+    };
+    if let Ok(permit) = slots.clone().try_acquire_owned() {
+        return Some(Some(permit));
+    }
+    if ctx.queued.fetch_add(1, Relaxed) >= ctx.opts.max_queued_requests {
+        ctx.queued.fetch_sub(1, Relaxed);
+        return None;
+    }
+    let permit = slots.clone().acquire_owned().await.ok();
+    ctx.queued.fetch_sub(1, Relaxed);
+    Some(permit)
 }
 
 async fn handle_http(
     ctx: &Arc<Ctx>,
-    peer: SocketAddr,
-    req: hyper::Request<Incoming>,
+    peer: Option<SocketAddr>,
+    tls: Option<Arc<ConnTls>>,
+    mut req: hyper::Request<Incoming>,
 ) -> HttpResponse {
-    let (parts, body) = req.into_parts();
+    let Some(_slot) = handler_slot(ctx).await else {
+        ctx.stats.rejected_overload.fetch_add(1, Relaxed);
+        let mut res = plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server busy, retry later\n",
+        );
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return res;
+    };
+    let upgrade =
+        if req.headers().contains_key(header::UPGRADE) && req.version() == Version::HTTP_11 {
+            Some(hyper::upgrade::on(&mut req))
+        } else {
+            None
+        };
+    let (mut parts, incoming) = req.into_parts();
     let limit = ctx.opts.max_body_size;
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = if incoming.is_end_stream() {
+        Some(0)
+    } else {
+        parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
     if declared.is_some_and(|n| n > limit as u64) {
         return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
     }
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
+    let deadline = ctx
+        .opts
+        .request_timeout
+        .map(|t| tokio::time::Instant::now() + t);
+    let mut stream = BodyStream::new(incoming, limit, deadline);
+    let body = match declared {
+        Some(0) => RequestBody::empty(),
+        Some(n) if n as usize <= INLINE_BODY_LIMIT => match stream.collect().await {
+            Ok(bytes) => RequestBody::Full(bytes),
+            Err(e) => return body_error(ctx, &e),
+        },
+        _ => RequestBody::Stream(stream),
+    };
+    if parts.version == Version::HTTP_2 && !parts.headers.contains_key(header::HOST) {
+        if let Some(authority) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            parts.headers.insert(header::HOST, authority);
         }
-        Err(_) => return plain(StatusCode::BAD_REQUEST, "could not read request body\n"),
+    }
+    let target = match parts.uri.path_and_query() {
+        Some(pq) if parts.version == Version::HTTP_2 => pq.as_str().to_owned(),
+        _ => parts.uri.to_string(),
     };
     let (tx, rx) = oneshot::channel();
     let request = Request {
         method: parts.method,
-        target: parts.uri.to_string(),
+        target,
         version: parts.version,
         headers: parts.headers,
         body,
         remote_addr: peer,
+        upgrade,
+        tls,
     };
     ctx.http.handle(request, Responder(tx));
     match rx.await {
         Ok(response) => build_response(response),
         Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n"),
+    }
+}
+
+fn body_error(ctx: &Ctx, e: &Error) -> HttpResponse {
+    match e {
+        Error::BodyTooLarge { .. } => {
+            plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
+        }
+        Error::Timeout(_) => {
+            ctx.stats.timeouts.fetch_add(1, Relaxed);
+            let mut res = plain(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time\n",
+            );
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            res
+        }
+        _ => plain(StatusCode::BAD_REQUEST, "could not read request body\n"),
     }
 }
 
@@ -343,9 +768,10 @@ pub(crate) fn build_response(response: Response) -> HttpResponse {
             "handler returned an invalid status\n",
         );
     };
-    let mut res = hyper::Response::new(Full::new(response.body));
+    let mut res = hyper::Response::new(response.body);
     *res.status_mut() = status;
     let headers = res.headers_mut();
+    headers.reserve(response.headers.len());
     for (name, value) in response.headers {
         let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
@@ -360,3 +786,6 @@ pub(crate) fn build_response(response: Response) -> HttpResponse {
     }
     res
 }
+
+/// Request headers as a map (re-exported for handlers written in Rust).
+pub type Headers = HeaderMap;

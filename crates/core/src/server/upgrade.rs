@@ -9,16 +9,16 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-use super::{build_response, lock, plain, Ctx, HttpResponse, Request, Response};
+use super::{
+    build_response, lock, plain, Ctx, HttpResponse, Request, RequestBody, ResBody, Response,
+};
 use crate::ws::deflate::{accept_offer, parse_extensions};
 use crate::ws::handshake::{accept_key, has_token, valid_key};
 use crate::ws::{self, Role, WsEvents, WsHandle};
@@ -77,14 +77,16 @@ impl Upgrade {
     }
 }
 
-fn copy_request(parts: &http::request::Parts, peer: SocketAddr) -> Request {
+fn copy_request(parts: &http::request::Parts, peer: Option<SocketAddr>) -> Request {
     Request {
         method: parts.method.clone(),
         target: parts.uri.to_string(),
         version: parts.version,
         headers: parts.headers.clone(),
-        body: Bytes::new(),
+        body: RequestBody::empty(),
         remote_addr: peer,
+        upgrade: None,
+        tls: None,
     }
 }
 
@@ -101,7 +103,7 @@ fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
 
 pub(crate) async fn upgrade_websocket(
     ctx: &Arc<Ctx>,
-    peer: SocketAddr,
+    peer: Option<SocketAddr>,
     mut req: hyper::Request<Incoming>,
 ) -> HttpResponse {
     if req.method() != Method::GET || req.version() != Version::HTTP_11 {
@@ -206,7 +208,7 @@ pub(crate) async fn upgrade_websocket(
         }
         Decision::Accept(a) => a,
     };
-    let mut res = hyper::Response::new(Full::new(Bytes::new()));
+    let mut res = hyper::Response::new(ResBody::empty());
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = res.headers_mut();
     for (name, value) in &accepted.headers {
@@ -250,8 +252,10 @@ pub(crate) async fn upgrade_websocket(
         target: parts.uri.to_string(),
         version: parts.version,
         headers: parts.headers,
-        body: Bytes::new(),
+        body: RequestBody::empty(),
         remote_addr: peer,
+        upgrade: None,
+        tls: None,
     };
     let ctx2 = ctx.clone();
     let registered = handle.clone();
@@ -264,8 +268,8 @@ pub(crate) async fn upgrade_websocket(
         };
         ws_handler.on_open(handle, request);
         let events: Arc<dyn WsEvents> = ws_handler;
-        // The plain TCP case runs on the socket itself, without hyper's boxed I/O.
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
+        // The usual case runs on the connection's own stream, without hyper's boxed I/O.
+        match upgraded.downcast::<TokioIo<super::io::Counted>>() {
             Ok(parts) => {
                 let leftover = BytesMut::from(&parts.read_buf[..]);
                 let io = parts.io.into_inner();

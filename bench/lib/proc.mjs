@@ -1,0 +1,123 @@
+// Child processes of the benchmark: every one is tracked so that none outlives the harness.
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+
+/** Every child still running. */
+const children = new Set()
+
+/** Kills every child still running, at once (safe to call from a process 'exit' handler). */
+export function killAll() {
+  for (const child of children) child.kill('SIGKILL')
+  children.clear()
+}
+
+/** Spawns a tracked child. Its stdin is a pipe: the benchmark servers exit when it closes. */
+function track(command, args, options = {}) {
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], ...options })
+  children.add(child)
+  child.on('exit', () => children.delete(child))
+  // Without a listener, a failed spawn (ENOENT) would crash the harness; callers see it via `exited`.
+  child.on('error', () => {})
+  child.stdin?.on('error', () => {})
+  child.exited = new Promise((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal }))
+    child.on('error', (error) => resolve({ code: null, signal: null, error }))
+  })
+  return child
+}
+
+/** Keeps the last `max` characters written to a stream, for error messages. */
+function tail(stream, max = 4000) {
+  const box = { text: '' }
+  stream?.setEncoding('utf8')
+  stream?.on('data', (chunk) => {
+    box.text = (box.text + chunk).slice(-max)
+  })
+  return box
+}
+
+/** The end of a child's stderr, on its own lines, for an error message. */
+function stderrNote(box) {
+  const text = box.text.trim()
+  return text ? `\n${text}` : ''
+}
+
+/**
+ * Runs a command to completion within `timeoutMs` and returns its stdout.
+ * Rejects with its stderr when it fails or overruns.
+ */
+export async function run(command, args, { timeoutMs, ...options } = {}) {
+  const child = track(command, args, options)
+  child.stdin.end()
+  const out = tail(child.stdout, 1 << 20)
+  const err = tail(child.stderr)
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+  const { code, signal, error } = await child.exited
+  clearTimeout(timer)
+  const name = [command, ...args].join(' ')
+  if (error) throw new Error(`cannot run ${command}: ${error.message}`)
+  if (signal === 'SIGKILL') throw new Error(`${name} did not finish within ${timeoutMs} ms${stderrNote(err)}`)
+  if (code !== 0) throw new Error(`${name} failed (${signal ?? `exit ${code}`})${stderrNote(err)}`)
+  return out.text
+}
+
+/** Runs a command with its output passed through to our stderr (for progress, e.g. cargo). */
+export async function runVisible(command, args, options = {}) {
+  const child = track(command, args, { ...options, stdio: ['ignore', 2, 2] })
+  const { code, signal, error } = await child.exited
+  if (error) throw new Error(`cannot run ${command}: ${error.message}`)
+  if (code !== 0) throw new Error(`${[command, ...args].join(' ')} failed (${signal ?? `exit ${code}`})`)
+}
+
+/**
+ * Starts a server that prints `LISTENING <port>` on stdout once bound.
+ * Resolves to `{ port, stop() }`; rejects if it exits or stays silent for `timeoutMs`.
+ */
+export async function startServer(name, command, args, { timeoutMs = 20_000, ...options } = {}) {
+  const child = track(command, args, options)
+  const err = tail(child.stderr)
+  const lines = createInterface({ input: child.stdout })
+  const listening = (async () => {
+    for await (const line of lines) {
+      const match = /^LISTENING (\d+)$/.exec(line.trim())
+      if (match) return Number(match[1])
+    }
+    return undefined
+  })()
+  let timer
+  const timeout = new Promise((resolve) => {
+    timer = setTimeout(resolve, timeoutMs, 'timeout')
+  })
+  const port = await Promise.race([listening, child.exited, timeout])
+  clearTimeout(timer)
+  if (typeof port !== 'number') {
+    child.kill('SIGKILL')
+    let why = 'exited before listening'
+    if (port === 'timeout') why = `did not start within ${timeoutMs} ms`
+    else if (port?.error) why = `could not start: ${port.error.message}`
+    throw new Error(`server ${name} ${why}${stderrNote(err)}`)
+  }
+  // Keep draining stdout so a chatty server never blocks on a full pipe.
+  child.stdout.resume()
+  return { port, stop: () => stop(child) }
+}
+
+/** Stops a server: closes its stdin, then SIGTERM, then SIGKILL if it lingers. */
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  child.stdin.end()
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
+  await child.exited
+  clearTimeout(timer)
+}
+
+/** Starts a server, runs `fn(port)` against it, and always stops it. */
+export async function withServer(name, command, args, fn) {
+  const server = await startServer(name, command, args)
+  try {
+    return await fn(server.port)
+  } finally {
+    await server.stop()
+  }
+}

@@ -1,0 +1,71 @@
+// `npm run bench`: runs each scenario against hypersock and its peers side by side, prints a
+// table of ratios (hypersock / peer) and writes bench/.out/results.json.
+// Env: BENCH_SECONDS (default 5) is the length of each measurement; 1 makes a quick smoke run.
+// Only loopback addresses are used. Progress goes to stderr, the table to stdout.
+import { checkBuilt, ROOT, SECONDS } from './lib/config.mjs'
+import { killAll, runVisible } from './lib/proc.mjs'
+import { compare, table, writeJson } from './lib/report.mjs'
+import { clientGet } from './scenarios/client.mjs'
+import { ensureWrk, httpHello } from './scenarios/http.mjs'
+import { wsEcho } from './scenarios/ws.mjs'
+
+// No child outlives the harness, however it ends.
+process.on('exit', killAll)
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    console.error(`bench: ${signal}, stopping`)
+    killAll()
+    process.exit(130)
+  })
+}
+
+const measurements = []
+
+/** Runs one measurement; a failure is recorded (and reported) without stopping the others. */
+async function record(scenario, subject, measure) {
+  console.error(`bench: ${scenario} / ${subject} ...`)
+  try {
+    const result = await measure()
+    const { value, detail } = typeof result === 'number' ? { value: result } : result
+    measurements.push({ scenario, subject, value, ...(detail && { detail }) })
+    console.error(`bench: ${scenario} / ${subject}: ${Math.round(value)}/s${detail ? ` (${detail})` : ''}`)
+  } catch (error) {
+    measurements.push({ scenario, subject, value: null, error: error.message })
+    console.error(`bench: ${scenario} / ${subject} FAILED: ${error.message}`)
+  }
+}
+
+async function main() {
+  const startedAt = new Date().toISOString()
+  checkBuilt()
+  await ensureWrk()
+  console.error('bench: building the Rust load generator and ceiling (cargo build --release -p hypersock-bench)')
+  await runVisible('cargo', ['build', '--release', '-p', 'hypersock-bench'], { cwd: ROOT })
+  console.error(`bench: ${SECONDS} s per measurement, after 1 s of warm-up`)
+
+  for (const scenario of [httpHello, wsEcho, clientGet]) {
+    try {
+      await scenario(record)
+    } catch (error) {
+      console.error(`bench: ${scenario.name} FAILED: ${error.message}`)
+      measurements.push({ scenario: scenario.name, subject: null, value: null, error: error.message })
+    }
+  }
+
+  const rows = compare(measurements)
+  console.log(table(rows))
+  console.error(`bench: results written to ${writeJson(measurements, rows, startedAt)}`)
+  if (measurements.some((m) => m.error)) {
+    console.error('bench: some measurements failed, see above')
+    process.exitCode = 1
+  }
+}
+
+try {
+  await main()
+} catch (error) {
+  console.error(`bench: ${error.message}`)
+  process.exitCode = 1
+} finally {
+  killAll()
+}

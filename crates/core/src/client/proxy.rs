@@ -1,0 +1,212 @@
+//! HTTP proxies: `CONNECT` tunnels for `https://` targets, absolute-form forwarding for `http://`,
+//! basic auth, and `NO_PROXY` matching.
+
+use tokio::net::TcpStream;
+
+use super::connect::{read_head, write_all};
+use crate::error::{Error, Result};
+use crate::tls::info::base64;
+
+/// One proxy server.
+#[derive(Debug, Clone)]
+pub struct ProxyEndpoint {
+    /// Host name or IP of the proxy.
+    pub host: String,
+    /// Port of the proxy.
+    pub port: u16,
+    /// `Proxy-Authorization` value (`Basic ...`) from the proxy URL's user info.
+    pub authorization: Option<String>,
+}
+
+impl ProxyEndpoint {
+    /// Parses `http://user:pass@host:port`.
+    pub fn parse(url: &str) -> Result<ProxyEndpoint> {
+        let with_scheme = if url.contains("://") {
+            url.to_string()
+        } else {
+            format!("http://{url}")
+        };
+        let parsed = url::Url::parse(&with_scheme).map_err(|e| Error::InvalidUrl {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        if parsed.scheme() != "http" {
+            return Err(Error::InvalidUrl {
+                url: url.to_string(),
+                reason: "only http:// proxies are supported".into(),
+            });
+        }
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| Error::InvalidUrl {
+                url: url.to_string(),
+                reason: "no host".into(),
+            })?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let authorization = if parsed.username().is_empty() {
+            None
+        } else {
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            let user = decode(parsed.username());
+            let pass = decode(parsed.password().unwrap_or(""));
+            Some(format!(
+                "Basic {}",
+                base64(format!("{user}:{pass}").as_bytes())
+            ))
+        };
+        Ok(ProxyEndpoint {
+            host,
+            port: parsed.port().unwrap_or(80),
+            authorization,
+        })
+    }
+
+    /// Opens a `CONNECT` tunnel to `host:port` over `tcp`, already connected to this proxy.
+    pub(crate) async fn tunnel(&self, tcp: &mut TcpStream, host: &str, port: u16) -> Result<()> {
+        let target = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let mut req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+        if let Some(auth) = &self.authorization {
+            req.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+        }
+        req.push_str("\r\n");
+        write_all(tcp, req.as_bytes()).await?;
+        let head = read_head(tcp).await?;
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut res = httparse::Response::new(&mut headers);
+        match res.parse(&head) {
+            Ok(httparse::Status::Complete(_)) => {}
+            _ => {
+                return Err(Error::Http(
+                    "the proxy sent a malformed response to CONNECT".into(),
+                ))
+            }
+        }
+        match res.code {
+            Some(200..=299) => Ok(()),
+            Some(407) => Err(Error::ProxyRefused {
+                status: 407,
+                message: "proxy authentication required (give user:password in the proxy URL)"
+                    .into(),
+            }),
+            Some(status) => Err(Error::ProxyRefused {
+                status,
+                message: format!("the proxy refused CONNECT {target}"),
+            }),
+            None => Err(Error::Http("the proxy sent no status".into())),
+        }
+    }
+}
+
+/// Proxy settings of a client.
+#[derive(Debug, Clone, Default)]
+pub struct Proxy {
+    /// Proxy for `http://` targets (forwarding).
+    pub http: Option<ProxyEndpoint>,
+    /// Proxy for `https://` targets (`CONNECT` tunnel).
+    pub https: Option<ProxyEndpoint>,
+    /// Hosts reached directly: exact names, domain suffixes (`.example.com` or `example.com`
+    /// matching subdomains too), IPs, `host:port`, or `*` for all.
+    pub no_proxy: Vec<String>,
+}
+
+impl Proxy {
+    /// One proxy for both schemes.
+    pub fn all(url: &str) -> Result<Proxy> {
+        let endpoint = ProxyEndpoint::parse(url)?;
+        Ok(Proxy {
+            http: Some(endpoint.clone()),
+            https: Some(endpoint),
+            no_proxy: Vec::new(),
+        })
+    }
+
+    /// Reads `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` (either case) from `env`.
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Proxy>> {
+        let get = |name: &str| {
+            env(&name.to_ascii_lowercase())
+                .or_else(|| env(name))
+                .filter(|v| !v.trim().is_empty())
+        };
+        let http = get("HTTP_PROXY")
+            .map(|u| ProxyEndpoint::parse(&u))
+            .transpose()?;
+        let https = get("HTTPS_PROXY")
+            .map(|u| ProxyEndpoint::parse(&u))
+            .transpose()?;
+        if http.is_none() && https.is_none() {
+            return Ok(None);
+        }
+        let no_proxy = get("NO_PROXY")
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_ascii_lowercase())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(Proxy {
+            http,
+            https,
+            no_proxy,
+        }))
+    }
+
+    /// The proxy to use for `host:port`, or `None` to connect directly.
+    pub fn endpoint_for(&self, host: &str, port: u16, https: bool) -> Option<&ProxyEndpoint> {
+        let endpoint = if https {
+            self.https.as_ref()
+        } else {
+            self.http.as_ref()
+        }?;
+        let host = host.to_ascii_lowercase();
+        let with_port = format!("{host}:{port}");
+        for rule in &self.no_proxy {
+            if rule == "*" || *rule == host || *rule == with_port {
+                return None;
+            }
+            let suffix = rule.trim_start_matches('*').trim_start_matches('.');
+            if !suffix.is_empty() && host.ends_with(&format!(".{suffix}")) {
+                return None;
+            }
+        }
+        Some(endpoint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_auth_and_matches_no_proxy() {
+        let p = ProxyEndpoint::parse("http://us%40r:p%3Ass@127.0.0.1:3128").expect("parse");
+        assert_eq!(p.host, "127.0.0.1");
+        assert_eq!(p.port, 3128);
+        assert_eq!(p.authorization.as_deref(), Some("Basic dXNAcjpwOnNz"));
+        let env = |k: &str| match k {
+            "http_proxy" => Some("http://proxy:8080".to_string()),
+            "NO_PROXY" => Some("localhost, .internal.test,10.0.0.1:81".to_string()),
+            _ => None,
+        };
+        let proxy = Proxy::from_env(env).expect("env").expect("some");
+        assert!(proxy.https.is_none());
+        assert!(proxy.endpoint_for("example.com", 80, false).is_some());
+        assert!(proxy.endpoint_for("example.com", 443, true).is_none());
+        assert!(proxy.endpoint_for("localhost", 80, false).is_none());
+        assert!(proxy.endpoint_for("a.internal.test", 80, false).is_none());
+        assert!(proxy.endpoint_for("10.0.0.1", 81, false).is_none());
+        assert!(proxy.endpoint_for("10.0.0.1", 80, false).is_some());
+        assert!(ProxyEndpoint::parse("socks5://x:1").is_err());
+    }
+}

@@ -1,0 +1,171 @@
+//! Redirect rules (RFC 9110 section 15.4, WHATWG fetch "HTTP-redirect fetch").
+
+use http::Method;
+
+use crate::error::{Error, Result};
+
+/// What to do with 3xx responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RedirectMode {
+    /// Follow them (the default).
+    #[default]
+    Follow,
+    /// Return the 3xx response as it is.
+    Manual,
+    /// Fail with `ERR_REDIRECT_REFUSED`.
+    Error,
+}
+
+/// Redirect options of a client.
+#[derive(Debug, Clone)]
+pub struct RedirectPolicy {
+    /// Follow, return or refuse redirects.
+    pub mode: RedirectMode,
+    /// Most redirects followed for one request (default 10); one more is `ERR_TOO_MANY_REDIRECTS`.
+    pub max: usize,
+    /// Allow an `https://` URL to redirect to `http://` (default false).
+    pub allow_insecure: bool,
+}
+
+impl Default for RedirectPolicy {
+    fn default() -> Self {
+        RedirectPolicy {
+            mode: RedirectMode::Follow,
+            max: 10,
+            allow_insecure: false,
+        }
+    }
+}
+
+/// One redirect that was followed.
+#[derive(Debug, Clone)]
+pub struct Hop {
+    /// The URL that answered with a redirect.
+    pub url: String,
+    /// Its status (301, 302, 303, 307 or 308).
+    pub status: u16,
+    /// The URL it pointed to, resolved.
+    pub location: String,
+}
+
+/// True for the statuses that are followed.
+pub fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+/// The next request of a redirect chain.
+#[derive(Debug)]
+pub struct NextRequest {
+    /// The resolved target.
+    pub url: url::Url,
+    /// The method for it.
+    pub method: Method,
+    /// False when the body must be dropped (the method became GET).
+    pub keep_body: bool,
+    /// True when the target is another origin: credentials must be dropped.
+    pub cross_origin: bool,
+}
+
+/// Works out the request that follows a `status` response with `location` to a `method` request of
+/// `from`, or refuses it.
+pub fn next_request(
+    policy: &RedirectPolicy,
+    from: &url::Url,
+    method: &Method,
+    status: u16,
+    location: &str,
+) -> Result<NextRequest> {
+    let url = from.join(location).map_err(|e| {
+        Error::RedirectRefused(format!(
+            "the redirect Location {location:?} is not a valid URL ({e})"
+        ))
+    })?;
+    match url.scheme() {
+        "http" | "https" => {}
+        other => {
+            return Err(Error::RedirectRefused(format!(
+                "refused a redirect to the {other}: scheme"
+            )))
+        }
+    }
+    if from.scheme() == "https" && url.scheme() == "http" && !policy.allow_insecure {
+        return Err(Error::RedirectRefused(format!(
+            "refused a redirect from https to {url} (set redirect.allowInsecure to allow it)"
+        )));
+    }
+    let to_get = match status {
+        303 => *method != Method::HEAD,
+        301 | 302 => *method == Method::POST,
+        _ => false,
+    };
+    let cross_origin = url.origin() != from.origin();
+    Ok(NextRequest {
+        url,
+        method: if to_get { Method::GET } else { method.clone() },
+        keep_body: !to_get,
+        cross_origin,
+    })
+}
+
+/// Request headers that describe a body; dropped with it.
+pub const BODY_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "content-language",
+    "content-location",
+    "transfer-encoding",
+];
+
+/// Request headers that carry credentials; dropped when a redirect changes origin.
+pub const CREDENTIAL_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> url::Url {
+        url::Url::parse(s).expect("url")
+    }
+
+    #[test]
+    fn method_rules() {
+        let p = RedirectPolicy::default();
+        let from = u("http://a.test/x/y");
+        let n = next_request(&p, &from, &Method::POST, 302, "z").expect("302");
+        assert_eq!(n.url.as_str(), "http://a.test/x/z");
+        assert_eq!(n.method, Method::GET);
+        assert!(!n.keep_body);
+        let n = next_request(&p, &from, &Method::PUT, 303, "/z").expect("303");
+        assert_eq!(n.method, Method::GET);
+        let n = next_request(&p, &from, &Method::HEAD, 303, "/z").expect("303 HEAD");
+        assert_eq!(n.method, Method::HEAD);
+        let n = next_request(&p, &from, &Method::PUT, 301, "/z").expect("301 PUT");
+        assert_eq!(n.method, Method::PUT);
+        for status in [307, 308] {
+            let n = next_request(&p, &from, &Method::POST, status, "http://b.test/").expect("307");
+            assert_eq!(n.method, Method::POST);
+            assert!(n.keep_body);
+            assert!(n.cross_origin);
+        }
+    }
+
+    #[test]
+    fn refuses_downgrade_and_other_schemes() {
+        let p = RedirectPolicy::default();
+        let from = u("https://a.test/");
+        let e =
+            next_request(&p, &from, &Method::GET, 302, "http://a.test/").expect_err("downgrade");
+        assert_eq!(e.code(), "ERR_REDIRECT_REFUSED");
+        let allow = RedirectPolicy {
+            allow_insecure: true,
+            ..RedirectPolicy::default()
+        };
+        assert!(next_request(&allow, &from, &Method::GET, 302, "http://a.test/").is_ok());
+        let e = next_request(&p, &from, &Method::GET, 302, "file:///etc/passwd").expect_err("file");
+        assert_eq!(e.code(), "ERR_REDIRECT_REFUSED");
+        let same =
+            next_request(&p, &from, &Method::GET, 302, "https://a.test:443/b").expect("same");
+        assert!(!same.cross_origin);
+    }
+}

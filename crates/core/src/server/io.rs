@@ -1,0 +1,274 @@
+//! Listening sockets and the per-connection I/O wrapper that counts bytes and tracks idleness.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+
+use super::stats::Stats;
+
+/// Any bidirectional byte stream a connection can run on.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// A boxed connection stream.
+pub type BoxIo = Box<dyn Io>;
+
+/// Where the server listens.
+#[derive(Debug, Clone)]
+pub enum ListenTarget {
+    /// A TCP address; `reuse_port` sets `SO_REUSEPORT` so several processes can share it.
+    Tcp { addr: String, reuse_port: bool },
+    /// A unix domain socket path (removed and re-created on bind).
+    #[cfg(unix)]
+    Unix(std::path::PathBuf),
+}
+
+pub(crate) enum Listener {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener, std::path::PathBuf),
+}
+
+/// The address a server is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoundAddr {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A unix socket path.
+    Unix(std::path::PathBuf),
+}
+
+impl Listener {
+    pub(crate) async fn bind(target: &ListenTarget) -> io::Result<Listener> {
+        match target {
+            ListenTarget::Tcp { addr, reuse_port } => {
+                let addrs: Vec<SocketAddr> =
+                    tokio::net::lookup_host(addr.as_str()).await?.collect();
+                let addr = addrs.first().copied().ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "no address to bind")
+                })?;
+                let socket = socket2::Socket::new(
+                    socket2::Domain::for_address(addr),
+                    socket2::Type::STREAM,
+                    Some(socket2::Protocol::TCP),
+                )?;
+                socket.set_reuse_address(true)?;
+                #[cfg(all(unix, not(target_os = "solaris"), not(target_os = "illumos")))]
+                if *reuse_port {
+                    socket.set_reuse_port(true)?;
+                }
+                #[cfg(not(all(unix, not(target_os = "solaris"), not(target_os = "illumos"))))]
+                let _ = reuse_port;
+                if addr.is_ipv6() {
+                    socket.set_only_v6(true)?;
+                }
+                socket.set_nonblocking(true)?;
+                socket.bind(&addr.into())?;
+                socket.listen(1024)?;
+                Ok(Listener::Tcp(TcpListener::from_std(socket.into())?))
+            }
+            #[cfg(unix)]
+            ListenTarget::Unix(path) => {
+                match std::fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+                Ok(Listener::Unix(
+                    tokio::net::UnixListener::bind(path)?,
+                    path.clone(),
+                ))
+            }
+        }
+    }
+
+    pub(crate) fn local_addr(&self) -> io::Result<BoundAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().map(BoundAddr::Tcp),
+            #[cfg(unix)]
+            Listener::Unix(_, path) => Ok(BoundAddr::Unix(path.clone())),
+        }
+    }
+
+    pub(crate) async fn accept(&self) -> io::Result<(BoxIo, Option<SocketAddr>)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (stream, peer) = l.accept().await?;
+                let _ = stream.set_nodelay(true);
+                Ok((Box::new(stream), Some(peer)))
+            }
+            #[cfg(unix)]
+            Listener::Unix(l, _) => {
+                let (stream, _) = l.accept().await?;
+                Ok((Box::new(stream), None))
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Listener::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Milliseconds on a clock shared by a server's connections.
+#[derive(Debug, Clone)]
+pub(crate) struct Clock(Instant);
+
+impl Clock {
+    pub(crate) fn new() -> Self {
+        Clock(Instant::now())
+    }
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.0.elapsed().as_millis() as u64
+    }
+}
+
+/// Per-connection activity: when bytes last moved, and how many requests are in flight.
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    pub(crate) last_ms: AtomicU64,
+    pub(crate) in_flight: AtomicU64,
+}
+
+/// Wraps a connection's stream to count bytes into [`Stats`] and note activity.
+///
+/// When the server drops a connection whose peer has not closed its side, the socket is closed
+/// with a lingering close: FIN first, then what the peer still sends is read and discarded for a
+/// short while. Closing with unread bytes would make the kernel send RST, which can destroy a
+/// response the peer has not read yet.
+pub(crate) struct Counted {
+    inner: BoxIo,
+    stats: Arc<Stats>,
+    activity: Arc<Activity>,
+    clock: Clock,
+    peer_closed: bool,
+}
+
+/// How long, and how much, a lingering close reads before giving up.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+const LINGER_BYTES: usize = 256 * 1024;
+
+async fn linger(mut io: BoxIo) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        let _ = io.shutdown().await;
+        let mut buf = [0u8; 4096];
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if self.peer_closed {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            // Swap in an inert stream so the real one can outlive this wrapper.
+            let io = std::mem::replace(&mut self.inner, Box::new(tokio::io::duplex(1).0));
+            rt.spawn(linger(io));
+        }
+    }
+}
+
+impl Counted {
+    pub(crate) fn new(
+        inner: BoxIo,
+        stats: Arc<Stats>,
+        activity: Arc<Activity>,
+        clock: Clock,
+    ) -> Self {
+        Counted {
+            inner,
+            stats,
+            activity,
+            clock,
+            peer_closed: false,
+        }
+    }
+
+    fn touch(&self) {
+        self.activity.last_ms.store(self.clock.now_ms(), Relaxed);
+    }
+
+    fn io(&mut self) -> Pin<&mut BoxIo> {
+        Pin::new(&mut self.inner)
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = self.io().poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            self.stats.bytes_in.fetch_add(n as u64, Relaxed);
+            self.touch();
+        } else if matches!(res, Poll::Ready(Ok(()))) && buf.remaining() > 0 {
+            self.peer_closed = true;
+        }
+        res
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let res = self.io().poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = res {
+            self.stats.bytes_out.fetch_add(n as u64, Relaxed);
+            self.touch();
+        }
+        res
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let res = self.io().poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = res {
+            self.stats.bytes_out.fetch_add(n as u64, Relaxed);
+            self.touch();
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,191 @@
+// Turns what a handler returns into native responses: whole, streamed, or a connection upgrade.
+import { Duplex } from 'node:stream'
+import { type BodyInit, encodeBody, flattenHeaders, hasHeader } from './body.js'
+import { fromNative, InvalidArgumentError } from './errors.js'
+import type { Binding } from './native.js'
+
+/** A chunk of a streamed body. */
+export type BodyChunk = Uint8Array | string
+
+/** Streamed body sources: a web `ReadableStream` or any (async) iterable of chunks. */
+export type BodyStreamSource = ReadableStream<BodyChunk> | AsyncIterable<BodyChunk> | Iterable<BodyChunk>
+
+/** A response as a plain object. */
+export interface ResponseObject {
+  /** Status code, default 200. */
+  status?: number
+  /** Response headers; arrays of pairs keep repeated names (e.g. several `set-cookie`). */
+  headers?: HeadersInit
+  /** The body: whole (string, bytes, URLSearchParams) or streamed (ReadableStream, async iterable). */
+  body?: BodyInit | BodyStreamSource
+  /**
+   * Accept the client's `Upgrade` request: a 101 with `headers` is sent and this function gets
+   * the raw connection as a Node `Duplex`.
+   */
+  upgrade?: (socket: Duplex) => void
+}
+
+/** What a `fetch` handler may return (or resolve to). */
+export type ResponseLike = globalThis.Response | string | Uint8Array | ResponseObject
+
+const TEXT = 'text/plain;charset=utf-8'
+const OCTETS = 'application/octet-stream'
+
+function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+}
+
+function checkStatus(status: number): number {
+  if (!Number.isInteger(status) || status < 200 || status > 999) {
+    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `invalid response status ${status}`)
+  }
+  return status
+}
+
+function isStreamSource(body: unknown): body is BodyStreamSource {
+  if (body === null || typeof body !== 'object') return false
+  if (body instanceof ReadableStream) return true
+  if (ArrayBuffer.isView(body) || body instanceof ArrayBuffer || body instanceof URLSearchParams) return false
+  return Symbol.asyncIterator in body || Symbol.iterator in body
+}
+
+async function* chunksOf(source: BodyStreamSource): AsyncGenerator<BodyChunk> {
+  if (source instanceof ReadableStream) {
+    const reader = source.getReader()
+    try {
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) return
+        yield value
+      }
+    } finally {
+      reader.releaseLock()
+    }
+  } else {
+    yield* source as AsyncIterable<BodyChunk>
+  }
+}
+
+/** Writes a streamed body through the sink, waiting whenever the client is slower. */
+async function pump(sink: Binding.BindingBodySink, source: AsyncIterable<BodyChunk>): Promise<void> {
+  try {
+    for await (const chunk of source) {
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk
+      if (bytes.byteLength === 0) continue
+      if (!(await sink.write(bytes))) return
+    }
+    sink.end()
+  } catch (err) {
+    sink.abort()
+    throw err
+  }
+}
+
+async function sendStream(
+  raw: Binding.BindingRequest,
+  status: number,
+  headers: string[],
+  source: AsyncIterable<BodyChunk>,
+): Promise<void> {
+  await pump(raw.respondStream(status, headers), source)
+}
+
+/** Sends a global `Response`: whole when its body is already complete, streamed otherwise. */
+async function sendWebResponse(raw: Binding.BindingRequest, res: globalThis.Response): Promise<void> {
+  const status = checkStatus(res.status)
+  const headers = flattenHeaders(res.headers)
+  if (res.body === null) {
+    raw.respond(status, headers, null)
+    return
+  }
+  const reader = res.body.getReader()
+  const first = await reader.read()
+  if (first.done) {
+    raw.respond(status, headers, null)
+    return
+  }
+  const second = await reader.read()
+  if (second.done) {
+    raw.respond(status, headers, asBuffer(first.value))
+    return
+  }
+  async function* rest(): AsyncGenerator<Uint8Array> {
+    yield first.value as Uint8Array
+    yield second.value as Uint8Array
+    for (;;) {
+      const next = await reader.read()
+      if (next.done) return
+      yield next.value
+    }
+  }
+  await sendStream(raw, status, headers, rest())
+}
+
+/** A Node `Duplex` over a connection taken over after a 101. */
+class RawSocket extends Duplex {
+  #raw: Binding.BindingRawSocket
+
+  constructor(raw: Binding.BindingRawSocket) {
+    super({ allowHalfOpen: true })
+    this.#raw = raw
+  }
+
+  override _read(): void {
+    this.#raw.read().then(
+      (chunk) => this.push(chunk ?? null),
+      (err: unknown) => this.destroy(fromNative(err) as Error),
+    )
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.#raw.write(chunk).then(
+      () => done(),
+      (err: unknown) => done(fromNative(err) as Error),
+    )
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    this.#raw.end().then(
+      () => done(),
+      (err: unknown) => done(fromNative(err) as Error),
+    )
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    this.#raw.destroy().then(
+      () => done(err),
+      () => done(err),
+    )
+  }
+}
+
+/** Sends `out` as the response to `raw`; returns a promise when the work continues asynchronously. */
+export function sendResponse(raw: Binding.BindingRequest, out: ResponseLike): void | Promise<void> {
+  if (typeof out === 'string') {
+    raw.respond(200, ['content-type', TEXT], out)
+  } else if (out instanceof Uint8Array) {
+    raw.respond(200, ['content-type', OCTETS], out)
+  } else if (out instanceof globalThis.Response) {
+    return sendWebResponse(raw, out)
+  } else if (out !== null && typeof out === 'object') {
+    const headers = flattenHeaders(out.headers)
+    if (out.upgrade) {
+      if (!raw.canUpgrade) {
+        throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'the request did not ask for an upgrade')
+      }
+      out.upgrade(new RawSocket(raw.respondUpgrade(headers)))
+      return
+    }
+    const status = checkStatus(out.status ?? 200)
+    if (isStreamSource(out.body)) {
+      return sendStream(raw, status, headers, chunksOf(out.body))
+    }
+    const { data, type } = encodeBody(out.body as BodyInit)
+    if (type && !hasHeader(headers, 'content-type')) headers.push('content-type', type)
+    raw.respond(status, headers, data)
+  } else {
+    throw new TypeError(
+      'the fetch handler returned nothing; return a Response, a string, bytes or { status, headers, body }',
+    )
+  }
+}
