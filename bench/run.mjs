@@ -1,13 +1,14 @@
 // `npm run bench`: runs each scenario against hypersock and its peers side by side, prints a
 // table of ratios (hypersock / peer) and writes bench/.out/results.json.
 // Env: BENCH_SECONDS (default 5) is the length of each measurement; 1 makes a quick smoke run.
+// BENCH_ONLY=wsEcho,wsIdle runs only those scenarios; BENCH_IDLE_CONNECTIONS (default 10000).
 // Only loopback addresses are used. Progress goes to stderr, the table to stdout.
 import { checkBuilt, ROOT, SECONDS } from './lib/config.mjs'
 import { killAll, runVisible } from './lib/proc.mjs'
 import { compare, table, writeJson } from './lib/report.mjs'
 import { clientGet } from './scenarios/client.mjs'
 import { ensureWrk, httpHello } from './scenarios/http.mjs'
-import { wsEcho } from './scenarios/ws.mjs'
+import { wsEcho, wsIdle } from './scenarios/ws.mjs'
 
 // No child outlives the harness, however it ends.
 process.on('exit', killAll)
@@ -20,6 +21,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 }
 
 const measurements = []
+let only
 
 /** Runs one measurement; a failure is recorded (and reported) without stopping the others. */
 async function record(scenario, subject, measure) {
@@ -43,7 +45,10 @@ async function main() {
   await runVisible('cargo', ['build', '--release', '-p', 'hypersock-bench'], { cwd: ROOT })
   console.error(`bench: ${SECONDS} s per measurement, after 1 s of warm-up`)
 
-  for (const scenario of [httpHello, wsEcho, clientGet]) {
+  // BENCH_ONLY=wsEcho,wsIdle runs only the scenarios named.
+  only = process.env.BENCH_ONLY?.split(',').filter(Boolean)
+  const scenarios = [httpHello, wsEcho, wsIdle, clientGet].filter((s) => !only || only.includes(s.name))
+  for (const scenario of scenarios) {
     try {
       await scenario(record)
     } catch (error) {
@@ -52,7 +57,7 @@ async function main() {
     }
   }
 
-  const rows = compare(measurements)
+  const rows = compare(measurements).filter((r) => !only || r.hypersock != null || r.peerValue != null)
   console.log(table(rows))
   console.error(`bench: results written to ${writeJson(measurements, rows, startedAt)}`)
   if (measurements.some((m) => m.error)) {
