@@ -350,6 +350,10 @@ export interface BindingDialOptions {
   rejectUnauthorized: boolean
   /** TLS server name instead of the URL's host. */
   servername?: string
+  /** Client certificate chain (PEM) for mutual TLS. */
+  cert?: string
+  /** Private key (PEM) of `cert`. */
+  key?: string
 }
 
 /** One redirect that was followed. */

@@ -1,6 +1,7 @@
 // `npm run bench`: runs each scenario against hypersock and its peers side by side, prints a
 // table of ratios (hypersock / peer) and writes bench/.out/results.json.
 // Env: BENCH_SECONDS (default 5) is the length of each measurement; 1 makes a quick smoke run.
+// BENCH_ONLY=wsEcho,hubFanout runs only those scenarios; BENCH_IDLE_CONNECTIONS (default 10000).
 // Only loopback addresses are used. Progress goes to stderr, the table to stdout.
 import { mkdirSync } from 'node:fs'
 import { checkBuilt, OUT_DIR, ROOT, SECONDS } from './lib/config.mjs'
@@ -9,7 +10,7 @@ import { compare, table, writeJson } from './lib/report.mjs'
 import { clientBodiesAndTls, clientGet } from './scenarios/client.mjs'
 import { ensureWrk, http2Hello, httpHello, httpJsonEcho } from './scenarios/http.mjs'
 import { hubFanout } from './scenarios/hub.mjs'
-import { wsEcho } from './scenarios/ws.mjs'
+import { wsEcho, wsIdle } from './scenarios/ws.mjs'
 
 // No child outlives the harness, however it ends.
 process.on('exit', killAll)
@@ -22,6 +23,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 }
 
 const measurements = []
+let only
 
 /** Runs one measurement; a failure is recorded (and reported) without stopping the others. */
 async function record(scenario, subject, measure) {
@@ -41,14 +43,14 @@ async function main() {
   const startedAt = new Date().toISOString()
   checkBuilt()
   mkdirSync(OUT_DIR, { recursive: true })
-  // BENCH_ONLY=hubFanout (a comma-separated list of scenario names) runs a subset.
-  const only = process.env.BENCH_ONLY?.split(',')
+  // BENCH_ONLY=wsEcho,hubFanout (a comma-separated list of scenario names) runs a subset.
+  only = process.env.BENCH_ONLY?.split(',').filter(Boolean)
   await ensureWrk()
   console.error('bench: building the Rust load generator and ceiling (cargo build --release -p hypersock-bench)')
   await runVisible('cargo', ['build', '--release', '-p', 'hypersock-bench'], { cwd: ROOT })
   console.error(`bench: ${SECONDS} s per measurement, after 1 s of warm-up`)
 
-  const scenarios = [httpHello, httpJsonEcho, http2Hello, wsEcho, clientGet, clientBodiesAndTls, hubFanout]
+  const scenarios = [httpHello, httpJsonEcho, http2Hello, wsEcho, wsIdle, clientGet, clientBodiesAndTls, hubFanout]
   for (const scenario of scenarios.filter((s) => !only || only.includes(s.name))) {
     try {
       await scenario(record)
@@ -58,7 +60,7 @@ async function main() {
     }
   }
 
-  const rows = compare(measurements)
+  const rows = compare(measurements).filter((r) => !only || r.hypersock != null || r.peerValue != null)
   console.log(table(rows))
   console.error(`bench: results written to ${writeJson(measurements, rows, startedAt)}`)
   if (measurements.some((m) => m.error)) {

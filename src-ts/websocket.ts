@@ -32,6 +32,10 @@ export interface WebSocketOptions extends WebSocketLimits {
     rejectUnauthorized?: boolean
     /** Server name for SNI and verification instead of the URL's host. */
     servername?: string
+    /** Client certificate chain (PEM) for mutual TLS. */
+    cert?: string | Buffer
+    /** Private key (PEM) of `cert`. */
+    key?: string | Buffer
   }
 }
 
@@ -131,6 +135,8 @@ export class WebSocket extends EventTarget {
       ca: options.tls?.ca === undefined ? undefined : [options.tls.ca].flat().map(String).join('\n'),
       rejectUnauthorized: options.tls?.rejectUnauthorized ?? true,
       servername: options.tls?.servername,
+      cert: options.tls?.cert === undefined ? undefined : String(options.tls.cert),
+      key: options.tls?.key === undefined ? undefined : String(options.tls.key),
     }
     this.#keepAlive = setInterval(() => {}, 1 << 30)
     native.dialWebSocket(this.url, dial).then(

@@ -12,7 +12,7 @@ export function killAll() {
 }
 
 /** Spawns a tracked child. Its stdin is a pipe: the benchmark servers exit when it closes. */
-function track(command, args, options = {}) {
+export function track(command, args, options = {}) {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], ...options })
   children.add(child)
   child.on('exit', () => children.delete(child))
@@ -99,7 +99,7 @@ export async function startServer(name, command, args, { timeoutMs = 20_000, ...
   }
   // Keep draining stdout so a chatty server never blocks on a full pipe.
   child.stdout.resume()
-  return { port, stop: () => stop(child) }
+  return { port, pid: child.pid, stop: () => stop(child) }
 }
 
 /** Stops a server: closes its stdin, then SIGTERM, then SIGKILL if it lingers. */
@@ -112,11 +112,11 @@ async function stop(child) {
   clearTimeout(timer)
 }
 
-/** Starts a server, runs `fn(port)` against it, and always stops it. */
+/** Starts a server, runs `fn(port, pid)` against it, and always stops it. */
 export async function withServer(name, command, args, fn) {
   const server = await startServer(name, command, args)
   try {
-    return await fn(server.port)
+    return await fn(server.port, server.pid)
   } finally {
     await server.stop()
   }

@@ -1,4 +1,5 @@
 // hypersock serve({ websocket }): echoes every message back as it came (text or binary).
+// `--deflate` enables permessage-deflate (threshold 1024 bytes, as `ws`).
 import { serve } from '../../dist/index.js'
 import { announce } from './common.mjs'
 
@@ -7,6 +8,7 @@ const server = await serve({
   hostname: '127.0.0.1',
   fetch: () => ({ status: 426, body: 'WebSocket only\n' }),
   websocket: {
+    compression: process.argv.includes('--deflate') ? { threshold: 1024 } : false,
     message(ws, data) {
       // Like `ws`, drop echoes of messages that arrive while the connection is closing.
       if (ws.readyState !== 1) return

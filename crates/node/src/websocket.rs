@@ -2,8 +2,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hypersock_core::client::{dial_websocket, DialOptions, DialedWebSocket, WsTlsOptions};
+use hypersock_core::client::{dial_websocket, DialOptions, DialedWebSocket};
 use hypersock_core::server::{Request, Response, Upgrade, UpgradeAccept, WsHandler};
+use hypersock_core::tls::ClientTlsOptions;
 use hypersock_core::ws::{
     self, DeflateOptions, FailGate, PreparedMessage, Role, SendStatus, WsEvents, WsHandle,
     WsLimits, WsMessage, WsOptions,
@@ -468,6 +469,10 @@ pub struct BindingDialOptions {
     pub reject_unauthorized: bool,
     /// TLS server name instead of the URL's host.
     pub servername: Option<String>,
+    /// Client certificate chain (PEM) for mutual TLS.
+    pub cert: Option<String>,
+    /// Private key (PEM) of `cert`.
+    pub key: Option<String>,
 }
 
 static NEXT_CLIENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -481,10 +486,13 @@ pub async fn dial_web_socket(url: String, options: BindingDialOptions) -> Result
         handshake_timeout: Some(ms(options.handshake_timeout_ms)),
         limits: limits(&options.limits),
         deflate: options.compression.as_ref().map(deflate_options),
-        tls: WsTlsOptions {
-            ca: options.ca.map(String::into_bytes).unwrap_or_default(),
-            insecure_skip_verify: !options.reject_unauthorized,
+        tls: ClientTlsOptions {
+            ca: options.ca.into_iter().collect(),
+            reject_unauthorized: options.reject_unauthorized,
             server_name: options.servername,
+            cert: options.cert,
+            key: options.key,
+            ..ClientTlsOptions::default()
         },
     };
     let dialed = dial_websocket(&url, &opts).await.map_err(to_js_error)?;

@@ -7,6 +7,8 @@
 //! bytes in flight on each, sending a new one for every echo received, then closes them politely
 //! (draining the echoes still in flight) so the server is idle again. Prints one JSON line,
 //! `{"messages":N,"seconds":S,"rate":R}`, counting only echoes received before the deadline.
+//! `--deflate` runs the same load with permessage-deflate (see `ws_deflate.rs`); `--idle` opens
+//! the connections, prints `READY <n>` and holds them idle for `--duration-secs` (memory runs).
 //! It never hangs: connecting is bounded by the connect timeout, the run by the duration, and a
 //! watchdog thread kills the process if both are overrun. Any failure exits non-zero with a
 //! message on stderr.
@@ -26,6 +28,9 @@ use tokio_tungstenite::{connect_async_with_config, MaybeTlsStream, WebSocketStre
 /// Time allowed after the run to close each connection politely.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+#[path = "../ws_deflate.rs"]
+mod ws_deflate;
+
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -39,6 +44,8 @@ struct Options {
     binary: bool,
     threads: usize,
     connect_timeout: Duration,
+    deflate: bool,
+    idle: bool,
 }
 
 const USAGE: &str = "usage: ws-load --url ws://127.0.0.1:PORT/ [--connections N] [--size BYTES] \
@@ -59,7 +66,16 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|err| fail(&format!("cannot start the runtime: {err}")));
-    match runtime.block_on(run(&opts)) {
+    let work = async {
+        if opts.idle {
+            ws_deflate::idle(&opts).await
+        } else if opts.deflate {
+            ws_deflate::run(&opts).await
+        } else {
+            run(&opts).await
+        }
+    };
+    match runtime.block_on(work) {
         Ok((messages, seconds)) => {
             let rate = messages as f64 / seconds;
             println!(r#"{{"messages":{messages},"seconds":{seconds:.3},"rate":{rate:.1}}}"#);
@@ -94,11 +110,15 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Error> 
         binary: false,
         threads: 2,
         connect_timeout: Duration::from_secs(5),
+        deflate: false,
+        idle: false,
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--binary" => opts.binary = true,
+            "--deflate" => opts.deflate = true,
+            "--idle" => opts.idle = true,
             "--url" => opts.url = value()?,
             "--connections" => opts.connections = count(&arg, &value()?)?,
             "--size" => opts.size = count(&arg, &value()?)?,

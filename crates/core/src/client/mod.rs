@@ -34,7 +34,7 @@ pub use decode::{Decoder, ACCEPT_ENCODING};
 pub use proxy::{Proxy, ProxyEndpoint};
 pub use redirect::{Hop, RedirectMode, RedirectPolicy};
 pub use retry::{is_retryable_error, parse_retry_after, RetryContext, RetryHook, RetryPolicy};
-pub use ws_dial::{dial_websocket, ClientStream, DialOptions, DialedWebSocket, WsTlsOptions};
+pub use ws_dial::{dial_websocket, ClientStream, DialOptions, DialedWebSocket};
 
 use body::OutBody;
 use connect::{ConnectError, Connector, Counters};

@@ -2,7 +2,6 @@
 //! connection, with permessage-deflate negotiation (RFC 7692).
 
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -11,10 +10,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::StatusCode;
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -22,6 +18,7 @@ use tokio_rustls::TlsConnector;
 
 use super::{authority, parse_url};
 use crate::error::{Error, Result};
+use crate::tls::{classify_io, client_config, ClientTlsOptions};
 use crate::ws::deflate::{accept_response, client_offer, parse_extensions};
 use crate::ws::handshake::{accept_key, generate_key, has_token};
 use crate::ws::{DeflateOptions, Negotiated, WsLimits};
@@ -102,104 +99,6 @@ impl AsyncWrite for ClientStream {
     }
 }
 
-/// TLS settings of a `wss://` dial. Kept minimal and local to this file until the shared
-/// `tls` module lands; certificate and host name verification are on by default.
-#[derive(Debug, Clone, Default)]
-pub struct WsTlsOptions {
-    /// Extra trusted roots (PEM), added to the webpki roots.
-    pub ca: Vec<u8>,
-    /// Accept any server certificate. Only by explicit choice, for tests.
-    pub insecure_skip_verify: bool,
-    /// Server name for SNI and verification, instead of the URL's host.
-    pub server_name: Option<String>,
-}
-
-fn tls_config(opts: &WsTlsOptions) -> Result<Arc<ClientConfig>> {
-    static DEFAULT: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let build = |roots: RootCertStore| -> Result<ClientConfig> {
-        let mut cfg = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(cfg)
-    };
-    let webpki = || RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if opts.ca.is_empty() && !opts.insecure_skip_verify {
-        if let Some(cfg) = DEFAULT.get() {
-            return Ok(cfg.clone());
-        }
-        let cfg = Arc::new(build(webpki())?);
-        return Ok(DEFAULT.get_or_init(|| cfg).clone());
-    }
-    let mut roots = webpki();
-    for cert in CertificateDer::pem_slice_iter(&opts.ca) {
-        let cert = cert.map_err(|e| Error::InvalidArgument(format!("invalid CA PEM: {e}")))?;
-        roots
-            .add(cert)
-            .map_err(|e| Error::InvalidArgument(format!("invalid CA certificate: {e}")))?;
-    }
-    let mut cfg = build(roots)?;
-    if opts.insecure_skip_verify {
-        cfg.dangerous()
-            .set_certificate_verifier(Arc::new(NoVerify(provider)));
-    }
-    Ok(Arc::new(cfg))
-}
-
-/// Accepts every certificate (`rejectUnauthorized: false`); signatures are still checked.
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// The result of a successful WebSocket handshake, before the connection is driven.
 pub struct DialedWebSocket {
     /// The connected socket; hand it to [`crate::ws::run`] with `leftover`.
@@ -229,8 +128,8 @@ pub struct DialOptions {
     pub limits: WsLimits,
     /// Offer permessage-deflate with these parameters.
     pub deflate: Option<DeflateOptions>,
-    /// TLS settings for `wss://`.
-    pub tls: WsTlsOptions,
+    /// TLS settings for `wss://` (the shared client TLS options; ALPN is `http/1.1`).
+    pub tls: ClientTlsOptions,
 }
 
 fn handshake_error(e: impl std::fmt::Display) -> Error {
@@ -253,7 +152,7 @@ pub async fn dial_websocket(url: &str, opts: &DialOptions) -> Result<DialedWebSo
             })?;
         let _ = tcp.set_nodelay(true);
         let stream = if parsed.scheme() == "wss" {
-            let cfg = tls_config(&opts.tls)?;
+            let cfg = client_config(&opts.tls, &[b"http/1.1"])?;
             let host = opts.tls.server_name.clone().unwrap_or_else(|| {
                 parsed
                     .host_str()
@@ -267,7 +166,7 @@ pub async fn dial_websocket(url: &str, opts: &DialOptions) -> Result<DialedWebSo
             let tls = TlsConnector::from(cfg)
                 .connect(name, tcp)
                 .await
-                .map_err(|e| Error::WsHandshake(format!("TLS: {e}")))?;
+                .map_err(|e| classify_io(e).unwrap_or_else(|e| Error::from_io(e, &peer)))?;
             ClientStream::Tls(Box::new(tls))
         } else {
             ClientStream::Plain(tcp)
