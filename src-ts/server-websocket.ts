@@ -2,6 +2,7 @@ import { encodeBody, flattenHeaders, headersFromFlat } from './body.js'
 import { fromNative, InvalidArgumentError } from './errors.js'
 import type { Hub } from './hub.js'
 import { type Binding, native } from './native.js'
+import { checkInteger, U32 } from './validate.js'
 
 /** Kinds of events the addon reports for a WebSocket. */
 export const WsEvent = { Open: 0, Message: 1, Close: 2, Upgrade: 3, Ping: 4, Pong: 5, Drain: 6, Error: 7 } as const
@@ -133,28 +134,18 @@ export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as c
 
 const encoder = new TextEncoder()
 
-function size(name: string, value: number | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
-  const v = value ?? fallback
-  if (!Number.isSafeInteger(v) || v < 0 || v > max) {
-    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `${name} must be an integer from 0 to ${max}`)
-  }
-  return v
-}
-
-const U32 = 0xffffffff
-
 /** Defaults and validates limits for the addon. */
 export function bindingLimits(o: WebSocketLimits, defaultMaxMessage: number): Binding.BindingWsLimits {
-  const maxMessageSize = size('maxMessageSize', o.maxMessageSize, defaultMaxMessage)
+  const maxMessageSize = checkInteger('maxMessageSize', o.maxMessageSize, defaultMaxMessage)
   return {
     maxMessageSize,
-    maxFrameSize: size('maxFrameSize', o.maxFrameSize, maxMessageSize),
-    closeTimeoutMs: size('closeTimeout', o.closeTimeout, 5_000, U32),
-    idleTimeoutMs: size('idleTimeout', o.idleTimeout, 0, U32),
-    pingIntervalMs: size('pingInterval', o.pingInterval, 0, U32),
-    pongTimeoutMs: size('pongTimeout', o.pongTimeout, 10_000, U32),
-    highWaterMark: size('highWaterMark', o.highWaterMark, 1024 * 1024),
-    maxBackpressure: size('maxBackpressure', o.maxBackpressure, 64 * 1024 * 1024),
+    maxFrameSize: checkInteger('maxFrameSize', o.maxFrameSize, maxMessageSize),
+    closeTimeoutMs: checkInteger('closeTimeout', o.closeTimeout, 5_000, U32),
+    idleTimeoutMs: checkInteger('idleTimeout', o.idleTimeout, 0, U32),
+    pingIntervalMs: checkInteger('pingInterval', o.pingInterval, 0, U32),
+    pongTimeoutMs: checkInteger('pongTimeout', o.pongTimeout, 10_000, U32),
+    highWaterMark: checkInteger('highWaterMark', o.highWaterMark, 1024 * 1024),
+    maxBackpressure: checkInteger('maxBackpressure', o.maxBackpressure, 64 * 1024 * 1024),
   }
 }
 
@@ -177,9 +168,9 @@ export function bindingCompression(
     clientNoContextTakeover: o.clientNoContextTakeover ?? false,
     serverMaxWindowBits: bits('serverMaxWindowBits', o.serverMaxWindowBits),
     clientMaxWindowBits: bits('clientMaxWindowBits', o.clientMaxWindowBits),
-    threshold: size('threshold', o.threshold, 1024),
-    level: size('level', o.level, 1, 9),
-    memLevel: Math.max(1, size('memLevel', o.memLevel, 8, 9)),
+    threshold: checkInteger('threshold', o.threshold, 1024),
+    level: checkInteger('level', o.level, 1, 9),
+    memLevel: Math.max(1, checkInteger('memLevel', o.memLevel, 8, 9)),
   }
 }
 
@@ -189,8 +180,8 @@ export function bindingWsOptions(h: WebSocketHandler<never>): Binding.BindingWsO
     limits: bindingLimits(h, 16 * 1024 * 1024),
     compression: bindingCompression(h.compression, false),
     allowedOrigins: h.allowedOrigins?.map(String),
-    maxConnections: size('maxConnections', h.maxConnections, 0, U32),
-    handshakeTimeoutMs: size('handshakeTimeout', h.handshakeTimeout, 10_000, U32),
+    maxConnections: checkInteger('maxConnections', h.maxConnections, 0, U32),
+    handshakeTimeoutMs: checkInteger('handshakeTimeout', h.handshakeTimeout, 10_000, U32),
     upgradeHook: typeof h.upgrade === 'function',
   }
 }
