@@ -1,29 +1,13 @@
 // Request and response bodies: every body type, streaming both ways with backpressure, progress,
 // large transfers with bounded memory, and decompression (gzip, deflate, br, zstd).
 import { execFileSync } from 'node:child_process'
-import { once } from 'node:events'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type http from 'node:http'
 import zlib from 'node:zlib'
 import { Client, type HypersockError, type Progress } from 'hypersock'
-import { afterEach, describe, expect, it } from 'vitest'
-import { deferred } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import { deferred, nodeHttpPeers } from './helpers.js'
 
-const cleanups: (() => void)[] = []
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c()
-})
-
-async function serve(handler: http.RequestListener): Promise<string> {
-  const server = http.createServer(handler)
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  cleanups.push(() => {
-    server.closeAllConnections()
-    server.close()
-  })
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-}
+const { serve } = nodeHttpPeers()
 
 /** Echoes the request body with its content type and transfer encoding. */
 function echo(req: http.IncomingMessage, res: http.ServerResponse): void {

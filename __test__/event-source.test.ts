@@ -1,26 +1,9 @@
-// Server-Sent Events: the EventSource class and the async iterator, against node:http streams.
-import { once } from 'node:events'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type http from 'node:http'
 import { Client, CookieJar, EventSource, type EventSourceErrorEvent, events } from 'hypersock'
-import { afterEach, describe, expect, it } from 'vitest'
-import { deferred } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import { deferred, nodeHttpPeers } from './helpers.js'
 
-const cleanups: (() => void)[] = []
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c()
-})
-
-async function serve(handler: http.RequestListener): Promise<string> {
-  const server = http.createServer(handler)
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  cleanups.push(() => {
-    server.closeAllConnections()
-    server.close()
-  })
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-}
+const { serve, cleanups } = nodeHttpPeers()
 
 function sse(res: http.ServerResponse): void {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })

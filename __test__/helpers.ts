@@ -1,6 +1,8 @@
 // Shared helpers of the end-to-end tests: raw sockets, free ports, waiting for events.
 import { once } from 'node:events'
+import http from 'node:http'
 import net from 'node:net'
+import { afterEach } from 'vitest'
 
 /** True once `text` holds a whole HTTP response (head plus a Content-Length body). */
 function completeResponse(text: string): boolean {
@@ -69,4 +71,29 @@ export function collector<T>(n: number): { push: (v: T) => void; done: Promise<T
     },
     done: d.promise,
   }
+}
+
+/**
+ * node:http peers for a test file: `serve(handler)` starts one on loopback and returns its base
+ * URL; it, and anything pushed on `cleanups`, is closed after each test.
+ */
+export function nodeHttpPeers(): {
+  serve: (handler: http.RequestListener) => Promise<string>
+  cleanups: Array<() => void>
+} {
+  const cleanups: Array<() => void> = []
+  afterEach(() => {
+    for (const c of cleanups.splice(0)) c()
+  })
+  async function serve(handler: http.RequestListener): Promise<string> {
+    const server = http.createServer(handler)
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    cleanups.push(() => {
+      server.closeAllConnections()
+      server.close()
+    })
+    return `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`
+  }
+  return { serve, cleanups }
 }
