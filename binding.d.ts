@@ -29,6 +29,14 @@ export declare class BindingBodySink {
   get closed(): boolean
 }
 
+/** A streamed request body (one that did not arrive whole), taken once from its request. */
+export declare class BindingBodyStream {
+  /** The next chunk; `null` at the end. */
+  readChunk(): Promise<Buffer | null>
+  /** The rest of the body as one buffer. */
+  readAll(): Promise<Buffer>
+}
+
 /**
  * The writing end of a streamed request body. Bounded: `write` waits while the request is
  * behind.
@@ -156,52 +164,27 @@ export declare class BindingRawSocket {
   destroy(): Promise<void>
 }
 
-/**
- * One HTTP request handed to JS; answered once with `respond`, `respondStream` or
- * `respondUpgrade`.
- */
-export declare class BindingRequest {
-  /** The request method. */
-  get method(): string
-  /** The request target (path and query). */
-  get target(): string
-  /** Header fields as `[name, value, ...]`, in order. */
-  get headers(): Array<string>
-  /** The HTTP version: `1.0`, `1.1` or `2`. */
-  get httpVersion(): string
-  /** The client's IP address, empty on a unix socket. */
-  get remoteAddress(): string
-  /** The client's port, 0 on a unix socket. */
-  get remotePort(): number
-  /** 0: no body, 1: whole body (`takeBody`), 2: streamed body (`readChunk`/`readAll`). */
-  get bodyKind(): number
-  /**
-   * What TLS negotiated, as JSON (`protocol`, `cipher`, `alpnProtocol`, `chain` of the
-   * client's certificates, `serverName`); `null` on a plain connection.
-   */
-  get tlsJson(): string | null
-  /** True when the client asked for a protocol upgrade that `respondUpgrade` can accept. */
-  get canUpgrade(): boolean
-  /** The whole body when it arrived whole; `null` otherwise. Can be taken once. */
-  takeBody(): Buffer | null
-  /** The next chunk of a streamed body; `null` at the end. */
-  readChunk(): Promise<Buffer | null>
-  /** The rest of a streamed body as one buffer. */
-  readAll(): Promise<Buffer>
-  /** Sends a whole response. Returns false if it was already sent or the client is gone. */
-  respond(status: number, headers: Array<string>, body?: string | Uint8Array | undefined | null): boolean
-  /** Sends the response head now and returns a sink for the body chunks. */
-  respondStream(status: number, headers: Array<string>): BindingBodySink
-  /** Answers 101 with `headers` and returns the raw connection. */
-  respondUpgrade(headers: Array<string>): BindingRawSocket
-}
-
 /** A running server. */
 export declare class BindingServer {
   /** Swaps in new certificates for new connections (open ones keep theirs). */
   reloadTls(tls: BindingServerTls, protocols: number): void
-  /** Takes every request waiting for JS, in arrival order. */
-  takeRequests(): Array<BindingRequest>
+  /**
+   * Takes every request waiting for JS, in arrival order, encoded as described at
+   * `encode_request`; `null` when none waits.
+   */
+  takeRequests(): Buffer | null
+  /**
+   * Sends a whole response to request `id`: `count` header pairs joined by `
+  ` in
+   * `headers`. Returns false if it was answered already or the client is gone.
+   */
+  respond(id: number, status: number, count: number, headers: string, body?: string | Uint8Array | undefined | null): boolean
+  /** Sends the response head of request `id` now and returns a sink for the body chunks. */
+  respondStream(id: number, status: number, count: number, headers: string): BindingBodySink
+  /** Answers request `id` with 101 and `headers` and returns the raw connection. */
+  respondUpgrade(id: number, count: number, headers: string): BindingRawSocket
+  /** The streamed body of request `id`; `null` once taken or answered. */
+  takeBodyStream(id: number): BindingBodyStream | null
   /** The port the server listens on (0 on a unix socket). */
   get port(): number
   /** The IP address, or the unix socket path, the server listens on. */

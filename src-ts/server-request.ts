@@ -1,23 +1,102 @@
-import { headersFromFlat } from './body.js'
 import { fromNative } from './errors.js'
 import type { Binding } from './native.js'
 import { parseTls, type TlsDetails } from './tls.js'
 
 const BODY_FULL = 1
 const BODY_STREAM = 2
+const METHODS = ['', 'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE']
+const VERSIONS = ['1.1', '1.0', '2', '1.1']
+const FLAG_UPGRADE = 0x10
+const FLAG_TLS = 0x20
+
+/** Node's Buffer has these (undocumented, stable) string decoders; they skip `toString`'s checks. */
+type Batch = Buffer & {
+  latin1Slice(start: number, end: number): string
+  utf8Slice(start: number, end: number): string
+}
 
 function view(buf: Buffer): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
 }
 
+function u16(b: Buffer, o: number): number {
+  return (b[o] as number) | ((b[o + 1] as number) << 8)
+}
+
+function u32(b: Buffer, o: number): number {
+  return ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16)) + (b[o + 3] as number) * 0x1000000
+}
+
+function ipString(b: Buffer, o: number, family: number): string {
+  if (family === 1) return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`
+  if (family !== 2) return ''
+  const groups: string[] = []
+  for (let i = 0; i < 16; i += 2) groups.push(u16be(b, o + i).toString(16))
+  // IPv4-mapped addresses read as IPv4, like node:net.
+  if (groups.slice(0, 5).every((g) => g === '0') && groups[5] === 'ffff') return ipString(b, o + 12, 1)
+  // The longest run of zero groups becomes "::" (RFC 5952).
+  let best = -1
+  let bestLen = 1
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++
+      continue
+    }
+    let j = i
+    while (j < 8 && groups[j] === '0') j++
+    if (j - i > bestLen) {
+      best = i
+      bestLen = j - i
+    }
+    i = j
+  }
+  if (best < 0) return groups.join(':')
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`
+}
+
+function u16be(b: Buffer, o: number): number {
+  return ((b[o] as number) << 8) | (b[o + 1] as number)
+}
+
 /**
- * A request received by the server, shaped like WHATWG `Request`. Everything is read from the
- * native side lazily: an unread header list or body costs nothing.
+ * Reads one request of a batch from the addon (the format is written by `encode_request` in
+ * crates/node/src/server.rs) and calls `each` with it; returns the offset of the next one.
+ */
+export function decodeRequests(
+  batch: Buffer,
+  server: Binding.BindingServer,
+  host: string,
+  scheme: string,
+  each: (request: ServerRequest) => void,
+): void {
+  let o = 0
+  while (o + 4 <= batch.length) {
+    const len = u32(batch, o)
+    each(new ServerRequest(batch, o, server, host, scheme))
+    o += len
+  }
+}
+
+/**
+ * A request received by the server, shaped like WHATWG `Request`. Method, target and flags are
+ * read from the batch the addon handed over; headers, address, TLS details and body are decoded
+ * from it only when asked for, so an unread header list or body costs nothing.
  */
 export class ServerRequest {
-  #native: Binding.BindingRequest
+  /** @internal */
+  readonly id: number
+  /** @internal */
+  readonly server: Binding.BindingServer
+  #batch: Batch
+  #flags: number
+  #count: number
+  #method: string
+  #targetAt: number
+  #headersAt: number
+  #remoteAt: number
   #host: string
   #scheme: string
+  #target: string | undefined
   #url: string | undefined
   #parsed: URL | undefined
   #headers: Headers | undefined
@@ -25,23 +104,79 @@ export class ServerRequest {
   #used = false
   #stream: ReadableStream<Uint8Array> | undefined
   #tls: TlsDetails | null | undefined
+  #tail = -1
 
   /** @internal */
-  constructor(raw: Binding.BindingRequest, host: string, scheme: string) {
-    this.#native = raw
+  constructor(batch: Buffer, at: number, server: Binding.BindingServer, host: string, scheme: string) {
+    this.#batch = batch as Batch
+    this.server = server
     this.#host = host
     this.#scheme = scheme
+    this.id = u32(batch, at + 4)
+    const code = batch[at + 8] as number
+    const flags = batch[at + 9] as number
+    this.#flags = flags
+    this.#count = u16(batch, at + 10)
+    this.#remoteAt = at + 12
+    let o = at + 14 + (flags >> 6 === 1 ? 4 : flags >> 6 === 2 ? 16 : 0)
+    if (code === 0) {
+      const n = batch[o] as number
+      this.#method = (batch as Batch).latin1Slice(o + 1, o + 1 + n)
+      o += 1 + n
+    } else {
+      this.#method = METHODS[code] as string
+    }
+    this.#targetAt = o
+    this.#headersAt = o + 4 + u32(batch, o)
+  }
+
+  /** Offset just past the header block (where the TLS details and the body start). */
+  #afterHeaders(): number {
+    if (this.#tail < 0) {
+      const b = this.#batch
+      let o = this.#headersAt
+      for (let i = 0; i < this.#count; i++) {
+        o += 2 + u16(b, o)
+        o += 4 + u32(b, o)
+      }
+      this.#tail = o
+    }
+    return this.#tail
+  }
+
+  #wholeBody(): Buffer {
+    let o = this.#afterHeaders()
+    if (this.#flags & FLAG_TLS) o += 4 + u32(this.#batch, o)
+    return this.#batch.subarray(o + 4, o + 4 + u32(this.#batch, o))
+  }
+
+  get #bodyKind(): number {
+    return this.#flags & 3
+  }
+
+  /** True when the client asked to switch protocols (an `Upgrade` header, HTTP/1.1). */
+  get canUpgrade(): boolean {
+    return (this.#flags & FLAG_UPGRADE) !== 0
   }
 
   /** The request method. */
   get method(): string {
-    return this.#native.method
+    return this.#method
+  }
+
+  /** The request target as sent: path and query, or an absolute URL. */
+  get #targetString(): string {
+    if (this.#target === undefined) {
+      const o = this.#targetAt
+      this.#target = this.#batch.latin1Slice(o + 4, o + 4 + u32(this.#batch, o))
+    }
+    return this.#target as string
   }
 
   /** The absolute URL, built from the `Host` header and the request target. */
   get url(): string {
     if (this.#url === undefined) {
-      const target = this.#native.target
+      const target = this.#targetString
       if (/^https?:\/\//i.test(target)) this.#url = target
       else {
         const host = this.headers.get('host') ?? this.#host
@@ -56,7 +191,7 @@ export class ServerRequest {
       try {
         this.#parsed = new URL(this.url)
       } catch {
-        this.#parsed = new URL(this.#native.target, `${this.#scheme}://${this.#host}`)
+        this.#parsed = new URL(this.#targetString, `${this.#scheme}://${this.#host}`)
       }
     }
     return this.#parsed
@@ -79,12 +214,26 @@ export class ServerRequest {
 
   /** `1.0`, `1.1` or `2`. */
   get httpVersion(): string {
-    return this.#native.httpVersion
+    return VERSIONS[(this.#flags >> 2) & 3] as string
   }
 
   /** Request headers; repeated fields are kept (`get` joins them). */
   get headers(): Headers {
-    this.#headers ??= headersFromFlat(this.#native.headers)
+    if (this.#headers === undefined) {
+      const headers = new Headers()
+      const b = this.#batch
+      let o = this.#headersAt
+      for (let i = 0; i < this.#count; i++) {
+        const n = u16(b, o)
+        const name = b.latin1Slice(o + 2, o + 2 + n)
+        o += 2 + n
+        const v = u32(b, o)
+        headers.append(name, b.utf8Slice(o + 4, o + 4 + v))
+        o += 4 + v
+      }
+      this.#tail = o
+      this.#headers = headers
+    }
     return this.#headers
   }
 
@@ -110,20 +259,24 @@ export class ServerRequest {
    */
   get tls(): TlsDetails | null {
     if (this.#tls === undefined) {
-      const json = this.#native.tlsJson
-      this.#tls = json ? parseTls(json) : null
+      if (this.#flags & FLAG_TLS) {
+        const o = this.#afterHeaders()
+        this.#tls = parseTls(this.#batch.utf8Slice(o + 4, o + 4 + u32(this.#batch, o)))
+      } else {
+        this.#tls = null
+      }
     }
     return this.#tls
   }
 
   /** The client's IP address (empty on a unix socket). */
   get remoteAddress(): string {
-    return this.#native.remoteAddress
+    return ipString(this.#batch, this.#remoteAt + 2, this.#flags >> 6)
   }
 
   /** The client's port (0 on a unix socket). */
   get remotePort(): number {
-    return this.#native.remotePort
+    return u16(this.#batch, this.#remoteAt)
   }
 
   /** True once the body has been read or its stream taken. */
@@ -142,24 +295,24 @@ export class ServerRequest {
    */
   get body(): ReadableStream<Uint8Array> | null {
     if (this.#stream) return this.#stream
-    const kind = this.#native.bodyKind
+    const kind = this.#bodyKind
     if (kind !== BODY_FULL && kind !== BODY_STREAM) return null
     this.#claim()
-    const raw = this.#native
     if (kind === BODY_FULL) {
-      const whole = raw.takeBody()
+      const whole = new Uint8Array(this.#wholeBody())
       this.#stream = new ReadableStream<Uint8Array>({
         start(controller) {
-          if (whole) controller.enqueue(view(whole))
+          controller.enqueue(whole)
           controller.close()
         },
       })
     } else {
+      const raw = this.server.takeBodyStream(this.id)
       this.#stream = new ReadableStream<Uint8Array>(
         {
           async pull(controller) {
             try {
-              const chunk = await raw.readChunk()
+              const chunk = raw ? await raw.readChunk() : null
               if (chunk) controller.enqueue(view(chunk))
               else controller.close()
             } catch (err) {
@@ -173,13 +326,16 @@ export class ServerRequest {
     return this.#stream
   }
 
+  /** The whole body; a view into the batch when it came whole (callers copy before handing it out). */
   async #all(): Promise<Buffer> {
     this.#claim()
-    const kind = this.#native.bodyKind
-    if (kind === BODY_FULL) return this.#native.takeBody() ?? Buffer.alloc(0)
+    const kind = this.#bodyKind
+    if (kind === BODY_FULL) return this.#wholeBody()
     if (kind === BODY_STREAM) {
+      const raw = this.server.takeBodyStream(this.id)
+      if (!raw) return Buffer.alloc(0)
       try {
-        return await this.#native.readAll()
+        return await raw.readAll()
       } catch (err) {
         throw fromNative(err)
       }
@@ -189,7 +345,7 @@ export class ServerRequest {
 
   /** The body as bytes. */
   async bytes(): Promise<Uint8Array> {
-    return view(await this.#all())
+    return new Uint8Array(await this.#all())
   }
 
   /** The body as an ArrayBuffer. */
@@ -213,10 +369,5 @@ export class ServerRequest {
     const type = this.headers.get('content-type') ?? ''
     const body = await this.#all()
     return new Response(body as Uint8Array<ArrayBuffer>, { headers: { 'content-type': type } }).formData()
-  }
-
-  /** @internal */
-  get native(): Binding.BindingRequest {
-    return this.#native
   }
 }

@@ -30,6 +30,24 @@ export type ResponseLike = globalThis.Response | string | Uint8Array | ResponseO
 
 const TEXT = 'text/plain;charset=utf-8'
 const OCTETS = 'application/octet-stream'
+const TEXT_HEADERS = `content-type\n${TEXT}`
+const OCTET_HEADERS = `content-type\n${OCTETS}`
+
+/** The request a response answers: its server and its id there. */
+export interface Answerable {
+  readonly server: Binding.BindingServer
+  readonly id: number
+}
+
+/** Sends a whole response; `headers` is a flat `[name, value, ...]` list. */
+export function respond(to: Answerable, status: number, headers: string[], body: string | Uint8Array | null): boolean {
+  return to.server.respond(to.id, status, headers.length >> 1, headers.join('\n'), body)
+}
+
+/** Sends a plain-text response. */
+export function respondText(to: Answerable, status: number, text: string): boolean {
+  return to.server.respond(to.id, status, 1, TEXT_HEADERS, text)
+}
 
 function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
@@ -70,31 +88,31 @@ async function pump(sink: Binding.BindingBodySink, source: AsyncIterable<BodyChu
 }
 
 async function sendStream(
-  raw: Binding.BindingRequest,
+  to: Answerable,
   status: number,
   headers: string[],
   source: AsyncIterable<BodyChunk>,
 ): Promise<void> {
-  await pump(raw.respondStream(status, headers), source)
+  await pump(to.server.respondStream(to.id, status, headers.length >> 1, headers.join('\n')), source)
 }
 
 /** Sends a global `Response`: whole when its body is already complete, streamed otherwise. */
-async function sendWebResponse(raw: Binding.BindingRequest, res: globalThis.Response): Promise<void> {
+async function sendWebResponse(to: Answerable, res: globalThis.Response): Promise<void> {
   const status = checkStatus(res.status)
   const headers = flattenHeaders(res.headers)
   if (res.body === null) {
-    raw.respond(status, headers, null)
+    respond(to, status, headers, null)
     return
   }
   const reader = res.body.getReader()
   const first = await reader.read()
   if (first.done) {
-    raw.respond(status, headers, null)
+    respond(to, status, headers, null)
     return
   }
   const second = await reader.read()
   if (second.done) {
-    raw.respond(status, headers, asBuffer(first.value))
+    respond(to, status, headers, asBuffer(first.value))
     return
   }
   async function* rest(): AsyncGenerator<Uint8Array> {
@@ -106,7 +124,7 @@ async function sendWebResponse(raw: Binding.BindingRequest, res: globalThis.Resp
       yield next.value
     }
   }
-  await sendStream(raw, status, headers, rest())
+  await sendStream(to, status, headers, rest())
 }
 
 /** A Node `Duplex` over a connection taken over after a 101. */
@@ -148,29 +166,32 @@ class RawSocket extends Duplex {
 }
 
 /** Sends `out` as the response to `raw`; returns a promise when the work continues asynchronously. */
-export function sendResponse(raw: Binding.BindingRequest, out: ResponseLike): void | Promise<void> {
+export function sendResponse(
+  to: Answerable & { readonly canUpgrade: boolean },
+  out: ResponseLike,
+): void | Promise<void> {
   if (typeof out === 'string') {
-    raw.respond(200, ['content-type', TEXT], out)
+    to.server.respond(to.id, 200, 1, TEXT_HEADERS, out)
   } else if (out instanceof Uint8Array) {
-    raw.respond(200, ['content-type', OCTETS], out)
+    to.server.respond(to.id, 200, 1, OCTET_HEADERS, asBuffer(out))
   } else if (out instanceof globalThis.Response) {
-    return sendWebResponse(raw, out)
+    return sendWebResponse(to, out)
   } else if (out !== null && typeof out === 'object') {
     const headers = flattenHeaders(out.headers)
     if (out.upgrade) {
-      if (!raw.canUpgrade) {
+      if (!to.canUpgrade) {
         throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'the request did not ask for an upgrade')
       }
-      out.upgrade(new RawSocket(raw.respondUpgrade(headers)))
+      out.upgrade(new RawSocket(to.server.respondUpgrade(to.id, headers.length >> 1, headers.join('\n'))))
       return
     }
     const status = checkStatus(out.status ?? 200)
     if (isStreamSource(out.body)) {
-      return sendStream(raw, status, headers, chunksOf(out.body))
+      return sendStream(to, status, headers, chunksOf(out.body))
     }
     const { data, type } = encodeBody(out.body as BodyInit)
     if (type && !hasHeader(headers, 'content-type')) headers.push('content-type', type)
-    raw.respond(status, headers, data)
+    respond(to, status, headers, data)
   } else {
     throw new TypeError(
       'the fetch handler returned nothing; return a Response, a string, bytes or { status, headers, body }',

@@ -1,8 +1,8 @@
 import { fromNative, HypersockError, InvalidArgumentError } from './errors.js'
 import { Hub } from './hub.js'
 import { type Binding, native } from './native.js'
-import { ServerRequest } from './server-request.js'
-import { type ResponseLike, sendResponse } from './server-response.js'
+import { decodeRequests, ServerRequest } from './server-request.js'
+import { type ResponseLike, respondText, sendResponse } from './server-response.js'
 import { bindingWsOptions, WebSocketDispatcher, type WebSocketHandler } from './server-websocket.js'
 import { checkInteger, U32 } from './validate.js'
 
@@ -165,6 +165,7 @@ export class Server<Data = unknown> {
   #ws: WebSocketDispatcher<Data> | undefined
   #hub: Hub<Data>
   #host: string
+  #scheme: string
 
   /** @internal */
   constructor(raw: Binding.BindingServer, options: ServeOptions<Data>) {
@@ -175,6 +176,7 @@ export class Server<Data = unknown> {
       : raw.address.includes(':')
         ? `[${raw.address}]:${raw.port}`
         : `${raw.address}:${raw.port}`
+    this.#scheme = options.tls ? 'https' : 'http'
     if (options.websocket) this.#ws = new WebSocketDispatcher(options.websocket, (e) => this.#fail(e, null))
     this.#hub = options.websocket?.hub ?? new Hub<Data>()
     this.#hub.attach(raw.hub(), (id) => this.#ws?.get(id))
@@ -298,13 +300,13 @@ export class Server<Data = unknown> {
     return undefined
   }
 
-  #respondError(raw: Binding.BindingRequest, error: unknown, request: ServerRequest | null): void {
+  #respondError(request: ServerRequest, error: unknown): void {
     const custom = this.#fail(error, request)
     const [status, text] = statusFor(error)
-    const plain = () => raw.respond(status, ['content-type', TEXT], text)
+    const plain = () => respondText(request, status, text)
     if (custom !== undefined) {
       try {
-        const done = sendResponse(raw, custom)
+        const done = sendResponse(request, custom)
         if (done) done.catch(plain)
         return
       } catch {
@@ -331,41 +333,41 @@ export class Server<Data = unknown> {
     }
   }
 
-  #send(raw: Binding.BindingRequest, request: ServerRequest, out: ResponseLike, started: number): void {
+  #send(request: ServerRequest, out: ResponseLike, started: number): void {
     let done: void | Promise<void>
     try {
-      done = sendResponse(raw, out)
+      done = sendResponse(request, out)
     } catch (error) {
-      this.#respondError(raw, error, request)
+      this.#respondError(request, error)
       return
     }
-    if (done) done.catch((error: unknown) => this.#respondError(raw, error, request))
+    if (done) done.catch((error: unknown) => this.#respondError(request, error))
     if (this.#options.accessLog) this.#log(request, started, statusOf(out))
   }
 
   /** @internal Handles every request waiting in the addon, in order. */
   drainRequests(): void {
-    for (const raw of this.#native.takeRequests()) this.#onRequest(raw)
+    const batch = this.#native.takeRequests()
+    if (batch) decodeRequests(batch, this.#native, this.#host, this.#scheme, this.#onRequest)
   }
 
-  #onRequest(raw: Binding.BindingRequest): void {
-    const request = new ServerRequest(raw, this.#host, this.#options.tls ? 'https' : 'http')
+  #onRequest = (request: ServerRequest): void => {
     const started = this.#options.accessLog ? performance.now() : 0
     let out: ResponseLike | Promise<ResponseLike>
     try {
       out = this.#options.fetch(request, this)
     } catch (error) {
-      this.#respondError(raw, error, request)
+      this.#respondError(request, error)
       return
     }
     if (out instanceof Promise) {
       out.then(
-        (value) => this.#send(raw, request, value, started),
-        (error: unknown) => this.#respondError(raw, error, request),
+        (value) => this.#send(request, value, started),
+        (error: unknown) => this.#respondError(request, error),
       )
       return
     }
-    this.#send(raw, request, out, started)
+    this.#send(request, out, started)
   }
 
   /** @internal */

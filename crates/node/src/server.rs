@@ -2,9 +2,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{AcqRel, Release};
+
+use http::HeaderMap;
 use hypersock_core::server::{
-    BodySender, BoundAddr, HttpHandler, ListenTarget, Protocols, RawConnection, Request,
-    RequestBody, ResBody, Responder, Response, Server, ServerOptions,
+    header_map, BodySender, BoundAddr, HttpHandler, ListenTarget, OnUpgrade, Protocols,
+    RawConnection,
+    Request, RequestBody, ResBody, Responder, Response, Server, ServerOptions,
 };
 use hypersock_core::tls::{server_config_sni, ServerTlsOptions, SniCertificate, TlsVersion};
 use napi::bindgen_prelude::*;
@@ -14,7 +19,7 @@ use tokio::sync::Mutex;
 
 use crate::hub::{hub_from, BindingHub, BindingHubOptions};
 use crate::websocket::{server_websocket, BindingWsOptions, WsEventCallback};
-use crate::{flat_headers, pair_headers, to_js_error};
+use crate::to_js_error;
 
 /// Options of `startServer`, validated and defaulted by the TS layer. Times in ms; 0 = none.
 #[napi(object)]
@@ -95,49 +100,201 @@ fn tls_config(tls: &BindingServerTls, protocols: Protocols) -> Result<Arc<rustls
     .map_err(to_js_error)
 }
 
-/// Requests waiting for the JS thread.
+/// Requests on their way to JS and waiting for an answer from it.
+///
+/// The I/O threads encode each request into one shared batch buffer (see [`encode_request`]) and
+/// park what cannot be encoded (the responder, a streamed body, the upgrade) in a slab under a
+/// request id. One wake-up of the JS thread takes the whole batch as a single `Buffer`, so a busy
+/// server makes one cross-thread call and allocates one JS object per batch, not several per
+/// request; JS answers with the id.
 struct Inbox {
-    queue: std::sync::Mutex<Vec<BindingRequest>>,
-    scheduled: std::sync::atomic::AtomicBool,
+    state: std::sync::Mutex<InboxState>,
+    scheduled: AtomicBool,
     wake: RequestCallback,
 }
 
+#[derive(Default)]
+struct InboxState {
+    batch: Vec<u8>,
+    slots: slab::Slab<Slot>,
+    /// Bumped per request; the top byte of an id, so that a stale id misses a reused slot.
+    serial: u8,
+    /// Slab size at which slots of requests whose client left are swept.
+    sweep_at: usize,
+}
+
+/// What a request id stands for until it is answered.
+struct Slot {
+    id: u32,
+    responder: Responder,
+    stream: Option<hypersock_core::server::BodyStream>,
+    upgrade: Option<OnUpgrade>,
+}
+
+const SLOT_BITS: u32 = 24;
+const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
+const MIN_SWEEP: usize = 1024;
+
 impl Inbox {
-    fn push(&self, req: BindingRequest) {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(req);
-        if !self
-            .scheduled
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
+    fn lock(&self) -> std::sync::MutexGuard<'_, InboxState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, mut request: Request, responder: Responder) {
+        let body = std::mem::replace(&mut request.body, RequestBody::empty());
+        let (full, stream, kind) = match body {
+            RequestBody::Full(b) if b.is_empty() => (None, None, BODY_EMPTY),
+            RequestBody::Full(b) => (Some(b), None, BODY_FULL),
+            RequestBody::Stream(s) => (None, Some(s), BODY_STREAM),
+        };
+        let upgrade = request.upgrade.take();
         {
+            let mut st = self.lock();
+            if st.slots.len() >= st.sweep_at.max(MIN_SWEEP) {
+                // Requests whose handler never answered and whose client has left.
+                st.slots.retain(|_, slot| !slot.responder.is_closed());
+                st.sweep_at = st.slots.len() * 2;
+            }
+            let entry = st.slots.vacant_entry();
+            let index = entry.key() as u32;
+            if index > SLOT_MASK {
+                return; // the responder is dropped: 500
+            }
+            st.serial = st.serial.wrapping_add(1);
+            let id = index | (u32::from(st.serial) << SLOT_BITS);
+            let can_upgrade = upgrade.is_some();
+            st.slots.insert(Slot {
+                id,
+                responder,
+                stream,
+                upgrade,
+            });
+            encode_request(&mut st.batch, id, kind, can_upgrade, &request, full.as_deref());
+        }
+        if !self.scheduled.swap(true, AcqRel) {
             self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
         }
     }
 
-    fn take(&self) -> Vec<BindingRequest> {
+    fn take(&self) -> Vec<u8> {
         // Clear the flag first: a request pushed after the swap below schedules a new wake-up.
-        self.scheduled
-            .store(false, std::sync::atomic::Ordering::Release);
-        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
+        self.scheduled.store(false, Release);
+        std::mem::take(&mut self.lock().batch)
+    }
+
+    /// Removes the slot of `id`; `None` when it was answered already (or its client left and
+    /// it was swept).
+    fn remove(&self, id: u32) -> Option<Slot> {
+        let mut st = self.lock();
+        let index = (id & SLOT_MASK) as usize;
+        match st.slots.get(index) {
+            Some(slot) if slot.id == id => Some(st.slots.remove(index)),
+            _ => None,
+        }
+    }
+
+    fn with_slot<T>(&self, id: u32, f: impl FnOnce(&mut Slot) -> T) -> Option<T> {
+        let mut st = self.lock();
+        match st.slots.get_mut((id & SLOT_MASK) as usize) {
+            Some(slot) if slot.id == id => Some(f(slot)),
+            _ => None,
+        }
     }
 }
 
-/// How the request body is held: none, whole (`takeBody`), or streaming (`readChunk`).
-const BODY_EMPTY: u32 = 0;
-const BODY_FULL: u32 = 1;
-const BODY_STREAM: u32 = 2;
+/// How the request body is held: none, whole (in the batch), or streaming (`takeBodyStream`).
+const BODY_EMPTY: u8 = 0;
+const BODY_FULL: u8 = 1;
+const BODY_STREAM: u8 = 2;
 
-/// One HTTP request handed to JS; answered once with `respond`, `respondStream` or
-/// `respondUpgrade`.
-#[napi]
-pub struct BindingRequest {
-    request: Request,
-    full: Option<Bytes>,
-    stream: Arc<Mutex<Option<hypersock_core::server::BodyStream>>>,
-    body_kind: u32,
-    responder: Option<Responder>,
+/// Method codes of the batch format; 0 means the name follows.
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+];
+
+/// Appends one request to the batch, little-endian, read by `src-ts/server-request.ts`:
+///
+/// ```text
+/// u32 record length (from this field to the end of the record)
+/// u32 id
+/// u8  method code (1 + index in METHODS; 0: u8 length and the name follow after the port)
+/// u8  flags: body kind (bits 0-1), version (bits 2-3: 0 HTTP/1.1, 1 HTTP/1.0, 2 HTTP/2),
+///     upgrade asked (bit 4), TLS (bit 5), remote address family (bits 6-7: 0 none, 1 v4, 2 v6)
+/// u16 header count
+/// u16 remote port
+/// [4 or 16 bytes of remote IP] [u8 length + method name]
+/// u32 target length, target
+/// per header: u16 name length, name, u32 value length, value
+/// [u32 TLS JSON length, JSON]   when TLS
+/// [u32 body length, body]       when the body is whole
+/// ```
+fn encode_request(
+    out: &mut Vec<u8>,
+    id: u32,
+    kind: u8,
+    can_upgrade: bool,
+    req: &Request,
+    body: Option<&[u8]>,
+) {
+    let start = out.len();
+    let method = req.method.as_str();
+    let code = METHODS
+        .iter()
+        .position(|m| *m == method)
+        .map_or(0, |i| i as u8 + 1);
+    let version: u8 = if req.version == http::Version::HTTP_2 {
+        2
+    } else if req.version == http::Version::HTTP_10 {
+        1
+    } else {
+        0
+    };
+    let family: u8 = match req.remote_addr {
+        None => 0,
+        Some(a) if a.is_ipv4() => 1,
+        Some(_) => 2,
+    };
+    let flags = kind
+        | (version << 2)
+        | (u8::from(can_upgrade) << 4)
+        | (u8::from(req.tls.is_some()) << 5)
+        | (family << 6);
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&id.to_le_bytes());
+    out.push(code);
+    out.push(flags);
+    out.extend_from_slice(&(req.headers.len().min(usize::from(u16::MAX)) as u16).to_le_bytes());
+    out.extend_from_slice(&req.remote_addr.map_or(0, |a| a.port()).to_le_bytes());
+    match req.remote_addr.map(|a| a.ip()) {
+        Some(std::net::IpAddr::V4(ip)) => out.extend_from_slice(&ip.octets()),
+        Some(std::net::IpAddr::V6(ip)) => out.extend_from_slice(&ip.octets()),
+        None => {}
+    }
+    if code == 0 {
+        let name = &method.as_bytes()[..method.len().min(255)];
+        out.push(name.len() as u8);
+        out.extend_from_slice(name);
+    }
+    put_u32_bytes(out, req.target.as_bytes());
+    for (name, value) in req.headers.iter().take(usize::from(u16::MAX)) {
+        let name = name.as_str().as_bytes();
+        out.extend_from_slice(&(name.len().min(usize::from(u16::MAX)) as u16).to_le_bytes());
+        out.extend_from_slice(&name[..name.len().min(usize::from(u16::MAX))]);
+        put_u32_bytes(out, value.as_bytes());
+    }
+    if let Some(tls) = &req.tls {
+        put_u32_bytes(out, tls.to_json().as_bytes());
+    }
+    if let Some(body) = body {
+        put_u32_bytes(out, body);
+    }
+    let len = (out.len() - start) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+fn put_u32_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
 }
 
 fn ms(v: u32) -> Option<Duration> {
@@ -152,99 +309,44 @@ fn body_bytes(body: Option<Either<String, &[u8]>>) -> Bytes {
     }
 }
 
-#[napi]
-impl BindingRequest {
-    /// The request method.
-    #[napi(getter)]
-    pub fn method(&self) -> &str {
-        self.request.method.as_str()
-    }
-
-    /// The request target (path and query).
-    #[napi(getter)]
-    pub fn target(&self) -> String {
-        self.request.target.clone()
-    }
-
-    /// Header fields as `[name, value, ...]`, in order.
-    #[napi(getter)]
-    pub fn headers(&self) -> Vec<String> {
-        flat_headers(
-            self.request
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_bytes())),
-        )
-    }
-
-    /// The HTTP version: `1.0`, `1.1` or `2`.
-    #[napi(getter)]
-    pub fn http_version(&self) -> &'static str {
-        let v = self.request.version;
-        if v == http::Version::HTTP_2 {
-            "2"
-        } else if v == http::Version::HTTP_10 {
-            "1.0"
+/// Parses the response header block JS sends: `count` name/value pairs joined by `\n`. A name or
+/// value containing `\n` changes the number of parts and is refused, as is any invalid byte.
+fn header_block(count: u32, block: &str) -> Result<HeaderMap> {
+    let invalid = || {
+        to_js_error(hypersock_core::Error::InvalidArgument(
+            "invalid response header (names and values cannot contain line breaks)".into(),
+        ))
+    };
+    if count == 0 {
+        return if block.is_empty() {
+            Ok(HeaderMap::new())
         } else {
-            "1.1"
+            Err(invalid())
+        };
+    }
+    let mut parts = block.split('\n');
+    let mut pairs = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        match (parts.next(), parts.next()) {
+            (Some(name), Some(value)) => pairs.push((name, value)),
+            _ => return Err(invalid()),
         }
     }
-
-    /// The client's IP address, empty on a unix socket.
-    #[napi(getter)]
-    pub fn remote_address(&self) -> String {
-        self.request
-            .remote_addr
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default()
+    if parts.next().is_some() {
+        return Err(invalid());
     }
+    header_map(pairs).map_err(to_js_error)
+}
 
-    /// The client's port, 0 on a unix socket.
-    #[napi(getter)]
-    pub fn remote_port(&self) -> u32 {
-        self.request
-            .remote_addr
-            .map(|a| u32::from(a.port()))
-            .unwrap_or(0)
-    }
+/// A streamed request body (one that did not arrive whole), taken once from its request.
+#[napi]
+pub struct BindingBodyStream {
+    stream: Arc<Mutex<Option<hypersock_core::server::BodyStream>>>,
+}
 
-    /// 0: no body, 1: whole body (`takeBody`), 2: streamed body (`readChunk`/`readAll`).
-    #[napi(getter)]
-    pub fn body_kind(&self) -> u32 {
-        self.body_kind
-    }
-
-    /// What TLS negotiated, as JSON (`protocol`, `cipher`, `alpnProtocol`, `chain` of the
-    /// client's certificates, `serverName`); `null` on a plain connection.
-    #[napi(getter)]
-    pub fn tls_json(&self) -> Option<String> {
-        self.request.tls.as_ref().map(|t| {
-            let sni = serde_json::to_string(&t.server_name).unwrap_or_else(|_| "null".into());
-            let info = t.info.to_json();
-            // `info` is a JSON object: append the SNI name as one more field.
-            match info.strip_suffix('}') {
-                Some(head) if head.len() > 1 => format!("{head},\"serverName\":{sni}}}"),
-                _ => format!("{{\"serverName\":{sni}}}"),
-            }
-        })
-    }
-
-    /// True when the client asked for a protocol upgrade that `respondUpgrade` can accept.
-    #[napi(getter)]
-    pub fn can_upgrade(&self) -> bool {
-        self.request.upgrade.is_some()
-    }
-
-    /// The whole body when it arrived whole; `null` otherwise. Can be taken once.
-    #[napi]
-    pub fn take_body(&mut self) -> Option<Buffer> {
-        self.full
-            .take()
-            .filter(|b| !b.is_empty())
-            .map(|b| Buffer::from(Vec::from(b)))
-    }
-
-    /// The next chunk of a streamed body; `null` at the end.
+#[napi]
+impl BindingBodyStream {
+    /// The next chunk; `null` at the end.
     #[napi]
     pub async fn read_chunk(&self) -> Result<Option<Buffer>> {
         let mut guard = self.stream.lock().await;
@@ -264,7 +366,7 @@ impl BindingRequest {
         }
     }
 
-    /// The rest of a streamed body as one buffer.
+    /// The rest of the body as one buffer.
     #[napi]
     pub async fn read_all(&self) -> Result<Buffer> {
         let mut guard = self.stream.lock().await;
@@ -273,67 +375,6 @@ impl BindingRequest {
         };
         let bytes = stream.collect().await.map_err(to_js_error)?;
         Ok(Buffer::from(Vec::from(bytes)))
-    }
-
-    /// Sends a whole response. Returns false if it was already sent or the client is gone.
-    #[napi]
-    pub fn respond(
-        &mut self,
-        status: u32,
-        headers: Vec<String>,
-        body: Option<Either<String, &[u8]>>,
-    ) -> Result<bool> {
-        let headers = pair_headers(headers)?;
-        let Some(responder) = self.responder.take() else {
-            return Ok(false);
-        };
-        let status = status.min(u32::from(u16::MAX)) as u16;
-        Ok(responder.send(Response::new(status, headers, body_bytes(body))))
-    }
-
-    /// Sends the response head now and returns a sink for the body chunks.
-    #[napi]
-    pub fn respond_stream(&mut self, status: u32, headers: Vec<String>) -> Result<BindingBodySink> {
-        let headers = pair_headers(headers)?;
-        let Some(responder) = self.responder.take() else {
-            return Err(Error::from_reason(
-                "ERR_INVALID_STATE: response already sent",
-            ));
-        };
-        let (body, sender) = ResBody::channel(16);
-        let status = status.min(u32::from(u16::MAX)) as u16;
-        let delivered = responder.send(Response {
-            status,
-            headers,
-            body,
-        });
-        Ok(BindingBodySink {
-            sender: delivered.then_some(sender),
-        })
-    }
-
-    /// Answers 101 with `headers` and returns the raw connection.
-    #[napi]
-    pub fn respond_upgrade(&mut self, headers: Vec<String>) -> Result<BindingRawSocket> {
-        let headers = pair_headers(headers)?;
-        let Some(on_upgrade) = self.request.upgrade.take() else {
-            return Err(to_js_error(hypersock_core::Error::InvalidArgument(
-                "the request did not ask for an upgrade".into(),
-            )));
-        };
-        let Some(responder) = self.responder.take() else {
-            return Err(Error::from_reason(
-                "ERR_INVALID_STATE: response already sent",
-            ));
-        };
-        responder.send(Response {
-            status: 101,
-            headers,
-            body: ResBody::empty(),
-        });
-        Ok(BindingRawSocket {
-            inner: Arc::new(RawConnection::new(on_upgrade)),
-        })
     }
 }
 
@@ -419,21 +460,8 @@ struct JsHttp {
 }
 
 impl HttpHandler for JsHttp {
-    fn handle(&self, mut request: Request, responder: Responder) {
-        let body = std::mem::replace(&mut request.body, RequestBody::empty());
-        let (full, stream, body_kind) = match body {
-            RequestBody::Full(b) if b.is_empty() => (None, None, BODY_EMPTY),
-            RequestBody::Full(b) => (Some(b), None, BODY_FULL),
-            RequestBody::Stream(s) => (None, Some(s), BODY_STREAM),
-        };
-        let req = BindingRequest {
-            request,
-            full,
-            stream: Arc::new(Mutex::new(stream)),
-            body_kind,
-            responder: Some(responder),
-        };
-        self.inbox.push(req);
+    fn handle(&self, request: Request, responder: Responder) {
+        self.inbox.push(request, responder);
     }
 }
 
@@ -516,8 +544,8 @@ pub async fn start_server(
         ..ServerOptions::default()
     };
     let inbox = Arc::new(Inbox {
-        queue: std::sync::Mutex::new(Vec::new()),
-        scheduled: std::sync::atomic::AtomicBool::new(false),
+        state: std::sync::Mutex::new(InboxState::default()),
+        scheduled: AtomicBool::new(false),
         wake: on_request,
     });
     if let Some(tls) = &options.tls {
@@ -555,10 +583,99 @@ impl BindingServer {
         self.inner.reload_tls(config).map_err(to_js_error)
     }
 
-    /// Takes every request waiting for JS, in arrival order.
+    /// Takes every request waiting for JS, in arrival order, encoded as described at
+    /// `encode_request`; `null` when none waits.
     #[napi]
-    pub fn take_requests(&self) -> Vec<BindingRequest> {
-        self.inbox.take()
+    pub fn take_requests(&self) -> Option<Buffer> {
+        let batch = self.inbox.take();
+        (!batch.is_empty()).then(|| Buffer::from(batch))
+    }
+
+    /// Sends a whole response to request `id`: `count` header pairs joined by `\n` in
+    /// `headers`. Returns false if it was answered already or the client is gone.
+    #[napi]
+    pub fn respond(
+        &self,
+        id: u32,
+        status: u32,
+        count: u32,
+        headers: String,
+        body: Option<Either<String, &[u8]>>,
+    ) -> Result<bool> {
+        let headers = header_block(count, &headers)?;
+        let Some(slot) = self.inbox.remove(id) else {
+            return Ok(false);
+        };
+        let status = status.min(u32::from(u16::MAX)) as u16;
+        Ok(slot
+            .responder
+            .send(Response::new(status, headers, body_bytes(body))))
+    }
+
+    /// Sends the response head of request `id` now and returns a sink for the body chunks.
+    #[napi]
+    pub fn respond_stream(
+        &self,
+        id: u32,
+        status: u32,
+        count: u32,
+        headers: String,
+    ) -> Result<BindingBodySink> {
+        let headers = header_block(count, &headers)?;
+        let Some(slot) = self.inbox.remove(id) else {
+            return Err(Error::from_reason(
+                "ERR_INVALID_STATE: response already sent",
+            ));
+        };
+        let (body, sender) = ResBody::channel(16);
+        let status = status.min(u32::from(u16::MAX)) as u16;
+        let delivered = slot.responder.send(Response {
+            status,
+            headers,
+            body,
+        });
+        Ok(BindingBodySink {
+            sender: delivered.then_some(sender),
+        })
+    }
+
+    /// Answers request `id` with 101 and `headers` and returns the raw connection.
+    #[napi]
+    pub fn respond_upgrade(
+        &self,
+        id: u32,
+        count: u32,
+        headers: String,
+    ) -> Result<BindingRawSocket> {
+        let headers = header_block(count, &headers)?;
+        let upgrade = self.inbox.with_slot(id, |slot| slot.upgrade.take());
+        let Some(on_upgrade) = upgrade.flatten() else {
+            return Err(to_js_error(hypersock_core::Error::InvalidArgument(
+                "the request did not ask for an upgrade (or was answered already)".into(),
+            )));
+        };
+        let Some(slot) = self.inbox.remove(id) else {
+            return Err(Error::from_reason(
+                "ERR_INVALID_STATE: response already sent",
+            ));
+        };
+        slot.responder.send(Response {
+            status: 101,
+            headers,
+            body: ResBody::empty(),
+        });
+        Ok(BindingRawSocket {
+            inner: Arc::new(RawConnection::new(on_upgrade)),
+        })
+    }
+
+    /// The streamed body of request `id`; `null` once taken or answered.
+    #[napi]
+    pub fn take_body_stream(&self, id: u32) -> Option<BindingBodyStream> {
+        let stream = self.inbox.with_slot(id, |slot| slot.stream.take())??;
+        Some(BindingBodyStream {
+            stream: Arc::new(Mutex::new(Some(stream))),
+        })
     }
 
     /// The port the server listens on (0 on a unix socket).
@@ -630,6 +747,8 @@ impl BindingServer {
         server
             .stop(Duration::from_millis(u64::from(deadline_ms)))
             .await;
+        // Requests still unanswered lost their connections with the stop.
+        self.inbox.lock().slots.clear();
         Ok(())
     }
 }

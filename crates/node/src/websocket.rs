@@ -3,7 +3,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hypersock_core::client::{dial_websocket, DialOptions, DialedWebSocket};
-use hypersock_core::server::{Request, Response, Upgrade, UpgradeAccept, WsHandler};
+use hypersock_core::server::{
+    header_map, Request, Response, Upgrade, UpgradeAccept, WsHandler,
+};
 use hypersock_core::tls::ClientTlsOptions;
 use hypersock_core::ws::{
     self, DeflateOptions, FailGate, PreparedMessage, Role, SendStatus, WsEvents, WsHandle,
@@ -223,7 +225,7 @@ impl BindingWebSocket {
         };
         upgrade.reject(Response::new(
             status.min(u32::from(u16::MAX)) as u16,
-            headers,
+            header_map(headers).map_err(to_js_error)?,
             body,
         ));
         Ok(())

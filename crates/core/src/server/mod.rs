@@ -35,6 +35,7 @@ mod upgrade;
 
 pub use body::{BodySender, BodyStream, RequestBody, ResBody, INLINE_BODY_LIMIT};
 pub use hijack::RawConnection;
+pub use hyper::upgrade::OnUpgrade;
 pub use io::{BoundAddr, ListenTarget};
 pub use stats::StatsSnapshot;
 pub use upgrade::{wants_websocket, Upgrade, UpgradeAccept, UpgradeReject};
@@ -144,27 +145,72 @@ pub struct ConnTls {
     pub info: crate::tls::TlsInfo,
     /// The host name the client asked for with SNI.
     pub server_name: Option<String>,
+    json: std::sync::OnceLock<String>,
+}
+
+impl ConnTls {
+    /// What the handshake negotiated and the SNI name.
+    pub fn new(info: crate::tls::TlsInfo, server_name: Option<String>) -> Self {
+        ConnTls {
+            info,
+            server_name,
+            json: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// [`crate::tls::TlsInfo::to_json`] with one more field, `serverName`; made once per
+    /// connection, so every request on it costs a copy at most.
+    pub fn to_json(&self) -> &str {
+        self.json.get_or_init(|| {
+            let sni = serde_json::to_string(&self.server_name).unwrap_or_else(|_| "null".into());
+            match self.info.to_json().strip_suffix('}') {
+                Some(head) if head.len() > 1 => format!("{head},\"serverName\":{sni}}}"),
+                _ => format!("{{\"serverName\":{sni}}}"),
+            }
+        })
+    }
 }
 
 /// A response produced by a handler.
 pub struct Response {
     /// Status code (100-999); an invalid one becomes 500.
     pub status: u16,
-    /// Header fields in order; repeated names are sent as separate fields.
-    pub headers: Vec<(String, String)>,
+    /// Header fields; repeated names are sent as separate fields. See [`header_map`].
+    pub headers: HeaderMap,
     /// The body.
     pub body: ResBody,
 }
 
 impl Response {
     /// A response with a whole body.
-    pub fn new(status: u16, headers: Vec<(String, String)>, body: Bytes) -> Self {
+    pub fn new(status: u16, headers: HeaderMap, body: Bytes) -> Self {
         Response {
             status,
             headers,
             body: ResBody::full(body),
         }
     }
+}
+
+/// Builds a header map from name/value pairs, in order, checking every name and value (the
+/// handler's side of header injection: no CR, LF or other control bytes get through).
+pub fn header_map<N, V>(pairs: impl IntoIterator<Item = (N, V)>) -> Result<HeaderMap, Error>
+where
+    N: AsRef<str>,
+    V: AsRef<str>,
+{
+    let pairs = pairs.into_iter();
+    let mut map = HeaderMap::with_capacity(pairs.size_hint().0);
+    for (name, value) in pairs {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Error::InvalidArgument(format!("invalid header name {name:?}")))?;
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            Error::InvalidArgument(format!("invalid value for header {:?}", name.as_str()))
+        })?;
+        map.append(name, value);
+    }
+    Ok(map)
 }
 
 /// The one-shot channel a handler answers through. Dropping it unanswered sends 500.
@@ -544,10 +590,10 @@ async fn serve_connection(
             match tokio::time::timeout(ctx.opts.header_read_timeout, handshake).await {
                 Ok(Ok(stream)) => {
                     let conn = stream.get_ref().1;
-                    let tls = Arc::new(ConnTls {
-                        info: crate::tls::TlsInfo::from_connection(conn),
-                        server_name: conn.server_name().map(str::to_owned),
-                    });
+                    let tls = Arc::new(ConnTls::new(
+                        crate::tls::TlsInfo::from_connection(conn),
+                        conn.server_name().map(str::to_owned),
+                    ));
                     serve_io(
                         &ctx,
                         &builder,
@@ -779,20 +825,7 @@ pub(crate) fn build_response(response: Response) -> HttpResponse {
     };
     let mut res = hyper::Response::new(response.body);
     *res.status_mut() = status;
-    let headers = res.headers_mut();
-    headers.reserve(response.headers.len());
-    for (name, value) in response.headers {
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) else {
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "handler returned an invalid header\n",
-            );
-        };
-        headers.append(name, value);
-    }
+    *res.headers_mut() = response.headers;
     res
 }
 
