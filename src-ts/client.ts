@@ -3,7 +3,10 @@ import { type ClientBodyInit, chunkBytes, prepareBody } from './client-body.js'
 import { type CookieJar, nativeJar } from './cookie-jar.js'
 import { AbortError, fromNative, InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
+import { type ProxyOptions, proxyOptions } from './proxy.js'
 import { type PeerCertificate, parseTls, type TlsDetails } from './tls.js'
+
+export type { ProxyOptions } from './proxy.js'
 
 /** TLS options of a {@link Client}. */
 export interface ClientTlsOptions {
@@ -79,8 +82,6 @@ export interface RetryContext {
   delay: number
 }
 
-/** Proxy options: a proxy URL for all requests, `'env'` for `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`, or both with a bypass list. */
-export type ProxyOptions = string | 'env' | { url?: string; env?: boolean; noProxy?: string[] }
 
 /** Options of a {@link Client}. Times are in milliseconds, sizes in bytes. */
 export interface ClientOptions {
@@ -395,13 +396,6 @@ function redirectOptions(r: RedirectOptions | undefined): { mode: string; max: n
   if (r === undefined) return { mode: 'follow', max: 10, allowInsecure: false }
   if (typeof r === 'string') return { mode: r, max: 10, allowInsecure: false }
   return { mode: r.mode ?? 'follow', max: checkCount('redirect.max', r.max, 0) ?? 10, allowInsecure: !!r.allowInsecure }
-}
-
-function proxyOptions(p: ProxyOptions | undefined): { proxy?: string; proxyFromEnv: boolean; noProxy?: string[] } {
-  if (p === undefined) return { proxyFromEnv: false }
-  if (p === 'env') return { proxyFromEnv: true }
-  if (typeof p === 'string') return { proxy: p, proxyFromEnv: false }
-  return { proxy: p.url, proxyFromEnv: !!p.env, noProxy: p.noProxy }
 }
 
 /** @internal Builds the native options of a client. */

@@ -281,13 +281,19 @@ fn tls_options(t: Option<BindingTlsOptions>) -> Result<ClientTlsOptions> {
     })
 }
 
-fn proxy_options(o: &BindingClientOptions) -> Result<Option<Proxy>> {
-    let mut proxy = match (&o.proxy, o.proxy_from_env) {
+/// The proxy settings of a client or a WebSocket dial: a URL for both schemes, or the
+/// environment (`HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`), with an optional bypass list.
+pub(crate) fn proxy_options(
+    url: Option<&str>,
+    from_env: bool,
+    no_proxy: Option<&[String]>,
+) -> Result<Option<Proxy>> {
+    let mut proxy = match (url, from_env) {
         (Some(url), _) => Some(Proxy::all(url).map_err(to_js_error)?),
         (None, true) => Proxy::from_env(|k| std::env::var(k).ok()).map_err(to_js_error)?,
         (None, false) => None,
     };
-    if let (Some(p), Some(list)) = (proxy.as_mut(), &o.no_proxy) {
+    if let (Some(p), Some(list)) = (proxy.as_mut(), no_proxy) {
         p.no_proxy = list.iter().map(|s| s.trim().to_ascii_lowercase()).collect();
     }
     Ok(proxy)
@@ -367,7 +373,11 @@ impl BindingClient {
                 .collect::<std::result::Result<_, _>>()
                 .map_err(|_| invalid("retry.methods has an invalid method".into()))?;
         }
-        let proxy = proxy_options(&options)?;
+        let proxy = proxy_options(
+            options.proxy.as_deref(),
+            options.proxy_from_env,
+            options.no_proxy.as_deref(),
+        )?;
         let opts = ClientOptions {
             connect_timeout: options.connect_timeout_ms.map(ms),
             headers_timeout: options.headers_timeout_ms.map(ms),

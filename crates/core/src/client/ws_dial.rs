@@ -16,7 +16,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use super::{authority, parse_url};
+use super::connect::tcp_connect;
+use super::parse_url;
+use super::proxy::Proxy;
 use crate::error::{Error, Result};
 use crate::tls::{classify_io, client_config, ClientTlsOptions};
 use crate::ws::deflate::{accept_response, client_offer, parse_extensions};
@@ -130,43 +132,47 @@ pub struct DialOptions {
     pub deflate: Option<DeflateOptions>,
     /// TLS settings for `wss://` (the shared client TLS options; ALPN is `http/1.1`).
     pub tls: ClientTlsOptions,
+    /// HTTP proxy: both `ws://` (its `http` endpoint) and `wss://` (its `https` endpoint) go
+    /// through a `CONNECT` tunnel, with `Proxy-Authorization` from the proxy URL's user info.
+    pub proxy: Option<Proxy>,
 }
 
 fn handshake_error(e: impl std::fmt::Display) -> Error {
     Error::WsHandshake(e.to_string())
 }
 
-/// Connects to a `ws://` or `wss://` URL (IPv4, IPv6 or a DNS name) and performs the opening
-/// handshake.
+/// Connects to a `ws://` or `wss://` URL (IPv4, IPv6 or a DNS name), through the proxy of
+/// [`DialOptions::proxy`] when one applies, and performs the opening handshake.
 pub async fn dial_websocket(url: &str, opts: &DialOptions) -> Result<DialedWebSocket> {
     let parsed = parse_url(url, &["ws", "wss"])?;
-    let peer = authority(&parsed);
+    let secure = parsed.scheme() == "wss";
+    let host = parsed
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = parsed
+        .port_or_known_default()
+        .unwrap_or(if secure { 443 } else { 80 });
     let work = async {
-        let tcp = TcpStream::connect(&peer)
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::Other if e.to_string().contains("lookup") => {
-                    Error::Dns(peer.clone())
-                }
-                _ => Error::from_io(e, &peer),
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let stream = if parsed.scheme() == "wss" {
+        let proxy = opts
+            .proxy
+            .as_ref()
+            .and_then(|p| p.endpoint_for(&host, port, secure));
+        let tcp = match proxy {
+            Some(p) => p.connect_tunnel(&host, port).await?,
+            None => tcp_connect(&host, port).await?,
+        };
+        let stream = if secure {
             let cfg = client_config(&opts.tls, &[b"http/1.1"])?;
-            let host = opts.tls.server_name.clone().unwrap_or_else(|| {
-                parsed
-                    .host_str()
-                    .unwrap_or_default()
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_string()
-            });
-            let name = ServerName::try_from(host)
+            let sni = opts.tls.server_name.clone().unwrap_or_else(|| host.clone());
+            let name = ServerName::try_from(sni)
                 .map_err(|e| Error::InvalidArgument(format!("invalid TLS server name: {e}")))?;
             let tls = TlsConnector::from(cfg)
                 .connect(name, tcp)
                 .await
-                .map_err(|e| classify_io(e).unwrap_or_else(|e| Error::from_io(e, &peer)))?;
+                .map_err(|e| classify_io(e).unwrap_or_else(|e| Error::from_io(e, &host)))?;
             ClientStream::Tls(Box::new(tls))
         } else {
             ClientStream::Plain(tcp)
