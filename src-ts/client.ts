@@ -1,7 +1,7 @@
 import { flattenHeaders, hasHeader, headersFromFlat } from './body.js'
 import { type ClientBodyInit, chunkBytes, prepareBody } from './client-body.js'
 import { type CookieJar, nativeJar } from './cookie-jar.js'
-import { AbortError, fromNative, InvalidArgumentError } from './errors.js'
+import { AbortError, fromNative, HypersockError, InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
 import { type ProxyOptions, proxyOptions } from './proxy.js'
 import { type PeerCertificate, parseTls, type TlsDetails } from './tls.js'
@@ -518,8 +518,12 @@ export class Client {
       return new Response(raw, this.#maxSize, init.onDownloadProgress, cleanup)
     } catch (err) {
       cleanup()
-      if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-      throw fromNative(err)
+      const error = fromNative(err)
+      if (signal?.aborted) {
+        const attempts = error instanceof HypersockError ? error.attempts : undefined
+        throw new AbortError(undefined, { cause: signal.reason, attempts })
+      }
+      throw error
     }
   }
 
