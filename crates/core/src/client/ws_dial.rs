@@ -313,3 +313,59 @@ async fn handshake(
         headers,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A proxy that answers every `CONNECT` with `status` and hands back the request heads.
+    async fn refusing_proxy(status: &'static str) -> (String, tokio::sync::mpsc::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let n = tcp.read(&mut buf).await.unwrap_or(0);
+                let _ = tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .await;
+                let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                let _ = tcp.write_all(reply.as_bytes()).await;
+            }
+        });
+        (format!("http://u%40x:p@127.0.0.1:{port}"), rx)
+    }
+
+    #[tokio::test]
+    async fn dials_through_the_proxy_and_reports_refusals() {
+        for (status, code) in [
+            (
+                "407 Proxy Authentication Required",
+                "ERR_PROXY_AUTH_REQUIRED",
+            ),
+            ("502 Bad Gateway", "ERR_PROXY_TUNNEL"),
+        ] {
+            let (url, mut heads) = refusing_proxy(status).await;
+            for target in ["ws://origin.test/chat", "wss://origin.test:8443/"] {
+                let opts = DialOptions {
+                    proxy: Some(Proxy::all(&url).expect("proxy")),
+                    ..DialOptions::default()
+                };
+                let e = dial_websocket(target, &opts).await.err().expect("refused");
+                assert_eq!(e.code(), code);
+                let head = heads.recv().await.expect("CONNECT");
+                let authority = if target.starts_with("wss") {
+                    "origin.test:8443"
+                } else {
+                    "origin.test:80"
+                };
+                assert!(head.starts_with(&format!("CONNECT {authority} HTTP/1.1\r\n")));
+                assert!(head.contains("Proxy-Authorization: Basic dUB4OnA=\r\n"));
+            }
+        }
+    }
+}
