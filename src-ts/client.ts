@@ -82,7 +82,6 @@ export interface RetryContext {
   delay: number
 }
 
-
 /** Options of a {@link Client}. Times are in milliseconds, sizes in bytes. */
 export interface ClientOptions {
   /** Time allowed for the whole request (redirects, retries and body included). Default: none. */

@@ -88,7 +88,9 @@ export class WebSocketError extends HypersockError {}
 /** A server could not start (`EADDRINUSE`, `ERR_LISTEN`). */
 export class ServerError extends HypersockError {}
 
-const classes: Record<string, new (code: string, message: string, options?: HypersockErrorOptions) => HypersockError> = {
+type ErrorClass = new (code: string, message: string, options?: HypersockErrorOptions) => HypersockError
+
+const classes: Record<string, ErrorClass> = {
   ECONNREFUSED: ConnectionError,
   ECONNRESET: ConnectionError,
   ERR_HUB_ADAPTER: ConnectionError,

@@ -8,7 +8,11 @@
 export type ProxyOptions = string | 'env' | { url?: string; env?: boolean; noProxy?: string[] }
 
 /** @internal The native form of a {@link ProxyOptions}. */
-export function proxyOptions(p: ProxyOptions | undefined): { proxy?: string; proxyFromEnv: boolean; noProxy?: string[] } {
+export function proxyOptions(p: ProxyOptions | undefined): {
+  proxy?: string
+  proxyFromEnv: boolean
+  noProxy?: string[]
+} {
   if (p === undefined) return { proxyFromEnv: false }
   if (p === 'env') return { proxyFromEnv: true }
   if (typeof p === 'string') return { proxy: p, proxyFromEnv: false }
