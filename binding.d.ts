@@ -337,6 +337,12 @@ export interface BindingDialOptions {
   cert?: string
   /** Private key (PEM) of `cert`. */
   key?: string
+  /** HTTP proxy URL (`http://user:pass@host:port`) for `ws://` and `wss://`. */
+  proxy?: string
+  /** Read `HTTP_PROXY` (ws://), `HTTPS_PROXY` (wss://) and `NO_PROXY` when `proxy` is not given. */
+  proxyFromEnv: boolean
+  /** Hosts reached directly, replacing `NO_PROXY`. */
+  noProxy?: Array<string>
 }
 
 /** One redirect that was followed. */

@@ -3,12 +3,14 @@
 import { once } from 'node:events'
 import http from 'node:http'
 import https from 'node:https'
-import net, { type AddressInfo } from 'node:net'
+import type net from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client, type HypersockError, ProxyError } from 'hypersock'
 import { generateCertificate } from 'hypersock/testing'
 import { afterEach, describe, expect, it } from 'vitest'
+import { httpProxy } from './helpers.js'
 
 const cleanups: (() => void)[] = []
 afterEach(() => {
@@ -21,49 +23,6 @@ function track<T extends net.Server>(server: T): T {
     server.close()
   })
   return server
-}
-
-interface ProxyLog {
-  connects: { target: string; auth: string | undefined }[]
-  forwards: { url: string; auth: string | undefined }[]
-}
-
-/** An HTTP proxy: CONNECT tunnels and absolute-form forwarding, with optional basic auth. */
-async function proxy(credentials?: string): Promise<{ url: string; log: ProxyLog }> {
-  const log: ProxyLog = { connects: [], forwards: [] }
-  const expected = credentials ? `Basic ${Buffer.from(credentials).toString('base64')}` : undefined
-  const server = track(http.createServer())
-  server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-    log.connects.push({ target: req.url ?? '', auth: req.headers['proxy-authorization'] })
-    if (expected && req.headers['proxy-authorization'] !== expected) {
-      socket.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n')
-      return
-    }
-    const [host, port] = (req.url ?? '').split(':')
-    const upstream = net.connect(Number(port), host, () => {
-      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
-      upstream.write(head)
-      upstream.pipe(socket)
-      socket.pipe(upstream)
-    })
-    upstream.on('error', () => socket.destroy())
-    socket.on('error', () => upstream.destroy())
-  })
-  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    log.forwards.push({ url: req.url ?? '', auth: req.headers['proxy-authorization'] })
-    const target = new URL(req.url ?? '')
-    const headers = { ...req.headers }
-    delete headers['proxy-authorization']
-    const up = http.request(target, { method: req.method, headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers)
-      r.pipe(res)
-    })
-    req.pipe(up)
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const port = (server.address() as AddressInfo).port
-  return { url: credentials ? `http://${credentials}@127.0.0.1:${port}` : `http://127.0.0.1:${port}`, log }
 }
 
 async function origin(secure: boolean, ca?: ReturnType<typeof generateCertificate>) {
@@ -80,7 +39,7 @@ describe('client proxies', () => {
   it('tunnels https through CONNECT with basic auth', async () => {
     const ca = generateCertificate({ isCa: true })
     const target = await origin(true, ca)
-    const p = await proxy('user:pa ss')
+    const p = await httpProxy(cleanups, 'user:pa ss')
     const client = new Client({ proxy: p.url.replace('pa ss', 'pa%20ss'), tls: { ca: ca.cert } })
     const res = await client.fetch(`${target}/secret`)
     expect(await res.text()).toBe('origin /secret')
@@ -93,7 +52,7 @@ describe('client proxies', () => {
   it('reports a refused tunnel with ERR_PROXY_AUTH_REQUIRED', async () => {
     const ca = generateCertificate({ isCa: true })
     const target = await origin(true, ca)
-    const p = await proxy('user:right')
+    const p = await httpProxy(cleanups, 'user:right')
     const bad = `http://user:wrong@${new URL(p.url).host}`
     const err = await new Client({ proxy: bad, tls: { ca: ca.cert } }).fetch(target).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(ProxyError)
@@ -102,7 +61,7 @@ describe('client proxies', () => {
 
   it('forwards http requests in absolute form with Proxy-Authorization', async () => {
     const target = await origin(false)
-    const p = await proxy('fwd:secret')
+    const p = await httpProxy(cleanups, 'fwd:secret')
     const res = await new Client({ proxy: p.url }).fetch(`${target}/plain?q=1`)
     expect(await res.text()).toBe('origin /plain?q=1')
     expect(p.log.forwards).toEqual([
@@ -112,7 +71,7 @@ describe('client proxies', () => {
 
   it("reads HTTP_PROXY and NO_PROXY only with proxy: 'env'", async () => {
     const target = await origin(false)
-    const p = await proxy()
+    const p = await httpProxy(cleanups)
     const saved = { HTTP_PROXY: process.env.HTTP_PROXY, NO_PROXY: process.env.NO_PROXY }
     process.env.HTTP_PROXY = p.url
     process.env.NO_PROXY = 'example.invalid'

@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import http from 'node:http'
 import https from 'node:https'
 import type { AddressInfo } from 'node:net'
-import { Client, type HypersockError, RedirectError, type RetryContext } from 'hypersock'
+import { Client, ConnectionError, type HypersockError, RedirectError, type RetryContext } from 'hypersock'
 import { generateCertificate } from 'hypersock/testing'
 import { afterEach, describe, expect, it } from 'vitest'
 import { freePort } from './helpers.js'
@@ -231,6 +231,34 @@ describe('client retry', () => {
     )
     expect(err).toBe('ECONNRESET')
     expect(seen.length).toBe(1)
+  })
+
+  it('reports the attempts on the error when every attempt fails', async () => {
+    const { url, seen } = await peer((req) => req.socket.destroy())
+    const client = new Client({ retry: { attempts: 3, baseDelay: 1 } })
+    const err = (await client.fetch(url).catch((e: unknown) => e)) as HypersockError
+    expect(err).toBeInstanceOf(ConnectionError)
+    expect([err.code, err.attempts]).toEqual(['ECONNRESET', 3])
+    // The first reset is also taken for a stale pooled connection and retried once at once.
+    expect(seen.length).toBe(4)
+    const viaRequest = (await client.request(`${url}/again`).catch((e: unknown) => e)) as HypersockError
+    expect([viaRequest.code, viaRequest.attempts]).toEqual(['ECONNRESET', 3])
+    const refused = `http://127.0.0.1:${await freePort()}/`
+    const dead = (await client.fetch(refused).catch((e: unknown) => e)) as HypersockError
+    expect([dead.code, dead.attempts]).toEqual(['ECONNREFUSED', 3])
+    const single = (await new Client().fetch(refused).catch((e: unknown) => e)) as HypersockError
+    expect([single.code, single.attempts]).toEqual(['ECONNREFUSED', 1])
+    const bad = (await client.fetch('http://[::1').catch((e: unknown) => e)) as HypersockError
+    expect([bad.code, bad.attempts]).toEqual(['ERR_INVALID_URL', 0])
+  })
+
+  it('reports the attempts on the response when every attempt answers 503', async () => {
+    const { url, seen } = await peer((_req, res) => {
+      res.writeHead(503)
+      res.end('busy')
+    })
+    const res = await new Client({ retry: { attempts: 3, baseDelay: 1 } }).fetch(url)
+    expect([res.status, res.attempts, seen.length, await res.text()]).toEqual([503, 3, 3, 'busy'])
   })
 
   it('does not retry without a retry option', async () => {

@@ -97,3 +97,60 @@ export function nodeHttpPeers(): {
   }
   return { serve, cleanups }
 }
+
+/** What a {@link httpProxy} saw: CONNECT tunnels and forwarded (absolute-form) requests. */
+export interface ProxyLog {
+  connects: { target: string; auth: string | undefined }[]
+  forwards: { url: string; auth: string | undefined }[]
+}
+
+/**
+ * A small HTTP proxy on loopback: CONNECT tunnels and absolute-form forwarding, answering 407
+ * when `credentials` (`user:pass`) are set and `Proxy-Authorization` does not match them. Its URL
+ * carries the credentials. Closed (tunnels included) by the functions pushed on `cleanups`.
+ */
+export async function httpProxy(
+  cleanups: Array<() => void>,
+  credentials?: string,
+): Promise<{ url: string; log: ProxyLog }> {
+  const log: ProxyLog = { connects: [], forwards: [] }
+  const expected = credentials ? `Basic ${Buffer.from(credentials).toString('base64')}` : undefined
+  const tunnels = new Set<net.Socket>()
+  const server = http.createServer()
+  server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    log.connects.push({ target: req.url ?? '', auth: req.headers['proxy-authorization'] })
+    if (expected && req.headers['proxy-authorization'] !== expected) {
+      socket.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n')
+      return
+    }
+    const { hostname, port } = new URL(`http://${req.url ?? ''}`)
+    const upstream = net.connect(Number(port), hostname.replace(/^\[|\]$/g, ''), () => {
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+      upstream.write(head)
+      upstream.pipe(socket)
+      socket.pipe(upstream)
+    })
+    tunnels.add(socket).add(upstream)
+    upstream.on('error', () => socket.destroy())
+    socket.on('error', () => upstream.destroy())
+  })
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    log.forwards.push({ url: req.url ?? '', auth: req.headers['proxy-authorization'] })
+    const headers = { ...req.headers }
+    delete headers['proxy-authorization']
+    const up = http.request(new URL(req.url ?? ''), { method: req.method, headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers)
+      r.pipe(res)
+    })
+    req.pipe(up)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  cleanups.push(() => {
+    for (const s of tunnels) s.destroy()
+    server.closeAllConnections()
+    server.close()
+  })
+  const port = (server.address() as net.AddressInfo).port
+  return { url: credentials ? `http://${credentials}@127.0.0.1:${port}` : `http://127.0.0.1:${port}`, log }
+}

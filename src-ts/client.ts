@@ -1,9 +1,12 @@
 import { flattenHeaders, hasHeader, headersFromFlat } from './body.js'
 import { type ClientBodyInit, chunkBytes, prepareBody } from './client-body.js'
 import { type CookieJar, nativeJar } from './cookie-jar.js'
-import { AbortError, fromNative, InvalidArgumentError } from './errors.js'
+import { AbortError, fromNative, HypersockError, InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
+import { type ProxyOptions, proxyOptions } from './proxy.js'
 import { type PeerCertificate, parseTls, type TlsDetails } from './tls.js'
+
+export type { ProxyOptions } from './proxy.js'
 
 /** TLS options of a {@link Client}. */
 export interface ClientTlsOptions {
@@ -78,9 +81,6 @@ export interface RetryContext {
   /** Wait before the next attempt, in ms (backoff with jitter, or `Retry-After`). */
   delay: number
 }
-
-/** Proxy options: a proxy URL for all requests, `'env'` for `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`, or both with a bypass list. */
-export type ProxyOptions = string | 'env' | { url?: string; env?: boolean; noProxy?: string[] }
 
 /** Options of a {@link Client}. Times are in milliseconds, sizes in bytes. */
 export interface ClientOptions {
@@ -397,13 +397,6 @@ function redirectOptions(r: RedirectOptions | undefined): { mode: string; max: n
   return { mode: r.mode ?? 'follow', max: checkCount('redirect.max', r.max, 0) ?? 10, allowInsecure: !!r.allowInsecure }
 }
 
-function proxyOptions(p: ProxyOptions | undefined): { proxy?: string; proxyFromEnv: boolean; noProxy?: string[] } {
-  if (p === undefined) return { proxyFromEnv: false }
-  if (p === 'env') return { proxyFromEnv: true }
-  if (typeof p === 'string') return { proxy: p, proxyFromEnv: false }
-  return { proxy: p.url, proxyFromEnv: !!p.env, noProxy: p.noProxy }
-}
-
 /** @internal Builds the native options of a client. */
 export function nativeClientOptions(options: ClientOptions): Binding.BindingClientOptions {
   const retry = typeof options.retry === 'number' ? { attempts: options.retry } : (options.retry ?? { attempts: 1 })
@@ -524,8 +517,12 @@ export class Client {
       return new Response(raw, this.#maxSize, init.onDownloadProgress, cleanup)
     } catch (err) {
       cleanup()
-      if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-      throw fromNative(err)
+      const error = fromNative(err)
+      if (signal?.aborted) {
+        const attempts = error instanceof HypersockError ? error.attempts : undefined
+        throw new AbortError(undefined, { cause: signal.reason, attempts })
+      }
+      throw error
     }
   }
 

@@ -5,12 +5,27 @@
 export class HypersockError extends Error {
   /** Stable machine-readable code. */
   readonly code: string
+  /**
+   * On errors of `fetch`, `Client.fetch` and `Client.request`: the attempts made for the last
+   * request sent, retries included (as `Response.attempts`); 0 when it failed before the first
+   * attempt (e.g. a URL the engine refused). Undefined on other errors, and on errors thrown
+   * before the request reached the engine (an already aborted signal, a GET with a body).
+   */
+  readonly attempts?: number
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: string, message: string, options?: HypersockErrorOptions) {
     super(message, options)
     this.code = code
     this.name = new.target.name
+    if (options?.attempts !== undefined) this.attempts = options.attempts
   }
+}
+
+/** Options of the {@link HypersockError} constructors. */
+export interface HypersockErrorOptions {
+  cause?: unknown
+  /** Attempts made by the request that failed (see {@link HypersockError.attempts}). */
+  attempts?: number
 }
 
 /** The connection could not be made or was lost (`ECONNREFUSED`, `ECONNRESET`, `ENOTFOUND`, `EPIPE`; `ERR_HUB_ADAPTER` for a hub's Redis). */
@@ -28,7 +43,7 @@ export class TimeoutError extends HypersockError {
   /** The limit that was reached. */
   readonly phase: TimeoutPhase
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: string, message: string, options?: HypersockErrorOptions) {
     super(code, message, options)
     this.phase = /^(\w+) timed out/.exec(message)?.[1] ?? 'request'
   }
@@ -53,7 +68,7 @@ export class ProxyError extends HypersockError {}
 
 /** The operation was aborted through an `AbortSignal` (`ABORT_ERR`). */
 export class AbortError extends HypersockError {
-  constructor(message = 'the operation was aborted', options?: { cause?: unknown }) {
+  constructor(message = 'the operation was aborted', options?: HypersockErrorOptions) {
     super('ABORT_ERR', message, options)
   }
 }
@@ -73,7 +88,9 @@ export class WebSocketError extends HypersockError {}
 /** A server could not start (`EADDRINUSE`, `ERR_LISTEN`). */
 export class ServerError extends HypersockError {}
 
-const classes: Record<string, new (code: string, message: string, options?: { cause?: unknown }) => HypersockError> = {
+type ErrorClass = new (code: string, message: string, options?: HypersockErrorOptions) => HypersockError
+
+const classes: Record<string, ErrorClass> = {
   ECONNREFUSED: ConnectionError,
   ECONNRESET: ConnectionError,
   ERR_HUB_ADAPTER: ConnectionError,
@@ -109,19 +126,22 @@ const classes: Record<string, new (code: string, message: string, options?: { ca
 }
 
 /** Builds the error for `code`, of the class that belongs to it. */
-export function makeError(code: string, message: string, cause?: unknown): HypersockError {
-  if (code === 'ABORT_ERR') return new AbortError(message, cause === undefined ? undefined : { cause })
+export function makeError(code: string, message: string, cause?: unknown, attempts?: number): HypersockError {
+  const options: HypersockErrorOptions | undefined =
+    cause === undefined && attempts === undefined ? undefined : attempts === undefined ? { cause } : { cause, attempts }
+  if (code === 'ABORT_ERR') return new AbortError(message, options)
   const Class = classes[code] ?? HypersockError
-  return new Class(code, message, cause === undefined ? undefined : { cause })
+  return new Class(code, message, options)
 }
 
 /**
- * Converts an error thrown by the native addon (message `CODE: text`) into a HypersockError.
- * Anything else is returned unchanged.
+ * Converts an error thrown by the native addon (message `CODE: text`, and `attempts` on request
+ * failures) into a HypersockError. Anything else is returned unchanged.
  */
 export function fromNative(err: unknown): unknown {
   if (!(err instanceof Error) || err instanceof HypersockError) return err
   const match = /^([A-Z][A-Z0-9_]+): ([\s\S]*)$/.exec(err.message)
   if (!match) return err
-  return makeError(match[1] as string, match[2] as string, err)
+  const attempts = (err as { attempts?: unknown }).attempts
+  return makeError(match[1] as string, match[2] as string, err, typeof attempts === 'number' ? attempts : undefined)
 }

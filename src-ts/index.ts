@@ -30,6 +30,7 @@ export {
   ConnectionError,
   HttpError,
   HypersockError,
+  type HypersockErrorOptions,
   InvalidArgumentError,
   ProxyError,
   RedirectError,

@@ -1,6 +1,7 @@
 import { headersFromFlat } from './body.js'
 import { fromNative, InvalidArgumentError, WebSocketError } from './errors.js'
 import { type Binding, native } from './native.js'
+import { type ProxyOptions, proxyOptions } from './proxy.js'
 import {
   binaryPayload,
   bindingCompression,
@@ -37,6 +38,13 @@ export interface WebSocketOptions extends WebSocketLimits {
     /** Private key (PEM) of `cert`. */
     key?: string | Buffer
   }
+  /**
+   * HTTP proxy, as the HTTP client's `proxy` option: a URL (user info sent as basic
+   * `Proxy-Authorization`), `'env'` to read `HTTP_PROXY` (for `ws://`), `HTTPS_PROXY` (for
+   * `wss://`) and `NO_PROXY`, or `{ url, env, noProxy }`. Both schemes go through a `CONNECT`
+   * tunnel. Default: none (the environment is read only with `'env'`).
+   */
+  proxy?: ProxyOptions
 }
 
 /** How binary messages are given to `message` listeners. */
@@ -137,6 +145,7 @@ export class WebSocket extends EventTarget {
       servername: options.tls?.servername,
       cert: options.tls?.cert === undefined ? undefined : String(options.tls.cert),
       key: options.tls?.key === undefined ? undefined : String(options.tls.key),
+      ...proxyOptions(options.proxy),
     }
     this.#keepAlive = setInterval(() => {}, 1 << 30)
     native.dialWebSocket(this.url, dial).then(

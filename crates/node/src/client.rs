@@ -4,7 +4,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hypersock_core::client::{
     BodyReader, Client, ClientOptions, ClientRequest, Http2Mode, Proxy, RedirectMode,
-    RedirectPolicy, RequestBody, ResponseHead, RetryContext, RetryHook, RetryPolicy,
+    RedirectPolicy, RequestBody, RequestError, ResponseHead, RetryContext, RetryHook, RetryPolicy,
 };
 use hypersock_core::tls::{ClientTlsOptions, TlsVersion};
 use hypersock_core::Error;
@@ -281,16 +281,37 @@ fn tls_options(t: Option<BindingTlsOptions>) -> Result<ClientTlsOptions> {
     })
 }
 
-fn proxy_options(o: &BindingClientOptions) -> Result<Option<Proxy>> {
-    let mut proxy = match (&o.proxy, o.proxy_from_env) {
+/// The proxy settings of a client or a WebSocket dial: a URL for both schemes, or the
+/// environment (`HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`), with an optional bypass list.
+pub(crate) fn proxy_options(
+    url: Option<&str>,
+    from_env: bool,
+    no_proxy: Option<&[String]>,
+) -> Result<Option<Proxy>> {
+    let mut proxy = match (url, from_env) {
         (Some(url), _) => Some(Proxy::all(url).map_err(to_js_error)?),
         (None, true) => Proxy::from_env(|k| std::env::var(k).ok()).map_err(to_js_error)?,
         (None, false) => None,
     };
-    if let (Some(p), Some(list)) = (proxy.as_mut(), &o.no_proxy) {
+    if let (Some(p), Some(list)) = (proxy.as_mut(), no_proxy) {
         p.no_proxy = list.iter().map(|s| s.trim().to_ascii_lowercase()).collect();
     }
     Ok(proxy)
+}
+
+/// The JS error of a failed request: `CODE: message`, with `attempts` set on the error object.
+fn request_error(env: &Env, e: RequestError) -> napi::Error {
+    let attempts = e.attempts;
+    let err = to_js_error(e.error);
+    let reason = err.reason.clone();
+    let with_attempts = env.create_error(err).and_then(|mut obj| {
+        obj.set_named_property("attempts", attempts)?;
+        Ok(obj)
+    });
+    match with_attempts {
+        Ok(obj) => napi::Error::from(obj.to_unknown()),
+        Err(_) => napi::Error::new(Status::GenericFailure, reason),
+    }
 }
 
 fn head_to_js(head: ResponseHead, body: Bytes, rest: Option<BodyReader>) -> BindingResponse {
@@ -367,7 +388,11 @@ impl BindingClient {
                 .collect::<std::result::Result<_, _>>()
                 .map_err(|_| invalid("retry.methods has an invalid method".into()))?;
         }
-        let proxy = proxy_options(&options)?;
+        let proxy = proxy_options(
+            options.proxy.as_deref(),
+            options.proxy_from_env,
+            options.no_proxy.as_deref(),
+        )?;
         let opts = ClientOptions {
             connect_timeout: options.connect_timeout_ms.map(ms),
             headers_timeout: options.headers_timeout_ms.map(ms),
@@ -430,17 +455,26 @@ impl BindingClient {
             cancel: cancel.map(|c| c.token.clone()),
         };
         let client = self.inner.clone();
-        env.spawn_future(async move {
-            let (head, mut reader) = client.send(req).await.map_err(to_js_error)?;
-            let (data, done) = reader
-                .read_ready(inline_max as usize)
-                .map_err(to_js_error)?;
-            Ok(head_to_js(
-                head,
-                data,
-                if done { None } else { Some(reader) },
-            ))
-        })
+        env.spawn_future_with_callback(
+            async move {
+                let (head, mut reader) = match client.send_counted(req).await {
+                    Ok(sent) => sent,
+                    Err(e) => return Ok(Err(e)),
+                };
+                Ok(match reader.read_ready(inline_max as usize) {
+                    Ok((data, done)) => Ok(head_to_js(
+                        head,
+                        data,
+                        if done { None } else { Some(reader) },
+                    )),
+                    Err(error) => Err(RequestError {
+                        error,
+                        attempts: head.attempts,
+                    }),
+                })
+            },
+            |env, outcome| outcome.map_err(|e| request_error(env, e)),
+        )
     }
 
     /// Connection counters of the pool.

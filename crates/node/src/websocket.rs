@@ -16,6 +16,7 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
+use crate::client::proxy_options;
 use crate::{flat_headers, pair_headers, to_js_error};
 
 pub(crate) const WS_OPEN: u32 = 0;
@@ -475,6 +476,12 @@ pub struct BindingDialOptions {
     pub cert: Option<String>,
     /// Private key (PEM) of `cert`.
     pub key: Option<String>,
+    /// HTTP proxy URL (`http://user:pass@host:port`) for `ws://` and `wss://`.
+    pub proxy: Option<String>,
+    /// Read `HTTP_PROXY` (ws://), `HTTPS_PROXY` (wss://) and `NO_PROXY` when `proxy` is not given.
+    pub proxy_from_env: bool,
+    /// Hosts reached directly, replacing `NO_PROXY`.
+    pub no_proxy: Option<Vec<String>>,
 }
 
 static NEXT_CLIENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -496,6 +503,11 @@ pub async fn dial_web_socket(url: String, options: BindingDialOptions) -> Result
             key: options.key,
             ..ClientTlsOptions::default()
         },
+        proxy: proxy_options(
+            options.proxy.as_deref(),
+            options.proxy_from_env,
+            options.no_proxy.as_deref(),
+        )?,
     };
     let dialed = dial_websocket(&url, &opts).await.map_err(to_js_error)?;
     let id = NEXT_CLIENT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

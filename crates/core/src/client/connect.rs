@@ -322,14 +322,12 @@ impl Connector {
             .as_ref()
             .and_then(|p| p.endpoint_for(&host, port, https));
         let tcp = match endpoint {
-            Some(p) => {
-                let mut tcp = tcp_connect(&p.host, p.port).await?;
-                if !https {
-                    return Ok((Stream::Tcp(tcp), None, true));
-                }
-                p.tunnel(&mut tcp, &host, port).await?;
-                tcp
+            // Plain http goes to the proxy in absolute form; https goes through a tunnel.
+            Some(p) if !https => {
+                let tcp = tcp_connect(&p.host, p.port).await?;
+                return Ok((Stream::Tcp(tcp), None, true));
             }
+            Some(p) => p.connect_tunnel(&host, port).await?,
             None => tcp_connect(&host, port).await?,
         };
         if !https {

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -167,6 +167,17 @@ pub struct ResponseHead {
     pub connection_id: u64,
 }
 
+/// A failed [`Client::send_counted`]: the error, and how many attempts were made.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct RequestError {
+    /// The failure (after retries, the last attempt's).
+    pub error: Error,
+    /// Attempts made for the last hop, retries included (as [`ResponseHead::attempts`]); 0 when
+    /// the request failed before its first attempt (a bad URL or method).
+    pub attempts: u32,
+}
+
 /// A response read in full.
 #[derive(Debug)]
 pub struct ClientResponse {
@@ -305,9 +316,32 @@ impl Client {
     /// Sends one request, following redirects and retrying as configured, and returns the head of
     /// the final response with a reader of its body.
     pub async fn send(&self, req: ClientRequest) -> Result<(ResponseHead, BodyReader)> {
+        self.send_counted(req).await.map_err(|e| e.error)
+    }
+
+    /// [`Client::send`], telling on failure how many attempts were made (the response tells it
+    /// in [`ResponseHead::attempts`]).
+    pub async fn send_counted(
+        &self,
+        req: ClientRequest,
+    ) -> std::result::Result<(ResponseHead, BodyReader), RequestError> {
+        let attempts = AtomicU32::new(0);
+        self.send_inner(req, &attempts)
+            .await
+            .map_err(|error| RequestError {
+                error,
+                attempts: attempts.load(Ordering::Relaxed),
+            })
+    }
+
+    async fn send_inner(
+        &self,
+        req: ClientRequest,
+        attempts: &AtomicU32,
+    ) -> Result<(ResponseHead, BodyReader)> {
         let deadline = self.opts.timeout.map(|t| Instant::now() + t);
         let cancel = req.cancel.clone();
-        let work = self.follow(req, deadline);
+        let work = self.follow(req, deadline, attempts);
         let work = async {
             match deadline {
                 Some(d) => tokio::time::timeout_at(d, work)
@@ -330,6 +364,7 @@ impl Client {
         &self,
         req: ClientRequest,
         deadline: Option<Instant>,
+        attempts: &AtomicU32,
     ) -> Result<(ResponseHead, BodyReader)> {
         let mut url = parse_url(&req.url, &["http", "https"])?;
         let mut method = Method::from_bytes(req.method.as_bytes())
@@ -361,6 +396,7 @@ impl Client {
                     cookie.as_deref(),
                     deadline,
                     req.cancel.as_ref(),
+                    attempts,
                 )
                 .await?;
             if let Some(jar) = &self.opts.cookies {
@@ -449,11 +485,13 @@ impl Client {
         cookie: Option<&str>,
         deadline: Option<Instant>,
         cancel: Option<&CancellationToken>,
+        attempts: &AtomicU32,
     ) -> Result<Attempt> {
         let policy = &self.opts.retry;
         let mut attempt = 1u32;
         let mut stale_retry_used = false;
         loop {
+            attempts.store(attempt, Ordering::Relaxed);
             let replayable = body.is_replayable();
             let outgoing = match body {
                 RequestBody::Empty => OutBody::Full(None),

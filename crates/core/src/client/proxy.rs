@@ -3,7 +3,7 @@
 
 use tokio::net::TcpStream;
 
-use super::connect::{read_head, write_all};
+use super::connect::{read_head, tcp_connect, write_all};
 use crate::error::{Error, Result};
 use crate::tls::info::base64;
 
@@ -68,8 +68,16 @@ impl ProxyEndpoint {
         })
     }
 
+    /// Connects to this proxy and opens a `CONNECT` tunnel to `host:port` through it. Used by the
+    /// HTTP client for `https://` and by the WebSocket dialer for `ws://` and `wss://`.
+    pub async fn connect_tunnel(&self, host: &str, port: u16) -> Result<TcpStream> {
+        let mut tcp = tcp_connect(&self.host, self.port).await?;
+        self.tunnel(&mut tcp, host, port).await?;
+        Ok(tcp)
+    }
+
     /// Opens a `CONNECT` tunnel to `host:port` over `tcp`, already connected to this proxy.
-    pub(crate) async fn tunnel(&self, tcp: &mut TcpStream, host: &str, port: u16) -> Result<()> {
+    async fn tunnel(&self, tcp: &mut TcpStream, host: &str, port: u16) -> Result<()> {
         let target = if host.contains(':') {
             format!("[{host}]:{port}")
         } else {

@@ -141,6 +141,36 @@ async fn retries_503_with_retry_after_and_reports_attempts() {
 }
 
 #[tokio::test]
+async fn failures_after_retries_report_attempts() {
+    // Every connection is closed before an answer: each attempt fails with ECONNRESET.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = tcp.read(&mut buf).await;
+        }
+    });
+    let client = Client::new(ClientOptions {
+        retry: RetryPolicy {
+            attempts: 3,
+            base_delay: Duration::from_millis(1),
+            ..RetryPolicy::default()
+        },
+        ..ClientOptions::default()
+    })
+    .expect("client");
+    let url = format!("http://127.0.0.1:{port}/");
+    let e = client.send_counted(get(&url)).await.expect_err("closed");
+    assert_eq!((e.error.code(), e.attempts), ("ECONNRESET", 3));
+    let e = client
+        .send_counted(get("http://[::1"))
+        .await
+        .expect_err("bad URL");
+    assert_eq!((e.error.code(), e.attempts), ("ERR_INVALID_URL", 0));
+}
+
+#[tokio::test]
 async fn headers_timeout_and_cancel_have_codes() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();

@@ -16,7 +16,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use super::{authority, parse_url};
+use super::connect::tcp_connect;
+use super::parse_url;
+use super::proxy::Proxy;
 use crate::error::{Error, Result};
 use crate::tls::{classify_io, client_config, ClientTlsOptions};
 use crate::ws::deflate::{accept_response, client_offer, parse_extensions};
@@ -130,43 +132,47 @@ pub struct DialOptions {
     pub deflate: Option<DeflateOptions>,
     /// TLS settings for `wss://` (the shared client TLS options; ALPN is `http/1.1`).
     pub tls: ClientTlsOptions,
+    /// HTTP proxy: both `ws://` (its `http` endpoint) and `wss://` (its `https` endpoint) go
+    /// through a `CONNECT` tunnel, with `Proxy-Authorization` from the proxy URL's user info.
+    pub proxy: Option<Proxy>,
 }
 
 fn handshake_error(e: impl std::fmt::Display) -> Error {
     Error::WsHandshake(e.to_string())
 }
 
-/// Connects to a `ws://` or `wss://` URL (IPv4, IPv6 or a DNS name) and performs the opening
-/// handshake.
+/// Connects to a `ws://` or `wss://` URL (IPv4, IPv6 or a DNS name), through the proxy of
+/// [`DialOptions::proxy`] when one applies, and performs the opening handshake.
 pub async fn dial_websocket(url: &str, opts: &DialOptions) -> Result<DialedWebSocket> {
     let parsed = parse_url(url, &["ws", "wss"])?;
-    let peer = authority(&parsed);
+    let secure = parsed.scheme() == "wss";
+    let host = parsed
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = parsed
+        .port_or_known_default()
+        .unwrap_or(if secure { 443 } else { 80 });
     let work = async {
-        let tcp = TcpStream::connect(&peer)
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::Other if e.to_string().contains("lookup") => {
-                    Error::Dns(peer.clone())
-                }
-                _ => Error::from_io(e, &peer),
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let stream = if parsed.scheme() == "wss" {
+        let proxy = opts
+            .proxy
+            .as_ref()
+            .and_then(|p| p.endpoint_for(&host, port, secure));
+        let tcp = match proxy {
+            Some(p) => p.connect_tunnel(&host, port).await?,
+            None => tcp_connect(&host, port).await?,
+        };
+        let stream = if secure {
             let cfg = client_config(&opts.tls, &[b"http/1.1"])?;
-            let host = opts.tls.server_name.clone().unwrap_or_else(|| {
-                parsed
-                    .host_str()
-                    .unwrap_or_default()
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_string()
-            });
-            let name = ServerName::try_from(host)
+            let sni = opts.tls.server_name.clone().unwrap_or_else(|| host.clone());
+            let name = ServerName::try_from(sni)
                 .map_err(|e| Error::InvalidArgument(format!("invalid TLS server name: {e}")))?;
             let tls = TlsConnector::from(cfg)
                 .connect(name, tcp)
                 .await
-                .map_err(|e| classify_io(e).unwrap_or_else(|e| Error::from_io(e, &peer)))?;
+                .map_err(|e| classify_io(e).unwrap_or_else(|e| Error::from_io(e, &host)))?;
             ClientStream::Tls(Box::new(tls))
         } else {
             ClientStream::Plain(tcp)
@@ -306,4 +312,60 @@ async fn handshake(
         deflate,
         headers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A proxy that answers every `CONNECT` with `status` and hands back the request heads.
+    async fn refusing_proxy(status: &'static str) -> (String, tokio::sync::mpsc::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let n = tcp.read(&mut buf).await.unwrap_or(0);
+                let _ = tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .await;
+                let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                let _ = tcp.write_all(reply.as_bytes()).await;
+            }
+        });
+        (format!("http://u%40x:p@127.0.0.1:{port}"), rx)
+    }
+
+    #[tokio::test]
+    async fn dials_through_the_proxy_and_reports_refusals() {
+        for (status, code) in [
+            (
+                "407 Proxy Authentication Required",
+                "ERR_PROXY_AUTH_REQUIRED",
+            ),
+            ("502 Bad Gateway", "ERR_PROXY_TUNNEL"),
+        ] {
+            let (url, mut heads) = refusing_proxy(status).await;
+            for target in ["ws://origin.test/chat", "wss://origin.test:8443/"] {
+                let opts = DialOptions {
+                    proxy: Some(Proxy::all(&url).expect("proxy")),
+                    ..DialOptions::default()
+                };
+                let e = dial_websocket(target, &opts).await.err().expect("refused");
+                assert_eq!(e.code(), code);
+                let head = heads.recv().await.expect("CONNECT");
+                let authority = if target.starts_with("wss") {
+                    "origin.test:8443"
+                } else {
+                    "origin.test:80"
+                };
+                assert!(head.starts_with(&format!("CONNECT {authority} HTTP/1.1\r\n")));
+                assert!(head.contains("Proxy-Authorization: Basic dUB4OnA=\r\n"));
+            }
+        }
+    }
 }
