@@ -1,6 +1,8 @@
 // `npm run bench`: runs each scenario against hypersock and its peers side by side, prints a
 // table of ratios (hypersock / peer) and writes bench/.out/results.json.
 // Env: BENCH_SECONDS (default 5) is the length of each measurement; 1 makes a quick smoke run.
+// BENCH_ROUNDS (default 3): the HTTP scenarios measure every server that many times, in turns,
+// and keep the median.
 // BENCH_ONLY=wsEcho,hubFanout runs only those scenarios; BENCH_IDLE_CONNECTIONS (default 10000).
 // Only loopback addresses are used. Progress goes to stderr, the table to stdout.
 import { mkdirSync } from 'node:fs'
@@ -25,16 +27,19 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 const measurements = []
 let only
 
-/** Runs one measurement; a failure is recorded (and reported) without stopping the others. */
-async function record(scenario, subject, measure) {
+/**
+ * Runs one measurement; a failure is recorded (and reported) without stopping the others.
+ * A `provisional` one (a single round of several) is only printed; its scenario records the result.
+ */
+async function record(scenario, subject, measure, { provisional = false } = {}) {
   console.error(`bench: ${scenario} / ${subject} ...`)
   try {
     const result = await measure()
     const { value, detail } = typeof result === 'number' ? { value: result } : result
-    measurements.push({ scenario, subject, value, ...(detail && { detail }) })
+    if (!provisional) measurements.push({ scenario, subject, value, ...(detail && { detail }) })
     console.error(`bench: ${scenario} / ${subject}: ${Math.round(value)}${detail ? ` (${detail})` : ''}`)
   } catch (error) {
-    measurements.push({ scenario, subject, value: null, error: error.message })
+    if (!provisional) measurements.push({ scenario, subject, value: null, error: error.message })
     console.error(`bench: ${scenario} / ${subject} FAILED: ${error.message}`)
   }
 }

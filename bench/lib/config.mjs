@@ -10,11 +10,23 @@ export const ROOT = dirname(BENCH)
 /** Seconds each measurement runs (`BENCH_SECONDS`, default 5; whole seconds for wrk). */
 export const SECONDS = readSeconds(process.env.BENCH_SECONDS)
 
+/** Rounds of the HTTP scenarios (`BENCH_ROUNDS`, default 3); each server's median is kept. */
+export const ROUNDS = readRounds(process.env.BENCH_ROUNDS)
+
 /** Seconds of warm-up load before each measurement (JIT, connection pools), not counted. */
 export const WARMUP = 1
 
 /** Where the results JSON goes (gitignored). */
 export const OUT_DIR = join(BENCH, '.out')
+
+function readRounds(raw) {
+  if (raw === undefined || raw === '') return 3
+  const rounds = Number(raw)
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) {
+    throw new Error(`BENCH_ROUNDS must be a whole number from 1 to 20, not ${JSON.stringify(raw)}`)
+  }
+  return rounds
+}
 
 function readSeconds(raw) {
   if (raw === undefined || raw === '') return 5
