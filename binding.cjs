@@ -843,6 +843,7 @@ module.exports.BindingCancel = nativeBinding.BindingCancel
 module.exports.BindingClient = nativeBinding.BindingClient
 module.exports.BindingCookieJar = nativeBinding.BindingCookieJar
 module.exports.BindingEventSource = nativeBinding.BindingEventSource
+module.exports.BindingFailGate = nativeBinding.BindingFailGate
 module.exports.BindingHub = nativeBinding.BindingHub
 module.exports.BindingPreparedMessage = nativeBinding.BindingPreparedMessage
 module.exports.BindingRawSocket = nativeBinding.BindingRawSocket

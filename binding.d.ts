@@ -98,6 +98,15 @@ export declare class BindingEventSource {
   close(): void
 }
 
+/**
+ * Holds back the close frame of a connection this side failed until JS has handled the events
+ * before the error (see `WsEvents::on_error`); JS releases it right after the error event.
+ */
+export declare class BindingFailGate {
+  /** Lets the close frame go. */
+  release(): void
+}
+
 /** The hub of a server: rooms, metadata and fan-out of its WebSocket connections. */
 export declare class BindingHub {
   /** Registered connections. */
@@ -185,6 +194,11 @@ export declare class BindingServer {
   respondUpgrade(id: number, count: number, headers: string): BindingRawSocket
   /** The streamed body of request `id`; `null` once taken or answered. */
   takeBodyStream(id: number): BindingBodyStream | null
+  /**
+   * Takes every waiting WebSocket event, in order: five values per event (kind, id, socket or
+   * fail gate, data, code). Empty when the server has no WebSocket handler.
+   */
+  takeWsEvents(): unknown[]
   /** The port the server listens on (0 on a unix socket). */
   get port(): number
   /** The IP address, or the unix socket path, the server listens on. */
@@ -518,7 +532,8 @@ export declare function generateCertificateNative(options: BindingCertificateOpt
 export declare function parseCookieDateNative(value: string): number | null
 
 /**
- * Binds and starts a server. `onRequest` is called when requests wait in `takeRequests`; `onWebSocket`, when given,
- * enables WebSocket upgrades and gets their events.
+ * Binds and starts a server. `onRequest` is called when requests wait in `takeRequests`;
+ * `onWebSocket`, when given, enables WebSocket upgrades and is called when events wait in
+ * `takeWsEvents`.
  */
-export declare function startServer(options: BindingServerOptions, onRequest: RequestCallback, onWebSocket?: WsEventCallback | undefined | null): Promise<BindingServer>
+export declare function startServer(options: BindingServerOptions, onRequest: WakeCallback, onWebSocket?: WakeCallback | undefined | null): Promise<BindingServer>

@@ -24,7 +24,9 @@ function u16(b: Buffer, o: number): number {
 }
 
 function u32(b: Buffer, o: number): number {
-  return ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16)) + (b[o + 3] as number) * 0x1000000
+  return (
+    ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16)) + (b[o + 3] as number) * 0x1000000
+  )
 }
 
 function ipString(b: Buffer, o: number, family: number): string {

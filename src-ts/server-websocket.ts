@@ -459,6 +459,25 @@ export class WebSocketDispatcher<Data> {
     }
   }
 
+  /**
+   * Handles a batch of events from `takeWsEvents`, five values per event: kind, id, the socket
+   * (open/upgrade) or the fail gate (error), the data and the close code.
+   */
+  drain(events: unknown[]): void {
+    for (let i = 0; i + 4 < events.length; i += 5) {
+      const kind = events[i] as number
+      const id = events[i + 1] as number
+      const data = events[i + 3] as string | Buffer | undefined
+      if (kind === WsEvent.Error) {
+        this.event(kind, id, null, data, 0)
+        // Replies to earlier messages are queued now: the close frame may follow them.
+        ;(events[i + 2] as Binding.BindingFailGate | undefined)?.release()
+      } else {
+        this.event(kind, id, events[i + 2] as Binding.BindingWebSocket | undefined, data, events[i + 4] as number)
+      }
+    }
+  }
+
   /** Handles one event from the addon. */
   event = (
     kind: number,

@@ -370,15 +370,10 @@ export class Server<Data = unknown> {
     this.#send(request, out, started)
   }
 
-  /** @internal */
-  onWebSocket = (
-    kind: number,
-    id: number,
-    socket: Binding.BindingWebSocket | null | undefined,
-    data: string | Buffer | null | undefined,
-    code: number,
-  ): void => {
-    this.#ws?.event(kind, id, socket, data, code)
+  /** @internal Handles every WebSocket event waiting in the addon, in order. */
+  drainWebSocketEvents(): void {
+    const events = this.#native.takeWsEvents()
+    if (events.length > 0) this.#ws?.drain(events)
   }
 }
 
@@ -414,9 +409,9 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
     else early.push(() => server?.drainRequests())
   }
   const onWebSocket = options.websocket
-    ? (...args: Parameters<Server<Data>['onWebSocket']>) => {
-        if (server) server.onWebSocket(...args)
-        else early.push(() => server?.onWebSocket(...args))
+    ? () => {
+        if (server) server.drainWebSocketEvents()
+        else early.push(() => server?.drainWebSocketEvents())
       }
     : undefined
   let raw: Binding.BindingServer

@@ -11,6 +11,7 @@ mod hub;
 mod server;
 mod sse;
 mod testing;
+mod wake;
 mod websocket;
 
 use hypersock_core::Error;

@@ -2,24 +2,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::{AcqRel, Release};
 
 use http::HeaderMap;
 use hypersock_core::server::{
     header_map, BodySender, BoundAddr, HttpHandler, ListenTarget, OnUpgrade, Protocols,
-    RawConnection,
-    Request, RequestBody, ResBody, Responder, Response, Server, ServerOptions,
+    RawConnection, Request, RequestBody, ResBody, Responder, Response, Server, ServerOptions,
 };
 use hypersock_core::tls::{server_config_sni, ServerTlsOptions, SniCertificate, TlsVersion};
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use tokio::sync::Mutex;
 
 use crate::hub::{hub_from, BindingHub, BindingHubOptions};
-use crate::websocket::{server_websocket, BindingWsOptions, WsEventCallback};
 use crate::to_js_error;
+use crate::wake::{JsWake, WakeCallback};
+use crate::websocket::{server_websocket, BindingWsOptions, WsEventQueue};
 
 /// Options of `startServer`, validated and defaulted by the TS layer. Times in ms; 0 = none.
 #[napi(object)]
@@ -47,11 +44,6 @@ pub struct BindingServerOptions {
     /// Settings of the server's hub (defaults when absent).
     pub hub: Option<BindingHubOptions>,
 }
-
-/// Called (with no arguments) when requests are waiting; JS then takes them all with
-/// `BindingServer.takeRequests`. One wake-up serves a whole batch, so a busy server makes one
-/// cross-thread call per batch instead of one per request.
-type RequestCallback = ThreadsafeFunction<(), (), (), Status, false, true>;
 
 /// One certificate of an HTTPS server and the SNI names it answers for (empty: the default).
 #[napi(object)]
@@ -107,34 +99,9 @@ fn tls_config(tls: &BindingServerTls, protocols: Protocols) -> Result<Arc<rustls
 /// request id. One wake-up of the JS thread takes the whole batch as a single `Buffer`, so a busy
 /// server makes one cross-thread call and allocates one JS object per batch, not several per
 /// request; JS answers with the id.
-///
-/// Waking the JS thread is left to a notifier task that first yields to the other tasks ready on
-/// the I/O thread: every request that arrived with the same poll of the sockets joins the batch
-/// before JS is woken, so a busy server wakes JS once per poll instead of once per request.
 struct Inbox {
     state: std::sync::Mutex<InboxState>,
-    scheduled: AtomicBool,
-    wake: RequestCallback,
-    notify: Arc<tokio::sync::Notify>,
-}
-
-impl Drop for Inbox {
-    fn drop(&mut self) {
-        // Lets the notifier task see that the inbox is gone and end.
-        self.notify.notify_one();
-    }
-}
-
-/// The notifier task of an inbox: wakes JS after the tasks ready now have run.
-async fn notifier(inbox: std::sync::Weak<Inbox>, notify: Arc<tokio::sync::Notify>) {
-    loop {
-        notify.notified().await;
-        tokio::task::yield_now().await;
-        let Some(inbox) = inbox.upgrade() else {
-            return;
-        };
-        inbox.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
-    }
+    wake: Arc<JsWake>,
 }
 
 #[derive(Default)]
@@ -193,17 +160,26 @@ impl Inbox {
                 stream,
                 upgrade,
             });
-            encode_request(&mut st.batch, id, kind, can_upgrade, &request, full.as_deref());
+            encode_request(
+                &mut st.batch,
+                id,
+                kind,
+                can_upgrade,
+                &request,
+                full.as_deref(),
+            );
         }
-        if !self.scheduled.swap(true, AcqRel) {
-            self.notify.notify_one();
-        }
+        self.wake.schedule();
     }
 
     fn take(&self) -> Vec<u8> {
         // Clear the flag first: a request pushed after the swap below schedules a new wake-up.
-        self.scheduled.store(false, Release);
-        std::mem::take(&mut self.lock().batch)
+        self.wake.taking();
+        let mut st = self.lock();
+        // The next batch starts as large as this one, so a busy server does not grow it anew
+        // (copying as it doubles) every time.
+        let capacity = st.batch.len();
+        std::mem::replace(&mut st.batch, Vec::with_capacity(capacity))
     }
 
     /// Removes the slot of `id`; `None` when it was answered already (or its client left and
@@ -511,15 +487,17 @@ pub struct BindingStats {
 pub struct BindingServer {
     inner: Arc<Server>,
     inbox: Arc<Inbox>,
+    ws_events: Option<Arc<WsEventQueue>>,
 }
 
-/// Binds and starts a server. `onRequest` is called when requests wait in `takeRequests`; `onWebSocket`, when given,
-/// enables WebSocket upgrades and gets their events.
+/// Binds and starts a server. `onRequest` is called when requests wait in `takeRequests`;
+/// `onWebSocket`, when given, enables WebSocket upgrades and is called when events wait in
+/// `takeWsEvents`.
 #[napi]
 pub async fn start_server(
     options: BindingServerOptions,
-    on_request: RequestCallback,
-    on_web_socket: Option<WsEventCallback>,
+    on_request: WakeCallback,
+    on_web_socket: Option<WakeCallback>,
 ) -> Result<BindingServer> {
     let listen = match options.unix {
         #[cfg(unix)]
@@ -567,32 +545,29 @@ pub async fn start_server(
         hub: hub_from(options.hub.as_ref()),
         ..ServerOptions::default()
     };
-    let notify = Arc::new(tokio::sync::Notify::new());
     let inbox = Arc::new(Inbox {
         state: std::sync::Mutex::new(InboxState::default()),
-        scheduled: AtomicBool::new(false),
-        wake: on_request,
-        notify: notify.clone(),
+        wake: JsWake::new(on_request),
     });
-    napi::bindgen_prelude::spawn(notifier(Arc::downgrade(&inbox), notify));
     if let Some(tls) = &options.tls {
         opts.tls = Some(tls_config(tls, opts.protocols)?);
     }
     let http: Arc<dyn HttpHandler> = Arc::new(JsHttp {
         inbox: inbox.clone(),
     });
-    let ws = match (on_web_socket, &options.websocket) {
+    let (ws, ws_events) = match (on_web_socket, &options.websocket) {
         (Some(callback), Some(o)) => {
-            let (ws_opts, handler) = server_websocket(o, callback);
+            let (ws_opts, handler, queue) = server_websocket(o, callback);
             opts.ws = ws_opts;
-            Some(handler)
+            (Some(handler), Some(queue))
         }
-        _ => None,
+        _ => (None, None),
     };
     let server = Server::bind(opts, http, ws).await.map_err(to_js_error)?;
     Ok(BindingServer {
         inner: Arc::new(server),
         inbox,
+        ws_events,
     })
 }
 
@@ -703,6 +678,16 @@ impl BindingServer {
         Some(BindingBodyStream {
             stream: Arc::new(Mutex::new(Some(stream))),
         })
+    }
+
+    /// Takes every waiting WebSocket event, in order: five values per event (kind, id, socket or
+    /// fail gate, data, code). Empty when the server has no WebSocket handler.
+    #[napi]
+    pub fn take_ws_events<'env>(&self, env: &'env Env) -> Result<Array<'env>> {
+        match &self.ws_events {
+            Some(queue) => queue.take(env),
+            None => env.create_array(0),
+        }
     }
 
     /// The port the server listens on (0 on a unix socket).

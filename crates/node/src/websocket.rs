@@ -3,9 +3,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hypersock_core::client::{dial_websocket, DialOptions, DialedWebSocket};
-use hypersock_core::server::{
-    header_map, Request, Response, Upgrade, UpgradeAccept, WsHandler,
-};
+use hypersock_core::server::{header_map, Request, Response, Upgrade, UpgradeAccept, WsHandler};
 use hypersock_core::tls::ClientTlsOptions;
 use hypersock_core::ws::{
     self, DeflateOptions, FailGate, PreparedMessage, Role, SendStatus, WsEvents, WsHandle,
@@ -17,6 +15,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::client::proxy_options;
+use crate::wake::{JsWake, WakeCallback};
 use crate::{flat_headers, pair_headers, to_js_error};
 
 pub(crate) const WS_OPEN: u32 = 0;
@@ -239,7 +238,7 @@ impl BindingWebSocket {
             return Err(Error::from_reason("ERR_INVALID_STATE: already started"));
         };
         let events: Arc<dyn WsEvents> = Arc::new(JsEvents {
-            callback: on_event,
+            sink: Sink::Callback(on_event),
             hook: false,
         });
         napi::bindgen_prelude::spawn(ws::run(
@@ -286,11 +285,95 @@ impl BindingPreparedMessage {
     }
 }
 
-/// Sends WebSocket events to one JS callback.
+/// Where WebSocket events go: a JS callback per event (client sockets), or the server's queue,
+/// which JS drains in batches (`BindingServer.takeWsEvents`).
+enum Sink {
+    Callback(WsEventCallback),
+    Queue(Arc<WsEventQueue>),
+}
+
+/// Sends WebSocket events to JS.
 pub(crate) struct JsEvents {
-    callback: WsEventCallback,
+    sink: Sink,
     /// The server has an upgrade hook: sockets go to JS at upgrade time, not at open.
     hook: bool,
+}
+
+/// The payload of a queued event.
+enum EventData {
+    None,
+    Text(String),
+    Binary(Bytes),
+}
+
+/// One event waiting in a server's queue.
+struct QueuedEvent {
+    kind: u32,
+    id: u64,
+    socket: Option<BindingWebSocket>,
+    data: EventData,
+    code: u32,
+    gate: Option<FailGate>,
+}
+
+/// WebSocket events of a server's connections, in order, waiting for the JS thread.
+pub(crate) struct WsEventQueue {
+    events: std::sync::Mutex<Vec<QueuedEvent>>,
+    wake: Arc<JsWake>,
+}
+
+impl WsEventQueue {
+    fn push(&self, event: QueuedEvent) {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event);
+        self.wake.schedule();
+    }
+
+    /// Every waiting event as a flat JS array, five values per event: kind, id, the socket
+    /// (open/upgrade) or a fail gate (error), the data (message, close reason, error text) and
+    /// the close code.
+    pub(crate) fn take<'env>(&self, env: &'env Env) -> Result<Array<'env>> {
+        self.wake.taking();
+        let events = std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut out = env.create_array((events.len() * 5) as u32)?;
+        for (i, e) in events.into_iter().enumerate() {
+            let at = (i * 5) as u32;
+            out.set(at, e.kind)?;
+            out.set(at + 1, e.id as f64)?;
+            match (e.socket, e.gate) {
+                (Some(socket), _) => out.set(at + 2, socket)?,
+                (None, Some(gate)) => out.set(at + 2, BindingFailGate { gate: Some(gate) })?,
+                (None, None) => {}
+            }
+            match e.data {
+                EventData::None => {}
+                EventData::Text(text) => out.set(at + 3, text)?,
+                EventData::Binary(bytes) => {
+                    out.set(at + 3, BufferSlice::copy_from(env, &bytes)?)?
+                }
+            }
+            out.set(at + 4, e.code)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Holds back the close frame of a connection this side failed until JS has handled the events
+/// before the error (see `WsEvents::on_error`); JS releases it right after the error event.
+#[napi]
+pub struct BindingFailGate {
+    gate: Option<FailGate>,
+}
+
+#[napi]
+impl BindingFailGate {
+    /// Lets the close frame go.
+    #[napi]
+    pub fn release(&mut self) {
+        self.gate = None;
+    }
 }
 
 impl JsEvents {
@@ -299,12 +382,28 @@ impl JsEvents {
         kind: u32,
         id: u64,
         socket: Option<BindingWebSocket>,
-        data: Option<Either<String, Buffer>>,
+        data: EventData,
         code: u32,
     ) {
-        let args: WsEventArgs = (kind, id as i64, socket, data, code).into();
-        self.callback
-            .call(args, ThreadsafeFunctionCallMode::NonBlocking);
+        match &self.sink {
+            Sink::Queue(queue) => queue.push(QueuedEvent {
+                kind,
+                id,
+                socket,
+                data,
+                code,
+                gate: None,
+            }),
+            Sink::Callback(callback) => {
+                let data = match data {
+                    EventData::None => None,
+                    EventData::Text(text) => Some(Either::A(text)),
+                    EventData::Binary(bytes) => Some(Either::B(buffer(bytes))),
+                };
+                let args: WsEventArgs = (kind, id as i64, socket, data, code).into();
+                callback.call(args, ThreadsafeFunctionCallMode::NonBlocking);
+            }
+        }
     }
 }
 
@@ -315,40 +414,54 @@ fn buffer(bytes: Bytes) -> Buffer {
 impl WsEvents for JsEvents {
     fn on_message(&self, id: u64, msg: WsMessage) {
         let data = match msg {
-            WsMessage::Text(text) => Either::A(text),
-            WsMessage::Binary(bin) => Either::B(buffer(bin)),
+            WsMessage::Text(text) => EventData::Text(text),
+            WsMessage::Binary(bin) => EventData::Binary(bin),
         };
-        self.emit(WS_MESSAGE, id, None, Some(data), 0);
+        self.emit(WS_MESSAGE, id, None, data, 0);
     }
 
     fn on_close(&self, id: u64, code: u16, reason: String) {
-        self.emit(WS_CLOSE, id, None, Some(Either::A(reason)), u32::from(code));
+        self.emit(WS_CLOSE, id, None, EventData::Text(reason), u32::from(code));
     }
 
     fn on_ping(&self, id: u64, data: Bytes) {
-        self.emit(WS_PING, id, None, Some(Either::B(buffer(data))), 0);
+        self.emit(WS_PING, id, None, EventData::Binary(data), 0);
     }
 
     fn on_pong(&self, id: u64, data: Bytes) {
-        self.emit(WS_PONG, id, None, Some(Either::B(buffer(data))), 0);
+        self.emit(WS_PONG, id, None, EventData::Binary(data), 0);
     }
 
     fn on_drain(&self, id: u64) {
-        self.emit(WS_DRAIN, id, None, None, 0);
+        self.emit(WS_DRAIN, id, None, EventData::None, 0);
     }
 
     fn on_error(&self, id: u64, error: CoreError, gate: FailGate) {
         let text = format!("{}: {}", error.code(), error);
-        let args: WsEventArgs = (WS_ERROR, id as i64, None, Some(Either::A(text)), 0).into();
-        // The close frame waits until JS has handled every earlier event (and sent replies).
-        self.callback.call_with_return_value(
-            args,
-            ThreadsafeFunctionCallMode::NonBlocking,
-            move |_, _| {
-                drop(gate);
-                Ok(())
-            },
-        );
+        match &self.sink {
+            Sink::Queue(queue) => queue.push(QueuedEvent {
+                kind: WS_ERROR,
+                id,
+                socket: None,
+                data: EventData::Text(text),
+                code: 0,
+                gate: Some(gate),
+            }),
+            Sink::Callback(callback) => {
+                let args: WsEventArgs =
+                    (WS_ERROR, id as i64, None, Some(Either::A(text)), 0).into();
+                // The close frame waits until JS has handled every earlier event (and sent
+                // replies).
+                callback.call_with_return_value(
+                    args,
+                    ThreadsafeFunctionCallMode::NonBlocking,
+                    move |_, _| {
+                        drop(gate);
+                        Ok(())
+                    },
+                );
+            }
+        }
     }
 }
 
@@ -362,13 +475,13 @@ impl WsHandler for JsEvents {
         let mut ws = BindingWebSocket::server_side(upgrade.handle.clone(), &upgrade.request);
         ws.offered_protocols = upgrade.protocols.clone();
         ws.upgrade = Some(upgrade);
-        self.emit(WS_UPGRADE, id, Some(ws), None, 0);
+        self.emit(WS_UPGRADE, id, Some(ws), EventData::None, 0);
     }
 
     fn on_open(&self, handle: WsHandle, request: Request) {
         let id = handle.id();
         let ws = (!self.hook).then(|| BindingWebSocket::server_side(handle, &request));
-        self.emit(WS_OPEN, id, ws, None, 0);
+        self.emit(WS_OPEN, id, ws, EventData::None, 0);
     }
 }
 
@@ -440,10 +553,12 @@ pub struct BindingWsOptions {
 }
 
 /// Converts the server's WebSocket options and builds the handler for its events.
+/// The WebSocket side of a server: options, the handler, and the event queue JS drains after
+/// `wake` is called.
 pub(crate) fn server_websocket(
     o: &BindingWsOptions,
-    callback: WsEventCallback,
-) -> (WsOptions, Arc<dyn WsHandler>) {
+    wake: WakeCallback,
+) -> (WsOptions, Arc<dyn WsHandler>, Arc<WsEventQueue>) {
     let opts = WsOptions {
         limits: limits(&o.limits),
         deflate: o.compression.as_ref().map(deflate_options),
@@ -451,11 +566,15 @@ pub(crate) fn server_websocket(
         max_connections: o.max_connections as usize,
         handshake_timeout: ms(o.handshake_timeout_ms),
     };
+    let queue = Arc::new(WsEventQueue {
+        events: std::sync::Mutex::new(Vec::new()),
+        wake: JsWake::new(wake),
+    });
     let handler = Arc::new(JsEvents {
-        callback,
+        sink: Sink::Queue(queue.clone()),
         hook: o.upgrade_hook,
     });
-    (opts, handler)
+    (opts, handler, queue)
 }
 
 /// Options of `dialWebSocket`, defaulted by the TS layer.
