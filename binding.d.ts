@@ -195,10 +195,10 @@ export declare class BindingServer {
   /** The streamed body of request `id`; `null` once taken or answered. */
   takeBodyStream(id: number): BindingBodyStream | null
   /**
-   * Takes every waiting WebSocket event, in order: five values per event (kind, id, socket or
-   * fail gate, data, code). Empty when the server has no WebSocket handler.
+   * Takes every waiting WebSocket event, in order: `[encoded events, ...objects]` (see
+   * `WsEventQueue::push`), or `null` when none waits.
    */
-  takeWsEvents(): unknown[]
+  takeWsEvents(): unknown[] | null
   /** The port the server listens on (0 on a unix socket). */
   get port(): number
   /** The IP address, or the unix socket path, the server listens on. */

@@ -1,6 +1,7 @@
 import { fromNative } from './errors.js'
 import type { Binding } from './native.js'
 import { parseTls, type TlsDetails } from './tls.js'
+import { type Batch, u16, u32 } from './wire.js'
 
 const BODY_FULL = 1
 const BODY_STREAM = 2
@@ -9,24 +10,8 @@ const VERSIONS = ['1.1', '1.0', '2', '1.1']
 const FLAG_UPGRADE = 0x10
 const FLAG_TLS = 0x20
 
-/** Node's Buffer has these (undocumented, stable) string decoders; they skip `toString`'s checks. */
-type Batch = Buffer & {
-  latin1Slice(start: number, end: number): string
-  utf8Slice(start: number, end: number): string
-}
-
 function view(buf: Buffer): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
-}
-
-function u16(b: Buffer, o: number): number {
-  return (b[o] as number) | ((b[o + 1] as number) << 8)
-}
-
-function u32(b: Buffer, o: number): number {
-  return (
-    ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16)) + (b[o + 3] as number) * 0x1000000
-  )
 }
 
 function ipString(b: Buffer, o: number, family: number): string {

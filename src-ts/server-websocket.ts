@@ -3,6 +3,7 @@ import { fromNative, InvalidArgumentError } from './errors.js'
 import type { Hub } from './hub.js'
 import { type Binding, native } from './native.js'
 import { checkInteger, U32 } from './validate.js'
+import { type Batch, u16, u32 } from './wire.js'
 
 /** Kinds of events the addon reports for a WebSocket. */
 export const WsEvent = { Open: 0, Message: 1, Close: 2, Upgrade: 3, Ping: 4, Pong: 5, Drain: 6, Error: 7 } as const
@@ -399,6 +400,10 @@ async function answerUpgrade<Data>(
  * Routes the addon's WebSocket events to a {@link WebSocketHandler}. Used by the server.
  * @internal
  */
+const EVENT_BINARY = 1
+const EVENT_DATA = 2
+const EVENT_OBJECT = 4
+
 export class WebSocketDispatcher<Data> {
   #handler: WebSocketHandler<Data>
   #sockets = new Map<number, ServerWebSocket<Data>>()
@@ -460,20 +465,29 @@ export class WebSocketDispatcher<Data> {
   }
 
   /**
-   * Handles a batch of events from `takeWsEvents`, five values per event: kind, id, the socket
-   * (open/upgrade) or the fail gate (error), the data and the close code.
+   * Handles a batch from `takeWsEvents`: a buffer of encoded events (see `WsEventQueue::push`
+   * in crates/node/src/websocket.rs) followed by the objects that go with some of them.
    */
-  drain(events: unknown[]): void {
-    for (let i = 0; i + 4 < events.length; i += 5) {
-      const kind = events[i] as number
-      const id = events[i + 1] as number
-      const data = events[i + 3] as string | Buffer | undefined
+  drain(batch: unknown[]): void {
+    const buf = batch[0] as Batch
+    let next = 1
+    for (let o = 0; o + 16 <= buf.length; ) {
+      const kind = buf[o] as number
+      const flags = buf[o + 1] as number
+      const code = u16(buf, o + 2)
+      const id = u32(buf, o + 4) + u32(buf, o + 8) * 0x100000000
+      const start = o + 16
+      o = start + u32(buf, o + 12)
+      let data: string | Buffer | undefined
+      if (flags & EVENT_DATA)
+        data = flags & EVENT_BINARY ? Buffer.from(buf.subarray(start, o)) : buf.utf8Slice(start, o)
+      const object = flags & EVENT_OBJECT ? batch[next++] : undefined
       if (kind === WsEvent.Error) {
-        this.event(kind, id, null, data, 0)
+        this.event(kind, id, null, data, code)
         // Replies to earlier messages are queued now: the close frame may follow them.
-        ;(events[i + 2] as Binding.BindingFailGate | undefined)?.release()
+        ;(object as Binding.BindingFailGate | undefined)?.release()
       } else {
-        this.event(kind, id, events[i + 2] as Binding.BindingWebSocket | undefined, data, events[i + 4] as number)
+        this.event(kind, id, object as Binding.BindingWebSocket | undefined, data, code)
       }
     }
   }

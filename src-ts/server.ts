@@ -112,8 +112,6 @@ export interface ServerStats {
   tlsFailures: number
 }
 
-const TEXT = 'text/plain;charset=utf-8'
-
 function pem(name: string, value: unknown): string {
   if (typeof value === 'string') return value
   if (Buffer.isBuffer(value)) return value.toString('utf8')
@@ -372,8 +370,8 @@ export class Server<Data = unknown> {
 
   /** @internal Handles every WebSocket event waiting in the addon, in order. */
   drainWebSocketEvents(): void {
-    const events = this.#native.takeWsEvents()
-    if (events.length > 0) this.#ws?.drain(events)
+    const batch = this.#native.takeWsEvents()
+    if (batch) this.#ws?.drain(batch)
   }
 }
 

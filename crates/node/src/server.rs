@@ -680,13 +680,13 @@ impl BindingServer {
         })
     }
 
-    /// Takes every waiting WebSocket event, in order: five values per event (kind, id, socket or
-    /// fail gate, data, code). Empty when the server has no WebSocket handler.
+    /// Takes every waiting WebSocket event, in order: `[encoded events, ...objects]` (see
+    /// `WsEventQueue::push`), or `null` when none waits.
     #[napi]
-    pub fn take_ws_events<'env>(&self, env: &'env Env) -> Result<Array<'env>> {
+    pub fn take_ws_events<'env>(&self, env: &'env Env) -> Result<Option<Array<'env>>> {
         match &self.ws_events {
             Some(queue) => queue.take(env),
-            None => env.create_array(0),
+            None => Ok(None),
         }
     }
 

@@ -306,57 +306,85 @@ enum EventData {
     Binary(Bytes),
 }
 
-/// One event waiting in a server's queue.
-struct QueuedEvent {
-    kind: u32,
-    id: u64,
-    socket: Option<BindingWebSocket>,
-    data: EventData,
-    code: u32,
-    gate: Option<FailGate>,
+/// A JS object that goes with a queued event: the socket (open, upgrade) or the fail gate
+/// (error).
+enum EventObject {
+    Socket(BindingWebSocket),
+    Gate(FailGate),
+}
+
+#[derive(Default)]
+struct QueuedEvents {
+    /// The encoded events, see [`WsEventQueue::push`].
+    bytes: Vec<u8>,
+    objects: Vec<EventObject>,
 }
 
 /// WebSocket events of a server's connections, in order, waiting for the JS thread.
 pub(crate) struct WsEventQueue {
-    events: std::sync::Mutex<Vec<QueuedEvent>>,
+    events: std::sync::Mutex<QueuedEvents>,
     wake: Arc<JsWake>,
 }
 
+/// Flags of an encoded event.
+const EVENT_BINARY: u8 = 1;
+const EVENT_DATA: u8 = 2;
+const EVENT_OBJECT: u8 = 4;
+
 impl WsEventQueue {
-    fn push(&self, event: QueuedEvent) {
-        self.events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(event);
+    /// Appends one event, little-endian, read by `src-ts/server-websocket.ts`:
+    /// `u8 kind, u8 flags (1 binary, 2 has data, 4 has an object), u16 close code,
+    /// u32 id low, u32 id high, u32 data length, data`. The objects go to a list of their own,
+    /// in event order.
+    fn push(&self, kind: u32, id: u64, object: Option<EventObject>, data: EventData, code: u32) {
+        let (flags, payload): (u8, &[u8]) = match &data {
+            EventData::None => (0, &[]),
+            EventData::Text(text) => (EVENT_DATA, text.as_bytes()),
+            EventData::Binary(bytes) => (EVENT_DATA | EVENT_BINARY, bytes),
+        };
+        let flags = flags | if object.is_some() { EVENT_OBJECT } else { 0 };
+        {
+            let mut q = self.events.lock().unwrap_or_else(|e| e.into_inner());
+            let out = &mut q.bytes;
+            out.reserve(16 + payload.len());
+            out.push(kind as u8);
+            out.push(flags);
+            out.extend_from_slice(&(code.min(u32::from(u16::MAX)) as u16).to_le_bytes());
+            out.extend_from_slice(&(id as u32).to_le_bytes());
+            out.extend_from_slice(&((id >> 32) as u32).to_le_bytes());
+            out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            out.extend_from_slice(payload);
+            if let Some(object) = object {
+                q.objects.push(object);
+            }
+        }
         self.wake.schedule();
     }
 
-    /// Every waiting event as a flat JS array, five values per event: kind, id, the socket
-    /// (open/upgrade) or a fail gate (error), the data (message, close reason, error text) and
-    /// the close code.
-    pub(crate) fn take<'env>(&self, env: &'env Env) -> Result<Array<'env>> {
+    /// Every waiting event: `[buffer of encoded events, ...objects]`, or `null` when none waits.
+    pub(crate) fn take<'env>(&self, env: &'env Env) -> Result<Option<Array<'env>>> {
         self.wake.taking();
-        let events = std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut out = env.create_array((events.len() * 5) as u32)?;
-        for (i, e) in events.into_iter().enumerate() {
-            let at = (i * 5) as u32;
-            out.set(at, e.kind)?;
-            out.set(at + 1, e.id as f64)?;
-            match (e.socket, e.gate) {
-                (Some(socket), _) => out.set(at + 2, socket)?,
-                (None, Some(gate)) => out.set(at + 2, BindingFailGate { gate: Some(gate) })?,
-                (None, None) => {}
+        let taken = {
+            let mut q = self.events.lock().unwrap_or_else(|e| e.into_inner());
+            let capacity = q.bytes.len();
+            QueuedEvents {
+                bytes: std::mem::replace(&mut q.bytes, Vec::with_capacity(capacity)),
+                objects: std::mem::take(&mut q.objects),
             }
-            match e.data {
-                EventData::None => {}
-                EventData::Text(text) => out.set(at + 3, text)?,
-                EventData::Binary(bytes) => {
-                    out.set(at + 3, BufferSlice::copy_from(env, &bytes)?)?
-                }
-            }
-            out.set(at + 4, e.code)?;
+        };
+        if taken.bytes.is_empty() {
+            return Ok(None);
         }
-        Ok(out)
+        let mut out = env.create_array(1 + taken.objects.len() as u32)?;
+        out.set(0, Buffer::from(taken.bytes))?;
+        for (i, object) in taken.objects.into_iter().enumerate() {
+            let at = 1 + i as u32;
+            match object {
+                EventObject::Socket(socket) => out.set(at, socket)?,
+                EventObject::Gate(gate) => out.set(at, BindingFailGate { gate: Some(gate) })?,
+            }
+        }
+        Ok(Some(out))
     }
 }
 
@@ -386,14 +414,7 @@ impl JsEvents {
         code: u32,
     ) {
         match &self.sink {
-            Sink::Queue(queue) => queue.push(QueuedEvent {
-                kind,
-                id,
-                socket,
-                data,
-                code,
-                gate: None,
-            }),
+            Sink::Queue(queue) => queue.push(kind, id, socket.map(EventObject::Socket), data, code),
             Sink::Callback(callback) => {
                 let data = match data {
                     EventData::None => None,
@@ -439,14 +460,13 @@ impl WsEvents for JsEvents {
     fn on_error(&self, id: u64, error: CoreError, gate: FailGate) {
         let text = format!("{}: {}", error.code(), error);
         match &self.sink {
-            Sink::Queue(queue) => queue.push(QueuedEvent {
-                kind: WS_ERROR,
+            Sink::Queue(queue) => queue.push(
+                WS_ERROR,
                 id,
-                socket: None,
-                data: EventData::Text(text),
-                code: 0,
-                gate: Some(gate),
-            }),
+                Some(EventObject::Gate(gate)),
+                EventData::Text(text),
+                0,
+            ),
             Sink::Callback(callback) => {
                 let args: WsEventArgs =
                     (WS_ERROR, id as i64, None, Some(Either::A(text)), 0).into();
@@ -567,7 +587,7 @@ pub(crate) fn server_websocket(
         handshake_timeout: ms(o.handshake_timeout_ms),
     };
     let queue = Arc::new(WsEventQueue {
-        events: std::sync::Mutex::new(Vec::new()),
+        events: std::sync::Mutex::new(QueuedEvents::default()),
         wake: JsWake::new(wake),
     });
     let handler = Arc::new(JsEvents {
