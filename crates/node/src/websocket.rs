@@ -309,7 +309,7 @@ enum EventData {
 /// A JS object that goes with a queued event: the socket (open, upgrade) or the fail gate
 /// (error).
 enum EventObject {
-    Socket(BindingWebSocket),
+    Socket(Box<BindingWebSocket>),
     Gate(FailGate),
 }
 
@@ -380,7 +380,7 @@ impl WsEventQueue {
         for (i, object) in taken.objects.into_iter().enumerate() {
             let at = 1 + i as u32;
             match object {
-                EventObject::Socket(socket) => out.set(at, socket)?,
+                EventObject::Socket(socket) => out.set(at, *socket)?,
                 EventObject::Gate(gate) => out.set(at, BindingFailGate { gate: Some(gate) })?,
             }
         }
@@ -414,7 +414,13 @@ impl JsEvents {
         code: u32,
     ) {
         match &self.sink {
-            Sink::Queue(queue) => queue.push(kind, id, socket.map(EventObject::Socket), data, code),
+            Sink::Queue(queue) => queue.push(
+                kind,
+                id,
+                socket.map(|s| EventObject::Socket(Box::new(s))),
+                data,
+                code,
+            ),
             Sink::Callback(callback) => {
                 let data = match data {
                     EventData::None => None,
