@@ -154,3 +154,18 @@ export async function httpProxy(
   const port = (server.address() as net.AddressInfo).port
   return { url: credentials ? `http://${credentials}@127.0.0.1:${port}` : `http://127.0.0.1:${port}`, log }
 }
+
+/**
+ * Servers a test file starts, stopped (not gracefully) after each test. Call once at the top
+ * level of the file; pass every server started to the function it returns.
+ */
+export function trackServers(): <S extends { stop(options: { graceful: boolean }): Promise<void> }>(server: S) => S {
+  const servers: Array<{ stop(options: { graceful: boolean }): Promise<void> }> = []
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => s.stop({ graceful: false })))
+  })
+  return (server) => {
+    servers.push(server)
+    return server
+  }
+}

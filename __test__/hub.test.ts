@@ -13,20 +13,12 @@ import {
   serveWebSocket,
   WebSocket,
 } from 'hypersock'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import WS from 'ws'
-import { deferred } from './helpers.js'
+import { deferred, trackServers } from './helpers.js'
 import { RawClient } from './ws-raw.js'
 
-const servers: Server<never>[] = []
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop({ graceful: false })))
-})
-
-function track<T>(server: Server<T>): Server<T> {
-  servers.push(server as Server<never>)
-  return server
-}
+const track = trackServers()
 
 /** A `ws` client that records what it receives. */
 async function wsPeer(port: number, path = '/') {

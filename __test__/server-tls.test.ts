@@ -15,12 +15,10 @@ type ServerTlsInfo = {
 }
 
 import { type CertificateAndKey, generateCertificate } from 'hypersock/testing'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { trackServers } from './helpers.js'
 
-const servers: Server[] = []
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop({ graceful: false })))
-})
+const track = trackServers()
 
 let ca: CertificateAndKey
 let leaf: CertificateAndKey
@@ -35,7 +33,7 @@ async function start(options: Partial<Parameters<typeof serve>[0]> = {}): Promis
     fetch: (req) => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(req.tls) }),
     ...options,
   })
-  servers.push(server)
+  track(server)
   return server
 }
 

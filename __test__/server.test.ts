@@ -3,18 +3,15 @@ import http from 'node:http'
 import net from 'node:net'
 import { promisify } from 'node:util'
 import { type HypersockError, type Server, ServerError, serve } from 'hypersock'
-import { afterEach, describe, expect, it } from 'vitest'
-import { deferred, rawExchange } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import { deferred, rawExchange, trackServers } from './helpers.js'
 
 const run = promisify(execFile)
-const servers: Server[] = []
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop({ graceful: false })))
-})
+const track = trackServers()
 
 async function start(options: Parameters<typeof serve>[0]): Promise<Server> {
   const server = await serve(options)
-  servers.push(server)
+  track(server)
   return server
 }
 

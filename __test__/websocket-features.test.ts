@@ -14,20 +14,12 @@ import {
   type UpgradeRequest,
   WebSocket,
 } from 'hypersock'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import WS, { WebSocketServer } from 'ws'
-import { deferred, rawExchange } from './helpers.js'
+import { deferred, rawExchange, trackServers } from './helpers.js'
 import { frame, RawClient } from './ws-raw.js'
 
-const servers: Server<never>[] = []
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop({ graceful: false })))
-})
-
-function track<T>(server: Server<T>): Server<T> {
-  servers.push(server as Server<never>)
-  return server
-}
+const track = trackServers()
 
 function url(server: Server<unknown>, path = '/'): string {
   return `ws://127.0.0.1:${server.port}${path}`

@@ -4,19 +4,15 @@ import {
   type CloseEvent,
   type ErrorEvent,
   type HypersockError,
-  type Server,
   type ServerWebSocket,
   serve,
   WebSocket,
 } from 'hypersock'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import WS, { WebSocketServer } from 'ws'
-import { deferred, freePort } from './helpers.js'
+import { deferred, freePort, trackServers } from './helpers.js'
 
-const servers: Server[] = []
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop({ graceful: false })))
-})
+const track = trackServers()
 
 type Closed = { code: number; reason: string }
 
@@ -37,7 +33,7 @@ async function echoServer(options: { maxMessageSize?: number } = {}) {
       },
     },
   })
-  servers.push(server)
+  track(server)
   const wsUrl = server.url.href.replace('http:', 'ws:')
   return { server, wsUrl, closed: closed.promise, opened: opened.promise }
 }
@@ -103,7 +99,7 @@ describe('WebSocket: hypersock client and server', () => {
         },
       },
     })
-    servers.push(server)
+    track(server)
     const ws = new WebSocket(server.url.href.replace('http:', 'ws:'))
     const got: Array<string | Buffer> = []
     for await (const msg of ws) got.push(msg)
@@ -139,7 +135,7 @@ describe('WebSocket: hypersock client and server', () => {
 
   it('fails the handshake with ERR_WS_HANDSHAKE against a plain HTTP server', async () => {
     const server = await serve({ fetch: () => ({ status: 404, body: 'no' }) })
-    servers.push(server)
+    track(server)
     const ws = new WebSocket(server.url.href.replace('http:', 'ws:'))
     const err = await new Promise<ErrorEvent>((r) => ws.addEventListener('error', (e) => r(e as ErrorEvent)))
     expect((err.error as HypersockError).code).toBe('ERR_WS_HANDSHAKE')
