@@ -40,7 +40,7 @@ pub use io::{BoundAddr, ListenTarget};
 pub use stats::StatsSnapshot;
 pub use upgrade::{wants_websocket, Upgrade, UpgradeAccept, UpgradeReject};
 
-use io::{Activity, Clock, Counted, Listener};
+use io::{Activity, Counted, Listener};
 use stats::Stats;
 
 /// Options of [`Server::bind`].
@@ -256,7 +256,6 @@ pub(crate) struct Ctx {
     handler_slots: Option<Arc<Semaphore>>,
     tls: Option<std::sync::RwLock<Arc<rustls::ServerConfig>>>,
     queued: AtomicUsize,
-    clock: Clock,
 }
 
 /// A running server. Dropping it does not stop it; call [`Server::stop`].
@@ -303,7 +302,6 @@ impl Server {
                 .max_concurrent_requests
                 .map(|n| Arc::new(Semaphore::new(n.max(1)))),
             queued: AtomicUsize::new(0),
-            clock: Clock::new(),
             tls: opts.tls.clone().map(std::sync::RwLock::new),
             opts,
         });
@@ -374,6 +372,9 @@ struct ConnBuilder {
     protocols: Protocols,
 }
 
+/// hyper's default limit of header fields in a request.
+const HYPER_MAX_HEADERS: usize = 100;
+
 fn connection_builder(opts: &ServerOptions) -> ConnBuilder {
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     http2
@@ -386,16 +387,20 @@ fn connection_builder(opts: &ServerOptions) -> ConnBuilder {
     http1
         .timer(TokioTimer::new())
         .header_read_timeout(opts.header_read_timeout)
-        .max_headers(opts.max_headers)
         .max_buf_size(opts.max_header_size.max(8192))
         .keep_alive(true);
     let mut auto = auto::Builder::new(TokioExecutor::new());
     auto.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(opts.header_read_timeout)
-        .max_headers(opts.max_headers)
         .max_buf_size(opts.max_header_size.max(8192))
         .keep_alive(true);
+    // hyper parses into a header array on the stack unless a limit is set, which makes it
+    // allocate one per request: set only a limit other than hyper's own (100).
+    if opts.max_headers != HYPER_MAX_HEADERS {
+        http1.max_headers(opts.max_headers);
+        auto.http1().max_headers(opts.max_headers);
+    }
     auto.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(opts.max_header_size).unwrap_or(u32::MAX))
@@ -534,17 +539,19 @@ async fn drive<C: std::future::Future>(
     activity: &Activity,
     stop: &mut watch::Receiver<Option<Duration>>,
 ) {
-    let idle_ms = ctx.opts.idle_timeout.map(|d| d.as_millis() as u64);
+    let idle = ctx.opts.idle_timeout;
+    // The timer ticks at a quarter of the idle timeout; a connection is closed once no byte
+    // moved (and no request was in flight) for the whole timeout, give or take a tick.
+    let tick = idle.map(|d| (d / 4).max(Duration::from_millis(1)));
+    let mut seen = activity.ops.load(Relaxed);
+    let mut quiet_from = tokio::time::Instant::now();
     loop {
-        let wait = match idle_ms {
-            Some(idle) => {
-                let quiet = ctx
-                    .clock
-                    .now_ms()
-                    .saturating_sub(activity.last_ms.load(Relaxed));
-                Duration::from_millis(idle.saturating_sub(quiet).max(1))
-            }
-            None => Duration::from_secs(3600),
+        let wait = match (idle, tick) {
+            (Some(idle), Some(tick)) => idle
+                .saturating_sub(quiet_from.elapsed())
+                .min(tick)
+                .max(Duration::from_millis(1)),
+            _ => Duration::from_secs(3600),
         };
         tokio::select! {
             _ = conn.as_mut() => return,
@@ -555,9 +562,14 @@ async fn drive<C: std::future::Future>(
                 return;
             }
             _ = tokio::time::sleep(wait) => {
-                let Some(idle) = idle_ms else { continue };
-                let quiet = ctx.clock.now_ms().saturating_sub(activity.last_ms.load(Relaxed));
-                if quiet >= idle && activity.in_flight.load(Relaxed) == 0 {
+                let Some(idle) = idle else { continue };
+                let ops = activity.ops.load(Relaxed);
+                if ops != seen || activity.in_flight.load(Relaxed) > 0 {
+                    seen = ops;
+                    quiet_from = tokio::time::Instant::now();
+                    continue;
+                }
+                if quiet_from.elapsed() >= idle {
                     ctx.stats.timeouts.fetch_add(1, Relaxed);
                     shutdown(conn.as_mut());
                     conn.as_mut().await;
@@ -580,8 +592,7 @@ async fn serve_connection(
     stats.connections_open.fetch_add(1, Relaxed);
     stats.connections_total.fetch_add(1, Relaxed);
     let activity = Arc::new(Activity::default());
-    activity.last_ms.store(ctx.clock.now_ms(), Relaxed);
-    let io = Counted::new(io, stats.clone(), activity.clone(), ctx.clock.clone());
+    let io = Counted::new(io, stats.clone(), activity.clone());
     match &ctx.tls {
         None => serve_io(&ctx, &builder, io, peer, None, &activity, &mut stop).await,
         Some(config) => {
@@ -776,7 +787,10 @@ async fn handle_http(
         }
     }
     let target = match parts.uri.path_and_query() {
-        Some(pq) if parts.version == Version::HTTP_2 => pq.as_str().to_owned(),
+        // Origin form (and HTTP/2's :path): copy it as is, without formatting the URI.
+        Some(pq) if parts.version == Version::HTTP_2 || parts.uri.scheme().is_none() => {
+            pq.as_str().to_owned()
+        }
         _ => parts.uri.to_string(),
     };
     let (tx, rx) = oneshot::channel();
