@@ -177,11 +177,7 @@ impl Drop for Counted {
 }
 
 impl Counted {
-    pub(crate) fn new(
-        inner: BoxIo,
-        stats: Arc<Stats>,
-        activity: Arc<Activity>,
-    ) -> Self {
+    pub(crate) fn new(inner: BoxIo, stats: Arc<Stats>, activity: Arc<Activity>) -> Self {
         Counted {
             inner,
             stats,

@@ -496,15 +496,18 @@ async fn serve_io<I: io::Io>(
         Some("http/1.1") => Some(b"http/1.1"),
         _ => None,
     };
-    let ctx2 = ctx.clone();
-    let activity2 = activity.clone();
+    // What every request of the connection needs, shared: one reference count per request.
+    let conn = Arc::new(ConnShared {
+        ctx: ctx.clone(),
+        activity: activity.clone(),
+        tls,
+        peer,
+    });
     let svc = service_fn(move |req| {
-        let ctx = ctx2.clone();
-        let activity = activity2.clone();
-        let tls = tls.clone();
+        let conn = conn.clone();
         async move {
-            let _busy = Gauge::up(&activity.in_flight);
-            Ok::<_, Infallible>(handle(&ctx, peer, tls, req).await)
+            let _busy = Gauge::up(&conn.activity.in_flight);
+            Ok::<_, Infallible>(handle(&conn.ctx, conn.peer, conn.tls.clone(), req).await)
         }
     });
     let io = TokioIo::new(io);
@@ -528,6 +531,13 @@ async fn serve_io<I: io::Io>(
             drive(conn, |c| c.graceful_shutdown(), ctx, activity, stop).await;
         }
     }
+}
+
+struct ConnShared {
+    ctx: Arc<Ctx>,
+    activity: Arc<Activity>,
+    tls: Option<Arc<ConnTls>>,
+    peer: Option<SocketAddr>,
 }
 
 /// Runs a connection until it ends, shutting it down gracefully on server stop or when it has
@@ -764,18 +774,24 @@ async fn handle_http(
     if declared.is_some_and(|n| n > limit as u64) {
         return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
     }
-    let deadline = ctx
-        .opts
-        .request_timeout
-        .map(|t| tokio::time::Instant::now() + t);
-    let mut stream = BodyStream::new(incoming, limit, deadline);
-    let body = match declared {
-        Some(0) => RequestBody::empty(),
-        Some(n) if n as usize <= INLINE_BODY_LIMIT => match stream.collect().await {
-            Ok(bytes) => RequestBody::Full(bytes),
-            Err(e) => return body_error(ctx, &e),
-        },
-        _ => RequestBody::Stream(stream),
+    // An empty body's stream is still held until the response, as hyper expects of a body it
+    // has handed over (dropping it early can reset an HTTP/2 stream).
+    let (body, _held) = if declared == Some(0) {
+        (RequestBody::empty(), Some(incoming))
+    } else {
+        let deadline = ctx
+            .opts
+            .request_timeout
+            .map(|t| tokio::time::Instant::now() + t);
+        let mut stream = BodyStream::new(incoming, limit, deadline);
+        let body = match declared {
+            Some(n) if n as usize <= INLINE_BODY_LIMIT => match stream.collect().await {
+                Ok(bytes) => RequestBody::Full(bytes),
+                Err(e) => return body_error(ctx, &e),
+            },
+            _ => RequestBody::Stream(stream),
+        };
+        (body, None)
     };
     if parts.version == Version::HTTP_2 && !parts.headers.contains_key(header::HOST) {
         if let Some(authority) = parts
