@@ -81,7 +81,7 @@ pub async fn run<S>(
         zbuf: BytesMut::new(),
         close_sent: false,
         failing: None,
-        gate_tx: driver.shared.tx.clone(),
+        gate_tx: driver.shared.clone(),
         received: None,
         failed: None,
         read_closed: false,
@@ -354,7 +354,7 @@ struct Conn {
     close_sent: bool,
     /// A failure whose close frame waits for the application's [`super::FailGate`].
     failing: Option<(u16, String)>,
-    gate_tx: tokio::sync::mpsc::UnboundedSender<Outgoing>,
+    gate_tx: Arc<super::Shared>,
     received: Option<(u16, String)>,
     failed: Option<(u16, String)>,
     read_closed: bool,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 
@@ -24,6 +24,7 @@ pub mod deflate;
 pub mod frame;
 pub mod handshake;
 mod prepared;
+mod queue;
 
 pub use conn::run;
 pub use deflate::{DeflateOptions, Negotiated};
@@ -81,18 +82,18 @@ pub trait WsEvents: Send + Sync + 'static {
 
 /// Holds back the close frame of a failed connection until dropped (see
 /// [`WsEvents::on_error`]).
-pub struct FailGate(Option<mpsc::UnboundedSender<Outgoing>>);
+pub struct FailGate(Option<Arc<Shared>>);
 
 impl FailGate {
-    pub(crate) fn new(tx: mpsc::UnboundedSender<Outgoing>) -> Self {
-        FailGate(Some(tx))
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        FailGate(Some(shared))
     }
 }
 
 impl Drop for FailGate {
     fn drop(&mut self) {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.send(Outgoing::Resume);
+        if let Some(shared) = self.0.take() {
+            let _ = shared.tx.send(Outgoing::Resume);
         }
     }
 }
@@ -183,7 +184,7 @@ pub(crate) enum Outgoing {
 }
 
 pub(crate) struct Shared {
-    pub(crate) tx: mpsc::UnboundedSender<Outgoing>,
+    pub(crate) tx: queue::Queue,
     pub(crate) buffered: AtomicUsize,
     pub(crate) closing: AtomicBool,
     pub(crate) want_drain: AtomicBool,
@@ -210,15 +211,29 @@ impl std::fmt::Debug for WsHandle {
 /// The receiving end of a handle's queue, consumed by [`run`].
 pub struct WsDriver {
     pub(crate) id: u64,
-    pub(crate) rx: mpsc::UnboundedReceiver<Outgoing>,
+    pub(crate) rx: Rx,
     pub(crate) shared: Arc<Shared>,
+}
+
+/// The receiving side of [`Shared::tx`].
+pub(crate) struct Rx(Arc<Shared>);
+
+impl Rx {
+    pub(crate) async fn recv(&mut self) -> Option<Outgoing> {
+        self.0.tx.recv().await
+    }
+    pub(crate) fn try_recv(&mut self) -> std::result::Result<Outgoing, queue::Empty> {
+        self.0.tx.try_recv()
+    }
+    pub(crate) fn close(&mut self) {
+        self.0.tx.close();
+    }
 }
 
 /// Makes a handle and the driver that [`run`] needs for connection `id`.
 pub fn channel(id: u64, limits: &WsLimits) -> (WsHandle, WsDriver) {
-    let (tx, rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
-        tx,
+        tx: queue::Queue::default(),
         buffered: AtomicUsize::new(0),
         closing: AtomicBool::new(false),
         want_drain: AtomicBool::new(false),
@@ -232,7 +247,11 @@ pub fn channel(id: u64, limits: &WsLimits) -> (WsHandle, WsDriver) {
             id,
             shared: shared.clone(),
         },
-        WsDriver { id, rx, shared },
+        WsDriver {
+            id,
+            rx: Rx(shared.clone()),
+            shared,
+        },
     )
 }
 
@@ -258,7 +277,8 @@ impl WsHandle {
     }
 
     fn push(&self, msg: Outgoing, len: usize) -> Result<SendStatus> {
-        if self.is_closing() {
+        // A queue the connection has closed refuses the message below.
+        if self.shared.closing.load(Ordering::Relaxed) {
             return Err(Error::WsClosed);
         }
         let now = self.shared.buffered.fetch_add(len, Ordering::Relaxed) + len;
