@@ -403,6 +403,7 @@ async function answerUpgrade<Data>(
 const EVENT_BINARY = 1
 const EVENT_DATA = 2
 const EVENT_OBJECT = 4
+const EVENT_DATA_OBJECT = 8
 
 export class WebSocketDispatcher<Data> {
   #handler: WebSocketHandler<Data>
@@ -479,7 +480,8 @@ export class WebSocketDispatcher<Data> {
       const start = o + 16
       o = start + u32(buf, o + 12)
       let data: string | Buffer | undefined
-      if (flags & EVENT_DATA)
+      if (flags & EVENT_DATA_OBJECT) data = batch[next++] as string | Buffer
+      else if (flags & EVENT_DATA)
         data = flags & EVENT_BINARY ? Buffer.from(buf.subarray(start, o)) : buf.utf8Slice(start, o)
       const object = flags & EVENT_OBJECT ? batch[next++] : undefined
       if (kind === WsEvent.Error) {

@@ -311,7 +311,15 @@ enum EventData {
 enum EventObject {
     Socket(Box<BindingWebSocket>),
     Gate(FailGate),
+    /// A payload too large to copy into the batch (see [`INLINE_MAX`]).
+    Text(String),
+    Binary(Bytes),
 }
+
+/// Payloads up to this size travel inside the batch buffer; larger ones as values of their own
+/// (one copy instead of two, and the batch buffer stays small, so it does not need fresh
+/// memory from the OS every time).
+const INLINE_MAX: usize = 1024;
 
 #[derive(Default)]
 struct QueuedEvents {
@@ -330,30 +338,46 @@ pub(crate) struct WsEventQueue {
 const EVENT_BINARY: u8 = 1;
 const EVENT_DATA: u8 = 2;
 const EVENT_OBJECT: u8 = 4;
+const EVENT_DATA_OBJECT: u8 = 8;
 
 impl WsEventQueue {
     /// Appends one event, little-endian, read by `src-ts/server-websocket.ts`:
-    /// `u8 kind, u8 flags (1 binary, 2 has data, 4 has an object), u16 close code,
-    /// u32 id low, u32 id high, u32 data length, data`. The objects go to a list of their own,
-    /// in event order.
+    /// `u8 kind, u8 flags (1 binary, 2 has data, 4 has an object, 8 the data is an object),
+    /// u16 close code, u32 id low, u32 id high, u32 inline data length, inline data`. The
+    /// objects go to a list of their own, in event order (a payload before a socket or gate).
     fn push(&self, kind: u32, id: u64, object: Option<EventObject>, data: EventData, code: u32) {
-        let (flags, payload): (u8, &[u8]) = match &data {
+        let (mut flags, payload): (u8, &[u8]) = match &data {
             EventData::None => (0, &[]),
             EventData::Text(text) => (EVENT_DATA, text.as_bytes()),
             EventData::Binary(bytes) => (EVENT_DATA | EVENT_BINARY, bytes),
         };
-        let flags = flags | if object.is_some() { EVENT_OBJECT } else { 0 };
+        let large = payload.len() > INLINE_MAX;
+        if large {
+            flags |= EVENT_DATA_OBJECT;
+        }
+        if object.is_some() {
+            flags |= EVENT_OBJECT;
+        }
         {
             let mut q = self.events.lock().unwrap_or_else(|e| e.into_inner());
+            let inline: &[u8] = if large { &[] } else { payload };
             let out = &mut q.bytes;
-            out.reserve(16 + payload.len());
+            out.reserve(16 + inline.len());
             out.push(kind as u8);
             out.push(flags);
             out.extend_from_slice(&(code.min(u32::from(u16::MAX)) as u16).to_le_bytes());
             out.extend_from_slice(&(id as u32).to_le_bytes());
             out.extend_from_slice(&((id >> 32) as u32).to_le_bytes());
-            out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            out.extend_from_slice(payload);
+            out.extend_from_slice(&(inline.len() as u32).to_le_bytes());
+            out.extend_from_slice(inline);
+            // The payload object comes before the socket or gate object.
+            if large {
+                q.objects.push(match data {
+                    EventData::Text(text) => EventObject::Text(text),
+                    EventData::Binary(bytes) => EventObject::Binary(bytes),
+                    EventData::None => unreachable!("a large payload has data"),
+                });
+            }
             if let Some(object) = object {
                 q.objects.push(object);
             }
@@ -382,6 +406,8 @@ impl WsEventQueue {
             match object {
                 EventObject::Socket(socket) => out.set(at, *socket)?,
                 EventObject::Gate(gate) => out.set(at, BindingFailGate { gate: Some(gate) })?,
+                EventObject::Text(text) => out.set(at, text)?,
+                EventObject::Binary(bytes) => out.set(at, BufferSlice::copy_from(env, &bytes)?)?,
             }
         }
         Ok(Some(out))
