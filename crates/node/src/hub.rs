@@ -195,7 +195,11 @@ impl BindingHub {
         msg: &PreparedMessage,
         except: Option<Vec<i64>>,
     ) -> Vec<u32> {
-        let d = self.hub.publish(room.as_deref(), msg, &ids(except));
+        // Inside the runtime's context, so that the fan-out can leave waking the receivers to a
+        // task on an I/O thread.
+        let d = napi::bindgen_prelude::within_runtime_if_available(|| {
+            self.hub.publish(room.as_deref(), msg, &ids(except))
+        });
         vec![d.sent as u32, d.skipped as u32, d.dropped as u32]
     }
 

@@ -375,6 +375,7 @@ impl Hub {
         let except = Except::new(except);
         let opts = &self.0.opts;
         let mut d = Delivery::default();
+        let mut wakers = Vec::new();
         let st = self.read();
         let mut send = |handle: &WsHandle| {
             if except.contains(handle.id()) {
@@ -393,9 +394,12 @@ impl Hub {
                 }
                 return;
             }
-            match handle.send_prepared(msg) {
-                Ok(SendStatus::Queued | SendStatus::Backpressure) => d.sent += 1,
-                Ok(SendStatus::Dropped) | Err(_) => d.dropped += 1,
+            match handle.send_prepared_deferred(msg) {
+                Ok((SendStatus::Queued | SendStatus::Backpressure, waker)) => {
+                    d.sent += 1;
+                    wakers.extend(waker);
+                }
+                Ok((SendStatus::Dropped, _)) | Err(_) => d.dropped += 1,
             }
         };
         match room {
@@ -410,6 +414,8 @@ impl Hub {
                 }
             }
         }
+        drop(st);
+        wake_all(wakers);
         d
     }
 
@@ -417,6 +423,22 @@ impl Hub {
     pub fn shutdown(&self) {
         self.set_adapter(None);
     }
+}
+
+/// Below this many, receivers are woken right away.
+const WAKE_INLINE: usize = 16;
+
+/// Wakes the connection tasks a fan-out queued on: from a task on the runtime when there are
+/// many (a wake-up from a runtime thread goes to its local queue; from the JS thread, each one
+/// goes through the shared queue and may have to unpark a thread).
+fn wake_all(wakers: Vec<std::task::Waker>) {
+    if wakers.len() > WAKE_INLINE {
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { wakers.into_iter().for_each(std::task::Waker::wake) });
+            return;
+        }
+    }
+    wakers.into_iter().for_each(std::task::Waker::wake);
 }
 
 fn leave_room(rooms: &mut HashMap<Arc<str>, HashSet<u64>>, room: &str, id: u64) {

@@ -12,6 +12,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -277,6 +278,17 @@ impl WsHandle {
     }
 
     fn push(&self, msg: Outgoing, len: usize) -> Result<SendStatus> {
+        self.push_with(msg, len, |q, msg| q.send(msg).map(|()| None))
+            .map(|(status, _)| status)
+    }
+
+    /// [`WsHandle::push`], with the queueing (and waking) left to `send`.
+    fn push_with(
+        &self,
+        msg: Outgoing,
+        len: usize,
+        send: impl FnOnce(&queue::Queue, Outgoing) -> std::result::Result<Option<Waker>, Outgoing>,
+    ) -> Result<(SendStatus, Option<Waker>)> {
         // A queue the connection has closed refuses the message below.
         if self.shared.closing.load(Ordering::Relaxed) {
             return Err(Error::WsClosed);
@@ -285,22 +297,23 @@ impl WsHandle {
         if len > 0 && now > self.shared.max_backpressure {
             self.shared.buffered.fetch_sub(len, Ordering::Relaxed);
             self.kill(CLOSE_POLICY);
-            return Ok(SendStatus::Dropped);
+            return Ok((SendStatus::Dropped, None));
         }
         // Ask for `drain` before queueing, so that the driver cannot empty the queue unseen.
         let over = now > self.shared.high_water_mark;
         if over {
             self.shared.want_drain.store(true, Ordering::Release);
         }
-        if self.shared.tx.send(msg).is_err() {
+        let Ok(waker) = send(&self.shared.tx, msg) else {
             self.shared.buffered.fetch_sub(len, Ordering::Relaxed);
             return Err(Error::WsClosed);
-        }
-        Ok(if over {
+        };
+        let status = if over {
             SendStatus::Backpressure
         } else {
             SendStatus::Queued
-        })
+        };
+        Ok((status, waker))
     }
 
     /// Queues a text message.
@@ -318,6 +331,19 @@ impl WsHandle {
     /// Queues a pre-framed message (see [`PreparedMessage`]).
     pub fn send_prepared(&self, msg: &PreparedMessage) -> Result<SendStatus> {
         self.push(Outgoing::Prepared(msg.clone()), msg.len())
+    }
+
+    /// Queues a pre-framed message now, in order with every other send, but leaves waking the
+    /// connection's task to the caller (the returned waker, when the task was waiting): a
+    /// fan-out queues on every receiver from the JS thread and wakes them all from an I/O
+    /// thread, where a wake-up costs a fraction of one from outside the runtime.
+    pub(crate) fn send_prepared_deferred(
+        &self,
+        msg: &PreparedMessage,
+    ) -> Result<(SendStatus, Option<Waker>)> {
+        self.push_with(Outgoing::Prepared(msg.clone()), msg.len(), |q, msg| {
+            q.send_no_wake(msg)
+        })
     }
 
     /// Queues a ping with an application payload of at most 125 bytes.

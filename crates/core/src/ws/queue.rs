@@ -52,6 +52,17 @@ impl Queue {
         Ok(())
     }
 
+    /// Queues `msg` without waking the receiver: the caller wakes the returned waker (if any)
+    /// later, e.g. from an I/O thread, where waking is cheaper.
+    pub(crate) fn send_no_wake(&self, msg: Outgoing) -> Result<Option<Waker>, Outgoing> {
+        let mut q = self.lock();
+        if q.closed {
+            return Err(msg);
+        }
+        q.items.push_back(msg);
+        Ok(q.waker.take())
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
     }
