@@ -853,3 +853,5 @@ module.exports.dialWebSocket = nativeBinding.dialWebSocket
 module.exports.generateCertificateNative = nativeBinding.generateCertificateNative
 module.exports.parseCookieDateNative = nativeBinding.parseCookieDateNative
 module.exports.startServer = nativeBinding.startServer
+module.exports.wsSendBinary = nativeBinding.wsSendBinary
+module.exports.wsSendText = nativeBinding.wsSendText

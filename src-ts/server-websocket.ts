@@ -252,6 +252,7 @@ export function prepare(data: string | ArrayBufferLike | ArrayBufferView): Prepa
 /** The server side of a WebSocket connection. */
 export class ServerWebSocket<Data = unknown> {
   #native: Binding.BindingWebSocket
+  #handle: ReturnType<Binding.BindingWebSocket['sendHandle']>
   #state: number = ReadyState.OPEN
   #headers: Headers | undefined
   /** Per-connection data of your own (set by the `upgrade` hook's `data`, or by you). */
@@ -260,6 +261,7 @@ export class ServerWebSocket<Data = unknown> {
   /** @internal */
   constructor(raw: Binding.BindingWebSocket) {
     this.#native = raw
+    this.#handle = raw.sendHandle()
   }
 
   /** Connection id, unique within the server. */
@@ -320,9 +322,9 @@ export class ServerWebSocket<Data = unknown> {
    * closing or exceeded `maxBackpressure`.
    */
   send(data: string | ArrayBufferLike | ArrayBufferView): boolean {
-    if (typeof data === 'string') return this.#attempt(() => this.#native.sendText(data))
+    if (typeof data === 'string') return this.#attempt(() => native.wsSendText(this.#handle, data))
     const bytes = binaryPayload(data)
-    return this.#attempt(() => this.#native.sendBinary(bytes))
+    return this.#attempt(() => native.wsSendBinary(this.#handle, bytes))
   }
 
   /** Sends a message made by {@link prepare}; same result as {@link send}. */

@@ -92,8 +92,29 @@ fn status_code(status: std::result::Result<SendStatus, CoreError>) -> Result<i32
     }
 }
 
+/// Queues a text message on the connection of `handle` (see `BindingWebSocket.sendHandle`);
+/// same results as `BindingWebSocket.sendText`. A function rather than a method: the hot path
+/// of an echo or chat server, it skips the bookkeeping napi-rs does for every method call on a
+/// class instance.
+#[napi]
+pub fn ws_send_text(handle: &External<WsHandle>, text: String) -> Result<i32> {
+    status_code(handle.send_text(text))
+}
+
+/// Queues a binary message on the connection of `handle`; see `wsSendText`.
+#[napi]
+pub fn ws_send_binary(handle: &External<WsHandle>, data: &[u8]) -> Result<i32> {
+    status_code(handle.send_binary(Bytes::copy_from_slice(data)))
+}
+
 #[napi]
 impl BindingWebSocket {
+    /// The connection's send handle, for `wsSendText` and `wsSendBinary`.
+    #[napi]
+    pub fn send_handle(&self) -> External<WsHandle> {
+        External::new(self.handle.clone())
+    }
+
     /// Connection id, unique per server (or per process for clients).
     #[napi(getter)]
     pub fn id(&self) -> i64 {
