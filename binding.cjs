@@ -852,6 +852,7 @@ module.exports.BindingWebSocket = nativeBinding.BindingWebSocket
 module.exports.dialWebSocket = nativeBinding.dialWebSocket
 module.exports.generateCertificateNative = nativeBinding.generateCertificateNative
 module.exports.parseCookieDateNative = nativeBinding.parseCookieDateNative
+module.exports.respond = nativeBinding.respond
 module.exports.startServer = nativeBinding.startServer
 module.exports.wsSendBinary = nativeBinding.wsSendBinary
 module.exports.wsSendText = nativeBinding.wsSendText

@@ -190,11 +190,10 @@ export declare class BindingServer {
    */
   takeRequests(): Buffer | null
   /**
-   * Sends a whole response to request `id`: `count` header pairs joined by `
-  ` in
-   * `headers`. Returns false if it was answered already or the client is gone.
+   * The handle `respond` takes (one per server; the hot path skips napi-rs's bookkeeping of
+   * method calls on class instances).
    */
-  respond(id: number, status: number, count: number, headers: string, body?: string | Uint8Array | undefined | null): boolean
+  replyHandle(): ExternalObject<Inbox>
   /** Sends the response head of request `id` now and returns a sink for the body chunks. */
   respondStream(id: number, status: number, count: number, headers: string): BindingBodySink
   /** Answers request `id` with 101 and `headers` and returns the raw connection. */
@@ -539,6 +538,14 @@ export declare function generateCertificateNative(options: BindingCertificateOpt
 
 /** Parses a cookie date (RFC 6265 5.1.1); milliseconds since the Unix epoch, or null. */
 export declare function parseCookieDateNative(value: string): number | null
+
+/**
+ * Sends a whole response to request `id` of the server of `inbox` (`replyHandle`): `count`
+ * header pairs joined by `
+` in `headers`. Returns false if it was answered already or the
+ * client is gone.
+ */
+export declare function respond(inbox: ExternalObject<Inbox>, id: number, status: number, count: number, headers: string, body?: string | Uint8Array | undefined | null): boolean
 
 /**
  * Binds and starts a server. `onRequest` is called when requests wait in `takeRequests`;

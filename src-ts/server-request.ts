@@ -1,5 +1,6 @@
 import { fromNative } from './errors.js'
 import type { Binding } from './native.js'
+import type { ReplyHandle } from './server-response.js'
 import { parseTls, type TlsDetails } from './tls.js'
 import { type Batch, u16, u32 } from './wire.js'
 
@@ -52,6 +53,7 @@ function u16be(b: Buffer, o: number): number {
 export function decodeRequests(
   batch: Buffer,
   server: Binding.BindingServer,
+  reply: ReplyHandle,
   host: string,
   scheme: string,
   each: (request: ServerRequest) => void,
@@ -59,7 +61,7 @@ export function decodeRequests(
   let o = 0
   while (o + 4 <= batch.length) {
     const len = u32(batch, o)
-    each(new ServerRequest(batch, o, server, host, scheme))
+    each(new ServerRequest(batch, o, server, reply, host, scheme))
     o += len
   }
 }
@@ -74,6 +76,8 @@ export class ServerRequest {
   readonly id: number
   /** @internal */
   readonly server: Binding.BindingServer
+  /** @internal */
+  readonly reply: ReplyHandle
   #batch: Batch
   #flags: number
   #count: number
@@ -94,9 +98,17 @@ export class ServerRequest {
   #tail = -1
 
   /** @internal */
-  constructor(batch: Buffer, at: number, server: Binding.BindingServer, host: string, scheme: string) {
+  constructor(
+    batch: Buffer,
+    at: number,
+    server: Binding.BindingServer,
+    reply: ReplyHandle,
+    host: string,
+    scheme: string,
+  ) {
     this.#batch = batch as Batch
     this.server = server
+    this.reply = reply
     this.#host = host
     this.#scheme = scheme
     this.id = u32(batch, at + 4)

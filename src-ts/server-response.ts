@@ -2,7 +2,7 @@
 import { Duplex } from 'node:stream'
 import { type BodyInit, encodeBody, flattenHeaders, hasHeader, readStream } from './body.js'
 import { fromNative, InvalidArgumentError } from './errors.js'
-import type { Binding } from './native.js'
+import { type Binding, native } from './native.js'
 
 /** A chunk of a streamed body. */
 export type BodyChunk = Uint8Array | string
@@ -33,20 +33,24 @@ const OCTETS = 'application/octet-stream'
 const TEXT_HEADERS = `content-type\n${TEXT}`
 const OCTET_HEADERS = `content-type\n${OCTETS}`
 
-/** The request a response answers: its server and its id there. */
+/** The request a response answers: its server, the server's reply handle, and its id there. */
 export interface Answerable {
   readonly server: Binding.BindingServer
+  readonly reply: ReplyHandle
   readonly id: number
 }
 
+/** What `BindingServer.replyHandle` returns. */
+export type ReplyHandle = ReturnType<Binding.BindingServer['replyHandle']>
+
 /** Sends a whole response; `headers` is a flat `[name, value, ...]` list. */
 export function respond(to: Answerable, status: number, headers: string[], body: string | Uint8Array | null): boolean {
-  return to.server.respond(to.id, status, headers.length >> 1, headers.join('\n'), body)
+  return native.respond(to.reply, to.id, status, headers.length >> 1, headers.join('\n'), body)
 }
 
 /** Sends a plain-text response. */
 export function respondText(to: Answerable, status: number, text: string): boolean {
-  return to.server.respond(to.id, status, 1, TEXT_HEADERS, text)
+  return native.respond(to.reply, to.id, status, 1, TEXT_HEADERS, text)
 }
 
 function asBuffer(data: Uint8Array): Buffer {
@@ -171,9 +175,9 @@ export function sendResponse(
   out: ResponseLike,
 ): void | Promise<void> {
   if (typeof out === 'string') {
-    to.server.respond(to.id, 200, 1, TEXT_HEADERS, out)
+    native.respond(to.reply, to.id, 200, 1, TEXT_HEADERS, out)
   } else if (out instanceof Uint8Array) {
-    to.server.respond(to.id, 200, 1, OCTET_HEADERS, asBuffer(out))
+    native.respond(to.reply, to.id, 200, 1, OCTET_HEADERS, asBuffer(out))
   } else if (out instanceof globalThis.Response) {
     return sendWebResponse(to, out)
   } else if (out !== null && typeof out === 'object') {

@@ -2,7 +2,7 @@ import { fromNative, HypersockError, InvalidArgumentError } from './errors.js'
 import { Hub } from './hub.js'
 import { type Binding, native } from './native.js'
 import { decodeRequests, ServerRequest } from './server-request.js'
-import { type ResponseLike, respondText, sendResponse } from './server-response.js'
+import { type ReplyHandle, type ResponseLike, respondText, sendResponse } from './server-response.js'
 import { bindingWsOptions, WebSocketDispatcher, type WebSocketHandler } from './server-websocket.js'
 import { checkInteger, U32 } from './validate.js'
 
@@ -164,6 +164,7 @@ export class Server<Data = unknown> {
   #hub: Hub<Data>
   #host: string
   #scheme: string
+  #reply: ReplyHandle
 
   /** @internal */
   constructor(raw: Binding.BindingServer, options: ServeOptions<Data>) {
@@ -175,6 +176,7 @@ export class Server<Data = unknown> {
         ? `[${raw.address}]:${raw.port}`
         : `${raw.address}:${raw.port}`
     this.#scheme = options.tls ? 'https' : 'http'
+    this.#reply = raw.replyHandle()
     if (options.websocket) this.#ws = new WebSocketDispatcher(options.websocket, (e) => this.#fail(e, null))
     this.#hub = options.websocket?.hub ?? new Hub<Data>()
     this.#hub.attach(raw.hub(), (id) => this.#ws?.get(id))
@@ -346,7 +348,7 @@ export class Server<Data = unknown> {
   /** @internal Handles every request waiting in the addon, in order. */
   drainRequests(): void {
     const batch = this.#native.takeRequests()
-    if (batch) decodeRequests(batch, this.#native, this.#host, this.#scheme, this.#onRequest)
+    if (batch) decodeRequests(batch, this.#native, this.#reply, this.#host, this.#scheme, this.#onRequest)
   }
 
   #onRequest = (request: ServerRequest): void => {

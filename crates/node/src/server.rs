@@ -99,7 +99,7 @@ fn tls_config(tls: &BindingServerTls, protocols: Protocols) -> Result<Arc<rustls
 /// request id. One wake-up of the JS thread takes the whole batch as a single `Buffer`, so a busy
 /// server makes one cross-thread call and allocates one JS object per batch, not several per
 /// request; JS answers with the id.
-struct Inbox {
+pub struct Inbox {
     state: std::sync::Mutex<InboxState>,
     wake: Arc<JsWake>,
 }
@@ -336,6 +336,28 @@ fn header_block(count: u32, block: &str) -> Result<HeaderMap> {
         return Err(invalid());
     }
     header_map(pairs).map_err(to_js_error)
+}
+
+/// Sends a whole response to request `id` of the server of `inbox` (`replyHandle`): `count`
+/// header pairs joined by `\n` in `headers`. Returns false if it was answered already or the
+/// client is gone.
+#[napi]
+pub fn respond(
+    inbox: &External<Arc<Inbox>>,
+    id: u32,
+    status: u32,
+    count: u32,
+    headers: String,
+    body: Option<Either<String, &[u8]>>,
+) -> Result<bool> {
+    let headers = header_block(count, &headers)?;
+    let Some(slot) = inbox.remove(id) else {
+        return Ok(false);
+    };
+    let status = status.min(u32::from(u16::MAX)) as u16;
+    Ok(slot
+        .responder
+        .send(Response::new(status, headers, body_bytes(body))))
 }
 
 /// A streamed request body (one that did not arrive whole), taken once from its request.
@@ -593,25 +615,11 @@ impl BindingServer {
         (!batch.is_empty()).then(|| Buffer::from(batch))
     }
 
-    /// Sends a whole response to request `id`: `count` header pairs joined by `\n` in
-    /// `headers`. Returns false if it was answered already or the client is gone.
+    /// The handle `respond` takes (one per server; the hot path skips napi-rs's bookkeeping of
+    /// method calls on class instances).
     #[napi]
-    pub fn respond(
-        &self,
-        id: u32,
-        status: u32,
-        count: u32,
-        headers: String,
-        body: Option<Either<String, &[u8]>>,
-    ) -> Result<bool> {
-        let headers = header_block(count, &headers)?;
-        let Some(slot) = self.inbox.remove(id) else {
-            return Ok(false);
-        };
-        let status = status.min(u32::from(u16::MAX)) as u16;
-        Ok(slot
-            .responder
-            .send(Response::new(status, headers, body_bytes(body))))
+    pub fn reply_handle(&self) -> External<Arc<Inbox>> {
+        External::new(self.inbox.clone())
     }
 
     /// Sends the response head of request `id` now and returns a sink for the body chunks.
