@@ -849,6 +849,7 @@ module.exports.BindingPreparedMessage = nativeBinding.BindingPreparedMessage
 module.exports.BindingRawSocket = nativeBinding.BindingRawSocket
 module.exports.BindingServer = nativeBinding.BindingServer
 module.exports.BindingWebSocket = nativeBinding.BindingWebSocket
+module.exports.clientRequest = nativeBinding.clientRequest
 module.exports.dialWebSocket = nativeBinding.dialWebSocket
 module.exports.generateCertificateNative = nativeBinding.generateCertificateNative
 module.exports.parseCookieDateNative = nativeBinding.parseCookieDateNative

@@ -68,11 +68,8 @@ export declare class BindingCancel {
 /** A pooled HTTP client. */
 export declare class BindingClient {
   constructor(options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null, cookieJar?: BindingCookieJar | undefined | null)
-  /**
-   * Sends a request. The body is inline (`body`) or streamed through `stream`; `cancel` aborts
-   * it. Bodies up to `inline_max` bytes come back inline, larger ones through `rest`.
-   */
-  request(method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number): Promise<BindingResponse>
+  /** The handle `clientRequest` takes. */
+  requestHandle(): ExternalObject<Client>
   /** Connection counters of the pool. */
   poolStats(): BindingPoolStats
 }
@@ -529,6 +526,14 @@ export interface BindingWsOptions {
   /** The TS layer has an `upgrade` hook: sockets are handed over before the 101. */
   upgradeHook: boolean
 }
+
+/**
+ * Sends a request on the client of `client` (`BindingClient.requestHandle`). The body is inline
+ * (`body`) or streamed through `stream`; `cancel` aborts it. Bodies up to `inline_max` bytes
+ * come back inline, larger ones through `rest`. A function rather than a method: it is called
+ * for every request, and skips napi-rs's bookkeeping of method calls on class instances.
+ */
+export declare function clientRequest(client: ExternalObject<Client>, method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number): Promise<BindingResponse>
 
 /** Connects to a `ws://` or `wss://` URL. Call `start` on the result to begin receiving. */
 export declare function dialWebSocket(url: string, options: BindingDialOptions): Promise<BindingWebSocket>

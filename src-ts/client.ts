@@ -457,6 +457,7 @@ export function nativeClient(client: Client): Binding.BindingClient {
  */
 export class Client {
   #native: Binding.BindingClient
+  #handle: ReturnType<Binding.BindingClient['requestHandle']>
   #headers: string[]
   #maxSize: number
 
@@ -471,6 +472,7 @@ export class Client {
       throw fromNative(err)
     }
     clientNatives.set(this, this.#native)
+    this.#handle = this.#native.requestHandle()
     this.#headers = flattenHeaders(options.headers)
     this.#maxSize = options.maxResponseSize ?? 256 * 1024 * 1024
   }
@@ -503,7 +505,7 @@ export class Client {
     const cleanup = () => signal?.removeEventListener('abort', onAbort)
     if (signal) signal.addEventListener('abort', onAbort, { once: true })
     const writer = body.stream ? new native.BindingBodyWriter() : null
-    const pending = this.#native.request(method, url, headers, body.bytes, writer, cancel, INLINE_MAX)
+    const pending = native.clientRequest(this.#handle, method, url, headers, body.bytes, writer, cancel, INLINE_MAX)
     if (writer && body.stream) void pump(body.stream, writer, init.onUploadProgress)
     else if (body.bytes && init.onUploadProgress) {
       const total = body.bytes.byteLength

@@ -421,60 +421,10 @@ impl BindingClient {
         })
     }
 
-    /// Sends a request. The body is inline (`body`) or streamed through `stream`; `cancel` aborts
-    /// it. Bodies up to `inline_max` bytes come back inline, larger ones through `rest`.
-    #[napi(
-        ts_return_type = "Promise<BindingResponse>",
-        ts_args_type = "method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number"
-    )]
-    #[allow(clippy::too_many_arguments)]
-    pub fn request<'env>(
-        &self,
-        env: &'env Env,
-        method: String,
-        url: String,
-        headers: Vec<String>,
-        body: Option<Uint8Array>,
-        stream: Option<&BindingBodyWriter>,
-        cancel: Option<&BindingCancel>,
-        inline_max: u32,
-    ) -> Result<PromiseRaw<'env, BindingResponse>> {
-        let body = match (body, stream) {
-            (_, Some(writer)) => match writer.rx.lock().ok().and_then(|mut r| r.take()) {
-                Some(rx) => RequestBody::Stream(rx),
-                None => return Err(invalid("this request body stream was already used".into())),
-            },
-            (Some(b), None) => RequestBody::Bytes(Bytes::copy_from_slice(&b)),
-            (None, None) => RequestBody::Empty,
-        };
-        let req = ClientRequest {
-            method,
-            url,
-            headers: pair_headers(headers)?,
-            body,
-            cancel: cancel.map(|c| c.token.clone()),
-        };
-        let client = self.inner.clone();
-        env.spawn_future_with_callback(
-            async move {
-                let (head, mut reader) = match client.send_counted(req).await {
-                    Ok(sent) => sent,
-                    Err(e) => return Ok(Err(e)),
-                };
-                Ok(match reader.read_ready(inline_max as usize) {
-                    Ok((data, done)) => Ok(head_to_js(
-                        head,
-                        data,
-                        if done { None } else { Some(reader) },
-                    )),
-                    Err(error) => Err(RequestError {
-                        error,
-                        attempts: head.attempts,
-                    }),
-                })
-            },
-            |env, outcome| outcome.map_err(|e| request_error(env, e)),
-        )
+    /// The handle `clientRequest` takes.
+    #[napi]
+    pub fn request_handle(&self) -> External<Client> {
+        External::new(self.inner.clone())
     }
 
     /// Connection counters of the pool.
@@ -486,4 +436,62 @@ impl BindingClient {
             opened: s.opened as f64,
         }
     }
+}
+
+/// Sends a request on the client of `client` (`BindingClient.requestHandle`). The body is inline
+/// (`body`) or streamed through `stream`; `cancel` aborts it. Bodies up to `inline_max` bytes
+/// come back inline, larger ones through `rest`. A function rather than a method: it is called
+/// for every request, and skips napi-rs's bookkeeping of method calls on class instances.
+#[napi(
+    ts_return_type = "Promise<BindingResponse>",
+    ts_args_type = "client: ExternalObject<Client>, method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number"
+)]
+#[allow(clippy::too_many_arguments)]
+pub fn client_request<'env>(
+    env: &'env Env,
+    client: &External<Client>,
+    method: String,
+    url: String,
+    headers: Vec<String>,
+    body: Option<Uint8Array>,
+    stream: Option<&BindingBodyWriter>,
+    cancel: Option<&BindingCancel>,
+    inline_max: u32,
+) -> Result<PromiseRaw<'env, BindingResponse>> {
+    let body = match (body, stream) {
+        (_, Some(writer)) => match writer.rx.lock().ok().and_then(|mut r| r.take()) {
+            Some(rx) => RequestBody::Stream(rx),
+            None => return Err(invalid("this request body stream was already used".into())),
+        },
+        (Some(b), None) => RequestBody::Bytes(Bytes::copy_from_slice(&b)),
+        (None, None) => RequestBody::Empty,
+    };
+    let req = ClientRequest {
+        method,
+        url,
+        headers: pair_headers(headers)?,
+        body,
+        cancel: cancel.map(|c| c.token.clone()),
+    };
+    let client = (**client).clone();
+    env.spawn_future_with_callback(
+        async move {
+            let (head, mut reader) = match client.send_counted(req).await {
+                Ok(sent) => sent,
+                Err(e) => return Ok(Err(e)),
+            };
+            Ok(match reader.read_ready(inline_max as usize) {
+                Ok((data, done)) => Ok(head_to_js(
+                    head,
+                    data,
+                    if done { None } else { Some(reader) },
+                )),
+                Err(error) => Err(RequestError {
+                    error,
+                    attempts: head.attempts,
+                }),
+            })
+        },
+        |env, outcome| outcome.map_err(|e| request_error(env, e)),
+    )
 }
