@@ -38,6 +38,9 @@ const BATCH_LIMIT: usize = 256 << 10;
 const READ_PAUSE: usize = 4 << 20;
 /// Scratch read size per worker thread.
 const READ_CHUNK: usize = 64 << 10;
+/// With this much of an unfinished frame buffered, reads go straight into the connection's
+/// buffer (small leftovers are common and not worth a buffer of their own).
+const DIRECT_READ_MIN: usize = 4 << 10;
 
 thread_local! {
     static READ_SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice());
@@ -273,6 +276,12 @@ impl Drop for CloseGuard {
 }
 
 async fn read_some<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
+    if buf.len() >= DIRECT_READ_MIN {
+        // A large part of a frame is here and more is coming: read straight into the
+        // connection's buffer rather than copying through the shared scratch space.
+        buf.reserve(READ_CHUNK);
+        return tokio::io::AsyncReadExt::read_buf(rd, buf).await;
+    }
     poll_fn(|cx| {
         READ_SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
