@@ -3,7 +3,7 @@
 // Env: BENCH_SECONDS (default 5) is the length of each measurement; 1 makes a quick smoke run.
 // BENCH_ROUNDS (default 3): the HTTP scenarios measure every server that many times, in turns,
 // and keep the median.
-// BENCH_ONLY=wsEcho,hubFanout runs only those scenarios; BENCH_IDLE_CONNECTIONS (default 10000).
+// BENCH_ONLY=wsEcho,hubFanout runs only those scenarios (also hubRoomChat, httpHello, ...); BENCH_IDLE_CONNECTIONS (default 10000).
 // Only loopback addresses are used. Progress goes to stderr, the table to stdout.
 import { mkdirSync } from 'node:fs'
 import { checkBuilt, OUT_DIR, ROOT, SECONDS } from './lib/config.mjs'
@@ -11,7 +11,7 @@ import { killAll, runVisible } from './lib/proc.mjs'
 import { compare, table, writeJson } from './lib/report.mjs'
 import { clientBodiesAndTls, clientGet } from './scenarios/client.mjs'
 import { ensureWrk, http2Hello, httpHello, httpJsonEcho } from './scenarios/http.mjs'
-import { hubFanout } from './scenarios/hub.mjs'
+import { hubFanout, hubRoomChat } from './scenarios/hub.mjs'
 import { wsEcho, wsIdle } from './scenarios/ws.mjs'
 
 // No child outlives the harness, however it ends.
@@ -55,7 +55,17 @@ async function main() {
   await runVisible('cargo', ['build', '--release', '-p', 'hypersock-bench'], { cwd: ROOT })
   console.error(`bench: ${SECONDS} s per measurement, after 1 s of warm-up`)
 
-  const scenarios = [httpHello, httpJsonEcho, http2Hello, wsEcho, wsIdle, clientGet, clientBodiesAndTls, hubFanout]
+  const scenarios = [
+    httpHello,
+    httpJsonEcho,
+    http2Hello,
+    wsEcho,
+    wsIdle,
+    clientGet,
+    clientBodiesAndTls,
+    hubFanout,
+    hubRoomChat,
+  ]
   for (const scenario of scenarios.filter((s) => !only || only.includes(s.name))) {
     try {
       await scenario(record)

@@ -46,6 +46,8 @@ const ROWS = [
   ['JS thread µs per publish to 10k conns (lower is better)', 'hub-publish-js-thread', 'uWebSockets', true],
   ['KiB RSS per idle WebSocket, 10k conns (lower is better)', 'idle-memory-10k', 'ws', true],
   ['KiB RSS per idle WebSocket, 10k conns (lower is better)', 'idle-memory-10k', 'uWebSockets', true],
+  ['Hub 100-member room chat, deliveries/s (32 B)', 'hub-room-100', 'ws'],
+  ['Hub 100-member room chat, deliveries/s (32 B)', 'hub-room-100', 'uWebSockets'],
 ]
 
 const number = (value) =>

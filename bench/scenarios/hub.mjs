@@ -3,7 +3,7 @@
 // uWebSockets.js (`app.publish`); plus each server's memory for the same idle connections.
 // The connections are held by the Rust load generator ws-fanout. Both sides raise their
 // descriptor limit to the hard limit (`ulimit -n`) first.
-import { bin, node } from '../lib/config.mjs'
+import { bin, node, SECONDS, WARMUP } from '../lib/config.mjs'
 import { run, withServer } from '../lib/proc.mjs'
 
 /** Receivers per publish (`HUB_CONNECTIONS`, default 10,000). */
@@ -60,4 +60,35 @@ async function fanout(url) {
   ])
   const out = await run(cmd, args, { timeoutMs: 300_000 })
   return JSON.parse(out.trim().split('\n').at(-1))
+}
+
+const ROOM_SERVERS = [
+  ['hypersock', ...node('servers/hypersock-room.mjs')],
+  ['ws', ...node('servers/ws-room.mjs')],
+  ['uWebSockets', ...node('servers/uws-room.mjs')],
+]
+
+/**
+ * A 100-member room chat: every member sends 32 B messages (4 in flight each) that the server
+ * publishes to the whole room, sender included; deliveries/s received by the members (ws-load
+ * --room: a member sends its next message when its own copy comes back).
+ */
+export async function hubRoomChat(record) {
+  for (const [subject, command, args] of ROOM_SERVERS) {
+    await record('hub-room-100', subject, () =>
+      withServer(subject, command, args, async (port) => {
+        const url = `ws://127.0.0.1:${port}/`
+        await roomLoad(url, WARMUP)
+        const rate = await roomLoad(url, SECONDS)
+        return { value: rate, detail: `${Math.round(rate / 100)} messages/s published to 100 members` }
+      }),
+    )
+  }
+}
+
+async function roomLoad(url, seconds) {
+  const args = ['--url', url, '--room', '--connections', '100', '--pipeline', '4', '--size', '32']
+  args.push('--duration-secs', String(seconds))
+  const out = await run(bin('ws-load'), args, { timeoutMs: seconds * 1000 + 20_000 })
+  return JSON.parse(out.trim().split('\n').at(-1)).rate
 }

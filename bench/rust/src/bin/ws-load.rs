@@ -7,6 +7,9 @@
 //! bytes in flight on each, sending a new one for every echo received, then closes them politely
 //! (draining the echoes still in flight) so the server is idle again. Prints one JSON line,
 //! `{"messages":N,"seconds":S,"rate":R}`, counting only echoes received before the deadline.
+//! `--room` measures a room chat instead of an echo: every connection's messages (text, tagged
+//! with the connection's number) go to every connection, the next one is sent when the sender's
+//! own copy comes back, and `messages` counts every delivery received before the deadline.
 //! `--deflate` runs the same load with permessage-deflate (see `ws_deflate.rs`); `--idle` opens
 //! the connections, prints `READY <n>` and holds them idle for `--duration-secs` (memory runs).
 //! It never hangs: connecting is bounded by the connect timeout, the run by the duration, and a
@@ -46,10 +49,11 @@ struct Options {
     connect_timeout: Duration,
     deflate: bool,
     idle: bool,
+    room: bool,
 }
 
 const USAGE: &str = "usage: ws-load --url ws://127.0.0.1:PORT/ [--connections N] [--size BYTES] \
-                     [--duration-secs S] [--pipeline N] [--binary] [--threads N] [--connect-timeout-secs S]";
+                     [--duration-secs S] [--pipeline N] [--binary] [--room] [--threads N] [--connect-timeout-secs S]";
 
 fn main() {
     let opts = match parse_args(std::env::args().skip(1)) {
@@ -112,6 +116,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Error> 
         connect_timeout: Duration::from_secs(5),
         deflate: false,
         idle: false,
+        room: false,
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -119,6 +124,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Error> 
             "--binary" => opts.binary = true,
             "--deflate" => opts.deflate = true,
             "--idle" => opts.idle = true,
+            "--room" => opts.room = true,
             "--url" => opts.url = value()?,
             "--connections" => opts.connections = count(&arg, &value()?)?,
             "--size" => opts.size = count(&arg, &value()?)?,
@@ -131,6 +137,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Error> 
     }
     if !opts.url.starts_with("ws://") {
         return Err("--url must be a ws:// URL".into());
+    }
+    if opts.room && (opts.binary || opts.size < ROOM_TAG_LEN) {
+        return Err(format!("--room sends text of at least {ROOM_TAG_LEN} bytes").into());
     }
     if opts.connections == 0 || opts.pipeline == 0 || opts.threads == 0 || opts.duration.is_zero() {
         return Err(
@@ -154,26 +163,33 @@ fn seconds(arg: &str, value: &str) -> Result<Duration, Error> {
     parsed.ok_or_else(|| format!("{arg}: not a number of seconds: {value:?}").into())
 }
 
+/// Length of the tag (`r` and eight digits) that starts every message of a `--room` run.
+const ROOM_TAG_LEN: usize = 9;
+
+/// The `--room` tag of connection `index`.
+fn room_tag(index: usize) -> String {
+    format!("r{index:08}")
+}
+
 /// Connects everything, runs the load until the deadline, returns (echoes, elapsed seconds).
 async fn run(opts: &Options) -> Result<(u64, f64), Error> {
     let sockets = connect_all(opts).await?;
-    let message = if opts.binary {
-        Message::binary(vec![0xa5u8; opts.size])
-    } else {
-        Message::text("x".repeat(opts.size))
-    };
     let start = Instant::now();
     let deadline = start + opts.duration;
     let tasks: Vec<_> = sockets
         .into_iter()
-        .map(|ws| {
-            tokio::spawn(drive(
-                ws,
-                message.clone(),
-                opts.pipeline,
-                opts.size,
-                deadline,
-            ))
+        .enumerate()
+        .map(|(index, ws)| {
+            let (message, own) = if opts.room {
+                let tag = room_tag(index);
+                let text = format!("{tag}{}", "x".repeat(opts.size - ROOM_TAG_LEN));
+                (Message::text(text), Some(tag))
+            } else if opts.binary {
+                (Message::binary(vec![0xa5u8; opts.size]), None)
+            } else {
+                (Message::text("x".repeat(opts.size)), None)
+            };
+            tokio::spawn(drive(ws, message, own, opts.pipeline, opts.size, deadline))
         })
         .collect();
     let mut messages = 0;
@@ -222,6 +238,7 @@ async fn connect_all(opts: &Options) -> Result<Vec<Ws>, Error> {
 async fn drive(
     ws: Ws,
     message: Message,
+    own: Option<String>,
     pipeline: usize,
     size: usize,
     deadline: Instant,
@@ -229,7 +246,7 @@ async fn drive(
     let (sink, mut stream) = ws.split();
     let window = Arc::new(Semaphore::new(pipeline));
     let writer = tokio::spawn(write_loop(sink, message, Arc::clone(&window), deadline));
-    let received = read_loop(&mut stream, &window, size, deadline).await;
+    let received = read_loop(&mut stream, &window, own.as_deref(), size, deadline).await;
     // The writer stops at the deadline too and hands back its half of the socket.
     if let Ok(sink) = writer.await {
         if let Ok(ws) = sink.reunite(stream) {
@@ -271,10 +288,13 @@ async fn write_loop(
     }
 }
 
-/// Counts the echoes received before the deadline, giving a permit back to the writer for each.
+/// Counts the echoes received before the deadline, giving a permit back to the writer for each
+/// (with `own`, a room run: counts every delivery, and gives a permit back for the connection's
+/// own messages only).
 async fn read_loop(
     stream: &mut SplitStream<Ws>,
     window: &Semaphore,
+    own: Option<&str>,
     size: usize,
     deadline: Instant,
 ) -> Result<u64, Error> {
@@ -289,6 +309,12 @@ async fn read_loop(
             Ok(Some(Ok(message))) => message,
         };
         match message {
+            Message::Text(ref text) if message.len() == size && own.is_some() => {
+                received += 1;
+                if own.is_some_and(|tag| text.as_str().starts_with(tag)) {
+                    window.add_permits(1);
+                }
+            }
             Message::Text(_) | Message::Binary(_) if message.len() == size => {
                 received += 1;
                 window.add_permits(1);
