@@ -11,7 +11,7 @@ import { killAll, runVisible } from './lib/proc.mjs'
 import { compare, table, writeJson } from './lib/report.mjs'
 import { clientBodiesAndTls, clientGet } from './scenarios/client.mjs'
 import { ensureWrk, http2Hello, httpHello, httpJsonEcho } from './scenarios/http.mjs'
-import { hubFanout, hubRoomChat } from './scenarios/hub.mjs'
+import { hubFanout, hubRedisLatency, hubRoomChat } from './scenarios/hub.mjs'
 import { wsEcho, wsIdle } from './scenarios/ws.mjs'
 
 // No child outlives the harness, however it ends.
@@ -65,6 +65,7 @@ async function main() {
     clientBodiesAndTls,
     hubFanout,
     hubRoomChat,
+    hubRedisLatency,
   ]
   for (const scenario of scenarios.filter((s) => !only || only.includes(s.name))) {
     try {

@@ -48,6 +48,8 @@ const ROWS = [
   ['KiB RSS per idle WebSocket, 10k conns (lower is better)', 'idle-memory-10k', 'uWebSockets', true],
   ['Hub 100-member room chat, deliveries/s (32 B)', 'hub-room-100', 'ws'],
   ['Hub 100-member room chat, deliveries/s (32 B)', 'hub-room-100', 'uWebSockets'],
+  ['Hub publish latency through Redis, p50 µs (lower is better)', 'hub-redis-p50-us', 'one process, no Redis', true],
+  ['Hub publish latency through Redis, p99 µs (lower is better)', 'hub-redis-p99-us', 'one process, no Redis', true],
 ]
 
 const number = (value) =>

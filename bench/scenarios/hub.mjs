@@ -3,8 +3,12 @@
 // uWebSockets.js (`app.publish`); plus each server's memory for the same idle connections.
 // The connections are held by the Rust load generator ws-fanout. Both sides raise their
 // descriptor limit to the hard limit (`ulimit -n`) first.
+import { spawnSync } from 'node:child_process'
+import { once } from 'node:events'
+import net from 'node:net'
+import WebSocket from 'ws'
 import { bin, node, SECONDS, WARMUP } from '../lib/config.mjs'
-import { run, withServer } from '../lib/proc.mjs'
+import { run, runVisible, track, withServer } from '../lib/proc.mjs'
 
 /** Receivers per publish (`HUB_CONNECTIONS`, default 10,000). */
 const CONNECTIONS = Number(process.env.HUB_CONNECTIONS ?? 10_000)
@@ -91,4 +95,140 @@ async function roomLoad(url, seconds) {
   args.push('--duration-secs', String(seconds))
   const out = await run(bin('ws-load'), args, { timeoutMs: seconds * 1000 + 20_000 })
   return JSON.parse(out.trim().split('\n').at(-1)).rate
+}
+
+/** Publishes timed per latency run, after `LATENCY_WARMUP` untimed ones. */
+const LATENCY_SAMPLES = 1000
+const LATENCY_WARMUP = 50
+
+/**
+ * Cross-process fan-out latency through Redis: a client of process A sends, A publishes to the
+ * room, Redis relays, process B delivers to its client; p50 and p99 over sequential messages.
+ * The same run with both clients on one process (no Redis) is the reference.
+ */
+export async function hubRedisLatency(record) {
+  await ensureRedis()
+  const port = await freePort()
+  const redis = track('redis-server', [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+  ])
+  try {
+    await waitForOutput(redis, /Ready to accept connections/, 10_000)
+    const url = `redis://127.0.0.1:${port}`
+    const channel = `bench-${port}`
+    const [command, argsA] = node('servers/hypersock-redis.mjs', url, channel)
+    let across
+    await record('hub-redis-p50-us', 'hypersock', async () => {
+      across = await withServer('hypersock A', command, argsA, (portA) =>
+        withServer('hypersock B', command, argsA, (portB) =>
+          latency(`ws://127.0.0.1:${portA}/`, `ws://127.0.0.1:${portB}/`),
+        ),
+      )
+      return { value: across.p50, detail: `p99 ${across.p99} µs, ${LATENCY_SAMPLES} messages, two processes` }
+    })
+    await record('hub-redis-p99-us', 'hypersock', async () => {
+      if (!across) throw new Error('no latency run')
+      return across.p99
+    })
+    const [, argsLocal] = node('servers/hypersock-redis.mjs', 'none', channel)
+    let local
+    await record('hub-redis-p50-us', 'one process, no Redis', async () => {
+      local = await withServer('hypersock', command, argsLocal, (p) =>
+        latency(`ws://127.0.0.1:${p}/`, `ws://127.0.0.1:${p}/`),
+      )
+      return { value: local.p50, detail: `p99 ${local.p99} µs` }
+    })
+    await record('hub-redis-p99-us', 'one process, no Redis', async () => {
+      if (!local) throw new Error('no latency run')
+      return local.p99
+    })
+  } finally {
+    redis.kill('SIGKILL')
+  }
+}
+
+/** Sends messages one at a time through `from` and times their arrival at `to` (µs). */
+async function latency(fromUrl, toUrl) {
+  const from = new WebSocket(fromUrl)
+  const to = new WebSocket(toUrl)
+  try {
+    await Promise.all([once(from, 'open'), once(to, 'open')])
+    let waiting
+    to.on('message', (data) => {
+      if (waiting && data.toString() === waiting.text) waiting.resolve(performance.now())
+    })
+    const one = (text) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`"${text}" did not arrive within 5 s`)), 5000)
+        waiting = {
+          text,
+          resolve: (at) => {
+            clearTimeout(timer)
+            resolve(at)
+          },
+        }
+        from.send(text)
+      })
+    const samples = []
+    for (let i = 0; i < LATENCY_WARMUP + LATENCY_SAMPLES; i++) {
+      const sent = performance.now()
+      const arrived = await one(`m${i}`)
+      if (i >= LATENCY_WARMUP) samples.push((arrived - sent) * 1000)
+    }
+    samples.sort((x, y) => x - y)
+    const at = (q) => Math.round(samples[Math.min(samples.length - 1, Math.floor(samples.length * q))])
+    return { p50: at(0.5), p99: at(0.99) }
+  } finally {
+    from.terminate()
+    to.terminate()
+  }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** Resolves once `child` prints a line matching `pattern`; fails after `timeoutMs`. */
+function waitForOutput(child, pattern, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    let text = ''
+    const timer = setTimeout(
+      () => reject(new Error(`no ${pattern} from redis-server within ${timeoutMs} ms`)),
+      timeoutMs,
+    )
+    child.stdout.on('data', (chunk) => {
+      text += chunk
+      if (pattern.test(text)) {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+    child.exited.then(() => {
+      clearTimeout(timer)
+      reject(new Error('redis-server exited'))
+    })
+  })
+}
+
+/** Makes sure `redis-server` is on PATH, installing the Debian package if it is not. */
+async function ensureRedis() {
+  if (spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).error === undefined) return
+  console.error('bench: installing redis-server with apt-get')
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  await runVisible('apt-get', ['update'], { env })
+  await runVisible('apt-get', ['install', '-y', 'redis-server'], { env })
 }
