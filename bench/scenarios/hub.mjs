@@ -123,7 +123,7 @@ export async function hubRedisLatency(record) {
     await waitForOutput(redis, /Ready to accept connections/, 10_000)
     const url = `redis://127.0.0.1:${port}`
     const channel = `bench-${port}`
-    const [command, argsA] = node('servers/hypersock-redis.mjs', url, channel)
+    const [command, argsA] = node('servers/hypersock-room.mjs', url, channel)
     let across
     await record('hub-redis-p50-us', 'hypersock', async () => {
       across = await withServer('hypersock A', command, argsA, (portA) =>
@@ -137,7 +137,7 @@ export async function hubRedisLatency(record) {
       if (!across) throw new Error('no latency run')
       return across.p99
     })
-    const [, argsLocal] = node('servers/hypersock-redis.mjs', 'none', channel)
+    const [, argsLocal] = node('servers/hypersock-room.mjs')
     let local
     await record('hub-redis-p50-us', 'one process, no Redis', async () => {
       local = await withServer('hypersock', command, argsLocal, (p) =>

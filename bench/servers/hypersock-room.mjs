@@ -1,9 +1,14 @@
 // hypersock room chat: every connection joins room `chat`; every message is published to the
 // room (framed once in Rust, queued on every member, the sender included).
-import { Hub, serve } from '../../dist/index.js'
+// `node hypersock-room.mjs [<redis url> <channel>]` relays the room through Redis to the other
+// processes on the same channel, and announces its port once the adapter is connected.
+import { Hub, RedisAdapter, serve } from '../../dist/index.js'
 import { announce } from './common.mjs'
 
-const hub = new Hub()
+const [url, channel] = process.argv.slice(2)
+const adapter = url ? new RedisAdapter({ url, channel }) : undefined
+const ready = adapter ? new Promise((resolve) => adapter.once('ready', resolve)) : Promise.resolve()
+const hub = new Hub(adapter ? { adapter } : {})
 const server = await serve({
   port: 0,
   hostname: '127.0.0.1',
@@ -18,4 +23,5 @@ const server = await serve({
     },
   },
 })
+await ready
 announce(server.port)
