@@ -463,7 +463,7 @@ mod tests {
 
     fn queued(d: &mut WsDriver) -> usize {
         let mut n = 0;
-        while d.rx.try_recv().is_ok() {
+        while d.shared.tx.try_recv().is_ok() {
             n += 1;
         }
         n

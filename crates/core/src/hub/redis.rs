@@ -605,7 +605,7 @@ mod tests {
     #[test]
     fn malformed_relay_payloads_are_ignored() {
         let hub = Hub::default();
-        let (h, mut d) = crate::ws::channel(1, &crate::ws::WsLimits::default());
+        let (h, d) = crate::ws::channel(1, &crate::ws::WsLimits::default());
         hub.add(h);
         let (queue, _rx) = mpsc::channel(4);
         let shared = Shared {
@@ -639,16 +639,16 @@ mod tests {
         f.extend_from_slice(&[1; NODE_LEN]);
         f.extend_from_slice(&[1, 0, 0, 0xff]);
         on_data(&shared, &hub, &f);
-        assert!(d.rx.try_recv().is_err());
+        assert!(d.shared.tx.try_recv().is_err());
         // A valid one from another node is delivered; our own echo is not.
         let mut f = vec![b'D'];
         f.extend_from_slice(&[1; NODE_LEN]);
         f.extend_from_slice(&[1, 0, 0]);
         f.extend_from_slice(b"hi");
         on_data(&shared, &hub, &f);
-        assert!(d.rx.try_recv().is_ok());
+        assert!(d.shared.tx.try_recv().is_ok());
         f[1..=NODE_LEN].copy_from_slice(&[0; NODE_LEN]);
         on_data(&shared, &hub, &f);
-        assert!(d.rx.try_recv().is_err());
+        assert!(d.shared.tx.try_recv().is_err());
     }
 }

@@ -54,7 +54,7 @@ pub async fn run<S>(
     io: S,
     leftover: BytesMut,
     role: Role,
-    mut driver: WsDriver,
+    driver: WsDriver,
     events: Arc<dyn WsEvents>,
     limits: WsLimits,
     deflate: Option<Negotiated>,
@@ -168,7 +168,7 @@ pub async fn run<S>(
                 }
                 Err(_) => break 'main None,
             },
-            cmd = driver.rx.recv(), if want_cmd => {
+            cmd = driver.shared.tx.recv(), if want_cmd => {
                 let Some(cmd) = cmd else {
                     queue_open = false;
                     continue;
@@ -176,7 +176,7 @@ pub async fn run<S>(
                 c.command(cmd);
                 // Batch whatever else is queued.
                 while !c.close_sent && c.out_bytes + c.scratch.len() < BATCH_LIMIT {
-                    match driver.rx.try_recv() {
+                    match driver.shared.tx.try_recv() {
                         Ok(cmd) => c.command(cmd),
                         Err(_) => break,
                     }
@@ -253,7 +253,7 @@ pub async fn run<S>(
         (None, None, Some(f)) => f,
         (None, None, None) => (CLOSE_ABNORMAL, String::new()),
     });
-    driver.rx.close();
+    driver.shared.tx.close();
 }
 
 /// Reports the close once, also when the driving task is aborted.

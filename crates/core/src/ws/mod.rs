@@ -212,23 +212,7 @@ impl std::fmt::Debug for WsHandle {
 /// The receiving end of a handle's queue, consumed by [`run`].
 pub struct WsDriver {
     pub(crate) id: u64,
-    pub(crate) rx: Rx,
     pub(crate) shared: Arc<Shared>,
-}
-
-/// The receiving side of [`Shared::tx`].
-pub(crate) struct Rx(Arc<Shared>);
-
-impl Rx {
-    pub(crate) async fn recv(&mut self) -> Option<Outgoing> {
-        self.0.tx.recv().await
-    }
-    pub(crate) fn try_recv(&mut self) -> std::result::Result<Outgoing, queue::Empty> {
-        self.0.tx.try_recv()
-    }
-    pub(crate) fn close(&mut self) {
-        self.0.tx.close();
-    }
 }
 
 /// Makes a handle and the driver that [`run`] needs for connection `id`.
@@ -248,11 +232,7 @@ pub fn channel(id: u64, limits: &WsLimits) -> (WsHandle, WsDriver) {
             id,
             shared: shared.clone(),
         },
-        WsDriver {
-            id,
-            rx: Rx(shared.clone()),
-            shared,
-        },
+        WsDriver { id, shared },
     )
 }
 
@@ -278,17 +258,15 @@ impl WsHandle {
     }
 
     fn push(&self, msg: Outgoing, len: usize) -> Result<SendStatus> {
-        self.push_with(msg, len, |q, msg| q.send(msg).map(|()| None))
-            .map(|(status, _)| status)
+        let (status, waker) = self.push_deferred(msg, len)?;
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(status)
     }
 
-    /// [`WsHandle::push`], with the queueing (and waking) left to `send`.
-    fn push_with(
-        &self,
-        msg: Outgoing,
-        len: usize,
-        send: impl FnOnce(&queue::Queue, Outgoing) -> std::result::Result<Option<Waker>, Outgoing>,
-    ) -> Result<(SendStatus, Option<Waker>)> {
+    /// [`WsHandle::push`], leaving the wake-up of the connection's task to the caller.
+    fn push_deferred(&self, msg: Outgoing, len: usize) -> Result<(SendStatus, Option<Waker>)> {
         // A queue the connection has closed refuses the message below.
         if self.shared.closing.load(Ordering::Relaxed) {
             return Err(Error::WsClosed);
@@ -304,7 +282,7 @@ impl WsHandle {
         if over {
             self.shared.want_drain.store(true, Ordering::Release);
         }
-        let Ok(waker) = send(&self.shared.tx, msg) else {
+        let Ok(waker) = self.shared.tx.send_no_wake(msg) else {
             self.shared.buffered.fetch_sub(len, Ordering::Relaxed);
             return Err(Error::WsClosed);
         };
@@ -341,9 +319,7 @@ impl WsHandle {
         &self,
         msg: &PreparedMessage,
     ) -> Result<(SendStatus, Option<Waker>)> {
-        self.push_with(Outgoing::Prepared(msg.clone()), msg.len(), |q, msg| {
-            q.send_no_wake(msg)
-        })
+        self.push_deferred(Outgoing::Prepared(msg.clone()), msg.len())
     }
 
     /// Queues a ping with an application payload of at most 125 bytes.
@@ -421,12 +397,15 @@ mod tests {
 
     #[test]
     fn close_rejects_long_reason_and_closes_once() {
-        let (h, mut d) = channel(1, &WsLimits::default());
+        let (h, d) = channel(1, &WsLimits::default());
         assert!(h.close(1000, "x".repeat(124)).is_err());
         h.close(1000, "bye".into()).unwrap();
         h.close(1000, "again".into()).unwrap();
-        assert!(matches!(d.rx.try_recv(), Ok(Outgoing::Close(1000, _))));
-        assert!(d.rx.try_recv().is_err());
+        assert!(matches!(
+            d.shared.tx.try_recv(),
+            Ok(Outgoing::Close(1000, _))
+        ));
+        assert!(d.shared.tx.try_recv().is_err());
         assert!(matches!(h.send_text("late".into()), Err(Error::WsClosed)));
     }
 
@@ -437,7 +416,7 @@ mod tests {
             max_backpressure: 10,
             ..WsLimits::default()
         };
-        let (h, mut d) = channel(2, &limits);
+        let (h, d) = channel(2, &limits);
         assert_eq!(h.send_text("hello".into()).unwrap(), SendStatus::Queued);
         assert_eq!(
             h.send_binary(Bytes::from_static(&[1, 2, 3])).unwrap(),
@@ -452,6 +431,6 @@ mod tests {
             d.shared.kill_code.load(Ordering::Relaxed),
             u32::from(CLOSE_POLICY)
         );
-        assert!(matches!(d.rx.try_recv(), Ok(Outgoing::Text(_))));
+        assert!(matches!(d.shared.tx.try_recv(), Ok(Outgoing::Text(_))));
     }
 }

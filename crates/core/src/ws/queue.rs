@@ -36,22 +36,6 @@ impl Queue {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `msg`; gives it back when the receiver has closed the queue.
-    pub(crate) fn send(&self, msg: Outgoing) -> Result<(), Outgoing> {
-        let waker = {
-            let mut q = self.lock();
-            if q.closed {
-                return Err(msg);
-            }
-            q.items.push_back(msg);
-            q.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        Ok(())
-    }
-
     /// Queues `msg` without waking the receiver: the caller wakes the returned waker (if any)
     /// later, e.g. from an I/O thread, where waking is cheaper.
     pub(crate) fn send_no_wake(&self, msg: Outgoing) -> Result<Option<Waker>, Outgoing> {
@@ -61,6 +45,14 @@ impl Queue {
         }
         q.items.push_back(msg);
         Ok(q.waker.take())
+    }
+
+    /// Queues `msg` and wakes the receiver; gives the message back when the queue is closed.
+    pub(crate) fn send(&self, msg: Outgoing) -> Result<(), Outgoing> {
+        if let Some(waker) = self.send_no_wake(msg)? {
+            waker.wake();
+        }
+        Ok(())
     }
 
     pub(crate) fn is_closed(&self) -> bool {
