@@ -1,5 +1,5 @@
 // Child processes of the benchmark: every one is tracked so that none outlives the harness.
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { createInterface } from 'node:readline'
 
 /** Every child still running. */
@@ -67,6 +67,26 @@ export async function runVisible(command, args, options = {}) {
   const { code, signal, error } = await child.exited
   if (error) throw new Error(`cannot run ${command}: ${error.message}`)
   if (code !== 0) throw new Error(`${[command, ...args].join(' ')} failed (${signal ?? `exit ${code}`})`)
+}
+
+/**
+ * Makes sure every command of `tools` (`{ command: debianPackage }`) is on PATH, installing the
+ * Debian packages of the missing ones with apt-get.
+ */
+export async function ensureTools(tools) {
+  const has = (cmd) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).error === undefined
+  const missing = [...new Set(Object.entries(tools).flatMap(([cmd, pkg]) => (has(cmd) ? [] : [pkg])))]
+  if (missing.length === 0) return
+  console.error(`bench: installing ${missing.join(', ')} with apt-get`)
+  try {
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+    await runVisible('apt-get', ['update'], { env })
+    await runVisible('apt-get', ['install', '-y', ...missing], { env })
+  } catch (error) {
+    throw new Error(`\`apt-get install -y ${missing.join(' ')}\` failed: ${error.message}`)
+  }
+  const still = Object.keys(tools).filter((cmd) => !has(cmd))
+  if (still.length > 0) throw new Error(`${still.join(', ')} still not on PATH after apt-get install`)
 }
 
 /**

@@ -3,11 +3,10 @@
 // - 1 KiB JSON POST echo req/s (wrk -c64 with a Lua script)
 // - HTTP/2 hello world req/s (h2load over h2c, 16 connections x 16 streams)
 // Peers: node:http (node:http2 for HTTP/2), fastify, uWebSockets, and hyper (pure Rust ceiling).
-import { spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { bin, node, OUT_DIR, ROUNDS, SECONDS, WARMUP } from '../lib/config.mjs'
-import { run, runVisible, withServer } from '../lib/proc.mjs'
+import { ensureTools, run, withServer } from '../lib/proc.mjs'
 
 const HYPERSOCK = ['hypersock', ...node('servers/hypersock-http.mjs')]
 const HYPER = ['hyper (pure Rust)', bin('hyper-hello'), ['--port', '0']]
@@ -124,17 +123,6 @@ async function h2load(url, seconds) {
 }
 
 /** Makes sure `wrk` and `h2load` are on PATH, installing the Debian packages if they are not. */
-export async function ensureWrk() {
-  const has = (cmd) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).error === undefined
-  const missing = [has('wrk') ? null : 'wrk', has('h2load') ? null : 'nghttp2-client'].filter(Boolean)
-  if (missing.length === 0) return
-  console.error(`bench: installing ${missing.join(', ')} with apt-get`)
-  try {
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-    await runVisible('apt-get', ['update'], { env })
-    await runVisible('apt-get', ['install', '-y', ...missing], { env })
-  } catch (error) {
-    throw new Error(`\`apt-get install -y ${missing.join(' ')}\` failed: ${error.message}`)
-  }
-  if (!has('wrk') || !has('h2load')) throw new Error('wrk or h2load is still not on PATH after apt-get install')
+export function ensureWrk() {
+  return ensureTools({ wrk: 'wrk', h2load: 'nghttp2-client' })
 }

@@ -3,12 +3,11 @@
 // uWebSockets.js (`app.publish`); plus each server's memory for the same idle connections.
 // The connections are held by the Rust load generator ws-fanout. Both sides raise their
 // descriptor limit to the hard limit (`ulimit -n`) first.
-import { spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
 import WebSocket from 'ws'
 import { bin, node, SECONDS, WARMUP } from '../lib/config.mjs'
-import { run, runVisible, track, withServer } from '../lib/proc.mjs'
+import { ensureTools, run, track, withServer } from '../lib/proc.mjs'
 
 /** Receivers per publish (`HUB_CONNECTIONS`, default 10,000). */
 const CONNECTIONS = Number(process.env.HUB_CONNECTIONS ?? 10_000)
@@ -107,7 +106,7 @@ const LATENCY_WARMUP = 50
  * The same run with both clients on one process (no Redis) is the reference.
  */
 export async function hubRedisLatency(record) {
-  await ensureRedis()
+  await ensureTools({ 'redis-server': 'redis-server' })
   const port = await freePort()
   const redis = track('redis-server', [
     '--port',
@@ -222,13 +221,4 @@ function waitForOutput(child, pattern, timeoutMs) {
       reject(new Error('redis-server exited'))
     })
   })
-}
-
-/** Makes sure `redis-server` is on PATH, installing the Debian package if it is not. */
-async function ensureRedis() {
-  if (spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).error === undefined) return
-  console.error('bench: installing redis-server with apt-get')
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-  await runVisible('apt-get', ['update'], { env })
-  await runVisible('apt-get', ['install', '-y', 'redis-server'], { env })
 }
