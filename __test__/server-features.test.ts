@@ -15,9 +15,7 @@ const run = promisify(execFile)
 const track = trackServers()
 
 async function start(options: Parameters<typeof serve>[0]): Promise<Server> {
-  const server = await serve(options)
-  track(server)
-  return server
+  return track(await serve(options))
 }
 
 /** Sends a request with node:http and returns status, headers and the body chunks as they came. */

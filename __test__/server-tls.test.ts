@@ -28,13 +28,13 @@ beforeAll(() => {
 })
 
 async function start(options: Partial<Parameters<typeof serve>[0]> = {}): Promise<Server> {
-  const server = await serve({
-    tls: { cert: leaf.cert, key: leaf.key },
-    fetch: (req) => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(req.tls) }),
-    ...options,
-  })
-  track(server)
-  return server
+  return track(
+    await serve({
+      tls: { cert: leaf.cert, key: leaf.key },
+      fetch: (req) => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(req.tls) }),
+      ...options,
+    }),
+  )
 }
 
 /** GET over node:https; resolves with status, body, and the server certificate seen. */

@@ -10,9 +10,7 @@ const run = promisify(execFile)
 const track = trackServers()
 
 async function start(options: Parameters<typeof serve>[0]): Promise<Server> {
-  const server = await serve(options)
-  track(server)
-  return server
+  return track(await serve(options))
 }
 
 describe('serve: HTTP/1.1 slice', () => {
