@@ -391,6 +391,8 @@ export interface BindingRedisOptions {
   channel: string
   requestTimeoutMs: number
   maxQueue: number
+  /** TLS settings of a `rediss://` URL. */
+  tls?: BindingTlsOptions
 }
 
 /** A response head, with the body inline when it was small, or a reader for the rest. */

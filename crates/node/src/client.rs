@@ -257,7 +257,8 @@ fn invalid(msg: String) -> napi::Error {
     to_js_error(Error::InvalidArgument(msg))
 }
 
-fn tls_options(t: Option<BindingTlsOptions>) -> Result<ClientTlsOptions> {
+/// The core's client TLS options from the JS ones (the HTTP client and the Redis adapter).
+pub(crate) fn tls_options(t: Option<BindingTlsOptions>) -> Result<ClientTlsOptions> {
     let Some(t) = t else {
         return Ok(ClientTlsOptions::default());
     };

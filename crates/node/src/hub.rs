@@ -8,6 +8,7 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
+use crate::client::{tls_options, BindingTlsOptions};
 use crate::to_js_error;
 use crate::websocket::BindingPreparedMessage;
 
@@ -47,6 +48,8 @@ pub struct BindingRedisOptions {
     pub channel: String,
     pub request_timeout_ms: u32,
     pub max_queue: u32,
+    /// TLS settings of a `rediss://` URL.
+    pub tls: Option<BindingTlsOptions>,
 }
 
 /// The hub of a server: rooms, metadata and fan-out of its WebSocket connections.
@@ -224,6 +227,7 @@ impl BindingHub {
             channel: options.channel,
             request_timeout: Duration::from_millis(u64::from(options.request_timeout_ms)),
             max_queue: options.max_queue as usize,
+            tls: options.tls.map(|t| tls_options(Some(t))).transpose()?,
         };
         RedisAdapter::start(&self.hub, opts, events).map_err(to_js_error)?;
         Ok(())

@@ -25,7 +25,8 @@ use crate::ws::deflate::{accept_response, client_offer, parse_extensions};
 use crate::ws::handshake::{accept_key, generate_key, has_token};
 use crate::ws::{DeflateOptions, Negotiated, WsLimits};
 
-/// The connection under a dialed WebSocket: plain TCP (`ws://`) or TLS (`wss://`).
+/// A client connection: plain TCP (`ws://`, `redis://`) or TLS (`wss://`, `rediss://`). It is the
+/// connection under a dialed WebSocket and under the Hub's Redis adapter.
 pub enum ClientStream {
     /// `ws://`
     Plain(TcpStream),

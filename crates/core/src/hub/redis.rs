@@ -15,6 +15,11 @@
 //!
 //! The protocol client is the few lines of RESP2 in [`super::resp`]: two commands (`PUBLISH`,
 //! `SUBSCRIBE`, plus `AUTH`) do not warrant a full Redis client and its dependencies.
+//!
+//! `rediss://` connects over TLS with the same rustls configuration as the HTTP client
+//! ([`crate::tls::client_config`] from [`RedisOptions::tls`]): custom CAs, a client certificate
+//! for servers that require one, and `reject_unauthorized`. A failed handshake is reported and
+//! retried like any other connection failure.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,20 +27,25 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 
 use super::resp::{self, Value};
 use super::{Adapter, AdapterFuture, Hub, Inner};
-use crate::error::{Error, Result};
+use crate::client::ClientStream;
+use crate::error::{Error, Result, TlsFailure};
+use crate::tls::{classify_io, client_config, ClientTlsOptions};
 use crate::ws::PreparedMessage;
 
 /// Options of [`RedisAdapter::start`].
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
-    /// `redis://[user:password@]host[:port]` (port 6379 by default).
+    /// `redis://[user:password@]host[:port]`, or `rediss://` for TLS (port 6379 by default for
+    /// both).
     pub url: String,
     /// Prefix of the channel names; hubs that share it share rooms. Default `hypersock`.
     pub channel: String,
@@ -43,6 +53,9 @@ pub struct RedisOptions {
     pub request_timeout: Duration,
     /// Publishes held while the publishing connection is down; more are dropped.
     pub max_queue: usize,
+    /// TLS settings of a `rediss://` URL (CAs, client certificate, ...); `None` uses the
+    /// defaults (the webpki roots, no client certificate). Only allowed with `rediss://`.
+    pub tls: Option<ClientTlsOptions>,
 }
 
 impl Default for RedisOptions {
@@ -52,6 +65,7 @@ impl Default for RedisOptions {
             channel: "hypersock".into(),
             request_timeout: Duration::from_secs(2),
             max_queue: 65_536,
+            tls: None,
         }
     }
 }
@@ -127,8 +141,48 @@ impl std::fmt::Debug for RedisAdapter {
 #[derive(Debug, Clone)]
 struct Target {
     addr: String,
+    /// The host of the URL, without brackets: the TLS server name unless `tls.server_name` says
+    /// otherwise.
+    host: String,
+    /// `rediss://`
+    tls: bool,
     user: Option<String>,
     password: Option<String>,
+}
+
+/// Where and how the adapter's connections go: the parsed URL and, for `rediss://`, the TLS
+/// connector and the server name to verify.
+#[derive(Clone)]
+struct Endpoint {
+    target: Target,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+}
+
+impl Endpoint {
+    fn new(target: Target, tls: Option<&ClientTlsOptions>) -> Result<Endpoint> {
+        if !target.tls {
+            if tls.is_some() {
+                return Err(Error::InvalidArgument(
+                    "TLS options were given for a redis:// URL: use rediss:// to connect over TLS"
+                        .into(),
+                ));
+            }
+            return Ok(Endpoint { target, tls: None });
+        }
+        let defaults = ClientTlsOptions::default();
+        let opts = tls.unwrap_or(&defaults);
+        let config = client_config(opts, &[])?;
+        let sni = opts
+            .server_name
+            .clone()
+            .unwrap_or_else(|| target.host.clone());
+        let name = ServerName::try_from(sni.clone())
+            .map_err(|_| Error::InvalidArgument(format!("invalid TLS server name {sni:?}")))?;
+        Ok(Endpoint {
+            target,
+            tls: Some((TlsConnector::from(config), name)),
+        })
+    }
 }
 
 fn parse_url(raw: &str) -> Result<Target> {
@@ -137,11 +191,11 @@ fn parse_url(raw: &str) -> Result<Target> {
         reason: reason.to_owned(),
     };
     let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
-    if url.scheme() != "redis" {
-        return Err(bad(
-            "the scheme must be redis:// (rediss:// is not supported)",
-        ));
-    }
+    let tls = match url.scheme() {
+        "redis" => false,
+        "rediss" => true,
+        _ => return Err(bad("the scheme must be redis:// or rediss:// (TLS)")),
+    };
     let host = url.host_str().ok_or_else(|| bad("no host"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let port = url.port().unwrap_or(6379);
@@ -159,6 +213,8 @@ fn parse_url(raw: &str) -> Result<Target> {
     };
     Ok(Target {
         addr,
+        host: host.to_owned(),
+        tls,
         user,
         password,
     })
@@ -169,7 +225,7 @@ impl RedisAdapter {
     /// any previous one). Returns at once: connections are made in the background and reported
     /// through `events` ([`AdapterEvent::Ready`] once subscribed). Must run on a tokio runtime.
     pub fn start(hub: &Hub, opts: RedisOptions, events: EventSink) -> Result<Arc<RedisAdapter>> {
-        let target = parse_url(&opts.url)?;
+        let target = Endpoint::new(parse_url(&opts.url)?, opts.tls.as_ref())?;
         if opts.channel.is_empty() {
             return Err(Error::InvalidArgument("the channel prefix is empty".into()));
         }
@@ -272,18 +328,71 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One connection to Redis with its read buffer.
+/// Says that a TLS error came from the connection to Redis.
+fn redis_tls_error(kind: TlsFailure, message: impl std::fmt::Display) -> Error {
+    Error::Tls {
+        kind,
+        message: format!("TLS with Redis: {message}"),
+    }
+}
+
+/// An I/O error of a connection to Redis; a TLS failure (a bad certificate, or an alert such as a
+/// client certificate the server requires and did not get) keeps its TLS code.
+fn io_error(e: std::io::Error) -> Error {
+    // Redis requires a client certificate by default (`tls-auth-clients yes`); with TLS 1.3 the
+    // refusal comes as an alert after the handshake, on the first read.
+    let wants_cert = matches!(
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::CertificateRequired
+        ))
+    );
+    match classify_io(e) {
+        Ok(Error::Tls { kind, message }) if wants_cert => redis_tls_error(
+            kind,
+            format!(
+                "{message} (the server requires a client certificate: give tls.cert and tls.key)"
+            ),
+        ),
+        Ok(Error::Tls { kind, message }) => redis_tls_error(kind, message),
+        Ok(other) => other,
+        Err(e) => Error::from(e),
+    }
+}
+
+/// One connection to Redis (TCP, or TLS for `rediss://`) with its read buffer.
 struct Conn {
-    stream: TcpStream,
+    stream: ClientStream,
     buf: BytesMut,
 }
 
 impl Conn {
-    async fn open(target: &Target) -> Result<Conn> {
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&target.addr))
+    async fn open(endpoint: &Endpoint) -> Result<Conn> {
+        let target = &endpoint.target;
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&target.addr))
             .await
             .map_err(|_| Error::Timeout("connect to Redis"))??;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let stream = match &endpoint.tls {
+            None => ClientStream::Plain(tcp),
+            Some((connector, name)) => {
+                let handshake = connector.connect(name.clone(), tcp);
+                let tls = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+                    .await
+                    .map_err(|_| Error::Timeout("TLS handshake with Redis"))?
+                    .map_err(|e| match classify_io(e) {
+                        Ok(Error::Tls { kind, message }) => redis_tls_error(kind, message),
+                        Ok(other) => other,
+                        // The connection broke during the handshake (e.g. a server without TLS
+                        // on that port).
+                        Err(e) => {
+                            redis_tls_error(TlsFailure::Handshake, format!("handshake failed: {e}"))
+                        }
+                    })?;
+                ClientStream::Tls(Box::new(tls))
+            }
+        };
         let mut conn = Conn {
             stream,
             buf: BytesMut::with_capacity(8 << 10),
@@ -296,12 +405,28 @@ impl Conn {
                 }
                 None => resp::command(&mut out, &[b"AUTH", password.as_bytes()]),
             }
-            conn.stream.write_all(&out).await?;
+            conn.write(&out).await?;
             if let Value::Error(e) = conn.read().await? {
                 return Err(Error::Adapter(format!("AUTH refused: {e}")));
             }
         }
         Ok(conn)
+    }
+
+    /// Writes `out` whole and flushes it (TLS holds written bytes until flushed).
+    async fn write(&mut self, out: &[u8]) -> Result<()> {
+        self.stream.write_all(out).await.map_err(io_error)?;
+        self.stream.flush().await.map_err(io_error)
+    }
+
+    /// Reads more bytes into the buffer; false when Redis closed the connection.
+    async fn fill(&mut self) -> Result<bool> {
+        Ok(self
+            .stream
+            .read_buf(&mut self.buf)
+            .await
+            .map_err(io_error)?
+            > 0)
     }
 
     async fn read(&mut self) -> Result<Value> {
@@ -311,7 +436,7 @@ impl Conn {
                 Ok(None) => {}
                 Err(e) => return Err(Error::Adapter(format!("bad reply from Redis: {e}"))),
             }
-            if self.stream.read_buf(&mut self.buf).await? == 0 {
+            if !self.fill().await? {
                 return Err(Error::ConnectionReset("Redis closed the connection".into()));
             }
         }
@@ -335,7 +460,7 @@ fn report(shared: &Shared, what: &str, e: &Error, down: &mut bool) {
     }
 }
 
-async fn publisher(shared: Arc<Shared>, target: Target, mut rx: mpsc::Receiver<Outbound>) {
+async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver<Outbound>) {
     let mut backoff = MIN_BACKOFF;
     let mut down = false;
     let mut batch: Vec<Outbound> = Vec::new();
@@ -366,10 +491,10 @@ async fn publisher(shared: Arc<Shared>, target: Target, mut rx: mpsc::Receiver<O
                     Some(m) => m,
                     None => return,
                 },
-                r = conn.stream.read_buf(&mut conn.buf) => match r {
-                    Ok(0) => break Error::ConnectionReset("Redis closed the connection".into()),
-                    Ok(_) => continue,
-                    Err(e) => break Error::from(e),
+                r = conn.fill() => match r {
+                    Ok(false) => break Error::ConnectionReset("Redis closed the connection".into()),
+                    Ok(true) => continue,
+                    Err(e) => break e,
                 },
             };
             batch.push(first);
@@ -383,8 +508,8 @@ async fn publisher(shared: Arc<Shared>, target: Target, mut rx: mpsc::Receiver<O
             for m in &batch {
                 resp::command(&mut out, &[b"PUBLISH", &m.channel, &m.frame]);
             }
-            if let Err(e) = conn.stream.write_all(&out).await {
-                break Error::from(e);
+            if let Err(e) = conn.write(&out).await {
+                break e;
             }
             let mut error = None;
             for m in batch.drain(..) {
@@ -418,7 +543,7 @@ async fn publisher(shared: Arc<Shared>, target: Target, mut rx: mpsc::Receiver<O
     }
 }
 
-async fn subscriber(shared: Arc<Shared>, target: Target) {
+async fn subscriber(shared: Arc<Shared>, target: Endpoint) {
     let mut backoff = MIN_BACKOFF;
     let mut down = false;
     let mut ever = false;
@@ -427,7 +552,7 @@ async fn subscriber(shared: Arc<Shared>, target: Target) {
             let mut conn = Conn::open(&target).await?;
             let mut out = BytesMut::new();
             resp::command(&mut out, &[b"SUBSCRIBE", &shared.data, &shared.ctl]);
-            conn.stream.write_all(&out).await?;
+            conn.write(&out).await?;
             for _ in 0..2 {
                 match conn.read().await? {
                     Value::Array(Some(_)) => {}
@@ -598,8 +723,122 @@ mod tests {
         let t = parse_url("redis://bob:pw@[::1]:7000/0").unwrap();
         assert_eq!(t.addr, "[::1]:7000");
         assert_eq!(t.user.as_deref(), Some("bob"));
+        assert!(!t.tls);
+        assert_eq!(t.host, "::1");
         assert!(parse_url("http://x").is_err());
         assert!(parse_url("not a url").is_err());
+    }
+
+    #[test]
+    fn parses_rediss_urls() {
+        let t = parse_url("rediss://cache.example.com").unwrap();
+        assert!(t.tls);
+        assert_eq!(t.addr, "cache.example.com:6379");
+        assert_eq!(t.host, "cache.example.com");
+        let t = parse_url("rediss://:pw@127.0.0.1:6380").unwrap();
+        assert!(t.tls);
+        assert_eq!(t.addr, "127.0.0.1:6380");
+        assert_eq!(t.host, "127.0.0.1");
+        assert_eq!(t.password.as_deref(), Some("pw"));
+        let t = parse_url("rediss://u:p@[::1]:7000").unwrap();
+        assert_eq!(t.addr, "[::1]:7000");
+        assert_eq!(t.host, "::1");
+        assert!(parse_url("redis+tls://x").is_err());
+    }
+
+    #[test]
+    fn tls_options_need_rediss() {
+        let tls = ClientTlsOptions::default();
+        let plain = parse_url("redis://127.0.0.1").unwrap();
+        assert!(Endpoint::new(plain.clone(), None).unwrap().tls.is_none());
+        assert!(matches!(
+            Endpoint::new(plain, Some(&tls)),
+            Err(Error::InvalidArgument(_))
+        ));
+        let secure = parse_url("rediss://127.0.0.1").unwrap();
+        assert!(Endpoint::new(secure.clone(), None).unwrap().tls.is_some());
+        let bad_ca = ClientTlsOptions {
+            ca: vec!["not a certificate".into()],
+            ..ClientTlsOptions::default()
+        };
+        assert!(matches!(
+            Endpoint::new(secure, Some(&bad_ca)),
+            Err(Error::Tls {
+                kind: TlsFailure::Config,
+                ..
+            })
+        ));
+    }
+
+    /// A handshake that fails (here: a CA that did not sign the server's certificate) is an
+    /// adapter error with a TLS code, and the adapter keeps retrying.
+    #[tokio::test]
+    async fn reports_a_failed_tls_handshake_and_retries() {
+        use crate::tls::{generate_certificate, server_config, CertificateOptions};
+        let ca = generate_certificate(&CertificateOptions {
+            is_ca: true,
+            ..CertificateOptions::default()
+        })
+        .unwrap();
+        let leaf = generate_certificate(&CertificateOptions {
+            issuer: Some((ca.cert.clone(), ca.key.clone())),
+            ..CertificateOptions::default()
+        })
+        .unwrap();
+        let other_ca = generate_certificate(&CertificateOptions {
+            is_ca: true,
+            common_name: Some("another CA".into()),
+            ..CertificateOptions::default()
+        })
+        .unwrap();
+        let config = server_config(&leaf.cert, &leaf.key, &[]).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            while let Ok((tcp, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::Relaxed);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let _ = acceptor.accept(tcp).await;
+                });
+            }
+        });
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let hub = Hub::default();
+        let adapter = RedisAdapter::start(
+            &hub,
+            RedisOptions {
+                url: format!("rediss://127.0.0.1:{port}"),
+                tls: Some(ClientTlsOptions {
+                    ca: vec![other_ca.cert],
+                    webpki_roots: false,
+                    ..ClientTlsOptions::default()
+                }),
+                ..RedisOptions::default()
+            },
+            Arc::new(move |e| {
+                let _ = tx.send(e);
+            }),
+        )
+        .unwrap();
+        let Some(AdapterEvent::Error(text)) = rx.recv().await else {
+            panic!("expected an error event");
+        };
+        assert!(text.starts_with("ERR_TLS_CERT_UNKNOWN_CA: "), "{text}");
+        assert!(text.contains("TLS with Redis"), "{text}");
+        // Both connections fail, and then keep trying.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while accepted.load(Ordering::Relaxed) < 4 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the adapter retries");
+        assert!(!adapter.is_subscribed());
+        adapter.close();
     }
 
     #[test]
