@@ -1,14 +1,22 @@
 // The Redis adapter across processes: a real redis-server on loopback, three hypersock processes
 // (child processes running fixtures/hub-node.mjs) and `ws` clients on each. Checks delivery to
 // every member exactly once, order per publisher, cross-node room sizes, and that local delivery
-// goes on through a Redis outage and relaying resumes once Redis is back.
+// goes on through a Redis outage and relaying resumes once Redis is back. Then `rediss://`: two
+// hubs in this process relay through a redis-server on a TLS port (with and without client
+// certificates, made at test time), and a wrong CA or a missing client certificate is reported
+// as a TLS error without delivery.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { type ClientTlsOptions, Hub, type HypersockError, RedisAdapter, serveWebSocket, TlsError } from 'hypersock'
+import { generateCertificate } from 'hypersock/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WS from 'ws'
-import { freePort } from './helpers.js'
+import { freePort, trackServers } from './helpers.js'
 
 type Line = { event: string; [k: string]: unknown }
 
@@ -58,15 +66,18 @@ let redis: Proc | undefined
 const nodes: Proc[] = []
 const ports: number[] = []
 
-async function startRedis(): Promise<Proc> {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  )
+/** A redis-server on loopback with `args` (ports, TLS files), without persistence. */
+async function spawnRedis(args: string[]): Promise<Proc> {
+  const child = spawn('redis-server', [...args, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   const proc = new Proc(child, (text) => (/Ready to accept connections/.test(text) ? { event: 'ready' } : null))
   await proc.wait((l) => l.event === 'ready')
   return proc
+}
+
+function startRedis(): Promise<Proc> {
+  return spawnRedis(['--port', String(redisPort)])
 }
 
 const fixture = fileURLToPath(new URL('./fixtures/hub-node.mjs', import.meta.url))
@@ -190,5 +201,175 @@ describe('RedisAdapter across three processes', () => {
     }
     expect((await ask(2, { cmd: 'clusterRoomSize', room: 'ops' })).size).toBe(4)
     for (const m of [a0, b0, a1, a2]) m.ws.close()
+  })
+})
+
+describe('RedisAdapter over TLS (rediss://)', () => {
+  const track = trackServers()
+  const ca = generateCertificate({ isCa: true, commonName: 'hypersock redis test CA' })
+  // For localhost, 127.0.0.1 and ::1.
+  const serverCert = generateCertificate({ ca })
+  const clientCert = generateCertificate({ ca, commonName: 'hub-node' })
+  const otherCa = generateCertificate({ isCa: true, commonName: 'some other CA' })
+  let dir = ''
+  const servers: Proc[] = []
+  /** TLS port of a redis-server that requires client certificates (Redis's default). */
+  let mtlsPort = 0
+  /** TLS port of a redis-server started with `--tls-auth-clients no`. */
+  let tlsPort = 0
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hypersock-rediss-'))
+    const file = (name: string, text: string) => {
+      writeFileSync(join(dir, name), text)
+      return join(dir, name)
+    }
+    const tlsArgs = [
+      '--port',
+      '0',
+      '--tls-cert-file',
+      file('server.crt', serverCert.cert),
+      '--tls-key-file',
+      file('server.key', serverCert.key),
+      '--tls-ca-cert-file',
+      file('ca.crt', ca.cert),
+    ]
+    mtlsPort = await freePort()
+    servers.push(await spawnRedis([...tlsArgs, '--tls-port', String(mtlsPort)]))
+    tlsPort = await freePort()
+    servers.push(await spawnRedis([...tlsArgs, '--tls-port', String(tlsPort), '--tls-auth-clients', 'no']))
+  }, 30_000)
+
+  afterAll(() => {
+    for (const s of servers) s.kill()
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  let channels = 0
+
+  /**
+   * A hub on a WebSocket server of this process, relaying through `url`; its `open` joins the
+   * rooms in `?rooms=a,b`. Records the adapter's error events.
+   */
+  async function tlsHub(url: string, tls: ClientTlsOptions, channel: string) {
+    const adapter = new RedisAdapter({ url, tls, channel })
+    const errors: HypersockError[] = []
+    const waiters: Array<() => void> = []
+    adapter.on('error', (e: HypersockError) => {
+      errors.push(e)
+      for (const w of waiters.splice(0)) w()
+    })
+    const hub = new Hub({ adapter })
+    const server = track(
+      await serveWebSocket({
+        hub,
+        open(ws) {
+          const rooms = new URL(ws.url, 'http://x').searchParams.get('rooms')
+          for (const room of rooms ? rooms.split(',') : []) hub.join(ws, room)
+        },
+      }),
+    )
+    const firstError = async () => {
+      while (errors.length === 0) await new Promise<void>((r) => waiters.push(r))
+      return errors[0] as HypersockError
+    }
+    return { hub, adapter, port: server.port, errors, firstError }
+  }
+
+  /** A `ws` client of a hub's server in `rooms`, recording text messages. */
+  async function member(port: number, rooms: string) {
+    const ws = new WS(`ws://127.0.0.1:${port}/?rooms=${rooms}`)
+    const got: string[] = []
+    const waiters: Array<() => void> = []
+    ws.on('message', (d: Buffer) => {
+      got.push(d.toString())
+      for (const w of waiters.splice(0)) w()
+    })
+    await once(ws, 'open')
+    const until = async (pred: () => boolean) => {
+      while (!pred()) await new Promise<void>((r) => waiters.push(r))
+    }
+    return { ws, got, until }
+  }
+
+  /** Waits until each hub counts `n` members of `room` across processes. */
+  async function roomSizeIs(hub: Hub, room: string, n: number) {
+    while ((await hub.clusterRoomSize(room)) !== n) await new Promise((r) => setTimeout(r, 20))
+  }
+
+  /** Two hubs relaying through `url`, each with one member in `room`; checks both directions. */
+  async function relayBothWays(url: string, tls: ClientTlsOptions) {
+    const channel = `tls-${process.pid}-${channels++}`
+    const a = await tlsHub(url, tls, channel)
+    const b = await tlsHub(url, tls, channel)
+    await Promise.all([a.adapter.ready(), b.adapter.ready()])
+    expect(a.adapter.connected).toBe(true)
+    const onA = await member(a.port, 'secure')
+    const onB = await member(b.port, 'secure')
+    await roomSizeIs(a.hub, 'secure', 2)
+    a.hub.publish('secure', 'from a')
+    b.hub.publish('secure', 'from b')
+    for (const m of [onA, onB]) {
+      await m.until(() => m.got.length >= 2)
+      expect(m.got.sort()).toEqual(['from a', 'from b'])
+    }
+    expect([...a.errors, ...b.errors]).toEqual([])
+    onA.ws.close()
+    onB.ws.close()
+  }
+
+  it('relays between two hubs with the CA and a client certificate (mutual TLS)', async () => {
+    await relayBothWays(`rediss://127.0.0.1:${mtlsPort}`, { ca: ca.cert, cert: clientCert.cert, key: clientCert.key })
+  })
+
+  it('relays between two hubs with only the CA when the server asks for no client certificate', async () => {
+    // By host name: the certificate is checked against `localhost`.
+    await relayBothWays(`rediss://localhost:${tlsPort}`, { ca: ca.cert })
+  })
+
+  it('reports a wrong CA as a TLS error, delivers nothing through it, and keeps the process up', async () => {
+    const channel = `tls-${process.pid}-${channels++}`
+    const url = `rediss://127.0.0.1:${tlsPort}`
+    const good = await tlsHub(url, { ca: ca.cert }, channel)
+    const other = await tlsHub(url, { ca: ca.cert }, channel)
+    const bad = await tlsHub(url, { ca: otherCa.cert }, channel)
+    await Promise.all([good.adapter.ready(), other.adapter.ready()])
+    const err = await bad.firstError()
+    expect(err).toBeInstanceOf(TlsError)
+    expect(err.code).toBe('ERR_TLS_CERT_UNKNOWN_CA')
+    expect(err.message).toMatch(/TLS/)
+    expect(err.message).toMatch(/certificate/)
+    expect(bad.adapter.connected).toBe(false)
+
+    const onGood = await member(good.port, 'room')
+    await member(bad.port, 'room')
+    await roomSizeIs(other.hub, 'room', 1)
+    expect(bad.hub.publish('room', 'through a bad CA').sent).toBe(1)
+    other.hub.publish('room', 'marker')
+    await onGood.until(() => onGood.got.includes('marker'))
+    // Give the failing adapter time for a few more attempts (backoff starts at 50 ms).
+    await new Promise((r) => setTimeout(r, 300))
+    expect(onGood.got).toEqual(['marker'])
+    expect(bad.adapter.connected).toBe(false)
+    // The hubs that trust the right CA are still relaying.
+    other.hub.publish('room', 'still up')
+    await onGood.until(() => onGood.got.includes('still up'))
+    onGood.ws.close()
+  })
+
+  it('reports a missing client certificate as a TLS error when the server requires one', async () => {
+    const hub = await tlsHub(`rediss://127.0.0.1:${mtlsPort}`, { ca: ca.cert }, `tls-${process.pid}-${channels++}`)
+    const err = await hub.firstError()
+    expect(err.code).toBe('ERR_TLS_HANDSHAKE')
+    expect(err.message).toMatch(/TLS/)
+    expect(err.message).toMatch(/client certificate/)
+    expect(hub.adapter.connected).toBe(false)
+  })
+
+  it('takes tls only with rediss://', () => {
+    expect(() => new RedisAdapter({ url: 'redis://127.0.0.1:6379', tls: { ca: ca.cert } })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+    )
+    expect(() => new RedisAdapter({ url: 'rediss://127.0.0.1:6379', tls: { ca: ca.cert } })).not.toThrow()
   })
 })

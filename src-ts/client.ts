@@ -397,11 +397,26 @@ function redirectOptions(r: RedirectOptions | undefined): { mode: string; max: n
   return { mode: r.mode ?? 'follow', max: checkCount('redirect.max', r.max, 0) ?? 10, allowInsecure: !!r.allowInsecure }
 }
 
+/** @internal The addon's form of client TLS options (the HTTP client and the Redis adapter). */
+export function nativeTlsOptions(tls: ClientTlsOptions | undefined): Binding.BindingTlsOptions | undefined {
+  return (
+    tls && {
+      ca: tls.ca === undefined ? undefined : Array.isArray(tls.ca) ? tls.ca : [tls.ca],
+      defaultRoots: tls.defaultRoots,
+      cert: tls.cert,
+      key: tls.key,
+      rejectUnauthorized: tls.rejectUnauthorized !== false,
+      minVersion: tls.minVersion,
+      maxVersion: tls.maxVersion,
+      serverName: tls.servername,
+    }
+  )
+}
+
 /** @internal Builds the native options of a client. */
 export function nativeClientOptions(options: ClientOptions): Binding.BindingClientOptions {
   const retry = typeof options.retry === 'number' ? { attempts: options.retry } : (options.retry ?? { attempts: 1 })
   const redirect = redirectOptions(options.redirect)
-  const tls = options.tls
   return {
     connectTimeoutMs: checkTime('connectTimeout', options.connectTimeout ?? 10_000),
     headersTimeoutMs: checkTime('headersTimeout', options.headersTimeout),
@@ -412,16 +427,7 @@ export function nativeClientOptions(options: ClientOptions): Binding.BindingClie
     maxConnectionsPerHost: checkCount('maxConnectionsPerHost', options.maxConnectionsPerHost, 1),
     maxResponseSize: options.maxResponseSize ?? 256 * 1024 * 1024,
     http2: options.http2 ?? 'auto',
-    tls: tls && {
-      ca: tls.ca === undefined ? undefined : Array.isArray(tls.ca) ? tls.ca : [tls.ca],
-      defaultRoots: tls.defaultRoots,
-      cert: tls.cert,
-      key: tls.key,
-      rejectUnauthorized: tls.rejectUnauthorized !== false,
-      minVersion: tls.minVersion,
-      maxVersion: tls.maxVersion,
-      serverName: tls.servername,
-    },
+    tls: nativeTlsOptions(options.tls),
     redirectMode: redirect.mode,
     maxRedirects: redirect.max,
     allowInsecureRedirect: redirect.allowInsecure,

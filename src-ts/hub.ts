@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { type ClientTlsOptions, nativeTlsOptions } from './client.js'
 import { fromNative, InvalidArgumentError, WebSocketError } from './errors.js'
 import type { Binding } from './native.js'
 import { binaryPayload, PreparedMessage, type ServerWebSocket } from './server-websocket.js'
@@ -260,7 +261,10 @@ export class Hub<Data = unknown> {
 
 /** Options of a {@link RedisAdapter}. */
 export interface RedisAdapterOptions {
-  /** `redis://[user:password@]host[:port]`. Default `redis://127.0.0.1:6379`. */
+  /**
+   * `redis://[user:password@]host[:port]`, or `rediss://...` for Redis over TLS (port 6379 by
+   * default for both). Default `redis://127.0.0.1:6379`.
+   */
   url?: string
   /** Prefix of the pub/sub channels: hubs with the same one share rooms. Default `hypersock`. */
   channel?: string
@@ -268,6 +272,11 @@ export interface RedisAdapterOptions {
   requestTimeout?: number
   /** Publishes held while Redis is unreachable; more are not relayed. Default 65 536. */
   maxQueue?: number
+  /**
+   * TLS settings of a `rediss://` URL, the same as the HTTP client's `tls`: `ca` for a private CA,
+   * `cert` and `key` for a server that requires client certificates. Only with `rediss://`.
+   */
+  tls?: ClientTlsOptions
 }
 
 const AdapterEvent = { Ready: 0, Error: 1, Reconnect: 2 } as const
@@ -284,7 +293,7 @@ const AdapterEvent = { Ready: 0, Error: 1, Reconnect: 2 } as const
  * pub/sub relay.
  */
 export class RedisAdapter extends EventEmitter {
-  #options: Required<RedisAdapterOptions>
+  #options: Required<Omit<RedisAdapterOptions, 'tls'>> & Pick<RedisAdapterOptions, 'tls'>
   #hub: Binding.BindingHub | undefined
   #connected = false
   #claimed = false
@@ -295,8 +304,17 @@ export class RedisAdapter extends EventEmitter {
   constructor(options: RedisAdapterOptions = {}) {
     super()
     const url = options.url ?? 'redis://127.0.0.1:6379'
-    if (!/^redis:\/\//i.test(url)) {
-      throw new InvalidArgumentError('ERR_INVALID_URL', `invalid Redis URL ${JSON.stringify(url)}: use redis://`)
+    if (!/^rediss?:\/\//i.test(url)) {
+      throw new InvalidArgumentError(
+        'ERR_INVALID_URL',
+        `invalid Redis URL ${JSON.stringify(url)}: use redis:// (or rediss:// for TLS)`,
+      )
+    }
+    if (options.tls !== undefined && !/^rediss:/i.test(url)) {
+      throw new InvalidArgumentError(
+        'ERR_INVALID_ARG_VALUE',
+        'tls was given for a redis:// URL: use rediss:// to connect over TLS',
+      )
     }
     const channel = options.channel ?? 'hypersock'
     if (typeof channel !== 'string' || channel.length === 0) {
@@ -314,6 +332,7 @@ export class RedisAdapter extends EventEmitter {
       channel,
       requestTimeout: int('requestTimeout', options.requestTimeout, 2_000),
       maxQueue: int('maxQueue', options.maxQueue, 65_536),
+      tls: options.tls,
     }
     this.#ready = new Promise((resolve) => {
       this.#resolveReady = resolve
@@ -347,6 +366,7 @@ export class RedisAdapter extends EventEmitter {
           channel: this.#options.channel,
           requestTimeoutMs: this.#options.requestTimeout,
           maxQueue: this.#options.maxQueue,
+          tls: nativeTlsOptions(this.#options.tls),
         },
         (kind: number, text: string) => this.#event(kind, text),
       )
