@@ -5,8 +5,8 @@ import { join } from 'node:path'
 import { OUT_DIR, SECONDS } from './config.mjs'
 
 /**
- * The rows of the table: [label, scenario key, peer subject, lower is better]; hypersock is always
- * the subject. The ratio always reads "times better than the peer": hypersock / peer, or
+ * The rows of the table: [label, scenario key, peer subject, lower is better, our subject]; our
+ * subject is hypersock unless the row names a variant of it. The ratio always reads "times better than the peer": hypersock / peer, or
  * peer / hypersock where lower is better (memory).
  */
 const ROWS = [
@@ -24,6 +24,8 @@ const ROWS = [
   ['WebSocket echo msgs/s, 16 KiB binary (100 conns)', 'ws-echo-16k', 'ws'],
   ['WebSocket echo msgs/s, 32 B text (100 conns)', 'ws-echo-32', 'uWebSockets'],
   ['WebSocket echo msgs/s, 16 KiB binary (100 conns)', 'ws-echo-16k', 'uWebSockets'],
+  ['WebSocket echo msgs/s, 32 B text (100 conns)', 'ws-echo-32', 'raw Rust ceiling'],
+  ['WebSocket echo msgs/s, 16 KiB binary (100 conns)', 'ws-echo-16k', 'raw Rust ceiling'],
   ['WebSocket echo msgs/s, 32 B text, permessage-deflate', 'ws-echo-32-deflate', 'ws'],
   ['WebSocket echo msgs/s, 32 B text, permessage-deflate', 'ws-echo-32-deflate', 'uWebSockets'],
   ['WebSocket echo msgs/s, 16 KiB text, permessage-deflate', 'ws-echo-16k-deflate', 'ws'],
@@ -42,6 +44,14 @@ const ROWS = [
   ['Client HTTP/2 GET req/s, 64 streams (TLS; fetch stays on HTTP/1.1)', 'client-h2-c64', 'global fetch'],
   ['Hub fan-out deliveries/s, 1 publish to 10k conns', 'hub-fanout-10k', 'ws'],
   ['Hub fan-out deliveries/s, 1 publish to 10k conns', 'hub-fanout-10k', 'uWebSockets'],
+  ['Hub fan-out deliveries/s, 1 publish to 10k conns', 'hub-fanout-10k', 'raw Rust ceiling'],
+  [
+    'Hub fan-out deliveries/s, 1 publish to 10k conns, HYPERSOCK_WORKER_THREADS=2',
+    'hub-fanout-10k',
+    'uWebSockets',
+    false,
+    'hypersock (2 I/O threads)',
+  ],
   ['JS thread µs per publish to 10k conns (lower is better)', 'hub-publish-js-thread', 'ws', true],
   ['JS thread µs per publish to 10k conns (lower is better)', 'hub-publish-js-thread', 'uWebSockets', true],
   ['KiB RSS per idle WebSocket, 10k conns (lower is better)', 'idle-memory-10k', 'ws', true],
@@ -58,8 +68,8 @@ const number = (value) =>
 /** Builds the comparison rows from `measurements` (a list of { scenario, subject, value }). */
 export function compare(measurements) {
   const find = (scenario, subject) => measurements.find((m) => m.scenario === scenario && m.subject === subject)
-  return ROWS.map(([label, scenario, peer, lowerIsBetter = false]) => {
-    const ours = find(scenario, 'hypersock')?.value ?? null
+  return ROWS.map(([label, scenario, peer, lowerIsBetter = false, subject = 'hypersock']) => {
+    const ours = find(scenario, subject)?.value ?? null
     const theirs = find(scenario, peer)?.value ?? null
     let ratio = ours != null && theirs ? ours / theirs : null
     if (lowerIsBetter) ratio = ours && theirs != null ? theirs / ours : null

@@ -18,10 +18,16 @@ function withFdLimit(command, args) {
   return ['bash', ['-c', 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"', command, ...args]]
 }
 
+const [nodePath, fanoutArgs] = node('servers/hypersock-fanout.mjs')
 const SERVERS = [
-  ['hypersock', ...node('servers/hypersock-fanout.mjs')],
+  ['hypersock', nodePath, fanoutArgs],
+  // On a 2-core machine the default is one I/O thread (cores - 1); a fan-out is kernel sends,
+  // which a second I/O thread spreads over both cores.
+  ['hypersock (2 I/O threads)', 'env', ['HYPERSOCK_WORKER_THREADS=2', nodePath, ...fanoutArgs]],
   ['ws', ...node('servers/ws-fanout.mjs')],
   ['uWebSockets', ...node('servers/uws-fanout.mjs')],
+  // The ceiling: one loop of non-blocking writes of a ready frame over raw sockets (ws-ceiling).
+  ['raw Rust ceiling', bin('ws-ceiling'), ['--port', '0']],
 ]
 
 /** Measures fan-out (deliveries/s at the median round) and idle memory for every server. */

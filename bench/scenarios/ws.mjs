@@ -1,6 +1,7 @@
 // WebSocket echo msgs/s with 100 connections at 32 B and 16 KiB, with and without
 // permessage-deflate: hypersock serve({ websocket }) vs the `ws` package vs uWebSockets.js, all
-// loaded by the same Rust generator (ws-load). Then RSS per idle connection with 10 000 idle
+// loaded by the same Rust generator (ws-load), and without compression a pure-Rust ceiling (raw
+// sockets, ws-ceiling). Then RSS per idle connection with 10 000 idle
 // connections held by ws-load --idle.
 import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
@@ -8,10 +9,13 @@ import { bin, node, SECONDS, WARMUP } from '../lib/config.mjs'
 import { run, track, withServer } from '../lib/proc.mjs'
 
 const SERVERS = [
-  ['hypersock', 'servers/hypersock-ws.mjs'],
-  ['ws', 'servers/ws-echo.mjs'],
-  ['uWebSockets', 'servers/uws-echo.mjs'],
+  ['hypersock', ...node('servers/hypersock-ws.mjs')],
+  ['ws', ...node('servers/ws-echo.mjs')],
+  ['uWebSockets', ...node('servers/uws-echo.mjs')],
 ]
+
+/** The ceiling of the echo runs without compression: raw sockets in Rust (ws-ceiling). */
+const CEILING = ['raw Rust ceiling', bin('ws-ceiling'), ['--port', '0']]
 
 /** 100 connections, 16 messages in flight on each. */
 const RUNS = [
@@ -26,8 +30,8 @@ const IDLE_CONNECTIONS = Number(process.env.BENCH_IDLE_CONNECTIONS ?? 10_000)
 /** Measures every server for each message size; `record` as in http.mjs. */
 export async function wsEcho(record) {
   for (const { scenario, size, binary, deflate } of RUNS) {
-    for (const [subject, script] of SERVERS) {
-      const [command, args] = node(script, ...(deflate ? ['--deflate'] : []))
+    for (const [subject, command, baseArgs] of deflate ? SERVERS : [...SERVERS, CEILING]) {
+      const args = deflate ? [...baseArgs, '--deflate'] : baseArgs
       await record(scenario, subject, () =>
         withServer(subject, command, args, async (port) => {
           const url = `ws://127.0.0.1:${port}/`
@@ -41,8 +45,7 @@ export async function wsEcho(record) {
 
 /** RSS growth per idle connection (bytes; lower is better) with IDLE_CONNECTIONS open. */
 export async function wsIdle(record) {
-  for (const [subject, script] of SERVERS) {
-    const [command, args] = node(script)
+  for (const [subject, command, args] of SERVERS) {
     await record('ws-idle-rss-bytes-per-conn', subject, () =>
       withServer(subject, command, args, async (port, pid) => {
         const before = rss(pid)
