@@ -5,8 +5,11 @@
 //! prints `LISTENING <port>` on stdout once bound, and exits when its stdin reaches end of file
 //! (so it never outlives the harness that spawned it with a piped stdin).
 
+#[path = "../harness.rs"]
+mod harness;
+use harness::exit_on_stdin_eof;
+
 use std::convert::Infallible;
-use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
@@ -94,14 +97,4 @@ async fn hello(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(res)
-}
-
-/// Exits the process once stdin is closed, i.e. when the parent that piped it goes away.
-fn exit_on_stdin_eof() {
-    std::thread::spawn(|| {
-        let mut sink = [0u8; 256];
-        let mut stdin = std::io::stdin();
-        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-        std::process::exit(0);
-    });
 }

@@ -12,8 +12,12 @@
 //! `mem`, `js`): `go` writes one text frame of `FANOUT_SIZE` bytes (default 64) to every open
 //! connection; `js` answers the median microseconds one such loop took.
 
+#[path = "../harness.rs"]
+mod harness;
+use harness::exit_on_stdin_eof;
+
 use std::collections::HashMap;
-use std::io::{IoSlice, Read};
+use std::io::IoSlice;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -321,14 +325,4 @@ fn rss() -> u64 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     pages * 4096
-}
-
-/// Exits the process once stdin is closed, i.e. when the parent that piped it goes away.
-fn exit_on_stdin_eof() {
-    std::thread::spawn(|| {
-        let mut sink = [0u8; 256];
-        let mut stdin = std::io::stdin();
-        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-        std::process::exit(0);
-    });
 }
