@@ -2,25 +2,22 @@
 // room (framed once in Rust, queued on every member, the sender included).
 // `node hypersock-room.mjs [<redis url> <channel>]` relays the room through Redis to the other
 // processes on the same channel, and announces its port once the adapter is connected.
-import { Hub, RedisAdapter, serve } from '../../dist/index.js'
+import { Hub, RedisAdapter, serveWebSocket } from '../../dist/index.js'
 import { announce } from './common.mjs'
 
 const [url, channel] = process.argv.slice(2)
 const adapter = url ? new RedisAdapter({ url, channel }) : undefined
 const ready = adapter ? new Promise((resolve) => adapter.once('ready', resolve)) : Promise.resolve()
 const hub = new Hub(adapter ? { adapter } : {})
-const server = await serve({
+const server = await serveWebSocket({
   port: 0,
   hostname: '127.0.0.1',
-  fetch: () => ({ status: 426, body: 'WebSocket only\n' }),
-  websocket: {
-    hub,
-    open(ws) {
-      hub.join(ws, 'chat')
-    },
-    message(_ws, data) {
-      hub.publish('chat', data)
-    },
+  hub,
+  open(ws) {
+    hub.join(ws, 'chat')
+  },
+  message(_ws, data) {
+    hub.publish('chat', data)
   },
 })
 await ready
