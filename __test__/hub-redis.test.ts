@@ -109,11 +109,9 @@ afterAll(() => {
   redis?.kill()
 })
 
-/** A `ws` client of node `i` in `rooms`, recording text messages. */
-async function client(i: number, rooms: string) {
-  const node = nodes[i] as Proc
-  const opens = node.lines.length
-  const ws = new WS(`ws://127.0.0.1:${ports[i]}/?rooms=${rooms}`)
+/** A `ws` client of the server on `port` in `rooms`, recording text messages; open when it returns. */
+async function member(port: number, rooms: string) {
+  const ws = new WS(`ws://127.0.0.1:${port}/?rooms=${rooms}`)
   const got: string[] = []
   const waiters: Array<() => void> = []
   ws.on('message', (d: Buffer) => {
@@ -121,11 +119,19 @@ async function client(i: number, rooms: string) {
     for (const w of waiters.splice(0)) w()
   })
   await once(ws, 'open')
-  await node.wait((l) => l.event === 'open', opens)
   const until = async (pred: () => boolean) => {
     while (!pred()) await new Promise<void>((r) => waiters.push(r))
   }
   return { ws, got, until }
+}
+
+/** A member of node `i` in `rooms`, returned once the node's open handler has joined it. */
+async function client(i: number, rooms: string) {
+  const node = nodes[i] as Proc
+  const opens = node.lines.length
+  const m = await member(ports[i] as number, rooms)
+  await node.wait((l) => l.event === 'open', opens)
+  return m
 }
 
 let nextId = 1
@@ -274,22 +280,6 @@ describe('RedisAdapter over TLS (rediss://)', () => {
       return errors[0] as HypersockError
     }
     return { hub, adapter, port: server.port, errors, firstError }
-  }
-
-  /** A `ws` client of a hub's server in `rooms`, recording text messages. */
-  async function member(port: number, rooms: string) {
-    const ws = new WS(`ws://127.0.0.1:${port}/?rooms=${rooms}`)
-    const got: string[] = []
-    const waiters: Array<() => void> = []
-    ws.on('message', (d: Buffer) => {
-      got.push(d.toString())
-      for (const w of waiters.splice(0)) w()
-    })
-    await once(ws, 'open')
-    const until = async (pred: () => boolean) => {
-      while (!pred()) await new Promise<void>((r) => waiters.push(r))
-    }
-    return { ws, got, until }
   }
 
   /** Waits until each hub counts `n` members of `room` across processes. */
