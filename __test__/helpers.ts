@@ -2,6 +2,7 @@
 import { once } from 'node:events'
 import http from 'node:http'
 import net from 'node:net'
+import type { Hub, ServerWebSocket } from 'hypersock'
 import { afterEach } from 'vitest'
 
 /** True once `text` holds a whole HTTP response (head plus a Content-Length body). */
@@ -168,4 +169,10 @@ export function trackServers(): <S extends { stop(options: { graceful: boolean }
     servers.push(server)
     return server
   }
+}
+
+/** Joins `ws` to every room named in its URL's `?rooms=a,b` (the hub tests' servers do this on open). */
+export function joinRoomsFromQuery(hub: Hub, ws: ServerWebSocket): void {
+  const rooms = new URL(ws.url, 'http://x').searchParams.get('rooms')
+  for (const room of rooms ? rooms.split(',') : []) hub.join(ws, room)
 }

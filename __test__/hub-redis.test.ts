@@ -16,7 +16,7 @@ import { type ClientTlsOptions, Hub, type HypersockError, RedisAdapter, serveWeb
 import { generateCertificate } from 'hypersock/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WS from 'ws'
-import { freePort, trackServers } from './helpers.js'
+import { freePort, joinRoomsFromQuery, trackServers } from './helpers.js'
 
 type Line = { event: string; [k: string]: unknown }
 
@@ -270,8 +270,7 @@ describe('RedisAdapter over TLS (rediss://)', () => {
       await serveWebSocket({
         hub,
         open(ws) {
-          const rooms = new URL(ws.url, 'http://x').searchParams.get('rooms')
-          for (const room of rooms ? rooms.split(',') : []) hub.join(ws, room)
+          joinRoomsFromQuery(hub, ws)
         },
       }),
     )

@@ -15,7 +15,7 @@ import {
 } from 'hypersock'
 import { describe, expect, it } from 'vitest'
 import WS from 'ws'
-import { deferred, trackServers } from './helpers.js'
+import { deferred, joinRoomsFromQuery, trackServers } from './helpers.js'
 import { RawClient } from './ws-raw.js'
 
 const track = trackServers()
@@ -62,8 +62,7 @@ async function roomServer(hub: Hub, extra: Record<string, unknown> = {}) {
     await serveWebSocket({
       hub,
       open(ws) {
-        const rooms = new URL(ws.url, 'http://x').searchParams.get('rooms')
-        for (const room of rooms ? rooms.split(',') : []) hub.join(ws, room)
+        joinRoomsFromQuery(hub, ws)
         opened.push(ws)
         for (const w of waiters.splice(0)) w()
       },
