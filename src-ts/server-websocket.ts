@@ -406,6 +406,7 @@ const EVENT_BINARY = 1
 const EVENT_DATA = 2
 const EVENT_OBJECT = 4
 const EVENT_DATA_OBJECT = 8
+const EVENT_REGION = 16
 
 export class WebSocketDispatcher<Data> {
   #handler: WebSocketHandler<Data>
@@ -474,6 +475,8 @@ export class WebSocketDispatcher<Data> {
   drain(batch: unknown[]): void {
     const buf = batch[0] as Batch
     let next = 1
+    // Binary messages that arrived together share one ArrayBuffer (flag EVENT_REGION).
+    let region: ArrayBuffer | undefined
     for (let o = 0; o + 16 <= buf.length; ) {
       const kind = buf[o] as number
       const flags = buf[o + 1] as number
@@ -482,8 +485,14 @@ export class WebSocketDispatcher<Data> {
       const start = o + 16
       o = start + u32(buf, o + 12)
       let data: string | Buffer | undefined
-      if (flags & EVENT_DATA_OBJECT) data = batch[next++] as string | Buffer
-      else if (flags & EVENT_DATA)
+      if (flags & EVENT_REGION) {
+        if (flags & EVENT_DATA_OBJECT) region = batch[next++] as ArrayBuffer
+        data = Buffer.from(region as ArrayBuffer, u32(buf, start), u32(buf, start + 4))
+      } else if (flags & EVENT_DATA_OBJECT) {
+        // A large payload: its own string, or an ArrayBuffer (possibly over the addon's memory).
+        const value = batch[next++] as string | ArrayBuffer
+        data = typeof value === 'string' ? value : Buffer.from(value)
+      } else if (flags & EVENT_DATA)
         data = flags & EVENT_BINARY ? Buffer.from(buf.subarray(start, o)) : buf.utf8Slice(start, o)
       const object = flags & EVENT_OBJECT ? batch[next++] : undefined
       if (kind === WsEvent.Error) {

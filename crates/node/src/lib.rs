@@ -8,6 +8,7 @@
 mod client;
 mod cookie;
 mod hub;
+mod lent;
 mod server;
 mod sse;
 mod testing;

@@ -15,6 +15,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::client::proxy_options;
+use crate::lent;
 use crate::wake::{JsWake, WakeCallback};
 use crate::{flat_headers, pair_headers, to_js_error};
 
@@ -104,7 +105,7 @@ pub fn ws_send_text(handle: &External<WsHandle>, text: String) -> Result<i32> {
 /// Queues a binary message on the connection of `handle`; see `wsSendText`.
 #[napi]
 pub fn ws_send_binary(handle: &External<WsHandle>, data: &[u8]) -> Result<i32> {
-    status_code(handle.send_binary(Bytes::copy_from_slice(data)))
+    status_code(handle.send_binary(lent::to_bytes(data)))
 }
 
 #[napi]
@@ -179,7 +180,7 @@ impl BindingWebSocket {
     /// Queues a binary message; same results as `sendText`.
     #[napi]
     pub fn send_binary(&self, data: &[u8]) -> Result<i32> {
-        status_code(self.handle.send_binary(Bytes::copy_from_slice(data)))
+        status_code(self.handle.send_binary(lent::to_bytes(data)))
     }
 
     /// Queues a pre-framed message; same results as `sendText`.
@@ -335,6 +336,8 @@ enum EventObject {
     /// A payload too large to copy into the batch (see [`INLINE_MAX`]).
     Text(String),
     Binary(Bytes),
+    /// Binary messages that arrived together; the events that follow carry their ranges.
+    Region(Bytes),
 }
 
 /// Payloads up to this size travel inside the batch buffer; larger ones as values of their own
@@ -360,6 +363,7 @@ const EVENT_BINARY: u8 = 1;
 const EVENT_DATA: u8 = 2;
 const EVENT_OBJECT: u8 = 4;
 const EVENT_DATA_OBJECT: u8 = 8;
+const EVENT_REGION: u8 = 16;
 
 impl WsEventQueue {
     /// Appends one event, little-endian, read by `src-ts/server-websocket.ts`:
@@ -406,6 +410,33 @@ impl WsEventQueue {
         self.wake.schedule();
     }
 
+    /// Appends one message event per range of `region`, all at once: the first takes the
+    /// region as its object (flags 8 | 16), each carries `u32 offset, u32 length` as inline
+    /// data (flag 16).
+    fn push_region(&self, id: u64, region: Bytes, ranges: &[std::ops::Range<usize>]) {
+        {
+            let mut q = self.events.lock().unwrap_or_else(|e| e.into_inner());
+            let out = &mut q.bytes;
+            out.reserve(24 * ranges.len());
+            for (i, range) in ranges.iter().enumerate() {
+                let mut flags = EVENT_DATA | EVENT_BINARY | EVENT_REGION;
+                if i == 0 {
+                    flags |= EVENT_DATA_OBJECT;
+                }
+                out.push(WS_MESSAGE as u8);
+                out.push(flags);
+                out.extend_from_slice(&0u16.to_le_bytes());
+                out.extend_from_slice(&(id as u32).to_le_bytes());
+                out.extend_from_slice(&((id >> 32) as u32).to_le_bytes());
+                out.extend_from_slice(&8u32.to_le_bytes());
+                out.extend_from_slice(&(range.start as u32).to_le_bytes());
+                out.extend_from_slice(&(range.len() as u32).to_le_bytes());
+            }
+            q.objects.push(EventObject::Region(region));
+        }
+        self.wake.schedule();
+    }
+
     /// Every waiting event: `[buffer of encoded events, ...objects]`, or `null` when none waits.
     pub(crate) fn take<'env>(&self, env: &'env Env) -> Result<Option<Array<'env>>> {
         self.wake.taking();
@@ -428,7 +459,9 @@ impl WsEventQueue {
                 EventObject::Socket(socket) => out.set(at, *socket)?,
                 EventObject::Gate(gate) => out.set(at, BindingFailGate { gate: Some(gate) })?,
                 EventObject::Text(text) => out.set(at, text)?,
-                EventObject::Binary(bytes) => out.set(at, BufferSlice::copy_from(env, &bytes)?)?,
+                EventObject::Binary(bytes) | EventObject::Region(bytes) => {
+                    out.set(at, lent::to_array_buffer(env, bytes)?)?
+                }
             }
         }
         Ok(Some(out))
@@ -492,6 +525,22 @@ impl WsEvents for JsEvents {
             WsMessage::Binary(bin) => EventData::Binary(bin),
         };
         self.emit(WS_MESSAGE, id, None, data, 0);
+    }
+
+    fn on_binary_batch(&self, id: u64, region: Bytes, ranges: &[std::ops::Range<usize>]) {
+        match &self.sink {
+            // One ArrayBuffer for them all when it is worth lending (see `lent`).
+            Sink::Queue(queue)
+                if region.len() >= lent::LEND_MIN && region.len() <= u32::MAX as usize =>
+            {
+                queue.push_region(id, region, ranges)
+            }
+            _ => {
+                for range in ranges {
+                    self.on_message(id, WsMessage::Binary(region.slice(range.clone())));
+                }
+            }
+        }
     }
 
     fn on_close(&self, id: u64, code: u16, reason: String) {

@@ -313,6 +313,9 @@ impl WsEvents for LeaveHubOnClose {
     fn on_message(&self, id: u64, msg: ws::WsMessage) {
         self.inner.on_message(id, msg);
     }
+    fn on_binary_batch(&self, id: u64, region: bytes::Bytes, ranges: &[std::ops::Range<usize>]) {
+        self.inner.on_binary_batch(id, region, ranges);
+    }
     fn on_close(&self, id: u64, code: u16, reason: String) {
         self.hub.remove(id);
         self.inner.on_close(id, code, reason);

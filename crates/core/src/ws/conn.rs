@@ -41,6 +41,12 @@ const READ_CHUNK: usize = 64 << 10;
 /// With this much of an unfinished frame buffered, reads go straight into the connection's
 /// buffer (small leftovers are common and not worth a buffer of their own).
 const DIRECT_READ_MIN: usize = 4 << 10;
+/// A read at least this long means the peer is streaming: the next read goes straight into the
+/// connection's buffer, sparing a copy of every byte out of the scratch space.
+const STREAMING_READ: usize = READ_CHUNK / 2;
+/// A single-frame binary message up to this long waits in the read buffer until all of it is
+/// here, so that it can be handed on without a copy (a longer one is assembled as it arrives).
+const WAIT_MAX: usize = 1 << 20;
 
 thread_local! {
     static READ_SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice());
@@ -88,6 +94,10 @@ pub async fn run<S>(
         received: None,
         failed: None,
         read_closed: false,
+        streaming: false,
+        need: 0,
+        region: BytesMut::new(),
+        region_msgs: Vec::new(),
         finishing: false,
         last_read: Instant::now(),
         pong_deadline: None,
@@ -136,10 +146,11 @@ pub async fn run<S>(
             timer_at = at;
         }
         let want_read = !c.read_closed && !c.finishing && c.out_bytes < READ_PAUSE;
+        let direct = c.direct_read();
         let want_write = !c.out.is_empty();
         let want_cmd = queue_open && !c.close_sent && c.out_bytes < BATCH_LIMIT;
         tokio::select! {
-            r = read_some(&mut rd, &mut c.rbuf), if want_read => match r {
+            r = read_some(&mut rd, &mut c.rbuf, direct), if want_read => match r {
                 Ok(0) => {
                     c.read_closed = true;
                     if c.close_sent && c.received.is_some() {
@@ -150,7 +161,10 @@ pub async fn run<S>(
                         break 'main None;
                     }
                 }
-                Ok(_) => c.last_read = Instant::now(),
+                Ok(n) => {
+                    c.last_read = Instant::now();
+                    c.streaming = n >= STREAMING_READ;
+                }
                 Err(_) => break 'main None,
             },
             r = write_some(&mut wr, &mut c.out), if want_write => match r {
@@ -239,7 +253,7 @@ pub async fn run<S>(
         let _ = tokio::time::timeout(c.limits.close_timeout, async {
             loop {
                 c.rbuf.clear();
-                match read_some(&mut rd, &mut c.rbuf).await {
+                match read_some(&mut rd, &mut c.rbuf, None).await {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
@@ -275,11 +289,16 @@ impl Drop for CloseGuard {
     }
 }
 
-async fn read_some<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
-    if buf.len() >= DIRECT_READ_MIN {
-        // A large part of a frame is here and more is coming: read straight into the
-        // connection's buffer rather than copying through the shared scratch space.
-        buf.reserve(READ_CHUNK);
+/// Reads into `buf`: straight into it with room for at least `direct` more bytes, or through
+/// the worker's scratch space when `direct` is `None` (a connection that is not receiving much
+/// then holds no read buffer of its own).
+async fn read_some<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    direct: Option<usize>,
+) -> std::io::Result<usize> {
+    if let Some(room) = direct {
+        buf.reserve(room);
         return tokio::io::AsyncReadExt::read_buf(rd, buf).await;
     }
     poll_fn(|cx| {
@@ -367,6 +386,16 @@ struct Conn {
     received: Option<(u16, String)>,
     failed: Option<(u16, String)>,
     read_closed: bool,
+    /// The last read was long (see [`STREAMING_READ`]).
+    streaming: bool,
+    /// The length of the whole frame at the start of `rbuf` while it waits there to be
+    /// complete (see [`WAIT_MAX`]); 0 otherwise.
+    need: usize,
+    /// Whole binary messages of this pass over `rbuf`, with their frame headers, split off
+    /// `rbuf` one after the other (so still one contiguous buffer); see [`Conn::flush_region`].
+    region: BytesMut,
+    /// The message payloads within `region`.
+    region_msgs: Vec<std::ops::Range<usize>>,
     finishing: bool,
     last_read: Instant,
     pong_deadline: Option<Instant>,
@@ -391,6 +420,16 @@ fn check_utf8(buf: &[u8], checked: &mut usize) -> bool {
 }
 
 impl Conn {
+    /// Room to reserve for a read straight into `rbuf`, or `None` to read through the scratch
+    /// space: reads go straight in while the peer streams, or when a large part of a frame is
+    /// here or still to come.
+    fn direct_read(&self) -> Option<usize> {
+        let have = self.rbuf.len();
+        let direct =
+            self.streaming || have >= DIRECT_READ_MIN || self.need >= have + DIRECT_READ_MIN;
+        direct.then(|| READ_CHUNK.max(self.need.saturating_sub(have)))
+    }
+
     fn mask(&self) -> Option<[u8; 4]> {
         (self.role == Role::Client).then(rand::random::<[u8; 4]>)
     }
@@ -518,6 +557,7 @@ impl Conn {
     /// Fails the connection: stops reading and sends a close frame with `code` once the
     /// application has handled the events before this one (see [`super::FailGate`]).
     fn fail(&mut self, code: u16, reason: &str) {
+        self.flush_region();
         let err = match code {
             1009 => Error::WsMessageTooBig(reason.to_string()),
             1007 => Error::WsInvalidUtf8,
@@ -560,6 +600,7 @@ impl Conn {
                     if self.rbuf.len() < total {
                         break;
                     }
+                    self.flush_region();
                     self.rbuf.advance(h.header_len);
                     let mut payload = self.rbuf.split_to(h.len as usize);
                     if let Some(m) = h.mask {
@@ -585,10 +626,34 @@ impl Conn {
                 if !compressed && so_far as u64 + h.len > self.limits.max_message_size as u64 {
                     return self.fail(1009, "message too big");
                 }
+                let whole = self.msg.is_none() && h.fin && !h.rsv1;
+                // Text keeps being checked as it arrives, to fail invalid UTF-8 early.
+                if whole && h.opcode == OpCode::Binary && h.len as usize <= WAIT_MAX {
+                    let total = h.header_len + h.len as usize;
+                    if self.rbuf.len() < total {
+                        // Wait for the rest, so the payload is handed on without a copy.
+                        self.need = total;
+                        break;
+                    }
+                }
+                self.need = 0;
+                if whole
+                    && h.opcode == OpCode::Binary
+                    && self.rbuf.len() >= h.header_len + h.len as usize
+                {
+                    let header = self.rbuf.split_to(h.header_len);
+                    let mut payload = self.rbuf.split_to(h.len as usize);
+                    if let Some(m) = h.mask {
+                        apply_mask(&mut payload, m, 0);
+                    }
+                    self.gather(header, payload);
+                    continue;
+                }
+                self.flush_region();
                 self.rbuf.advance(h.header_len);
                 if self.msg.is_none() {
                     // Zero-copy: a whole uncompressed single-frame message already here.
-                    if h.fin && !h.rsv1 && self.rbuf.len() as u64 >= h.len {
+                    if whole && self.rbuf.len() as u64 >= h.len {
                         let mut payload = self.rbuf.split_to(h.len as usize);
                         if let Some(m) = h.mask {
                             apply_mask(&mut payload, m, 0);
@@ -656,10 +721,31 @@ impl Conn {
                 }
             }
         }
+        self.flush_region();
         // Do not hold a large, empty read buffer on an idle connection.
         if self.rbuf.is_empty() && self.rbuf.capacity() > 64 << 10 {
             self.rbuf = BytesMut::new();
         }
+    }
+
+    /// Adds a whole binary message (its frame header, then its payload) to the region.
+    fn gather(&mut self, header: BytesMut, payload: BytesMut) {
+        // Both were split off `rbuf` right after the region, so joining them moves no bytes.
+        self.region.unsplit(header);
+        let start = self.region.len();
+        self.region.unsplit(payload);
+        self.region_msgs.push(start..self.region.len());
+    }
+
+    /// Hands the gathered binary messages on, before any other event of the connection.
+    fn flush_region(&mut self) {
+        if self.region_msgs.is_empty() {
+            return;
+        }
+        let region = std::mem::take(&mut self.region).freeze();
+        self.events
+            .on_binary_batch(self.id, region, &self.region_msgs);
+        self.region_msgs.clear();
     }
 
     fn deliver(&mut self, text: bool, payload: BytesMut) {

@@ -10,6 +10,7 @@
 //! sends never block. Events go to a [`WsEvents`] implementation, in order per connection, and
 //! the close event is reported exactly once, whatever ends the connection (even an aborted task).
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Waker;
@@ -63,6 +64,14 @@ pub enum Role {
 pub trait WsEvents: Send + Sync + 'static {
     /// A complete data message arrived on connection `id`.
     fn on_message(&self, id: u64, msg: WsMessage);
+    /// Whole binary messages that arrived together on connection `id`, in order: one message
+    /// per range of `region` (which also holds their frame headers). The default passes each
+    /// to [`WsEvents::on_message`]; an implementation can hand the region on as one buffer.
+    fn on_binary_batch(&self, id: u64, region: Bytes, ranges: &[Range<usize>]) {
+        for range in ranges {
+            self.on_message(id, WsMessage::Binary(region.slice(range.clone())));
+        }
+    }
     /// Connection `id` closed. Called exactly once per connection, with the peer's close code
     /// (1005 when its close frame had none, 1006 when the connection dropped without one) or,
     /// when this side failed the connection, the code it sent (1002, 1007, 1009, ...), or 1008
