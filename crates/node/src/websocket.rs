@@ -44,22 +44,28 @@ pub(crate) type WsEventCallback =
 pub struct BindingWebSocket {
     handle: WsHandle,
     url: String,
-    headers: Vec<(String, Bytes)>,
+    /// Handshake headers as `name NUL value NUL ...`: one allocation per connection (names and
+    /// values never hold NUL).
+    headers: Box<[u8]>,
     protocol: String,
     extensions: String,
     remote_address: String,
     remote_port: u32,
     offered_protocols: Vec<String>,
-    upgrade: Option<Upgrade>,
-    pending: Option<(DialedWebSocket, ws::WsDriver, WsLimits)>,
+    // Boxed: both are rare and large, and every open connection keeps this struct.
+    upgrade: Option<Box<Upgrade>>,
+    pending: Option<Box<(DialedWebSocket, ws::WsDriver, WsLimits)>>,
 }
 
-fn header_pairs(request: &Request) -> Vec<(String, Bytes)> {
-    request
-        .headers
-        .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), Bytes::copy_from_slice(v.as_bytes())))
-        .collect()
+fn encode_headers<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> Box<[u8]> {
+    let mut out = Vec::new();
+    for (name, value) in pairs {
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.extend_from_slice(value);
+        out.push(0);
+    }
+    out.into_boxed_slice()
 }
 
 impl BindingWebSocket {
@@ -67,7 +73,12 @@ impl BindingWebSocket {
         BindingWebSocket {
             handle,
             url: request.target.clone(),
-            headers: header_pairs(request),
+            headers: encode_headers(
+                request
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_bytes())),
+            ),
             protocol: String::new(),
             extensions: String::new(),
             remote_address: request
@@ -131,7 +142,12 @@ impl BindingWebSocket {
     /// Handshake headers: the upgrade request's (server) or the 101 response's (client).
     #[napi(getter)]
     pub fn headers(&self) -> Vec<String> {
-        flat_headers(self.headers.iter().map(|(n, v)| (n.as_str(), v)))
+        let mut parts = self.headers.split(|b| *b == 0);
+        let mut pairs = Vec::new();
+        while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
+            pairs.push((std::str::from_utf8(name).unwrap_or_default(), value));
+        }
+        flat_headers(pairs)
     }
 
     /// The negotiated subprotocol, empty when none.
@@ -256,7 +272,7 @@ impl BindingWebSocket {
     /// Client side: starts reading after the JS object is set up, so no event is lost.
     #[napi]
     pub fn start(&mut self, on_event: WsEventCallback) -> Result<()> {
-        let Some((dialed, driver, limits)) = self.pending.take() else {
+        let Some((dialed, driver, limits)) = self.pending.take().map(|p| *p) else {
             return Err(Error::from_reason("ERR_INVALID_STATE: already started"));
         };
         let events: Arc<dyn WsEvents> = Arc::new(JsEvents {
@@ -596,7 +612,7 @@ impl WsHandler for JsEvents {
         let id = upgrade.handle.id();
         let mut ws = BindingWebSocket::server_side(upgrade.handle.clone(), &upgrade.request);
         ws.offered_protocols = upgrade.protocols.clone();
-        ws.upgrade = Some(upgrade);
+        ws.upgrade = Some(Box::new(upgrade));
         self.emit(WS_UPGRADE, id, Some(ws), EventData::None, 0);
     }
 
@@ -756,7 +772,7 @@ pub async fn dial_web_socket(url: String, options: BindingDialOptions) -> Result
     let peer = dialed.stream.tcp().peer_addr().ok();
     Ok(BindingWebSocket {
         handle,
-        headers: dialed.headers.clone(),
+        headers: encode_headers(dialed.headers.iter().map(|(n, v)| (n.as_str(), &v[..]))),
         protocol: dialed.protocol.clone(),
         extensions: dialed.extensions.clone(),
         url,
@@ -764,6 +780,6 @@ pub async fn dial_web_socket(url: String, options: BindingDialOptions) -> Result
         remote_port: peer.map_or(0, |a| u32::from(a.port())),
         offered_protocols: Vec::new(),
         upgrade: None,
-        pending: Some((dialed, driver, opts.limits)),
+        pending: Some(Box::new((dialed, driver, opts.limits))),
     })
 }

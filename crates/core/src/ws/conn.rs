@@ -56,7 +56,11 @@ thread_local! {
 ///
 /// `leftover` holds bytes read past the handshake. `deflate` holds the negotiated
 /// permessage-deflate parameters, if any.
-pub async fn run<S>(
+///
+/// The setup runs before the future is returned, so the future holds the connection's state
+/// once (an `async fn` would also keep its arguments, moved or not, for its whole life: about
+/// 500 bytes more per connection).
+pub fn run<S>(
     io: S,
     leftover: BytesMut,
     role: Role,
@@ -64,7 +68,8 @@ pub async fn run<S>(
     events: Arc<dyn WsEvents>,
     limits: WsLimits,
     deflate: Option<Negotiated>,
-) where
+) -> impl std::future::Future<Output = ()> + Send + 'static
+where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(io);
@@ -102,172 +107,174 @@ pub async fn run<S>(
         last_read: Instant::now(),
         pong_deadline: None,
     };
-    let far = Instant::now() + std::time::Duration::from_secs(86400 * 365);
-    let mut close_deadline: Option<Instant> = None;
-    let mut gate_deadline: Option<Instant> = None;
-    let mut next_ping = c.limits.ping_interval.map(|i| Instant::now() + i);
-    let mut queue_open = true;
-    let timer = tokio::time::sleep_until(far);
-    tokio::pin!(timer);
-    let mut timer_at = far;
+    async move {
+        let far = Instant::now() + std::time::Duration::from_secs(86400 * 365);
+        let mut close_deadline: Option<Instant> = None;
+        let mut gate_deadline: Option<Instant> = None;
+        let mut next_ping = c.limits.ping_interval.map(|i| Instant::now() + i);
+        let mut queue_open = true;
+        let timer = tokio::time::sleep_until(far);
+        tokio::pin!(timer);
+        let mut timer_at = far;
 
-    let end: Option<(u16, String)> = 'main: loop {
-        c.process_input();
-        if c.finishing && c.failing.is_none() && c.out.is_empty() && c.scratch.is_empty() {
-            break None;
-        }
-        if c.failing.is_some() && gate_deadline.is_none() {
-            gate_deadline = Some(Instant::now() + c.limits.close_timeout);
-        }
-        if c.close_sent && close_deadline.is_none() {
-            close_deadline = Some(Instant::now() + c.limits.close_timeout);
-        }
-        // The earliest timer.
-        let mut at = far;
-        if let Some(d) = close_deadline {
-            at = at.min(d);
-        }
-        if let (Some(d), Some(_)) = (gate_deadline, &c.failing) {
-            at = at.min(d);
-        }
-        if let Some(i) = c.limits.idle_timeout {
-            if !c.close_sent {
-                at = at.min(c.last_read + i);
+        let end: Option<(u16, String)> = 'main: loop {
+            c.process_input();
+            if c.finishing && c.failing.is_none() && c.out.is_empty() && c.scratch.is_empty() {
+                break None;
             }
-        }
-        if let Some(p) = next_ping {
-            at = at.min(p);
-        }
-        if let Some(p) = c.pong_deadline {
-            at = at.min(p);
-        }
-        if at != timer_at {
-            timer.as_mut().reset(at);
-            timer_at = at;
-        }
-        let want_read = !c.read_closed && !c.finishing && c.out_bytes < READ_PAUSE;
-        let direct = c.direct_read();
-        let want_write = !c.out.is_empty();
-        let want_cmd = queue_open && !c.close_sent && c.out_bytes < BATCH_LIMIT;
-        tokio::select! {
-            r = read_some(&mut rd, &mut c.rbuf, direct), if want_read => match r {
-                Ok(0) => {
-                    c.read_closed = true;
-                    if c.close_sent && c.received.is_some() {
-                        break 'main None;
-                    }
-                    // Dropped without (or while waiting for) a close frame.
-                    if c.received.is_none() {
-                        break 'main None;
-                    }
+            if c.failing.is_some() && gate_deadline.is_none() {
+                gate_deadline = Some(Instant::now() + c.limits.close_timeout);
+            }
+            if c.close_sent && close_deadline.is_none() {
+                close_deadline = Some(Instant::now() + c.limits.close_timeout);
+            }
+            // The earliest timer.
+            let mut at = far;
+            if let Some(d) = close_deadline {
+                at = at.min(d);
+            }
+            if let (Some(d), Some(_)) = (gate_deadline, &c.failing) {
+                at = at.min(d);
+            }
+            if let Some(i) = c.limits.idle_timeout {
+                if !c.close_sent {
+                    at = at.min(c.last_read + i);
                 }
-                Ok(n) => {
-                    c.last_read = Instant::now();
-                    c.streaming = n >= STREAMING_READ;
-                }
-                Err(_) => break 'main None,
-            },
-            r = write_some(&mut wr, &mut c.out), if want_write => match r {
-                Ok((n, credit)) => {
-                    c.out_bytes -= n;
-                    if credit > 0 {
-                        driver.shared.buffered.fetch_sub(credit, Ordering::Relaxed);
-                    }
-                    if c.out.is_empty()
-                        && driver.shared.buffered.load(Ordering::Acquire) == 0
-                        && driver.shared.want_drain.swap(false, Ordering::AcqRel)
-                    {
-                        c.events.on_drain(c.id);
-                    }
-                }
-                Err(_) => break 'main None,
-            },
-            cmd = driver.shared.tx.recv(), if want_cmd => {
-                let Some(cmd) = cmd else {
-                    queue_open = false;
-                    continue;
-                };
-                c.command(cmd);
-                // Batch whatever else is queued.
-                while !c.close_sent && c.out_bytes + c.scratch.len() < BATCH_LIMIT {
-                    match driver.shared.tx.try_recv() {
-                        Ok(cmd) => c.command(cmd),
-                        Err(_) => break,
-                    }
-                }
-                c.seal();
-            },
-            () = driver.shared.kill.notified() => {
-                let code = driver.shared.kill_code.load(Ordering::Relaxed) as u16;
-                let reason = if code == CLOSE_POLICY { "backpressure limit exceeded" } else { "terminated" };
-                break 'main Some((code, reason.to_string()));
-            },
-            () = &mut timer => {
-                let now = Instant::now();
-                if gate_deadline.is_some_and(|d| d <= now) {
-                    c.resume();
-                }
-                if close_deadline.is_some_and(|d| d <= now) {
-                    break 'main None;
-                }
-                if c.pong_deadline.is_some_and(|d| d <= now) {
-                    let gate = super::FailGate::new(c.gate_tx.clone());
-                    c.events.on_error(c.id, Error::Timeout("WebSocket pong"), gate);
-                    break 'main Some((CLOSE_ABNORMAL, "heartbeat timeout".into()));
-                }
-                if let Some(p) = next_ping.filter(|p| *p <= now) {
-                    if !c.close_sent {
-                        c.queue_control(OpCode::Ping, &[]);
-                        c.seal();
-                        if c.pong_deadline.is_none() {
-                            c.pong_deadline = Some(now + c.limits.pong_timeout);
+            }
+            if let Some(p) = next_ping {
+                at = at.min(p);
+            }
+            if let Some(p) = c.pong_deadline {
+                at = at.min(p);
+            }
+            if at != timer_at {
+                timer.as_mut().reset(at);
+                timer_at = at;
+            }
+            let want_read = !c.read_closed && !c.finishing && c.out_bytes < READ_PAUSE;
+            let direct = c.direct_read();
+            let want_write = !c.out.is_empty();
+            let want_cmd = queue_open && !c.close_sent && c.out_bytes < BATCH_LIMIT;
+            tokio::select! {
+                r = read_some(&mut rd, &mut c.rbuf, direct), if want_read => match r {
+                    Ok(0) => {
+                        c.read_closed = true;
+                        if c.close_sent && c.received.is_some() {
+                            break 'main None;
+                        }
+                        // Dropped without (or while waiting for) a close frame.
+                        if c.received.is_none() {
+                            break 'main None;
                         }
                     }
-                    next_ping = c.limits.ping_interval.map(|i| p.max(now) + i);
-                }
-                if let Some(i) = c.limits.idle_timeout {
-                    if !c.close_sent && c.last_read + i <= now {
+                    Ok(n) => {
+                        c.last_read = Instant::now();
+                        c.streaming = n >= STREAMING_READ;
+                    }
+                    Err(_) => break 'main None,
+                },
+                r = write_some(&mut wr, &mut c.out), if want_write => match r {
+                    Ok((n, credit)) => {
+                        c.out_bytes -= n;
+                        if credit > 0 {
+                            driver.shared.buffered.fetch_sub(credit, Ordering::Relaxed);
+                        }
+                        if c.out.is_empty()
+                            && driver.shared.buffered.load(Ordering::Acquire) == 0
+                            && driver.shared.want_drain.swap(false, Ordering::AcqRel)
+                        {
+                            c.events.on_drain(c.id);
+                        }
+                    }
+                    Err(_) => break 'main None,
+                },
+                cmd = driver.shared.tx.recv(), if want_cmd => {
+                    let Some(cmd) = cmd else {
+                        queue_open = false;
+                        continue;
+                    };
+                    c.command(cmd);
+                    // Batch whatever else is queued.
+                    while !c.close_sent && c.out_bytes + c.scratch.len() < BATCH_LIMIT {
+                        match driver.shared.tx.try_recv() {
+                            Ok(cmd) => c.command(cmd),
+                            Err(_) => break,
+                        }
+                    }
+                    c.seal();
+                },
+                () = driver.shared.kill.notified() => {
+                    let code = driver.shared.kill_code.load(Ordering::Relaxed) as u16;
+                    let reason = if code == CLOSE_POLICY { "backpressure limit exceeded" } else { "terminated" };
+                    break 'main Some((code, reason.to_string()));
+                },
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if gate_deadline.is_some_and(|d| d <= now) {
+                        c.resume();
+                    }
+                    if close_deadline.is_some_and(|d| d <= now) {
+                        break 'main None;
+                    }
+                    if c.pong_deadline.is_some_and(|d| d <= now) {
                         let gate = super::FailGate::new(c.gate_tx.clone());
-                        c.events.on_error(c.id, Error::Timeout("WebSocket idle"), gate);
-                        c.start_close(CLOSE_GOING_AWAY, "idle timeout");
-                        c.failed = Some((CLOSE_GOING_AWAY, "idle timeout".into()));
+                        c.events.on_error(c.id, Error::Timeout("WebSocket pong"), gate);
+                        break 'main Some((CLOSE_ABNORMAL, "heartbeat timeout".into()));
+                    }
+                    if let Some(p) = next_ping.filter(|p| *p <= now) {
+                        if !c.close_sent {
+                            c.queue_control(OpCode::Ping, &[]);
+                            c.seal();
+                            if c.pong_deadline.is_none() {
+                                c.pong_deadline = Some(now + c.limits.pong_timeout);
+                            }
+                        }
+                        next_ping = c.limits.ping_interval.map(|i| p.max(now) + i);
+                    }
+                    if let Some(i) = c.limits.idle_timeout {
+                        if !c.close_sent && c.last_read + i <= now {
+                            let gate = super::FailGate::new(c.gate_tx.clone());
+                            c.events.on_error(c.id, Error::Timeout("WebSocket idle"), gate);
+                            c.start_close(CLOSE_GOING_AWAY, "idle timeout");
+                            c.failed = Some((CLOSE_GOING_AWAY, "idle timeout".into()));
+                        }
+                    }
+                },
+            }
+        };
+        // Flush what is pending (a close frame) briefly, then shut down the write side.
+        if end.is_none() && !c.out.is_empty() {
+            let _ = tokio::time::timeout(c.limits.close_timeout, async {
+                while !c.out.is_empty() {
+                    if write_some(&mut wr, &mut c.out).await.is_err() {
+                        break;
                     }
                 }
-            },
+            })
+            .await;
         }
-    };
-    // Flush what is pending (a close frame) briefly, then shut down the write side.
-    if end.is_none() && !c.out.is_empty() {
-        let _ = tokio::time::timeout(c.limits.close_timeout, async {
-            while !c.out.is_empty() {
-                if write_some(&mut wr, &mut c.out).await.is_err() {
-                    break;
+        let _ = tokio::time::timeout(c.limits.close_timeout, wr.shutdown()).await;
+        if c.role == Role::Client && c.received.is_some() && !c.read_closed {
+            // RFC 6455 7.1.1: the client waits for the server to close TCP first.
+            let _ = tokio::time::timeout(c.limits.close_timeout, async {
+                loop {
+                    c.rbuf.clear();
+                    match read_some(&mut rd, &mut c.rbuf, None).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
                 }
-            }
-        })
-        .await;
+            })
+            .await;
+        }
+        guard.set_outcome(match (end, c.received.take(), c.failed.take()) {
+            (Some(end), _, _) => end,
+            (None, Some(r), _) => r,
+            (None, None, Some(f)) => f,
+            (None, None, None) => (CLOSE_ABNORMAL, String::new()),
+        });
+        driver.shared.tx.close();
     }
-    let _ = tokio::time::timeout(c.limits.close_timeout, wr.shutdown()).await;
-    if c.role == Role::Client && c.received.is_some() && !c.read_closed {
-        // RFC 6455 7.1.1: the client waits for the server to close TCP first.
-        let _ = tokio::time::timeout(c.limits.close_timeout, async {
-            loop {
-                c.rbuf.clear();
-                match read_some(&mut rd, &mut c.rbuf, None).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await;
-    }
-    guard.outcome = Some(match (end, c.received.take(), c.failed.take()) {
-        (Some(end), _, _) => end,
-        (None, Some(r), _) => r,
-        (None, None, Some(f)) => f,
-        (None, None, None) => (CLOSE_ABNORMAL, String::new()),
-    });
-    driver.shared.tx.close();
 }
 
 /// Reports the close once, also when the driving task is aborted.
@@ -276,6 +283,14 @@ struct CloseGuard {
     id: u64,
     shared: Arc<super::Shared>,
     outcome: Option<(u16, String)>,
+}
+
+impl CloseGuard {
+    /// The code and reason to report. A method, so that the future of [`run`] takes the whole
+    /// guard (an assignment to the field would be captured as the field alone).
+    fn set_outcome(&mut self, outcome: (u16, String)) {
+        self.outcome = Some(outcome);
+    }
 }
 
 impl Drop for CloseGuard {
@@ -320,19 +335,20 @@ async fn write_some<W: AsyncWrite + Unpin>(
     wr: &mut W,
     out: &mut VecDeque<(Bytes, usize)>,
 ) -> std::io::Result<(usize, usize)> {
-    let n = {
+    // The slices live only during a poll, so they take no room in the connection's task.
+    let n = poll_fn(|cx| {
         let mut slices = [IoSlice::new(&[]); 32];
         let mut count = 0;
         for (chunk, _) in out.iter().take(32) {
             slices[count] = IoSlice::new(chunk);
             count += 1;
         }
-        let n = wr.write_vectored(&slices[..count]).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        n
-    };
+        Pin::new(&mut *wr).poll_write_vectored(cx, &slices[..count])
+    })
+    .await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::WriteZero.into());
+    }
     let mut left = n;
     let mut credit = 0;
     while left > 0 {
