@@ -51,7 +51,8 @@ pub(crate) fn to_array_buffer<'env>(env: &'env Env, bytes: Bytes) -> Result<Arra
     // below removes it, which V8 runs only once the `ArrayBuffer` is unreachable.
     let made = unsafe {
         ArrayBuffer::from_external(env, key as *mut u8, len, key, |_, key: usize| {
-            LENT.with(|lent| lent.borrow_mut().remove(&key));
+            // `try_with`: at thread exit the registry may already be gone (its bytes with it).
+            let _ = LENT.try_with(|lent| lent.borrow_mut().remove(&key));
         })
     };
     if made.is_err() {
