@@ -12,6 +12,7 @@
 //! sending it may change what goes out; the frame length never changes.
 
 use std::cell::RefCell;
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -35,14 +36,15 @@ pub(crate) fn to_array_buffer<'env>(env: &'env Env, bytes: Bytes) -> Result<Arra
     let len = bytes.len();
     let fresh = len >= LEND_MIN
         && LENT.with(|lent| {
-            let mut lent = lent.borrow_mut();
             // Two external buffers must never share an address (V8 keeps one backing store per
             // address); distinct live payloads never do, but stay safe.
-            if lent.contains_key(&key) {
-                return false;
+            match lent.borrow_mut().entry(key) {
+                Entry::Occupied(_) => false,
+                Entry::Vacant(slot) => {
+                    slot.insert(bytes.clone());
+                    true
+                }
             }
-            lent.insert(key, bytes.clone());
-            true
         });
     if !fresh {
         return ArrayBuffer::copy_from(env, &bytes);

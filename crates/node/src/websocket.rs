@@ -381,6 +381,18 @@ const EVENT_OBJECT: u8 = 4;
 const EVENT_DATA_OBJECT: u8 = 8;
 const EVENT_REGION: u8 = 16;
 
+/// Appends one encoded event (the layout is described at [`WsEventQueue::push`]).
+fn encode_event(out: &mut Vec<u8>, kind: u32, flags: u8, code: u32, id: u64, inline: &[u8]) {
+    out.reserve(16 + inline.len());
+    out.push(kind as u8);
+    out.push(flags);
+    out.extend_from_slice(&(code.min(u32::from(u16::MAX)) as u16).to_le_bytes());
+    out.extend_from_slice(&(id as u32).to_le_bytes());
+    out.extend_from_slice(&((id >> 32) as u32).to_le_bytes());
+    out.extend_from_slice(&(inline.len() as u32).to_le_bytes());
+    out.extend_from_slice(inline);
+}
+
 impl WsEventQueue {
     /// Appends one event, little-endian, read by `src-ts/server-websocket.ts`:
     /// `u8 kind, u8 flags (1 binary, 2 has data, 4 has an object, 8 the data is an object),
@@ -402,15 +414,7 @@ impl WsEventQueue {
         {
             let mut q = self.events.lock().unwrap_or_else(|e| e.into_inner());
             let inline: &[u8] = if large { &[] } else { payload };
-            let out = &mut q.bytes;
-            out.reserve(16 + inline.len());
-            out.push(kind as u8);
-            out.push(flags);
-            out.extend_from_slice(&(code.min(u32::from(u16::MAX)) as u16).to_le_bytes());
-            out.extend_from_slice(&(id as u32).to_le_bytes());
-            out.extend_from_slice(&((id >> 32) as u32).to_le_bytes());
-            out.extend_from_slice(&(inline.len() as u32).to_le_bytes());
-            out.extend_from_slice(inline);
+            encode_event(&mut q.bytes, kind, flags, code, id, inline);
             // The payload object comes before the socket or gate object.
             if large {
                 q.objects.push(match data {
@@ -432,21 +436,16 @@ impl WsEventQueue {
     fn push_region(&self, id: u64, region: Bytes, ranges: &[std::ops::Range<usize>]) {
         {
             let mut q = self.events.lock().unwrap_or_else(|e| e.into_inner());
-            let out = &mut q.bytes;
-            out.reserve(24 * ranges.len());
+            q.bytes.reserve(24 * ranges.len());
             for (i, range) in ranges.iter().enumerate() {
                 let mut flags = EVENT_DATA | EVENT_BINARY | EVENT_REGION;
                 if i == 0 {
                     flags |= EVENT_DATA_OBJECT;
                 }
-                out.push(WS_MESSAGE as u8);
-                out.push(flags);
-                out.extend_from_slice(&0u16.to_le_bytes());
-                out.extend_from_slice(&(id as u32).to_le_bytes());
-                out.extend_from_slice(&((id >> 32) as u32).to_le_bytes());
-                out.extend_from_slice(&8u32.to_le_bytes());
-                out.extend_from_slice(&(range.start as u32).to_le_bytes());
-                out.extend_from_slice(&(range.len() as u32).to_le_bytes());
+                let mut slice = [0u8; 8];
+                slice[..4].copy_from_slice(&(range.start as u32).to_le_bytes());
+                slice[4..].copy_from_slice(&(range.len() as u32).to_le_bytes());
+                encode_event(&mut q.bytes, WS_MESSAGE, flags, 0, id, &slice);
             }
             q.objects.push(EventObject::Region(region));
         }
@@ -552,8 +551,8 @@ impl WsEvents for JsEvents {
                 queue.push_region(id, region, ranges)
             }
             _ => {
-                for range in ranges {
-                    self.on_message(id, WsMessage::Binary(region.slice(range.clone())));
+                for msg in ws::batch_messages(&region, ranges) {
+                    self.on_message(id, msg);
                 }
             }
         }

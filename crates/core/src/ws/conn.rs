@@ -643,32 +643,29 @@ impl Conn {
                     return self.fail(1009, "message too big");
                 }
                 let whole = self.msg.is_none() && h.fin && !h.rsv1;
+                self.need = 0;
                 // Text keeps being checked as it arrives, to fail invalid UTF-8 early.
-                if whole && h.opcode == OpCode::Binary && h.len as usize <= WAIT_MAX {
+                if whole && h.opcode == OpCode::Binary {
                     let total = h.header_len + h.len as usize;
-                    if self.rbuf.len() < total {
+                    if self.rbuf.len() >= total {
+                        let header = self.rbuf.split_to(h.header_len);
+                        let mut payload = self.rbuf.split_to(h.len as usize);
+                        if let Some(m) = h.mask {
+                            apply_mask(&mut payload, m, 0);
+                        }
+                        self.gather(header, payload);
+                        continue;
+                    }
+                    if h.len as usize <= WAIT_MAX {
                         // Wait for the rest, so the payload is handed on without a copy.
                         self.need = total;
                         break;
                     }
                 }
-                self.need = 0;
-                if whole
-                    && h.opcode == OpCode::Binary
-                    && self.rbuf.len() >= h.header_len + h.len as usize
-                {
-                    let header = self.rbuf.split_to(h.header_len);
-                    let mut payload = self.rbuf.split_to(h.len as usize);
-                    if let Some(m) = h.mask {
-                        apply_mask(&mut payload, m, 0);
-                    }
-                    self.gather(header, payload);
-                    continue;
-                }
                 self.flush_region();
                 self.rbuf.advance(h.header_len);
                 if self.msg.is_none() {
-                    // Zero-copy: a whole uncompressed single-frame message already here.
+                    // Zero-copy: a whole uncompressed single-frame text message already here.
                     if whole && self.rbuf.len() as u64 >= h.len {
                         let mut payload = self.rbuf.split_to(h.len as usize);
                         if let Some(m) = h.mask {

@@ -68,8 +68,8 @@ pub trait WsEvents: Send + Sync + 'static {
     /// per range of `region` (which also holds their frame headers). The default passes each
     /// to [`WsEvents::on_message`]; an implementation can hand the region on as one buffer.
     fn on_binary_batch(&self, id: u64, region: Bytes, ranges: &[Range<usize>]) {
-        for range in ranges {
-            self.on_message(id, WsMessage::Binary(region.slice(range.clone())));
+        for msg in batch_messages(&region, ranges) {
+            self.on_message(id, msg);
         }
     }
     /// Connection `id` closed. Called exactly once per connection, with the peer's close code
@@ -88,6 +88,16 @@ pub trait WsEvents: Send + Sync + 'static {
     /// passes), so that replies the application queued for messages delivered before the
     /// error still go out first, in order. Drop it once earlier events are handled.
     fn on_error(&self, _id: u64, _error: Error, _gate: FailGate) {}
+}
+
+/// The messages of a [`WsEvents::on_binary_batch`], one by one (each shares `region`'s memory).
+pub fn batch_messages<'a>(
+    region: &'a Bytes,
+    ranges: &'a [Range<usize>],
+) -> impl Iterator<Item = WsMessage> + 'a {
+    ranges
+        .iter()
+        .map(|range| WsMessage::Binary(region.slice(range.clone())))
 }
 
 /// Holds back the close frame of a failed connection until dropped (see
