@@ -22,6 +22,12 @@ export declare class BindingBodyReader {
   read(max: number): Promise<Buffer | null>
   /** The whole rest of the body, failing past `max` bytes. */
   readAll(max: number): Promise<Buffer>
+  /**
+   * Stops reading: the rest of the body is discarded and the connection released now (an
+   * HTTP/1.1 connection with body left unread is closed; an HTTP/2 stream is reset), not
+   * when the reader is garbage-collected. A read in flight ends as if the body had ended.
+   */
+  close(): void
 }
 
 /** The body of a streamed response. */
@@ -95,7 +101,7 @@ export declare class BindingCookieJar {
 
 /** A Server-Sent Events connection that reconnects by itself; read with `next()`. */
 export declare class BindingEventSource {
-  constructor(client: BindingClient, url: string, headers: Array<string>, retryMs: number, maxReconnects?: number | undefined | null, lastEventId?: string | undefined | null)
+  constructor(client: BindingClient, url: string, headers: Array<string>, retryMs: number, maxReconnects?: number | undefined | null, lastEventId?: string | undefined | null, maxEventSize?: number | undefined | null)
   /** The next items, or null once closed. */
   next(): Promise<Array<BindingSseItem> | null>
   /** Closes the stream; a pending `next()` resolves to null. */

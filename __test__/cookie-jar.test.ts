@@ -1,5 +1,5 @@
 // The cookie jar: the 222 http-state parser cases and the cookie-date cases kept by tough-cookie
-// (../shared/conformance/cookies), then the jar used by the client across redirects.
+// (copied into __test__/fixtures/cookies with their licence), then the jar used by the client across redirects.
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import http from 'node:http'
@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { Client, CookieJar } from 'hypersock'
 import { afterEach, describe, expect, it } from 'vitest'
 
-const dir = join(__dirname, '..', '..', 'shared', 'conformance', 'cookies')
+const dir = join(__dirname, 'fixtures', 'cookies')
 const load = <T>(name: string): T => JSON.parse(readFileSync(join(dir, name), 'utf8')) as T
 
 interface ParserCase {

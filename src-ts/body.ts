@@ -25,10 +25,17 @@ export function toBytes(data: string | Uint8Array | null): Uint8Array | null {
   return typeof data === 'string' ? encoder.encode(data) : data
 }
 
-/** Builds a `Headers` from a flat `[name, value, ...]` list, keeping order and repeats. */
+/**
+ * Builds a `Headers` from a flat `[name, value, ...]` list, keeping order and repeats. A value
+ * with characters above U+00FF (the addon decodes the peer's bytes as UTF-8), which a `Headers`
+ * cannot hold, is taken as its UTF-8 bytes read one by one (Latin-1), as WHATWG fetch reads them.
+ */
 export function headersFromFlat(flat: string[]): Headers {
   const headers = new Headers()
-  for (let i = 0; i + 1 < flat.length; i += 2) headers.append(flat[i] as string, flat[i + 1] as string)
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const value = flat[i + 1] as string
+    headers.append(flat[i] as string, /[^\0-\xff]/.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value)
+  }
   return headers
 }
 

@@ -4,20 +4,20 @@ import { type CookieJar, nativeJar } from './cookie-jar.js'
 import { AbortError, fromNative, HypersockError, InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
 import { type ProxyOptions, proxyOptions } from './proxy.js'
-import { type PeerCertificate, parseTls, type TlsDetails } from './tls.js'
+import { CLIENT_TLS_FIELDS, checkTlsOptions, type PeerCertificate, parseTls, type TlsDetails } from './tls.js'
 
 export type { ProxyOptions } from './proxy.js'
 
 /** TLS options of a {@link Client}. */
 export interface ClientTlsOptions {
   /** Trusted CA certificates (PEM). When given, they replace the default (Mozilla/webpki) roots unless `defaultRoots: true`. */
-  ca?: string | string[]
+  ca?: string | Buffer | Array<string | Buffer>
   /** Keep the default roots beside `ca`. Default: true without `ca`, false with it. */
   defaultRoots?: boolean
   /** Client certificate chain (PEM), for mutual TLS. */
-  cert?: string
+  cert?: string | Buffer
   /** Private key (PEM) of `cert`. */
-  key?: string
+  key?: string | Buffer
   /** Verify the server certificate and host name. Default true; only an explicit `false` turns it off. */
   rejectUnauthorized?: boolean
   /** Lowest TLS version. Default `'TLSv1.2'`. */
@@ -308,6 +308,8 @@ export class Response {
           }
         },
         cancel: () => {
+          // Release the connection now, as undici does, not when the reader is collected.
+          rest?.close()
           cleanup()
         },
       },
@@ -399,13 +401,14 @@ function redirectOptions(r: RedirectOptions | undefined): { mode: string; max: n
 
 /** @internal The addon's form of client TLS options (the HTTP client and the Redis adapter). */
 export function nativeTlsOptions(tls: ClientTlsOptions | undefined): Binding.BindingTlsOptions | undefined {
+  checkTlsOptions('tls', tls, CLIENT_TLS_FIELDS)
   return (
     tls && {
-      ca: tls.ca === undefined ? undefined : Array.isArray(tls.ca) ? tls.ca : [tls.ca],
+      ca: tls.ca === undefined ? undefined : [tls.ca].flat().map(String),
       defaultRoots: tls.defaultRoots,
-      cert: tls.cert,
-      key: tls.key,
-      rejectUnauthorized: tls.rejectUnauthorized !== false,
+      cert: tls.cert === undefined ? undefined : String(tls.cert),
+      key: tls.key === undefined ? undefined : String(tls.key),
+      rejectUnauthorized: tls.rejectUnauthorized ?? true,
       minVersion: tls.minVersion,
       maxVersion: tls.maxVersion,
       serverName: tls.servername,

@@ -101,6 +101,7 @@ const classes: Record<string, ErrorClass> = {
   ERR_INVALID_ARG_VALUE: InvalidArgumentError,
   ERR_HTTP_PROTOCOL: HttpError,
   ERR_BODY_TOO_LARGE: HttpError,
+  ERR_SSE_EVENT_TOO_LARGE: HttpError,
   ERR_DECODE: HttpError,
   ERR_BODY_NOT_REPLAYABLE: HttpError,
   ERR_TLS_CERT_EXPIRED: TlsError,

@@ -17,6 +17,11 @@ export interface EventSourceInit {
   maxReconnects?: number
   /** `Last-Event-ID` of the first connection. */
   lastEventId?: string
+  /**
+   * Largest line, and largest event (type and data together), in bytes. A stream that sends more
+   * fails for good with `ERR_SSE_EVENT_TOO_LARGE` (no reconnection). Default 4 MiB.
+   */
+  maxEventSize?: number
 }
 
 /** An error event of an {@link EventSource}; `error` is set when the stream failed for good. */
@@ -77,6 +82,10 @@ export class EventSource extends EventTarget {
     if (!Number.isFinite(retry) || retry < 0) {
       throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'retry must be a number of milliseconds')
     }
+    const maxEventSize = init.maxEventSize ?? 4 * 1024 * 1024
+    if (!Number.isSafeInteger(maxEventSize) || maxEventSize < 1) {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'maxEventSize must be a positive number of bytes')
+    }
     try {
       this.#native = new native.BindingEventSource(
         nativeClient(init.client ?? getDefaultClient()),
@@ -85,6 +94,7 @@ export class EventSource extends EventTarget {
         Math.floor(retry),
         init.maxReconnects,
         init.lastEventId,
+        maxEventSize,
       )
     } catch (err) {
       throw fromNative(err)

@@ -10,6 +10,10 @@ const METHODS = ['', 'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH',
 const VERSIONS = ['1.1', '1.0', '2', '1.1']
 const FLAG_UPGRADE = 0x10
 const FLAG_TLS = 0x20
+/** The shortest record: length, id, method code, flags, header count, port. */
+const MIN_RECORD = 14
+/** Characters a `Headers` value (a ByteString) cannot hold. */
+const NOT_BYTE_STRING = /[^\0-\xff]/
 
 function view(buf: Buffer): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
@@ -47,8 +51,9 @@ function u16be(b: Buffer, o: number): number {
 }
 
 /**
- * Reads one request of a batch from the addon (the format is written by `encode_request` in
- * crates/node/src/server.rs) and calls `each` with it; returns the offset of the next one.
+ * Reads the requests of a batch from the addon (the format is written by `encode_request` in
+ * crates/node/src/server.rs) and calls `each` with each, in order. A record that does not fit
+ * the batch (which the addon never writes) throws instead of being read past or looped on.
  */
 export function decodeRequests(
   batch: Buffer,
@@ -59,8 +64,11 @@ export function decodeRequests(
   each: (request: ServerRequest) => void,
 ): void {
   let o = 0
-  while (o + 4 <= batch.length) {
-    const len = u32(batch, o)
+  while (o < batch.length) {
+    const len = o + 4 <= batch.length ? u32(batch, o) : 0
+    if (len < MIN_RECORD || len > batch.length - o) {
+      throw new Error(`hypersock: corrupt request batch (a record of ${len} bytes at ${o} of ${batch.length})`)
+    }
     each(new ServerRequest(batch, o, server, reply, host, scheme))
     o += len
   }
@@ -163,11 +171,11 @@ export class ServerRequest {
     return this.#method
   }
 
-  /** The request target as sent: path and query, or an absolute URL. */
+  /** The request target as sent: path and query, or an absolute URL (UTF-8: the addon checked it). */
   get #targetString(): string {
     if (this.#target === undefined) {
       const o = this.#targetAt
-      this.#target = this.#batch.latin1Slice(o + 4, o + 4 + u32(this.#batch, o))
+      this.#target = this.#batch.utf8Slice(o + 4, o + 4 + u32(this.#batch, o))
     }
     return this.#target as string
   }
@@ -190,7 +198,10 @@ export class ServerRequest {
       try {
         this.#parsed = new URL(this.url)
       } catch {
-        this.#parsed = new URL(this.#targetString, `${this.#scheme}://${this.#host}`)
+        // The Host header (or the authority of an absolute target) is no host: keep the path
+        // and query under the server's own host. Appended, not resolved: `//x` is a path here.
+        const target = this.#targetString.replace(/^https?:\/\/[^/?#]*/i, '')
+        this.#parsed = new URL(`${this.#scheme}://${this.#host}${target.startsWith('/') ? target : `/${target}`}`)
       }
     }
     return this.#parsed
@@ -216,7 +227,11 @@ export class ServerRequest {
     return VERSIONS[(this.#flags >> 2) & 3] as string
   }
 
-  /** Request headers; repeated fields are kept (`get` joins them). */
+  /**
+   * Request headers; repeated fields are kept (`get` joins them). Values read as UTF-8, or byte
+   * for byte (Latin-1, as WHATWG fetch reads them all) when that gives characters above U+00FF,
+   * which a `Headers` cannot hold.
+   */
   get headers(): Headers {
     if (this.#headers === undefined) {
       const headers = new Headers()
@@ -227,7 +242,9 @@ export class ServerRequest {
         const name = b.latin1Slice(o + 2, o + 2 + n)
         o += 2 + n
         const v = u32(b, o)
-        headers.append(name, b.utf8Slice(o + 4, o + 4 + v))
+        let value = b.utf8Slice(o + 4, o + 4 + v)
+        if (NOT_BYTE_STRING.test(value)) value = b.latin1Slice(o + 4, o + 4 + v)
+        headers.append(name, value)
         o += 4 + v
       }
       this.#tail = o

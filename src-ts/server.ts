@@ -4,6 +4,7 @@ import { type Binding, native } from './native.js'
 import { decodeRequests, ServerRequest } from './server-request.js'
 import { type ReplyHandle, type ResponseLike, respondText, sendResponse } from './server-response.js'
 import { bindingWsOptions, WebSocketDispatcher, type WebSocketHandler } from './server-websocket.js'
+import { checkTlsOptions, SERVER_TLS_FIELDS } from './tls.js'
 import { checkInteger, U32 } from './validate.js'
 
 export type { ResponseLike }
@@ -122,6 +123,7 @@ function bindingTls(tls: ServerTlsOptions): Binding.BindingServerTls {
   if (tls === null || typeof tls !== 'object') {
     throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'tls must be an object with cert and key')
   }
+  checkTlsOptions('tls', tls, SERVER_TLS_FIELDS)
   const certificates = [{ serverNames: [] as string[], cert: pem('cert', tls.cert), key: pem('key', tls.key) }]
   for (const entry of tls.sni ?? []) {
     const names = Array.isArray(entry.serverName) ? entry.serverName : [entry.serverName]

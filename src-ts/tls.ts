@@ -1,4 +1,107 @@
-// What a TLS handshake negotiated, as the client and the server both report it.
+// What a TLS handshake negotiated, as the client and the server both report it, and the one rule
+// every TLS options object is checked by.
+import { InvalidArgumentError } from './errors.js'
+
+type TlsField = 'boolean' | 'string' | 'pem' | 'pems' | 'list' | 'version'
+
+/** The fields of the TLS options of the client (HTTP, WebSocket, Redis) and of the server. */
+export const CLIENT_TLS_FIELDS: Record<string, TlsField> = {
+  ca: 'pems',
+  defaultRoots: 'boolean',
+  cert: 'pem',
+  key: 'pem',
+  rejectUnauthorized: 'boolean',
+  minVersion: 'version',
+  maxVersion: 'version',
+  servername: 'string',
+}
+export const SERVER_TLS_FIELDS: Record<string, TlsField> = {
+  cert: 'pem',
+  key: 'pem',
+  sni: 'list',
+  clientCa: 'pems',
+  requireClientCert: 'boolean',
+  minVersion: 'version',
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0] as number
+    row[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j] as number
+      row[j] = Math.min(cur + 1, (row[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
+      prev = cur
+    }
+  }
+  return row[b.length] as number
+}
+
+/** The known name nearest to `key`, for a did-you-mean. */
+export function nearest(key: string, known: string[]): string | undefined {
+  let best: string | undefined
+  let bestDistance = Number.POSITIVE_INFINITY
+  for (const k of known) {
+    const d = editDistance(key.toLowerCase(), k.toLowerCase())
+    if (d < bestDistance) {
+      best = k
+      bestDistance = d
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined
+}
+
+const isPem = (v: unknown) => typeof v === 'string' || Buffer.isBuffer(v)
+
+/**
+ * Checks a TLS options object by one rule, wherever it is given: an object of known keys, booleans
+ * that are booleans (`rejectUnauthorized: 0` is refused, not taken as "verify"), PEM as text or
+ * Buffers, versions `'TLSv1.2'`/`'TLSv1.3'`. Throws `ERR_INVALID_ARG_VALUE` naming the field.
+ */
+export function checkTlsOptions(where: string, tls: unknown, fields: Record<string, TlsField>): void {
+  if (tls === undefined) return
+  if (tls === null || typeof tls !== 'object' || Array.isArray(tls)) {
+    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `${where} must be an object`)
+  }
+  for (const [key, value] of Object.entries(tls)) {
+    const kind = fields[key]
+    if (kind === undefined) {
+      const hint = nearest(key, Object.keys(fields))
+      throw new InvalidArgumentError(
+        'ERR_INVALID_ARG_VALUE',
+        `${where}.${key} is not a TLS option${hint ? ` (did you mean ${where}.${hint}?)` : ''}`,
+      )
+    }
+    if (value === undefined) continue
+    const ok =
+      kind === 'boolean'
+        ? typeof value === 'boolean'
+        : kind === 'string'
+          ? typeof value === 'string'
+          : kind === 'pem'
+            ? isPem(value)
+            : kind === 'pems'
+              ? isPem(value) || (Array.isArray(value) && value.every(isPem))
+              : kind === 'list'
+                ? Array.isArray(value)
+                : value === 'TLSv1.2' || value === 'TLSv1.3'
+    if (!ok) {
+      const want = {
+        boolean: 'true or false',
+        string: 'a string',
+        pem: 'PEM text or a Buffer',
+        pems: 'PEM text, a Buffer or an array of them',
+        list: 'an array',
+        version: "'TLSv1.2' or 'TLSv1.3'",
+      }[kind]
+      throw new InvalidArgumentError(
+        'ERR_INVALID_ARG_VALUE',
+        `${where}.${key} must be ${want}, not ${JSON.stringify(value) ?? typeof value}`,
+      )
+    }
+  }
+}
 
 /** A certificate of the peer. */
 export interface PeerCertificate {

@@ -2,6 +2,15 @@ import { headersFromFlat } from './body.js'
 import { fromNative, InvalidArgumentError, WebSocketError } from './errors.js'
 import { type Binding, native } from './native.js'
 import { type ProxyOptions, proxyOptions } from './proxy.js'
+import { CLIENT_TLS_FIELDS, checkTlsOptions } from './tls.js'
+
+/** The WebSocket client's TLS options: the HTTP client's, less those it has no use for. */
+const WS_TLS_FIELDS = Object.fromEntries(
+  Object.entries(CLIENT_TLS_FIELDS).filter(([k]) =>
+    ['ca', 'rejectUnauthorized', 'servername', 'cert', 'key'].includes(k),
+  ),
+)
+
 import {
   binaryPayload,
   bindingCompression,
@@ -134,6 +143,7 @@ export class WebSocket extends EventTarget {
     if (new Set(list).size !== list.length) {
       throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'subprotocols must not repeat')
     }
+    checkTlsOptions('tls', options.tls, WS_TLS_FIELDS)
     const dial = {
       protocols: list,
       headers: flatHeaders(options.headers),

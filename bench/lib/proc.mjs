@@ -141,3 +141,8 @@ export async function withServer(name, command, args, fn) {
     await server.stop()
   }
 }
+
+/** Starts a throwaway redis-server on 127.0.0.1:`port` (no persistence), tracked like {@link track}. */
+export function spawnRedis(port) {
+  return track('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'])
+}

@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import net from 'node:net'
 import WebSocket from 'ws'
 import { bin, node, SECONDS, WARMUP } from '../lib/config.mjs'
-import { ensureTools, run, track, withServer } from '../lib/proc.mjs'
+import { ensureTools, run, spawnRedis, withServer } from '../lib/proc.mjs'
 
 /** Receivers per publish (`HUB_CONNECTIONS`, default 10,000). */
 const CONNECTIONS = Number(process.env.HUB_CONNECTIONS ?? 10_000)
@@ -114,16 +114,7 @@ const LATENCY_WARMUP = 50
 export async function hubRedisLatency(record) {
   await ensureTools({ 'redis-server': 'redis-server' })
   const port = await freePort()
-  const redis = track('redis-server', [
-    '--port',
-    String(port),
-    '--bind',
-    '127.0.0.1',
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-  ])
+  const redis = spawnRedis(port)
   try {
     await waitForOutput(redis, /Ready to accept connections/, 10_000)
     const url = `redis://127.0.0.1:${port}`

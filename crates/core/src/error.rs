@@ -30,6 +30,9 @@ pub enum Error {
     /// A body was larger than the configured limit.
     #[error("body larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
+    /// A Server-Sent Events line or event was over the size limit.
+    #[error("event stream line or event larger than the limit of {limit} bytes (raise maxEventSize if the server is trusted)")]
+    EventTooLarge { limit: usize },
     /// The WebSocket handshake was refused or malformed.
     #[error("WebSocket handshake failed: {0}")]
     WsHandshake(String),
@@ -140,6 +143,7 @@ impl Error {
             Error::ConnectionReset(_) => "ECONNRESET",
             Error::Http(_) => "ERR_HTTP_PROTOCOL",
             Error::BodyTooLarge { .. } => "ERR_BODY_TOO_LARGE",
+            Error::EventTooLarge { .. } => "ERR_SSE_EVENT_TOO_LARGE",
             Error::WsHandshake(_) => "ERR_WS_HANDSHAKE",
             Error::WsClosed => "ERR_WS_CLOSED",
             Error::WsProtocol(_) => "ERR_WS_PROTOCOL",

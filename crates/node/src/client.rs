@@ -218,7 +218,13 @@ impl BindingBodyWriter {
 /// Reads the rest of a response body.
 #[napi]
 pub struct BindingBodyReader {
-    inner: Arc<Mutex<BodyReader>>,
+    /// `None` once closed: the body, and with it the connection, is released.
+    inner: Arc<Mutex<Option<BodyReader>>>,
+    closed: CancellationToken,
+}
+
+fn body_closed() -> napi::Error {
+    to_js_error(Error::Aborted)
 }
 
 #[napi]
@@ -226,8 +232,17 @@ impl BindingBodyReader {
     /// The next chunk (up to about `max` bytes), or null at the end.
     #[napi]
     pub async fn read(&self, max: u32) -> Result<Option<Buffer>> {
-        let mut reader = self.inner.lock().await;
-        let (data, done) = reader.read_up_to(max as usize).await.map_err(to_js_error)?;
+        let mut guard = self.inner.lock().await;
+        let Some(reader) = guard.as_mut() else {
+            return Ok(None);
+        };
+        let (data, done) = tokio::select! {
+            r = reader.read_up_to(max as usize) => r.map_err(to_js_error)?,
+            () = self.closed.cancelled() => {
+                guard.take();
+                return Ok(None);
+            }
+        };
         if data.is_empty() && done {
             return Ok(None);
         }
@@ -237,9 +252,29 @@ impl BindingBodyReader {
     /// The whole rest of the body, failing past `max` bytes.
     #[napi]
     pub async fn read_all(&self, max: f64) -> Result<Buffer> {
-        let mut reader = self.inner.lock().await;
-        let data = reader.read_all(max as usize).await.map_err(to_js_error)?;
+        let mut guard = self.inner.lock().await;
+        let Some(reader) = guard.as_mut() else {
+            return Err(body_closed());
+        };
+        let data = tokio::select! {
+            r = reader.read_all(max as usize) => r.map_err(to_js_error)?,
+            () = self.closed.cancelled() => {
+                guard.take();
+                return Err(body_closed());
+            }
+        };
         Ok(Buffer::from(Vec::from(data)))
+    }
+
+    /// Stops reading: the rest of the body is discarded and the connection released now (an
+    /// HTTP/1.1 connection with body left unread is closed; an HTTP/2 stream is reset), not
+    /// when the reader is garbage-collected. A read in flight ends as if the body had ended.
+    #[napi]
+    pub fn close(&self) {
+        self.closed.cancel();
+        if let Ok(mut guard) = self.inner.try_lock() {
+            guard.take();
+        }
     }
 }
 
@@ -321,7 +356,8 @@ fn head_to_js(head: ResponseHead, body: Bytes, rest: Option<BodyReader>) -> Bind
         headers: flat_headers(head.headers.iter().map(|(n, v)| (n.as_str(), v))),
         body: Buffer::from(Vec::from(body)),
         rest: rest.map(|r| BindingBodyReader {
-            inner: Arc::new(Mutex::new(r)),
+            inner: Arc::new(Mutex::new(Some(r))),
+            closed: CancellationToken::new(),
         }),
         url: head.url,
         version: head.version.to_string(),

@@ -35,6 +35,7 @@ impl BindingEventSource {
         retry_ms: u32,
         max_reconnects: Option<u32>,
         last_event_id: Option<String>,
+        max_event_size: Option<f64>,
     ) -> Result<Self> {
         let stream = EventStream::new(
             client.inner.clone(),
@@ -44,6 +45,8 @@ impl BindingEventSource {
                 retry: Duration::from_millis(u64::from(retry_ms)),
                 max_reconnects,
                 last_event_id: last_event_id.unwrap_or_default(),
+                max_event_size: max_event_size
+                    .map_or(hypersock_core::sse::DEFAULT_MAX_EVENT_SIZE, |n| n as usize),
             },
         );
         let closer = stream.closer();

@@ -280,6 +280,7 @@ impl Client {
                 .pool_idle_timeout(opts.pool_idle_timeout)
                 .pool_max_idle_per_host(opts.pool_max_idle_per_host)
                 .http2_only(h2only)
+                .http1_max_headers(MAX_RESPONSE_HEADERS)
                 .http2_adaptive_window(true)
                 .retry_canceled_requests(true)
                 .build(connector.clone())
@@ -734,6 +735,14 @@ impl Client {
     }
 }
 
+/// Most header fields in a response head (hyper's default of 100 is far below what browsers and
+/// undici accept).
+pub(crate) const MAX_RESPONSE_HEADERS: usize = 1024;
+
+/// Why hyper refused a response head as too large.
+pub(crate) const RESPONSE_HEAD_TOO_LARGE: &str =
+    "the response head is too large: more than 1024 header fields, or over 400 KiB";
+
 fn classify(err: hyper_util::client::legacy::Error, peer: &str) -> Error {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
     while let Some(e) = source {
@@ -756,6 +765,9 @@ fn classify(err: hyper_util::client::legacy::Error, peer: &str) -> Error {
         if let Some(h) = e.downcast_ref::<hyper::Error>() {
             if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
                 return Error::ConnectionReset(format!("{peer}: {h}"));
+            }
+            if h.is_parse_too_large() {
+                return Error::Http(RESPONSE_HEAD_TOO_LARGE.into());
             }
             if h.is_parse() || h.is_parse_status() {
                 return Error::Http(h.to_string());

@@ -224,12 +224,17 @@ async fn handshake(
             .map_err(|_| Error::InvalidArgument(format!("invalid value for header {name}")))?;
         request.headers_mut().append(name, value);
     }
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .max_headers(super::MAX_RESPONSE_HEADERS)
+        .handshake(TokioIo::new(tcp))
         .await
         .map_err(handshake_error)?;
     let conn = tokio::spawn(conn.with_upgrades());
     let response = sender.send_request(request).await.map_err(|e| {
         conn.abort();
+        if e.is_parse_too_large() {
+            return handshake_error(super::RESPONSE_HEAD_TOO_LARGE);
+        }
         handshake_error(e)
     })?;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {

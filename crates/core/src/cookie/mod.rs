@@ -1,7 +1,19 @@
 //! An RFC 6265 cookie jar: `Set-Cookie` parsing (section 5.2), storage with domain and path
 //! rules, host-only cookies, Max-Age/Expires, Secure, HttpOnly and SameSite (5.3), public-suffix
 //! rejection (the `psl` list), and the `Cookie` header (5.4). Thread-safe; saved as JSON.
+//!
+//! Limits as browsers keep them: a cookie whose name and value together pass
+//! [`MAX_COOKIE_SIZE`] bytes is ignored, an attribute value over [`MAX_ATTRIBUTE_SIZE`] bytes is
+//! ignored, a site (registrable domain) keeps at most [`MAX_COOKIES_PER_SITE`] cookies and the
+//! jar at most [`MAX_COOKIES`]; past a limit the least recently set cookie goes. The `Secure`
+//! rules of RFC 6265bis section 5.7 apply: only a secure origin (https, wss, or a loopback host,
+//! as browsers treat them) sets a `Secure` cookie, and an insecure one cannot overwrite or
+//! shadow one.
+//!
+//! Cookies are kept by site, the only place a cookie for a host can live, so a store or a lookup
+//! reads one site's cookies (at most [`MAX_COOKIES_PER_SITE`]), never the whole jar.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -61,10 +73,103 @@ impl Cookie {
     }
 }
 
+/// Largest name plus value of a cookie, in bytes (RFC 6265bis section 5.6; browsers agree).
+pub const MAX_COOKIE_SIZE: usize = 4096;
+/// Largest value of one attribute, in bytes; a longer one is ignored (RFC 6265bis section 5.6).
+pub const MAX_ATTRIBUTE_SIZE: usize = 1024;
+/// Most cookies kept for one site (registrable domain), as Chromium keeps.
+pub const MAX_COOKIES_PER_SITE: usize = 180;
+/// Most cookies kept in one jar, as Chromium keeps.
+pub const MAX_COOKIES: usize = 3000;
+
 #[derive(Debug, Default)]
 struct Inner {
-    cookies: Vec<Cookie>,
+    /// Cookies by site: every cookie that can match a host lives under the host's site.
+    sites: HashMap<String, Vec<Cookie>>,
+    /// The site of every stored cookie by `seq`: oldest first, for eviction.
+    order: BTreeMap<u64, String>,
     seq: u64,
+}
+
+/// The registrable domain of a host or cookie domain (`a.b.example.co.uk` -> `example.co.uk`),
+/// or the name itself for an IP address, a public suffix or a single label.
+fn site_of(domain: &str) -> &str {
+    if domain.parse::<IpAddr>().is_ok() {
+        return domain;
+    }
+    psl::domain_str(domain).unwrap_or(domain)
+}
+
+impl Inner {
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Removes the cookies of one site that `drop` selects.
+    fn remove_in(&mut self, site: &str, mut drop: impl FnMut(&Cookie) -> bool) -> usize {
+        let Some(bucket) = self.sites.get_mut(site) else {
+            return 0;
+        };
+        let order = &mut self.order;
+        let before = bucket.len();
+        bucket.retain(|c| {
+            let gone = drop(c);
+            if gone {
+                order.remove(&c.seq);
+            }
+            !gone
+        });
+        let removed = before - bucket.len();
+        if bucket.is_empty() {
+            self.sites.remove(site);
+        }
+        removed
+    }
+
+    /// Stores a cookie (replacing the one of the same name, domain and path), then evicts to
+    /// the limits: the site's expired cookies first, then its least recently set, then the
+    /// jar's least recently set.
+    fn insert(&mut self, mut cookie: Cookie, now: i64) {
+        let site = site_of(&cookie.domain).to_owned();
+        self.remove_in(&site, |c| {
+            c.name == cookie.name && c.domain == cookie.domain && c.path == cookie.path
+        });
+        self.seq += 1;
+        cookie.seq = self.seq;
+        self.order.insert(cookie.seq, site.clone());
+        let bucket = self.sites.entry(site.clone()).or_default();
+        bucket.push(cookie);
+        if bucket.len() > MAX_COOKIES_PER_SITE {
+            self.remove_in(&site, |c| c.expired(now));
+        }
+        while self.sites.get(&site).map_or(0, Vec::len) > MAX_COOKIES_PER_SITE {
+            let oldest = self.sites[&site].iter().map(|c| c.seq).min();
+            self.remove_in(&site, |c| Some(c.seq) == oldest);
+        }
+        while self.len() > MAX_COOKIES {
+            let Some((seq, site)) = self.order.pop_first() else {
+                break;
+            };
+            self.order.insert(seq, site.clone());
+            self.remove_in(&site, |c| c.seq == seq);
+        }
+    }
+
+    fn purge_expired(&mut self, now: i64) {
+        let sites: Vec<String> = self.sites.keys().cloned().collect();
+        for site in sites {
+            self.remove_in(&site, |c| c.expired(now));
+        }
+    }
+}
+
+/// True for the origins RFC 6265bis lets set and read `Secure` cookies: https and wss, and
+/// loopback hosts, which browsers treat as potentially trustworthy.
+fn secure_origin(url: &url::Url, host: &str) -> bool {
+    matches!(url.scheme(), "https" | "wss")
+        || host == "localhost"
+        || host.ends_with(".localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A thread-safe cookie jar.
@@ -113,7 +218,7 @@ fn parse_set_cookie(header: &str) -> Option<Parsed> {
     let eq = pair.find('=')?;
     let name = trim_ws(&pair[..eq]);
     let value = trim_ws(&pair[eq + 1..]);
-    if name.is_empty() {
+    if name.is_empty() || name.len() + value.len() > MAX_COOKIE_SIZE {
         return None;
     }
     let mut out = Parsed {
@@ -126,6 +231,9 @@ fn parse_set_cookie(header: &str) -> Option<Parsed> {
             Some(i) => (trim_ws(&attr[..i]), trim_ws(&attr[i + 1..])),
             None => (trim_ws(attr), ""),
         };
+        if val.len() > MAX_ATTRIBUTE_SIZE {
+            continue;
+        }
         match key.to_ascii_lowercase().as_str() {
             "expires" => {
                 if let Some(t) = parse_cookie_date(val) {
@@ -281,17 +389,34 @@ impl CookieJar {
         };
         let host_only = host_only || (domain == host && is_public_suffix(&domain));
         let path = parsed.path.unwrap_or_else(|| default_path(url.path()));
+        let secure_from = secure_origin(url, &host);
+        if parsed.secure && !secure_from {
+            return None;
+        }
         let mut inner = self.lock();
-        let creation = inner
-            .cookies
+        let site = site_of(&domain).to_owned();
+        let bucket = inner
+            .sites
+            .get(&site)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        // RFC 6265bis section 5.7 step 16: an insecure origin may not overwrite or shadow a
+        // `Secure` cookie of the same name whose domain overlaps and whose path it covers.
+        if !secure_from
+            && bucket.iter().any(|c| {
+                c.secure
+                    && c.name == parsed.name
+                    && (domain_match(&c.domain, &domain) || domain_match(&domain, &c.domain))
+                    && path_match(&path, &c.path)
+            })
+        {
+            return None;
+        }
+        let creation = bucket
             .iter()
             .find(|c| c.name == parsed.name && c.domain == domain && c.path == path)
             .map(|c| c.creation)
             .unwrap_or(now);
-        inner
-            .cookies
-            .retain(|c| !(c.name == parsed.name && c.domain == domain && c.path == path));
-        inner.seq += 1;
         let cookie = Cookie {
             name: parsed.name,
             value: parsed.value,
@@ -303,13 +428,20 @@ impl CookieJar {
             same_site: parsed.same_site,
             expires,
             creation,
-            seq: inner.seq,
+            seq: 0,
         };
         if cookie.expired(now) {
+            let Cookie {
+                name, domain, path, ..
+            } = cookie;
+            inner.remove_in(&site, |c| {
+                c.name == name && c.domain == domain && c.path == path
+            });
             return None;
         }
-        inner.cookies.push(cookie.clone());
-        Some(cookie)
+        inner.insert(cookie, now);
+        let seq = inner.seq;
+        inner.sites[&site].iter().find(|c| c.seq == seq).cloned()
     }
 
     /// The cookies to send to `url` at time `now` (ms), in RFC 6265 order (longer paths first,
@@ -318,13 +450,16 @@ impl CookieJar {
         let Some(host) = canonical_host(url) else {
             return Vec::new();
         };
-        let secure = matches!(url.scheme(), "https" | "wss");
+        let secure = secure_origin(url, &host);
         let path = normalize_path(url.path());
         let path = path.as_str();
+        let site = site_of(&host).to_owned();
         let mut inner = self.lock();
-        inner.cookies.retain(|c| !c.expired(now));
-        let mut out: Vec<Cookie> = inner
-            .cookies
+        inner.remove_in(&site, |c| c.expired(now));
+        let Some(bucket) = inner.sites.get(&site) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Cookie> = bucket
             .iter()
             .filter(|c| {
                 (if c.host_only {
@@ -368,21 +503,40 @@ impl CookieJar {
     /// Every cookie that has not expired at `now`.
     pub fn list(&self, now: i64) -> Vec<Cookie> {
         let mut inner = self.lock();
-        inner.cookies.retain(|c| !c.expired(now));
-        inner.cookies.clone()
+        inner.purge_expired(now);
+        let inner = &*inner;
+        inner
+            .order
+            .iter()
+            .filter_map(|(seq, site)| inner.sites.get(site)?.iter().find(|c| c.seq == *seq))
+            .cloned()
+            .collect()
+    }
+
+    /// How many cookies the jar holds (expired ones included until they are next looked at).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when the jar holds no cookie.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Removes cookies: all of them, those of one domain (and its subdomains), or one by name too.
     pub fn remove(&self, domain: Option<&str>, name: Option<&str>) -> usize {
         let mut inner = self.lock();
-        let before = inner.cookies.len();
         let domain = domain.map(|d| d.trim_start_matches('.').to_ascii_lowercase());
-        inner.cookies.retain(|c| {
-            let d = domain.as_deref().is_none_or(|d| domain_match(&c.domain, d));
-            let n = name.is_none_or(|n| c.name == n);
-            !(d && n)
-        });
-        before - inner.cookies.len()
+        let sites: Vec<String> = inner.sites.keys().cloned().collect();
+        let mut removed = 0;
+        for site in sites {
+            removed += inner.remove_in(&site, |c| {
+                let d = domain.as_deref().is_none_or(|d| domain_match(&c.domain, d));
+                let n = name.is_none_or(|n| c.name == n);
+                d && n
+            });
+        }
+        removed
     }
 
     /// The jar as JSON: an array of cookies. Session cookies are kept only with
@@ -402,13 +556,11 @@ impl CookieJar {
             .map_err(|e| Error::InvalidArgument(format!("not a saved cookie jar: {e}")))?;
         let mut inner = self.lock();
         let mut n = 0;
-        for mut c in cookies.into_iter().filter(|c| !c.expired(now)) {
-            inner
-                .cookies
-                .retain(|o| !(o.name == c.name && o.domain == c.domain && o.path == c.path));
-            inner.seq += 1;
-            c.seq = inner.seq;
-            inner.cookies.push(c);
+        for c in cookies.into_iter().filter(|c| !c.expired(now)) {
+            if c.name.len() + c.value.len() > MAX_COOKIE_SIZE {
+                continue;
+            }
+            inner.insert(c, now);
             n += 1;
         }
         Ok(n)
@@ -483,5 +635,108 @@ mod tests {
         let other = CookieJar::new();
         assert_eq!(other.load_json(&saved, 0).expect("load"), 1);
         assert_eq!(other.header_for(&from, 0).as_deref(), Some("p=1"));
+    }
+
+    #[test]
+    fn size_limits() {
+        let jar = CookieJar::new();
+        let from = u("https://example.com/");
+        let big = "v".repeat(MAX_COOKIE_SIZE - 1);
+        assert!(jar.set_cookie(&format!("a={big}"), &from, 0).is_some());
+        assert!(jar.set_cookie(&format!("ab={big}"), &from, 0).is_none());
+        // An over-long attribute is ignored, the cookie kept.
+        let long_path = format!("/{}", "p".repeat(MAX_ATTRIBUTE_SIZE));
+        let c = jar
+            .set_cookie(&format!("p=1; Path={long_path}"), &from, 0)
+            .expect("kept");
+        assert_eq!(c.path, "/");
+        assert_eq!(jar.len(), 2);
+    }
+
+    #[test]
+    fn per_site_and_total_limits_evict_the_least_recently_set() {
+        let jar = CookieJar::new();
+        // Host-only cookies of many subdomains all count against their one site.
+        for i in 0..MAX_COOKIES_PER_SITE + 20 {
+            let from = u(&format!("https://h{}.example.com/", i % 7));
+            jar.set_cookie(&format!("c{i}=1; Domain=example.com"), &from, i as i64);
+        }
+        assert_eq!(jar.len(), MAX_COOKIES_PER_SITE);
+        let header = jar
+            .header_for(&u("https://example.com/"), 1000)
+            .expect("cookies");
+        let names: Vec<&str> = header.split("; ").collect();
+        assert_eq!(names.len(), MAX_COOKIES_PER_SITE);
+        assert!(!names.contains(&"c0=1") && !names.contains(&"c19=1"));
+        assert!(names.contains(&"c20=1") && names.contains(&"c199=1"));
+        // Re-setting a cookie makes it the most recent.
+        jar.set_cookie(
+            "c20=2; Domain=example.com",
+            &u("https://example.com/"),
+            2000,
+        );
+        jar.set_cookie(
+            "new=1; Domain=example.com",
+            &u("https://example.com/"),
+            2001,
+        );
+        let header = jar
+            .header_for(&u("https://example.com/"), 3000)
+            .expect("cookies");
+        let names: Vec<&str> = header.split("; ").collect();
+        assert!(names.contains(&"c20=2") && !names.contains(&"c21=1") && names.contains(&"new=1"));
+        // The jar as a whole.
+        let jar = CookieJar::new();
+        for site in 0..40 {
+            for i in 0..100 {
+                let from = u(&format!("https://www.site{site}.com/"));
+                jar.set_cookie(&format!("k{i}=1"), &from, 0);
+            }
+        }
+        assert_eq!(jar.len(), MAX_COOKIES);
+        assert_eq!(jar.header_for(&u("https://www.site0.com/"), 0), None);
+        assert!(jar.header_for(&u("https://www.site39.com/"), 0).is_some());
+        assert_eq!(jar.list(0).len(), MAX_COOKIES);
+    }
+
+    #[test]
+    fn secure_cookies_need_a_secure_origin() {
+        let jar = CookieJar::new();
+        // Not set over http, set over https and on loopback.
+        assert!(jar
+            .set_cookie("s=1; Secure", &u("http://example.com/"), 0)
+            .is_none());
+        assert!(jar
+            .set_cookie("s=1; Secure; Path=/", &u("https://example.com/"), 0)
+            .is_some());
+        assert!(jar
+            .set_cookie("l=1; Secure", &u("http://127.0.0.1:8080/"), 0)
+            .is_some());
+        assert!(jar
+            .set_cookie("l=1; Secure", &u("http://localhost:8080/"), 0)
+            .is_some());
+        // http cannot overwrite it, shadow it on a deeper path or a parent domain, or delete it.
+        let http = u("http://example.com/a/b");
+        assert!(jar.set_cookie("s=evil; Path=/", &http, 1).is_none());
+        assert!(jar.set_cookie("s=evil; Path=/a", &http, 1).is_none());
+        assert!(jar
+            .set_cookie("s=evil; Max-Age=0; Path=/", &http, 1)
+            .is_none());
+        assert!(jar
+            .set_cookie("s=evil", &u("http://www.example.com/"), 1)
+            .is_none());
+        assert!(jar
+            .set_cookie(
+                "s=evil; Domain=example.com",
+                &u("http://www.example.com/"),
+                1
+            )
+            .is_none());
+        assert_eq!(
+            jar.header_for(&u("https://example.com/a/b"), 2).as_deref(),
+            Some("s=1")
+        );
+        // Another name is fine.
+        assert!(jar.set_cookie("t=1", &http, 1).is_some());
     }
 }

@@ -185,6 +185,15 @@ impl ResBody {
         }
     }
 
+    /// The length of a whole body; `None` for a streamed one.
+    pub fn exact_len(&self) -> Option<u64> {
+        match &self.kind {
+            Kind::Full(Some(b)) => Some(b.len() as u64),
+            Kind::Full(None) => Some(0),
+            Kind::Channel(_) => None,
+        }
+    }
+
     /// A body fed chunk by chunk through the returned sender; at most `depth` chunks wait.
     pub fn channel(depth: usize) -> (ResBody, BodySender) {
         let (tx, rx) = mpsc::channel(depth.max(1));

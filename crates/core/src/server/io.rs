@@ -124,10 +124,26 @@ impl Drop for Listener {
 /// Per-connection activity: a count of reads and writes that moved bytes (the idle timer only
 /// compares it between its ticks, which spares a clock read per I/O call), and how many
 /// requests are in flight.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Activity {
     pub(crate) ops: AtomicU64,
     pub(crate) in_flight: AtomicU64,
+    /// Set once the connection's first request head has been read.
+    pub(crate) started: std::sync::atomic::AtomicBool,
+    /// When the connection was accepted (the first request head is due a header-read timeout
+    /// after it).
+    pub(crate) accepted: tokio::time::Instant,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Activity {
+        Activity {
+            ops: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            started: std::sync::atomic::AtomicBool::new(false),
+            accepted: tokio::time::Instant::now(),
+        }
+    }
 }
 
 /// Wraps a connection's stream to count bytes into [`Stats`] and note activity.
@@ -165,6 +181,9 @@ async fn linger(mut io: BoxIo) {
 
 impl Drop for Counted {
     fn drop(&mut self) {
+        // The stream outlives the HTTP connection when it is upgraded (a WebSocket, a hijack):
+        // it counts as open until it is dropped.
+        self.stats.connections_open.fetch_sub(1, Relaxed);
         if self.peer_closed {
             return;
         }
@@ -178,6 +197,7 @@ impl Drop for Counted {
 
 impl Counted {
     pub(crate) fn new(inner: BoxIo, stats: Arc<Stats>, activity: Arc<Activity>) -> Self {
+        stats.connections_open.fetch_add(1, Relaxed);
         Counted {
             inner,
             stats,

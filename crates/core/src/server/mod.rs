@@ -507,6 +507,7 @@ async fn serve_io<I: io::Io>(
         let conn = conn.clone();
         async move {
             let _busy = Gauge::up(&conn.activity.in_flight);
+            conn.activity.started.store(true, Relaxed);
             Ok::<_, Infallible>(handle(&conn.ctx, conn.peer, conn.tls.clone(), req).await)
         }
     });
@@ -542,6 +543,11 @@ struct ConnShared {
 
 /// Runs a connection until it ends, shutting it down gracefully on server stop or when it has
 /// been idle (no bytes, no request in flight) for the idle timeout.
+///
+/// A connection whose first request head has not arrived within the header-read timeout of its
+/// accept is dropped, whatever the protocol: hyper's own timer covers HTTP/1.1 only, and only
+/// once it owns the socket, so a silent socket, or one that sends part of the HTTP/2 preface,
+/// would otherwise be kept until the idle timeout (or forever without one).
 async fn drive<C: std::future::Future>(
     mut conn: std::pin::Pin<&mut C>,
     shutdown: fn(std::pin::Pin<&mut C>),
@@ -550,19 +556,30 @@ async fn drive<C: std::future::Future>(
     stop: &mut watch::Receiver<Option<Duration>>,
 ) {
     let idle = ctx.opts.idle_timeout;
+    let head_by = (!ctx.opts.header_read_timeout.is_zero())
+        .then(|| activity.accepted + ctx.opts.header_read_timeout);
     // The timer ticks at a quarter of the idle timeout; a connection is closed once no byte
     // moved (and no request was in flight) for the whole timeout, give or take a tick.
     let tick = idle.map(|d| (d / 4).max(Duration::from_millis(1)));
     let mut seen = activity.ops.load(Relaxed);
     let mut quiet_from = tokio::time::Instant::now();
     loop {
-        let wait = match (idle, tick) {
+        let mut wait = match (idle, tick) {
             (Some(idle), Some(tick)) => idle
                 .saturating_sub(quiet_from.elapsed())
                 .min(tick)
                 .max(Duration::from_millis(1)),
             _ => Duration::from_secs(3600),
         };
+        let waiting_for_head = head_by.filter(|_| !activity.started.load(Relaxed));
+        if let Some(by) = waiting_for_head {
+            let left = by.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                ctx.stats.timeouts.fetch_add(1, Relaxed);
+                return;
+            }
+            wait = wait.min(left);
+        }
         tokio::select! {
             _ = conn.as_mut() => return,
             _ = stop.changed() => {
@@ -599,9 +616,8 @@ async fn serve_connection(
     _permit: Option<OwnedSemaphorePermit>,
 ) {
     let stats = ctx.stats.clone();
-    stats.connections_open.fetch_add(1, Relaxed);
     stats.connections_total.fetch_add(1, Relaxed);
-    let activity = Arc::new(Activity::default());
+    let activity = Arc::new(Activity::new());
     let io = Counted::new(io, stats.clone(), activity.clone());
     match &ctx.tls {
         None => serve_io(&ctx, &builder, io, peer, None, &activity, &mut stop).await,
@@ -636,7 +652,6 @@ async fn serve_connection(
             }
         }
     }
-    stats.connections_open.fetch_sub(1, Relaxed);
 }
 
 /// Raises a gauge for as long as it lives, so that a dropped request future (client gone, HTTP/2
@@ -820,9 +835,10 @@ async fn handle_http(
         upgrade,
         tls,
     };
+    let head = request.method == Method::HEAD;
     ctx.http.handle(request, Responder(tx));
     match rx.await {
-        Ok(response) => build_response(response),
+        Ok(response) => build_response(response, head),
         Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n"),
     }
 }
@@ -846,17 +862,63 @@ fn body_error(ctx: &Ctx, e: &Error) -> HttpResponse {
     }
 }
 
-pub(crate) fn build_response(response: Response) -> HttpResponse {
+/// Turns a handler's response into hyper's. The handler's `Content-Length` is never trusted to
+/// frame the body: a length that is not one decimal number makes the response a 500, and for a
+/// whole body the header is set to the body's real length (a wrong value would let the bytes
+/// after it pass for the next response on a keep-alive connection). Only a response without a
+/// body of its own (to `HEAD`, or a 304) keeps the handler's number, which then describes the
+/// representation rather than framing anything.
+pub(crate) fn build_response(response: Response, head: bool) -> HttpResponse {
     let Ok(status) = StatusCode::from_u16(response.status) else {
         return plain(
             StatusCode::INTERNAL_SERVER_ERROR,
             "handler returned an invalid status\n",
         );
     };
+    let mut headers = response.headers;
+    let declared = match content_length(&headers) {
+        Ok(n) => n,
+        Err(()) => {
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "handler set an invalid Content-Length\n",
+            )
+        }
+    };
+    let bodiless = head || status == StatusCode::NOT_MODIFIED;
+    if let Some(real) = response.body.exact_len() {
+        if declared != Some(real) && !(bodiless && real == 0) {
+            headers.remove(header::CONTENT_LENGTH);
+            if real > 0 || declared.is_some() {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(real));
+            }
+        }
+    }
     let mut res = hyper::Response::new(response.body);
     *res.status_mut() = status;
-    *res.headers_mut() = response.headers;
+    *res.headers_mut() = headers;
     res
+}
+
+/// The one `Content-Length` of a header map: `Ok(None)` without one, `Err` for anything but a
+/// single decimal number (repeats that agree count as one, as RFC 9110 section 8.6 allows).
+fn content_length(headers: &HeaderMap) -> std::result::Result<Option<u64>, ()> {
+    let mut found = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        let bytes = value.as_bytes();
+        if bytes.is_empty() || bytes.len() > 19 || !bytes.iter().all(u8::is_ascii_digit) {
+            return Err(());
+        }
+        let n: u64 = std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(())?;
+        if found.is_some_and(|f| f != n) {
+            return Err(());
+        }
+        found = Some(n);
+    }
+    Ok(found)
 }
 
 /// Request headers as a map (re-exported for handlers written in Rust).

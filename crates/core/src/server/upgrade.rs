@@ -113,6 +113,14 @@ pub(crate) async fn upgrade_websocket(
         );
     }
     let headers = req.headers();
+    // RFC 6455 section 11.3.1 and 11.3.5: neither may appear more than once.
+    let repeated = |name| headers.get_all(name).iter().nth(1).is_some();
+    if repeated(header::SEC_WEBSOCKET_KEY) || repeated(header::SEC_WEBSOCKET_VERSION) {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Key and Sec-WebSocket-Version must appear once\n",
+        );
+    }
     if headers
         .get(header::SEC_WEBSOCKET_VERSION)
         .map(|v| v.as_bytes())
@@ -204,7 +212,7 @@ pub(crate) async fn upgrade_websocket(
     let accepted = match decision {
         Decision::Reject(r) => {
             handle.terminate();
-            return build_response(r);
+            return build_response(r, false);
         }
         Decision::Accept(a) => a,
     };
@@ -266,6 +274,7 @@ pub(crate) async fn upgrade_websocket(
             lock(&ctx2.sockets).remove(&id);
             return;
         };
+        ctx2.stats.websockets_total.fetch_add(1, Ordering::Relaxed);
         let hub = ctx2.opts.hub.clone();
         hub.add(handle.clone());
         ws_handler.on_open(handle, request);

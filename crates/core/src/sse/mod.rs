@@ -30,9 +30,15 @@ pub enum SseItem {
     },
 }
 
-/// A streaming `text/event-stream` parser.
-#[derive(Debug, Default)]
+/// Default largest line, and largest event (its type and data together), of a stream.
+pub const DEFAULT_MAX_EVENT_SIZE: usize = 4 << 20;
+
+/// A streaming `text/event-stream` parser. It holds at most `max` bytes of an unfinished line
+/// and of an unfinished event: past either, [`Parser::push`] fails, before copying the excess.
+#[derive(Debug)]
 pub struct Parser {
+    max: usize,
+    too_large: bool,
     partial: Vec<u8>,
     started: bool,
     last_cr: bool,
@@ -44,13 +50,41 @@ pub struct Parser {
     pub retry: Option<u64>,
 }
 
+impl Default for Parser {
+    fn default() -> Self {
+        Parser::with_limit("", DEFAULT_MAX_EVENT_SIZE)
+    }
+}
+
 impl Parser {
     /// A parser whose last event ID starts at `last_id` (kept across reconnections).
     pub fn new(last_id: &str) -> Parser {
+        Parser::with_limit(last_id, DEFAULT_MAX_EVENT_SIZE)
+    }
+
+    /// [`Parser::new`] with `max` bytes per line and per event.
+    pub fn with_limit(last_id: &str, max: usize) -> Parser {
         Parser {
+            max,
+            too_large: false,
+            partial: Vec::new(),
+            started: false,
+            last_cr: false,
+            event: String::new(),
+            data: String::new(),
+            has_data: false,
             last_id: last_id.to_string(),
-            ..Parser::default()
+            retry: None,
         }
+    }
+
+    fn add_partial(&mut self, piece: &[u8]) -> Result<()> {
+        if self.partial.len() + piece.len() > self.max {
+            self.too_large = true;
+            return Err(Error::EventTooLarge { limit: self.max });
+        }
+        self.partial.extend_from_slice(piece);
+        Ok(())
     }
 
     /// The last event ID seen.
@@ -58,8 +92,12 @@ impl Parser {
         &self.last_id
     }
 
-    /// Feeds bytes; returns the events they complete.
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<SseItem> {
+    /// Feeds bytes; returns the events they complete, or fails once a line or an event passes
+    /// the limit (the parser stays failed).
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<SseItem>> {
+        if self.too_large {
+            return Err(Error::EventTooLarge { limit: self.max });
+        }
         let mut out = Vec::new();
         let mut start = 0;
         let mut i = 0;
@@ -74,9 +112,12 @@ impl Parser {
             }
             self.last_cr = false;
             if b == b'\n' || b == b'\r' {
-                self.partial.extend_from_slice(&bytes[start..i]);
+                self.add_partial(&bytes[start..i])?;
                 let line = std::mem::take(&mut self.partial);
                 self.line(&line, &mut out);
+                if self.too_large {
+                    return Err(Error::EventTooLarge { limit: self.max });
+                }
                 if b == b'\r' {
                     if bytes.get(i + 1) == Some(&b'\n') {
                         i += 1;
@@ -90,8 +131,8 @@ impl Parser {
                 i += 1;
             }
         }
-        self.partial.extend_from_slice(&bytes[start..]);
-        out
+        self.add_partial(&bytes[start..])?;
+        Ok(out)
     }
 
     fn line(&mut self, raw: &[u8], out: &mut Vec<SseItem>) {
@@ -136,6 +177,10 @@ impl Parser {
         match field {
             "event" => self.event = value.to_string(),
             "data" => {
+                if self.data.len() + self.event.len() + value.len() + 1 > self.max {
+                    self.too_large = true;
+                    return;
+                }
                 self.data.push_str(value);
                 self.data.push('\n');
                 self.has_data = true;
@@ -160,6 +205,9 @@ pub struct EventStreamOptions {
     pub max_reconnects: Option<u32>,
     /// `Last-Event-ID` of the first connection.
     pub last_event_id: String,
+    /// Largest line and largest event; past it the stream fails with `ERR_SSE_EVENT_TOO_LARGE`
+    /// and does not reconnect. Default [`DEFAULT_MAX_EVENT_SIZE`].
+    pub max_event_size: usize,
 }
 
 impl Default for EventStreamOptions {
@@ -169,6 +217,7 @@ impl Default for EventStreamOptions {
             retry: Duration::from_secs(3),
             max_reconnects: None,
             last_event_id: String::new(),
+            max_event_size: DEFAULT_MAX_EVENT_SIZE,
         }
     }
 }
@@ -210,7 +259,7 @@ impl EventStream {
     /// A stream of the events of `url`; nothing happens until [`EventStream::next`].
     pub fn new(client: Client, url: String, opts: EventStreamOptions) -> EventStream {
         EventStream {
-            parser: Parser::new(&opts.last_event_id),
+            parser: Parser::with_limit(&opts.last_event_id, opts.max_event_size),
             retry: opts.retry,
             client,
             url,
@@ -267,7 +316,14 @@ impl EventStream {
             };
             match reader.next_chunk().await {
                 Ok(Some(bytes)) => {
-                    let items = self.parser.push(&bytes);
+                    let items = match self.parser.push(&bytes) {
+                        Ok(items) => items,
+                        Err(e) => {
+                            self.closed = true;
+                            self.reader = None;
+                            return Err(e);
+                        }
+                    };
                     if let Some(ms) = self.parser.retry.take() {
                         self.retry = Duration::from_millis(ms);
                     }
@@ -294,7 +350,7 @@ impl EventStream {
     fn lost(&mut self, reason: String) -> Result<Option<SseItem>> {
         self.reader = None;
         let last = self.parser.last_id().to_string();
-        self.parser = Parser::new(&last);
+        self.parser = Parser::with_limit(&last, self.opts.max_event_size);
         self.failures += 1;
         if self.opts.max_reconnects.is_some_and(|m| self.failures > m) {
             self.closed = true;
@@ -369,7 +425,7 @@ mod tests {
     fn parses_fields_multiline_data_ids_and_comments() {
         let mut p = Parser::new("");
         let text = "\u{feff}: comment\nevent: add\ndata: line 1\ndata:line 2\nid: 7\n\ndata\n\nretry: 1500\nid\ndata: x\r\n\r\n";
-        let got = events(p.push(text.as_bytes()));
+        let got = events(p.push(text.as_bytes()).expect("parse"));
         assert_eq!(
             got,
             vec![
@@ -386,8 +442,8 @@ mod tests {
         let text = b"data: a\r\n\r\ndata: b\r\r";
         for split in 0..text.len() {
             let mut p = Parser::new("");
-            let mut got = events(p.push(&text[..split]));
-            got.extend(events(p.push(&text[split..])));
+            let mut got = events(p.push(&text[..split]).expect("parse"));
+            got.extend(events(p.push(&text[split..]).expect("parse")));
             let data: Vec<String> = got.into_iter().map(|e| e.1).collect();
             assert_eq!(
                 data,
@@ -395,5 +451,40 @@ mod tests {
                 "split at {split}"
             );
         }
+    }
+
+    #[test]
+    fn a_line_or_an_event_over_the_limit_fails_before_it_is_held() {
+        // One long line fed in pieces: fails once the piece would pass the limit.
+        let mut p = Parser::with_limit("", 1000);
+        assert!(p.push(&[b'x'; 600]).expect("under").is_empty());
+        let err = p.push(&[b'x'; 600]).expect_err("over");
+        assert_eq!(err.code(), "ERR_SSE_EVENT_TOO_LARGE");
+        assert!(p.partial.len() <= 1000);
+        assert!(p.push(b"\n\n").is_err(), "stays failed");
+        // Many short data lines of one event.
+        let mut p = Parser::with_limit("", 1000);
+        let line = format!("data: {}\n", "y".repeat(90));
+        let mut failed = false;
+        for _ in 0..20 {
+            match p.push(line.as_bytes()) {
+                Ok(items) => assert!(items.is_empty()),
+                Err(e) => {
+                    assert_eq!(e.code(), "ERR_SSE_EVENT_TOO_LARGE");
+                    failed = true;
+                    break;
+                }
+            }
+            assert!(p.data.len() <= 1000);
+        }
+        assert!(failed);
+        // Events under the limit pass, however many.
+        let mut p = Parser::with_limit("", 1000);
+        let mut n = 0;
+        for _ in 0..100 {
+            n += p.push(line.repeat(5).as_bytes()).expect("ok").len();
+            n += p.push(b"\n").expect("ok").len();
+        }
+        assert_eq!(n, 100);
     }
 }
