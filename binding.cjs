@@ -853,6 +853,7 @@ module.exports.clientRequest = nativeBinding.clientRequest
 module.exports.dialWebSocket = nativeBinding.dialWebSocket
 module.exports.generateCertificateNative = nativeBinding.generateCertificateNative
 module.exports.parseCookieDateNative = nativeBinding.parseCookieDateNative
+module.exports.parseMultipart = nativeBinding.parseMultipart
 module.exports.respond = nativeBinding.respond
 module.exports.startServer = nativeBinding.startServer
 module.exports.wsSendBinary = nativeBinding.wsSendBinary

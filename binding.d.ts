@@ -385,6 +385,15 @@ export interface BindingHubOptions {
   maxBackpressure: number
 }
 
+/** One part: its name, filename and type, and where its content lies in the body. */
+export interface BindingPart {
+  name: string
+  filename?: string
+  contentType?: string
+  start: number
+  end: number
+}
+
 /** Pool counters. */
 export interface BindingPoolStats {
   open: number
@@ -551,6 +560,9 @@ export declare function generateCertificateNative(options: BindingCertificateOpt
 
 /** Parses a cookie date (RFC 6265 5.1.1); milliseconds since the Unix epoch, or null. */
 export declare function parseCookieDateNative(value: string): number | null
+
+/** Parses a whole `multipart/form-data` body: at most `maxParts` parts, 16 KiB of headers each. */
+export declare function parseMultipart(body: Uint8Array, boundary: string, maxParts: number): Array<BindingPart>
 
 /**
  * Sends a whole response to request `id` of the server of `inbox` (`replyHandle`): `count`

@@ -1,5 +1,5 @@
 import { fromNative } from './errors.js'
-import type { Binding } from './native.js'
+import { type Binding, native } from './native.js'
 import type { ReplyHandle } from './server-response.js'
 import { parseTls, type TlsDetails } from './tls.js'
 import { type Batch, u16, u32 } from './wire.js'
@@ -14,6 +14,10 @@ const FLAG_TLS = 0x20
 const MIN_RECORD = 14
 /** Characters a `Headers` value (a ByteString) cannot hold. */
 const NOT_BYTE_STRING = /[^\0-\xff]/
+/** Most parts `formData()` reads from a `multipart/form-data` body (more is a TypeError). */
+const MAX_FORM_PARTS = 10_000
+/** One `; name=value` parameter of a Content-Type: the value a quoted-string (maybe unterminated) or a token. */
+const MIME_PARAM = /;[ \t\r\n]*([^ \t\r\n;=]*)[ \t\r\n]*(?:=[ \t\r\n]*(?:"((?:[^"\\]|\\[\s\S])*)"?|([^;]*)))?/y
 
 function view(buf: Buffer): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
@@ -44,6 +48,25 @@ function ipString(b: Buffer, o: number, family: number): string {
   }
   if (best < 0) return groups.join(':')
   return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`
+}
+
+/**
+ * The `boundary` parameter of a `multipart/form-data` Content-Type (RFC 2046: a token or a
+ * quoted-string; the first one wins, as in WHATWG MIME parsing), or null when it has none.
+ */
+function boundaryOf(type: string): string | null {
+  let at = type.indexOf(';')
+  while (at >= 0) {
+    MIME_PARAM.lastIndex = at
+    const m = MIME_PARAM.exec(type)
+    if (!m) break
+    if ((m[1] as string).toLowerCase() === 'boundary') {
+      if (m[2] !== undefined) return m[2].replace(/\\([\s\S])/g, '$1')
+      return (m[3] ?? '').replace(/[ \t\r\n]+$/, '')
+    }
+    at = type.indexOf(';', MIME_PARAM.lastIndex)
+  }
+  return null
 }
 
 function u16be(b: Buffer, o: number): number {
@@ -380,10 +403,40 @@ export class ServerRequest {
     return JSON.parse(await this.text())
   }
 
-  /** The body parsed as form data (`application/x-www-form-urlencoded` or `multipart/form-data`). */
+  /**
+   * The body parsed as form data (`application/x-www-form-urlencoded` or `multipart/form-data`).
+   * Multipart bodies are parsed by the Rust core (RFC 7578: CRLF line breaks, at most 10 000
+   * parts and 16 KiB of headers per part); a malformed one is a TypeError.
+   */
   async formData(): Promise<FormData> {
     const type = this.headers.get('content-type') ?? ''
     const body = await this.#all()
-    return new Response(body as Uint8Array<ArrayBuffer>, { headers: { 'content-type': type } }).formData()
+    if (type.split(';', 1)[0]?.trim().toLowerCase() !== 'multipart/form-data') {
+      return new Response(body as Uint8Array<ArrayBuffer>, { headers: { 'content-type': type } }).formData()
+    }
+    const boundary = boundaryOf(type)
+    if (boundary === null) throw new TypeError('multipart/form-data body: the Content-Type has no boundary parameter')
+    let parts: Binding.BindingPart[]
+    try {
+      parts = native.parseMultipart(body, boundary, MAX_FORM_PARTS)
+    } catch (err) {
+      const e = fromNative(err)
+      const message = e instanceof Error ? e.message.replace(/^invalid argument: /, '') : String(e)
+      throw new TypeError(message, { cause: e })
+    }
+    const form = new FormData()
+    for (const p of parts) {
+      if (p.filename === undefined || p.filename === null) {
+        form.append(p.name, (body as Batch).utf8Slice(p.start, p.end))
+      } else {
+        // RFC 7578 4.4: a part without Content-Type is text/plain. The File copies its bytes
+        // (the body may be a view into the request batch).
+        const file = new File([body.subarray(p.start, p.end) as Uint8Array<ArrayBuffer>], p.filename, {
+          type: p.contentType ?? 'text/plain',
+        })
+        form.append(p.name, file)
+      }
+    }
+    return form
   }
 }

@@ -8,7 +8,11 @@
 pub mod client;
 pub mod cookie;
 pub mod error;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod hub;
+pub mod multipart;
 pub mod server;
 pub mod sse;
 pub mod tls;

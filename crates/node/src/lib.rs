@@ -9,6 +9,7 @@ mod client;
 mod cookie;
 mod hub;
 mod lent;
+mod multipart;
 mod server;
 mod sse;
 mod testing;

@@ -90,30 +90,66 @@ impl ProxyEndpoint {
         req.push_str("\r\n");
         write_all(tcp, req.as_bytes()).await?;
         let head = read_head(tcp).await?;
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut res = httparse::Response::new(&mut headers);
-        match res.parse(&head) {
-            Ok(httparse::Status::Complete(_)) => {}
-            _ => {
-                return Err(Error::Http(
-                    "the proxy sent a malformed response to CONNECT".into(),
-                ))
-            }
-        }
-        match res.code {
-            Some(200..=299) => Ok(()),
-            Some(407) => Err(Error::ProxyRefused {
+        // `read_head` stops at the blank line, so the head is complete or malformed.
+        let reply = Self::parse_connect_reply(&head)?
+            .ok_or_else(|| Error::Http("the proxy sent a malformed response to CONNECT".into()))?;
+        match reply.status {
+            200..=299 => Ok(()),
+            407 => Err(Error::ProxyRefused {
                 status: 407,
                 message: "proxy authentication required (give user:password in the proxy URL)"
                     .into(),
             }),
-            Some(status) => Err(Error::ProxyRefused {
+            status => Err(Error::ProxyRefused {
                 status,
                 message: format!("the proxy refused CONNECT {target}"),
             }),
-            None => Err(Error::Http("the proxy sent no status".into())),
         }
     }
+
+    /// Longest reply head accepted from a proxy, blank line included.
+    pub(crate) const MAX_CONNECT_REPLY_HEAD: usize = 16 * 1024;
+
+    /// Parses the proxy's reply to `CONNECT` at the front of `buf`: `Ok(None)` while the head
+    /// is incomplete, an error when it is malformed or longer than
+    /// [`Self::MAX_CONNECT_REPLY_HEAD`] bytes. Bytes after the head (`head_len`) belong to the
+    /// tunnel.
+    pub(crate) fn parse_connect_reply(buf: &[u8]) -> Result<Option<ConnectReply>> {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut res = httparse::Response::new(&mut headers);
+        let too_large = || Error::Http("proxy response head too large".into());
+        match res.parse(buf) {
+            Ok(httparse::Status::Complete(head_len)) => {
+                if head_len > Self::MAX_CONNECT_REPLY_HEAD {
+                    return Err(too_large());
+                }
+                // httparse takes any 3 digits; a status starts with its class, 1 to 9.
+                match res.code {
+                    Some(status @ 100..) => Ok(Some(ConnectReply { status, head_len })),
+                    _ => Err(Error::Http(
+                        "the proxy sent an invalid status to CONNECT".into(),
+                    )),
+                }
+            }
+            // The head cannot end within the limit any more.
+            Ok(httparse::Status::Partial) if buf.len() >= Self::MAX_CONNECT_REPLY_HEAD => {
+                Err(too_large())
+            }
+            Ok(httparse::Status::Partial) => Ok(None),
+            Err(_) => Err(Error::Http(
+                "the proxy sent a malformed response to CONNECT".into(),
+            )),
+        }
+    }
+}
+
+/// A proxy's reply to `CONNECT` (see [`ProxyEndpoint::parse_connect_reply`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConnectReply {
+    /// The status code (2xx: the tunnel is open).
+    pub(crate) status: u16,
+    /// Length of the head, blank line included.
+    pub(crate) head_len: usize,
 }
 
 /// Proxy settings of a client.
@@ -216,5 +252,92 @@ mod tests {
         assert!(proxy.endpoint_for("10.0.0.1", 81, false).is_none());
         assert!(proxy.endpoint_for("10.0.0.1", 80, false).is_some());
         assert!(ProxyEndpoint::parse("socks5://x:1").is_err());
+    }
+
+    fn reply(buf: &[u8]) -> Result<Option<ConnectReply>> {
+        ProxyEndpoint::parse_connect_reply(buf)
+    }
+
+    #[test]
+    fn connect_reply_complete() {
+        let head = b"HTTP/1.1 200 Connection established\r\nProxy-Agent: x\r\n\r\n";
+        let want = ConnectReply {
+            status: 200,
+            head_len: head.len(),
+        };
+        assert_eq!(reply(head).expect("ok"), Some(want));
+        // Bytes after the blank line belong to the tunnel (a TLS ClientHello reply, say).
+        let mut more = head.to_vec();
+        more.extend_from_slice(&[0x16, 0x03, 0x01, 0x00]);
+        assert_eq!(reply(&more).expect("ok"), Some(want));
+        let refused = reply(b"HTTP/1.0 407 Proxy Authentication Required\r\n\r\n")
+            .expect("ok")
+            .expect("complete");
+        assert_eq!(refused.status, 407);
+    }
+
+    #[test]
+    fn connect_reply_partial() {
+        let head = b"HTTP/1.1 200 OK\r\nVia: proxy\r\n\r\n";
+        for cut in 0..head.len() {
+            assert_eq!(reply(&head[..cut]).expect("ok"), None, "prefix {cut}");
+        }
+    }
+
+    #[test]
+    fn connect_reply_oversize() {
+        let limit = ProxyEndpoint::MAX_CONNECT_REPLY_HEAD;
+        // An unfinished head at the limit can only end past it.
+        let mut head = b"HTTP/1.1 200 OK\r\nX-Pad: ".to_vec();
+        head.resize(limit - 1, b'a');
+        assert_eq!(reply(&head).expect("under the limit"), None);
+        head.push(b'a');
+        let e = reply(&head).expect_err("at the limit");
+        assert!(e.to_string().contains("too large"), "{e}");
+        // A complete head one byte over the limit.
+        let mut head = b"HTTP/1.1 200 OK\r\nX-Pad: ".to_vec();
+        head.resize(limit - 3, b'a');
+        head.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(head.len(), limit + 1);
+        assert!(reply(&head).is_err());
+        head.remove(30);
+        assert_eq!(
+            reply(&head)
+                .expect("at the limit")
+                .expect("complete")
+                .head_len,
+            limit
+        );
+    }
+
+    #[test]
+    fn connect_reply_malformed() {
+        for bad in [
+            &b"HTTP/1.1 2000 OK\r\n\r\n"[..],
+            b"HTTP/1.1 abc OK\r\n\r\n",
+            b"HTTP/2 200 OK\r\n\r\n",
+            b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n",
+            b"\x16\x03\x01\x00\x05hello",
+        ] {
+            let e = reply(bad).expect_err("malformed");
+            assert_eq!(e.code(), "ERR_HTTP_PROTOCOL", "{bad:?}");
+        }
+    }
+
+    /// Found by the `proxy_reply` fuzz target: httparse takes any 3 digits as a status, and a
+    /// proxy answering `007` was reported as a refusal with status 7.
+    #[test]
+    fn connect_reply_status_below_100_is_malformed() {
+        for bad in [
+            &b"HTTP/1.1 007\n\n"[..],
+            b"HTTP/1.1 000 OK\r\n\r\n",
+            b"HTTP/1.1 099 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"proxy\"\r\n\r\n",
+        ] {
+            let e = reply(bad).expect_err("status below 100");
+            assert_eq!(e.code(), "ERR_HTTP_PROTOCOL", "{bad:?}");
+        }
+        let r = reply(b"HTTP/1.1 100 Continue\r\n\r\n").expect("ok");
+        assert_eq!(r.map(|r| r.status), Some(100));
     }
 }
