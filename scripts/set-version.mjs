@@ -31,6 +31,9 @@ for (const dir of readdirSync(join(root, 'npm'))) {
 const cargo = join(root, 'Cargo.toml')
 const toml = readFileSync(cargo, 'utf8')
 const next = toml.replace(/(\[workspace\.package\][^[]*?\nversion = )"[^"]*"/, `$1"${version}"`)
-if (next === toml && !toml.includes(`version = "${version}"`)) throw new Error('no [workspace.package] version in Cargo.toml')
+if (next === toml && !toml.includes(`version = "${version}"`))
+  throw new Error('no [workspace.package] version in Cargo.toml')
 writeFileSync(cargo, next)
-console.log(`version ${version}: package.json, package-lock.json, npm/*/package.json, Cargo.toml (run cargo check to update Cargo.lock)`)
+console.log(
+  `version ${version}: package.json, package-lock.json, npm/*/package.json, Cargo.toml (run cargo check to update Cargo.lock)`,
+)

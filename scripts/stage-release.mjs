@@ -26,7 +26,8 @@ const optional = {}
 const staged = []
 for (const dir of readdirSync(join(root, 'npm')).sort()) {
   const pkg = read(join(root, 'npm', dir, 'package.json'))
-  if (pkg.version !== main.version) throw new Error(`npm/${dir} is at ${pkg.version}, the package at ${main.version}: run scripts/set-version.mjs`)
+  if (pkg.version !== main.version)
+    throw new Error(`npm/${dir} is at ${pkg.version}, the package at ${main.version}: run scripts/set-version.mjs`)
   optional[pkg.name] = main.version
   const addon = join(artifacts, pkg.main)
   if (!existsSync(addon)) continue
