@@ -4,6 +4,7 @@
 # uplinks), then in a fresh folder, with cargo and rustc off PATH, `npm install hypersock` from it
 # and run an ESM script, a CommonJS script and a TypeScript file (tsc --strict, module nodenext,
 # skipLibCheck false) that serve, fetch and echo over WebSocket. The registry is stopped afterwards.
+# publint and arethetypeswrong check the main package before it is published.
 # Needs a build (npm run build) first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +58,8 @@ printf 'registry=%s\n//127.0.0.1:%s/:_authToken=%s\n' "$registry" "$port" "$toke
 
 echo "registry: staging and publishing"
 node scripts/stage-release.mjs --out "$work/stage"
+echo "registry: publint and arethetypeswrong on the main package"
+(cd "$work/stage/hypersock" && "$root/node_modules/.bin/publint" --strict && "$root/node_modules/.bin/attw" --pack . --no-color)
 for dir in "$work"/stage/*/; do
   [ "$(basename "$dir")" = hypersock ] && continue
   (cd "$dir" && npm publish --userconfig "$npmrc" --ignore-scripts --loglevel=error)
