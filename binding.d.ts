@@ -154,7 +154,7 @@ export declare class BindingHub {
   /** Same as `publish` with a message prepared earlier. */
   publishPrepared(room: string | undefined | null, msg: BindingPreparedMessage, except?: Array<number> | undefined | null): Array<number>
   /** Starts relaying publishes through Redis (replacing any adapter); events go to `onEvent`. */
-  useRedis(options: BindingRedisOptions, onEvent: AdapterEventCallback): Promise<void>
+  useRedis(options: BindingRedisOptions, onEvent: (kind: number, text: string) => void): Promise<void>
   /** Stops relaying (back to in-process). */
   closeAdapter(): void
   /** Members of a room on every process (through the adapter). */
@@ -196,7 +196,7 @@ export declare class BindingServer {
    * The handle `respond` takes (one per server; the hot path skips napi-rs's bookkeeping of
    * method calls on class instances).
    */
-  replyHandle(): ExternalObject<Inbox>
+  replyHandle(): ExternalObject<'ServerInbox'>
   /** Sends the response head of request `id` now and returns a sink for the body chunks. */
   respondStream(id: number, status: number, count: number, headers: string): BindingBodySink
   /** Answers request `id` with 101 and `headers` and returns the raw connection. */
@@ -229,7 +229,7 @@ export declare class BindingServer {
 /** One WebSocket connection, server side or client side. */
 export declare class BindingWebSocket {
   /** The connection's send handle, for `wsSendText` and `wsSendBinary`. */
-  sendHandle(): ExternalObject<WsHandle>
+  sendHandle(): ExternalObject<'WsHandle'>
   /** Connection id, unique per server (or per process for clients). */
   get id(): number
   /** Request target of the upgrade (server side) or the dialed URL (client side). */
@@ -268,7 +268,7 @@ export declare class BindingWebSocket {
   /** Server side, in the upgrade hook: refuses with a status, headers and body. */
   reject(status: number, headers: Array<string>, body?: string | Buffer | undefined | null): void
   /** Client side: starts reading after the JS object is set up, so no event is lost. */
-  start(onEvent: WsEventCallback): void
+  start(onEvent: (kind: number, id: number, socket: BindingWebSocket | null, data: string | Buffer | null, code: number) => void): void
 }
 
 /** A generated certificate and key, PEM. */
@@ -570,7 +570,7 @@ export declare function parseMultipart(body: Uint8Array, boundary: string, maxPa
 ` in `headers`. Returns false if it was answered already or the
  * client is gone.
  */
-export declare function respond(inbox: ExternalObject<Inbox>, id: number, status: number, count: number, headers: string, body?: string | Uint8Array | undefined | null): boolean
+export declare function respond(inbox: ExternalObject<'ServerInbox'>, id: number, status: number, count: number, headers: string, body?: string | Uint8Array | undefined | null): boolean
 
 /**
  * Binds and starts a server. `onRequest` is called when requests wait in `takeRequests`;
@@ -580,7 +580,7 @@ export declare function respond(inbox: ExternalObject<Inbox>, id: number, status
 export declare function startServer(options: BindingServerOptions, onRequest: WakeCallback, onWebSocket?: WakeCallback | undefined | null): Promise<BindingServer>
 
 /** Queues a binary message on the connection of `handle`; see `wsSendText`. */
-export declare function wsSendBinary(handle: ExternalObject<WsHandle>, data: Uint8Array): number
+export declare function wsSendBinary(handle: ExternalObject<'WsHandle'>, data: Uint8Array): number
 
 /**
  * Queues a text message on the connection of `handle` (see `BindingWebSocket.sendHandle`);
@@ -588,4 +588,4 @@ export declare function wsSendBinary(handle: ExternalObject<WsHandle>, data: Uin
  * of an echo or chat server, it skips the bookkeeping napi-rs does for every method call on a
  * class instance.
  */
-export declare function wsSendText(handle: ExternalObject<WsHandle>, text: string): number
+export declare function wsSendText(handle: ExternalObject<'WsHandle'>, text: string): number

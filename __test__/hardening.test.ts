@@ -1,9 +1,19 @@
 // Regression tests of the holes an adversarial run found: each test here failed before its fix.
 import { once } from 'node:events'
 import type http from 'node:http'
+import http2 from 'node:http2'
 import net from 'node:net'
 import zlib from 'node:zlib'
-import { Client, CookieJar, EventSource, type HypersockError, type Server, serve, WebSocket } from 'hypersock'
+import {
+  Client,
+  CookieJar,
+  EventSource,
+  type HypersockError,
+  RedisAdapter,
+  type Server,
+  serve,
+  WebSocket,
+} from 'hypersock'
 import { describe, expect, it } from 'vitest'
 import WS from 'ws'
 import { nodeHttpPeers, trackServers } from './helpers.js'
@@ -132,6 +142,71 @@ describe('a handler’s Content-Length never frames the response (response split
   })
 })
 
+describe('responses without content, and framing the handler does not own', () => {
+  const handler = (req: Request) => {
+    const path = new URL(req.url).pathname
+    if (path === '/te') return { headers: { 'transfer-encoding': 'chunked' }, body: 'abcdef' }
+    if (path === '/te-response') return new Response('abcdef', { headers: { 'transfer-encoding': 'gzip' } })
+    if (path === '/204') return { status: 204, headers: { 'content-length': '6' }, body: 'abcdef' }
+    if (path === '/304') return { status: 304, headers: { 'content-length': '100' } }
+    return 'hello'
+  }
+
+  it('HTTP/1.1: drops a handler Transfer-Encoding and the content of 204 and 304, keeping the connection in step', async () => {
+    const server = await start({ fetch: handler as never })
+    const paths = ['/te', '/te-response', '/204', '/304']
+    const raw = paths.map((p) => `GET ${p} HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n`).join('')
+    const { responses, rest } = await exchange(server.port, raw, paths.length * 2)
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 204, 200, 304, 200])
+    expect(responses.map((r) => r.body.toString())).toEqual([
+      'abcdef',
+      'hello',
+      'abcdef',
+      'hello',
+      '',
+      'hello',
+      '',
+      'hello',
+    ])
+    for (const r of responses) expect(r.headers.has('transfer-encoding')).toBe(false)
+    expect(responses[4]?.headers.has('content-length')).toBe(false)
+    expect(responses[6]?.headers.has('content-length')).toBe(false)
+    expect(rest.length).toBe(0)
+  })
+
+  it('HTTP/2: HEAD, 204 and 304 end their streams cleanly with no DATA', async () => {
+    const server = await start({ fetch: handler as never })
+    const session = http2.connect(`http://127.0.0.1:${server.port}`)
+    session.on('error', () => {})
+    try {
+      const ask = (method: string, path: string) =>
+        new Promise<{ status: number; length: string | undefined; data: number }>((resolve, reject) => {
+          const stream = session.request({ ':method': method, ':path': path })
+          let status = 0
+          let length: string | undefined
+          let data = 0
+          stream.on('response', (h) => {
+            status = Number(h[':status'])
+            length = h['content-length'] as string | undefined
+          })
+          stream.on('data', (c: Buffer) => {
+            data += c.length
+          })
+          stream.on('end', () => resolve({ status, length, data }))
+          stream.on('error', reject)
+        })
+      expect(await ask('HEAD', '/')).toEqual({ status: 200, length: '5', data: 0 })
+      expect(await ask('HEAD', '/te')).toEqual({ status: 200, length: '6', data: 0 })
+      expect(await ask('GET', '/204')).toEqual({ status: 204, length: undefined, data: 0 })
+      expect(await ask('HEAD', '/204')).toEqual({ status: 204, length: undefined, data: 0 })
+      expect(await ask('GET', '/304')).toEqual({ status: 304, length: undefined, data: 0 })
+      expect(await ask('GET', '/te')).toEqual({ status: 200, length: '6', data: 6 })
+    } finally {
+      session.close()
+    }
+  })
+})
+
 describe('headerReadTimeout runs from accept in every protocol mode', () => {
   for (const http2 of [undefined, true, 'only'] as const) {
     it(`closes silent sockets and a partial h2 preface (http2: ${String(http2)})`, async () => {
@@ -156,6 +231,18 @@ describe('headerReadTimeout runs from accept in every protocol mode', () => {
       }
     })
   }
+
+  it('headerReadTimeout: 0 turns the limit off, also for a head sent in pieces', async () => {
+    const server = await start({ headerReadTimeout: 0, fetch: () => 'ok' })
+    const socket = net.connect(server.port, '127.0.0.1')
+    await once(socket, 'connect')
+    socket.write('GET / HTTP/1.1\r\nHo')
+    await new Promise((r) => setTimeout(r, 50))
+    socket.write('st: x\r\n\r\n')
+    const [reply] = (await once(socket, 'data')) as [Buffer]
+    expect(reply.toString()).toMatch(/^HTTP\/1\.1 200/)
+    socket.destroy()
+  })
 
   it('keeps a connection that sent its request head in time', async () => {
     const server = await start({ headerReadTimeout: 300, fetch: async () => 'ok' })
@@ -368,5 +455,30 @@ describe('one rule for TLS options', () => {
     await expect(
       serve({ port: 0, tls: { cert: 'x', key: 'y', minVerison: 'TLSv1.3' } as never, fetch: () => 'x' }),
     ).rejects.toThrow(/did you mean tls.minVersion/)
+    await expect(
+      serve({
+        port: 0,
+        tls: { cert: 'x', key: 'y', sni: [{ serverName: 'a', cert: 'x', key: 'y', requireClientCert: 1 }] } as never,
+        fetch: () => 'x',
+      }),
+    ).rejects.toThrow(/tls.sni\[0\].requireClientCert is not a TLS option/)
+    // Checked when the adapter is made, not later when a server binds it.
+    expect(() => new RedisAdapter({ url: 'rediss://127.0.0.1:1', tls: bad })).toThrow(
+      /tls.rejectUnauthorized must be true or false/,
+    )
+  })
+})
+
+describe('multipart fields decode as WHATWG says', () => {
+  it('drops a leading byte order mark of a text field', async () => {
+    const server = await start({
+      async fetch(req) {
+        return String((await req.formData()).get('f'))
+      },
+    })
+    const form = new FormData()
+    form.append('f', '\uFEFFbom')
+    const res = await globalThis.fetch(server.url, { method: 'POST', body: form })
+    expect(await res.text()).toBe('bom')
   })
 })

@@ -3,6 +3,7 @@ import { type ClientTlsOptions, nativeTlsOptions } from './client.js'
 import { fromNative, InvalidArgumentError, WebSocketError } from './errors.js'
 import type { Binding } from './native.js'
 import { binaryPayload, PreparedMessage, type ServerWebSocket } from './server-websocket.js'
+import { CLIENT_TLS_FIELDS, checkTlsOptions } from './tls.js'
 
 /** A connection, or its id. */
 export type HubTarget = ServerWebSocket<unknown> | number
@@ -310,6 +311,7 @@ export class RedisAdapter extends EventEmitter {
         `invalid Redis URL ${JSON.stringify(url)}: use redis:// (or rediss:// for TLS)`,
       )
     }
+    checkTlsOptions('tls', options.tls, CLIENT_TLS_FIELDS)
     if (options.tls !== undefined && !/^rediss:/i.test(url)) {
       throw new InvalidArgumentError(
         'ERR_INVALID_ARG_VALUE',

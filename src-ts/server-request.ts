@@ -4,6 +4,8 @@ import type { ReplyHandle } from './server-response.js'
 import { parseTls, type TlsDetails } from './tls.js'
 import { type Batch, u16, u32 } from './wire.js'
 
+const utf8 = new TextDecoder()
+
 const BODY_FULL = 1
 const BODY_STREAM = 2
 const METHODS = ['', 'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE']
@@ -427,7 +429,8 @@ export class ServerRequest {
     const form = new FormData()
     for (const p of parts) {
       if (p.filename === undefined || p.filename === null) {
-        form.append(p.name, (body as Batch).utf8Slice(p.start, p.end))
+        // UTF-8 decode as WHATWG multipart/form-data parsing does: a leading BOM is dropped.
+        form.append(p.name, utf8.decode(body.subarray(p.start, p.end)))
       } else {
         // RFC 7578 4.4: a part without Content-Type is text/plain. The File copies its bytes
         // (the body may be a view into the request batch).

@@ -4,7 +4,7 @@ import { type Binding, native } from './native.js'
 import { decodeRequests, ServerRequest } from './server-request.js'
 import { type ReplyHandle, type ResponseLike, respondText, sendResponse } from './server-response.js'
 import { bindingWsOptions, WebSocketDispatcher, type WebSocketHandler } from './server-websocket.js'
-import { checkTlsOptions, SERVER_TLS_FIELDS } from './tls.js'
+import { checkTlsOptions, SERVER_TLS_FIELDS, SNI_FIELDS } from './tls.js'
 import { checkInteger, U32 } from './validate.js'
 
 export type { ResponseLike }
@@ -125,7 +125,17 @@ function bindingTls(tls: ServerTlsOptions): Binding.BindingServerTls {
   }
   checkTlsOptions('tls', tls, SERVER_TLS_FIELDS)
   const certificates = [{ serverNames: [] as string[], cert: pem('cert', tls.cert), key: pem('key', tls.key) }]
-  for (const entry of tls.sni ?? []) {
+  for (const [i, entry] of (tls.sni ?? []).entries()) {
+    checkTlsOptions(`tls.sni[${i}]`, entry, SNI_FIELDS)
+    if (
+      typeof entry.serverName !== 'string' &&
+      !(Array.isArray(entry.serverName) && entry.serverName.every((n) => typeof n === 'string'))
+    ) {
+      throw new InvalidArgumentError(
+        'ERR_INVALID_ARG_VALUE',
+        `tls.sni[${i}].serverName must be a string or an array of strings`,
+      )
+    }
     const names = Array.isArray(entry.serverName) ? entry.serverName : [entry.serverName]
     certificates.push({
       serverNames: names.map(String),

@@ -2,7 +2,7 @@
 // every TLS options object is checked by.
 import { InvalidArgumentError } from './errors.js'
 
-type TlsField = 'boolean' | 'string' | 'pem' | 'pems' | 'list' | 'version'
+type TlsField = 'boolean' | 'string' | 'names' | 'pem' | 'pems' | 'list' | 'version'
 
 /** The fields of the TLS options of the client (HTTP, WebSocket, Redis) and of the server. */
 export const CLIENT_TLS_FIELDS: Record<string, TlsField> = {
@@ -15,6 +15,8 @@ export const CLIENT_TLS_FIELDS: Record<string, TlsField> = {
   maxVersion: 'version',
   servername: 'string',
 }
+/** The fields of one `tls.sni` entry of the server. */
+export const SNI_FIELDS: Record<string, TlsField> = { serverName: 'names', cert: 'pem', key: 'pem' }
 export const SERVER_TLS_FIELDS: Record<string, TlsField> = {
   cert: 'pem',
   key: 'pem',
@@ -79,17 +81,20 @@ export function checkTlsOptions(where: string, tls: unknown, fields: Record<stri
         ? typeof value === 'boolean'
         : kind === 'string'
           ? typeof value === 'string'
-          : kind === 'pem'
-            ? isPem(value)
-            : kind === 'pems'
-              ? isPem(value) || (Array.isArray(value) && value.every(isPem))
-              : kind === 'list'
-                ? Array.isArray(value)
-                : value === 'TLSv1.2' || value === 'TLSv1.3'
+          : kind === 'names'
+            ? typeof value === 'string' || (Array.isArray(value) && value.every((v) => typeof v === 'string'))
+            : kind === 'pem'
+              ? isPem(value)
+              : kind === 'pems'
+                ? isPem(value) || (Array.isArray(value) && value.every(isPem))
+                : kind === 'list'
+                  ? Array.isArray(value)
+                  : value === 'TLSv1.2' || value === 'TLSv1.3'
     if (!ok) {
       const want = {
         boolean: 'true or false',
         string: 'a string',
+        names: 'a string or an array of strings',
         pem: 'PEM text or a Buffer',
         pems: 'PEM text, a Buffer or an array of them',
         list: 'an array',

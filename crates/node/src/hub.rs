@@ -211,6 +211,7 @@ impl BindingHub {
     pub async fn use_redis(
         &self,
         options: BindingRedisOptions,
+        #[napi(ts_arg_type = "(kind: number, text: string) => void")]
         on_event: AdapterEventCallback,
     ) -> Result<()> {
         let events = Arc::new(move |e: AdapterEvent| {

@@ -343,7 +343,7 @@ fn header_block(count: u32, block: &str) -> Result<HeaderMap> {
 /// client is gone.
 #[napi]
 pub fn respond(
-    inbox: &External<Arc<Inbox>>,
+    #[napi(ts_arg_type = "ExternalObject<'ServerInbox'>")] inbox: &External<Arc<Inbox>>,
     id: u32,
     status: u32,
     count: u32,
@@ -617,7 +617,7 @@ impl BindingServer {
 
     /// The handle `respond` takes (one per server; the hot path skips napi-rs's bookkeeping of
     /// method calls on class instances).
-    #[napi]
+    #[napi(ts_return_type = "ExternalObject<'ServerInbox'>")]
     pub fn reply_handle(&self) -> External<Arc<Inbox>> {
         External::new(self.inbox.clone())
     }

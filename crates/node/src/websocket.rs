@@ -109,20 +109,26 @@ fn status_code(status: std::result::Result<SendStatus, CoreError>) -> Result<i32
 /// of an echo or chat server, it skips the bookkeeping napi-rs does for every method call on a
 /// class instance.
 #[napi]
-pub fn ws_send_text(handle: &External<WsHandle>, text: String) -> Result<i32> {
+pub fn ws_send_text(
+    #[napi(ts_arg_type = "ExternalObject<'WsHandle'>")] handle: &External<WsHandle>,
+    text: String,
+) -> Result<i32> {
     status_code(handle.send_text(text))
 }
 
 /// Queues a binary message on the connection of `handle`; see `wsSendText`.
 #[napi]
-pub fn ws_send_binary(handle: &External<WsHandle>, data: &[u8]) -> Result<i32> {
+pub fn ws_send_binary(
+    #[napi(ts_arg_type = "ExternalObject<'WsHandle'>")] handle: &External<WsHandle>,
+    data: &[u8],
+) -> Result<i32> {
     status_code(handle.send_binary(lent::to_bytes(data)))
 }
 
 #[napi]
 impl BindingWebSocket {
     /// The connection's send handle, for `wsSendText` and `wsSendBinary`.
-    #[napi]
+    #[napi(ts_return_type = "ExternalObject<'WsHandle'>")]
     pub fn send_handle(&self) -> External<WsHandle> {
         External::new(self.handle.clone())
     }
@@ -271,7 +277,13 @@ impl BindingWebSocket {
 
     /// Client side: starts reading after the JS object is set up, so no event is lost.
     #[napi]
-    pub fn start(&mut self, on_event: WsEventCallback) -> Result<()> {
+    pub fn start(
+        &mut self,
+        #[napi(
+            ts_arg_type = "(kind: number, id: number, socket: BindingWebSocket | null, data: string | Buffer | null, code: number) => void"
+        )]
+        on_event: WsEventCallback,
+    ) -> Result<()> {
         let Some((dialed, driver, limits)) = self.pending.take().map(|p| *p) else {
             return Err(Error::from_reason("ERR_INVALID_STATE: already started"));
         };

@@ -376,6 +376,8 @@ struct ConnBuilder {
 const HYPER_MAX_HEADERS: usize = 100;
 
 fn connection_builder(opts: &ServerOptions) -> ConnBuilder {
+    // 0 turns the limit off (hyper would take it as "at once").
+    let head_timeout = (!opts.header_read_timeout.is_zero()).then_some(opts.header_read_timeout);
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     http2
         .timer(TokioTimer::new())
@@ -386,13 +388,13 @@ fn connection_builder(opts: &ServerOptions) -> ConnBuilder {
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
         .timer(TokioTimer::new())
-        .header_read_timeout(opts.header_read_timeout)
+        .header_read_timeout(head_timeout)
         .max_buf_size(opts.max_header_size.max(8192))
         .keep_alive(true);
     let mut auto = auto::Builder::new(TokioExecutor::new());
     auto.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(opts.header_read_timeout)
+        .header_read_timeout(head_timeout)
         .max_buf_size(opts.max_header_size.max(8192))
         .keep_alive(true);
     // hyper parses into a header array on the stack unless a limit is set, which makes it
@@ -624,7 +626,15 @@ async fn serve_connection(
         Some(config) => {
             let config = config.read().unwrap_or_else(|e| e.into_inner()).clone();
             let handshake = tokio_rustls::TlsAcceptor::from(config).accept(io);
-            match tokio::time::timeout(ctx.opts.header_read_timeout, handshake).await {
+            let limit = ctx.opts.header_read_timeout;
+            let handshake = async {
+                if limit.is_zero() {
+                    Ok(handshake.await)
+                } else {
+                    tokio::time::timeout(limit, handshake).await
+                }
+            };
+            match handshake.await {
                 Ok(Ok(stream)) => {
                     let conn = stream.get_ref().1;
                     let tls = Arc::new(ConnTls::new(
@@ -862,12 +872,15 @@ fn body_error(ctx: &Ctx, e: &Error) -> HttpResponse {
     }
 }
 
-/// Turns a handler's response into hyper's. The handler's `Content-Length` is never trusted to
-/// frame the body: a length that is not one decimal number makes the response a 500, and for a
-/// whole body the header is set to the body's real length (a wrong value would let the bytes
-/// after it pass for the next response on a keep-alive connection). Only a response without a
-/// body of its own (to `HEAD`, or a 304) keeps the handler's number, which then describes the
-/// representation rather than framing anything.
+/// Turns a handler's response into hyper's. The handler never frames the body: its
+/// `Transfer-Encoding` is dropped (hyper chunks a streamed HTTP/1.1 body itself; HTTP/2 has no
+/// transfer codings), a `Content-Length` that is not one decimal number makes the response a
+/// 500, and for a whole body the header is set to the body's real length (a wrong value would
+/// let the bytes after it pass for the next response on a keep-alive connection). Responses that
+/// have no content get none, whatever the handler returned: 1xx, 204 and 304 lose the body and
+/// their `Content-Length` (RFC 9110 section 8.6), and a response to `HEAD` loses the body but
+/// keeps the length a `GET` would get (the body's, or the handler's own number when it returned
+/// no body).
 pub(crate) fn build_response(response: Response, head: bool) -> HttpResponse {
     let Ok(status) = StatusCode::from_u16(response.status) else {
         return plain(
@@ -876,25 +889,32 @@ pub(crate) fn build_response(response: Response, head: bool) -> HttpResponse {
         );
     };
     let mut headers = response.headers;
-    let declared = match content_length(&headers) {
-        Ok(n) => n,
-        Err(()) => {
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "handler set an invalid Content-Length\n",
-            )
-        }
+    headers.remove(header::TRANSFER_ENCODING);
+    let Ok(declared) = content_length(&headers) else {
+        return plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "handler set an invalid Content-Length\n",
+        );
     };
-    let bodiless = head || status == StatusCode::NOT_MODIFIED;
-    if let Some(real) = response.body.exact_len() {
-        if declared != Some(real) && !(bodiless && real == 0) {
-            headers.remove(header::CONTENT_LENGTH);
-            if real > 0 || declared.is_some() {
-                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(real));
-            }
+    let mut body = response.body;
+    let real = body.exact_len();
+    if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        body = ResBody::empty();
+        headers.remove(header::CONTENT_LENGTH);
+    } else if head {
+        body = ResBody::empty();
+        if let Some(n) = real.filter(|&n| n > 0 || declared.is_none()) {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+    } else if let Some(n) = real {
+        if declared != Some(n) {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
         }
     }
-    let mut res = hyper::Response::new(response.body);
+    let mut res = hyper::Response::new(body);
     *res.status_mut() = status;
     *res.headers_mut() = headers;
     res

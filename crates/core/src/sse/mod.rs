@@ -175,7 +175,13 @@ impl Parser {
             None => (&line[..], ""),
         };
         match field {
-            "event" => self.event = value.to_string(),
+            "event" => {
+                if self.data.len() + value.len() > self.max {
+                    self.too_large = true;
+                    return;
+                }
+                self.event = value.to_string();
+            }
             "data" => {
                 if self.data.len() + self.event.len() + value.len() + 1 > self.max {
                     self.too_large = true;
@@ -478,6 +484,12 @@ mod tests {
             assert!(p.data.len() <= 1000);
         }
         assert!(failed);
+        // The type counts too, wherever it comes.
+        let mut p = Parser::with_limit("", 1000);
+        let data = format!("data: {}\n", "d".repeat(900));
+        let event = format!("event: {}\n", "e".repeat(900));
+        assert!(p.push(data.as_bytes()).is_ok());
+        assert!(p.push(event.as_bytes()).is_err());
         // Events under the limit pass, however many.
         let mut p = Parser::with_limit("", 1000);
         let mut n = 0;
