@@ -333,6 +333,56 @@ describe('the client stops inside its limits', () => {
     expect(process.memoryUsage().rss - before).toBeLessThan(96 << 20)
   })
 
+  it('reads a decoded bomb in small pieces under the default limit, holding little memory', async () => {
+    const zeros = Buffer.alloc(16 << 20)
+    const bomb = zlib.brotliCompressSync(Buffer.concat(Array.from({ length: 16 }, () => zeros)), {
+      params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5, [zlib.constants.BROTLI_PARAM_LGWIN]: 24 },
+    })
+    const url = await peers.serve((_req: http.IncomingMessage, res: http.ServerResponse) => {
+      res.writeHead(200, { 'content-encoding': 'br', 'content-length': bomb.length })
+      res.end(bomb)
+    })
+    globalThis.gc?.()
+    const before = process.memoryUsage().rss
+    let peak = 0
+    let total = 0
+    let largest = 0
+    const res = await new Client().fetch(url)
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      total += value.byteLength
+      largest = Math.max(largest, value.byteLength)
+      peak = Math.max(peak, process.memoryUsage().rss - before)
+    }
+    expect(total).toBe(256 << 20)
+    expect(largest).toBeLessThanOrEqual((1 << 20) + (64 << 10))
+    // 256 MiB came out; one input chunk used to become one output chunk of all of it.
+    expect(peak).toBeLessThan(128 << 20)
+  })
+
+  it('hands over each piece of a streamed body as it arrives', async () => {
+    let release!: () => void
+    const released = new Promise<void>((r) => {
+      release = r
+    })
+    const url = await peers.serve((_req: http.IncomingMessage, res: http.ServerResponse) => {
+      res.writeHead(200, { 'content-type': 'text/plain' })
+      res.write('first line\n')
+      void released.then(() => res.end('second line\n'))
+    })
+    const res = await new Client().fetch(url)
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+    // The server sends its second line only once the first has been read here.
+    const first = await reader.read()
+    expect(Buffer.from(first.value ?? []).toString()).toBe('first line\n')
+    release()
+    let rest = ''
+    for (let r = await reader.read(); !r.done; r = await reader.read()) rest += Buffer.from(r.value).toString()
+    expect(rest).toBe('second line\n')
+  })
+
   it('frees the connection when a response body is cancelled', async () => {
     const url = await peers.serve((_req: http.IncomingMessage, res: http.ServerResponse) => {
       res.writeHead(200, { 'content-type': 'application/octet-stream' })
@@ -480,5 +530,18 @@ describe('multipart fields decode as WHATWG says', () => {
     form.append('f', '\uFEFFbom')
     const res = await globalThis.fetch(server.url, { method: 'POST', body: form })
     expect(await res.text()).toBe('bom')
+  })
+})
+
+describe('request heads the server refuses', () => {
+  it('answers 400 to a Host that is not a host', async () => {
+    const server = await start({ fetch: (req) => req.url })
+    for (const host of ['exa mple', 'a/b', 'x@evil.com', '[::1', 'h:80a']) {
+      const { responses } = await exchange(server.port, `GET /p HTTP/1.1\r\nHost: ${host}\r\n\r\n`, 1)
+      expect(responses[0]?.status).toBe(400)
+      expect(responses[0]?.body.toString()).toBe('invalid Host header\n')
+    }
+    const { responses } = await exchange(server.port, 'GET /p HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n', 1)
+    expect(responses[0]?.body.toString()).toBe('http://[::1]:8080/p')
   })
 })

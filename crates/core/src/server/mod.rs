@@ -737,6 +737,11 @@ fn reject_framing(req: &hyper::Request<Incoming>) -> Option<HttpResponse> {
                 StatusCode::BAD_REQUEST,
                 "HTTP/1.1 needs exactly one Host header\n",
             )
+        } else if headers
+            .get(header::HOST)
+            .is_some_and(|h| !valid_host(h.as_bytes()))
+        {
+            (StatusCode::BAD_REQUEST, "invalid Host header\n")
         } else {
             return None;
         };
@@ -744,6 +749,29 @@ fn reject_framing(req: &hyper::Request<Incoming>) -> Option<HttpResponse> {
     res.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     Some(res)
+}
+
+/// True for a `Host` value of RFC 9110 section 7.2: `uri-host [ ":" port ]`, where the host is a
+/// reg-name (unreserved, percent-encoded and sub-delims characters), an IPv4 address or an IP
+/// literal in brackets. An empty value is allowed (RFC 9112 section 3.2).
+fn valid_host(value: &[u8]) -> bool {
+    let (host, port) = match value.iter().rposition(|&b| b == b':') {
+        Some(i) if !value[i..].contains(&b']') => (&value[..i], &value[i + 1..]),
+        _ => (value, &b""[..]),
+    };
+    let port_ok = port.iter().all(u8::is_ascii_digit) && port.len() <= 5;
+    let host_ok = if let Some(inner) = host.strip_prefix(b"[") {
+        inner.strip_suffix(b"]").is_some_and(|ip| {
+            !ip.is_empty()
+                && ip.iter().all(|&b| {
+                    b.is_ascii_hexdigit() || b":.vV%-_~".contains(&b) || b.is_ascii_alphanumeric()
+                })
+        })
+    } else {
+        host.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b))
+    };
+    port_ok && host_ok
 }
 
 /// Waits for a handler slot when concurrency is limited; `None` means the queue is full.
@@ -943,3 +971,38 @@ fn content_length(headers: &HeaderMap) -> std::result::Result<Option<u64>, ()> {
 
 /// Request headers as a map (re-exported for handlers written in Rust).
 pub type Headers = HeaderMap;
+
+#[cfg(test)]
+mod host_tests {
+    use super::valid_host;
+
+    #[test]
+    fn host_values() {
+        for ok in [
+            &b"example.com"[..],
+            b"example.com:8080",
+            b"127.0.0.1:1",
+            b"[::1]",
+            b"[::1]:443",
+            b"",
+            b"xn--bcher-kva.example",
+            b"a_b.local",
+        ] {
+            assert!(valid_host(ok), "{}", String::from_utf8_lossy(ok));
+        }
+        for bad in [
+            &b"exa mple"[..],
+            b"a/b",
+            b"a?b",
+            b"a#b",
+            b"a@b",
+            b"[::1",
+            b"example.com:80a",
+            b"example.com:123456",
+            b"caf\xc3\xa9",
+            b"a\\b",
+        ] {
+            assert!(!valid_host(bad), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}
