@@ -30,7 +30,7 @@ mod ws_dial;
 
 pub use body::{BodyReader, Progress, RequestBody};
 pub use connect::ConnInfo;
-pub use decode::{Decoder, ACCEPT_ENCODING};
+pub use decode::{Decoder, ACCEPT_ENCODING, DECODED_CHUNK};
 pub use proxy::{Proxy, ProxyEndpoint};
 pub use redirect::{Hop, RedirectMode, RedirectPolicy};
 pub use retry::{is_retryable_error, parse_retry_after, RetryContext, RetryHook, RetryPolicy};
