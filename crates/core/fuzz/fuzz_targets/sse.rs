@@ -1,9 +1,9 @@
 //! The `text/event-stream` parser: `sse::Parser::with_limit("", 4096)` fed the input in two
 //! pieces, split where byte 0 says (scaled to the input's length).
 //!
-//! Checks: events from a successful push carry at most 4096 bytes of data; once a push fails,
-//! every later push fails too; and the split does not matter: fed in one piece the stream gives
-//! the same events and the same outcome (events, last ID, retry).
+//! Checks: events from a successful push carry at most 4096 bytes of type and data together;
+//! once a push fails, every later push fails too; and the split does not matter: fed in one
+//! piece the stream gives the same events and the same outcome (events, last ID, retry).
 #![no_main]
 
 use hypersock_core::sse::{Parser, SseItem};
@@ -22,8 +22,15 @@ fn feed(pieces: &[&[u8]]) -> (Vec<SseItem>, bool, Parser) {
                 assert!(!failed, "a push succeeded after a failure");
                 for item in &items {
                     match item {
-                        SseItem::Event { data, id, .. } => {
+                        SseItem::Event { event, data, id } => {
                             assert!(data.len() <= MAX, "data of {} bytes", data.len());
+                            // The type counts too (the default `message` is not the stream's).
+                            let own = if event == "message" { 0 } else { event.len() };
+                            assert!(
+                                own + data.len() <= MAX,
+                                "event of {} bytes",
+                                own + data.len()
+                            );
                             assert!(!id.contains('\0'));
                         }
                         other => panic!("the parser reported {other:?}"),
