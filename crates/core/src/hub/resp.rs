@@ -28,7 +28,7 @@ pub(crate) fn command(out: &mut BytesMut, args: &[&[u8]]) {
 
 /// Parses one reply from the front of `buf`, consuming it. `Ok(None)`: incomplete.
 pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Value>, String> {
-    match parse_at(buf, 0)? {
+    match parse_at(buf, 0, 0)? {
         Some((v, used)) => {
             buf.advance(used);
             Ok(Some(v))
@@ -50,7 +50,14 @@ fn int(s: &[u8]) -> Result<i64, String> {
         .ok_or_else(|| "bad integer in reply".to_string())
 }
 
-fn parse_at(buf: &[u8], at: usize) -> Result<Option<(Value, usize)>, String> {
+/// Deepest nesting of arrays accepted in a reply (the hub's replies nest at most 2 deep); a
+/// deeper one is an error rather than a recursion that could exhaust the stack.
+const MAX_DEPTH: usize = 32;
+
+fn parse_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Value, usize)>, String> {
+    if depth > MAX_DEPTH {
+        return Err("reply nested too deeply".into());
+    }
     let Some(&kind) = buf.get(at) else {
         return Ok(None);
     };
@@ -98,7 +105,7 @@ fn parse_at(buf: &[u8], at: usize) -> Result<Option<(Value, usize)>, String> {
             let mut items = Vec::with_capacity((n as usize).min(16));
             let mut at = next;
             for _ in 0..n {
-                match parse_at(buf, at)? {
+                match parse_at(buf, at, depth + 1)? {
                     Some((v, used)) => {
                         items.push(v);
                         at = used;
@@ -157,5 +164,13 @@ mod tests {
         assert!(parse(&mut BytesMut::from(&b":abc\r\n"[..])).is_err());
         assert!(parse(&mut BytesMut::from(&b"$99999999999\r\n"[..])).is_err());
         assert!(parse(&mut BytesMut::from(&b"$1\r\nabc"[..])).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let mut deep = b"*1\r\n".repeat(20_000);
+        deep.extend_from_slice(b":1\r\n");
+        let mut buf = BytesMut::from(&deep[..]);
+        assert!(parse(&mut buf).is_err());
     }
 }
