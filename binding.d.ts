@@ -153,8 +153,11 @@ export declare class BindingHub {
   publish(room: string | undefined | null, data: string | Uint8Array, except?: Array<number> | undefined | null): Array<number>
   /** Same as `publish` with a message prepared earlier. */
   publishPrepared(room: string | undefined | null, msg: BindingPreparedMessage, except?: Array<number> | undefined | null): Array<number>
-  /** Starts relaying publishes through Redis (replacing any adapter); events go to `onEvent`. */
-  useRedis(options: BindingRedisOptions, onEvent: (kind: number, text: string) => void): Promise<void>
+  /**
+   * Starts relaying publishes through Redis (replacing any adapter); events go to `onEvent`.
+   * `onEvent(kind, error)`: 0 ready, 1 error (with the error), 2 reconnected.
+   */
+  useRedis(options: BindingRedisOptions, onEvent: (kind: number, error: Error | null) => void): Promise<void>
   /** Stops relaying (back to in-process). */
   closeAdapter(): void
   /** Members of a room on every process (through the adapter). */
@@ -268,7 +271,7 @@ export declare class BindingWebSocket {
   /** Server side, in the upgrade hook: refuses with a status, headers and body. */
   reject(status: number, headers: Array<string>, body?: string | Buffer | undefined | null): void
   /** Client side: starts reading after the JS object is set up, so no event is lost. */
-  start(onEvent: (kind: number, id: number, socket: BindingWebSocket | null, data: string | Buffer | null, code: number) => void): void
+  start(onEvent: (kind: number, id: number, socket: BindingWebSocket | null, data: string | Buffer | Error | null, code: number) => void): void
 }
 
 /** A generated certificate and key, PEM. */

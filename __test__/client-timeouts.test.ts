@@ -66,6 +66,14 @@ describe('client timeouts', () => {
     const err = await failure(new Client({ headersTimeout: 100 }).fetch(url))
     expect(err.code).toBe('ETIMEDOUT')
     expect((err as TimeoutError).phase).toBe('headers')
+    // The engine's error crosses as an object: code and phase are its properties, and the
+    // message is for people (no code in front of it to take apart).
+    const native = err.cause as { code?: unknown; phase?: unknown; message: string }
+    expect(native).toBeInstanceOf(Error)
+    expect(native.code).toBe('ETIMEDOUT')
+    expect(native.phase).toBe('headers')
+    expect(err.message).toBe(native.message)
+    expect(err.message).not.toMatch(/^ETIMEDOUT/)
   })
 
   it('body timeout: a server that sends the head and part of the body, then stalls', async () => {

@@ -4,9 +4,10 @@ import { once } from 'node:events'
 import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type tls from 'node:tls'
-import { Client, type HypersockError, TlsError } from 'hypersock'
+import { Client, type HypersockError, InvalidArgumentError, TlsError } from 'hypersock'
 import { type CertificateAndKey, generateCertificate } from 'hypersock/testing'
 import { afterEach, describe, expect, it } from 'vitest'
+import { caught } from './helpers.js'
 
 const ca = generateCertificate({ isCa: true, commonName: 'hypersock client test CA' })
 const leaf = generateCertificate({ ca })
@@ -150,8 +151,11 @@ describe('client TLS', () => {
     expect(err).toBe('ERR_TLS_HANDSHAKE')
   })
 
-  it('rejects bad TLS options when the client is made', () => {
+  it('rejects bad TLS options when the client is made', async () => {
     expect(() => new Client({ tls: { ca: 'not a pem' } })).toThrow(TlsError)
-    expect(() => new Client({ tls: { cert: leaf.cert } })).toThrow(/together/)
+    const err = await caught(() => new Client({ tls: { cert: leaf.cert } }))
+    expect(err).toBeInstanceOf(InvalidArgumentError)
+    expect(err.code).toBe('ERR_INVALID_ARG_VALUE')
+    expect(err.message).toMatch(/together/)
   })
 })

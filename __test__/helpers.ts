@@ -176,3 +176,13 @@ export function joinRoomsFromQuery(hub: Hub, ws: ServerWebSocket): void {
   const rooms = new URL(ws.url, 'http://x').searchParams.get('rooms')
   for (const room of rooms ? rooms.split(',') : []) hub.join(ws, room)
 }
+
+/** The error `fn` throws (or its promise rejects with), for assertions on `code` and class. */
+export async function caught(fn: () => unknown): Promise<{ code?: string; message: string; name: string }> {
+  try {
+    await fn()
+  } catch (error) {
+    return error as { code?: string; message: string; name: string }
+  }
+  throw new Error('expected an error, none was thrown')
+}

@@ -622,7 +622,20 @@ class EventQueue {
   }
 
   /** Mirrors `WsEventQueue::push`. */
-  push(kind: number, id: number, object: unknown, data: string | Uint8Array | null, code: number): void {
+  push(kind: number, id: number, object: unknown, data: string | Uint8Array | Error | null, code: number): void {
+    if (data instanceof Error) {
+      // An error event's error always travels as an object.
+      this.#encode(
+        kind,
+        EVENT_DATA | EVENT_DATA_OBJECT | (object === undefined ? 0 : EVENT_OBJECT),
+        code,
+        id,
+        new Uint8Array(),
+      )
+      this.objects.push(data)
+      if (object !== undefined) this.objects.push(object)
+      return
+    }
     const payload = data === null ? new Uint8Array() : typeof data === 'string' ? utf8(data) : data
     let flags = data === null ? 0 : typeof data === 'string' ? EVENT_DATA : EVENT_DATA | EVENT_BINARY
     const large = payload.length > INLINE_MAX
@@ -758,7 +771,8 @@ describe('WebSocketDispatcher.drain (WsEventQueue::push in crates/node/src/webso
                 expected.push(['drain', c.id])
               } else if (input.t === 'error') {
                 const gate = { release: () => released++ }
-                q.push(WsEvent.Error, c.id, gate, `${input.code}: ${input.message}`, 0)
+                // As crates/node/src/error.rs makes it: code as a property, the message for people.
+                q.push(WsEvent.Error, c.id, gate, Object.assign(new Error(input.message), { code: input.code }), 0)
                 expected.push(['error', c.id, input.code, input.message])
               }
             }

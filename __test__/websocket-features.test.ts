@@ -147,6 +147,7 @@ describe('handshake policy and limits', () => {
     await once(first, 'open')
     const second = new WebSocket(url(server))
     const err = (await errorEvent(second)).error as HypersockError
+    expect(err.code).toBe('ERR_WS_HANDSHAKE')
     expect(err.message).toContain('503')
     first.close()
   })

@@ -26,6 +26,8 @@ export interface HypersockErrorOptions {
   cause?: unknown
   /** Attempts made by the request that failed (see {@link HypersockError.attempts}). */
   attempts?: number
+  /** The limit a {@link TimeoutError} hit (see {@link TimeoutError.phase}). */
+  phase?: TimeoutPhase
 }
 
 /** The connection could not be made or was lost (`ECONNREFUSED`, `ECONNRESET`, `ENOTFOUND`, `EPIPE`; `ERR_HUB_ADAPTER` for a hub's Redis). */
@@ -45,7 +47,7 @@ export class TimeoutError extends HypersockError {
 
   constructor(code: string, message: string, options?: HypersockErrorOptions) {
     super(code, message, options)
-    this.phase = /^(\w+) timed out/.exec(message)?.[1] ?? 'request'
+    this.phase = options?.phase ?? 'request'
   }
 }
 
@@ -127,22 +129,26 @@ const classes: Record<string, ErrorClass> = {
 }
 
 /** Builds the error for `code`, of the class that belongs to it. */
-export function makeError(code: string, message: string, cause?: unknown, attempts?: number): HypersockError {
-  const options: HypersockErrorOptions | undefined =
-    cause === undefined && attempts === undefined ? undefined : attempts === undefined ? { cause } : { cause, attempts }
+export function makeError(code: string, message: string, options?: HypersockErrorOptions): HypersockError {
   if (code === 'ABORT_ERR') return new AbortError(message, options)
   const Class = classes[code] ?? HypersockError
   return new Class(code, message, options)
 }
 
+/** The shape of a code the addon gives its errors: `ECONNREFUSED`, `ERR_...`, `ABORT_ERR`. */
+const NATIVE_CODE = /^(E[A-Z]+|ERR_[A-Z0-9_]+|ABORT_ERR)$/
+
 /**
- * Converts an error thrown by the native addon (message `CODE: text`, and `attempts` on request
- * failures) into a HypersockError. Anything else is returned unchanged.
+ * Converts an error from the native addon into a HypersockError. The addon's errors carry
+ * `code`, and `phase` (time-outs) or `attempts` (requests), as properties (see
+ * crates/node/src/error.rs). Anything else is returned unchanged.
  */
 export function fromNative(err: unknown): unknown {
   if (!(err instanceof Error) || err instanceof HypersockError) return err
-  const match = /^([A-Z][A-Z0-9_]+): ([\s\S]*)$/.exec(err.message)
-  if (!match) return err
-  const attempts = (err as { attempts?: unknown }).attempts
-  return makeError(match[1] as string, match[2] as string, err, typeof attempts === 'number' ? attempts : undefined)
+  const { code, phase, attempts } = err as { code?: unknown; phase?: unknown; attempts?: unknown }
+  if (typeof code !== 'string' || !NATIVE_CODE.test(code)) return err
+  const options: HypersockErrorOptions = { cause: err }
+  if (typeof attempts === 'number') options.attempts = attempts
+  if (typeof phase === 'string') options.phase = phase
+  return makeError(code, err.message, options)
 }

@@ -370,7 +370,7 @@ export class RedisAdapter extends EventEmitter {
           maxQueue: this.#options.maxQueue,
           tls: nativeTlsOptions(this.#options.tls),
         },
-        (kind: number, text: string) => this.#event(kind, text),
+        (kind: number, error: Error | null) => this.#event(kind, error),
       )
       .catch((err: unknown) => this.#error(fromNative(err)))
   }
@@ -386,7 +386,7 @@ export class RedisAdapter extends EventEmitter {
     else console.warn('hypersock: Redis adapter:', (error as Error).message)
   }
 
-  #event(kind: number, text: string): void {
+  #event(kind: number, error: Error | null): void {
     if (kind === AdapterEvent.Ready) {
       this.#connected = true
       this.#resolveReady()
@@ -396,7 +396,7 @@ export class RedisAdapter extends EventEmitter {
       this.emit('reconnect')
     } else if (kind === AdapterEvent.Error) {
       this.#connected = false
-      this.#error(fromNative(new Error(text)))
+      this.#error(fromNative(error))
     }
   }
 }

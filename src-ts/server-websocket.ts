@@ -484,14 +484,15 @@ export class WebSocketDispatcher<Data> {
       const id = u32(buf, o + 4) + u32(buf, o + 8) * 0x100000000
       const start = o + 16
       o = start + u32(buf, o + 12)
-      let data: string | Buffer | undefined
+      let data: string | Buffer | Error | undefined
       if (flags & EVENT_REGION) {
         if (flags & EVENT_DATA_OBJECT) region = batch[next++] as ArrayBuffer
         data = Buffer.from(region as ArrayBuffer, u32(buf, start), u32(buf, start + 4))
       } else if (flags & EVENT_DATA_OBJECT) {
-        // A large payload: its own string, or an ArrayBuffer (possibly over the addon's memory).
-        const value = batch[next++] as string | ArrayBuffer
-        data = typeof value === 'string' ? value : Buffer.from(value)
+        // A large payload: its own string, or an ArrayBuffer (possibly over the addon's memory);
+        // an error event's error.
+        const value = batch[next++] as string | ArrayBuffer | Error
+        data = typeof value === 'string' || value instanceof Error ? value : Buffer.from(value)
       } else if (flags & EVENT_DATA)
         data = flags & EVENT_BINARY ? Buffer.from(buf.subarray(start, o)) : buf.utf8Slice(start, o)
       const object = flags & EVENT_OBJECT ? batch[next++] : undefined
@@ -510,7 +511,7 @@ export class WebSocketDispatcher<Data> {
     kind: number,
     id: number,
     socket: Binding.BindingWebSocket | null | undefined,
-    data: string | Buffer | null | undefined,
+    data: string | Buffer | Error | null | undefined,
     code: number,
   ): void => {
     const h = this.#handler
@@ -540,12 +541,12 @@ export class WebSocketDispatcher<Data> {
       const ws = this.#sockets.get(id)
       if (!ws) return
       if (kind === WsEvent.Message) {
-        if (data != null) h.message?.(ws, data, typeof data !== 'string')
+        if (data != null && !(data instanceof Error)) h.message?.(ws, data, typeof data !== 'string')
       } else if (kind === WsEvent.Drain) h.drain?.(ws)
       else if (kind === WsEvent.Ping) h.ping?.(ws, data as Buffer)
       else if (kind === WsEvent.Pong) h.pong?.(ws, data as Buffer)
-      else if (kind === WsEvent.Error && typeof data === 'string') {
-        h.error?.(ws, fromNative(new Error(data)) as Error)
+      else if (kind === WsEvent.Error && data instanceof Error) {
+        h.error?.(ws, fromNative(data) as Error)
       }
     } catch (error) {
       this.#report(error)

@@ -186,12 +186,18 @@ export class WebSocket extends EventTarget {
     this.#finishIterators()
   }
 
-  #onEvent = (kind: number, _id: number, _s: unknown, data: string | Buffer | null | undefined, code: number): void => {
-    if (kind === WsEvent.Message && data != null) {
+  #onEvent = (
+    kind: number,
+    _id: number,
+    _s: unknown,
+    data: string | Buffer | Error | null | undefined,
+    code: number,
+  ): void => {
+    if (kind === WsEvent.Message && data != null && !(data instanceof Error)) {
       for (const sink of this.#sinks) sink({ value: data, done: false })
       this.dispatchEvent(new MessageEvent('message', { data: this.#convert(data) }))
-    } else if (kind === WsEvent.Error && typeof data === 'string') {
-      const error = fromNative(new Error(data))
+    } else if (kind === WsEvent.Error && data instanceof Error) {
+      const error = fromNative(data)
       this.dispatchEvent(new ErrorEvent('error', { error, message: (error as Error).message }))
     } else if (kind === WsEvent.Close) {
       this.#state = ReadyState.CLOSED

@@ -15,7 +15,8 @@ use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use crate::cookie::BindingCookieJar;
-use crate::{flat_headers, pair_headers, to_js_error};
+use crate::error::{Fail, JsResult, OrThrow, Outcome};
+use crate::{flat_headers, pair_headers};
 
 /// TLS options of a client, defaulted by the TS layer.
 #[napi(object)]
@@ -223,21 +224,25 @@ pub struct BindingBodyReader {
     closed: CancellationToken,
 }
 
-fn body_closed() -> napi::Error {
-    to_js_error(Error::Aborted)
+fn body_closed() -> Fail {
+    Fail::from(Error::Aborted)
 }
 
 #[napi]
 impl BindingBodyReader {
     /// The next chunk (up to about `max` bytes), or null at the end.
-    #[napi]
-    pub async fn read(&self, max: u32) -> Result<Option<Buffer>> {
+    #[napi(ts_return_type = "Promise<Buffer | null>")]
+    pub async fn read(&self, max: u32) -> Outcome<Option<Buffer>> {
+        self.read_inner(max).await.into()
+    }
+
+    async fn read_inner(&self, max: u32) -> JsResult<Option<Buffer>> {
         let mut guard = self.inner.lock().await;
         let Some(reader) = guard.as_mut() else {
             return Ok(None);
         };
         let (data, done) = tokio::select! {
-            r = reader.read_up_to(max as usize) => r.map_err(to_js_error)?,
+            r = reader.read_up_to(max as usize) => r?,
             () = self.closed.cancelled() => {
                 guard.take();
                 return Ok(None);
@@ -250,14 +255,18 @@ impl BindingBodyReader {
     }
 
     /// The whole rest of the body, failing past `max` bytes.
-    #[napi]
-    pub async fn read_all(&self, max: f64) -> Result<Buffer> {
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub async fn read_all(&self, max: f64) -> Outcome<Buffer> {
+        self.read_all_inner(max).await.into()
+    }
+
+    async fn read_all_inner(&self, max: f64) -> JsResult<Buffer> {
         let mut guard = self.inner.lock().await;
         let Some(reader) = guard.as_mut() else {
             return Err(body_closed());
         };
         let data = tokio::select! {
-            r = reader.read_all(max as usize) => r.map_err(to_js_error)?,
+            r = reader.read_all(max as usize) => r?,
             () = self.closed.cancelled() => {
                 guard.take();
                 return Err(body_closed());
@@ -288,12 +297,12 @@ fn ms(v: u32) -> Duration {
     Duration::from_millis(u64::from(v))
 }
 
-fn invalid(msg: String) -> napi::Error {
-    to_js_error(Error::InvalidArgument(msg))
+fn invalid(msg: String) -> Fail {
+    Fail::invalid_arg(msg)
 }
 
 /// The core's client TLS options from the JS ones (the HTTP client and the Redis adapter).
-pub(crate) fn tls_options(t: Option<BindingTlsOptions>) -> Result<ClientTlsOptions> {
+pub(crate) fn tls_options(t: Option<BindingTlsOptions>) -> JsResult<ClientTlsOptions> {
     let Some(t) = t else {
         return Ok(ClientTlsOptions::default());
     };
@@ -305,14 +314,10 @@ pub(crate) fn tls_options(t: Option<BindingTlsOptions>) -> Result<ClientTlsOptio
         key: t.key,
         reject_unauthorized: t.reject_unauthorized.unwrap_or(true),
         min_version: match t.min_version {
-            Some(v) => TlsVersion::parse(&v).map_err(to_js_error)?,
+            Some(v) => TlsVersion::parse(&v)?,
             None => d.min_version,
         },
-        max_version: t
-            .max_version
-            .map(|v| TlsVersion::parse(&v))
-            .transpose()
-            .map_err(to_js_error)?,
+        max_version: t.max_version.map(|v| TlsVersion::parse(&v)).transpose()?,
         server_name: t.server_name,
     })
 }
@@ -323,10 +328,10 @@ pub(crate) fn proxy_options(
     url: Option<&str>,
     from_env: bool,
     no_proxy: Option<&[String]>,
-) -> Result<Option<Proxy>> {
+) -> JsResult<Option<Proxy>> {
     let mut proxy = match (url, from_env) {
-        (Some(url), _) => Some(Proxy::all(url).map_err(to_js_error)?),
-        (None, true) => Proxy::from_env(|k| std::env::var(k).ok()).map_err(to_js_error)?,
+        (Some(url), _) => Some(Proxy::all(url)?),
+        (None, true) => Proxy::from_env(|k| std::env::var(k).ok())?,
         (None, false) => None,
     };
     if let (Some(p), Some(list)) = (proxy.as_mut(), no_proxy) {
@@ -335,19 +340,9 @@ pub(crate) fn proxy_options(
     Ok(proxy)
 }
 
-/// The JS error of a failed request: `CODE: message`, with `attempts` set on the error object.
+/// The JS error of a failed request, with the attempts it made.
 fn request_error(env: &Env, e: RequestError) -> napi::Error {
-    let attempts = e.attempts;
-    let err = to_js_error(e.error);
-    let reason = err.reason.clone();
-    let with_attempts = env.create_error(err).and_then(|mut obj| {
-        obj.set_named_property("attempts", attempts)?;
-        Ok(obj)
-    });
-    match with_attempts {
-        Ok(obj) => napi::Error::from(obj.to_unknown()),
-        Err(_) => napi::Error::new(Status::GenericFailure, reason),
-    }
+    Fail::from(e.error).with_attempts(e.attempts).throw(env)
 }
 
 fn head_to_js(head: ResponseHead, body: Bytes, rest: Option<BodyReader>) -> BindingResponse {
@@ -383,10 +378,19 @@ impl BindingClient {
         ts_args_type = "options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null, cookieJar?: BindingCookieJar | undefined | null"
     )]
     pub fn new(
+        env: &Env,
         options: BindingClientOptions,
         retry_hook_fn: Option<RetryHookFn>,
         cookie_jar: Option<&BindingCookieJar>,
     ) -> Result<Self> {
+        Self::build(options, retry_hook_fn, cookie_jar).or_throw(env)
+    }
+
+    fn build(
+        options: BindingClientOptions,
+        retry_hook_fn: Option<RetryHookFn>,
+        cookie_jar: Option<&BindingCookieJar>,
+    ) -> JsResult<Self> {
         let http2 = match options.http2.as_str() {
             "auto" => Http2Mode::Auto,
             "always" => Http2Mode::Always,
@@ -454,7 +458,7 @@ impl BindingClient {
             cookies: cookie_jar.map(|j| j.store()),
         };
         Ok(BindingClient {
-            inner: Client::new(opts).map_err(to_js_error)?,
+            inner: Client::new(opts)?,
         })
     }
 
@@ -498,7 +502,9 @@ pub fn client_request<'env>(
     let body = match (body, stream) {
         (_, Some(writer)) => match writer.rx.lock().ok().and_then(|mut r| r.take()) {
             Some(rx) => RequestBody::Stream(rx),
-            None => return Err(invalid("this request body stream was already used".into())),
+            None => {
+                return Err(invalid("this request body stream was already used".into()).throw(env))
+            }
         },
         (Some(b), None) => RequestBody::Bytes(Bytes::copy_from_slice(&b)),
         (None, None) => RequestBody::Empty,
@@ -506,7 +512,7 @@ pub fn client_request<'env>(
     let req = ClientRequest {
         method,
         url,
-        headers: pair_headers(headers)?,
+        headers: pair_headers(headers).or_throw(env)?,
         body,
         cancel: cancel.map(|c| c.token.clone()),
     };

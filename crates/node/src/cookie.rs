@@ -6,7 +6,7 @@ use hypersock_core::Error;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::to_js_error;
+use crate::error::{Fail, OrThrow};
 
 /// One cookie, as the TS layer sees it.
 #[napi(object)]
@@ -46,13 +46,15 @@ fn to_js(c: Cookie) -> BindingCookie {
     }
 }
 
-fn url(u: &str) -> Result<url::Url> {
-    url::Url::parse(u).map_err(|e| {
-        to_js_error(Error::InvalidUrl {
-            url: u.to_string(),
-            reason: e.to_string(),
+fn url(env: &Env, u: &str) -> Result<url::Url> {
+    url::Url::parse(u)
+        .map_err(|e| {
+            Fail::from(Error::InvalidUrl {
+                url: u.to_string(),
+                reason: e.to_string(),
+            })
         })
-    })
+        .or_throw(env)
 }
 
 fn now(at: Option<f64>) -> i64 {
@@ -86,22 +88,28 @@ impl BindingCookieJar {
     #[napi]
     pub fn set_cookie(
         &self,
+        env: &Env,
         header: String,
         url_str: String,
         at: Option<f64>,
     ) -> Result<Option<BindingCookie>> {
         Ok(self
             .inner
-            .set_cookie(&header, &url(&url_str)?, now(at))
+            .set_cookie(&header, &url(env, &url_str)?, now(at))
             .map(to_js))
     }
 
     /// The cookies that a request to `url` would send, in order.
     #[napi]
-    pub fn get_cookies(&self, url_str: String, at: Option<f64>) -> Result<Vec<BindingCookie>> {
+    pub fn get_cookies(
+        &self,
+        env: &Env,
+        url_str: String,
+        at: Option<f64>,
+    ) -> Result<Vec<BindingCookie>> {
         Ok(self
             .inner
-            .cookies_for(&url(&url_str)?, now(at))
+            .cookies_for(&url(env, &url_str)?, now(at))
             .into_iter()
             .map(to_js)
             .collect())
@@ -109,8 +117,13 @@ impl BindingCookieJar {
 
     /// The `Cookie` header for `url`, or null.
     #[napi]
-    pub fn get_cookie_header(&self, url_str: String, at: Option<f64>) -> Result<Option<String>> {
-        Ok(self.inner.header_for(&url(&url_str)?, now(at)))
+    pub fn get_cookie_header(
+        &self,
+        env: &Env,
+        url_str: String,
+        at: Option<f64>,
+    ) -> Result<Option<String>> {
+        Ok(self.inner.header_for(&url(env, &url_str)?, now(at)))
     }
 
     /// Every live cookie.
@@ -133,8 +146,8 @@ impl BindingCookieJar {
 
     /// Adds the cookies of saved JSON; returns how many.
     #[napi]
-    pub fn load_json(&self, json: String, at: Option<f64>) -> Result<u32> {
-        Ok(self.inner.load_json(&json, now(at)).map_err(to_js_error)? as u32)
+    pub fn load_json(&self, env: &Env, json: String, at: Option<f64>) -> Result<u32> {
+        Ok(self.inner.load_json(&json, now(at)).or_throw(env)? as u32)
     }
 }
 

@@ -9,7 +9,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::client::{tls_options, BindingTlsOptions};
-use crate::to_js_error;
+use crate::error::{Fail, JsResult, Outcome};
 use crate::websocket::BindingPreparedMessage;
 
 /// Hub settings, defaulted by the TS layer.
@@ -37,7 +37,7 @@ pub(crate) fn hub_from(o: Option<&BindingHubOptions>) -> Hub {
 }
 
 /// `(kind, text)`: 0 ready, 1 error (text says why), 2 reconnect.
-pub(crate) type AdapterEventArgs = FnArgs<(u32, String)>;
+pub(crate) type AdapterEventArgs = FnArgs<(u32, Option<Fail>)>;
 pub(crate) type AdapterEventCallback =
     ThreadsafeFunction<AdapterEventArgs, (), AdapterEventArgs, Status, false, true>;
 
@@ -207,18 +207,27 @@ impl BindingHub {
     }
 
     /// Starts relaying publishes through Redis (replacing any adapter); events go to `onEvent`.
-    #[napi]
+    /// `onEvent(kind, error)`: 0 ready, 1 error (with the error), 2 reconnected.
+    #[napi(ts_return_type = "Promise<void>")]
     pub async fn use_redis(
         &self,
         options: BindingRedisOptions,
-        #[napi(ts_arg_type = "(kind: number, text: string) => void")]
+        #[napi(ts_arg_type = "(kind: number, error: Error | null) => void")]
         on_event: AdapterEventCallback,
-    ) -> Result<()> {
+    ) -> Outcome<()> {
+        self.start_redis(options, on_event).into()
+    }
+
+    fn start_redis(
+        &self,
+        options: BindingRedisOptions,
+        on_event: AdapterEventCallback,
+    ) -> JsResult<()> {
         let events = Arc::new(move |e: AdapterEvent| {
             let args: AdapterEventArgs = match e {
-                AdapterEvent::Ready => (0, String::new()),
-                AdapterEvent::Error(text) => (1, text),
-                AdapterEvent::Reconnect => (2, String::new()),
+                AdapterEvent::Ready => (0, None),
+                AdapterEvent::Error { code, message } => (1, Some(Fail::new(code, message))),
+                AdapterEvent::Reconnect => (2, None),
             }
             .into();
             on_event.call(args, ThreadsafeFunctionCallMode::NonBlocking);
@@ -230,7 +239,7 @@ impl BindingHub {
             max_queue: options.max_queue as usize,
             tls: options.tls.map(|t| tls_options(Some(t))).transpose()?,
         };
-        RedisAdapter::start(&self.hub, opts, events).map_err(to_js_error)?;
+        RedisAdapter::start(&self.hub, opts, events)?;
         Ok(())
     }
 
@@ -241,12 +250,9 @@ impl BindingHub {
     }
 
     /// Members of a room on every process (through the adapter).
-    #[napi]
-    pub async fn cluster_room_size(&self, room: String) -> Result<f64> {
+    #[napi(ts_return_type = "Promise<number>")]
+    pub async fn cluster_room_size(&self, room: String) -> Outcome<f64> {
         let hub = self.hub.clone();
-        hub.cluster_room_size(&room)
-            .await
-            .map(|n| n as f64)
-            .map_err(to_js_error)
+        hub.cluster_room_size(&room).await.map(|n| n as f64).into()
     }
 }

@@ -1,12 +1,13 @@
 //! The napi-rs binding of hypersock-core. Thin by design: it converts values, owns the
 //! threadsafe functions that call into JS, and maps engine errors to JS errors in one place
-//! ([`to_js_error`]). Protocol logic lives in `hypersock-core`; the public API is the TS layer.
+//! ([`error`]). Protocol logic lives in `hypersock-core`; the public API is the TS layer.
 
 // napi registers exports only in real builds; the test build sees them as unused.
 #![cfg_attr(test, allow(dead_code))]
 
 mod client;
 mod cookie;
+mod error;
 mod hub;
 mod lent;
 mod multipart;
@@ -16,7 +17,7 @@ mod testing;
 mod wake;
 mod websocket;
 
-use hypersock_core::Error;
+use error::Fail;
 
 // Requests, frames and buffers are allocated on one thread and freed on another all the time;
 // mimalloc handles that pattern far better than the system allocator.
@@ -46,12 +47,6 @@ fn init() {
     }
 }
 
-/// Maps an engine error to a JS error. The message starts with the stable code and a colon
-/// (`ECONNREFUSED: ...`); the TS layer splits it into `err.code` and the message.
-pub(crate) fn to_js_error(e: Error) -> napi::Error {
-    napi::Error::new(napi::Status::GenericFailure, format!("{}: {}", e.code(), e))
-}
-
 /// Flattens header pairs into `[name, value, name, value, ...]`.
 pub(crate) fn flat_headers<'a, I, V>(pairs: I) -> Vec<String>
 where
@@ -67,11 +62,11 @@ where
 }
 
 /// Pairs up a flat `[name, value, ...]` list coming from JS.
-pub(crate) fn pair_headers(flat: Vec<String>) -> napi::Result<Vec<(String, String)>> {
+pub(crate) fn pair_headers(flat: Vec<String>) -> Result<Vec<(String, String)>, Fail> {
     if !flat.len().is_multiple_of(2) {
-        return Err(to_js_error(Error::InvalidArgument(
-            "headers must be a flat list of name/value pairs".into(),
-        )));
+        return Err(Fail::invalid_arg(
+            "headers must be a flat list of name/value pairs",
+        ));
     }
     let mut out = Vec::with_capacity(flat.len() / 2);
     let mut it = flat.into_iter();

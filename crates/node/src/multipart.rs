@@ -2,11 +2,10 @@
 //! ([`hypersock_core::multipart`]); JS gets offsets and slices the body it already holds.
 
 use hypersock_core::multipart::{self, Limits};
-use hypersock_core::Error;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::to_js_error;
+use crate::error::{Fail, OrThrow};
 
 /// One part: its name, filename and type, and where its content lies in the body.
 #[napi(object)]
@@ -20,17 +19,20 @@ pub struct BindingPart {
 
 /// Parses a whole `multipart/form-data` body: at most `maxParts` parts, 16 KiB of headers each.
 #[napi]
-pub fn parse_multipart(body: &[u8], boundary: String, max_parts: u32) -> Result<Vec<BindingPart>> {
+pub fn parse_multipart(
+    env: &Env,
+    body: &[u8],
+    boundary: String,
+    max_parts: u32,
+) -> Result<Vec<BindingPart>> {
     if u32::try_from(body.len()).is_err() {
-        return Err(to_js_error(Error::InvalidArgument(
-            "multipart/form-data body: larger than 4 GiB".into(),
-        )));
+        return Err(Fail::invalid_arg("multipart/form-data body: larger than 4 GiB").throw(env));
     }
     let limits = Limits {
         max_parts: max_parts as usize,
         ..Limits::default()
     };
-    let parts = multipart::parse_with_limits(body, &boundary, &limits).map_err(to_js_error)?;
+    let parts = multipart::parse_with_limits(body, &boundary, &limits).or_throw(env)?;
     Ok(parts
         .into_iter()
         .map(|p| BindingPart {

@@ -13,8 +13,8 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tokio::sync::Mutex;
 
+use crate::error::{Fail, JsResult, OrThrow, Outcome};
 use crate::hub::{hub_from, BindingHub, BindingHubOptions};
-use crate::to_js_error;
 use crate::wake::{JsWake, WakeCallback};
 use crate::websocket::{server_websocket, BindingWsOptions, WsEventQueue};
 
@@ -64,14 +64,14 @@ pub struct BindingServerTls {
     pub min_version: Option<String>,
 }
 
-fn tls_config(tls: &BindingServerTls, protocols: Protocols) -> Result<Arc<rustls::ServerConfig>> {
+fn tls_config(tls: &BindingServerTls, protocols: Protocols) -> JsResult<Arc<rustls::ServerConfig>> {
     let alpn: Vec<Vec<u8>> = match protocols {
         Protocols::Http1 => vec![b"http/1.1".to_vec()],
         Protocols::Http2 => vec![b"h2".to_vec()],
         Protocols::Both => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
     };
     let min_version = match &tls.min_version {
-        Some(v) => TlsVersion::parse(v).map_err(to_js_error)?,
+        Some(v) => TlsVersion::parse(v)?,
         None => TlsVersion::default(),
     };
     server_config_sni(&ServerTlsOptions {
@@ -89,7 +89,7 @@ fn tls_config(tls: &BindingServerTls, protocols: Protocols) -> Result<Arc<rustls
         require_client_cert: tls.require_client_cert,
         min_version,
     })
-    .map_err(to_js_error)
+    .map_err(Fail::from)
 }
 
 /// Requests on their way to JS and waiting for an answer from it.
@@ -311,11 +311,9 @@ fn body_bytes(body: Option<Either<String, &[u8]>>) -> Bytes {
 
 /// Parses the response header block JS sends: `count` name/value pairs joined by `\n`. A name or
 /// value containing `\n` changes the number of parts and is refused, as is any invalid byte.
-fn header_block(count: u32, block: &str) -> Result<HeaderMap> {
+fn header_block(count: u32, block: &str) -> JsResult<HeaderMap> {
     let invalid = || {
-        to_js_error(hypersock_core::Error::InvalidArgument(
-            "invalid response header (names and values cannot contain line breaks)".into(),
-        ))
+        Fail::invalid_arg("invalid response header (names and values cannot contain line breaks)")
     };
     if count == 0 {
         return if block.is_empty() {
@@ -335,7 +333,7 @@ fn header_block(count: u32, block: &str) -> Result<HeaderMap> {
     if parts.next().is_some() {
         return Err(invalid());
     }
-    header_map(pairs).map_err(to_js_error)
+    header_map(pairs).map_err(Fail::from)
 }
 
 /// Sends a whole response to request `id` of the server of `inbox` (`replyHandle`): `count`
@@ -343,6 +341,7 @@ fn header_block(count: u32, block: &str) -> Result<HeaderMap> {
 /// client is gone.
 #[napi]
 pub fn respond(
+    env: &Env,
     #[napi(ts_arg_type = "ExternalObject<'ServerInbox'>")] inbox: &External<Arc<Inbox>>,
     id: u32,
     status: u32,
@@ -350,7 +349,7 @@ pub fn respond(
     headers: String,
     body: Option<Either<String, &[u8]>>,
 ) -> Result<bool> {
-    let headers = header_block(count, &headers)?;
+    let headers = header_block(count, &headers).or_throw(env)?;
     let Some(slot) = inbox.remove(id) else {
         return Ok(false);
     };
@@ -369,34 +368,31 @@ pub struct BindingBodyStream {
 #[napi]
 impl BindingBodyStream {
     /// The next chunk; `null` at the end.
-    #[napi]
-    pub async fn read_chunk(&self) -> Result<Option<Buffer>> {
+    #[napi(ts_return_type = "Promise<Buffer | null>")]
+    pub async fn read_chunk(&self) -> Outcome<Option<Buffer>> {
         let mut guard = self.stream.lock().await;
         let Some(stream) = guard.as_mut() else {
-            return Ok(None);
+            return Outcome(Ok(None));
         };
-        match stream.next_chunk().await {
-            Ok(Some(chunk)) => Ok(Some(Buffer::from(Vec::from(chunk)))),
-            Ok(None) => {
-                guard.take();
-                Ok(None)
-            }
-            Err(e) => {
-                guard.take();
-                Err(to_js_error(e))
-            }
+        let chunk = stream.next_chunk().await;
+        if !matches!(chunk, Ok(Some(_))) {
+            guard.take();
         }
+        chunk.map(|c| c.map(|c| Buffer::from(Vec::from(c)))).into()
     }
 
     /// The rest of the body as one buffer.
-    #[napi]
-    pub async fn read_all(&self) -> Result<Buffer> {
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub async fn read_all(&self) -> Outcome<Buffer> {
         let mut guard = self.stream.lock().await;
         let Some(mut stream) = guard.take() else {
-            return Ok(Buffer::from(Vec::new()));
+            return Outcome(Ok(Buffer::from(Vec::new())));
         };
-        let bytes = stream.collect().await.map_err(to_js_error)?;
-        Ok(Buffer::from(Vec::from(bytes)))
+        stream
+            .collect()
+            .await
+            .map(|b| Buffer::from(Vec::from(b)))
+            .into()
     }
 }
 
@@ -410,10 +406,10 @@ pub struct BindingBodySink {
 impl BindingBodySink {
     /// Queues a chunk, resolving once there is room. Resolves false when the client is gone.
     #[napi]
-    pub async fn write(&self, chunk: Uint8Array) -> Result<bool> {
+    pub async fn write(&self, chunk: Uint8Array) -> bool {
         match &self.sender {
-            Some(sender) => Ok(sender.send(Bytes::copy_from_slice(&chunk)).await),
-            None => Ok(false),
+            Some(sender) => sender.send(Bytes::copy_from_slice(&chunk)).await,
+            None => false,
         }
     }
 
@@ -447,27 +443,25 @@ pub struct BindingRawSocket {
 #[napi]
 impl BindingRawSocket {
     /// The next bytes from the peer; `null` once it closed its side.
-    #[napi]
-    pub async fn read(&self) -> Result<Option<Buffer>> {
+    #[napi(ts_return_type = "Promise<Buffer | null>")]
+    pub async fn read(&self) -> Outcome<Option<Buffer>> {
         let inner = self.inner.clone();
-        match inner.read(64 * 1024).await.map_err(to_js_error)? {
-            Some(bytes) => Ok(Some(Buffer::from(Vec::from(bytes)))),
-            None => Ok(None),
-        }
+        let read = inner.read(64 * 1024).await;
+        read.map(|b| b.map(|b| Buffer::from(Vec::from(b)))).into()
     }
 
     /// Writes bytes to the peer.
-    #[napi]
-    pub async fn write(&self, data: Uint8Array) -> Result<()> {
+    #[napi(ts_return_type = "Promise<void>")]
+    pub async fn write(&self, data: Uint8Array) -> Outcome<()> {
         let inner = self.inner.clone();
-        inner.write(&data).await.map_err(to_js_error)
+        inner.write(&data).await.into()
     }
 
     /// Closes the write side.
-    #[napi]
-    pub async fn end(&self) -> Result<()> {
+    #[napi(ts_return_type = "Promise<void>")]
+    pub async fn end(&self) -> Outcome<()> {
         let inner = self.inner.clone();
-        inner.shutdown().await.map_err(to_js_error)
+        inner.shutdown().await.into()
     }
 
     /// Closes the connection.
@@ -515,21 +509,25 @@ pub struct BindingServer {
 /// Binds and starts a server. `onRequest` is called when requests wait in `takeRequests`;
 /// `onWebSocket`, when given, enables WebSocket upgrades and is called when events wait in
 /// `takeWsEvents`.
-#[napi]
+#[napi(ts_return_type = "Promise<BindingServer>")]
 pub async fn start_server(
     options: BindingServerOptions,
     on_request: WakeCallback,
     on_web_socket: Option<WakeCallback>,
-) -> Result<BindingServer> {
+) -> Outcome<BindingServer> {
+    start(options, on_request, on_web_socket).await.into()
+}
+
+async fn start(
+    options: BindingServerOptions,
+    on_request: WakeCallback,
+    on_web_socket: Option<WakeCallback>,
+) -> JsResult<BindingServer> {
     let listen = match options.unix {
         #[cfg(unix)]
         Some(path) => ListenTarget::Unix(path.into()),
         #[cfg(not(unix))]
-        Some(_) => {
-            return Err(Error::from_reason(
-                "ERR_INVALID_ARG_VALUE: unix sockets need a unix OS",
-            ))
-        }
+        Some(_) => return Err(Fail::invalid_arg("unix sockets need a unix OS")),
         None => {
             let host = options
                 .hostname
@@ -585,7 +583,7 @@ pub async fn start_server(
         }
         _ => (None, None),
     };
-    let server = Server::bind(opts, http, ws).await.map_err(to_js_error)?;
+    let server = Server::bind(opts, http, ws).await?;
     Ok(BindingServer {
         inner: Arc::new(server),
         inbox,
@@ -597,14 +595,14 @@ pub async fn start_server(
 impl BindingServer {
     /// Swaps in new certificates for new connections (open ones keep theirs).
     #[napi]
-    pub fn reload_tls(&self, tls: BindingServerTls, protocols: u32) -> Result<()> {
+    pub fn reload_tls(&self, env: &Env, tls: BindingServerTls, protocols: u32) -> Result<()> {
         let protocols = match protocols {
             0 => Protocols::Http1,
             2 => Protocols::Http2,
             _ => Protocols::Both,
         };
-        let config = tls_config(&tls, protocols)?;
-        self.inner.reload_tls(config).map_err(to_js_error)
+        let config = tls_config(&tls, protocols).or_throw(env)?;
+        self.inner.reload_tls(config).or_throw(env)
     }
 
     /// Takes every request waiting for JS, in arrival order, encoded as described at
@@ -626,16 +624,15 @@ impl BindingServer {
     #[napi]
     pub fn respond_stream(
         &self,
+        env: &Env,
         id: u32,
         status: u32,
         count: u32,
         headers: String,
     ) -> Result<BindingBodySink> {
-        let headers = header_block(count, &headers)?;
+        let headers = header_block(count, &headers).or_throw(env)?;
         let Some(slot) = self.inbox.remove(id) else {
-            return Err(Error::from_reason(
-                "ERR_INVALID_STATE: response already sent",
-            ));
+            return Err(Fail::invalid_state("response already sent").throw(env));
         };
         let (body, sender) = ResBody::channel(16);
         let status = status.min(u32::from(u16::MAX)) as u16;
@@ -653,21 +650,21 @@ impl BindingServer {
     #[napi]
     pub fn respond_upgrade(
         &self,
+        env: &Env,
         id: u32,
         count: u32,
         headers: String,
     ) -> Result<BindingRawSocket> {
-        let headers = header_block(count, &headers)?;
+        let headers = header_block(count, &headers).or_throw(env)?;
         let upgrade = self.inbox.with_slot(id, |slot| slot.upgrade.take());
         let Some(on_upgrade) = upgrade.flatten() else {
-            return Err(to_js_error(hypersock_core::Error::InvalidArgument(
-                "the request did not ask for an upgrade (or was answered already)".into(),
-            )));
+            return Err(Fail::invalid_arg(
+                "the request did not ask for an upgrade (or was answered already)",
+            )
+            .throw(env));
         };
         let Some(slot) = self.inbox.remove(id) else {
-            return Err(Error::from_reason(
-                "ERR_INVALID_STATE: response already sent",
-            ));
+            return Err(Fail::invalid_state("response already sent").throw(env));
         };
         slot.responder.send(Response {
             status: 101,
@@ -762,13 +759,12 @@ impl BindingServer {
 
     /// Stops the server; waits up to `deadlineMs` for in-flight work, then forces the rest.
     #[napi]
-    pub async fn stop(&self, deadline_ms: u32) -> Result<()> {
+    pub async fn stop(&self, deadline_ms: u32) {
         let server = self.inner.clone();
         server
             .stop(Duration::from_millis(u64::from(deadline_ms)))
             .await;
         // Requests still unanswered lost their connections with the stop.
         self.inbox.lock().slots.clear();
-        Ok(())
     }
 }

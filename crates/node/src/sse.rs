@@ -7,7 +7,8 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::BindingClient;
-use crate::{pair_headers, to_js_error};
+use crate::error::{OrThrow, Outcome};
+use crate::pair_headers;
 
 /// One item of an event stream: `open`, `message` (an event) or `reconnecting`.
 #[napi(object)]
@@ -28,7 +29,9 @@ pub struct BindingEventSource {
 #[napi]
 impl BindingEventSource {
     #[napi(constructor)]
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
+        env: &Env,
         client: &BindingClient,
         url: String,
         headers: Vec<String>,
@@ -41,7 +44,7 @@ impl BindingEventSource {
             client.inner.clone(),
             url,
             EventStreamOptions {
-                headers: pair_headers(headers)?,
+                headers: pair_headers(headers).or_throw(env)?,
                 retry: Duration::from_millis(u64::from(retry_ms)),
                 max_reconnects,
                 last_event_id: last_event_id.unwrap_or_default(),
@@ -57,35 +60,10 @@ impl BindingEventSource {
     }
 
     /// The next items, or null once closed.
-    #[napi]
-    pub async fn next(&self) -> Result<Option<Vec<BindingSseItem>>> {
+    #[napi(ts_return_type = "Promise<Array<BindingSseItem> | null>")]
+    pub async fn next(&self) -> Outcome<Option<Vec<BindingSseItem>>> {
         let mut stream = self.stream.lock().await;
-        let items = stream.next().await.map_err(to_js_error)?;
-        Ok(items.map(|items| {
-            items
-                .into_iter()
-                .map(|item| match item {
-                    SseItem::Open => BindingSseItem {
-                        kind: "open".into(),
-                        event: String::new(),
-                        data: String::new(),
-                        id: String::new(),
-                    },
-                    SseItem::Event { event, data, id } => BindingSseItem {
-                        kind: "message".into(),
-                        event,
-                        data,
-                        id,
-                    },
-                    SseItem::Reconnecting { reason } => BindingSseItem {
-                        kind: "reconnecting".into(),
-                        event: String::new(),
-                        data: reason,
-                        id: String::new(),
-                    },
-                })
-                .collect()
-        }))
+        stream.next().await.map(|items| items.map(sse_items)).into()
     }
 
     /// Closes the stream; a pending `next()` resolves to null.
@@ -93,4 +71,30 @@ impl BindingEventSource {
     pub fn close(&self) {
         self.closer.cancel();
     }
+}
+
+fn sse_items(items: Vec<SseItem>) -> Vec<BindingSseItem> {
+    items
+        .into_iter()
+        .map(|item| match item {
+            SseItem::Open => BindingSseItem {
+                kind: "open".into(),
+                event: String::new(),
+                data: String::new(),
+                id: String::new(),
+            },
+            SseItem::Event { event, data, id } => BindingSseItem {
+                kind: "message".into(),
+                event,
+                data,
+                id,
+            },
+            SseItem::Reconnecting { reason } => BindingSseItem {
+                kind: "reconnecting".into(),
+                event: String::new(),
+                data: reason,
+                id: String::new(),
+            },
+        })
+        .collect()
 }

@@ -2,7 +2,7 @@ use hypersock_core::tls::{generate_certificate, CertificateOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::to_js_error;
+use crate::error::{Fail, OrThrow};
 
 /// Options of `generateCertificate`, validated by the TS layer.
 #[napi(object)]
@@ -28,16 +28,13 @@ pub struct BindingCertificate {
 /// Generates an ECDSA P-256 certificate with rcgen (self-signed or signed by a CA).
 #[napi]
 pub fn generate_certificate_native(
+    env: &Env,
     options: BindingCertificateOptions,
 ) -> Result<BindingCertificate> {
     let issuer = match (options.ca_cert, options.ca_key) {
         (Some(c), Some(k)) => Some((c, k)),
         (None, None) => None,
-        _ => {
-            return Err(to_js_error(hypersock_core::Error::InvalidArgument(
-                "ca.cert and ca.key must be given together".into(),
-            )))
-        }
+        _ => return Err(Fail::invalid_arg("ca.cert and ca.key must be given together").throw(env)),
     };
     let generated = generate_certificate(&CertificateOptions {
         common_name: options.common_name,
@@ -47,7 +44,7 @@ pub fn generate_certificate_native(
         not_before: options.not_before.map(|s| s as i64),
         not_after: options.not_after.map(|s| s as i64),
     })
-    .map_err(to_js_error)?;
+    .or_throw(env)?;
     Ok(BindingCertificate {
         cert: generated.cert,
         key: generated.key,

@@ -15,9 +15,10 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::client::proxy_options;
+use crate::error::{Fail, JsResult, OrThrow, Outcome};
 use crate::lent;
 use crate::wake::{JsWake, WakeCallback};
-use crate::{flat_headers, pair_headers, to_js_error};
+use crate::{flat_headers, pair_headers};
 
 pub(crate) const WS_OPEN: u32 = 0;
 pub(crate) const WS_MESSAGE: u32 = 1;
@@ -33,7 +34,7 @@ pub(crate) type WsEventArgs = FnArgs<(
     u32,
     i64,
     Option<BindingWebSocket>,
-    Option<Either<String, Buffer>>,
+    Option<Either3<String, Buffer, Fail>>,
     u32,
 )>;
 pub(crate) type WsEventCallback =
@@ -96,8 +97,8 @@ impl BindingWebSocket {
     }
 }
 
-fn status_code(status: std::result::Result<SendStatus, CoreError>) -> Result<i32> {
-    match status.map_err(to_js_error)? {
+fn status_code(env: &Env, status: std::result::Result<SendStatus, CoreError>) -> Result<i32> {
+    match status.or_throw(env)? {
         SendStatus::Queued => Ok(1),
         SendStatus::Backpressure => Ok(-1),
         SendStatus::Dropped => Ok(0),
@@ -110,19 +111,21 @@ fn status_code(status: std::result::Result<SendStatus, CoreError>) -> Result<i32
 /// class instance.
 #[napi]
 pub fn ws_send_text(
+    env: &Env,
     #[napi(ts_arg_type = "ExternalObject<'WsHandle'>")] handle: &External<WsHandle>,
     text: String,
 ) -> Result<i32> {
-    status_code(handle.send_text(text))
+    status_code(env, handle.send_text(text))
 }
 
 /// Queues a binary message on the connection of `handle`; see `wsSendText`.
 #[napi]
 pub fn ws_send_binary(
+    env: &Env,
     #[napi(ts_arg_type = "ExternalObject<'WsHandle'>")] handle: &External<WsHandle>,
     data: &[u8],
 ) -> Result<i32> {
-    status_code(handle.send_binary(lent::to_bytes(data)))
+    status_code(env, handle.send_binary(lent::to_bytes(data)))
 }
 
 #[napi]
@@ -195,35 +198,33 @@ impl BindingWebSocket {
     /// Queues a text message: 1 queued, -1 queued over the high-water mark (wait for drain),
     /// 0 dropped (backpressure limit exceeded, the connection is being closed).
     #[napi]
-    pub fn send_text(&self, text: String) -> Result<i32> {
-        status_code(self.handle.send_text(text))
+    pub fn send_text(&self, env: &Env, text: String) -> Result<i32> {
+        status_code(env, self.handle.send_text(text))
     }
 
     /// Queues a binary message; same results as `sendText`.
     #[napi]
-    pub fn send_binary(&self, data: &[u8]) -> Result<i32> {
-        status_code(self.handle.send_binary(lent::to_bytes(data)))
+    pub fn send_binary(&self, env: &Env, data: &[u8]) -> Result<i32> {
+        status_code(env, self.handle.send_binary(lent::to_bytes(data)))
     }
 
     /// Queues a pre-framed message; same results as `sendText`.
     #[napi]
-    pub fn send_prepared(&self, msg: &BindingPreparedMessage) -> Result<i32> {
-        status_code(self.handle.send_prepared(&msg.inner))
+    pub fn send_prepared(&self, env: &Env, msg: &BindingPreparedMessage) -> Result<i32> {
+        status_code(env, self.handle.send_prepared(&msg.inner))
     }
 
     /// Queues a ping.
     #[napi]
-    pub fn ping(&self, data: &[u8]) -> Result<()> {
-        self.handle
-            .ping(Bytes::copy_from_slice(data))
-            .map_err(to_js_error)
+    pub fn ping(&self, env: &Env, data: &[u8]) -> Result<()> {
+        self.handle.ping(Bytes::copy_from_slice(data)).or_throw(env)
     }
 
     /// Starts the close handshake.
     #[napi]
-    pub fn close(&self, code: u32, reason: String) -> Result<()> {
+    pub fn close(&self, env: &Env, code: u32, reason: String) -> Result<()> {
         let code = u16::try_from(code).unwrap_or(0);
-        self.handle.close(code, reason).map_err(to_js_error)
+        self.handle.close(code, reason).or_throw(env)
     }
 
     /// Drops the connection without a close handshake.
@@ -234,12 +235,15 @@ impl BindingWebSocket {
 
     /// Server side, in the upgrade hook: accepts with an optional subprotocol and extra headers.
     #[napi]
-    pub fn accept(&mut self, protocol: Option<String>, headers: Vec<String>) -> Result<()> {
-        let headers = pair_headers(headers)?;
+    pub fn accept(
+        &mut self,
+        env: &Env,
+        protocol: Option<String>,
+        headers: Vec<String>,
+    ) -> Result<()> {
+        let headers = pair_headers(headers).or_throw(env)?;
         let Some(upgrade) = self.upgrade.take() else {
-            return Err(Error::from_reason(
-                "ERR_INVALID_STATE: upgrade already answered",
-            ));
+            return Err(Fail::invalid_state("upgrade already answered").throw(env));
         };
         if let Some(p) = &protocol {
             self.protocol = p.clone();
@@ -252,15 +256,14 @@ impl BindingWebSocket {
     #[napi]
     pub fn reject(
         &mut self,
+        env: &Env,
         status: u32,
         headers: Vec<String>,
         body: Option<Either<String, Buffer>>,
     ) -> Result<()> {
-        let headers = pair_headers(headers)?;
+        let headers = pair_headers(headers).or_throw(env)?;
         let Some(upgrade) = self.upgrade.take() else {
-            return Err(Error::from_reason(
-                "ERR_INVALID_STATE: upgrade already answered",
-            ));
+            return Err(Fail::invalid_state("upgrade already answered").throw(env));
         };
         let body = match body {
             None => Bytes::new(),
@@ -269,7 +272,7 @@ impl BindingWebSocket {
         };
         upgrade.reject(Response::new(
             status.min(u32::from(u16::MAX)) as u16,
-            header_map(headers).map_err(to_js_error)?,
+            header_map(headers).or_throw(env)?,
             body,
         ));
         Ok(())
@@ -279,13 +282,14 @@ impl BindingWebSocket {
     #[napi]
     pub fn start(
         &mut self,
+        env: &Env,
         #[napi(
-            ts_arg_type = "(kind: number, id: number, socket: BindingWebSocket | null, data: string | Buffer | null, code: number) => void"
+            ts_arg_type = "(kind: number, id: number, socket: BindingWebSocket | null, data: string | Buffer | Error | null, code: number) => void"
         )]
         on_event: WsEventCallback,
     ) -> Result<()> {
         let Some((dialed, driver, limits)) = self.pending.take().map(|p| *p) else {
-            return Err(Error::from_reason("ERR_INVALID_STATE: already started"));
+            return Err(Fail::invalid_state("already started").throw(env));
         };
         let events: Arc<dyn WsEvents> = Arc::new(JsEvents {
             sink: Sink::Callback(on_event),
@@ -354,6 +358,8 @@ enum EventData {
     None,
     Text(String),
     Binary(Bytes),
+    /// An error event's error; always travels as an object.
+    Error(Fail),
 }
 
 /// A JS object that goes with a queued event: the socket (open, upgrade) or the fail gate
@@ -363,6 +369,8 @@ enum EventObject {
     Gate(FailGate),
     /// A payload too large to copy into the batch (see [`INLINE_MAX`]).
     Text(String),
+    /// The error of an error event.
+    Error(Fail),
     Binary(Bytes),
     /// Binary messages that arrived together; the events that follow carry their ranges.
     Region(Bytes),
@@ -415,8 +423,9 @@ impl WsEventQueue {
             EventData::None => (0, &[]),
             EventData::Text(text) => (EVENT_DATA, text.as_bytes()),
             EventData::Binary(bytes) => (EVENT_DATA | EVENT_BINARY, bytes),
+            EventData::Error(_) => (EVENT_DATA, &[]),
         };
-        let large = payload.len() > INLINE_MAX;
+        let large = payload.len() > INLINE_MAX || matches!(data, EventData::Error(_));
         if large {
             flags |= EVENT_DATA_OBJECT;
         }
@@ -432,6 +441,7 @@ impl WsEventQueue {
                 q.objects.push(match data {
                     EventData::Text(text) => EventObject::Text(text),
                     EventData::Binary(bytes) => EventObject::Binary(bytes),
+                    EventData::Error(fail) => EventObject::Error(fail),
                     EventData::None => unreachable!("a large payload has data"),
                 });
             }
@@ -486,6 +496,7 @@ impl WsEventQueue {
                 EventObject::Socket(socket) => out.set(at, *socket)?,
                 EventObject::Gate(gate) => out.set(at, BindingFailGate { gate: Some(gate) })?,
                 EventObject::Text(text) => out.set(at, text)?,
+                EventObject::Error(fail) => out.set(at, fail)?,
                 EventObject::Binary(bytes) | EventObject::Region(bytes) => {
                     out.set(at, lent::to_array_buffer(env, bytes)?)?
                 }
@@ -531,8 +542,9 @@ impl JsEvents {
             Sink::Callback(callback) => {
                 let data = match data {
                     EventData::None => None,
-                    EventData::Text(text) => Some(Either::A(text)),
-                    EventData::Binary(bytes) => Some(Either::B(buffer(bytes))),
+                    EventData::Text(text) => Some(Either3::A(text)),
+                    EventData::Binary(bytes) => Some(Either3::B(buffer(bytes))),
+                    EventData::Error(fail) => Some(Either3::C(fail)),
                 };
                 let args: WsEventArgs = (kind, id as i64, socket, data, code).into();
                 callback.call(args, ThreadsafeFunctionCallMode::NonBlocking);
@@ -587,18 +599,18 @@ impl WsEvents for JsEvents {
     }
 
     fn on_error(&self, id: u64, error: CoreError, gate: FailGate) {
-        let text = format!("{}: {}", error.code(), error);
+        let fail = Fail::from(error);
         match &self.sink {
             Sink::Queue(queue) => queue.push(
                 WS_ERROR,
                 id,
                 Some(EventObject::Gate(gate)),
-                EventData::Text(text),
+                EventData::Error(fail),
                 0,
             ),
             Sink::Callback(callback) => {
                 let args: WsEventArgs =
-                    (WS_ERROR, id as i64, None, Some(Either::A(text)), 0).into();
+                    (WS_ERROR, id as i64, None, Some(Either3::C(fail)), 0).into();
                 // The close frame waits until JS has handled every earlier event (and sent
                 // replies).
                 callback.call_with_return_value(
@@ -755,8 +767,15 @@ pub struct BindingDialOptions {
 static NEXT_CLIENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Connects to a `ws://` or `wss://` URL. Call `start` on the result to begin receiving.
-#[napi]
-pub async fn dial_web_socket(url: String, options: BindingDialOptions) -> Result<BindingWebSocket> {
+#[napi(ts_return_type = "Promise<BindingWebSocket>")]
+pub async fn dial_web_socket(
+    url: String,
+    options: BindingDialOptions,
+) -> Outcome<BindingWebSocket> {
+    dial(url, options).await.into()
+}
+
+async fn dial(url: String, options: BindingDialOptions) -> JsResult<BindingWebSocket> {
     let opts = DialOptions {
         protocols: options.protocols,
         headers: pair_headers(options.headers)?,
@@ -777,7 +796,7 @@ pub async fn dial_web_socket(url: String, options: BindingDialOptions) -> Result
             options.no_proxy.as_deref(),
         )?,
     };
-    let dialed = dial_websocket(&url, &opts).await.map_err(to_js_error)?;
+    let dialed = dial_websocket(&url, &opts).await?;
     let id = NEXT_CLIENT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (handle, driver) = ws::channel(id, &opts.limits);
     let peer = dialed.stream.tcp().peer_addr().ok();

@@ -76,7 +76,12 @@ pub enum AdapterEvent {
     /// Subscribed for the first time: remote publishes now arrive.
     Ready,
     /// A connection to Redis failed or was lost (reported once per outage and connection).
-    Error(String),
+    Error {
+        /// The stable code of the cause ([`Error::code`]).
+        code: &'static str,
+        /// What failed and why, for people.
+        message: String,
+    },
     /// Subscribed again after an outage.
     Reconnect,
 }
@@ -456,7 +461,10 @@ async fn back_off(shared: &Shared, backoff: &mut Duration) -> bool {
 fn report(shared: &Shared, what: &str, e: &Error, down: &mut bool) {
     if !*down {
         *down = true;
-        (shared.events)(AdapterEvent::Error(format!("{}: {what}: {e}", e.code())));
+        (shared.events)(AdapterEvent::Error {
+            code: e.code(),
+            message: format!("{what}: {e}"),
+        });
     }
 }
 
@@ -824,11 +832,11 @@ mod tests {
             }),
         )
         .unwrap();
-        let Some(AdapterEvent::Error(text)) = rx.recv().await else {
+        let Some(AdapterEvent::Error { code, message }) = rx.recv().await else {
             panic!("expected an error event");
         };
-        assert!(text.starts_with("ERR_TLS_CERT_UNKNOWN_CA: "), "{text}");
-        assert!(text.contains("TLS with Redis"), "{text}");
+        assert_eq!(code, "ERR_TLS_CERT_UNKNOWN_CA", "{message}");
+        assert!(message.contains("TLS with Redis"), "{message}");
         // Both connections fail, and then keep trying.
         tokio::time::timeout(Duration::from_secs(10), async {
             while accepted.load(Ordering::Relaxed) < 4 {
