@@ -2,9 +2,9 @@
 //! `crates/core/fuzz`. Compiled only with `--cfg fuzzing` (which `cargo fuzz` passes); not an
 //! API.
 //!
-//! `hub::resp` and `client::redirect` sit in private modules that this one cannot name, so
-//! their source files are compiled a second time here (the same file, not a copy): what is
-//! fuzzed is exactly what the crate runs.
+//! `hub::resp` sits in a private module that this one cannot name, so its source file is
+//! compiled a second time here (the same file, not a copy): what is fuzzed is exactly what the
+//! crate runs. `client::redirect` is visible to the crate and re-exported.
 
 use bytes::{Bytes, BytesMut};
 
@@ -14,8 +14,12 @@ mod resp;
 
 /// Redirect resolution (`client/redirect.rs`): `next_request`, `RedirectPolicy`,
 /// `CREDENTIAL_HEADERS`, ...
-#[path = "client/redirect.rs"]
-pub mod redirect;
+pub mod redirect {
+    pub use crate::client::redirect::{
+        is_redirect, next_request, NextRequest, RedirectMode, RedirectPolicy, BODY_HEADERS,
+        CREDENTIAL_HEADERS,
+    };
+}
 
 /// A RESP2 reply (mirror of the crate-private `hub::resp::Value`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +55,7 @@ pub fn resp_parse(buf: &mut BytesMut) -> Result<Option<RespValue>, String> {
     resp::parse(buf).map(|v| v.map(Into::into))
 }
 
-/// A proxy's reply to `CONNECT` (mirror of the crate-private `client::proxy::ConnectReply`).
+/// A proxy's reply to `CONNECT` (mirror of the crate-private `net::proxy::ConnectReply`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectReply {
     /// The status code.

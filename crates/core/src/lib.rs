@@ -13,6 +13,7 @@ pub mod error;
 pub mod fuzz_api;
 pub mod hub;
 pub mod multipart;
+pub mod net;
 pub mod server;
 pub mod sse;
 pub mod tls;

@@ -227,6 +227,13 @@ impl BindingWebSocket {
         self.handle.close(code, reason).or_throw(env)
     }
 
+    /// Stops (false) or resumes (true) reading from the peer (backpressure on incoming
+    /// messages).
+    #[napi]
+    pub fn set_reading(&self, on: bool) {
+        self.handle.set_reading(on);
+    }
+
     /// Drops the connection without a close handshake.
     #[napi]
     pub fn terminate(&self) {
@@ -799,7 +806,7 @@ async fn dial(url: String, options: BindingDialOptions) -> JsResult<BindingWebSo
     let dialed = dial_websocket(&url, &opts).await?;
     let id = NEXT_CLIENT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (handle, driver) = ws::channel(id, &opts.limits);
-    let peer = dialed.stream.tcp().peer_addr().ok();
+    let peer = dialed.stream.tcp().and_then(|t| t.peer_addr().ok());
     Ok(BindingWebSocket {
         handle,
         headers: encode_headers(dialed.headers.iter().map(|(n, v)| (n.as_str(), &v[..]))),

@@ -15,14 +15,12 @@ use http::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use super::proxy::Proxy;
 use crate::error::{Error, Result};
+use crate::net::proxy::Proxy;
+use crate::net::{tcp_connect, NetStream};
 use crate::tls::{classify_io, TlsInfo};
 
 /// What the client knows about the connection a response came over. Set in the response
@@ -54,73 +52,13 @@ impl Drop for OpenGuard {
     }
 }
 
-/// The byte stream under a connection.
-enum Stream {
-    Tcp(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    #[cfg(unix)]
-    Unix(tokio::net::UnixStream),
-}
-
-macro_rules! each {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self.get_mut() {
-            Stream::Tcp($s) => $e,
-            Stream::Tls($s) => $e,
-            #[cfg(unix)]
-            Stream::Unix($s) => $e,
-        }
-    };
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        each!(self, s => Pin::new(s).poll_read(cx, buf))
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        each!(self, s => Pin::new(s).poll_write(cx, buf))
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        each!(self, s => Pin::new(s).poll_write_vectored(cx, bufs))
-    }
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Stream::Tcp(s) => s.is_write_vectored(),
-            Stream::Tls(s) => s.is_write_vectored(),
-            #[cfg(unix)]
-            Stream::Unix(s) => s.is_write_vectored(),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        each!(self, s => Pin::new(s).poll_flush(cx))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        each!(self, s => Pin::new(s).poll_shutdown(cx))
-    }
-}
-
 /// One client connection, as hyper-util's pool holds it.
 pub struct Conn {
     // Fields drop in order: the counters and the permit are released before the socket closes,
     // so a peer that sees the close also sees the pool's counts already updated.
     _open: OpenGuard,
     _permit: Option<OwnedSemaphorePermit>,
-    io: TokioIo<Stream>,
+    io: TokioIo<NetStream>,
     info: ConnInfo,
 }
 
@@ -228,29 +166,6 @@ fn host_of(uri: &Uri) -> Result<(String, u16, bool)> {
     Ok((host, port, https))
 }
 
-/// Opens a TCP connection to `host:port`, trying each resolved address in turn.
-pub(crate) async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream> {
-    let peer = format!("{host}:{port}");
-    let addrs: Vec<std::net::SocketAddr> = match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => vec![(ip, port).into()],
-        Err(_) => tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|_| Error::Dns(host.to_string()))?
-            .collect(),
-    };
-    let mut last = Error::Dns(host.to_string());
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(tcp) => {
-                let _ = tcp.set_nodelay(true);
-                return Ok(tcp);
-            }
-            Err(e) => last = Error::from_io(e, &peer),
-        }
-    }
-    Err(last)
-}
-
 impl Connector {
     async fn connect(self, uri: Uri) -> Result<Conn> {
         let (host, port, https) = host_of(&uri)?;
@@ -304,14 +219,14 @@ impl Connector {
         host: String,
         port: u16,
         https: bool,
-    ) -> Result<(Stream, Option<Arc<TlsInfo>>, bool)> {
+    ) -> Result<(NetStream, Option<Arc<TlsInfo>>, bool)> {
         #[cfg(unix)]
         if let Some(path) = &self.unix_socket {
             let unix = tokio::net::UnixStream::connect(path)
                 .await
                 .map_err(|e| Error::from_io(e, &path.display().to_string()))?;
             if !https {
-                return Ok((Stream::Unix(unix), None, false));
+                return Ok((NetStream::Unix(unix), None, false));
             }
             return Err(Error::InvalidArgument(
                 "https over a unix socket is not supported".into(),
@@ -325,13 +240,13 @@ impl Connector {
             // Plain http goes to the proxy in absolute form; https goes through a tunnel.
             Some(p) if !https => {
                 let tcp = tcp_connect(&p.host, p.port).await?;
-                return Ok((Stream::Tcp(tcp), None, true));
+                return Ok((NetStream::Tcp(tcp), None, true));
             }
             Some(p) => p.connect_tunnel(&host, port).await?,
             None => tcp_connect(&host, port).await?,
         };
         if !https {
-            return Ok((Stream::Tcp(tcp), None, false));
+            return Ok((NetStream::Tcp(tcp), None, false));
         }
         let config = self
             .tls
@@ -345,7 +260,7 @@ impl Connector {
             .await
             .map_err(|e| classify_io(e).unwrap_or_else(|e| Error::from_io(e, &sni)))?;
         let info = Arc::new(TlsInfo::from_connection(tls.get_ref().1));
-        Ok((Stream::Tls(Box::new(tls)), Some(info), false))
+        Ok((NetStream::Tls(Box::new(tls)), Some(info), false))
     }
 }
 
@@ -366,33 +281,4 @@ impl tower_service::Service<Uri> for Connector {
                 .map_err(|e| ConnectError(Mutex::new(Some(e))))
         })
     }
-}
-
-/// Reads an HTTP/1.1 response head (up to `\r\n\r\n`, at most 16 KiB) from a raw stream.
-pub(crate) async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(256);
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if head.len() > 16 * 1024 {
-            return Err(Error::Http("proxy response head too large".into()));
-        }
-        let n = stream
-            .read(&mut byte)
-            .await
-            .map_err(|e| Error::from_io(e, "proxy"))?;
-        if n == 0 {
-            return Err(Error::ConnectionReset("proxy closed the connection".into()));
-        }
-        head.push(byte[0]);
-    }
-    Ok(head)
-}
-
-/// Writes all of `data` to a raw stream.
-pub(crate) async fn write_all<S: AsyncWrite + Unpin>(stream: &mut S, data: &[u8]) -> Result<()> {
-    stream
-        .write_all(data)
-        .await
-        .map_err(|e| Error::from_io(e, "proxy"))?;
-    stream.flush().await.map_err(|e| Error::from_io(e, "proxy"))
 }

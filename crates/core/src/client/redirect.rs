@@ -1,5 +1,6 @@
 //! Redirect rules (RFC 9110 section 15.4, WHATWG fetch "HTTP-redirect fetch").
 
+use super::*;
 use http::Method;
 
 use crate::error::{Error, Result};
@@ -119,6 +120,124 @@ pub const BODY_HEADERS: &[&str] = &[
 
 /// Request headers that carry credentials; dropped when a redirect changes origin.
 pub const CREDENTIAL_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
+
+/// Following redirects: the loop around [`Client::with_retry`] that applies the rules above.
+impl Client {
+    pub(super) async fn follow(
+        &self,
+        req: ClientRequest,
+        deadline: Option<Instant>,
+        attempts: &AtomicU32,
+    ) -> Result<(ResponseHead, BodyReader)> {
+        let mut url = parse_url(&req.url, &["http", "https"])?;
+        let mut method = Method::from_bytes(req.method.as_bytes())
+            .map_err(|_| Error::InvalidArgument(format!("invalid method {:?}", req.method)))?;
+        let mut headers = req.headers;
+        let mut body = req.body;
+        let streamed = !body.is_replayable();
+        let policy = &self.opts.redirect;
+        let mut hops: Vec<Hop> = Vec::new();
+        let mut seen: HashSet<(String, String, Option<String>)> = HashSet::new();
+        loop {
+            let cookie = self
+                .opts
+                .cookies
+                .as_ref()
+                .and_then(|c| c.cookie_header(&url));
+            let key = (method.to_string(), url.to_string(), cookie.clone());
+            if !seen.insert(key) {
+                return Err(Error::TooManyRedirects(format!(
+                    "redirect loop: {url} was reached twice in the same state"
+                )));
+            }
+            let mut attempt = self
+                .with_retry(
+                    &method,
+                    &url,
+                    &headers,
+                    &mut body,
+                    cookie.as_deref(),
+                    deadline,
+                    req.cancel.as_ref(),
+                    attempts,
+                )
+                .await?;
+            if let Some(jar) = &self.opts.cookies {
+                let set: Vec<&str> = attempt
+                    .head
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| n == "set-cookie")
+                    .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+                    .collect();
+                if !set.is_empty() {
+                    jar.store(&url, &set);
+                }
+            }
+            let status = attempt.head.status;
+            if !redirect::is_redirect(status) || policy.mode == RedirectMode::Manual {
+                attempt.head.redirects = hops;
+                return Ok((attempt.head, attempt.body));
+            }
+            let Some(location) = attempt
+                .head
+                .headers
+                .iter()
+                .find(|(n, _)| n == "location")
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            else {
+                attempt.head.redirects = hops;
+                return Ok((attempt.head, attempt.body));
+            };
+            if policy.mode == RedirectMode::Error {
+                return Err(Error::RedirectRefused(format!(
+                    "{url} redirected ({status}) and redirect mode is \"error\""
+                )));
+            }
+            if hops.len() >= policy.max {
+                return Err(Error::TooManyRedirects(format!(
+                    "more than {} redirects, the last from {url}",
+                    policy.max
+                )));
+            }
+            let next = redirect::next_request(policy, &url, &method, status, &location)?;
+            // Drain a small redirect body so the connection goes back to the pool.
+            drop(
+                tokio::time::timeout(Duration::from_millis(50), attempt.body.read_all(64 * 1024))
+                    .await,
+            );
+            if next.keep_body && streamed {
+                return Err(Error::BodyNotReplayable(format!(
+                    "{status} redirect to {} needs the request body again, but it was a stream; \
+                     send a Buffer or string body, or set redirect: 'manual'",
+                    next.url
+                )));
+            }
+            if !next.keep_body {
+                body = RequestBody::Empty;
+                headers.retain(|(n, _)| {
+                    !redirect::BODY_HEADERS
+                        .iter()
+                        .any(|h| n.eq_ignore_ascii_case(h))
+                });
+            }
+            if next.cross_origin {
+                headers.retain(|(n, _)| {
+                    !redirect::CREDENTIAL_HEADERS
+                        .iter()
+                        .any(|h| n.eq_ignore_ascii_case(h))
+                });
+            }
+            hops.push(Hop {
+                url: url.to_string(),
+                status,
+                location: next.url.to_string(),
+            });
+            url = next.url;
+            method = next.method;
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

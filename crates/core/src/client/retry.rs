@@ -1,6 +1,7 @@
 //! Retry rules: which failures are retried, and how long to wait (exponential backoff with jitter,
 //! `Retry-After`).
 
+use super::*;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -151,6 +152,133 @@ impl RetryPolicy {
     /// True when `method` may be retried.
     pub fn allows_method(&self, method: &Method) -> bool {
         self.methods.contains(method)
+    }
+}
+
+/// Retrying: the loop around one attempt that applies the rules above.
+impl Client {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn with_retry(
+        &self,
+        method: &Method,
+        url: &url::Url,
+        headers: &[(String, String)],
+        body: &mut RequestBody,
+        cookie: Option<&str>,
+        deadline: Option<Instant>,
+        cancel: Option<&CancellationToken>,
+        attempts: &AtomicU32,
+    ) -> Result<Attempt> {
+        let policy = &self.opts.retry;
+        let mut attempt = 1u32;
+        let mut stale_retry_used = false;
+        loop {
+            attempts.store(attempt, Ordering::Relaxed);
+            let replayable = body.is_replayable();
+            let outgoing = match body {
+                RequestBody::Empty => OutBody::Full(None),
+                RequestBody::Bytes(b) => OutBody::Full(Some(b.clone())),
+                RequestBody::Stream(_) => match std::mem::take(body) {
+                    RequestBody::Stream(rx) => OutBody::Stream {
+                        rx,
+                        sent: 0,
+                        progress: None,
+                    },
+                    _ => OutBody::Full(None),
+                },
+            };
+            let attempts_left = replayable && attempt < policy.attempts;
+            let may_retry = attempts_left && policy.allows_method(method);
+            let result = self
+                .attempt(method, url, headers, outgoing, cookie, deadline, cancel)
+                .await;
+            let (mut wait, status, failure) = match &result {
+                Ok(a) if a.head.status >= 400 => {
+                    let after = a
+                        .head
+                        .headers
+                        .iter()
+                        .find(|(n, _)| n == "retry-after")
+                        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+                        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+                    let wait = match after {
+                        Some(d) if d > policy.max_retry_after => None,
+                        Some(d) => Some(d),
+                        None => Some(policy.backoff(attempt)),
+                    };
+                    let wanted = may_retry && policy.statuses.contains(&a.head.status);
+                    (
+                        wait.filter(|_| wanted)
+                            .or(if policy.hook.is_some() { wait } else { None }),
+                        Some(a.head.status),
+                        None,
+                    )
+                }
+                Ok(_) => (None, None, None),
+                Err(e) => {
+                    let stale = !stale_retry_used
+                        && replayable
+                        && is_idempotent(method)
+                        && matches!(e, Error::ConnectionReset(_));
+                    if stale {
+                        // A pooled keep-alive connection that the server had closed: once, at once.
+                        stale_retry_used = true;
+                        continue;
+                    }
+                    let wanted = may_retry && is_retryable_error(e);
+                    let wait = if wanted || policy.hook.is_some() {
+                        Some(policy.backoff(attempt))
+                    } else {
+                        None
+                    };
+                    (wait, None, Some((e.code(), e.to_string())))
+                }
+            };
+            if let (Some(hook), true, Some(delay)) = (&policy.hook, attempts_left, wait) {
+                let will_retry = match (&result, &failure) {
+                    (Ok(a), _) => may_retry && policy.statuses.contains(&a.head.status),
+                    (Err(e), _) => may_retry && is_retryable_error(e),
+                };
+                if !matches!(result, Err(Error::Aborted) | Err(Error::InvalidArgument(_))) {
+                    let ctx = retry::RetryContext {
+                        attempt,
+                        method: method.to_string(),
+                        url: url.to_string(),
+                        status,
+                        error_code: failure.as_ref().map(|f| f.0),
+                        error_message: failure.map(|f| f.1),
+                        will_retry,
+                        delay,
+                    };
+                    if !(hook.0)(ctx).await {
+                        wait = None;
+                    }
+                } else {
+                    wait = None;
+                }
+            } else if !attempts_left {
+                wait = None;
+            }
+            match (result, wait) {
+                (Ok(mut a), Some(wait)) => {
+                    drop(
+                        tokio::time::timeout(Duration::from_millis(50), a.body.read_all(64 * 1024))
+                            .await,
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                (Err(_), Some(wait)) => {
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                (Ok(mut a), None) => {
+                    a.head.attempts = attempt;
+                    return Ok(a);
+                }
+                (Err(e), None) => return Err(e),
+            }
+        }
     }
 }
 

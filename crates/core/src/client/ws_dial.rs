@@ -1,8 +1,6 @@
 //! The WebSocket client handshake (RFC 6455 section 4.1) over hyper's HTTP/1.1 client
 //! connection, with permessage-deflate negotiation (RFC 7692).
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -11,101 +9,21 @@ use http::StatusCode;
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use super::connect::tcp_connect;
 use super::parse_url;
-use super::proxy::Proxy;
 use crate::error::{Error, Result};
+use crate::net::proxy::Proxy;
+use crate::net::{tcp_connect, NetStream};
 use crate::tls::{classify_io, client_config, ClientTlsOptions};
 use crate::ws::deflate::{accept_response, client_offer, parse_extensions};
 use crate::ws::handshake::{accept_key, generate_key, has_token};
 use crate::ws::{DeflateOptions, Negotiated, WsLimits};
 
-/// A client connection: plain TCP (`ws://`, `redis://`) or TLS (`wss://`, `rediss://`). It is the
-/// connection under a dialed WebSocket and under the Hub's Redis adapter.
-pub enum ClientStream {
-    /// `ws://`
-    Plain(TcpStream),
-    /// `wss://`
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl ClientStream {
-    /// The TCP socket underneath.
-    pub fn tcp(&self) -> &TcpStream {
-        match self {
-            ClientStream::Plain(s) => s,
-            ClientStream::Tls(s) => s.get_ref().0,
-        }
-    }
-}
-
-impl AsyncRead for ClientStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for ClientStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            ClientStream::Plain(s) => s.is_write_vectored(),
-            ClientStream::Tls(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
 /// The result of a successful WebSocket handshake, before the connection is driven.
 pub struct DialedWebSocket {
     /// The connected socket; hand it to [`crate::ws::run`] with `leftover`.
-    pub stream: ClientStream,
+    pub stream: NetStream,
     /// Bytes the server sent right after its 101 response.
     pub leftover: BytesMut,
     /// Subprotocol chosen by the server, empty when none.
@@ -174,9 +92,9 @@ pub async fn dial_websocket(url: &str, opts: &DialOptions) -> Result<DialedWebSo
                 .connect(name, tcp)
                 .await
                 .map_err(|e| classify_io(e).unwrap_or_else(|e| Error::from_io(e, &host)))?;
-            ClientStream::Tls(Box::new(tls))
+            NetStream::Tls(Box::new(tls))
         } else {
-            ClientStream::Plain(tcp)
+            NetStream::Tcp(tcp)
         };
         handshake(stream, &parsed, opts).await
     };
@@ -188,11 +106,7 @@ pub async fn dial_websocket(url: &str, opts: &DialOptions) -> Result<DialedWebSo
     }
 }
 
-async fn handshake(
-    tcp: ClientStream,
-    url: &url::Url,
-    opts: &DialOptions,
-) -> Result<DialedWebSocket> {
+async fn handshake(tcp: NetStream, url: &url::Url, opts: &DialOptions) -> Result<DialedWebSocket> {
     let key = generate_key();
     let host = match url.port() {
         Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
@@ -308,7 +222,7 @@ async fn handshake(
         .await
         .map_err(handshake_error)?;
     let parts = upgraded
-        .downcast::<TokioIo<ClientStream>>()
+        .downcast::<TokioIo<NetStream>>()
         .map_err(|_| handshake_error("unexpected connection type after upgrade"))?;
     Ok(DialedWebSocket {
         stream: parts.io.into_inner(),

@@ -36,8 +36,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::resp::{self, Value};
 use super::{Adapter, AdapterFuture, Hub, Inner};
-use crate::client::ClientStream;
 use crate::error::{Error, Result, TlsFailure};
+use crate::net::NetStream;
 use crate::tls::{classify_io, client_config, ClientTlsOptions};
 use crate::ws::PreparedMessage;
 
@@ -368,7 +368,7 @@ fn io_error(e: std::io::Error) -> Error {
 
 /// One connection to Redis (TCP, or TLS for `rediss://`) with its read buffer.
 struct Conn {
-    stream: ClientStream,
+    stream: NetStream,
     buf: BytesMut,
 }
 
@@ -380,7 +380,7 @@ impl Conn {
             .map_err(|_| Error::Timeout("connect to Redis"))??;
         let _ = tcp.set_nodelay(true);
         let stream = match &endpoint.tls {
-            None => ClientStream::Plain(tcp),
+            None => NetStream::Tcp(tcp),
             Some((connector, name)) => {
                 let handshake = connector.connect(name.clone(), tcp);
                 let tls = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
@@ -395,7 +395,7 @@ impl Conn {
                             redis_tls_error(TlsFailure::Handshake, format!("handshake failed: {e}"))
                         }
                     })?;
-                ClientStream::Tls(Box::new(tls))
+                NetStream::Tls(Box::new(tls))
             }
         };
         let mut conn = Conn {

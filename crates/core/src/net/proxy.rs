@@ -3,7 +3,7 @@
 
 use tokio::net::TcpStream;
 
-use super::connect::{read_head, tcp_connect, write_all};
+use super::{read_head, tcp_connect, write_all};
 use crate::error::{Error, Result};
 use crate::tls::info::base64;
 

@@ -106,6 +106,7 @@ where
         finishing: false,
         last_read: Instant::now(),
         pong_deadline: None,
+        paused: false,
     };
     async move {
         let far = Instant::now() + std::time::Duration::from_secs(86400 * 365);
@@ -136,22 +137,24 @@ where
             if let (Some(d), Some(_)) = (gate_deadline, &c.failing) {
                 at = at.min(d);
             }
+            // While the application holds reading, silence is ours: no idle or pong deadline.
+            let reading = !c.paused || c.close_sent;
             if let Some(i) = c.limits.idle_timeout {
-                if !c.close_sent {
+                if !c.close_sent && reading {
                     at = at.min(c.last_read + i);
                 }
             }
             if let Some(p) = next_ping {
                 at = at.min(p);
             }
-            if let Some(p) = c.pong_deadline {
+            if let Some(p) = c.pong_deadline.filter(|_| reading) {
                 at = at.min(p);
             }
             if at != timer_at {
                 timer.as_mut().reset(at);
                 timer_at = at;
             }
-            let want_read = !c.read_closed && !c.finishing && c.out_bytes < READ_PAUSE;
+            let want_read = !c.read_closed && !c.finishing && c.out_bytes < READ_PAUSE && reading;
             let direct = c.direct_read();
             let want_write = !c.out.is_empty();
             let want_cmd = queue_open && !c.close_sent && c.out_bytes < BATCH_LIMIT;
@@ -216,7 +219,7 @@ where
                     if close_deadline.is_some_and(|d| d <= now) {
                         break 'main None;
                     }
-                    if c.pong_deadline.is_some_and(|d| d <= now) {
+                    if reading && c.pong_deadline.is_some_and(|d| d <= now) {
                         let gate = super::FailGate::new(c.gate_tx.clone());
                         c.events.on_error(c.id, Error::Timeout("WebSocket pong"), gate);
                         break 'main Some((CLOSE_ABNORMAL, "heartbeat timeout".into()));
@@ -232,7 +235,7 @@ where
                         next_ping = c.limits.ping_interval.map(|i| p.max(now) + i);
                     }
                     if let Some(i) = c.limits.idle_timeout {
-                        if !c.close_sent && c.last_read + i <= now {
+                        if !c.close_sent && reading && c.last_read + i <= now {
                             let gate = super::FailGate::new(c.gate_tx.clone());
                             c.events.on_error(c.id, Error::Timeout("WebSocket idle"), gate);
                             c.start_close(CLOSE_GOING_AWAY, "idle timeout");
@@ -415,6 +418,8 @@ struct Conn {
     finishing: bool,
     last_read: Instant,
     pong_deadline: Option<Instant>,
+    /// The application stopped reading ([`super::WsHandle::set_reading`]).
+    paused: bool,
 }
 
 /// Incremental UTF-8 check of `buf[*checked..]`: false when invalid; an incomplete sequence at
@@ -560,6 +565,16 @@ impl Conn {
                 }
             }
             Outgoing::Resume => self.resume(),
+            Outgoing::Reading(on) => {
+                self.paused = !on;
+                if on {
+                    // The peer was not silent, we were not listening.
+                    self.last_read = Instant::now();
+                    if self.pong_deadline.is_some() {
+                        self.pong_deadline = Some(self.last_read + self.limits.pong_timeout);
+                    }
+                }
+            }
         }
     }
 

@@ -201,6 +201,8 @@ pub(crate) enum Outgoing {
     Close(u16, String),
     /// A [`FailGate`] was dropped.
     Resume,
+    /// Reading from the peer stops (false) or goes on (true); see [`WsHandle::set_reading`].
+    Reading(bool),
 }
 
 pub(crate) struct Shared {
@@ -382,6 +384,16 @@ impl WsHandle {
         self.kill(CLOSE_POLICY);
     }
 
+    /// Stops (`false`) or resumes (`true`) reading from the peer. While stopped, nothing more is
+    /// read, so TCP flow control pushes back on the sender: the application's backpressure on
+    /// incoming messages. The idle timeout and the heartbeat's pong deadline are suspended
+    /// meanwhile, and reading resumes by itself once a close handshake starts.
+    pub fn set_reading(&self, on: bool) {
+        if let Ok(Some(waker)) = self.shared.tx.send_no_wake(Outgoing::Reading(on)) {
+            waker.wake();
+        }
+    }
+
     /// Drops the connection at once without a close handshake; `on_close` reports 1006.
     pub fn terminate(&self) {
         self.kill(CLOSE_ABNORMAL);
@@ -426,6 +438,27 @@ mod tests {
         ));
         assert!(d.shared.tx.try_recv().is_err());
         assert!(matches!(h.send_text("late".into()), Err(Error::WsClosed)));
+    }
+
+    #[test]
+    fn set_reading_reaches_the_connection_even_while_closing() {
+        let (h, d) = channel(3, &WsLimits::default());
+        h.set_reading(false);
+        h.close(1000, "bye".into()).unwrap();
+        // The close handshake needs the peer's close frame: resuming must still get through.
+        h.set_reading(true);
+        assert!(matches!(
+            d.shared.tx.try_recv(),
+            Ok(Outgoing::Reading(false))
+        ));
+        assert!(matches!(
+            d.shared.tx.try_recv(),
+            Ok(Outgoing::Close(1000, _))
+        ));
+        assert!(matches!(
+            d.shared.tx.try_recv(),
+            Ok(Outgoing::Reading(true))
+        ));
     }
 
     #[test]

@@ -1,0 +1,212 @@
+//! Driving one connection: TLS and ALPN, HTTP/1.1 or HTTP/2, the first-request and idle timers,
+//! and the counters.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::sync::{watch, OwnedSemaphorePermit};
+
+use super::*;
+
+/// Serves HTTP on an established (plain or TLS) stream.
+pub(super) async fn serve_io<I: io::Io>(
+    ctx: &Arc<Ctx>,
+    builder: &ConnBuilder,
+    io: I,
+    peer: Option<SocketAddr>,
+    tls: Option<Arc<ConnTls>>,
+    activity: &Arc<Activity>,
+    stop: &mut watch::Receiver<Option<Duration>>,
+) {
+    let alpn: Option<&[u8]> = match tls.as_ref().and_then(|t| t.info.alpn_protocol.as_deref()) {
+        Some("h2") => Some(b"h2"),
+        Some("http/1.1") => Some(b"http/1.1"),
+        _ => None,
+    };
+    // What every request of the connection needs, shared: one reference count per request.
+    let conn = Arc::new(ConnShared {
+        ctx: ctx.clone(),
+        activity: activity.clone(),
+        tls,
+        peer,
+    });
+    let svc = service_fn(move |req| {
+        let conn = conn.clone();
+        async move {
+            let _busy = Gauge::up(&conn.activity.in_flight);
+            conn.activity.started.store(true, Relaxed);
+            Ok::<_, Infallible>(handle(&conn.ctx, conn.peer, conn.tls.clone(), req).await)
+        }
+    });
+    let io = TokioIo::new(io);
+    // ALPN, when TLS negotiated it, decides; otherwise the configured protocols do.
+    let protocols = match alpn {
+        Some(b"h2") => Protocols::Http2,
+        Some(b"http/1.1") => Protocols::Http1,
+        _ => builder.protocols,
+    };
+    match protocols {
+        Protocols::Both => {
+            let conn = std::pin::pin!(builder.auto.serve_connection_with_upgrades(io, svc));
+            drive(conn, |c| c.graceful_shutdown(), ctx, activity, stop).await;
+        }
+        Protocols::Http1 => {
+            let conn = std::pin::pin!(builder.http1.serve_connection(io, svc).with_upgrades());
+            drive(conn, |c| c.graceful_shutdown(), ctx, activity, stop).await;
+        }
+        Protocols::Http2 => {
+            let conn = std::pin::pin!(builder.http2.serve_connection(io, svc));
+            drive(conn, |c| c.graceful_shutdown(), ctx, activity, stop).await;
+        }
+    }
+}
+
+pub(super) struct ConnShared {
+    pub(super) ctx: Arc<Ctx>,
+    pub(super) activity: Arc<Activity>,
+    pub(super) tls: Option<Arc<ConnTls>>,
+    pub(super) peer: Option<SocketAddr>,
+}
+
+/// Runs a connection until it ends, shutting it down gracefully on server stop or when it has
+/// been idle (no bytes, no request in flight) for the idle timeout.
+///
+/// A connection whose first request head has not arrived within the header-read timeout of its
+/// accept is dropped, whatever the protocol: hyper's own timer covers HTTP/1.1 only, and only
+/// once it owns the socket, so a silent socket, or one that sends part of the HTTP/2 preface,
+/// would otherwise be kept until the idle timeout (or forever without one).
+pub(super) async fn drive<C: std::future::Future>(
+    mut conn: std::pin::Pin<&mut C>,
+    shutdown: fn(std::pin::Pin<&mut C>),
+    ctx: &Ctx,
+    activity: &Activity,
+    stop: &mut watch::Receiver<Option<Duration>>,
+) {
+    let idle = ctx.opts.idle_timeout;
+    let head_by = (!ctx.opts.header_read_timeout.is_zero())
+        .then(|| activity.accepted + ctx.opts.header_read_timeout);
+    // The timer ticks at a quarter of the idle timeout; a connection is closed once no byte
+    // moved (and no request was in flight) for the whole timeout, give or take a tick.
+    let tick = idle.map(|d| (d / 4).max(Duration::from_millis(1)));
+    let mut seen = activity.ops.load(Relaxed);
+    let mut quiet_from = tokio::time::Instant::now();
+    loop {
+        let mut wait = match (idle, tick) {
+            (Some(idle), Some(tick)) => idle
+                .saturating_sub(quiet_from.elapsed())
+                .min(tick)
+                .max(Duration::from_millis(1)),
+            _ => Duration::from_secs(3600),
+        };
+        let waiting_for_head = head_by.filter(|_| !activity.started.load(Relaxed));
+        if let Some(by) = waiting_for_head {
+            let left = by.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                ctx.stats.timeouts.fetch_add(1, Relaxed);
+                return;
+            }
+            wait = wait.min(left);
+        }
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = stop.changed() => {
+                // Finish the in-flight requests, then close instead of keeping alive.
+                shutdown(conn.as_mut());
+                conn.as_mut().await;
+                return;
+            }
+            _ = tokio::time::sleep(wait) => {
+                let Some(idle) = idle else { continue };
+                let ops = activity.ops.load(Relaxed);
+                if ops != seen || activity.in_flight.load(Relaxed) > 0 {
+                    seen = ops;
+                    quiet_from = tokio::time::Instant::now();
+                    continue;
+                }
+                if quiet_from.elapsed() >= idle {
+                    ctx.stats.timeouts.fetch_add(1, Relaxed);
+                    shutdown(conn.as_mut());
+                    conn.as_mut().await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+pub(super) async fn serve_connection(
+    ctx: Arc<Ctx>,
+    builder: Arc<ConnBuilder>,
+    io: io::BoxIo,
+    peer: Option<SocketAddr>,
+    mut stop: watch::Receiver<Option<Duration>>,
+    _permit: Option<OwnedSemaphorePermit>,
+) {
+    let stats = ctx.stats.clone();
+    stats.connections_total.fetch_add(1, Relaxed);
+    let activity = Arc::new(Activity::new());
+    let io = Counted::new(io, stats.clone(), activity.clone());
+    match &ctx.tls {
+        None => serve_io(&ctx, &builder, io, peer, None, &activity, &mut stop).await,
+        Some(config) => {
+            let config = config.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let handshake = tokio_rustls::TlsAcceptor::from(config).accept(io);
+            let limit = ctx.opts.header_read_timeout;
+            let handshake = async {
+                if limit.is_zero() {
+                    Ok(handshake.await)
+                } else {
+                    tokio::time::timeout(limit, handshake).await
+                }
+            };
+            match handshake.await {
+                Ok(Ok(stream)) => {
+                    let conn = stream.get_ref().1;
+                    let tls = Arc::new(ConnTls::new(
+                        crate::tls::TlsInfo::from_connection(conn),
+                        conn.server_name().map(str::to_owned),
+                    ));
+                    serve_io(
+                        &ctx,
+                        &builder,
+                        stream,
+                        peer,
+                        Some(tls),
+                        &activity,
+                        &mut stop,
+                    )
+                    .await;
+                }
+                Ok(Err(_)) => {
+                    stats.tls_failures.fetch_add(1, Relaxed);
+                }
+                Err(_) => {
+                    stats.tls_failures.fetch_add(1, Relaxed);
+                    stats.timeouts.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Raises a gauge for as long as it lives, so that a dropped request future (client gone, HTTP/2
+/// stream reset) still lowers it.
+pub(super) struct Gauge<'a>(&'a AtomicU64);
+
+impl<'a> Gauge<'a> {
+    pub(super) fn up(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Relaxed);
+        Gauge(counter)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
