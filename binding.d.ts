@@ -264,6 +264,11 @@ export declare class BindingWebSocket {
   ping(data: Uint8Array): void
   /** Starts the close handshake. */
   close(code: number, reason: string): void
+  /**
+   * Stops (false) or resumes (true) reading from the peer (backpressure on incoming
+   * messages).
+   */
+  setReading(on: boolean): void
   /** Drops the connection without a close handshake. */
   terminate(): void
   /** Server side, in the upgrade hook: accepts with an optional subprotocol and extra headers. */

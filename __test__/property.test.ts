@@ -12,8 +12,10 @@ import { events, fetch, formatEvent, type Server, type ServerSentEvent, serve, s
 import type { Binding } from '../src-ts/native.js'
 import { decodeRequests, type ServerRequest } from '../src-ts/server-request.js'
 import type { ReplyHandle } from '../src-ts/server-response.js'
-import { type ServerWebSocket, WebSocketDispatcher, WsEvent } from '../src-ts/server-websocket.js'
+import type { ServerWebSocket } from '../src-ts/server-websocket.js'
+import { WebSocketDispatcher } from '../src-ts/server-websocket-dispatcher.js'
 import { parseTls, type TlsDetails } from '../src-ts/tls.js'
+import { WsEvent } from '../src-ts/websocket-common.js'
 import { rawExchange } from './helpers.js'
 
 const enc = new TextEncoder()

@@ -225,3 +225,53 @@ describe('WebSocket: interop with the ws package', () => {
     }
   })
 })
+
+describe('WebSocket client: async iteration holds the socket', () => {
+  it('stops reading while an iterator is behind, and loses nothing', async () => {
+    const COUNT = 2048
+    const SIZE = 16 * 1024
+    const opened = deferred<ServerWebSocket>()
+    const server = track(
+      await serve({
+        fetch: () => 'plain http',
+        websocket: {
+          maxBackpressure: 256 * 1024 * 1024,
+          open(ws) {
+            for (let i = 0; i < COUNT; i++) {
+              const msg = Buffer.alloc(SIZE, i % 251)
+              msg.writeUInt32BE(i)
+              ws.send(msg)
+            }
+            opened.resolve(ws)
+          },
+        },
+      }),
+    )
+    const client = new WebSocket(server.url.href.replace('http:', 'ws:'))
+    const it = client[Symbol.asyncIterator]()
+    const first = await it.next()
+    expect((first.value as Buffer).readUInt32BE(0)).toBe(0)
+    const peer = await opened.promise
+    // The client reads no further: what it has not taken stays queued on the server. Wait until
+    // that stops shrinking (the kernel's buffers and the iterator's 256 messages are full).
+    let last = -1
+    for (let steady = 0, rounds = 0; steady < 5 && rounds < 400; rounds++) {
+      await new Promise((r) => setTimeout(r, 25))
+      const now = peer.bufferedAmount
+      steady = now === last ? steady + 1 : 0
+      last = now
+    }
+    // Without the hold, the client would have read all 32 MiB into memory and the server's queue
+    // would be empty.
+    expect(last).toBeGreaterThan((COUNT * SIZE) / 2)
+    for (let i = 1; i < COUNT; i++) {
+      const { value, done } = await it.next()
+      expect(done).toBe(false)
+      expect((value as Buffer).length).toBe(SIZE)
+      expect((value as Buffer).readUInt32BE(0)).toBe(i)
+    }
+    expect(peer.bufferedAmount).toBe(0)
+    client.close()
+    expect((await it.next()).done).toBe(true)
+  })
+})

@@ -2,8 +2,9 @@ import { EventEmitter } from 'node:events'
 import { type ClientTlsOptions, nativeTlsOptions } from './client.js'
 import { fromNative, InvalidArgumentError, WebSocketError } from './errors.js'
 import type { Binding } from './native.js'
-import { binaryPayload, PreparedMessage, type ServerWebSocket } from './server-websocket.js'
+import type { ServerWebSocket } from './server-websocket.js'
 import { CLIENT_TLS_FIELDS, checkTlsOptions } from './tls.js'
+import { binaryPayload, PreparedMessage } from './websocket-common.js'
 
 /** A connection, or its id. */
 export type HubTarget = ServerWebSocket<unknown> | number

@@ -63,19 +63,15 @@ export {
   serve,
 } from './server.js'
 export type { BodyChunk, BodyStreamSource, ResponseObject } from './server-response.js'
+export { formatEvent, type ServerSentEvent, sse } from './server-sse.js'
 export {
-  type CompressionOptions,
-  PreparedMessage,
-  prepare,
   ServerWebSocket,
   type UpgradeAccept,
   type UpgradeReject,
   type UpgradeRequest,
   type UpgradeResult,
   type WebSocketHandler,
-  type WebSocketLimits,
 } from './server-websocket.js'
-export { formatEvent, type ServerSentEvent, sse } from './sse.js'
 export type { PeerCertificate, TlsDetails } from './tls.js'
 export {
   type BinaryType,
@@ -84,4 +80,10 @@ export {
   WebSocket,
   type WebSocketOptions,
 } from './websocket.js'
+export {
+  type CompressionOptions,
+  PreparedMessage,
+  prepare,
+  type WebSocketLimits,
+} from './websocket-common.js'
 export { serveWebSocket, type WebSocketServeOptions } from './websocket-server.js'

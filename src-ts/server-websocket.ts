@@ -1,50 +1,18 @@
-import { encodeBody, flattenHeaders, headersFromFlat } from './body.js'
-import { fromNative, InvalidArgumentError } from './errors.js'
+import { headersFromFlat } from './body.js'
+import { fromNative } from './errors.js'
 import type { Hub } from './hub.js'
 import { type Binding, native } from './native.js'
 import { checkInteger, U32 } from './validate.js'
-import { type Batch, u16, u32 } from './wire.js'
-
-/** Kinds of events the addon reports for a WebSocket. */
-export const WsEvent = { Open: 0, Message: 1, Close: 2, Upgrade: 3, Ping: 4, Pong: 5, Drain: 6, Error: 7 } as const
-
-/** permessage-deflate (RFC 7692) settings. Sizes in bytes. */
-export interface CompressionOptions {
-  /** Reset the compressor after every message sent by the server (less memory, worse ratio). Default false. */
-  serverNoContextTakeover?: boolean
-  /** Ask the client to reset its compressor after every message. Default false. */
-  clientNoContextTakeover?: boolean
-  /** Largest LZ77 window, 8-15, for what the server sends. Default 15. */
-  serverMaxWindowBits?: number
-  /** Largest LZ77 window, 8-15, for what the client sends. Default 15. */
-  clientMaxWindowBits?: number
-  /** Messages shorter than this are sent uncompressed. Default 1024. */
-  threshold?: number
-  /** zlib level 0-9. Default 1 (fastest). */
-  level?: number
-  /** zlib memory level 1-9; lower uses less memory per connection. Default 8. */
-  memLevel?: number
-}
-
-/** Limits and timers shared by the server and client sides. Times in ms, sizes in bytes. */
-export interface WebSocketLimits {
-  /** Largest message accepted (after decompression); a bigger one closes with 1009. Default 16 MiB. */
-  maxMessageSize?: number
-  /** Largest single frame accepted; a bigger one closes with 1009. Default `maxMessageSize`. */
-  maxFrameSize?: number
-  /** Time to wait for the peer's close frame after sending ours. Default 5 000. */
-  closeTimeout?: number
-  /** Close with 1001 when nothing arrives for this long. Default 0 (off). */
-  idleTimeout?: number
-  /** Send a ping this often. Default 0 (off). */
-  pingInterval?: number
-  /** Drop the connection (close 1006) when no pong comes this long after a heartbeat ping. Default 10 000. */
-  pongTimeout?: number
-  /** Above this many queued bytes `send` returns false and `drain` follows. Default 1 MiB. */
-  highWaterMark?: number
-  /** Above this many queued bytes the connection is dropped with close 1008 (a consumer that never reads). Default 64 MiB. */
-  maxBackpressure?: number
-}
+import {
+  binaryPayload,
+  bindingCompression,
+  bindingLimits,
+  type CompressionOptions,
+  checkClose,
+  type PreparedMessage,
+  ReadyState,
+  type WebSocketLimits,
+} from './websocket-common.js'
 
 /** The upgrade request as the `upgrade` hook sees it. */
 export interface UpgradeRequest {
@@ -130,50 +98,7 @@ export interface WebSocketHandler<Data = unknown> extends WebSocketLimits {
   handshakeTimeout?: number
 }
 
-/** Ready states, as in WHATWG `WebSocket`. */
-export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const
-
 const encoder = new TextEncoder()
-
-/** Defaults and validates limits for the addon. */
-export function bindingLimits(o: WebSocketLimits, defaultMaxMessage: number): Binding.BindingWsLimits {
-  const maxMessageSize = checkInteger('maxMessageSize', o.maxMessageSize, defaultMaxMessage)
-  return {
-    maxMessageSize,
-    maxFrameSize: checkInteger('maxFrameSize', o.maxFrameSize, maxMessageSize),
-    closeTimeoutMs: checkInteger('closeTimeout', o.closeTimeout, 5_000, U32),
-    idleTimeoutMs: checkInteger('idleTimeout', o.idleTimeout, 0, U32),
-    pingIntervalMs: checkInteger('pingInterval', o.pingInterval, 0, U32),
-    pongTimeoutMs: checkInteger('pongTimeout', o.pongTimeout, 10_000, U32),
-    highWaterMark: checkInteger('highWaterMark', o.highWaterMark, 1024 * 1024),
-    maxBackpressure: checkInteger('maxBackpressure', o.maxBackpressure, 64 * 1024 * 1024),
-  }
-}
-
-/** Defaults and validates permessage-deflate settings for the addon. */
-export function bindingCompression(
-  c: boolean | CompressionOptions | undefined,
-  enabledByDefault: boolean,
-): Binding.BindingDeflateOptions | undefined {
-  if (c === false || (c === undefined && !enabledByDefault)) return undefined
-  const o = c === true || c === undefined ? {} : c
-  const bits = (name: string, v: number | undefined) => {
-    const b = v ?? 15
-    if (!Number.isInteger(b) || b < 8 || b > 15) {
-      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `${name} must be an integer from 8 to 15`)
-    }
-    return b
-  }
-  return {
-    serverNoContextTakeover: o.serverNoContextTakeover ?? false,
-    clientNoContextTakeover: o.clientNoContextTakeover ?? false,
-    serverMaxWindowBits: bits('serverMaxWindowBits', o.serverMaxWindowBits),
-    clientMaxWindowBits: bits('clientMaxWindowBits', o.clientMaxWindowBits),
-    threshold: checkInteger('threshold', o.threshold, 1024),
-    level: checkInteger('level', o.level, 1, 9),
-    memLevel: Math.max(1, checkInteger('memLevel', o.memLevel, 8, 9)),
-  }
-}
 
 /** The addon's options for a server's WebSocket side. */
 export function bindingWsOptions(h: WebSocketHandler<never>): Binding.BindingWsOptions {
@@ -185,68 +110,6 @@ export function bindingWsOptions(h: WebSocketHandler<never>): Binding.BindingWsO
     handshakeTimeoutMs: checkInteger('handshakeTimeout', h.handshakeTimeout, 10_000, U32),
     upgradeHook: typeof h.upgrade === 'function',
   }
-}
-
-/** Validates a close code and reason the way WHATWG `WebSocket.close` does. */
-export function checkClose(code: number | undefined, reason: string | undefined, server: boolean): void {
-  if (code !== undefined) {
-    const ok =
-      code === 1000 ||
-      (code >= 3000 && code <= 4999) ||
-      (server && code >= 1001 && code <= 1014 && ![1004, 1005, 1006].includes(code))
-    if (!Number.isInteger(code) || !ok) {
-      throw new InvalidArgumentError(
-        'ERR_INVALID_ARG_VALUE',
-        `close code ${code} may not be sent; use 1000 or 3000-4999`,
-      )
-    }
-  }
-  if (reason !== undefined && encoder.encode(reason).byteLength > 123) {
-    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'close reason must be at most 123 bytes of UTF-8')
-  }
-}
-
-/** Bytes view of any binary message payload. */
-export function binaryPayload(data: ArrayBufferLike | ArrayBufferView): Uint8Array {
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-  return new Uint8Array(data)
-}
-
-/**
- * A message framed (and compressed) once and sendable on any number of sockets with
- * {@link ServerWebSocket.sendPrepared}, without framing or compressing it again. Make one with
- * {@link prepare}.
- */
-export class PreparedMessage {
-  /** @internal */
-  readonly native: Binding.BindingPreparedMessage
-
-  /** @internal */
-  constructor(data: string | ArrayBufferLike | ArrayBufferView) {
-    this.native = new native.BindingPreparedMessage(typeof data === 'string' ? data : binaryPayload(data))
-  }
-
-  /** Payload length in bytes. */
-  get length(): number {
-    return this.native.length
-  }
-
-  /** True for a text message. */
-  get isText(): boolean {
-    return this.native.isText
-  }
-}
-
-/**
- * Frames a message once for broadcasting: a string makes a text message, bytes a binary one.
- *
- * ```ts
- * const msg = prepare(JSON.stringify(update))
- * for (const ws of sockets) ws.sendPrepared(msg)
- * ```
- */
-export function prepare(data: string | ArrayBufferLike | ArrayBufferView): PreparedMessage {
-  return new PreparedMessage(data)
 }
 
 /** The server side of a WebSocket connection. */
@@ -364,192 +227,5 @@ export class ServerWebSocket<Data = unknown> {
   /** @internal */
   markClosed(): void {
     this.#state = ReadyState.CLOSED
-  }
-}
-
-function targetParts(target: string): { path: string; query: URLSearchParams } {
-  const q = target.indexOf('?')
-  return q < 0
-    ? { path: target, query: new URLSearchParams() }
-    : { path: target.slice(0, q), query: new URLSearchParams(target.slice(q + 1)) }
-}
-
-async function answerUpgrade<Data>(
-  ws: ServerWebSocket<Data>,
-  raw: Binding.BindingWebSocket,
-  result: UpgradeResult<Data>,
-): Promise<void> {
-  if (result === false) {
-    raw.reject(403, ['content-type', 'text/plain;charset=utf-8'], 'forbidden\n')
-  } else if (result instanceof globalThis.Response) {
-    const body = result.body === null ? null : Buffer.from(await result.arrayBuffer())
-    raw.reject(result.status, flattenHeaders(result.headers), body)
-  } else if (result && typeof result === 'object' && 'status' in result) {
-    const { data, type } = encodeBody(result.body)
-    const headers = flattenHeaders(result.headers)
-    if (type && !headers.some((h, i) => i % 2 === 0 && h.toLowerCase() === 'content-type')) {
-      headers.push('content-type', type)
-    }
-    raw.reject(result.status, headers, typeof data === 'string' || data === null ? data : Buffer.from(data))
-  } else {
-    const accept = result && typeof result === 'object' ? result : {}
-    if (accept.data !== undefined) ws.data = accept.data
-    raw.accept(accept.protocol ?? null, flattenHeaders(accept.headers))
-  }
-}
-
-/**
- * Routes the addon's WebSocket events to a {@link WebSocketHandler}. Used by the server.
- * @internal
- */
-const EVENT_BINARY = 1
-const EVENT_DATA = 2
-const EVENT_OBJECT = 4
-const EVENT_DATA_OBJECT = 8
-const EVENT_REGION = 16
-
-export class WebSocketDispatcher<Data> {
-  #handler: WebSocketHandler<Data>
-  #sockets = new Map<number, ServerWebSocket<Data>>()
-  #upgrading = new Map<number, ServerWebSocket<Data>>()
-  #report: (error: unknown) => void
-
-  constructor(handler: WebSocketHandler<Data>, report: (error: unknown) => void) {
-    this.#handler = handler
-    this.#report = report
-  }
-
-  /** Open connections. */
-  get count(): number {
-    return this.#sockets.size
-  }
-
-  /** The open connection with this id. */
-  get(id: number): ServerWebSocket<Data> | undefined {
-    return this.#sockets.get(id)
-  }
-
-  #upgrade(id: number, raw: Binding.BindingWebSocket): void {
-    const ws = new ServerWebSocket<Data>(raw)
-    this.#upgrading.set(id, ws)
-    const { path, query } = targetParts(raw.url)
-    const request: UpgradeRequest = {
-      method: 'GET',
-      url: raw.url,
-      path,
-      query,
-      headers: ws.headers,
-      remoteAddress: raw.remoteAddress,
-      remotePort: raw.remotePort,
-      protocols: raw.offeredProtocols,
-    }
-    const refuse = (error: unknown) => {
-      this.#upgrading.delete(id)
-      this.#report(error)
-      try {
-        raw.reject(500, ['content-type', 'text/plain;charset=utf-8'], 'internal server error\n')
-      } catch {
-        // already answered
-      }
-    }
-    try {
-      const out = this.#handler.upgrade?.(request)
-      Promise.resolve(out)
-        .then(async (result) => {
-          await answerUpgrade(ws, raw, result)
-          // A refused upgrade never opens.
-          if (result === false || (result && typeof result === 'object' && 'status' in result)) {
-            this.#upgrading.delete(id)
-          }
-        })
-        .catch(refuse)
-    } catch (error) {
-      refuse(error)
-    }
-  }
-
-  /**
-   * Handles a batch from `takeWsEvents`: a buffer of encoded events (see `WsEventQueue::push`
-   * in crates/node/src/websocket.rs) followed by the objects that go with some of them.
-   */
-  drain(batch: unknown[]): void {
-    const buf = batch[0] as Batch
-    let next = 1
-    // Binary messages that arrived together share one ArrayBuffer (flag EVENT_REGION).
-    let region: ArrayBuffer | undefined
-    for (let o = 0; o + 16 <= buf.length; ) {
-      const kind = buf[o] as number
-      const flags = buf[o + 1] as number
-      const code = u16(buf, o + 2)
-      const id = u32(buf, o + 4) + u32(buf, o + 8) * 0x100000000
-      const start = o + 16
-      o = start + u32(buf, o + 12)
-      let data: string | Buffer | Error | undefined
-      if (flags & EVENT_REGION) {
-        if (flags & EVENT_DATA_OBJECT) region = batch[next++] as ArrayBuffer
-        data = Buffer.from(region as ArrayBuffer, u32(buf, start), u32(buf, start + 4))
-      } else if (flags & EVENT_DATA_OBJECT) {
-        // A large payload: its own string, or an ArrayBuffer (possibly over the addon's memory);
-        // an error event's error.
-        const value = batch[next++] as string | ArrayBuffer | Error
-        data = typeof value === 'string' || value instanceof Error ? value : Buffer.from(value)
-      } else if (flags & EVENT_DATA)
-        data = flags & EVENT_BINARY ? Buffer.from(buf.subarray(start, o)) : buf.utf8Slice(start, o)
-      const object = flags & EVENT_OBJECT ? batch[next++] : undefined
-      if (kind === WsEvent.Error) {
-        this.event(kind, id, null, data, code)
-        // Replies to earlier messages are queued now: the close frame may follow them.
-        ;(object as Binding.BindingFailGate | undefined)?.release()
-      } else {
-        this.event(kind, id, object as Binding.BindingWebSocket | undefined, data, code)
-      }
-    }
-  }
-
-  /** Handles one event from the addon. */
-  event = (
-    kind: number,
-    id: number,
-    socket: Binding.BindingWebSocket | null | undefined,
-    data: string | Buffer | Error | null | undefined,
-    code: number,
-  ): void => {
-    const h = this.#handler
-    try {
-      switch (kind) {
-        case WsEvent.Upgrade:
-          if (socket) this.#upgrade(id, socket)
-          return
-        case WsEvent.Open: {
-          let ws = this.#upgrading.get(id)
-          this.#upgrading.delete(id)
-          if (!ws && socket) ws = new ServerWebSocket<Data>(socket)
-          if (!ws) return
-          this.#sockets.set(id, ws)
-          h.open?.(ws)
-          return
-        }
-        case WsEvent.Close: {
-          const ws = this.#sockets.get(id)
-          if (!ws) return
-          this.#sockets.delete(id)
-          ws.markClosed()
-          h.close?.(ws, code, typeof data === 'string' ? data : '')
-          return
-        }
-      }
-      const ws = this.#sockets.get(id)
-      if (!ws) return
-      if (kind === WsEvent.Message) {
-        if (data != null && !(data instanceof Error)) h.message?.(ws, data, typeof data !== 'string')
-      } else if (kind === WsEvent.Drain) h.drain?.(ws)
-      else if (kind === WsEvent.Ping) h.ping?.(ws, data as Buffer)
-      else if (kind === WsEvent.Pong) h.pong?.(ws, data as Buffer)
-      else if (kind === WsEvent.Error && data instanceof Error) {
-        h.error?.(ws, fromNative(data) as Error)
-      }
-    } catch (error) {
-      this.#report(error)
-    }
   }
 }

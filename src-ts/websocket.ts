@@ -20,7 +20,7 @@ import {
   ReadyState,
   type WebSocketLimits,
   WsEvent,
-} from './server-websocket.js'
+} from './websocket-common.js'
 
 /** Options of the hypersock `WebSocket` beyond the WHATWG constructor. */
 export interface WebSocketOptions extends WebSocketLimits {
@@ -91,6 +91,17 @@ function flatHeaders(init: HeadersInit | undefined): string[] {
   return out
 }
 
+/** Unread messages of one iterator. */
+interface Backlog {
+  items: Array<IteratorResult<string | Buffer>>
+  /** Their length (bytes of Buffers, UTF-16 units of strings). */
+  bytes: number
+}
+
+/** How much one iterator holds unread before the socket stops reading. */
+const ITERATOR_MAX_MESSAGES = 256
+const ITERATOR_MAX_BYTES = 8 * 1024 * 1024
+
 /**
  * A WebSocket client with the WHATWG API (an `EventTarget` with `onopen`, `onmessage`, `onclose`,
  * `onerror`, `readyState`, `bufferedAmount`, `binaryType`), plus an async iterator of messages.
@@ -123,6 +134,10 @@ export class WebSocket extends EventTarget {
   #keepAlive: ReturnType<typeof setInterval> | undefined
   #handlers = new Map<string, EventListener>()
   #sinks = new Set<(item: IteratorResult<string | Buffer>) => void>()
+  /** What the open iterators hold, unread (see `[Symbol.asyncIterator]`). */
+  #backlogs = new Set<Backlog>()
+  /** Reading from the peer is held because an iterator's backlog is full. */
+  #readingHeld = false
 
   constructor(url: string | URL, protocols?: string | string[], options: WebSocketOptions = {}) {
     super()
@@ -319,29 +334,51 @@ export class WebSocket extends EventTarget {
 
   /**
    * Iterates over incoming messages (strings for text, Buffers for binary) from now until the
-   * connection closes.
+   * connection closes. An iterator that falls behind holds the socket: once it has 256 messages
+   * or 8 MiB unread, the connection stops reading from the peer (TCP flow control then slows the
+   * sender) until it is down to a quarter of that. Nothing is dropped.
    */
   [Symbol.asyncIterator](): AsyncIterator<string | Buffer> {
-    const queue: Array<IteratorResult<string | Buffer>> = []
+    const backlog: Backlog = { items: [], bytes: 0 }
     let wake: ((item: IteratorResult<string | Buffer>) => void) | undefined
     const sink = (item: IteratorResult<string | Buffer>) => {
       if (wake) {
         const w = wake
         wake = undefined
         w(item)
-      } else queue.push(item)
+        return
+      }
+      backlog.items.push(item)
+      if (item.done) return
+      backlog.bytes += item.value.length
+      if (
+        !this.#readingHeld &&
+        (backlog.items.length >= ITERATOR_MAX_MESSAGES || backlog.bytes >= ITERATOR_MAX_BYTES)
+      ) {
+        this.#readingHeld = true
+        this.#native?.setReading(false)
+      }
     }
-    if (this.#state === ReadyState.CLOSED) queue.push({ value: undefined, done: true })
-    else this.#sinks.add(sink)
+    if (this.#state === ReadyState.CLOSED) backlog.items.push({ value: undefined, done: true })
+    else {
+      this.#sinks.add(sink)
+      this.#backlogs.add(backlog)
+    }
     const stop = () => {
       this.#sinks.delete(sink)
+      this.#backlogs.delete(backlog)
+      this.#releaseReading()
       return Promise.resolve({ value: undefined, done: true } as IteratorResult<string | Buffer>)
     }
     return {
       next: () => {
-        const item = queue.shift()
+        const item = backlog.items.shift()
         if (item) {
-          if (item.done) this.#sinks.delete(sink)
+          if (item.done) {
+            this.#sinks.delete(sink)
+            this.#backlogs.delete(backlog)
+          } else backlog.bytes -= item.value.length
+          this.#releaseReading()
           return Promise.resolve(item)
         }
         return new Promise((resolve) => {
@@ -350,5 +387,15 @@ export class WebSocket extends EventTarget {
       },
       return: stop,
     }
+  }
+
+  /** Resumes reading once every iterator is down to a quarter of its limits. */
+  #releaseReading(): void {
+    if (!this.#readingHeld) return
+    for (const b of this.#backlogs) {
+      if (b.items.length > ITERATOR_MAX_MESSAGES / 4 || b.bytes > ITERATOR_MAX_BYTES / 4) return
+    }
+    this.#readingHeld = false
+    this.#native?.setReading(true)
   }
 }

@@ -1,0 +1,154 @@
+// What the WebSocket client (websocket.ts), the server side (server-websocket.ts) and the Hub
+// (hub.ts) share: event kinds, ready states, limits and compression settings, close-code checks
+// and prepared messages.
+import { InvalidArgumentError } from './errors.js'
+import { type Binding, native } from './native.js'
+import { checkInteger, U32 } from './validate.js'
+
+/** Kinds of events the addon reports for a WebSocket. */
+export const WsEvent = { Open: 0, Message: 1, Close: 2, Upgrade: 3, Ping: 4, Pong: 5, Drain: 6, Error: 7 } as const
+
+/** permessage-deflate (RFC 7692) settings. Sizes in bytes. */
+export interface CompressionOptions {
+  /** Reset the compressor after every message sent by the server (less memory, worse ratio). Default false. */
+  serverNoContextTakeover?: boolean
+  /** Ask the client to reset its compressor after every message. Default false. */
+  clientNoContextTakeover?: boolean
+  /** Largest LZ77 window, 8-15, for what the server sends. Default 15. */
+  serverMaxWindowBits?: number
+  /** Largest LZ77 window, 8-15, for what the client sends. Default 15. */
+  clientMaxWindowBits?: number
+  /** Messages shorter than this are sent uncompressed. Default 1024. */
+  threshold?: number
+  /** zlib level 0-9. Default 1 (fastest). */
+  level?: number
+  /** zlib memory level 1-9; lower uses less memory per connection. Default 8. */
+  memLevel?: number
+}
+
+/** Limits and timers shared by the server and client sides. Times in ms, sizes in bytes. */
+export interface WebSocketLimits {
+  /** Largest message accepted (after decompression); a bigger one closes with 1009. Default 16 MiB. */
+  maxMessageSize?: number
+  /** Largest single frame accepted; a bigger one closes with 1009. Default `maxMessageSize`. */
+  maxFrameSize?: number
+  /** Time to wait for the peer's close frame after sending ours. Default 5 000. */
+  closeTimeout?: number
+  /** Close with 1001 when nothing arrives for this long. Default 0 (off). */
+  idleTimeout?: number
+  /** Send a ping this often. Default 0 (off). */
+  pingInterval?: number
+  /** Drop the connection (close 1006) when no pong comes this long after a heartbeat ping. Default 10 000. */
+  pongTimeout?: number
+  /** Above this many queued bytes `send` returns false and `drain` follows. Default 1 MiB. */
+  highWaterMark?: number
+  /** Above this many queued bytes the connection is dropped with close 1008 (a consumer that never reads). Default 64 MiB. */
+  maxBackpressure?: number
+}
+
+/** Ready states, as in WHATWG `WebSocket`. */
+export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const
+
+const encoder = new TextEncoder()
+
+/** Defaults and validates limits for the addon. */
+export function bindingLimits(o: WebSocketLimits, defaultMaxMessage: number): Binding.BindingWsLimits {
+  const maxMessageSize = checkInteger('maxMessageSize', o.maxMessageSize, defaultMaxMessage)
+  return {
+    maxMessageSize,
+    maxFrameSize: checkInteger('maxFrameSize', o.maxFrameSize, maxMessageSize),
+    closeTimeoutMs: checkInteger('closeTimeout', o.closeTimeout, 5_000, U32),
+    idleTimeoutMs: checkInteger('idleTimeout', o.idleTimeout, 0, U32),
+    pingIntervalMs: checkInteger('pingInterval', o.pingInterval, 0, U32),
+    pongTimeoutMs: checkInteger('pongTimeout', o.pongTimeout, 10_000, U32),
+    highWaterMark: checkInteger('highWaterMark', o.highWaterMark, 1024 * 1024),
+    maxBackpressure: checkInteger('maxBackpressure', o.maxBackpressure, 64 * 1024 * 1024),
+  }
+}
+
+/** Defaults and validates permessage-deflate settings for the addon. */
+export function bindingCompression(
+  c: boolean | CompressionOptions | undefined,
+  enabledByDefault: boolean,
+): Binding.BindingDeflateOptions | undefined {
+  if (c === false || (c === undefined && !enabledByDefault)) return undefined
+  const o = c === true || c === undefined ? {} : c
+  const bits = (name: string, v: number | undefined) => {
+    const b = v ?? 15
+    if (!Number.isInteger(b) || b < 8 || b > 15) {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `${name} must be an integer from 8 to 15`)
+    }
+    return b
+  }
+  return {
+    serverNoContextTakeover: o.serverNoContextTakeover ?? false,
+    clientNoContextTakeover: o.clientNoContextTakeover ?? false,
+    serverMaxWindowBits: bits('serverMaxWindowBits', o.serverMaxWindowBits),
+    clientMaxWindowBits: bits('clientMaxWindowBits', o.clientMaxWindowBits),
+    threshold: checkInteger('threshold', o.threshold, 1024),
+    level: checkInteger('level', o.level, 1, 9),
+    memLevel: Math.max(1, checkInteger('memLevel', o.memLevel, 8, 9)),
+  }
+}
+
+/** Validates a close code and reason the way WHATWG `WebSocket.close` does. */
+export function checkClose(code: number | undefined, reason: string | undefined, server: boolean): void {
+  if (code !== undefined) {
+    const ok =
+      code === 1000 ||
+      (code >= 3000 && code <= 4999) ||
+      (server && code >= 1001 && code <= 1014 && ![1004, 1005, 1006].includes(code))
+    if (!Number.isInteger(code) || !ok) {
+      throw new InvalidArgumentError(
+        'ERR_INVALID_ARG_VALUE',
+        `close code ${code} may not be sent; use 1000 or 3000-4999`,
+      )
+    }
+  }
+  if (reason !== undefined && encoder.encode(reason).byteLength > 123) {
+    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'close reason must be at most 123 bytes of UTF-8')
+  }
+}
+
+/** Bytes view of any binary message payload. */
+export function binaryPayload(data: ArrayBufferLike | ArrayBufferView): Uint8Array {
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+  return new Uint8Array(data)
+}
+
+/**
+ * A message framed (and compressed) once and sendable on any number of sockets with
+ * {@link ServerWebSocket.sendPrepared}, without framing or compressing it again. Make one with
+ * {@link prepare}.
+ */
+export class PreparedMessage {
+  /** @internal */
+  readonly native: Binding.BindingPreparedMessage
+
+  /** @internal */
+  constructor(data: string | ArrayBufferLike | ArrayBufferView) {
+    this.native = new native.BindingPreparedMessage(typeof data === 'string' ? data : binaryPayload(data))
+  }
+
+  /** Payload length in bytes. */
+  get length(): number {
+    return this.native.length
+  }
+
+  /** True for a text message. */
+  get isText(): boolean {
+    return this.native.isText
+  }
+}
+
+/**
+ * Frames a message once for broadcasting: a string makes a text message, bytes a binary one.
+ *
+ * ```ts
+ * const msg = prepare(JSON.stringify(update))
+ * for (const ws of sockets) ws.sendPrepared(msg)
+ * ```
+ */
+export function prepare(data: string | ArrayBufferLike | ArrayBufferView): PreparedMessage {
+  return new PreparedMessage(data)
+}
