@@ -279,6 +279,19 @@ export declare class BindingWebSocket {
   start(onEvent: (kind: number, id: number, socket: BindingWebSocket | null, data: string | Buffer | Error | null, code: number) => void): void
 }
 
+/**
+ * `(kind, text)`: 0 ready, 1 error (text says why), 2 reconnect.
+ * Kinds of Redis adapter events (`useRedis`'s `onEvent`); exported to JS.
+ */
+export declare enum AdapterEventKind {
+  /** Subscribed for the first time. */
+  Ready = 0,
+  /** A connection failed or was lost (with the error). */
+  Error = 1,
+  /** Subscribed again after an outage. */
+  Reconnect = 2,
+}
+
 /** A generated certificate and key, PEM. */
 export interface BindingCertificate {
   cert: string
@@ -573,6 +586,12 @@ export declare function parseCookieDateNative(value: string): number | null
 export declare function parseMultipart(body: Uint8Array, boundary: string, maxParts: number): Array<BindingPart>
 
 /**
+ * The methods of the request batch's method codes: code `n` is `requestMethods()[n - 1]`.
+ * JS reads the table from here instead of keeping its own.
+ */
+export declare function requestMethods(): Array<string>
+
+/**
  * Sends a whole response to request `id` of the server of `inbox` (`replyHandle`): `count`
  * header pairs joined by `
 ` in `headers`. Returns false if it was answered already or the
@@ -586,6 +605,35 @@ export declare function respond(inbox: ExternalObject<'ServerInbox'>, id: number
  * `takeWsEvents`.
  */
 export declare function startServer(options: BindingServerOptions, onRequest: WakeCallback, onWebSocket?: WakeCallback | undefined | null): Promise<BindingServer>
+
+/** Flags of an encoded event (see [`WsEventQueue::push`]); exported to JS. */
+export declare enum WsEventFlag {
+  /** The data is binary. */
+  Binary = 1,
+  /** The event has data. */
+  Data = 2,
+  /** An object (socket or fail gate) goes with the event. */
+  Object = 4,
+  /** The data is an object of the list (a large payload, a region, an error). */
+  DataObject = 8,
+  /** The data is a range of the last region. */
+  Region = 16,
+}
+
+/**
+ * Kinds of WebSocket events: the `kind` of `onEvent` calls and of the server's event batch.
+ * Exported to JS, which reads these values instead of keeping its own.
+ */
+export declare enum WsEventKind {
+  Open = 0,
+  Message = 1,
+  Close = 2,
+  Upgrade = 3,
+  Ping = 4,
+  Pong = 5,
+  Drain = 6,
+  Error = 7,
+}
 
 /** Queues a binary message on the connection of `handle`; see `wsSendText`. */
 export declare function wsSendBinary(handle: ExternalObject<'WsHandle'>, data: Uint8Array): number

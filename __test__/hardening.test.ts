@@ -520,9 +520,9 @@ describe('one rule for TLS options', () => {
     expect(sniServe.code).toBe('ERR_INVALID_ARG_VALUE')
     expect(sniServe.message).toMatch(/tls.sni\[0\].requireClientCert is not a TLS option/)
     // Checked when the adapter is made, not later when a server binds it.
-    expect(() => new RedisAdapter({ url: 'rediss://127.0.0.1:1', tls: bad })).toThrow(
-      /tls.rejectUnauthorized must be true or false/,
-    )
+    const adapter = await caught(() => new RedisAdapter({ url: 'rediss://127.0.0.1:1', tls: bad }))
+    expect(adapter.code).toBe('ERR_INVALID_ARG_VALUE')
+    expect(adapter.message).toMatch(/tls.rejectUnauthorized must be true or false/)
   })
 })
 
@@ -537,6 +537,29 @@ describe('multipart fields decode as WHATWG says', () => {
     form.append('f', '\uFEFFbom')
     const res = await globalThis.fetch(server.url, { method: 'POST', body: form })
     expect(await res.text()).toBe('bom')
+  })
+
+  it('refuses a malformed body with a TypeError that says what is wrong', async () => {
+    const server = await start({
+      async fetch(req) {
+        try {
+          await req.formData()
+          return 'parsed'
+        } catch (e) {
+          const err = e as TypeError & { cause?: { code?: string } }
+          return `${err.name}|${err.cause?.code}|${err.message}`
+        }
+      },
+    })
+    const res = await globalThis.fetch(server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'multipart/form-data; boundary=XX' },
+      body: '--XX\r\ncontent-disposition: form-data; name="f"\r\n\r\nno closing boundary',
+    })
+    const [name, code, message] = (await res.text()).split('|')
+    expect(name).toBe('TypeError')
+    expect(code).toBe('ERR_INVALID_ARG_VALUE')
+    expect(message).toMatch(/^multipart\/form-data body: /)
   })
 })
 

@@ -9,7 +9,7 @@ import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { flattenHeaders, headersFromFlat } from '../src-ts/body.js'
 import { events, fetch, formatEvent, type Server, type ServerSentEvent, serve, sse } from '../src-ts/index.js'
-import type { Binding } from '../src-ts/native.js'
+import { type Binding, native } from '../src-ts/native.js'
 import { decodeRequests, type ServerRequest } from '../src-ts/server-request.js'
 import type { ReplyHandle } from '../src-ts/server-response.js'
 import type { ServerWebSocket } from '../src-ts/server-websocket.js'
@@ -84,7 +84,7 @@ function readFieldValue(bytes: Uint8Array): string {
 // ---------------------------------------------------------------------------------------------
 
 /** The method table of crates/node/src/server.rs (`METHODS`): code = 1 + index, 0 = by name. */
-const RUST_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE']
+const RUST_METHODS = native.requestMethods()
 
 interface RequestSpec {
   id: number
@@ -600,11 +600,8 @@ describe('header lists', () => {
 // The WebSocket event batch
 // ---------------------------------------------------------------------------------------------
 
-const EVENT_BINARY = 1
-const EVENT_DATA = 2
-const EVENT_OBJECT = 4
-const EVENT_DATA_OBJECT = 8
-const EVENT_REGION = 16
+/** The flags of an encoded event, as the addon exports them. */
+const Flag = native.WsEventFlag
 /** `INLINE_MAX` of crates/node/src/websocket.rs. */
 const INLINE_MAX = 1024
 
@@ -629,7 +626,7 @@ class EventQueue {
       // An error event's error always travels as an object.
       this.#encode(
         kind,
-        EVENT_DATA | EVENT_DATA_OBJECT | (object === undefined ? 0 : EVENT_OBJECT),
+        Flag.Data | Flag.DataObject | (object === undefined ? 0 : Flag.Object),
         code,
         id,
         new Uint8Array(),
@@ -639,10 +636,10 @@ class EventQueue {
       return
     }
     const payload = data === null ? new Uint8Array() : typeof data === 'string' ? utf8(data) : data
-    let flags = data === null ? 0 : typeof data === 'string' ? EVENT_DATA : EVENT_DATA | EVENT_BINARY
+    let flags = data === null ? 0 : typeof data === 'string' ? Flag.Data : Flag.Data | Flag.Binary
     const large = payload.length > INLINE_MAX
-    if (large) flags |= EVENT_DATA_OBJECT
-    if (object !== undefined) flags |= EVENT_OBJECT
+    if (large) flags |= Flag.DataObject
+    if (object !== undefined) flags |= Flag.Object
     this.#encode(kind, flags, code, id, large ? new Uint8Array() : payload)
     if (large) this.objects.push(typeof data === 'string' ? data : Uint8Array.from(payload).buffer)
     if (object !== undefined) this.objects.push(object)
@@ -657,7 +654,7 @@ class EventQueue {
       slice.u32(at)
       slice.u32(m.length)
       at += m.length
-      const flags = EVENT_DATA | EVENT_BINARY | EVENT_REGION | (i === 0 ? EVENT_DATA_OBJECT : 0)
+      const flags = Flag.Data | Flag.Binary | Flag.Region | (i === 0 ? Flag.DataObject : 0)
       this.#encode(WsEvent.Message, flags, 0, id, Uint8Array.from(slice.out))
     }
     this.objects.push(region.buffer.slice(region.byteOffset, region.byteOffset + region.byteLength))

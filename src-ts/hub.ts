@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { type ClientTlsOptions, nativeTlsOptions } from './client.js'
 import { fromNative, InvalidArgumentError, WebSocketError } from './errors.js'
-import type { Binding } from './native.js'
+import { type Binding, native } from './native.js'
 import type { ServerWebSocket } from './server-websocket.js'
 import { CLIENT_TLS_FIELDS, checkTlsOptions } from './tls.js'
 import { binaryPayload, PreparedMessage } from './websocket-common.js'
@@ -281,7 +281,7 @@ export interface RedisAdapterOptions {
   tls?: ClientTlsOptions
 }
 
-const AdapterEvent = { Ready: 0, Error: 1, Reconnect: 2 } as const
+const AdapterEvent = native.AdapterEventKind
 
 /**
  * Relays a hub's publishes between processes and machines through Redis pub/sub, so that a

@@ -8,7 +8,7 @@ const utf8 = new TextDecoder()
 
 const BODY_FULL = 1
 const BODY_STREAM = 2
-const METHODS = ['', 'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE']
+const METHODS = ['', ...native.requestMethods()]
 const VERSIONS = ['1.1', '1.0', '2', '1.1']
 const FLAG_UPGRADE = 0x10
 const FLAG_TLS = 0x20
@@ -423,8 +423,7 @@ export class ServerRequest {
       parts = native.parseMultipart(body, boundary, MAX_FORM_PARTS)
     } catch (err) {
       const e = fromNative(err)
-      const message = e instanceof Error ? e.message.replace(/^invalid argument: /, '') : String(e)
-      throw new TypeError(message, { cause: e })
+      throw new TypeError(e instanceof Error ? e.message : String(e), { cause: e })
     }
     const form = new FormData()
     for (const p of parts) {

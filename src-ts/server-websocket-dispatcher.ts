@@ -2,7 +2,7 @@
 // in crates/node/src/websocket.rs) and calls the application's handler for each event.
 import { encodeBody, flattenHeaders } from './body.js'
 import { fromNative } from './errors.js'
-import type { Binding } from './native.js'
+import { type Binding, native } from './native.js'
 import { ServerWebSocket, type UpgradeRequest, type UpgradeResult, type WebSocketHandler } from './server-websocket.js'
 import { WsEvent } from './websocket-common.js'
 import { type Batch, u16, u32 } from './wire.js'
@@ -39,11 +39,13 @@ async function answerUpgrade<Data>(
 }
 
 /** Flags of an encoded event (`WsEventQueue::push` in crates/node/src/websocket.rs). */
-const EVENT_BINARY = 1
-const EVENT_DATA = 2
-const EVENT_OBJECT = 4
-const EVENT_DATA_OBJECT = 8
-const EVENT_REGION = 16
+const {
+  Binary: EVENT_BINARY,
+  Data: EVENT_DATA,
+  Object: EVENT_OBJECT,
+  DataObject: EVENT_DATA_OBJECT,
+  Region: EVENT_REGION,
+} = native.WsEventFlag
 
 /**
  * Routes the addon's WebSocket events to a {@link WebSocketHandler}. Used by the server.

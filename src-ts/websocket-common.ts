@@ -6,7 +6,7 @@ import { type Binding, native } from './native.js'
 import { checkInteger, U32 } from './validate.js'
 
 /** Kinds of events the addon reports for a WebSocket. */
-export const WsEvent = { Open: 0, Message: 1, Close: 2, Upgrade: 3, Ping: 4, Pong: 5, Drain: 6, Error: 7 } as const
+export const WsEvent = native.WsEventKind
 
 /** permessage-deflate (RFC 7692) settings. Sizes in bytes. */
 export interface CompressionOptions {

@@ -64,6 +64,11 @@ impl Fail {
         Fail::from(CoreError::InvalidArgument(message.into()))
     }
 
+    /// `ERR_INVALID_ARG_VALUE` with `message` as it is (no "invalid argument:" in front).
+    pub(crate) fn invalid_arg_message(message: impl Into<String>) -> Fail {
+        Fail::new("ERR_INVALID_ARG_VALUE", message)
+    }
+
     /// The same failure, saying how many attempts the request made.
     pub(crate) fn with_attempts(mut self, attempts: u32) -> Fail {
         self.attempts = Some(attempts);

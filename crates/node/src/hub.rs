@@ -37,6 +37,17 @@ pub(crate) fn hub_from(o: Option<&BindingHubOptions>) -> Hub {
 }
 
 /// `(kind, text)`: 0 ready, 1 error (text says why), 2 reconnect.
+/// Kinds of Redis adapter events (`useRedis`'s `onEvent`); exported to JS.
+#[napi]
+pub enum AdapterEventKind {
+    /// Subscribed for the first time.
+    Ready = 0,
+    /// A connection failed or was lost (with the error).
+    Error = 1,
+    /// Subscribed again after an outage.
+    Reconnect = 2,
+}
+
 pub(crate) type AdapterEventArgs = FnArgs<(u32, Option<Fail>)>;
 pub(crate) type AdapterEventCallback =
     ThreadsafeFunction<AdapterEventArgs, (), AdapterEventArgs, Status, false, true>;
@@ -225,9 +236,12 @@ impl BindingHub {
     ) -> JsResult<()> {
         let events = Arc::new(move |e: AdapterEvent| {
             let args: AdapterEventArgs = match e {
-                AdapterEvent::Ready => (0, None),
-                AdapterEvent::Error { code, message } => (1, Some(Fail::new(code, message))),
-                AdapterEvent::Reconnect => (2, None),
+                AdapterEvent::Ready => (AdapterEventKind::Ready as u32, None),
+                AdapterEvent::Error { code, message } => (
+                    AdapterEventKind::Error as u32,
+                    Some(Fail::new(code, message)),
+                ),
+                AdapterEvent::Reconnect => (AdapterEventKind::Reconnect as u32, None),
             }
             .into();
             on_event.call(args, ThreadsafeFunctionCallMode::NonBlocking);

@@ -2,6 +2,7 @@
 //! ([`hypersock_core::multipart`]); JS gets offsets and slices the body it already holds.
 
 use hypersock_core::multipart::{self, Limits};
+use hypersock_core::Error;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -32,7 +33,13 @@ pub fn parse_multipart(
         max_parts: max_parts as usize,
         ..Limits::default()
     };
-    let parts = multipart::parse_with_limits(body, &boundary, &limits).or_throw(env)?;
+    let parts = multipart::parse_with_limits(body, &boundary, &limits)
+        // The core says what is wrong with the body; that is the whole message for JS.
+        .map_err(|e| match e {
+            Error::InvalidArgument(what) => Fail::invalid_arg_message(what),
+            other => Fail::from(other),
+        })
+        .or_throw(env)?;
     Ok(parts
         .into_iter()
         .map(|p| BindingPart {

@@ -212,6 +212,13 @@ const METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
 ];
 
+/// The methods of the request batch's method codes: code `n` is `requestMethods()[n - 1]`.
+/// JS reads the table from here instead of keeping its own.
+#[napi]
+pub fn request_methods() -> Vec<&'static str> {
+    METHODS.to_vec()
+}
+
 /// Appends one request to the batch, little-endian, read by `src-ts/server-request.ts`:
 ///
 /// ```text

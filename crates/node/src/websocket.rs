@@ -20,14 +20,28 @@ use crate::lent;
 use crate::wake::{JsWake, WakeCallback};
 use crate::{flat_headers, pair_headers};
 
-pub(crate) const WS_OPEN: u32 = 0;
-pub(crate) const WS_MESSAGE: u32 = 1;
-pub(crate) const WS_CLOSE: u32 = 2;
-pub(crate) const WS_UPGRADE: u32 = 3;
-pub(crate) const WS_PING: u32 = 4;
-pub(crate) const WS_PONG: u32 = 5;
-pub(crate) const WS_DRAIN: u32 = 6;
-pub(crate) const WS_ERROR: u32 = 7;
+/// Kinds of WebSocket events: the `kind` of `onEvent` calls and of the server's event batch.
+/// Exported to JS, which reads these values instead of keeping its own.
+#[napi]
+pub enum WsEventKind {
+    Open = 0,
+    Message = 1,
+    Close = 2,
+    Upgrade = 3,
+    Ping = 4,
+    Pong = 5,
+    Drain = 6,
+    Error = 7,
+}
+
+pub(crate) const WS_OPEN: u32 = WsEventKind::Open as u32;
+pub(crate) const WS_MESSAGE: u32 = WsEventKind::Message as u32;
+pub(crate) const WS_CLOSE: u32 = WsEventKind::Close as u32;
+pub(crate) const WS_UPGRADE: u32 = WsEventKind::Upgrade as u32;
+pub(crate) const WS_PING: u32 = WsEventKind::Ping as u32;
+pub(crate) const WS_PONG: u32 = WsEventKind::Pong as u32;
+pub(crate) const WS_DRAIN: u32 = WsEventKind::Drain as u32;
+pub(crate) const WS_ERROR: u32 = WsEventKind::Error as u32;
 
 /// `(kind, id, socket on open/upgrade, data or close reason or error text, close code)`.
 pub(crate) type WsEventArgs = FnArgs<(
@@ -401,12 +415,26 @@ pub(crate) struct WsEventQueue {
     wake: Arc<JsWake>,
 }
 
-/// Flags of an encoded event.
-const EVENT_BINARY: u8 = 1;
-const EVENT_DATA: u8 = 2;
-const EVENT_OBJECT: u8 = 4;
-const EVENT_DATA_OBJECT: u8 = 8;
-const EVENT_REGION: u8 = 16;
+/// Flags of an encoded event (see [`WsEventQueue::push`]); exported to JS.
+#[napi]
+pub enum WsEventFlag {
+    /// The data is binary.
+    Binary = 1,
+    /// The event has data.
+    Data = 2,
+    /// An object (socket or fail gate) goes with the event.
+    Object = 4,
+    /// The data is an object of the list (a large payload, a region, an error).
+    DataObject = 8,
+    /// The data is a range of the last region.
+    Region = 16,
+}
+
+const EVENT_BINARY: u8 = WsEventFlag::Binary as u8;
+const EVENT_DATA: u8 = WsEventFlag::Data as u8;
+const EVENT_OBJECT: u8 = WsEventFlag::Object as u8;
+const EVENT_DATA_OBJECT: u8 = WsEventFlag::DataObject as u8;
+const EVENT_REGION: u8 = WsEventFlag::Region as u8;
 
 /// Appends one encoded event (the layout is described at [`WsEventQueue::push`]).
 fn encode_event(out: &mut Vec<u8>, kind: u32, flags: u8, code: u32, id: u64, inline: &[u8]) {
