@@ -38,7 +38,7 @@ class Writer {
   bytes(b: Uint8Array): void {
     for (const x of b) this.out.push(x)
   }
-  /** `put_u32_bytes` of crates/node/src/server.rs. */
+  /** `put_u32_bytes` of crates/node/src/wire/request.rs. */
   u32Bytes(b: Uint8Array): void {
     this.u32(b.length)
     this.bytes(b)
@@ -83,7 +83,7 @@ function readFieldValue(bytes: Uint8Array): string {
 // The server's request batch
 // ---------------------------------------------------------------------------------------------
 
-/** The method table of crates/node/src/server.rs (`METHODS`): code = 1 + index, 0 = by name. */
+/** The method table of crates/node/src/wire/request.rs (`METHODS`): code = 1 + index, 0 = by name. */
 const RUST_METHODS = native.requestMethods()
 
 interface RequestSpec {
@@ -102,7 +102,7 @@ interface RequestSpec {
   body: Uint8Array
 }
 
-/** Mirrors `encode_request` in crates/node/src/server.rs. */
+/** Mirrors `encode_request` in crates/node/src/wire/request.rs. */
 function encodeRequest(w: Writer, r: RequestSpec): void {
   const start = w.out.length
   const code = RUST_METHODS.indexOf(r.method) + 1
@@ -308,7 +308,7 @@ async function touchAll(req: ServerRequest): Promise<void> {
   }
 }
 
-describe('decodeRequests (the batch of encode_request in crates/node/src/server.rs)', () => {
+describe('decodeRequests (the batch of encode_request in crates/node/src/wire/request.rs)', () => {
   it('round-trips every field of arbitrary requests', async () => {
     await fc.assert(
       fc.asyncProperty(requestSpecs, async (specs) => {
@@ -530,7 +530,7 @@ const jsFieldValue = fc
   .string({ unit: fc.integer({ min: 0x01, max: 0xff }).map((c) => String.fromCharCode(c)) })
   .map((s) => s.replace(/[\r\n]/g, ''))
 
-/** Mirrors `header_block` in crates/node/src/server.rs: `count` name/value pairs joined by `\n`. */
+/** Mirrors `header_block` in crates/node/src/wire/request.rs: `count` name/value pairs joined by `\n`. */
 function headerBlock(count: number, block: string): Array<[string, string]> | null {
   if (count === 0) return block === '' ? [] : null
   const parts = block.split('\n')
@@ -602,10 +602,10 @@ describe('header lists', () => {
 
 /** The flags of an encoded event, as the addon exports them. */
 const Flag = native.WsEventFlag
-/** `INLINE_MAX` of crates/node/src/websocket.rs. */
+/** `INLINE_MAX` of crates/node/src/wire/ws_events.rs. */
 const INLINE_MAX = 1024
 
-/** The queue of `WsEventQueue` (crates/node/src/websocket.rs): encoded events and their objects. */
+/** The queue of `WsEventQueue` (crates/node/src/wire/ws_events.rs): encoded events and their objects. */
 class EventQueue {
   readonly w = new Writer()
   readonly objects: unknown[] = []
@@ -707,7 +707,7 @@ function fakeSocket(id: number): Binding.BindingWebSocket {
   return { id, sendHandle: () => ({}) } as unknown as Binding.BindingWebSocket
 }
 
-describe('WebSocketDispatcher.drain (WsEventQueue::push in crates/node/src/websocket.rs)', () => {
+describe('WebSocketDispatcher.drain (WsEventQueue::push in crates/node/src/wire/ws_events.rs)', () => {
   it('hands every event of arbitrary batches to the handler, in order, with its payload', () => {
     const connection = fc.record({
       id: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),

@@ -77,7 +77,7 @@ function u16be(b: Buffer, o: number): number {
 
 /**
  * Reads the requests of a batch from the addon (the format is written by `encode_request` in
- * crates/node/src/server.rs) and calls `each` with each, in order. A record that does not fit
+ * crates/node/src/wire/request.rs) and calls `each` with each, in order. A record that does not fit
  * the batch (which the addon never writes) throws instead of being read past or looped on.
  */
 export function decodeRequests(

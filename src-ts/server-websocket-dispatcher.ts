@@ -1,5 +1,5 @@
 // The server's WebSocket dispatcher: decodes the addon's event batches (see `WsEventQueue::push`
-// in crates/node/src/websocket.rs) and calls the application's handler for each event.
+// in crates/node/src/wire/ws_events.rs) and calls the application's handler for each event.
 import { encodeBody, flattenHeaders } from './body.js'
 import { fromNative } from './errors.js'
 import { type Binding, native } from './native.js'
@@ -38,7 +38,7 @@ async function answerUpgrade<Data>(
   }
 }
 
-/** Flags of an encoded event (`WsEventQueue::push` in crates/node/src/websocket.rs). */
+/** Flags of an encoded event (`WsEventQueue::push` in crates/node/src/wire/ws_events.rs). */
 const {
   Binary: EVENT_BINARY,
   Data: EVENT_DATA,
@@ -113,7 +113,7 @@ export class WebSocketDispatcher<Data> {
 
   /**
    * Handles a batch from `takeWsEvents`: a buffer of encoded events (see `WsEventQueue::push`
-   * in crates/node/src/websocket.rs) followed by the objects that go with some of them.
+   * in crates/node/src/wire/ws_events.rs) followed by the objects that go with some of them.
    */
   drain(batch: unknown[]): void {
     const buf = batch[0] as Batch

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cookie::BindingCookieJar;
 use crate::error::{Fail, JsResult, OrThrow, Outcome};
-use crate::{flat_headers, pair_headers};
+use crate::wire::headers::{flat_headers, pair_headers};
 
 /// TLS options of a client, defaulted by the TS layer.
 #[napi(object)]

@@ -16,8 +16,7 @@ mod sse;
 mod testing;
 mod wake;
 mod websocket;
-
-use error::Fail;
+mod wire;
 
 // Requests, frames and buffers are allocated on one thread and freed on another all the time;
 // mimalloc handles that pattern far better than the system allocator.
@@ -45,33 +44,4 @@ fn init() {
     {
         napi::bindgen_prelude::create_custom_tokio_runtime(rt);
     }
-}
-
-/// Flattens header pairs into `[name, value, name, value, ...]`.
-pub(crate) fn flat_headers<'a, I, V>(pairs: I) -> Vec<String>
-where
-    I: IntoIterator<Item = (&'a str, V)>,
-    V: AsRef<[u8]>,
-{
-    let mut out = Vec::new();
-    for (name, value) in pairs {
-        out.push(name.to_owned());
-        out.push(String::from_utf8_lossy(value.as_ref()).into_owned());
-    }
-    out
-}
-
-/// Pairs up a flat `[name, value, ...]` list coming from JS.
-pub(crate) fn pair_headers(flat: Vec<String>) -> Result<Vec<(String, String)>, Fail> {
-    if !flat.len().is_multiple_of(2) {
-        return Err(Fail::invalid_arg(
-            "headers must be a flat list of name/value pairs",
-        ));
-    }
-    let mut out = Vec::with_capacity(flat.len() / 2);
-    let mut it = flat.into_iter();
-    while let (Some(name), Some(value)) = (it.next(), it.next()) {
-        out.push((name, value));
-    }
-    Ok(out)
 }

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::BindingClient;
 use crate::error::{OrThrow, Outcome};
-use crate::pair_headers;
+use crate::wire::headers::pair_headers;
 
 /// One item of an event stream: `open`, `message` (an event) or `reconnecting`.
 #[napi(object)]

@@ -18,30 +18,11 @@ use crate::client::proxy_options;
 use crate::error::{Fail, JsResult, OrThrow, Outcome};
 use crate::lent;
 use crate::wake::{JsWake, WakeCallback};
-use crate::{flat_headers, pair_headers};
-
-/// Kinds of WebSocket events: the `kind` of `onEvent` calls and of the server's event batch.
-/// Exported to JS, which reads these values instead of keeping its own.
-#[napi]
-pub enum WsEventKind {
-    Open = 0,
-    Message = 1,
-    Close = 2,
-    Upgrade = 3,
-    Ping = 4,
-    Pong = 5,
-    Drain = 6,
-    Error = 7,
-}
-
-pub(crate) const WS_OPEN: u32 = WsEventKind::Open as u32;
-pub(crate) const WS_MESSAGE: u32 = WsEventKind::Message as u32;
-pub(crate) const WS_CLOSE: u32 = WsEventKind::Close as u32;
-pub(crate) const WS_UPGRADE: u32 = WsEventKind::Upgrade as u32;
-pub(crate) const WS_PING: u32 = WsEventKind::Ping as u32;
-pub(crate) const WS_PONG: u32 = WsEventKind::Pong as u32;
-pub(crate) const WS_DRAIN: u32 = WsEventKind::Drain as u32;
-pub(crate) const WS_ERROR: u32 = WsEventKind::Error as u32;
+use crate::wire::headers::{pair_headers, store_headers, stored_to_flat};
+use crate::wire::ws_events::{
+    EventData, EventObject, WsEventQueue, WS_CLOSE, WS_DRAIN, WS_ERROR, WS_MESSAGE, WS_OPEN,
+    WS_PING, WS_PONG, WS_UPGRADE,
+};
 
 /// `(kind, id, socket on open/upgrade, data or close reason or error text, close code)`.
 pub(crate) type WsEventArgs = FnArgs<(
@@ -72,23 +53,12 @@ pub struct BindingWebSocket {
     pending: Option<Box<(DialedWebSocket, ws::WsDriver, WsLimits)>>,
 }
 
-fn encode_headers<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> Box<[u8]> {
-    let mut out = Vec::new();
-    for (name, value) in pairs {
-        out.extend_from_slice(name.as_bytes());
-        out.push(0);
-        out.extend_from_slice(value);
-        out.push(0);
-    }
-    out.into_boxed_slice()
-}
-
 impl BindingWebSocket {
     pub(crate) fn server_side(handle: WsHandle, request: &Request) -> Self {
         BindingWebSocket {
             handle,
             url: request.target.clone(),
-            headers: encode_headers(
+            headers: store_headers(
                 request
                     .headers
                     .iter()
@@ -165,12 +135,7 @@ impl BindingWebSocket {
     /// Handshake headers: the upgrade request's (server) or the 101 response's (client).
     #[napi(getter)]
     pub fn headers(&self) -> Vec<String> {
-        let mut parts = self.headers.split(|b| *b == 0);
-        let mut pairs = Vec::new();
-        while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
-            pairs.push((std::str::from_utf8(name).unwrap_or_default(), value));
-        }
-        flat_headers(pairs)
+        stored_to_flat(&self.headers)
     }
 
     /// The negotiated subprotocol, empty when none.
@@ -364,7 +329,7 @@ impl BindingPreparedMessage {
 /// which JS drains in batches (`BindingServer.takeWsEvents`).
 enum Sink {
     Callback(WsEventCallback),
-    Queue(Arc<WsEventQueue>),
+    Queue(Arc<WsEventQueue<BindingWebSocket>>),
 }
 
 /// Sends WebSocket events to JS.
@@ -372,189 +337,6 @@ pub(crate) struct JsEvents {
     sink: Sink,
     /// The server has an upgrade hook: sockets go to JS at upgrade time, not at open.
     hook: bool,
-}
-
-/// The payload of a queued event.
-enum EventData {
-    None,
-    Text(String),
-    Binary(Bytes),
-    /// An error event's error; always travels as an object.
-    Error(Fail),
-}
-
-/// A JS object that goes with a queued event: the socket (open, upgrade) or the fail gate
-/// (error).
-enum EventObject {
-    Socket(Box<BindingWebSocket>),
-    Gate(FailGate),
-    /// A payload too large to copy into the batch (see [`INLINE_MAX`]).
-    Text(String),
-    /// The error of an error event.
-    Error(Fail),
-    Binary(Bytes),
-    /// Binary messages that arrived together; the events that follow carry their ranges.
-    Region(Bytes),
-}
-
-/// Payloads up to this size travel inside the batch buffer; larger ones as values of their own
-/// (one copy instead of two, and the batch buffer stays small, so it does not need fresh
-/// memory from the OS every time).
-const INLINE_MAX: usize = 1024;
-
-#[derive(Default)]
-struct QueuedEvents {
-    /// The encoded events, see [`WsEventQueue::push`].
-    bytes: Vec<u8>,
-    objects: Vec<EventObject>,
-}
-
-/// WebSocket events of a server's connections, in order, waiting for the JS thread.
-pub(crate) struct WsEventQueue {
-    events: std::sync::Mutex<QueuedEvents>,
-    wake: Arc<JsWake>,
-}
-
-/// Flags of an encoded event (see [`WsEventQueue::push`]); exported to JS.
-#[napi]
-pub enum WsEventFlag {
-    /// The data is binary.
-    Binary = 1,
-    /// The event has data.
-    Data = 2,
-    /// An object (socket or fail gate) goes with the event.
-    Object = 4,
-    /// The data is an object of the list (a large payload, a region, an error).
-    DataObject = 8,
-    /// The data is a range of the last region.
-    Region = 16,
-}
-
-const EVENT_BINARY: u8 = WsEventFlag::Binary as u8;
-const EVENT_DATA: u8 = WsEventFlag::Data as u8;
-const EVENT_OBJECT: u8 = WsEventFlag::Object as u8;
-const EVENT_DATA_OBJECT: u8 = WsEventFlag::DataObject as u8;
-const EVENT_REGION: u8 = WsEventFlag::Region as u8;
-
-/// Appends one encoded event (the layout is described at [`WsEventQueue::push`]).
-fn encode_event(out: &mut Vec<u8>, kind: u32, flags: u8, code: u32, id: u64, inline: &[u8]) {
-    out.reserve(16 + inline.len());
-    out.push(kind as u8);
-    out.push(flags);
-    out.extend_from_slice(&(code.min(u32::from(u16::MAX)) as u16).to_le_bytes());
-    out.extend_from_slice(&(id as u32).to_le_bytes());
-    out.extend_from_slice(&((id >> 32) as u32).to_le_bytes());
-    out.extend_from_slice(&(inline.len() as u32).to_le_bytes());
-    out.extend_from_slice(inline);
-}
-
-impl WsEventQueue {
-    /// Appends one event, little-endian, read by `src-ts/server-websocket.ts`:
-    /// `u8 kind, u8 flags (1 binary, 2 has data, 4 has an object, 8 the data is an object),
-    /// u16 close code, u32 id low, u32 id high, u32 inline data length, inline data`. The
-    /// objects go to a list of their own, in event order (a payload before a socket or gate).
-    fn push(&self, kind: u32, id: u64, object: Option<EventObject>, data: EventData, code: u32) {
-        let (mut flags, payload): (u8, &[u8]) = match &data {
-            EventData::None => (0, &[]),
-            EventData::Text(text) => (EVENT_DATA, text.as_bytes()),
-            EventData::Binary(bytes) => (EVENT_DATA | EVENT_BINARY, bytes),
-            EventData::Error(_) => (EVENT_DATA, &[]),
-        };
-        let large = payload.len() > INLINE_MAX || matches!(data, EventData::Error(_));
-        if large {
-            flags |= EVENT_DATA_OBJECT;
-        }
-        if object.is_some() {
-            flags |= EVENT_OBJECT;
-        }
-        {
-            let mut q = self.events.lock().unwrap_or_else(|e| e.into_inner());
-            let inline: &[u8] = if large { &[] } else { payload };
-            encode_event(&mut q.bytes, kind, flags, code, id, inline);
-            // The payload object comes before the socket or gate object.
-            if large {
-                q.objects.push(match data {
-                    EventData::Text(text) => EventObject::Text(text),
-                    EventData::Binary(bytes) => EventObject::Binary(bytes),
-                    EventData::Error(fail) => EventObject::Error(fail),
-                    EventData::None => unreachable!("a large payload has data"),
-                });
-            }
-            if let Some(object) = object {
-                q.objects.push(object);
-            }
-        }
-        self.wake.schedule();
-    }
-
-    /// Appends one message event per range of `region`, all at once: the first takes the
-    /// region as its object (flags 8 | 16), each carries `u32 offset, u32 length` as inline
-    /// data (flag 16).
-    fn push_region(&self, id: u64, region: Bytes, ranges: &[std::ops::Range<usize>]) {
-        {
-            let mut q = self.events.lock().unwrap_or_else(|e| e.into_inner());
-            q.bytes.reserve(24 * ranges.len());
-            for (i, range) in ranges.iter().enumerate() {
-                let mut flags = EVENT_DATA | EVENT_BINARY | EVENT_REGION;
-                if i == 0 {
-                    flags |= EVENT_DATA_OBJECT;
-                }
-                let mut slice = [0u8; 8];
-                slice[..4].copy_from_slice(&(range.start as u32).to_le_bytes());
-                slice[4..].copy_from_slice(&(range.len() as u32).to_le_bytes());
-                encode_event(&mut q.bytes, WS_MESSAGE, flags, 0, id, &slice);
-            }
-            q.objects.push(EventObject::Region(region));
-        }
-        self.wake.schedule();
-    }
-
-    /// Every waiting event: `[buffer of encoded events, ...objects]`, or `null` when none waits.
-    pub(crate) fn take<'env>(&self, env: &'env Env) -> Result<Option<Array<'env>>> {
-        self.wake.taking();
-        let taken = {
-            let mut q = self.events.lock().unwrap_or_else(|e| e.into_inner());
-            let capacity = q.bytes.len();
-            QueuedEvents {
-                bytes: std::mem::replace(&mut q.bytes, Vec::with_capacity(capacity)),
-                objects: std::mem::take(&mut q.objects),
-            }
-        };
-        if taken.bytes.is_empty() {
-            return Ok(None);
-        }
-        let mut out = env.create_array(1 + taken.objects.len() as u32)?;
-        out.set(0, Buffer::from(taken.bytes))?;
-        for (i, object) in taken.objects.into_iter().enumerate() {
-            let at = 1 + i as u32;
-            match object {
-                EventObject::Socket(socket) => out.set(at, *socket)?,
-                EventObject::Gate(gate) => out.set(at, BindingFailGate { gate: Some(gate) })?,
-                EventObject::Text(text) => out.set(at, text)?,
-                EventObject::Error(fail) => out.set(at, fail)?,
-                EventObject::Binary(bytes) | EventObject::Region(bytes) => {
-                    out.set(at, lent::to_array_buffer(env, bytes)?)?
-                }
-            }
-        }
-        Ok(Some(out))
-    }
-}
-
-/// Holds back the close frame of a connection this side failed until JS has handled the events
-/// before the error (see `WsEvents::on_error`); JS releases it right after the error event.
-#[napi]
-pub struct BindingFailGate {
-    gate: Option<FailGate>,
-}
-
-#[napi]
-impl BindingFailGate {
-    /// Lets the close frame go.
-    #[napi]
-    pub fn release(&mut self) {
-        self.gate = None;
-    }
 }
 
 impl JsEvents {
@@ -754,7 +536,11 @@ pub struct BindingWsOptions {
 pub(crate) fn server_websocket(
     o: &BindingWsOptions,
     wake: WakeCallback,
-) -> (WsOptions, Arc<dyn WsHandler>, Arc<WsEventQueue>) {
+) -> (
+    WsOptions,
+    Arc<dyn WsHandler>,
+    Arc<WsEventQueue<BindingWebSocket>>,
+) {
     let opts = WsOptions {
         limits: limits(&o.limits),
         deflate: o.compression.as_ref().map(deflate_options),
@@ -762,10 +548,7 @@ pub(crate) fn server_websocket(
         max_connections: o.max_connections as usize,
         handshake_timeout: ms(o.handshake_timeout_ms),
     };
-    let queue = Arc::new(WsEventQueue {
-        events: std::sync::Mutex::new(QueuedEvents::default()),
-        wake: JsWake::new(wake),
-    });
+    let queue = Arc::new(WsEventQueue::new(JsWake::new(wake)));
     let handler = Arc::new(JsEvents {
         sink: Sink::Queue(queue.clone()),
         hook: o.upgrade_hook,
@@ -837,7 +620,7 @@ async fn dial(url: String, options: BindingDialOptions) -> JsResult<BindingWebSo
     let peer = dialed.stream.tcp().and_then(|t| t.peer_addr().ok());
     Ok(BindingWebSocket {
         handle,
-        headers: encode_headers(dialed.headers.iter().map(|(n, v)| (n.as_str(), &v[..]))),
+        headers: store_headers(dialed.headers.iter().map(|(n, v)| (n.as_str(), &v[..]))),
         protocol: dialed.protocol.clone(),
         extensions: dialed.extensions.clone(),
         url,
