@@ -134,3 +134,36 @@ describe('cookie jar with the client', () => {
     expect(seen.at(-1)?.cookie).toBe('sid=xyz; pref=dark; seen=1')
   })
 })
+
+describe('the cookie jar keeps browser limits and the Secure rules', () => {
+  it('refuses oversized cookies and caps a site and the jar', () => {
+    const jar = new CookieJar()
+    expect(jar.setCookie(`big=${'v'.repeat(4096)}`, 'https://example.com/')).toBeNull()
+    expect(jar.setCookie(`ok=${'v'.repeat(4000)}`, 'https://example.com/')).not.toBeNull()
+    for (let i = 0; i < 300; i++) jar.setCookie(`c${i}=1; Domain=example.com`, `https://a${i % 5}.example.com/`)
+    const names = jar.getCookies('https://www.example.com/').map((c) => c.name)
+    expect(names.length).toBe(180)
+    expect(names).toContain('c299')
+    expect(names).not.toContain('c119')
+    expect(jar.getCookieString('https://www.example.com/').length).toBeLessThan(180 * 12)
+    for (let site = 0; site < 40; site++) {
+      for (let i = 0; i < 100; i++) jar.setCookie(`k${i}=1`, `https://site${site}.com/`)
+    }
+    expect(jar.getCookies('https://site0.com/')).toEqual([])
+    expect(jar.getCookies('https://site39.com/').length).toBe(100)
+  })
+
+  it('stores Secure cookies only from secure origins and lets no http response overwrite one', () => {
+    const jar = new CookieJar()
+    expect(jar.setCookie('s=1; Secure', 'http://example.com/')).toBeNull()
+    expect(jar.setCookie('s=1; Secure', 'https://example.com/')).not.toBeNull()
+    expect(jar.setCookie('s=evil', 'http://example.com/')).toBeNull()
+    expect(jar.setCookie('s=evil; Domain=example.com', 'http://sub.example.com/')).toBeNull()
+    expect(jar.getCookieString('https://example.com/')).toBe('s=1')
+    expect(jar.getCookieString('http://example.com/')).toBe('')
+    // Loopback counts as secure, as in browsers.
+    expect(jar.setCookie('dev=1; Secure', 'http://127.0.0.1:3000/')).not.toBeNull()
+    expect(jar.getCookieString('http://localhost:3000/')).toBe('')
+    expect(jar.getCookieString('http://127.0.0.1:3000/')).toBe('dev=1')
+  })
+})

@@ -186,3 +186,52 @@ export async function caught(fn: () => unknown): Promise<{ code?: string; messag
   }
   throw new Error('expected an error, none was thrown')
 }
+
+export interface RawResponse {
+  status: number
+  headers: Map<string, string>
+  body: Buffer
+}
+
+/**
+ * Sends `data` on one connection and parses `count` HTTP/1.1 responses off the wire, framed
+ * strictly by their Content-Length (as a keep-alive client would), plus whatever bytes follow.
+ */
+export async function exchange(
+  port: number,
+  data: string,
+  count: number,
+  bodiless = false,
+): Promise<{ responses: RawResponse[]; rest: Buffer }> {
+  const socket = net.connect(port, '127.0.0.1')
+  await once(socket, 'connect')
+  socket.write(data)
+  let buf = Buffer.alloc(0)
+  const responses: RawResponse[] = []
+  const parse = (): boolean => {
+    for (;;) {
+      if (responses.length === count) return true
+      const end = buf.indexOf('\r\n\r\n')
+      if (end < 0) return false
+      const lines = buf.subarray(0, end).toString('latin1').split('\r\n')
+      const status = Number(lines[0]?.split(' ')[1])
+      const headers = new Map<string, string>()
+      for (const line of lines.slice(1)) {
+        const i = line.indexOf(':')
+        headers.set(line.slice(0, i).trim().toLowerCase(), line.slice(i + 1).trim())
+      }
+      const length = bodiless ? 0 : Number(headers.get('content-length') ?? '0')
+      if (buf.length < end + 4 + length) return false
+      responses.push({ status, headers, body: buf.subarray(end + 4, end + 4 + length) })
+      buf = buf.subarray(end + 4 + length)
+    }
+  }
+  socket.on('data', (chunk: Buffer) => {
+    buf = Buffer.concat([buf, chunk])
+    if (parse()) setTimeout(() => socket.destroy(), 100)
+  })
+  socket.on('error', () => {})
+  await once(socket, 'close')
+  parse()
+  return { responses, rest: buf }
+}

@@ -3,7 +3,8 @@
 import { once } from 'node:events'
 import { type Server, serve, serveWebSocket, WebSocket } from 'hypersock'
 import { afterEach, describe, expect, it } from 'vitest'
-import { rawExchange } from './helpers.js'
+import WS from 'ws'
+import { exchange, rawExchange } from './helpers.js'
 import { frame, RawClient } from './ws-raw.js'
 
 const servers: Server[] = []
@@ -172,5 +173,62 @@ describe('WebSocket bad frames', () => {
     raw.send(frame(8, Buffer.from([0x03, 0xe8])))
     expect(await raw.closeCode()).toBe(1000)
     raw.destroy()
+  })
+})
+
+/** A server on loopback, stopped after the test. */
+async function start(options: Parameters<typeof serve>[0]): Promise<Server> {
+  const server = await serve({ hostname: '127.0.0.1', port: 0, ...options })
+  servers.push(server)
+  return server
+}
+
+describe('WebSocket handshake and counters', () => {
+  it('answers 400 to a repeated Sec-WebSocket-Key or Sec-WebSocket-Version', async () => {
+    const server = await start({ fetch: () => 'x', websocket: { message() {} } })
+    const base = 'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+    const key = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+    const version = 'Sec-WebSocket-Version: 13\r\n'
+    for (const head of [base + key + key + version, base + key + version + version]) {
+      const { responses } = await exchange(server.port, `${head}\r\n`, 1)
+      expect(responses[0]?.status).toBe(400)
+      expect(responses[0]?.body.toString()).toMatch(/must appear once/)
+    }
+    const ok = await exchange(server.port, `${base + key + version}\r\n`, 1, true)
+    expect(ok.responses[0]?.status).toBe(101)
+  })
+
+  it('counts WebSockets in webSocketsTotal and their connections in connectionsOpen', async () => {
+    const server = await start({
+      fetch: () => 'x',
+      websocket: {
+        message(ws, data) {
+          ws.send(data)
+        },
+      },
+    })
+    const clients = await Promise.all(
+      Array.from({ length: 3 }, async () => {
+        const ws = new WS(`ws://127.0.0.1:${server.port}/`)
+        await once(ws, 'open')
+        ws.send('hi')
+        await once(ws, 'message')
+        return ws
+      }),
+    )
+    const stats = server.stats()
+    expect(stats.webSocketsTotal).toBe(3)
+    expect(stats.webSocketsOpen).toBe(3)
+    expect(stats.connectionsOpen).toBe(3)
+    expect(server.metrics()).toMatch(/hypersock_websockets_total 3\n/)
+    await Promise.all(
+      clients.map((ws) => {
+        ws.close()
+        return once(ws, 'close')
+      }),
+    )
+    for (let i = 0; i < 500 && server.stats().connectionsOpen > 0; i++) await new Promise((r) => setTimeout(r, 10))
+    expect(server.stats().connectionsOpen).toBe(0)
+    expect(server.stats().webSocketsTotal).toBe(3)
   })
 })
