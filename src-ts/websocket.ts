@@ -133,9 +133,8 @@ export class WebSocket extends EventTarget {
   #pendingClose: [number, string] | undefined
   #keepAlive: ReturnType<typeof setInterval> | undefined
   #handlers = new Map<string, EventListener>()
-  #sinks = new Set<(item: IteratorResult<string | Buffer>) => void>()
-  /** What the open iterators hold, unread (see `[Symbol.asyncIterator]`). */
-  #backlogs = new Set<Backlog>()
+  /** The open iterators: how each takes an item, and what it holds unread (see `[Symbol.asyncIterator]`). */
+  #iterators = new Map<(item: IteratorResult<string | Buffer>) => void, Backlog>()
   /** Reading from the peer is held because an iterator's backlog is full. */
   #readingHeld = false
 
@@ -209,7 +208,7 @@ export class WebSocket extends EventTarget {
     code: number,
   ): void => {
     if (kind === WsEvent.Message && data != null && !(data instanceof Error)) {
-      for (const sink of this.#sinks) sink({ value: data, done: false })
+      for (const sink of this.#iterators.keys()) sink({ value: data, done: false })
       this.dispatchEvent(new MessageEvent('message', { data: this.#convert(data) }))
     } else if (kind === WsEvent.Error && data instanceof Error) {
       const error = fromNative(data)
@@ -230,7 +229,7 @@ export class WebSocket extends EventTarget {
   }
 
   #finishIterators(): void {
-    for (const sink of this.#sinks) sink({ value: undefined, done: true })
+    for (const sink of this.#iterators.keys()) sink({ value: undefined, done: true })
   }
 
   /** `CONNECTING`, `OPEN`, `CLOSING` or `CLOSED` (0-3). */
@@ -361,12 +360,10 @@ export class WebSocket extends EventTarget {
     }
     if (this.#state === ReadyState.CLOSED) backlog.items.push({ value: undefined, done: true })
     else {
-      this.#sinks.add(sink)
-      this.#backlogs.add(backlog)
+      this.#iterators.set(sink, backlog)
     }
     const stop = () => {
-      this.#sinks.delete(sink)
-      this.#backlogs.delete(backlog)
+      this.#iterators.delete(sink)
       this.#releaseReading()
       return Promise.resolve({ value: undefined, done: true } as IteratorResult<string | Buffer>)
     }
@@ -375,8 +372,7 @@ export class WebSocket extends EventTarget {
         const item = backlog.items.shift()
         if (item) {
           if (item.done) {
-            this.#sinks.delete(sink)
-            this.#backlogs.delete(backlog)
+            this.#iterators.delete(sink)
           } else backlog.bytes -= item.value.length
           this.#releaseReading()
           return Promise.resolve(item)
@@ -392,7 +388,7 @@ export class WebSocket extends EventTarget {
   /** Resumes reading once every iterator is down to a quarter of its limits. */
   #releaseReading(): void {
     if (!this.#readingHeld) return
-    for (const b of this.#backlogs) {
+    for (const b of this.#iterators.values()) {
       if (b.items.length > ITERATOR_MAX_MESSAGES / 4 || b.bytes > ITERATOR_MAX_BYTES / 4) return
     }
     this.#readingHeld = false
