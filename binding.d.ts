@@ -73,6 +73,8 @@ export declare class BindingCancel {
 
 /** A pooled HTTP client. */
 export declare class BindingClient {
+  /** The largest response body this client reads, in bytes. */
+  get maxResponseSize(): number
   constructor(options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null, cookieJar?: BindingCookieJar | undefined | null)
   /** The handle `clientRequest` takes. */
   requestHandle(): ExternalObject<Client>
@@ -101,7 +103,7 @@ export declare class BindingCookieJar {
 
 /** A Server-Sent Events connection that reconnects by itself; read with `next()`. */
 export declare class BindingEventSource {
-  constructor(client: BindingClient, url: string, headers: Array<string>, retryMs: number, maxReconnects?: number | undefined | null, lastEventId?: string | undefined | null, maxEventSize?: number | undefined | null)
+  constructor(client: BindingClient, url: string, headers: Array<string>, retryMs?: number | undefined | null, maxReconnects?: number | undefined | null, lastEventId?: string | undefined | null, maxEventSize?: number | undefined | null)
   /** The next items, or null once closed. */
   next(): Promise<Array<BindingSseItem> | null>
   /** Closes the stream; a pending `next()` resolves to null. */
@@ -201,9 +203,9 @@ export declare class BindingServer {
    */
   replyHandle(): ExternalObject<'ServerInbox'>
   /** Sends the response head of request `id` now and returns a sink for the body chunks. */
-  respondStream(id: number, status: number, count: number, headers: string): BindingBodySink
+  respondStream(id: number, status: number, headers: Array<string>): BindingBodySink
   /** Answers request `id` with 101 and `headers` and returns the raw connection. */
-  respondUpgrade(id: number, count: number, headers: string): BindingRawSocket
+  respondUpgrade(id: number, headers: Array<string>): BindingRawSocket
   /** The streamed body of request `id`; `null` once taken or answered. */
   takeBodyStream(id: number): BindingBodyStream | null
   /**
@@ -311,29 +313,32 @@ export interface BindingCertificateOptions {
   notAfter?: number
 }
 
-/** Options of `new BindingClient`, defaulted and validated by the TS layer. */
+/**
+ * Options of `new BindingClient`, validated by the TS layer; what it leaves out takes the
+ * engine's default (`ClientOptions::default()`).
+ */
 export interface BindingClientOptions {
   connectTimeoutMs?: number
   headersTimeoutMs?: number
   bodyTimeoutMs?: number
   timeoutMs?: number
-  poolIdleTimeoutMs: number
-  poolMaxIdlePerHost: number
+  poolIdleTimeoutMs?: number
+  poolMaxIdlePerHost?: number
   maxConnectionsPerHost?: number
-  maxResponseSize: number
-  http2: string
+  maxResponseSize?: number
+  http2?: string
   tls?: BindingTlsOptions
-  redirectMode: string
-  maxRedirects: number
-  allowInsecureRedirect: boolean
-  retryAttempts: number
-  retryBaseDelayMs: number
-  retryMaxDelayMs: number
+  redirectMode?: string
+  maxRedirects?: number
+  allowInsecureRedirect?: boolean
+  retryAttempts?: number
+  retryBaseDelayMs?: number
+  retryMaxDelayMs?: number
   retryStatuses?: Array<number>
   retryMethods?: Array<string>
-  maxRetryAfterMs: number
-  decompress: boolean
-  maxDecodedSize: number
+  maxRetryAfterMs?: number
+  decompress?: boolean
+  maxDecodedSize?: number
   proxy?: string
   proxyFromEnv: boolean
   noProxy?: Array<string>
@@ -357,26 +362,26 @@ export interface BindingCookie {
 
 /** permessage-deflate settings, defaulted by the TS layer. */
 export interface BindingDeflateOptions {
-  serverNoContextTakeover: boolean
-  clientNoContextTakeover: boolean
-  serverMaxWindowBits: number
-  clientMaxWindowBits: number
-  threshold: number
-  level: number
-  memLevel: number
+  serverNoContextTakeover?: boolean
+  clientNoContextTakeover?: boolean
+  serverMaxWindowBits?: number
+  clientMaxWindowBits?: number
+  threshold?: number
+  level?: number
+  memLevel?: number
 }
 
-/** Options of `dialWebSocket`, defaulted by the TS layer. */
+/** Options of `dialWebSocket`, validated by the TS layer; defaults from `DialOptions`. */
 export interface BindingDialOptions {
   protocols: Array<string>
   headers: Array<string>
-  handshakeTimeoutMs: number
+  handshakeTimeoutMs?: number
   limits: BindingWsLimits
-  compression?: BindingDeflateOptions
+  compression?: boolean | BindingDeflateOptions
   /** Extra trusted CA certificates (PEM) for `wss://`. */
   ca?: string
-  /** Verify the server certificate (default true in the TS layer). */
-  rejectUnauthorized: boolean
+  /** Verify the server certificate (default true). */
+  rejectUnauthorized?: boolean
   /** TLS server name instead of the URL's host. */
   servername?: string
   /** Client certificate chain (PEM) for mutual TLS. */
@@ -401,9 +406,9 @@ export interface BindingHop {
 /** Hub settings, defaulted by the TS layer. */
 export interface BindingHubOptions {
   /** 0: skip a receiver over the limit, 1: drop it (close 1008). */
-  slowPolicy: number
+  slowPolicy?: number
   /** Queued bytes past which a receiver is slow; 0 uses each connection's `maxBackpressure`. */
-  maxBackpressure: number
+  maxBackpressure?: number
 }
 
 /** One part: its name, filename and type, and where its content lies in the body. */
@@ -421,12 +426,15 @@ export interface BindingPoolStats {
   opened: number
 }
 
-/** Options of `useRedis`, defaulted by the TS layer. */
+/**
+ * Options of `useRedis`, validated by the TS layer; what it leaves out takes the engine's
+ * default (`RedisOptions::default()`).
+ */
 export interface BindingRedisOptions {
-  url: string
-  channel: string
-  requestTimeoutMs: number
-  maxQueue: number
+  url?: string
+  channel?: string
+  requestTimeoutMs?: number
+  maxQueue?: number
   /** TLS settings of a `rediss://` URL. */
   tls?: BindingTlsOptions
 }
@@ -460,23 +468,26 @@ export interface BindingRetryContext {
   delayMs: number
 }
 
-/** Options of `startServer`, validated and defaulted by the TS layer. Times in ms; 0 = none. */
+/**
+ * Options of `startServer`, validated by the TS layer. What JS leaves out takes the engine's
+ * default (`ServerOptions::default()`). Times in ms; 0 = none.
+ */
 export interface BindingServerOptions {
-  hostname: string
+  hostname?: string
   port: number
   unix?: string
-  reusePort: boolean
+  reusePort?: boolean
   /** 0: HTTP/1.1 only, 1: HTTP/1.1 and h2c, 2: HTTP/2 only. */
   protocols: number
-  maxBodySize: number
-  headerReadTimeoutMs: number
-  idleTimeoutMs: number
-  requestTimeoutMs: number
-  maxHeaderSize: number
-  maxHeaders: number
-  maxConnections: number
-  maxConcurrentRequests: number
-  maxQueuedRequests: number
+  maxBodySize?: number
+  headerReadTimeoutMs?: number
+  idleTimeoutMs?: number
+  requestTimeoutMs?: number
+  maxHeaderSize?: number
+  maxHeaders?: number
+  maxConnections?: number
+  maxConcurrentRequests?: number
+  maxQueuedRequests?: number
   serverName?: string
   /** Serve HTTPS with these certificates. */
   tls?: BindingServerTls
@@ -540,27 +551,28 @@ export interface BindingTlsOptions {
 }
 
 /**
- * Limits shared by the server and the client, defaulted by the TS layer. Times in ms
- * (0 disables idle timeout and heartbeat).
+ * Limits shared by the server and the client, validated by the TS layer; what it leaves out
+ * takes the role's default (`WsOptions::default()`, `DialOptions::default()`). Times in ms
+ * (0 disables idle timeout and heartbeat). The frame limit defaults to the message limit.
  */
 export interface BindingWsLimits {
-  maxMessageSize: number
-  maxFrameSize: number
-  closeTimeoutMs: number
-  idleTimeoutMs: number
-  pingIntervalMs: number
-  pongTimeoutMs: number
-  highWaterMark: number
-  maxBackpressure: number
+  maxMessageSize?: number
+  maxFrameSize?: number
+  closeTimeoutMs?: number
+  idleTimeoutMs?: number
+  pingIntervalMs?: number
+  pongTimeoutMs?: number
+  highWaterMark?: number
+  maxBackpressure?: number
 }
 
-/** WebSocket options of a server, defaulted by the TS layer. */
+/** WebSocket options of a server, validated by the TS layer; defaults from `WsOptions`. */
 export interface BindingWsOptions {
   limits: BindingWsLimits
-  compression?: BindingDeflateOptions
+  compression?: boolean | BindingDeflateOptions
   allowedOrigins?: Array<string>
-  maxConnections: number
-  handshakeTimeoutMs: number
+  maxConnections?: number
+  handshakeTimeoutMs?: number
   /** The TS layer has an `upgrade` hook: sockets are handed over before the 101. */
   upgradeHook: boolean
 }
@@ -592,12 +604,11 @@ export declare function parseMultipart(body: Uint8Array, boundary: string, maxPa
 export declare function requestMethods(): Array<string>
 
 /**
- * Sends a whole response to request `id` of the server of `inbox` (`replyHandle`): `count`
- * header pairs joined by `
-` in `headers`. Returns false if it was answered already or the
+ * Sends a whole response to request `id` of the server of `inbox` (`replyHandle`), with the
+ * flat header list `headers`. Returns false if it was answered already or the
  * client is gone.
  */
-export declare function respond(inbox: ExternalObject<'ServerInbox'>, id: number, status: number, count: number, headers: string, body?: string | Uint8Array | undefined | null): boolean
+export declare function respond(inbox: ExternalObject<'ServerInbox'>, id: number, status: number, headers: Array<string>, body?: string | Uint8Array | undefined | null): boolean
 
 /**
  * Binds and starts a server. `onRequest` is called when requests wait in `takeRequests`;

@@ -6,9 +6,8 @@ import net from 'node:net'
 import zlib from 'node:zlib'
 import { Client, EventSource, type HypersockError } from 'hypersock'
 import { describe, expect, it } from 'vitest'
-import { caught, nodeHttpPeers, trackServers } from './helpers.js'
+import { caught, nodeHttpPeers } from './helpers.js'
 
-const _track = trackServers()
 const peers = nodeHttpPeers()
 
 describe('the client stops inside its limits', () => {

@@ -2,7 +2,7 @@
 import { once } from 'node:events'
 import http from 'node:http'
 import net from 'node:net'
-import type { Hub, ServerWebSocket } from 'hypersock'
+import type { CloseEvent, ErrorEvent, Hub, Server, ServerWebSocket, WebSocket } from 'hypersock'
 import { afterEach } from 'vitest'
 
 /** True once `text` holds a whole HTTP response (head plus a Content-Length body). */
@@ -234,4 +234,42 @@ export async function exchange(
   await once(socket, 'close')
   parse()
   return { responses, rest: buf }
+}
+
+/** Sends a request with node:http and returns status, headers and the body chunks as they came. */
+export function nodeRequest(
+  url: URL | string,
+  options: http.RequestOptions & { body?: Buffer | Buffer[] } = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; chunks: Buffer[] }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, options, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, chunks }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    const body = options.body
+    if (Array.isArray(body)) for (const part of body) req.write(part)
+    else if (body) req.write(body)
+    req.end()
+  })
+}
+
+export function wsUrl(server: Server<unknown>, path = '/'): string {
+  return `ws://127.0.0.1:${server.port}${path}`
+}
+
+export function nextMessage(ws: WebSocket): Promise<unknown> {
+  return new Promise((resolve) =>
+    ws.addEventListener('message', (e) => resolve((e as MessageEvent).data), { once: true }),
+  )
+}
+
+export function closeEvent(ws: WebSocket): Promise<CloseEvent> {
+  return new Promise((r) => ws.addEventListener('close', (e) => r(e as CloseEvent), { once: true }))
+}
+
+export function errorEvent(ws: WebSocket): Promise<ErrorEvent> {
+  return new Promise((r) => ws.addEventListener('error', (e) => r(e as ErrorEvent), { once: true }))
 }

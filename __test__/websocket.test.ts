@@ -10,7 +10,7 @@ import {
 } from 'hypersock'
 import { describe, expect, it } from 'vitest'
 import WS, { WebSocketServer } from 'ws'
-import { deferred, freePort, trackServers } from './helpers.js'
+import { deferred, freePort, nextMessage, trackServers } from './helpers.js'
 
 const track = trackServers()
 
@@ -36,12 +36,6 @@ async function echoServer(options: { maxMessageSize?: number } = {}) {
   track(server)
   const wsUrl = server.url.href.replace('http:', 'ws:')
   return { server, wsUrl, closed: closed.promise, opened: opened.promise }
-}
-
-function nextMessage(ws: WebSocket): Promise<unknown> {
-  return new Promise((resolve) =>
-    ws.addEventListener('message', (e) => resolve((e as MessageEvent).data), { once: true }),
-  )
 }
 
 describe('WebSocket: hypersock client and server', () => {

@@ -1,10 +1,11 @@
-import { flattenHeaders, hasHeader, headersFromFlat } from './body.js'
 import { type ClientBodyInit, chunkBytes, prepareBody } from './client-body.js'
 import { type CookieJar, nativeJar } from './cookie-jar.js'
 import { AbortError, fromNative, HypersockError, InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
 import { type ProxyOptions, proxyOptions } from './proxy.js'
 import { CLIENT_TLS_FIELDS, checkTlsOptions, type PeerCertificate, parseTls, type TlsDetails } from './tls.js'
+import { checkOptions, optionKeys } from './validate.js'
+import { flattenHeaders, hasHeader, headersFromFlat } from './wire/headers.js'
 
 export type { ProxyOptions } from './proxy.js'
 
@@ -393,10 +394,10 @@ function retryHook(
   }
 }
 
-function redirectOptions(r: RedirectOptions | undefined): { mode: string; max: number; allowInsecure: boolean } {
-  if (r === undefined) return { mode: 'follow', max: 10, allowInsecure: false }
-  if (typeof r === 'string') return { mode: r, max: 10, allowInsecure: false }
-  return { mode: r.mode ?? 'follow', max: checkCount('redirect.max', r.max, 0) ?? 10, allowInsecure: !!r.allowInsecure }
+function redirectOptions(r: RedirectOptions | undefined): { mode?: string; max?: number; allowInsecure?: boolean } {
+  if (r === undefined) return {}
+  if (typeof r === 'string') return { mode: r }
+  return { mode: r.mode, max: checkCount('redirect.max', r.max, 0), allowInsecure: r.allowInsecure }
 }
 
 /** @internal The addon's form of client TLS options (the HTTP client and the Redis adapter). */
@@ -416,32 +417,92 @@ export function nativeTlsOptions(tls: ClientTlsOptions | undefined): Binding.Bin
   )
 }
 
+const CLIENT_KEYS = optionKeys<ClientOptions>({
+  timeout: true,
+  connectTimeout: true,
+  headersTimeout: true,
+  bodyTimeout: true,
+  poolIdleTimeout: true,
+  maxIdlePerHost: true,
+  maxConnectionsPerHost: true,
+  maxResponseSize: true,
+  headers: true,
+  http2: true,
+  tls: true,
+  redirect: true,
+  retry: true,
+  decompress: true,
+  maxDecodedSize: true,
+  proxy: true,
+  socketPath: true,
+  cookieJar: true,
+})
+const RETRY_KEYS = optionKeys<Exclude<RetryOptions, number>>({
+  attempts: true,
+  baseDelay: true,
+  maxDelay: true,
+  statuses: true,
+  methods: true,
+  maxRetryAfter: true,
+  shouldRetry: true,
+})
+const REDIRECT_KEYS = optionKeys<Exclude<RedirectOptions, string>>({ mode: true, max: true, allowInsecure: true })
+/**
+ * The keys of a request's `init`: ours, and those of WHATWG `RequestInit` that have no meaning
+ * outside a browser and are accepted and ignored, as Node's own `fetch` does.
+ */
+const REQUEST_INIT_KEYS: ReadonlySet<string> = new Set([
+  ...optionKeys<RequestInit>({
+    method: true,
+    headers: true,
+    body: true,
+    signal: true,
+    onUploadProgress: true,
+    onDownloadProgress: true,
+  }),
+  'cache',
+  'credentials',
+  'integrity',
+  'keepalive',
+  'mode',
+  'priority',
+  'referrer',
+  'referrerPolicy',
+  'window',
+  'duplex',
+])
+
 /** @internal Builds the native options of a client. */
 export function nativeClientOptions(options: ClientOptions): Binding.BindingClientOptions {
-  const retry = typeof options.retry === 'number' ? { attempts: options.retry } : (options.retry ?? { attempts: 1 })
+  checkOptions('new Client()', options, CLIENT_KEYS)
+  if (typeof options.retry === 'object') checkOptions('retry', options.retry, RETRY_KEYS)
+  if (typeof options.redirect === 'object') checkOptions('redirect', options.redirect, REDIRECT_KEYS)
+  const retry = typeof options.retry === 'number' ? { attempts: options.retry } : (options.retry ?? {})
+  // A retry object without `attempts` means 3 tries; no retry option, the engine's default (1).
+  const attempts = options.retry === undefined ? undefined : (retry.attempts ?? 3)
   const redirect = redirectOptions(options.redirect)
   return {
-    connectTimeoutMs: checkTime('connectTimeout', options.connectTimeout ?? 10_000),
+    connectTimeoutMs: checkTime('connectTimeout', options.connectTimeout),
     headersTimeoutMs: checkTime('headersTimeout', options.headersTimeout),
     bodyTimeoutMs: checkTime('bodyTimeout', options.bodyTimeout),
     timeoutMs: checkTime('timeout', options.timeout),
-    poolIdleTimeoutMs: checkTime('poolIdleTimeout', options.poolIdleTimeout ?? 60_000) as number,
-    poolMaxIdlePerHost: checkCount('maxIdlePerHost', options.maxIdlePerHost, 0) ?? 64,
+    poolIdleTimeoutMs: checkTime('poolIdleTimeout', options.poolIdleTimeout),
+    poolMaxIdlePerHost: checkCount('maxIdlePerHost', options.maxIdlePerHost, 0),
     maxConnectionsPerHost: checkCount('maxConnectionsPerHost', options.maxConnectionsPerHost, 1),
-    maxResponseSize: options.maxResponseSize ?? 256 * 1024 * 1024,
-    http2: options.http2 ?? 'auto',
+    maxResponseSize: options.maxResponseSize,
+    http2: options.http2,
     tls: nativeTlsOptions(options.tls),
     redirectMode: redirect.mode,
     maxRedirects: redirect.max,
     allowInsecureRedirect: redirect.allowInsecure,
-    retryAttempts: checkCount('retry.attempts', retry.attempts ?? 3, 1) as number,
-    retryBaseDelayMs: checkTime('retry.baseDelay', retry.baseDelay ?? 100) as number,
-    retryMaxDelayMs: checkTime('retry.maxDelay', retry.maxDelay ?? 10_000) as number,
+    retryAttempts: checkCount('retry.attempts', attempts, 1),
+    retryBaseDelayMs: checkTime('retry.baseDelay', retry.baseDelay),
+    retryMaxDelayMs: checkTime('retry.maxDelay', retry.maxDelay),
     retryStatuses: retry.statuses,
     retryMethods: retry.methods,
-    maxRetryAfterMs: checkTime('retry.maxRetryAfter', retry.maxRetryAfter ?? 60_000) as number,
-    decompress: options.decompress !== false,
-    maxDecodedSize: options.maxDecodedSize ?? 1024 * 1024 * 1024,
+    maxRetryAfterMs: checkTime('retry.maxRetryAfter', retry.maxRetryAfter),
+    decompress: options.decompress,
+    maxDecodedSize: options.maxDecodedSize,
     ...proxyOptions(options.proxy),
     unixSocket: options.socketPath,
   }
@@ -483,7 +544,7 @@ export class Client {
     clientNatives.set(this, this.#native)
     this.#handle = this.#native.requestHandle()
     this.#headers = flattenHeaders(options.headers)
-    this.#maxSize = options.maxResponseSize ?? 256 * 1024 * 1024
+    this.#maxSize = this.#native.maxResponseSize
   }
 
   /** Connection counters of the pool. */
@@ -495,6 +556,7 @@ export class Client {
   async fetch(input: string | URL, init: RequestInit = {}): Promise<Response> {
     // The URL is parsed once, in Rust (WHATWG rules); a bad one is ERR_INVALID_URL.
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : String(input)
+    checkOptions('fetch()', init, REQUEST_INIT_KEYS)
     const method = (init.method ?? 'GET').toUpperCase()
     const headers = flattenHeaders(init.headers)
     for (let i = 0; i < this.#headers.length; i += 2) {

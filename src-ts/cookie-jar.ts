@@ -1,6 +1,7 @@
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { fromNative } from './errors.js'
 import { type Binding, native } from './native.js'
+import { checkOptions, optionKeys } from './validate.js'
 
 /** A stored cookie. */
 export interface Cookie {
@@ -34,6 +35,9 @@ export interface SaveOptions {
   /** Save session cookies (those without Expires/Max-Age) too. Default false. */
   includeSession?: boolean
 }
+
+const JAR_KEYS = optionKeys<CookieJarOptions>({ clock: true })
+const SAVE_KEYS = optionKeys<SaveOptions>({ includeSession: true })
 
 const natives = new WeakMap<CookieJar, Binding.BindingCookieJar>()
 
@@ -77,6 +81,7 @@ export class CookieJar {
   #clock: () => number
 
   constructor(options: CookieJarOptions = {}) {
+    checkOptions('new CookieJar()', options, JAR_KEYS)
     natives.set(this, new native.BindingCookieJar())
     this.#clock = options.clock ?? Date.now
   }
@@ -124,6 +129,7 @@ export class CookieJar {
 
   /** Writes the cookies to a file (atomically: a temporary file, then a rename). */
   async save(path: string, options: SaveOptions = {}): Promise<void> {
+    checkOptions('cookieJar.save()', options, SAVE_KEYS)
     const tmp = `${path}.${process.pid}.tmp`
     await writeFile(tmp, this.serialize(options), { mode: 0o600 })
     await rename(tmp, path)

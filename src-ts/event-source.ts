@@ -1,7 +1,8 @@
-import { flattenHeaders } from './body.js'
 import { type Client, getDefaultClient, nativeClient } from './client.js'
 import { fromNative, InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
+import { checkOptions, optionKeys } from './validate.js'
+import { flattenHeaders } from './wire/headers.js'
 
 /** Options of an {@link EventSource}. */
 export interface EventSourceInit {
@@ -23,6 +24,16 @@ export interface EventSourceInit {
    */
   maxEventSize?: number
 }
+
+const EVENT_SOURCE_KEYS = optionKeys<EventSourceInit>({
+  withCredentials: true,
+  client: true,
+  headers: true,
+  retry: true,
+  maxReconnects: true,
+  lastEventId: true,
+  maxEventSize: true,
+})
 
 /** An error event of an {@link EventSource}; `error` is set when the stream failed for good. */
 export class EventSourceErrorEvent extends Event {
@@ -68,6 +79,7 @@ export class EventSource extends EventTarget {
   #failure: unknown = undefined
 
   constructor(url: string | URL, init: EventSourceInit = {}) {
+    checkOptions('new EventSource()', init, EVENT_SOURCE_KEYS)
     super()
     let parsed: URL
     try {
@@ -78,12 +90,12 @@ export class EventSource extends EventTarget {
     this.url = parsed.href
     this.#origin = parsed.origin
     this.withCredentials = !!init.withCredentials
-    const retry = init.retry ?? 3000
-    if (!Number.isFinite(retry) || retry < 0) {
+    const retry = init.retry
+    if (retry !== undefined && (!Number.isFinite(retry) || retry < 0 || retry > 0xffffffff)) {
       throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'retry must be a number of milliseconds')
     }
-    const maxEventSize = init.maxEventSize ?? 4 * 1024 * 1024
-    if (!Number.isSafeInteger(maxEventSize) || maxEventSize < 1) {
+    const maxEventSize = init.maxEventSize
+    if (maxEventSize !== undefined && (!Number.isSafeInteger(maxEventSize) || maxEventSize < 1)) {
       throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'maxEventSize must be a positive number of bytes')
     }
     try {
@@ -91,7 +103,7 @@ export class EventSource extends EventTarget {
         nativeClient(init.client ?? getDefaultClient()),
         this.url,
         flattenHeaders(init.headers),
-        Math.floor(retry),
+        retry === undefined ? undefined : Math.floor(retry),
         init.maxReconnects,
         init.lastEventId,
         maxEventSize,

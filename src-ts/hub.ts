@@ -4,6 +4,7 @@ import { fromNative, InvalidArgumentError, WebSocketError } from './errors.js'
 import { type Binding, native } from './native.js'
 import type { ServerWebSocket } from './server-websocket.js'
 import { CLIENT_TLS_FIELDS, checkTlsOptions } from './tls.js'
+import { checkOptions, optionKeys } from './validate.js'
 import { binaryPayload, PreparedMessage } from './websocket-common.js'
 
 /** A connection, or its id. */
@@ -93,6 +94,7 @@ export class Hub<Data = unknown> {
 
   /** Makes a hub; hand it to `serve({ websocket: { hub } })` or `serveWebSocket({ hub })`. */
   constructor(options: HubOptions = {}) {
+    checkOptions('new Hub()', options, HUB_KEYS)
     const { slowConsumer = 'skip', maxBackpressure } = options
     if (slowConsumer !== 'skip' && slowConsumer !== 'close') {
       throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', "slowConsumer must be 'skip' or 'close'")
@@ -110,8 +112,8 @@ export class Hub<Data = unknown> {
   /** @internal The addon's settings. */
   bindingOptions(): Binding.BindingHubOptions {
     return {
-      slowPolicy: this.#options.slowConsumer === 'close' ? 1 : 0,
-      maxBackpressure: this.#options.maxBackpressure ?? 0,
+      slowPolicy: this.#options.slowConsumer === undefined ? undefined : this.#options.slowConsumer === 'close' ? 1 : 0,
+      maxBackpressure: this.#options.maxBackpressure,
     }
   }
 
@@ -282,6 +284,14 @@ export interface RedisAdapterOptions {
 }
 
 const AdapterEvent = native.AdapterEventKind
+const HUB_KEYS = optionKeys<HubOptions>({ slowConsumer: true, maxBackpressure: true, adapter: true })
+const REDIS_ADAPTER_KEYS = optionKeys<RedisAdapterOptions>({
+  url: true,
+  channel: true,
+  requestTimeout: true,
+  maxQueue: true,
+  tls: true,
+})
 
 /**
  * Relays a hub's publishes between processes and machines through Redis pub/sub, so that a
@@ -295,7 +305,7 @@ const AdapterEvent = native.AdapterEventKind
  * pub/sub relay.
  */
 export class RedisAdapter extends EventEmitter {
-  #options: Required<Omit<RedisAdapterOptions, 'tls'>> & Pick<RedisAdapterOptions, 'tls'>
+  #options: RedisAdapterOptions
   #hub: Binding.BindingHub | undefined
   #connected = false
   #claimed = false
@@ -303,29 +313,31 @@ export class RedisAdapter extends EventEmitter {
   #resolveReady: () => void = () => {}
 
   /** Makes an adapter; pass it as `new Hub({ adapter })`. */
-  constructor(options: RedisAdapterOptions = {}) {
+  constructor(options: RedisAdapterOptions | string = {}) {
     super()
-    const url = options.url ?? 'redis://127.0.0.1:6379'
-    if (!/^rediss?:\/\//i.test(url)) {
+    // A URL alone, as ioredis and node-redis take it.
+    if (typeof options === 'string') options = { url: options }
+    checkOptions('new RedisAdapter()', options, REDIS_ADAPTER_KEYS)
+    const url = options.url
+    if (url !== undefined && !/^rediss?:\/\//i.test(url)) {
       throw new InvalidArgumentError(
         'ERR_INVALID_URL',
         `invalid Redis URL ${JSON.stringify(url)}: use redis:// (or rediss:// for TLS)`,
       )
     }
     checkTlsOptions('tls', options.tls, CLIENT_TLS_FIELDS)
-    if (options.tls !== undefined && !/^rediss:/i.test(url)) {
+    if (options.tls !== undefined && !/^rediss:/i.test(url ?? '')) {
       throw new InvalidArgumentError(
         'ERR_INVALID_ARG_VALUE',
         'tls was given for a redis:// URL: use rediss:// to connect over TLS',
       )
     }
-    const channel = options.channel ?? 'hypersock'
-    if (typeof channel !== 'string' || channel.length === 0) {
+    const channel = options.channel
+    if (channel !== undefined && (typeof channel !== 'string' || channel.length === 0)) {
       throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'channel must be a non-empty string')
     }
-    const int = (name: string, v: number | undefined, d: number) => {
-      const n = v ?? d
-      if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) {
+    const int = (name: string, n: number | undefined) => {
+      if (n !== undefined && (!Number.isInteger(n) || n < 1 || n > 0xffffffff)) {
         throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `${name} must be an integer from 1 to ${0xffffffff}`)
       }
       return n
@@ -333,8 +345,8 @@ export class RedisAdapter extends EventEmitter {
     this.#options = {
       url,
       channel,
-      requestTimeout: int('requestTimeout', options.requestTimeout, 2_000),
-      maxQueue: int('maxQueue', options.maxQueue, 65_536),
+      requestTimeout: int('requestTimeout', options.requestTimeout),
+      maxQueue: int('maxQueue', options.maxQueue),
       tls: options.tls,
     }
     this.#ready = new Promise((resolve) => {

@@ -61,6 +61,8 @@ export {
   type ServerTlsOptions,
   type StopOptions,
   serve,
+  serveWebSocket,
+  type WebSocketServeOptions,
 } from './server.js'
 export type { BodyChunk, BodyStreamSource, ResponseObject } from './server-response.js'
 export { formatEvent, type ServerSentEvent, sse } from './server-sse.js'
@@ -86,4 +88,3 @@ export {
   prepare,
   type WebSocketLimits,
 } from './websocket-common.js'
-export { serveWebSocket, type WebSocketServeOptions } from './websocket-server.js'

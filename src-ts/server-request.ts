@@ -2,20 +2,10 @@ import { fromNative } from './errors.js'
 import { type Binding, native } from './native.js'
 import type { ReplyHandle } from './server-response.js'
 import { parseTls, type TlsDetails } from './tls.js'
-import { type Batch, u16, u32 } from './wire.js'
+import { BODY_FULL, BODY_STREAM, RequestRecord } from './wire/request.js'
 
 const utf8 = new TextDecoder()
 
-const BODY_FULL = 1
-const BODY_STREAM = 2
-const METHODS = ['', ...native.requestMethods()]
-const VERSIONS = ['1.1', '1.0', '2', '1.1']
-const FLAG_UPGRADE = 0x10
-const FLAG_TLS = 0x20
-/** The shortest record: length, id, method code, flags, header count, port. */
-const MIN_RECORD = 14
-/** Characters a `Headers` value (a ByteString) cannot hold. */
-const NOT_BYTE_STRING = /[^\0-\xff]/
 /** Most parts `formData()` reads from a `multipart/form-data` body (more is a TypeError). */
 const MAX_FORM_PARTS = 10_000
 /** One `; name=value` parameter of a Content-Type: the value a quoted-string (maybe unterminated) or a token. */
@@ -23,33 +13,6 @@ const MIME_PARAM = /;[ \t\r\n]*([^ \t\r\n;=]*)[ \t\r\n]*(?:=[ \t\r\n]*(?:"((?:[^
 
 function view(buf: Buffer): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
-}
-
-function ipString(b: Buffer, o: number, family: number): string {
-  if (family === 1) return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`
-  if (family !== 2) return ''
-  const groups: string[] = []
-  for (let i = 0; i < 16; i += 2) groups.push(u16be(b, o + i).toString(16))
-  // IPv4-mapped addresses read as IPv4, like node:net.
-  if (groups.slice(0, 5).every((g) => g === '0') && groups[5] === 'ffff') return ipString(b, o + 12, 1)
-  // The longest run of zero groups becomes "::" (RFC 5952).
-  let best = -1
-  let bestLen = 1
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== '0') {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && groups[j] === '0') j++
-    if (j - i > bestLen) {
-      best = i
-      bestLen = j - i
-    }
-    i = j
-  }
-  if (best < 0) return groups.join(':')
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`
 }
 
 /**
@@ -71,53 +34,16 @@ function boundaryOf(type: string): string | null {
   return null
 }
 
-function u16be(b: Buffer, o: number): number {
-  return ((b[o] as number) << 8) | (b[o + 1] as number)
-}
-
-/**
- * Reads the requests of a batch from the addon (the format is written by `encode_request` in
- * crates/node/src/wire/request.rs) and calls `each` with each, in order. A record that does not fit
- * the batch (which the addon never writes) throws instead of being read past or looped on.
- */
-export function decodeRequests(
-  batch: Buffer,
-  server: Binding.BindingServer,
-  reply: ReplyHandle,
-  host: string,
-  scheme: string,
-  each: (request: ServerRequest) => void,
-): void {
-  let o = 0
-  while (o < batch.length) {
-    const len = o + 4 <= batch.length ? u32(batch, o) : 0
-    if (len < MIN_RECORD || len > batch.length - o) {
-      throw new Error(`hypersock: corrupt request batch (a record of ${len} bytes at ${o} of ${batch.length})`)
-    }
-    each(new ServerRequest(batch, o, server, reply, host, scheme))
-    o += len
-  }
-}
-
 /**
  * A request received by the server, shaped like WHATWG `Request`. Method, target and flags are
  * read from the batch the addon handed over; headers, address, TLS details and body are decoded
  * from it only when asked for, so an unread header list or body costs nothing.
  */
-export class ServerRequest {
-  /** @internal */
-  readonly id: number
+export class ServerRequest extends RequestRecord {
   /** @internal */
   readonly server: Binding.BindingServer
   /** @internal */
   readonly reply: ReplyHandle
-  #batch: Batch
-  #flags: number
-  #count: number
-  #method: string
-  #targetAt: number
-  #headersAt: number
-  #remoteAt: number
   #host: string
   #scheme: string
   #target: string | undefined
@@ -128,7 +54,6 @@ export class ServerRequest {
   #used = false
   #stream: ReadableStream<Uint8Array> | undefined
   #tls: TlsDetails | null | undefined
-  #tail = -1
 
   /** @internal */
   constructor(
@@ -139,70 +64,17 @@ export class ServerRequest {
     host: string,
     scheme: string,
   ) {
-    this.#batch = batch as Batch
+    super(batch, at)
     this.server = server
     this.reply = reply
     this.#host = host
     this.#scheme = scheme
-    this.id = u32(batch, at + 4)
-    const code = batch[at + 8] as number
-    const flags = batch[at + 9] as number
-    this.#flags = flags
-    this.#count = u16(batch, at + 10)
-    this.#remoteAt = at + 12
-    let o = at + 14 + (flags >> 6 === 1 ? 4 : flags >> 6 === 2 ? 16 : 0)
-    if (code === 0) {
-      const n = batch[o] as number
-      this.#method = (batch as Batch).latin1Slice(o + 1, o + 1 + n)
-      o += 1 + n
-    } else {
-      this.#method = METHODS[code] as string
-    }
-    this.#targetAt = o
-    this.#headersAt = o + 4 + u32(batch, o)
   }
 
-  /** Offset just past the header block (where the TLS details and the body start). */
-  #afterHeaders(): number {
-    if (this.#tail < 0) {
-      const b = this.#batch
-      let o = this.#headersAt
-      for (let i = 0; i < this.#count; i++) {
-        o += 2 + u16(b, o)
-        o += 4 + u32(b, o)
-      }
-      this.#tail = o
-    }
-    return this.#tail
-  }
-
-  #wholeBody(): Buffer {
-    let o = this.#afterHeaders()
-    if (this.#flags & FLAG_TLS) o += 4 + u32(this.#batch, o)
-    return this.#batch.subarray(o + 4, o + 4 + u32(this.#batch, o))
-  }
-
-  get #bodyKind(): number {
-    return this.#flags & 3
-  }
-
-  /** True when the client asked to switch protocols (an `Upgrade` header, HTTP/1.1). */
-  get canUpgrade(): boolean {
-    return (this.#flags & FLAG_UPGRADE) !== 0
-  }
-
-  /** The request method. */
-  get method(): string {
-    return this.#method
-  }
-
-  /** The request target as sent: path and query, or an absolute URL (UTF-8: the addon checked it). */
+  /** The request target as sent: path and query, or an absolute URL. */
   get #targetString(): string {
-    if (this.#target === undefined) {
-      const o = this.#targetAt
-      this.#target = this.#batch.utf8Slice(o + 4, o + 4 + u32(this.#batch, o))
-    }
-    return this.#target as string
+    this.#target ??= this.readTarget()
+    return this.#target
   }
 
   /** The absolute URL, built from the `Host` header and the request target. */
@@ -247,34 +119,13 @@ export class ServerRequest {
     return this.headers.get('host') ?? this.#host
   }
 
-  /** `1.0`, `1.1` or `2`. */
-  get httpVersion(): string {
-    return VERSIONS[(this.#flags >> 2) & 3] as string
-  }
-
   /**
    * Request headers; repeated fields are kept (`get` joins them). Values read as UTF-8, or byte
    * for byte (Latin-1, as WHATWG fetch reads them all) when that gives characters above U+00FF,
    * which a `Headers` cannot hold.
    */
   get headers(): Headers {
-    if (this.#headers === undefined) {
-      const headers = new Headers()
-      const b = this.#batch
-      let o = this.#headersAt
-      for (let i = 0; i < this.#count; i++) {
-        const n = u16(b, o)
-        const name = b.latin1Slice(o + 2, o + 2 + n)
-        o += 2 + n
-        const v = u32(b, o)
-        let value = b.utf8Slice(o + 4, o + 4 + v)
-        if (NOT_BYTE_STRING.test(value)) value = b.latin1Slice(o + 4, o + 4 + v)
-        headers.append(name, value)
-        o += 4 + v
-      }
-      this.#tail = o
-      this.#headers = headers
-    }
+    this.#headers ??= this.readHeaders()
     return this.#headers
   }
 
@@ -300,24 +151,10 @@ export class ServerRequest {
    */
   get tls(): TlsDetails | null {
     if (this.#tls === undefined) {
-      if (this.#flags & FLAG_TLS) {
-        const o = this.#afterHeaders()
-        this.#tls = parseTls(this.#batch.utf8Slice(o + 4, o + 4 + u32(this.#batch, o)))
-      } else {
-        this.#tls = null
-      }
+      const json = this.readTlsJson()
+      this.#tls = json === null ? null : parseTls(json)
     }
     return this.#tls
-  }
-
-  /** The client's IP address (empty on a unix socket). */
-  get remoteAddress(): string {
-    return ipString(this.#batch, this.#remoteAt + 2, this.#flags >> 6)
-  }
-
-  /** The client's port (0 on a unix socket). */
-  get remotePort(): number {
-    return u16(this.#batch, this.#remoteAt)
   }
 
   /** True once the body has been read or its stream taken. */
@@ -336,11 +173,11 @@ export class ServerRequest {
    */
   get body(): ReadableStream<Uint8Array> | null {
     if (this.#stream) return this.#stream
-    const kind = this.#bodyKind
+    const kind = this.bodyKind
     if (kind !== BODY_FULL && kind !== BODY_STREAM) return null
     this.#claim()
     if (kind === BODY_FULL) {
-      const whole = new Uint8Array(this.#wholeBody())
+      const whole = new Uint8Array(this.readWholeBody())
       this.#stream = new ReadableStream<Uint8Array>({
         start(controller) {
           controller.enqueue(whole)
@@ -370,8 +207,8 @@ export class ServerRequest {
   /** The whole body; a view into the batch when it came whole (callers copy before handing it out). */
   async #all(): Promise<Buffer> {
     this.#claim()
-    const kind = this.#bodyKind
-    if (kind === BODY_FULL) return this.#wholeBody()
+    const kind = this.bodyKind
+    if (kind === BODY_FULL) return this.readWholeBody()
     if (kind === BODY_STREAM) {
       const raw = this.server.takeBodyStream(this.id)
       if (!raw) return Buffer.alloc(0)

@@ -1,8 +1,9 @@
 // Turns what a handler returns into native responses: whole, streamed, or a connection upgrade.
 import { Duplex } from 'node:stream'
-import { type BodyInit, encodeBody, flattenHeaders, hasHeader, readStream } from './body.js'
+import { type BodyInit, encodeBody, readStream } from './body.js'
 import { fromNative, InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
+import { flattenHeaders, hasHeader } from './wire/headers.js'
 
 /** A chunk of a streamed body. */
 export type BodyChunk = Uint8Array | string
@@ -30,8 +31,8 @@ export type ResponseLike = globalThis.Response | string | Uint8Array | ResponseO
 
 const TEXT = 'text/plain;charset=utf-8'
 const OCTETS = 'application/octet-stream'
-const TEXT_HEADERS = `content-type\n${TEXT}`
-const OCTET_HEADERS = `content-type\n${OCTETS}`
+const TEXT_HEADERS = ['content-type', TEXT]
+const OCTET_HEADERS = ['content-type', OCTETS]
 
 /** The request a response answers: its server, the server's reply handle, and its id there. */
 export interface Answerable {
@@ -45,12 +46,12 @@ export type ReplyHandle = ReturnType<Binding.BindingServer['replyHandle']>
 
 /** Sends a whole response; `headers` is a flat `[name, value, ...]` list. */
 export function respond(to: Answerable, status: number, headers: string[], body: string | Uint8Array | null): boolean {
-  return native.respond(to.reply, to.id, status, headers.length >> 1, headers.join('\n'), body)
+  return native.respond(to.reply, to.id, status, headers, body)
 }
 
 /** Sends a plain-text response. */
 export function respondText(to: Answerable, status: number, text: string): boolean {
-  return native.respond(to.reply, to.id, status, 1, TEXT_HEADERS, text)
+  return native.respond(to.reply, to.id, status, TEXT_HEADERS, text)
 }
 
 function asBuffer(data: Uint8Array): Buffer {
@@ -97,7 +98,7 @@ async function sendStream(
   headers: string[],
   source: AsyncIterable<BodyChunk>,
 ): Promise<void> {
-  await pump(to.server.respondStream(to.id, status, headers.length >> 1, headers.join('\n')), source)
+  await pump(to.server.respondStream(to.id, status, headers), source)
 }
 
 /** Sends a global `Response`: whole when its body is already complete, streamed otherwise. */
@@ -175,9 +176,9 @@ export function sendResponse(
   out: ResponseLike,
 ): void | Promise<void> {
   if (typeof out === 'string') {
-    native.respond(to.reply, to.id, 200, 1, TEXT_HEADERS, out)
+    native.respond(to.reply, to.id, 200, TEXT_HEADERS, out)
   } else if (out instanceof Uint8Array) {
-    native.respond(to.reply, to.id, 200, 1, OCTET_HEADERS, asBuffer(out))
+    native.respond(to.reply, to.id, 200, OCTET_HEADERS, asBuffer(out))
   } else if (out instanceof globalThis.Response) {
     return sendWebResponse(to, out)
   } else if (out !== null && typeof out === 'object') {
@@ -186,7 +187,7 @@ export function sendResponse(
       if (!to.canUpgrade) {
         throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'the request did not ask for an upgrade')
       }
-      out.upgrade(new RawSocket(to.server.respondUpgrade(to.id, headers.length >> 1, headers.join('\n'))))
+      out.upgrade(new RawSocket(to.server.respondUpgrade(to.id, headers)))
       return
     }
     const status = checkStatus(out.status ?? 200)

@@ -1,11 +1,12 @@
-// The server's WebSocket dispatcher: decodes the addon's event batches (see `WsEventQueue::push`
-// in crates/node/src/wire/ws_events.rs) and calls the application's handler for each event.
-import { encodeBody, flattenHeaders } from './body.js'
+// The server's WebSocket dispatcher: calls the application's handler for each event of the
+// addon's event batches (decoded by wire/ws-events.ts).
+import { encodeBody } from './body.js'
 import { fromNative } from './errors.js'
-import { type Binding, native } from './native.js'
+import type { Binding } from './native.js'
 import { ServerWebSocket, type UpgradeRequest, type UpgradeResult, type WebSocketHandler } from './server-websocket.js'
 import { WsEvent } from './websocket-common.js'
-import { type Batch, u16, u32 } from './wire.js'
+import { flattenHeaders } from './wire/headers.js'
+import { decodeWsEvents, type WsEventData } from './wire/ws-events.js'
 
 function targetParts(target: string): { path: string; query: URLSearchParams } {
   const q = target.indexOf('?')
@@ -37,15 +38,6 @@ async function answerUpgrade<Data>(
     raw.accept(accept.protocol ?? null, flattenHeaders(accept.headers))
   }
 }
-
-/** Flags of an encoded event (`WsEventQueue::push` in crates/node/src/wire/ws_events.rs). */
-const {
-  Binary: EVENT_BINARY,
-  Data: EVENT_DATA,
-  Object: EVENT_OBJECT,
-  DataObject: EVENT_DATA_OBJECT,
-  Region: EVENT_REGION,
-} = native.WsEventFlag
 
 /**
  * Routes the addon's WebSocket events to a {@link WebSocketHandler}. Used by the server.
@@ -116,36 +108,16 @@ export class WebSocketDispatcher<Data> {
    * in crates/node/src/wire/ws_events.rs) followed by the objects that go with some of them.
    */
   drain(batch: unknown[]): void {
-    const buf = batch[0] as Batch
-    let next = 1
-    // Binary messages that arrived together share one ArrayBuffer (flag EVENT_REGION).
-    let region: ArrayBuffer | undefined
-    for (let o = 0; o + 16 <= buf.length; ) {
-      const kind = buf[o] as number
-      const flags = buf[o + 1] as number
-      const code = u16(buf, o + 2)
-      const id = u32(buf, o + 4) + u32(buf, o + 8) * 0x100000000
-      const start = o + 16
-      o = start + u32(buf, o + 12)
-      let data: string | Buffer | Error | undefined
-      if (flags & EVENT_REGION) {
-        if (flags & EVENT_DATA_OBJECT) region = batch[next++] as ArrayBuffer
-        data = Buffer.from(region as ArrayBuffer, u32(buf, start), u32(buf, start + 4))
-      } else if (flags & EVENT_DATA_OBJECT) {
-        // A large payload: its own string, or an ArrayBuffer (possibly over the addon's memory);
-        // an error event's error.
-        const value = batch[next++] as string | ArrayBuffer | Error
-        data = typeof value === 'string' || value instanceof Error ? value : Buffer.from(value)
-      } else if (flags & EVENT_DATA)
-        data = flags & EVENT_BINARY ? Buffer.from(buf.subarray(start, o)) : buf.utf8Slice(start, o)
-      const object = flags & EVENT_OBJECT ? batch[next++] : undefined
-      if (kind === WsEvent.Error) {
-        this.event(kind, id, null, data, code)
-        // Replies to earlier messages are queued now: the close frame may follow them.
-        ;(object as Binding.BindingFailGate | undefined)?.release()
-      } else {
-        this.event(kind, id, object as Binding.BindingWebSocket | undefined, data, code)
-      }
+    decodeWsEvents(batch, this.#decoded)
+  }
+
+  #decoded = (kind: number, id: number, object: unknown, data: WsEventData, code: number): void => {
+    if (kind === WsEvent.Error) {
+      this.event(kind, id, null, data, code)
+      // Replies to earlier messages are queued now: the close frame may follow them.
+      ;(object as Binding.BindingFailGate | undefined)?.release()
+    } else {
+      this.event(kind, id, object as Binding.BindingWebSocket | undefined, data, code)
     }
   }
 

@@ -1,18 +1,19 @@
-import { headersFromFlat } from './body.js'
 import { fromNative } from './errors.js'
 import type { Hub } from './hub.js'
 import { type Binding, native } from './native.js'
-import { checkInteger, U32 } from './validate.js'
+import { checkInteger, checkOptions, type KeyRecord, optionKeys, U32 } from './validate.js'
 import {
   binaryPayload,
   bindingCompression,
   bindingLimits,
   type CompressionOptions,
   checkClose,
+  LIMIT_KEYS,
   type PreparedMessage,
   ReadyState,
   type WebSocketLimits,
 } from './websocket-common.js'
+import { headersFromFlat } from './wire/headers.js'
 
 /** The upgrade request as the `upgrade` hook sees it. */
 export interface UpgradeRequest {
@@ -98,16 +99,36 @@ export interface WebSocketHandler<Data = unknown> extends WebSocketLimits {
   handshakeTimeout?: number
 }
 
+/** The keys of {@link WebSocketHandler}, for the key lists of options that extend it. */
+export const HANDLER_KEYS: KeyRecord<WebSocketHandler> = {
+  upgrade: true,
+  open: true,
+  message: true,
+  close: true,
+  drain: true,
+  ping: true,
+  pong: true,
+  error: true,
+  compression: true,
+  allowedOrigins: true,
+  maxConnections: true,
+  hub: true,
+  handshakeTimeout: true,
+  ...LIMIT_KEYS,
+}
+const WEBSOCKET_HANDLER_KEYS = optionKeys<WebSocketHandler>(HANDLER_KEYS)
+
 const encoder = new TextEncoder()
 
 /** The addon's options for a server's WebSocket side. */
 export function bindingWsOptions(h: WebSocketHandler<never>): Binding.BindingWsOptions {
+  checkOptions('serve({ websocket })', h, WEBSOCKET_HANDLER_KEYS)
   return {
-    limits: bindingLimits(h, 16 * 1024 * 1024),
-    compression: bindingCompression(h.compression, false),
+    limits: bindingLimits(h),
+    compression: bindingCompression(h.compression),
     allowedOrigins: h.allowedOrigins?.map(String),
-    maxConnections: checkInteger('maxConnections', h.maxConnections, 0, U32),
-    handshakeTimeoutMs: checkInteger('handshakeTimeout', h.handshakeTimeout, 10_000, U32),
+    maxConnections: checkInteger('maxConnections', h.maxConnections, U32),
+    handshakeTimeoutMs: checkInteger('handshakeTimeout', h.handshakeTimeout, U32),
     upgradeHook: typeof h.upgrade === 'function',
   }
 }

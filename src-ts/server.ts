@@ -1,12 +1,13 @@
 import { fromNative, HypersockError, InvalidArgumentError } from './errors.js'
 import { Hub } from './hub.js'
 import { type Binding, native } from './native.js'
-import { decodeRequests, ServerRequest } from './server-request.js'
+import { ServerRequest } from './server-request.js'
 import { type ReplyHandle, type ResponseLike, respondText, sendResponse } from './server-response.js'
-import { bindingWsOptions, type WebSocketHandler } from './server-websocket.js'
+import { bindingWsOptions, HANDLER_KEYS, type WebSocketHandler } from './server-websocket.js'
 import { WebSocketDispatcher } from './server-websocket-dispatcher.js'
 import { checkTlsOptions, SERVER_TLS_FIELDS, SNI_FIELDS } from './tls.js'
-import { checkInteger, U32 } from './validate.js'
+import { checkInteger, checkOptions, optionKeys, U32 } from './validate.js'
+import { decodeRequests } from './wire/request.js'
 
 export type { ResponseLike }
 export { ServerRequest }
@@ -93,6 +94,30 @@ export interface StopOptions {
   /** Deadline for a graceful stop, after which the rest is cut. Default 10 000. */
   timeout?: number
 }
+
+const SERVE_KEYS = optionKeys<ServeOptions>({
+  port: true,
+  hostname: true,
+  unix: true,
+  reusePort: true,
+  http2: true,
+  fetch: true,
+  websocket: true,
+  error: true,
+  accessLog: true,
+  maxBodySize: true,
+  headerReadTimeout: true,
+  idleTimeout: true,
+  requestTimeout: true,
+  maxHeaderSize: true,
+  maxHeaders: true,
+  maxConnections: true,
+  maxConcurrentRequests: true,
+  maxQueuedRequests: true,
+  serverName: true,
+  tls: true,
+})
+const STOP_KEYS = optionKeys<StopOptions>({ graceful: true, timeout: true })
 
 /** Counters of a running server. */
 export interface ServerStats {
@@ -284,6 +309,7 @@ export class Server<Data = unknown> {
    * connections and sends close 1001 to WebSockets, then cuts what remains at the deadline.
    */
   stop(options: StopOptions = {}): Promise<void> {
+    checkOptions('server.stop()', options, STOP_KEYS)
     this.#stopping ??= (async () => {
       const graceful = options.graceful ?? true
       const timeout = graceful ? Math.max(0, Math.min(options.timeout ?? 10_000, 0xffffffff)) : 0
@@ -361,7 +387,10 @@ export class Server<Data = unknown> {
   /** @internal Handles every request waiting in the addon, in order. */
   drainRequests(): void {
     const batch = this.#native.takeRequests()
-    if (batch) decodeRequests(batch, this.#native, this.#reply, this.#host, this.#scheme, this.#onRequest)
+    if (batch)
+      decodeRequests(batch, (at) =>
+        this.#onRequest(new ServerRequest(batch, at, this.#native, this.#reply, this.#host, this.#scheme)),
+      )
   }
 
   #onRequest = (request: ServerRequest): void => {
@@ -407,6 +436,7 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
   if (typeof options?.fetch !== 'function') {
     throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'serve() needs a fetch(request) handler')
   }
+  checkOptions('serve()', options, SERVE_KEYS)
   const port = options.port ?? 0
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `invalid port ${port}`)
@@ -431,21 +461,21 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
   try {
     raw = await native.startServer(
       {
-        hostname: options.hostname ?? '127.0.0.1',
+        hostname: options.hostname,
         port,
         unix: options.unix,
-        reusePort: options.reusePort ?? false,
+        reusePort: options.reusePort,
         protocols: protocolsOf(options.http2),
         tls: options.tls ? bindingTls(options.tls) : undefined,
-        maxBodySize: checkInteger('maxBodySize', options.maxBodySize, 16 * 1024 * 1024),
-        headerReadTimeoutMs: checkInteger('headerReadTimeout', options.headerReadTimeout, 30_000, U32),
-        idleTimeoutMs: checkInteger('idleTimeout', options.idleTimeout, 60_000, U32),
-        requestTimeoutMs: checkInteger('requestTimeout', options.requestTimeout, 300_000, U32),
-        maxHeaderSize: checkInteger('maxHeaderSize', options.maxHeaderSize, 64 * 1024, U32),
-        maxHeaders: checkInteger('maxHeaders', options.maxHeaders, 100, U32),
-        maxConnections: checkInteger('maxConnections', options.maxConnections, 0, U32),
-        maxConcurrentRequests: checkInteger('maxConcurrentRequests', options.maxConcurrentRequests, 0, U32),
-        maxQueuedRequests: checkInteger('maxQueuedRequests', options.maxQueuedRequests, 1024, U32),
+        maxBodySize: checkInteger('maxBodySize', options.maxBodySize),
+        headerReadTimeoutMs: checkInteger('headerReadTimeout', options.headerReadTimeout, U32),
+        idleTimeoutMs: checkInteger('idleTimeout', options.idleTimeout, U32),
+        requestTimeoutMs: checkInteger('requestTimeout', options.requestTimeout, U32),
+        maxHeaderSize: checkInteger('maxHeaderSize', options.maxHeaderSize, U32),
+        maxHeaders: checkInteger('maxHeaders', options.maxHeaders, U32),
+        maxConnections: checkInteger('maxConnections', options.maxConnections, U32),
+        maxConcurrentRequests: checkInteger('maxConcurrentRequests', options.maxConcurrentRequests, U32),
+        maxQueuedRequests: checkInteger('maxQueuedRequests', options.maxQueuedRequests, U32),
         serverName: options.serverName,
         websocket: options.websocket ? bindingWsOptions(options.websocket as WebSocketHandler<never>) : undefined,
         hub: options.websocket?.hub?.bindingOptions(),
@@ -459,4 +489,61 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
   server = new Server(raw, options)
   for (const replay of early) replay()
   return server
+}
+
+/** Options of {@link serveWebSocket}: where to listen plus every WebSocket handler and limit. */
+export interface WebSocketServeOptions<Data = unknown> extends WebSocketHandler<Data> {
+  /** Port to listen on; 0 (the default) picks a free one, see `server.port`. */
+  port?: number
+  /** Interface to listen on. Default `127.0.0.1`; `::1` for IPv6, `0.0.0.0` for all. */
+  hostname?: string
+  /** Time a client has to send the upgrade request head. Default 30 000 ms. */
+  headerReadTimeout?: number
+  /** Value of the `Server` response header. Default none. */
+  serverName?: string
+  /** Serve `wss://` with these certificates (as `serve`'s `tls`). */
+  tls?: ServerTlsOptions
+  /** Listen on this unix socket path instead of TCP. */
+  unix?: string
+  /** Set `SO_REUSEPORT` so several processes can listen on the same port. Default false. */
+  reusePort?: boolean
+}
+
+const WEBSOCKET_SERVE_KEYS = optionKeys<WebSocketServeOptions>({
+  port: true,
+  hostname: true,
+  headerReadTimeout: true,
+  serverName: true,
+  tls: true,
+  unix: true,
+  reusePort: true,
+  ...HANDLER_KEYS,
+})
+
+/**
+ * Starts a WebSocket-only server: the same handlers and limits as `serve({ websocket })`, and
+ * plain HTTP requests get `426 Upgrade Required`.
+ *
+ * ```ts
+ * const server = await serveWebSocket({ port: 8080, message(ws, data) { ws.send(data) } })
+ * ```
+ */
+export function serveWebSocket<Data = unknown>(options: WebSocketServeOptions<Data>): Promise<Server<Data>> {
+  checkOptions('serveWebSocket()', options, WEBSOCKET_SERVE_KEYS)
+  const { port, hostname, headerReadTimeout, serverName, tls, unix, reusePort, ...websocket } = options
+  return serve<Data>({
+    port,
+    hostname,
+    headerReadTimeout,
+    serverName,
+    tls,
+    unix,
+    reusePort,
+    websocket,
+    fetch: () => ({
+      status: 426,
+      headers: { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-version': '13' },
+      body: 'this server only speaks WebSocket\n',
+    }),
+  })
 }

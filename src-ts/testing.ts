@@ -11,6 +11,7 @@
  */
 import { fromNative, InvalidArgumentError } from './errors.js'
 import { native } from './native.js'
+import { checkOptions, optionKeys } from './validate.js'
 
 /** A certificate and its private key, PEM. */
 export interface CertificateAndKey {
@@ -36,6 +37,15 @@ export interface CertificateOptions {
   notAfter?: Date
 }
 
+const CERTIFICATE_KEYS = optionKeys<CertificateOptions>({
+  commonName: true,
+  subjectAltNames: true,
+  isCa: true,
+  ca: true,
+  notBefore: true,
+  notAfter: true,
+})
+
 function seconds(name: string, d: Date | undefined): number | undefined {
   if (d === undefined) return undefined
   if (!(d instanceof Date) || Number.isNaN(d.getTime())) {
@@ -46,6 +56,7 @@ function seconds(name: string, d: Date | undefined): number | undefined {
 
 /** Generates a certificate: self-signed, or signed by `options.ca`. */
 export function generateCertificate(options: CertificateOptions = {}): CertificateAndKey {
+  checkOptions('generateCertificate()', options, CERTIFICATE_KEYS)
   try {
     return native.generateCertificateNative({
       commonName: options.commonName,

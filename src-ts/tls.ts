@@ -1,6 +1,7 @@
 // What a TLS handshake negotiated, as the client and the server both report it, and the one rule
 // every TLS options object is checked by.
 import { InvalidArgumentError } from './errors.js'
+import { nearest } from './validate.js'
 
 type TlsField = 'boolean' | 'string' | 'names' | 'pem' | 'pems' | 'list' | 'version'
 
@@ -24,34 +25,6 @@ export const SERVER_TLS_FIELDS: Record<string, TlsField> = {
   clientCa: 'pems',
   requireClientCert: 'boolean',
   minVersion: 'version',
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0] as number
-    row[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j] as number
-      row[j] = Math.min(cur + 1, (row[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
-      prev = cur
-    }
-  }
-  return row[b.length] as number
-}
-
-/** The known name nearest to `key`, for a did-you-mean. */
-export function nearest(key: string, known: string[]): string | undefined {
-  let best: string | undefined
-  let bestDistance = Number.POSITIVE_INFINITY
-  for (const k of known) {
-    const d = editDistance(key.toLowerCase(), k.toLowerCase())
-    if (d < bestDistance) {
-      best = k
-      bestDistance = d
-    }
-  }
-  return bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined
 }
 
 const isPem = (v: unknown) => typeof v === 'string' || Buffer.isBuffer(v)

@@ -3,7 +3,7 @@
 // and prepared messages.
 import { InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
-import { checkInteger, U32 } from './validate.js'
+import { checkInteger, checkOptions, type KeyRecord, optionKeys, U32 } from './validate.js'
 
 /** Kinds of events the addon reports for a WebSocket. */
 export const WsEvent = native.WsEventKind
@@ -46,48 +46,73 @@ export interface WebSocketLimits {
   maxBackpressure?: number
 }
 
+/** The keys of {@link WebSocketLimits}, spread into the key lists of the options that extend it. */
+export const LIMIT_KEYS: KeyRecord<WebSocketLimits> = {
+  maxMessageSize: true,
+  maxFrameSize: true,
+  closeTimeout: true,
+  idleTimeout: true,
+  pingInterval: true,
+  pongTimeout: true,
+  highWaterMark: true,
+  maxBackpressure: true,
+}
+
+/** The keys of {@link CompressionOptions}. */
+export const COMPRESSION_KEYS = optionKeys<CompressionOptions>({
+  serverNoContextTakeover: true,
+  clientNoContextTakeover: true,
+  serverMaxWindowBits: true,
+  clientMaxWindowBits: true,
+  threshold: true,
+  level: true,
+  memLevel: true,
+})
+
 /** Ready states, as in WHATWG `WebSocket`. */
 export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const
 
 const encoder = new TextEncoder()
 
-/** Defaults and validates limits for the addon. */
-export function bindingLimits(o: WebSocketLimits, defaultMaxMessage: number): Binding.BindingWsLimits {
-  const maxMessageSize = checkInteger('maxMessageSize', o.maxMessageSize, defaultMaxMessage)
+/** Validates limits for the addon; what is not given takes the engine's default for the role. */
+export function bindingLimits(o: WebSocketLimits): Binding.BindingWsLimits {
   return {
-    maxMessageSize,
-    maxFrameSize: checkInteger('maxFrameSize', o.maxFrameSize, maxMessageSize),
-    closeTimeoutMs: checkInteger('closeTimeout', o.closeTimeout, 5_000, U32),
-    idleTimeoutMs: checkInteger('idleTimeout', o.idleTimeout, 0, U32),
-    pingIntervalMs: checkInteger('pingInterval', o.pingInterval, 0, U32),
-    pongTimeoutMs: checkInteger('pongTimeout', o.pongTimeout, 10_000, U32),
-    highWaterMark: checkInteger('highWaterMark', o.highWaterMark, 1024 * 1024),
-    maxBackpressure: checkInteger('maxBackpressure', o.maxBackpressure, 64 * 1024 * 1024),
+    maxMessageSize: checkInteger('maxMessageSize', o.maxMessageSize),
+    maxFrameSize: checkInteger('maxFrameSize', o.maxFrameSize),
+    closeTimeoutMs: checkInteger('closeTimeout', o.closeTimeout, U32),
+    idleTimeoutMs: checkInteger('idleTimeout', o.idleTimeout, U32),
+    pingIntervalMs: checkInteger('pingInterval', o.pingInterval, U32),
+    pongTimeoutMs: checkInteger('pongTimeout', o.pongTimeout, U32),
+    highWaterMark: checkInteger('highWaterMark', o.highWaterMark),
+    maxBackpressure: checkInteger('maxBackpressure', o.maxBackpressure),
   }
 }
 
-/** Defaults and validates permessage-deflate settings for the addon. */
+/**
+ * Validates permessage-deflate settings for the addon: `false` off, `true` on with the defaults,
+ * settings (what they leave out takes the defaults), or undefined for the role's default (off on
+ * the server, offered by the client).
+ */
 export function bindingCompression(
   c: boolean | CompressionOptions | undefined,
-  enabledByDefault: boolean,
-): Binding.BindingDeflateOptions | undefined {
-  if (c === false || (c === undefined && !enabledByDefault)) return undefined
-  const o = c === true || c === undefined ? {} : c
-  const bits = (name: string, v: number | undefined) => {
-    const b = v ?? 15
-    if (!Number.isInteger(b) || b < 8 || b > 15) {
+): boolean | Binding.BindingDeflateOptions | undefined {
+  if (c === undefined || typeof c === 'boolean') return c
+  checkOptions('compression', c, COMPRESSION_KEYS)
+  const bits = (name: string, b: number | undefined) => {
+    if (b !== undefined && (!Number.isInteger(b) || b < 8 || b > 15)) {
       throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `${name} must be an integer from 8 to 15`)
     }
     return b
   }
+  const memLevel = checkInteger('memLevel', c.memLevel, 9)
   return {
-    serverNoContextTakeover: o.serverNoContextTakeover ?? false,
-    clientNoContextTakeover: o.clientNoContextTakeover ?? false,
-    serverMaxWindowBits: bits('serverMaxWindowBits', o.serverMaxWindowBits),
-    clientMaxWindowBits: bits('clientMaxWindowBits', o.clientMaxWindowBits),
-    threshold: checkInteger('threshold', o.threshold, 1024),
-    level: checkInteger('level', o.level, 1, 9),
-    memLevel: Math.max(1, checkInteger('memLevel', o.memLevel, 8, 9)),
+    serverNoContextTakeover: c.serverNoContextTakeover,
+    clientNoContextTakeover: c.clientNoContextTakeover,
+    serverMaxWindowBits: bits('serverMaxWindowBits', c.serverMaxWindowBits),
+    clientMaxWindowBits: bits('clientMaxWindowBits', c.clientMaxWindowBits),
+    threshold: checkInteger('threshold', c.threshold),
+    level: checkInteger('level', c.level, 9),
+    memLevel: memLevel === undefined ? undefined : Math.max(1, memLevel),
   }
 }
 

@@ -1,8 +1,9 @@
-import { headersFromFlat } from './body.js'
 import { fromNative, InvalidArgumentError, WebSocketError } from './errors.js'
 import { type Binding, native } from './native.js'
 import { type ProxyOptions, proxyOptions } from './proxy.js'
 import { CLIENT_TLS_FIELDS, checkTlsOptions } from './tls.js'
+import { checkInteger, checkOptions, optionKeys, U32 } from './validate.js'
+import { headersFromFlat } from './wire/headers.js'
 
 /** The WebSocket client's TLS options: the HTTP client's, less those it has no use for. */
 const WS_TLS_FIELDS = Object.fromEntries(
@@ -17,6 +18,7 @@ import {
   bindingLimits,
   type CompressionOptions,
   checkClose,
+  LIMIT_KEYS,
   ReadyState,
   type WebSocketLimits,
   WsEvent,
@@ -55,6 +57,15 @@ export interface WebSocketOptions extends WebSocketLimits {
    */
   proxy?: ProxyOptions
 }
+
+const WEBSOCKET_KEYS = optionKeys<WebSocketOptions>({
+  headers: true,
+  handshakeTimeout: true,
+  compression: true,
+  tls: true,
+  proxy: true,
+  ...LIMIT_KEYS,
+})
 
 /** How binary messages are given to `message` listeners. */
 export type BinaryType = 'blob' | 'arraybuffer' | 'nodebuffer'
@@ -140,6 +151,7 @@ export class WebSocket extends EventTarget {
 
   constructor(url: string | URL, protocols?: string | string[], options: WebSocketOptions = {}) {
     super()
+    checkOptions('new WebSocket()', options, WEBSOCKET_KEYS)
     let parsed: URL
     try {
       parsed = new URL(String(url))
@@ -161,11 +173,11 @@ export class WebSocket extends EventTarget {
     const dial = {
       protocols: list,
       headers: flatHeaders(options.headers),
-      handshakeTimeoutMs: options.handshakeTimeout ?? 10_000,
-      limits: bindingLimits(options, 64 * 1024 * 1024),
-      compression: bindingCompression(options.compression, true),
+      handshakeTimeoutMs: checkInteger('handshakeTimeout', options.handshakeTimeout, U32),
+      limits: bindingLimits(options),
+      compression: bindingCompression(options.compression),
       ca: options.tls?.ca === undefined ? undefined : [options.tls.ca].flat().map(String).join('\n'),
-      rejectUnauthorized: options.tls?.rejectUnauthorized ?? true,
+      rejectUnauthorized: options.tls?.rejectUnauthorized,
       servername: options.tls?.servername,
       cert: options.tls?.cert === undefined ? undefined : String(options.tls.cert),
       key: options.tls?.key === undefined ? undefined : String(options.tls.key),

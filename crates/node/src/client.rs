@@ -31,30 +31,31 @@ pub struct BindingTlsOptions {
     pub server_name: Option<String>,
 }
 
-/// Options of `new BindingClient`, defaulted and validated by the TS layer.
+/// Options of `new BindingClient`, validated by the TS layer; what it leaves out takes the
+/// engine's default (`ClientOptions::default()`).
 #[napi(object)]
 pub struct BindingClientOptions {
     pub connect_timeout_ms: Option<u32>,
     pub headers_timeout_ms: Option<u32>,
     pub body_timeout_ms: Option<u32>,
     pub timeout_ms: Option<u32>,
-    pub pool_idle_timeout_ms: u32,
-    pub pool_max_idle_per_host: u32,
+    pub pool_idle_timeout_ms: Option<u32>,
+    pub pool_max_idle_per_host: Option<u32>,
     pub max_connections_per_host: Option<u32>,
-    pub max_response_size: f64,
-    pub http2: String,
+    pub max_response_size: Option<f64>,
+    pub http2: Option<String>,
     pub tls: Option<BindingTlsOptions>,
-    pub redirect_mode: String,
-    pub max_redirects: u32,
-    pub allow_insecure_redirect: bool,
-    pub retry_attempts: u32,
-    pub retry_base_delay_ms: u32,
-    pub retry_max_delay_ms: u32,
+    pub redirect_mode: Option<String>,
+    pub max_redirects: Option<u32>,
+    pub allow_insecure_redirect: Option<bool>,
+    pub retry_attempts: Option<u32>,
+    pub retry_base_delay_ms: Option<u32>,
+    pub retry_max_delay_ms: Option<u32>,
     pub retry_statuses: Option<Vec<u32>>,
     pub retry_methods: Option<Vec<String>>,
-    pub max_retry_after_ms: u32,
-    pub decompress: bool,
-    pub max_decoded_size: f64,
+    pub max_retry_after_ms: Option<u32>,
+    pub decompress: Option<bool>,
+    pub max_decoded_size: Option<f64>,
     pub proxy: Option<String>,
     pub proxy_from_env: bool,
     pub no_proxy: Option<Vec<String>>,
@@ -373,6 +374,12 @@ fn head_to_js(head: ResponseHead, body: Bytes, rest: Option<BodyReader>) -> Bind
 
 #[napi]
 impl BindingClient {
+    /// The largest response body this client reads, in bytes.
+    #[napi(getter)]
+    pub fn max_response_size(&self) -> f64 {
+        self.inner.options().max_response_size as f64
+    }
+
     #[napi(
         constructor,
         ts_args_type = "options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null, cookieJar?: BindingCookieJar | undefined | null"
@@ -391,33 +398,37 @@ impl BindingClient {
         retry_hook_fn: Option<RetryHookFn>,
         cookie_jar: Option<&BindingCookieJar>,
     ) -> JsResult<Self> {
-        let http2 = match options.http2.as_str() {
-            "auto" => Http2Mode::Auto,
-            "always" => Http2Mode::Always,
-            "never" => Http2Mode::Never,
-            other => {
+        let d = ClientOptions::default();
+        let http2 = match options.http2.as_deref() {
+            None => d.http2,
+            Some("auto") => Http2Mode::Auto,
+            Some("always") => Http2Mode::Always,
+            Some("never") => Http2Mode::Never,
+            Some(other) => {
                 return Err(invalid(format!(
                     "http2 must be auto, always or never, not {other:?}"
                 )))
             }
         };
-        let mode = match options.redirect_mode.as_str() {
-            "follow" => RedirectMode::Follow,
-            "manual" => RedirectMode::Manual,
-            "error" => RedirectMode::Error,
-            other => {
+        let mode = match options.redirect_mode.as_deref() {
+            None => d.redirect.mode,
+            Some("follow") => RedirectMode::Follow,
+            Some("manual") => RedirectMode::Manual,
+            Some("error") => RedirectMode::Error,
+            Some(other) => {
                 return Err(invalid(format!(
                     "redirect must be follow, manual or error, not {other:?}"
                 )))
             }
         };
+        let r = RetryPolicy::default();
         let mut retry = RetryPolicy {
-            attempts: options.retry_attempts.max(1),
-            base_delay: ms(options.retry_base_delay_ms),
-            max_delay: ms(options.retry_max_delay_ms),
-            max_retry_after: ms(options.max_retry_after_ms),
+            attempts: options.retry_attempts.map_or(r.attempts, |n| n.max(1)),
+            base_delay: options.retry_base_delay_ms.map_or(r.base_delay, ms),
+            max_delay: options.retry_max_delay_ms.map_or(r.max_delay, ms),
+            max_retry_after: options.max_retry_after_ms.map_or(r.max_retry_after, ms),
             hook: retry_hook_fn.map(retry_hook),
-            ..RetryPolicy::default()
+            ..r
         };
         if let Some(statuses) = &options.retry_statuses {
             retry.statuses = statuses.iter().map(|s| *s as u16).collect();
@@ -435,24 +446,32 @@ impl BindingClient {
             options.no_proxy.as_deref(),
         )?;
         let opts = ClientOptions {
-            connect_timeout: options.connect_timeout_ms.map(ms),
+            connect_timeout: options.connect_timeout_ms.map(ms).or(d.connect_timeout),
             headers_timeout: options.headers_timeout_ms.map(ms),
             body_timeout: options.body_timeout_ms.map(ms),
             timeout: options.timeout_ms.map(ms),
-            pool_idle_timeout: ms(options.pool_idle_timeout_ms),
-            pool_max_idle_per_host: options.pool_max_idle_per_host as usize,
+            pool_idle_timeout: options.pool_idle_timeout_ms.map_or(d.pool_idle_timeout, ms),
+            pool_max_idle_per_host: options
+                .pool_max_idle_per_host
+                .map_or(d.pool_max_idle_per_host, |n| n as usize),
             max_connections_per_host: options.max_connections_per_host.map(|n| n as usize),
-            max_response_size: options.max_response_size as usize,
+            max_response_size: options
+                .max_response_size
+                .map_or(d.max_response_size, |n| n as usize),
             http2,
             tls: tls_options(options.tls)?,
             redirect: RedirectPolicy {
                 mode,
-                max: options.max_redirects as usize,
-                allow_insecure: options.allow_insecure_redirect,
+                max: options.max_redirects.map_or(d.redirect.max, |n| n as usize),
+                allow_insecure: options
+                    .allow_insecure_redirect
+                    .unwrap_or(d.redirect.allow_insecure),
             },
             retry,
-            decompress: options.decompress,
-            max_decoded_size: options.max_decoded_size as u64,
+            decompress: options.decompress.unwrap_or(d.decompress),
+            max_decoded_size: options
+                .max_decoded_size
+                .map_or(d.max_decoded_size, |n| n as u64),
             proxy,
             unix_socket: options.unix_socket.map(Into::into),
             cookies: cookie_jar.map(|j| j.store()),

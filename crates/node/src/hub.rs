@@ -16,9 +16,9 @@ use crate::websocket::BindingPreparedMessage;
 #[napi(object)]
 pub struct BindingHubOptions {
     /// 0: skip a receiver over the limit, 1: drop it (close 1008).
-    pub slow_policy: u32,
+    pub slow_policy: Option<u32>,
     /// Queued bytes past which a receiver is slow; 0 uses each connection's `maxBackpressure`.
-    pub max_backpressure: f64,
+    pub max_backpressure: Option<f64>,
 }
 
 /// Builds the core hub of a server from the TS options.
@@ -26,13 +26,16 @@ pub(crate) fn hub_from(o: Option<&BindingHubOptions>) -> Hub {
     let Some(o) = o else {
         return Hub::default();
     };
+    let d = HubOptions::default();
     Hub::new(HubOptions {
-        slow_policy: if o.slow_policy == 1 {
-            SlowPolicy::Close
-        } else {
-            SlowPolicy::Skip
+        slow_policy: match o.slow_policy {
+            None => d.slow_policy,
+            Some(1) => SlowPolicy::Close,
+            Some(_) => SlowPolicy::Skip,
         },
-        max_backpressure: (o.max_backpressure > 0.0).then_some(o.max_backpressure as usize),
+        max_backpressure: o
+            .max_backpressure
+            .map_or(d.max_backpressure, |n| (n > 0.0).then_some(n as usize)),
     })
 }
 
@@ -52,13 +55,14 @@ pub(crate) type AdapterEventArgs = FnArgs<(u32, Option<Fail>)>;
 pub(crate) type AdapterEventCallback =
     ThreadsafeFunction<AdapterEventArgs, (), AdapterEventArgs, Status, false, true>;
 
-/// Options of `useRedis`, defaulted by the TS layer.
+/// Options of `useRedis`, validated by the TS layer; what it leaves out takes the engine's
+/// default (`RedisOptions::default()`).
 #[napi(object)]
 pub struct BindingRedisOptions {
-    pub url: String,
-    pub channel: String,
-    pub request_timeout_ms: u32,
-    pub max_queue: u32,
+    pub url: Option<String>,
+    pub channel: Option<String>,
+    pub request_timeout_ms: Option<u32>,
+    pub max_queue: Option<u32>,
     /// TLS settings of a `rediss://` URL.
     pub tls: Option<BindingTlsOptions>,
 }
@@ -246,11 +250,14 @@ impl BindingHub {
             .into();
             on_event.call(args, ThreadsafeFunctionCallMode::NonBlocking);
         });
+        let d = RedisOptions::default();
         let opts = RedisOptions {
-            url: options.url,
-            channel: options.channel,
-            request_timeout: Duration::from_millis(u64::from(options.request_timeout_ms)),
-            max_queue: options.max_queue as usize,
+            url: options.url.unwrap_or(d.url),
+            channel: options.channel.unwrap_or(d.channel),
+            request_timeout: options
+                .request_timeout_ms
+                .map_or(d.request_timeout, |v| Duration::from_millis(u64::from(v))),
+            max_queue: options.max_queue.map_or(d.max_queue, |n| n as usize),
             tls: options.tls.map(|t| tls_options(Some(t))).transpose()?,
         };
         RedisAdapter::start(&self.hub, opts, events)?;

@@ -16,27 +16,29 @@ use crate::error::{Fail, JsResult, OrThrow, Outcome};
 use crate::hub::{hub_from, BindingHub, BindingHubOptions};
 use crate::wake::{JsWake, WakeCallback};
 use crate::websocket::{server_websocket, BindingWebSocket, BindingWsOptions};
-use crate::wire::request::{encode_request, header_block, BODY_EMPTY, BODY_FULL, BODY_STREAM};
+use crate::wire::headers::flat_to_header_map;
+use crate::wire::request::{encode_request, BODY_EMPTY, BODY_FULL, BODY_STREAM};
 use crate::wire::ws_events::WsEventQueue;
 
-/// Options of `startServer`, validated and defaulted by the TS layer. Times in ms; 0 = none.
+/// Options of `startServer`, validated by the TS layer. What JS leaves out takes the engine's
+/// default (`ServerOptions::default()`). Times in ms; 0 = none.
 #[napi(object)]
 pub struct BindingServerOptions {
-    pub hostname: String,
+    pub hostname: Option<String>,
     pub port: u32,
     pub unix: Option<String>,
-    pub reuse_port: bool,
+    pub reuse_port: Option<bool>,
     /// 0: HTTP/1.1 only, 1: HTTP/1.1 and h2c, 2: HTTP/2 only.
     pub protocols: u32,
-    pub max_body_size: f64,
-    pub header_read_timeout_ms: u32,
-    pub idle_timeout_ms: u32,
-    pub request_timeout_ms: u32,
-    pub max_header_size: u32,
-    pub max_headers: u32,
-    pub max_connections: u32,
-    pub max_concurrent_requests: u32,
-    pub max_queued_requests: u32,
+    pub max_body_size: Option<f64>,
+    pub header_read_timeout_ms: Option<u32>,
+    pub idle_timeout_ms: Option<u32>,
+    pub request_timeout_ms: Option<u32>,
+    pub max_header_size: Option<u32>,
+    pub max_headers: Option<u32>,
+    pub max_connections: Option<u32>,
+    pub max_concurrent_requests: Option<u32>,
+    pub max_queued_requests: Option<u32>,
     pub server_name: Option<String>,
     /// Serve HTTPS with these certificates.
     pub tls: Option<BindingServerTls>,
@@ -215,8 +217,8 @@ fn body_bytes(body: Option<Either<String, &[u8]>>) -> Bytes {
     }
 }
 
-/// Sends a whole response to request `id` of the server of `inbox` (`replyHandle`): `count`
-/// header pairs joined by `\n` in `headers`. Returns false if it was answered already or the
+/// Sends a whole response to request `id` of the server of `inbox` (`replyHandle`), with the
+/// flat header list `headers`. Returns false if it was answered already or the
 /// client is gone.
 #[napi]
 pub fn respond(
@@ -224,11 +226,10 @@ pub fn respond(
     #[napi(ts_arg_type = "ExternalObject<'ServerInbox'>")] inbox: &External<Arc<Inbox>>,
     id: u32,
     status: u32,
-    count: u32,
-    headers: String,
+    headers: Vec<String>,
     body: Option<Either<String, &[u8]>>,
 ) -> Result<bool> {
-    let headers = header_block(count, &headers).or_throw(env)?;
+    let headers = flat_to_header_map(headers).or_throw(env)?;
     let Some(slot) = inbox.remove(id) else {
         return Ok(false);
     };
@@ -402,16 +403,23 @@ async fn start(
     on_request: WakeCallback,
     on_web_socket: Option<WakeCallback>,
 ) -> JsResult<BindingServer> {
+    let d = ServerOptions::default();
     let listen = match options.unix {
         #[cfg(unix)]
         Some(path) => ListenTarget::Unix(path.into()),
         #[cfg(not(unix))]
         Some(_) => return Err(Fail::invalid_arg("unix sockets need a unix OS")),
         None => {
-            let host = options
-                .hostname
-                .trim_start_matches('[')
-                .trim_end_matches(']');
+            let (default_addr, default_reuse) = match &d.listen {
+                ListenTarget::Tcp { addr, reuse_port } => (addr.as_str(), *reuse_port),
+                #[cfg(unix)]
+                ListenTarget::Unix(_) => ("127.0.0.1:0", false),
+            };
+            let default_host = default_addr
+                .rsplit_once(':')
+                .map_or(default_addr, |(h, _)| h);
+            let hostname = options.hostname.as_deref().unwrap_or(default_host);
+            let host = hostname.trim_start_matches('[').trim_end_matches(']');
             let addr = if host.contains(':') {
                 format!("[{host}]:{}", options.port)
             } else {
@@ -419,10 +427,12 @@ async fn start(
             };
             ListenTarget::Tcp {
                 addr,
-                reuse_port: options.reuse_port,
+                reuse_port: options.reuse_port.unwrap_or(default_reuse),
             }
         }
     };
+    let or = |v: Option<u32>, d: usize| v.map_or(d, |n| n as usize);
+    let limit = |v: Option<u32>, d: Option<usize>| v.map_or(d, |n| (n > 0).then_some(n as usize));
     let mut opts = ServerOptions {
         listen,
         protocols: match options.protocols {
@@ -430,16 +440,21 @@ async fn start(
             2 => Protocols::Http2,
             _ => Protocols::Both,
         },
-        max_body_size: options.max_body_size as usize,
-        header_read_timeout: Duration::from_millis(u64::from(options.header_read_timeout_ms)),
-        idle_timeout: ms(options.idle_timeout_ms),
-        request_timeout: ms(options.request_timeout_ms),
-        max_header_size: options.max_header_size as usize,
-        max_headers: options.max_headers as usize,
-        max_connections: (options.max_connections > 0).then_some(options.max_connections as usize),
-        max_concurrent_requests: (options.max_concurrent_requests > 0)
-            .then_some(options.max_concurrent_requests as usize),
-        max_queued_requests: options.max_queued_requests as usize,
+        max_body_size: options
+            .max_body_size
+            .map_or(d.max_body_size, |n| n as usize),
+        header_read_timeout: options
+            .header_read_timeout_ms
+            .map_or(d.header_read_timeout, |v| {
+                Duration::from_millis(u64::from(v))
+            }),
+        idle_timeout: options.idle_timeout_ms.map_or(d.idle_timeout, ms),
+        request_timeout: options.request_timeout_ms.map_or(d.request_timeout, ms),
+        max_header_size: or(options.max_header_size, d.max_header_size),
+        max_headers: or(options.max_headers, d.max_headers),
+        max_connections: limit(options.max_connections, d.max_connections),
+        max_concurrent_requests: limit(options.max_concurrent_requests, d.max_concurrent_requests),
+        max_queued_requests: or(options.max_queued_requests, d.max_queued_requests),
         server_name: options.server_name,
         hub: hub_from(options.hub.as_ref()),
         ..ServerOptions::default()
@@ -506,10 +521,9 @@ impl BindingServer {
         env: &Env,
         id: u32,
         status: u32,
-        count: u32,
-        headers: String,
+        headers: Vec<String>,
     ) -> Result<BindingBodySink> {
-        let headers = header_block(count, &headers).or_throw(env)?;
+        let headers = flat_to_header_map(headers).or_throw(env)?;
         let Some(slot) = self.inbox.remove(id) else {
             return Err(Fail::invalid_state("response already sent").throw(env));
         };
@@ -531,10 +545,9 @@ impl BindingServer {
         &self,
         env: &Env,
         id: u32,
-        count: u32,
-        headers: String,
+        headers: Vec<String>,
     ) -> Result<BindingRawSocket> {
-        let headers = header_block(count, &headers).or_throw(env)?;
+        let headers = flat_to_header_map(headers).or_throw(env)?;
         let upgrade = self.inbox.with_slot(id, |slot| slot.upgrade.take());
         let Some(on_upgrade) = upgrade.flatten() else {
             return Err(Fail::invalid_arg(

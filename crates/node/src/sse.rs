@@ -35,21 +35,21 @@ impl BindingEventSource {
         client: &BindingClient,
         url: String,
         headers: Vec<String>,
-        retry_ms: u32,
+        retry_ms: Option<u32>,
         max_reconnects: Option<u32>,
         last_event_id: Option<String>,
         max_event_size: Option<f64>,
     ) -> Result<Self> {
+        let d = EventStreamOptions::default();
         let stream = EventStream::new(
             client.inner.clone(),
             url,
             EventStreamOptions {
                 headers: pair_headers(headers).or_throw(env)?,
-                retry: Duration::from_millis(u64::from(retry_ms)),
+                retry: retry_ms.map_or(d.retry, |v| Duration::from_millis(u64::from(v))),
                 max_reconnects,
-                last_event_id: last_event_id.unwrap_or_default(),
-                max_event_size: max_event_size
-                    .map_or(hypersock_core::sse::DEFAULT_MAX_EVENT_SIZE, |n| n as usize),
+                last_event_id: last_event_id.unwrap_or(d.last_event_id),
+                max_event_size: max_event_size.map_or(d.max_event_size, |n| n as usize),
             },
         );
         let closer = stream.closer();

@@ -466,66 +466,96 @@ impl WsHandler for JsEvents {
 /// permessage-deflate settings, defaulted by the TS layer.
 #[napi(object)]
 pub struct BindingDeflateOptions {
-    pub server_no_context_takeover: bool,
-    pub client_no_context_takeover: bool,
-    pub server_max_window_bits: u32,
-    pub client_max_window_bits: u32,
-    pub threshold: f64,
-    pub level: i32,
-    pub mem_level: i32,
+    pub server_no_context_takeover: Option<bool>,
+    pub client_no_context_takeover: Option<bool>,
+    pub server_max_window_bits: Option<u32>,
+    pub client_max_window_bits: Option<u32>,
+    pub threshold: Option<f64>,
+    pub level: Option<i32>,
+    pub mem_level: Option<i32>,
 }
 
-fn deflate_options(o: &BindingDeflateOptions) -> DeflateOptions {
-    DeflateOptions {
-        server_no_context_takeover: o.server_no_context_takeover,
-        client_no_context_takeover: o.client_no_context_takeover,
-        server_max_window_bits: o.server_max_window_bits.clamp(8, 15) as u8,
-        client_max_window_bits: o.client_max_window_bits.clamp(8, 15) as u8,
-        threshold: o.threshold as usize,
-        level: o.level,
-        mem_level: o.mem_level,
+/// permessage-deflate as JS gives it: `false` off, `true` the defaults, or settings (what they
+/// leave out takes `DeflateOptions::default()`); `None` keeps the role's default.
+fn deflate_options(
+    o: Option<&Either<bool, BindingDeflateOptions>>,
+    role_default: Option<DeflateOptions>,
+) -> Option<DeflateOptions> {
+    let d = DeflateOptions::default();
+    match o {
+        None => role_default,
+        Some(Either::A(false)) => None,
+        Some(Either::A(true)) => Some(d),
+        Some(Either::B(o)) => Some(DeflateOptions {
+            server_no_context_takeover: o
+                .server_no_context_takeover
+                .unwrap_or(d.server_no_context_takeover),
+            client_no_context_takeover: o
+                .client_no_context_takeover
+                .unwrap_or(d.client_no_context_takeover),
+            server_max_window_bits: o
+                .server_max_window_bits
+                .map_or(d.server_max_window_bits, |b| b.clamp(8, 15) as u8),
+            client_max_window_bits: o
+                .client_max_window_bits
+                .map_or(d.client_max_window_bits, |b| b.clamp(8, 15) as u8),
+            threshold: o.threshold.map_or(d.threshold, |n| n as usize),
+            level: o.level.unwrap_or(d.level),
+            mem_level: o.mem_level.unwrap_or(d.mem_level),
+        }),
     }
 }
 
-/// Limits shared by the server and the client, defaulted by the TS layer. Times in ms
-/// (0 disables idle timeout and heartbeat).
+/// Limits shared by the server and the client, validated by the TS layer; what it leaves out
+/// takes the role's default (`WsOptions::default()`, `DialOptions::default()`). Times in ms
+/// (0 disables idle timeout and heartbeat). The frame limit defaults to the message limit.
 #[napi(object)]
 pub struct BindingWsLimits {
-    pub max_message_size: f64,
-    pub max_frame_size: f64,
-    pub close_timeout_ms: u32,
-    pub idle_timeout_ms: u32,
-    pub ping_interval_ms: u32,
-    pub pong_timeout_ms: u32,
-    pub high_water_mark: f64,
-    pub max_backpressure: f64,
+    pub max_message_size: Option<f64>,
+    pub max_frame_size: Option<f64>,
+    pub close_timeout_ms: Option<u32>,
+    pub idle_timeout_ms: Option<u32>,
+    pub ping_interval_ms: Option<u32>,
+    pub pong_timeout_ms: Option<u32>,
+    pub high_water_mark: Option<f64>,
+    pub max_backpressure: Option<f64>,
 }
 
 fn ms(v: u32) -> Duration {
     Duration::from_millis(u64::from(v))
 }
 
-fn limits(o: &BindingWsLimits) -> WsLimits {
+fn limits(o: &BindingWsLimits, d: WsLimits) -> WsLimits {
+    let size = |v: Option<f64>, d: usize| v.map_or(d, |n| n as usize);
+    let timer = |v: Option<u32>, d: Option<Duration>| v.map_or(d, |n| (n > 0).then(|| ms(n)));
+    let max_message_size = size(o.max_message_size, d.max_message_size);
     WsLimits {
-        max_message_size: o.max_message_size as usize,
-        max_frame_size: o.max_frame_size as usize,
-        close_timeout: ms(o.close_timeout_ms),
-        idle_timeout: (o.idle_timeout_ms > 0).then(|| ms(o.idle_timeout_ms)),
-        ping_interval: (o.ping_interval_ms > 0).then(|| ms(o.ping_interval_ms)),
-        pong_timeout: ms(o.pong_timeout_ms),
-        high_water_mark: o.high_water_mark as usize,
-        max_backpressure: o.max_backpressure as usize,
+        max_message_size,
+        max_frame_size: size(
+            o.max_frame_size,
+            if o.max_message_size.is_some() {
+                max_message_size
+            } else {
+                d.max_frame_size
+            },
+        ),
+        close_timeout: o.close_timeout_ms.map_or(d.close_timeout, ms),
+        idle_timeout: timer(o.idle_timeout_ms, d.idle_timeout),
+        ping_interval: timer(o.ping_interval_ms, d.ping_interval),
+        pong_timeout: o.pong_timeout_ms.map_or(d.pong_timeout, ms),
+        high_water_mark: size(o.high_water_mark, d.high_water_mark),
+        max_backpressure: size(o.max_backpressure, d.max_backpressure),
     }
 }
 
-/// WebSocket options of a server, defaulted by the TS layer.
+/// WebSocket options of a server, validated by the TS layer; defaults from `WsOptions`.
 #[napi(object)]
 pub struct BindingWsOptions {
     pub limits: BindingWsLimits,
-    pub compression: Option<BindingDeflateOptions>,
+    pub compression: Option<Either<bool, BindingDeflateOptions>>,
     pub allowed_origins: Option<Vec<String>>,
-    pub max_connections: u32,
-    pub handshake_timeout_ms: u32,
+    pub max_connections: Option<u32>,
+    pub handshake_timeout_ms: Option<u32>,
     /// The TS layer has an `upgrade` hook: sockets are handed over before the 101.
     pub upgrade_hook: bool,
 }
@@ -541,12 +571,13 @@ pub(crate) fn server_websocket(
     Arc<dyn WsHandler>,
     Arc<WsEventQueue<BindingWebSocket>>,
 ) {
+    let d = WsOptions::default();
     let opts = WsOptions {
-        limits: limits(&o.limits),
-        deflate: o.compression.as_ref().map(deflate_options),
+        limits: limits(&o.limits, d.limits),
+        deflate: deflate_options(o.compression.as_ref(), d.deflate),
         allowed_origins: o.allowed_origins.clone(),
-        max_connections: o.max_connections as usize,
-        handshake_timeout: ms(o.handshake_timeout_ms),
+        max_connections: o.max_connections.map_or(d.max_connections, |n| n as usize),
+        handshake_timeout: o.handshake_timeout_ms.map_or(d.handshake_timeout, ms),
     };
     let queue = Arc::new(WsEventQueue::new(JsWake::new(wake)));
     let handler = Arc::new(JsEvents {
@@ -556,18 +587,18 @@ pub(crate) fn server_websocket(
     (opts, handler, queue)
 }
 
-/// Options of `dialWebSocket`, defaulted by the TS layer.
+/// Options of `dialWebSocket`, validated by the TS layer; defaults from `DialOptions`.
 #[napi(object)]
 pub struct BindingDialOptions {
     pub protocols: Vec<String>,
     pub headers: Vec<String>,
-    pub handshake_timeout_ms: u32,
+    pub handshake_timeout_ms: Option<u32>,
     pub limits: BindingWsLimits,
-    pub compression: Option<BindingDeflateOptions>,
+    pub compression: Option<Either<bool, BindingDeflateOptions>>,
     /// Extra trusted CA certificates (PEM) for `wss://`.
     pub ca: Option<String>,
-    /// Verify the server certificate (default true in the TS layer).
-    pub reject_unauthorized: bool,
+    /// Verify the server certificate (default true).
+    pub reject_unauthorized: Option<bool>,
     /// TLS server name instead of the URL's host.
     pub servername: Option<String>,
     /// Client certificate chain (PEM) for mutual TLS.
@@ -594,15 +625,20 @@ pub async fn dial_web_socket(
 }
 
 async fn dial(url: String, options: BindingDialOptions) -> JsResult<BindingWebSocket> {
+    let d = DialOptions::default();
     let opts = DialOptions {
         protocols: options.protocols,
         headers: pair_headers(options.headers)?,
-        handshake_timeout: Some(ms(options.handshake_timeout_ms)),
-        limits: limits(&options.limits),
-        deflate: options.compression.as_ref().map(deflate_options),
+        handshake_timeout: options
+            .handshake_timeout_ms
+            .map_or(d.handshake_timeout, |v| Some(ms(v))),
+        limits: limits(&options.limits, d.limits),
+        deflate: deflate_options(options.compression.as_ref(), d.deflate),
         tls: ClientTlsOptions {
             ca: options.ca.into_iter().collect(),
-            reject_unauthorized: options.reject_unauthorized,
+            reject_unauthorized: options
+                .reject_unauthorized
+                .unwrap_or(d.tls.reject_unauthorized),
             server_name: options.servername,
             cert: options.cert,
             key: options.key,

@@ -37,7 +37,7 @@ pub struct DialedWebSocket {
 }
 
 /// Options of [`dial_websocket`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DialOptions {
     /// Subprotocols offered, in order of preference.
     pub protocols: Vec<String>,
@@ -54,6 +54,26 @@ pub struct DialOptions {
     /// HTTP proxy: both `ws://` (its `http` endpoint) and `wss://` (its `https` endpoint) go
     /// through a `CONNECT` tunnel, with `Proxy-Authorization` from the proxy URL's user info.
     pub proxy: Option<Proxy>,
+}
+
+impl Default for DialOptions {
+    /// A client's defaults: 10 s to connect and shake hands, messages up to 64 MiB (a client
+    /// talks to servers it chose), permessage-deflate offered, as browsers do.
+    fn default() -> Self {
+        DialOptions {
+            protocols: Vec::new(),
+            headers: Vec::new(),
+            handshake_timeout: Some(Duration::from_secs(10)),
+            limits: WsLimits {
+                max_message_size: 64 << 20,
+                max_frame_size: 64 << 20,
+                ..WsLimits::default()
+            },
+            deflate: Some(DeflateOptions::default()),
+            tls: ClientTlsOptions::default(),
+            proxy: None,
+        }
+    }
 }
 
 fn handshake_error(e: impl std::fmt::Display) -> Error {

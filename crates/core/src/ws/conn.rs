@@ -257,8 +257,14 @@ where
             .await;
         }
         let _ = tokio::time::timeout(c.limits.close_timeout, wr.shutdown()).await;
-        if c.role == Role::Client && c.received.is_some() && !c.read_closed {
-            // RFC 6455 7.1.1: the client waits for the server to close TCP first.
+        // RFC 6455 7.1.1: the client waits for the server to close TCP first. A side that failed
+        // the connection (a message over the limit, a protocol error) reads on and drops what
+        // the peer still sends, until the peer closes or `close_timeout`: closing a socket with
+        // unread data resets it, and the reset would destroy the close frame (the peer would
+        // see 1006 instead of 1009 or 1002).
+        let waits_for_peer = c.role == Role::Client && c.received.is_some();
+        let lingers = c.failed.is_some() && c.received.is_none();
+        if (waits_for_peer || lingers) && !c.read_closed {
             let _ = tokio::time::timeout(c.limits.close_timeout, async {
                 loop {
                     c.rbuf.clear();

@@ -1,8 +1,11 @@
-//! Header lists. They cross between JS and the binding in one encoding: a flat
-//! `[name, value, name, value, ...]` list of strings (requests and responses of the client,
-//! WebSocket handshakes, SSE), except on the server's hot paths, which have their own formats in
-//! `request.rs` (the request batch and the response header block). A WebSocket keeps its
-//! handshake headers stored compactly (NUL-separated) until JS asks for them.
+//! Header lists, the Rust side of `src-ts/wire/headers.ts`. They cross between JS and the
+//! binding in one encoding, both ways: a flat `[name, value, name, value, ...]` list of strings
+//! (requests and responses of the client and the server, WebSocket handshakes, SSE). Only the
+//! server's incoming requests carry theirs inside the request batch (`request.rs`). A WebSocket
+//! keeps its handshake headers stored compactly (NUL-separated, never crossing) until JS asks.
+
+use http::HeaderMap;
+use hypersock_core::server::header_map;
 
 use crate::error::Fail;
 
@@ -35,6 +38,12 @@ pub(crate) fn pair_headers(flat: Vec<String>) -> Result<Vec<(String, String)>, F
     Ok(out)
 }
 
+/// A flat list coming from JS as a header map; an odd length, an invalid name or a value with
+/// a control character (CR, LF, NUL, ...) is refused.
+pub(crate) fn flat_to_header_map(flat: Vec<String>) -> Result<HeaderMap, Fail> {
+    header_map(pair_headers(flat)?).map_err(Fail::from)
+}
+
 /// Stores header pairs compactly: `name NUL value NUL ...`.
 pub(crate) fn store_headers<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> Box<[u8]> {
     let mut out = Vec::new();
@@ -55,4 +64,77 @@ pub(crate) fn stored_to_flat(stored: &[u8]) -> Vec<String> {
         pairs.push((std::str::from_utf8(name).unwrap_or_default(), value));
     }
     flat_headers(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A header name as the `http` crate keeps it: a lower-case token.
+    fn name() -> impl Strategy<Value = String> {
+        "[a-z0-9!#$%&'*+.^_`|~-]{1,12}"
+    }
+
+    /// A field value JS can send: no control characters but HTAB, any other text.
+    fn value() -> impl Strategy<Value = String> {
+        "[\\t\\x20-\\x7e\\u{80}-\\u{10FFFF}]{0,16}"
+            .prop_map(|v| v.trim_matches([' ', '\t']).to_owned())
+    }
+
+    proptest! {
+        #[test]
+        fn flat_then_pairs_is_the_same_list(pairs in prop::collection::vec((name(), value()), 0..8)) {
+            let flat = flat_headers(pairs.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+            prop_assert_eq!(flat.len(), 2 * pairs.len());
+            prop_assert_eq!(pair_headers(flat).unwrap(), pairs);
+        }
+
+        #[test]
+        fn an_odd_flat_list_is_refused(mut flat in prop::collection::vec(value(), 0..9)) {
+            if flat.len() % 2 == 0 {
+                flat.push(String::new());
+            }
+            prop_assert!(pair_headers(flat.clone()).is_err());
+            prop_assert!(flat_to_header_map(flat).is_err());
+        }
+
+        #[test]
+        fn the_header_map_keeps_order_and_repeats(pairs in prop::collection::vec((name(), value()), 0..8)) {
+            let flat: Vec<String> = pairs.iter().flat_map(|(n, v)| [n.clone(), v.clone()]).collect();
+            let map = flat_to_header_map(flat).unwrap();
+            for (n, _) in &pairs {
+                let expected: Vec<&[u8]> =
+                    pairs.iter().filter(|(m, _)| m == n).map(|(_, v)| v.as_bytes()).collect();
+                let got: Vec<&[u8]> = map.get_all(n.as_str()).iter().map(|v| v.as_bytes()).collect();
+                prop_assert_eq!(got, expected);
+            }
+            prop_assert_eq!(map.len(), pairs.len());
+        }
+
+        #[test]
+        fn a_control_character_in_a_value_is_refused(
+            pairs in prop::collection::vec((name(), value()), 1..4),
+            at in 0usize..4,
+            bad in prop::sample::select(vec!['\r', '\n', '\0', '\x7f', '\x01']),
+        ) {
+            let mut flat: Vec<String> = pairs.iter().flat_map(|(n, v)| [n.clone(), v.clone()]).collect();
+            let i = 2 * (at % pairs.len()) + 1;
+            flat[i].push(bad);
+            prop_assert!(flat_to_header_map(flat).is_err());
+        }
+
+        #[test]
+        fn stored_headers_come_back_as_the_flat_list(pairs in prop::collection::vec((name(), value()), 0..8)) {
+            let stored = store_headers(pairs.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+            let flat: Vec<String> = pairs.iter().flat_map(|(n, v)| [n.clone(), v.clone()]).collect();
+            prop_assert_eq!(stored_to_flat(&stored), flat);
+        }
+    }
+
+    #[test]
+    fn a_peers_non_utf8_bytes_cross_as_replacement_characters() {
+        let flat = flat_headers([("x", &b"caf\xe9"[..])]);
+        assert_eq!(flat, vec!["x", "caf\u{fffd}"]);
+    }
 }

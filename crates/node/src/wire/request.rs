@@ -1,11 +1,8 @@
-//! The request batch (I/O threads -> JS) and the response header block (JS -> I/O threads):
-//! the Rust side of `src-ts/server-request.ts` (`decodeRequests`) and `src-ts/server-response.ts`.
+//! The request batch (I/O threads -> JS): the Rust side of `src-ts/wire/request.ts`
+//! (`decodeRequests`).
 
-use http::HeaderMap;
-use hypersock_core::server::{header_map, Request};
+use hypersock_core::server::Request;
 use napi_derive::napi;
-
-use crate::error::{Fail, JsResult};
 
 /// How the request body is held: none, whole (in the batch), or streaming (`takeBodyStream`).
 pub(crate) const BODY_EMPTY: u8 = 0;
@@ -109,29 +106,274 @@ fn put_u32_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// Parses the response header block JS sends: `count` name/value pairs joined by `\n`. A name or
-/// value containing `\n` changes the number of parts and is refused, as is any invalid byte.
-pub(crate) fn header_block(count: u32, block: &str) -> JsResult<HeaderMap> {
-    let invalid = || {
-        Fail::invalid_arg("invalid response header (names and values cannot contain line breaks)")
-    };
-    if count == 0 {
-        return if block.is_empty() {
-            Ok(HeaderMap::new())
-        } else {
-            Err(invalid())
-        };
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, HeaderName, HeaderValue, Method, Version};
+    use hypersock_core::server::RequestBody;
+    use proptest::prelude::*;
+    use std::net::SocketAddr;
+
+    /// The fields of one decoded record, read the way `src-ts/wire/request.ts` reads them.
+    #[derive(Debug, PartialEq)]
+    struct Decoded {
+        id: u32,
+        method: String,
+        kind: u8,
+        version: u8,
+        upgrade: bool,
+        remote: Option<SocketAddr>,
+        target: String,
+        headers: Vec<(String, Vec<u8>)>,
+        body: Option<Vec<u8>>,
     }
-    let mut parts = block.split('\n');
-    let mut pairs = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        match (parts.next(), parts.next()) {
-            (Some(name), Some(value)) => pairs.push((name, value)),
-            _ => return Err(invalid()),
+
+    fn u16_at(b: &[u8], o: usize) -> usize {
+        usize::from(u16::from_le_bytes([b[o], b[o + 1]]))
+    }
+    fn u32_at(b: &[u8], o: usize) -> usize {
+        u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) as usize
+    }
+
+    fn decode(batch: &[u8]) -> Vec<Decoded> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < batch.len() {
+            let len = u32_at(batch, at);
+            assert!(
+                len >= 14 && at + len <= batch.len(),
+                "record of {len} at {at}"
+            );
+            let rec = &batch[at..at + len];
+            let (code, flags) = (rec[8], rec[9]);
+            let count = u16_at(rec, 10);
+            let port = u16_at(rec, 12) as u16;
+            let mut o = 14;
+            let remote = match flags >> 6 {
+                1 => {
+                    let ip: [u8; 4] = rec[o..o + 4].try_into().unwrap();
+                    o += 4;
+                    Some(SocketAddr::from((ip, port)))
+                }
+                2 => {
+                    let ip: [u8; 16] = rec[o..o + 16].try_into().unwrap();
+                    o += 16;
+                    Some(SocketAddr::from((ip, port)))
+                }
+                _ => None,
+            };
+            let method = if code == 0 {
+                let n = usize::from(rec[o]);
+                o += 1 + n;
+                String::from_utf8(rec[o - n..o].to_vec()).unwrap()
+            } else {
+                METHODS[usize::from(code) - 1].to_owned()
+            };
+            let n = u32_at(rec, o);
+            let target = String::from_utf8(rec[o + 4..o + 4 + n].to_vec()).unwrap();
+            o += 4 + n;
+            let mut headers = Vec::new();
+            for _ in 0..count {
+                let n = u16_at(rec, o);
+                let name = String::from_utf8(rec[o + 2..o + 2 + n].to_vec()).unwrap();
+                o += 2 + n;
+                let v = u32_at(rec, o);
+                headers.push((name, rec[o + 4..o + 4 + v].to_vec()));
+                o += 4 + v;
+            }
+            assert_eq!(flags & 0x20, 0, "no TLS in these tests");
+            let kind = flags & 3;
+            let body = (kind == BODY_FULL).then(|| {
+                let n = u32_at(rec, o);
+                o += 4 + n;
+                rec[o - n..o].to_vec()
+            });
+            assert_eq!(o, len, "the record ends where its length says");
+            out.push(Decoded {
+                id: u32_at(rec, 4) as u32,
+                method,
+                kind,
+                version: (flags >> 2) & 3,
+                upgrade: flags & 0x10 != 0,
+                remote,
+                target,
+                headers,
+                body,
+            });
+            at += len;
+        }
+        out
+    }
+
+    fn request(
+        method: &str,
+        target: &str,
+        version: Version,
+        headers: &[(String, Vec<u8>)],
+        remote: Option<SocketAddr>,
+    ) -> Request {
+        let mut map = HeaderMap::new();
+        for (n, v) in headers {
+            map.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(v).unwrap(),
+            );
+        }
+        Request {
+            method: Method::from_bytes(method.as_bytes()).unwrap(),
+            target: target.to_owned(),
+            version,
+            headers: map,
+            body: RequestBody::empty(),
+            remote_addr: remote,
+            upgrade: None,
+            tls: None,
         }
     }
-    if parts.next().is_some() {
-        return Err(invalid());
+
+    /// The batch of `__test__/fixtures/wire/request-batch.hex`, which the TS test decodes too.
+    fn golden_batch() -> Vec<u8> {
+        let mut out = Vec::new();
+        let h = |n: &str, v: &[u8]| (n.to_owned(), v.to_vec());
+        let get = request(
+            "GET",
+            "/a?b=c",
+            Version::HTTP_11,
+            &[h("host", b"example.test"), h("accept", b"*/*")],
+            Some("127.0.0.1:5000".parse().unwrap()),
+        );
+        encode_request(&mut out, 1, BODY_EMPTY, false, &get, None);
+        let post = request(
+            "POST",
+            "/upload",
+            Version::HTTP_2,
+            &[
+                h("content-type", b"text/plain"),
+                h("x-a", b"1"),
+                h("x-a", b"2"),
+            ],
+            Some("[2001:db8::1]:443".parse().unwrap()),
+        );
+        encode_request(&mut out, 2, BODY_FULL, false, &post, Some(b"hello"));
+        let custom = request(
+            "PROPFIND",
+            "/caf\u{e9}",
+            Version::HTTP_10,
+            &[h("x-latin", b"caf\xe9")],
+            None,
+        );
+        encode_request(&mut out, u32::MAX, BODY_STREAM, true, &custom, None);
+        out
     }
-    header_map(pairs).map_err(Fail::from)
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn the_golden_batch_is_the_committed_one() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../__test__/fixtures/wire/request-batch.hex"
+        );
+        let encoded = hex(&golden_batch()) + "\n";
+        if std::env::var_os("HYPERSOCK_WRITE_WIRE_FIXTURES").is_some() {
+            std::fs::write(path, &encoded).unwrap();
+        }
+        let committed = std::fs::read_to_string(path)
+            .expect("the fixture (HYPERSOCK_WRITE_WIRE_FIXTURES=1 writes it)");
+        assert_eq!(
+            encoded, committed,
+            "the request batch layout changed: update src-ts/wire/request.ts and the fixture"
+        );
+    }
+
+    #[test]
+    fn the_golden_batch_decodes_to_its_requests() {
+        let decoded = decode(&golden_batch());
+        assert_eq!(decoded.len(), 3);
+        assert_eq!(
+            (
+                decoded[0].id,
+                decoded[0].method.as_str(),
+                decoded[0].target.as_str()
+            ),
+            (1, "GET", "/a?b=c")
+        );
+        assert_eq!(decoded[1].body.as_deref(), Some(&b"hello"[..]));
+        assert_eq!(decoded[1].headers.len(), 3);
+        assert_eq!(
+            (
+                decoded[2].method.as_str(),
+                decoded[2].kind,
+                decoded[2].upgrade,
+                decoded[2].remote
+            ),
+            ("PROPFIND", BODY_STREAM, true, None)
+        );
+        assert_eq!(decoded[2].headers[0].1, b"caf\xe9");
+    }
+
+    fn method() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(METHODS.to_vec()).prop_map(str::to_owned),
+            "[A-Z][A-Z_-]{0,20}",
+        ]
+    }
+
+    fn header() -> impl Strategy<Value = (String, Vec<u8>)> {
+        (
+            "[a-z0-9!#$%&'*+.^_`|~-]{1,16}",
+            prop::collection::vec(prop_oneof![Just(9u8), 0x20u8..0x7f, 0x80u8..=0xff], 0..24),
+        )
+    }
+
+    fn remote() -> impl Strategy<Value = Option<SocketAddr>> {
+        prop_oneof![
+            Just(None),
+            (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, p)| Some(SocketAddr::from((ip, p)))),
+            (any::<[u8; 16]>(), any::<u16>()).prop_map(|(ip, p)| Some(SocketAddr::from((ip, p)))),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_request_comes_back_out_of_the_batch(
+            reqs in prop::collection::vec((
+                any::<u32>(),
+                method(),
+                "/[\\x21-\\x7e]{0,40}",
+                prop::sample::select(vec![Version::HTTP_10, Version::HTTP_11, Version::HTTP_2]),
+                prop::collection::vec(header(), 0..6),
+                remote(),
+                prop::option::of(prop::collection::vec(any::<u8>(), 0..64)),
+                any::<bool>(),
+            ), 1..5)
+        ) {
+            let mut batch = Vec::new();
+            for (id, m, target, version, headers, remote, body, upgrade) in &reqs {
+                let r = request(m, target, *version, headers, *remote);
+                let kind = if body.is_some() { BODY_FULL } else { BODY_EMPTY };
+                encode_request(&mut batch, *id, kind, *upgrade, &r, body.as_deref());
+            }
+            let decoded = decode(&batch);
+            prop_assert_eq!(decoded.len(), reqs.len());
+            for (d, (id, m, target, version, headers, remote, body, upgrade)) in decoded.iter().zip(&reqs) {
+                let v = if *version == Version::HTTP_2 { 2 } else if *version == Version::HTTP_10 { 1 } else { 0 };
+                prop_assert_eq!(d.id, *id);
+                prop_assert_eq!(&d.method, m);
+                prop_assert_eq!(&d.target, target);
+                prop_assert_eq!(d.version, v);
+                prop_assert_eq!(d.upgrade, *upgrade);
+                prop_assert_eq!(d.remote, *remote);
+                prop_assert_eq!(&d.body, body);
+                // The batch keeps each name's fields in order, grouped by name as HeaderMap does.
+                let mut sent: Vec<_> = headers.clone();
+                let mut got = d.headers.clone();
+                sent.sort_by(|a, b| a.0.cmp(&b.0));
+                got.sort_by(|a, b| a.0.cmp(&b.0));
+                prop_assert_eq!(got, sent);
+            }
+        }
+    }
 }

@@ -240,3 +240,103 @@ impl BindingFailGate {
         self.gate = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One decoded event head and its inline data, read the way `src-ts/wire/ws-events.ts` does.
+    fn decode(buf: &[u8]) -> Vec<(u8, u8, u16, u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut o = 0;
+        while o + 16 <= buf.len() {
+            let u32_at = |o: usize| u32::from_le_bytes(buf[o..o + 4].try_into().unwrap());
+            let id = u64::from(u32_at(o + 4)) | (u64::from(u32_at(o + 8)) << 32);
+            let len = u32_at(o + 12) as usize;
+            let code = u16::from_le_bytes([buf[o + 2], buf[o + 3]]);
+            out.push((
+                buf[o],
+                buf[o + 1],
+                code,
+                id,
+                buf[o + 16..o + 16 + len].to_vec(),
+            ));
+            o += 16 + len;
+        }
+        assert_eq!(o, buf.len(), "the batch ends on an event boundary");
+        out
+    }
+
+    /// The events of `__test__/fixtures/wire/ws-events.hex`, which the TS test decodes too.
+    fn golden_events() -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_event(&mut out, WS_OPEN, EVENT_OBJECT, 0, 1, &[]);
+        encode_event(
+            &mut out,
+            WS_MESSAGE,
+            EVENT_DATA,
+            0,
+            1,
+            "h\u{e9}llo".as_bytes(),
+        );
+        encode_event(
+            &mut out,
+            WS_MESSAGE,
+            EVENT_DATA | EVENT_BINARY,
+            0,
+            (1 << 40) + 7,
+            &[0, 1, 255],
+        );
+        encode_event(&mut out, WS_PING, EVENT_DATA | EVENT_BINARY, 0, 1, b"p");
+        encode_event(&mut out, WS_CLOSE, EVENT_DATA, 4000, 1, b"bye");
+        out
+    }
+
+    #[test]
+    fn the_golden_events_are_the_committed_ones() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../__test__/fixtures/wire/ws-events.hex"
+        );
+        let encoded: String = golden_events()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+            + "\n";
+        if std::env::var_os("HYPERSOCK_WRITE_WIRE_FIXTURES").is_some() {
+            std::fs::write(path, &encoded).unwrap();
+        }
+        let committed = std::fs::read_to_string(path)
+            .expect("the fixture (HYPERSOCK_WRITE_WIRE_FIXTURES=1 writes it)");
+        assert_eq!(
+            encoded, committed,
+            "the event layout changed: update src-ts/wire/ws-events.ts and the fixture"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn every_event_comes_back_out_of_the_batch(
+            events in prop::collection::vec(
+                (0u32..8, any::<u8>(), any::<u32>(), any::<u64>(), prop::collection::vec(any::<u8>(), 0..64)),
+                0..12,
+            )
+        ) {
+            let mut buf = Vec::new();
+            for (kind, flags, code, id, data) in &events {
+                encode_event(&mut buf, *kind, *flags, *code, *id, data);
+            }
+            let decoded = decode(&buf);
+            prop_assert_eq!(decoded.len(), events.len());
+            for (d, (kind, flags, code, id, data)) in decoded.iter().zip(&events) {
+                prop_assert_eq!(u32::from(d.0), *kind);
+                prop_assert_eq!(d.1, *flags);
+                // Close codes above u16 are clamped, never wrapped.
+                prop_assert_eq!(u32::from(d.2), (*code).min(u32::from(u16::MAX)));
+                prop_assert_eq!(d.3, *id);
+                prop_assert_eq!(&d.4, data);
+            }
+        }
+    }
+}
