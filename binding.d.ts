@@ -264,6 +264,8 @@ export declare class BindingWebSocket {
   sendPrepared(msg: BindingPreparedMessage): number
   /** Queues a ping. */
   ping(data: Uint8Array): void
+  /** Queues an unsolicited pong. */
+  pong(data: Uint8Array): void
   /** Starts the close handshake. */
   close(code: number, reason: string): void
   /**

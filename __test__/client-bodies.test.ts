@@ -141,6 +141,22 @@ describe('response bodies', () => {
     expect((await res.bytes()).byteLength).toBe(body.byteLength)
     expect(up.at(-1)).toEqual({ loaded: body.byteLength, total: body.byteLength })
     expect(down.at(-1)).toEqual({ loaded: body.byteLength, total: body.byteLength })
+    // At least one report per 64 KiB after the first bytes (which come with the head), in order.
+    const steps = down.slice(1).map((p, i) => p.loaded - (down[i] as Progress).loaded)
+    expect(Math.min(...steps)).toBeGreaterThan(0)
+    expect(Math.max(...steps)).toBeLessThanOrEqual(64 * 1024)
+    const streamedDown: Progress[] = []
+    const again = await new Client().fetch(url, {
+      method: 'POST',
+      body,
+      onDownloadProgress: (p) => streamedDown.push(p),
+    })
+    let read = 0
+    for await (const chunk of again.body as unknown as AsyncIterable<Uint8Array>) read += chunk.byteLength
+    expect(read).toBe(body.byteLength)
+    expect(streamedDown.at(-1)?.loaded).toBe(body.byteLength)
+    const streamedSteps = streamedDown.slice(1).map((p, i) => p.loaded - (streamedDown[i] as Progress).loaded)
+    expect(Math.max(...streamedSteps)).toBeLessThanOrEqual(64 * 1024)
     async function* chunks() {
       for (let i = 0; i < 4; i++) yield Buffer.alloc(1000, i)
     }

@@ -3,7 +3,9 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { AbortError, Client, ConnectionError, fetch, HypersockError, InvalidArgumentError, serve } from 'hypersock'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePort } from './helpers.js'
+import { caught, freePort, trackServers } from './helpers.js'
+
+const track = trackServers()
 
 // A node:http peer that echoes what it got and records which client port each request came from.
 let peer: http.Server
@@ -156,5 +158,32 @@ describe('client: against the hypersock server', () => {
     } finally {
       await server.stop()
     }
+  })
+})
+
+describe('client: fetch(Request)', () => {
+  it('takes a WHATWG Request: its URL, method, headers, body and signal; init fields win', async () => {
+    const server = track(
+      await serve({
+        fetch: async (req) =>
+          Response.json({ method: req.method, x: req.headers.get('x-from'), body: await req.text(), path: req.path }),
+      }),
+    )
+    const url = `http://127.0.0.1:${server.port}/r?q=1`
+    const request = new Request(url, { method: 'POST', headers: { 'x-from': 'request' }, body: 'payload' })
+    expect(await (await fetch(request)).json()).toEqual({ method: 'POST', x: 'request', body: 'payload', path: '/r' })
+    const overridden = new Request(url, { method: 'POST', headers: { 'x-from': 'request' }, body: 'a' })
+    expect(await (await fetch(overridden, { headers: { 'x-from': 'init' }, method: 'PUT' })).json()).toEqual({
+      method: 'PUT',
+      x: 'init',
+      body: 'a',
+      path: '/r',
+    })
+    const aborted = new AbortController()
+    aborted.abort()
+    const e = await caught(() => fetch(new Request(url, { signal: aborted.signal })))
+    expect(e.code).toBe('ABORT_ERR')
+    const manual = await caught(() => fetch(new Request(url, { redirect: 'manual' })))
+    expect(manual.code).toBe('ERR_INVALID_ARG_VALUE')
   })
 })

@@ -2,7 +2,15 @@ import { execFile } from 'node:child_process'
 import http from 'node:http'
 import net from 'node:net'
 import { promisify } from 'node:util'
-import { type HypersockError, type Server, ServerError, serve } from 'hypersock'
+import {
+  ClientResponse,
+  type HypersockError,
+  Response as HypersockResponse,
+  fetch as hfetch,
+  type Server,
+  ServerError,
+  serve,
+} from 'hypersock'
 import { describe, expect, it } from 'vitest'
 import { deferred, rawExchange, trackServers } from './helpers.js'
 
@@ -268,5 +276,19 @@ describe('serve: bad input leaves everyone else served', () => {
     )
     expect(post).toMatch(/^HTTP\/1\.1 400/)
     expect(await (await globalThis.fetch(server.url)).text()).toBe('plain')
+  })
+})
+
+describe("hypersock's Response export", () => {
+  it('is the WHATWG Response: a handler builds one with new, the client resolves with a ClientResponse', async () => {
+    expect(HypersockResponse).toBe(globalThis.Response)
+    const server = track(
+      await serve({ fetch: () => new HypersockResponse('built', { status: 201, headers: { 'x-made': 'yes' } }) }),
+    )
+    const res = await hfetch(`http://127.0.0.1:${server.port}/`)
+    expect(res).toBeInstanceOf(ClientResponse)
+    expect([res.status, res.headers.get('x-made'), await res.text()]).toEqual([201, 'yes', 'built'])
+    const clone = new HypersockResponse('x').clone()
+    expect(await clone.text()).toBe('x')
   })
 })

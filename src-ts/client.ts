@@ -1,6 +1,6 @@
 import { type ClientBodyInit, chunkBytes, prepareBody } from './client-body.js'
 import { type CookieJar, nativeJar } from './cookie-jar.js'
-import { AbortError, fromNative, HypersockError, InvalidArgumentError } from './errors.js'
+import { AbortError, fromNative, HttpError, HypersockError, InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
 import { type ProxyOptions, proxyOptions } from './proxy.js'
 import { CLIENT_TLS_FIELDS, checkTlsOptions, type PeerCertificate, parseTls, type TlsDetails } from './tls.js'
@@ -170,11 +170,17 @@ const NO_BODY = { bytes: null, stream: null, type: null, length: null } as const
 const INLINE_MAX = 256 * 1024
 /** Chunk size of streamed response bodies. */
 const CHUNK = 1024 * 1024
+/** Chunk size of a body whose progress is reported: one report per 64 KiB at least. */
+const PROGRESS_CHUNK = 64 * 1024
 
 type Cleanup = () => void
 
-/** A response from the hypersock client, shaped like WHATWG `Response`. */
-export class Response {
+/**
+ * A response from the hypersock client, shaped like WHATWG `Response` (what `fetch` resolves
+ * with). Made only by the client; to build a response yourself (in a `serve` handler), use the
+ * global `Response`, which hypersock also exports as `Response`.
+ */
+export class ClientResponse {
   /** Status code. */
   readonly status: number
   /** The final URL (after redirects). */
@@ -229,15 +235,22 @@ export class Response {
     if (!this.#rest) cleanup()
   }
 
-  /** Response headers (made on first use); `getSetCookie()` gives each `Set-Cookie` apart. */
+  /** ClientResponse headers (made on first use); `getSetCookie()` gives each `Set-Cookie` apart. */
   get headers(): Headers {
     this.#headers ??= headersFromFlat(this.#rawHeaders)
     return this.#headers
   }
 
+  /** Reports `n` more bytes, in steps of at most 64 KiB (a chunk off the socket can be larger). */
   #progress(n: number): void {
-    this.#loaded += n
-    this.#onProgress?.({ loaded: this.#loaded, total: this.#total })
+    const report = this.#onProgress
+    if (!report) return
+    do {
+      const step = Math.min(n, PROGRESS_CHUNK)
+      this.#loaded += step
+      n -= step
+      report({ loaded: this.#loaded, total: this.#total })
+    } while (n > 0)
   }
 
   /** True for a 2xx status. */
@@ -295,7 +308,7 @@ export class Response {
             return
           }
           try {
-            const chunk = await rest.read(CHUNK)
+            const chunk = await rest.read(this.#onProgress ? PROGRESS_CHUNK : CHUNK)
             if (chunk === null) {
               cleanup()
               controller.close()
@@ -328,13 +341,30 @@ export class Response {
     this.#rest = null
     if (!rest) return first
     try {
+      if (this.#onProgress) return await this.#takeReporting(first, rest)
       const more = await rest.readAll(Math.max(0, this.#maxSize - first.byteLength))
-      this.#progress(more.byteLength)
       return first.byteLength === 0 ? more : Buffer.concat([first, more])
     } catch (err) {
       throw fromNative(err)
     } finally {
       this.#cleanup()
+    }
+  }
+
+  /** Reads the rest in 64 KiB steps, reporting progress after each, within `maxResponseSize`. */
+  async #takeReporting(first: Buffer, rest: Binding.BindingBodyReader): Promise<Buffer> {
+    const chunks = [first]
+    let size = first.byteLength
+    for (;;) {
+      const chunk = await rest.read(PROGRESS_CHUNK)
+      if (chunk === null) return Buffer.concat(chunks, size)
+      size += chunk.byteLength
+      if (size > this.#maxSize) {
+        rest.close()
+        throw new HttpError('ERR_BODY_TOO_LARGE', `body larger than the limit of ${this.#maxSize} bytes`)
+      }
+      chunks.push(chunk)
+      this.#progress(chunk.byteLength)
     }
   }
 
@@ -472,6 +502,29 @@ const REQUEST_INIT_KEYS: ReadonlySet<string> = new Set([
   'duplex',
 ])
 
+/**
+ * The init of a WHATWG `Request` given to `fetch`, with `init`'s own fields over it (as
+ * `fetch(request, init)` does). A `redirect` other than `follow` is refused: redirects are the
+ * client's `redirect` option.
+ */
+function fromRequest(request: globalThis.Request, init: RequestInit): RequestInit {
+  if (request.redirect !== 'follow') {
+    throw new InvalidArgumentError(
+      'ERR_INVALID_ARG_VALUE',
+      `fetch(): a Request with redirect '${request.redirect}' is not supported; set redirect on the Client`,
+    )
+  }
+  if (request.bodyUsed) throw new TypeError('the Request body has already been read')
+  return {
+    method: init.method ?? request.method,
+    headers: init.headers ?? request.headers,
+    body: init.body !== undefined ? init.body : (request.body as ClientBodyInit | null),
+    signal: init.signal !== undefined ? init.signal : request.signal,
+    onUploadProgress: init.onUploadProgress,
+    onDownloadProgress: init.onDownloadProgress,
+  }
+}
+
 /** @internal Builds the native options of a client. */
 export function nativeClientOptions(options: ClientOptions): Binding.BindingClientOptions {
   checkOptions('new Client()', options, CLIENT_KEYS)
@@ -553,10 +606,18 @@ export class Client {
   }
 
   /** Sends a request, WHATWG `fetch` style. Rejects with a {@link HypersockError} on failure. */
-  async fetch(input: string | URL, init: RequestInit = {}): Promise<Response> {
-    // The URL is parsed once, in Rust (WHATWG rules); a bad one is ERR_INVALID_URL.
-    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : String(input)
+  async fetch(input: string | URL | globalThis.Request, init: RequestInit = {}): Promise<ClientResponse> {
     checkOptions('fetch()', init, REQUEST_INIT_KEYS)
+    if (input instanceof globalThis.Request) init = fromRequest(input, init)
+    // The URL is parsed once, in Rust (WHATWG rules); a bad one is ERR_INVALID_URL.
+    const url =
+      typeof input === 'string'
+        ? input
+        : input instanceof URL
+          ? input.href
+          : input instanceof globalThis.Request
+            ? input.url
+            : String(input)
     const method = (init.method ?? 'GET').toUpperCase()
     const headers = flattenHeaders(init.headers)
     for (let i = 0; i < this.#headers.length; i += 2) {
@@ -587,7 +648,7 @@ export class Client {
     }
     try {
       const raw = await pending
-      return new Response(raw, this.#maxSize, init.onDownloadProgress, cleanup)
+      return new ClientResponse(raw, this.#maxSize, init.onDownloadProgress, cleanup)
     } catch (err) {
       cleanup()
       const error = fromNative(err)
@@ -603,7 +664,7 @@ export class Client {
   async request(
     input: string | URL,
     init: RequestInit = {},
-  ): Promise<{ status: number; headers: Headers; body: Uint8Array; response: Response }> {
+  ): Promise<{ status: number; headers: Headers; body: Uint8Array; response: ClientResponse }> {
     const response = await this.fetch(input, init)
     return { status: response.status, headers: response.headers, body: await response.bytes(), response }
   }
@@ -638,6 +699,6 @@ export function getDefaultClient(): Client {
 }
 
 /** WHATWG-style `fetch` over a shared default {@link Client}. */
-export function fetch(input: string | URL, init?: RequestInit): Promise<Response> {
+export function fetch(input: string | URL | globalThis.Request, init?: RequestInit): Promise<ClientResponse> {
   return getDefaultClient().fetch(input, init)
 }

@@ -19,7 +19,7 @@ export {
   type RedirectHop,
   type RedirectOptions,
   type RequestInit,
-  Response,
+  ClientResponse,
   type RetryContext,
   type RetryOptions,
 } from './client.js'
@@ -88,3 +88,10 @@ export {
   prepare,
   type WebSocketLimits,
 } from './websocket-common.js'
+
+/**
+ * The WHATWG `Response` (the global one, re-exported so that `import { Response } from 'hypersock'`
+ * builds what a `serve` handler returns). The client's `fetch` resolves with a {@link ClientResponse}.
+ */
+export const Response = globalThis.Response
+export type Response = globalThis.Response

@@ -226,6 +226,16 @@ export class ServerWebSocket<Data = unknown> {
     }
   }
 
+  /** Sends an unsolicited pong (a one-way heartbeat); pings are answered by themselves. */
+  pong(data: string | ArrayBufferView = ''): void {
+    const bytes = typeof data === 'string' ? encoder.encode(data) : binaryPayload(data)
+    try {
+      this.#native.pong(bytes)
+    } catch (err) {
+      throw fromNative(err)
+    }
+  }
+
   /** Starts the close handshake. The `close` handler runs when it completes. */
   close(code = 1000, reason = ''): void {
     checkClose(code, reason, true)

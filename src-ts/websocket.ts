@@ -67,6 +67,16 @@ const WEBSOCKET_KEYS = optionKeys<WebSocketOptions>({
   ...LIMIT_KEYS,
 })
 
+/**
+ * A WHATWG exception (`SyntaxError`, `InvalidAccessError`, ...) that also carries the stable
+ * hypersock `code` every other error has.
+ */
+function domException(message: string, name: string, code: string): DOMException {
+  const e = new DOMException(message, name)
+  Object.defineProperty(e, 'code', { value: code, enumerable: true })
+  return e
+}
+
 /** How binary messages are given to `message` listeners. */
 export type BinaryType = 'blob' | 'arraybuffer' | 'nodebuffer'
 
@@ -148,6 +158,8 @@ export class WebSocket extends EventTarget {
   #iterators = new Map<(item: IteratorResult<string | Buffer>) => void, Backlog>()
   /** Reading from the peer is held because an iterator's backlog is full. */
   #readingHeld = false
+  /** `terminate()` was called while connecting. */
+  #terminated = false
 
   constructor(url: string | URL, protocols?: string | string[], options: WebSocketOptions = {}) {
     super()
@@ -155,19 +167,23 @@ export class WebSocket extends EventTarget {
     let parsed: URL
     try {
       parsed = new URL(String(url))
-    } catch (cause) {
-      throw new InvalidArgumentError('ERR_INVALID_URL', `invalid URL ${JSON.stringify(String(url))}`, { cause })
+    } catch {
+      throw domException(`invalid URL ${JSON.stringify(String(url))}`, 'SyntaxError', 'ERR_INVALID_URL')
     }
     if (parsed.protocol === 'http:') parsed.protocol = 'ws:'
     if (parsed.protocol === 'https:') parsed.protocol = 'wss:'
     if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
-      throw new InvalidArgumentError('ERR_INVALID_URL', `WebSocket URL must use ws: or wss: (got ${parsed.protocol})`)
+      throw domException(
+        `WebSocket URL must use ws: or wss: (got ${parsed.protocol})`,
+        'SyntaxError',
+        'ERR_INVALID_URL',
+      )
     }
     if (parsed.hash) parsed.hash = ''
     this.url = parsed.href
     const list = protocols === undefined ? [] : Array.isArray(protocols) ? protocols : [protocols]
     if (new Set(list).size !== list.length) {
-      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'subprotocols must not repeat')
+      throw domException('subprotocols must not repeat', 'SyntaxError', 'ERR_INVALID_ARG_VALUE')
     }
     checkTlsOptions('tls', options.tls, WS_TLS_FIELDS)
     const dial = {
@@ -194,6 +210,10 @@ export class WebSocket extends EventTarget {
     this.#native = raw
     this.#protocol = raw.protocol
     raw.start(this.#onEvent)
+    if (this.#terminated) {
+      raw.terminate()
+      return
+    }
     if (this.#pendingClose) {
       this.#state = ReadyState.CLOSING
       raw.close(...this.#pendingClose)
@@ -222,6 +242,8 @@ export class WebSocket extends EventTarget {
     if (kind === WsEvent.Message && data != null && !(data instanceof Error)) {
       for (const sink of this.#iterators.keys()) sink({ value: data, done: false })
       this.dispatchEvent(new MessageEvent('message', { data: this.#convert(data) }))
+    } else if ((kind === WsEvent.Ping || kind === WsEvent.Pong) && Buffer.isBuffer(data)) {
+      this.dispatchEvent(new MessageEvent(kind === WsEvent.Ping ? 'ping' : 'pong', { data }))
     } else if (kind === WsEvent.Error && data instanceof Error) {
       const error = fromNative(data)
       this.dispatchEvent(new ErrorEvent('error', { error, message: (error as Error).message }))
@@ -294,9 +316,62 @@ export class WebSocket extends EventTarget {
     }
   }
 
+  /**
+   * Sends a ping (at most 125 bytes); the server's pong arrives as a `pong` event. Throws
+   * `ERR_INVALID_STATE` while connecting.
+   */
+  ping(data: string | ArrayBufferView = ''): void {
+    this.#control(data, (raw, bytes) => raw.ping(bytes))
+  }
+
+  /** Sends an unsolicited pong (a one-way heartbeat); pings are answered by themselves. */
+  pong(data: string | ArrayBufferView = ''): void {
+    this.#control(data, (raw, bytes) => raw.pong(bytes))
+  }
+
+  #control(data: string | ArrayBufferView, send: (raw: Binding.BindingWebSocket, bytes: Uint8Array) => void): void {
+    if (this.#state === ReadyState.CONNECTING || !this.#native) {
+      throw new WebSocketError('ERR_INVALID_STATE', 'the WebSocket is still connecting; wait for open')
+    }
+    if (this.#state !== ReadyState.OPEN) return
+    const bytes = typeof data === 'string' ? Buffer.from(data) : binaryPayload(data)
+    try {
+      send(this.#native, bytes)
+    } catch (err) {
+      const e = fromNative(err) as { code?: string }
+      if (e.code !== 'ERR_WS_CLOSED') throw e
+    }
+  }
+
+  /**
+   * Drops the connection at once, without a close handshake (as `ws`'s `terminate`): `close`
+   * follows with 1006.
+   */
+  terminate(): void {
+    if (this.#state === ReadyState.CLOSED) return
+    if (!this.#native) {
+      this.#pendingClose = undefined
+      this.#state = ReadyState.CLOSING
+      this.#terminated = true
+      return
+    }
+    this.#state = ReadyState.CLOSING
+    this.#native.terminate()
+  }
+
   /** Starts the close handshake with `code` (1000 or 3000-4999) and `reason` (<= 123 bytes). */
   close(code?: number, reason?: string): void {
-    checkClose(code, reason, false)
+    try {
+      checkClose(code, reason, false)
+    } catch (e) {
+      // WHATWG: a code it may not send is an InvalidAccessError, a long reason a SyntaxError.
+      const message = (e as Error).message
+      throw domException(
+        message,
+        code !== undefined && message.startsWith('close code') ? 'InvalidAccessError' : 'SyntaxError',
+        'ERR_INVALID_ARG_VALUE',
+      )
+    }
     if (this.#state === ReadyState.CLOSING || this.#state === ReadyState.CLOSED) return
     const args: [number, string] = [code ?? 1000, reason ?? '']
     if (!this.#native) {

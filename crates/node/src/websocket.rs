@@ -199,6 +199,12 @@ impl BindingWebSocket {
         self.handle.ping(Bytes::copy_from_slice(data)).or_throw(env)
     }
 
+    /// Queues an unsolicited pong.
+    #[napi]
+    pub fn pong(&self, env: &Env, data: &[u8]) -> Result<()> {
+        self.handle.pong(Bytes::copy_from_slice(data)).or_throw(env)
+    }
+
     /// Starts the close handshake.
     #[napi]
     pub fn close(&self, env: &Env, code: u32, reason: String) -> Result<()> {

@@ -565,6 +565,7 @@ impl Conn {
                 }
             }
             Outgoing::Ping(b) => self.queue_control(OpCode::Ping, &b),
+            Outgoing::Pong(b) => self.queue_control(OpCode::Pong, &b),
             Outgoing::Close(code, reason) => {
                 if self.received.is_none() && self.failing.is_none() {
                     self.start_close(code, &reason);

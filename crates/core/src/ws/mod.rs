@@ -198,6 +198,7 @@ pub(crate) enum Outgoing {
     Binary(Bytes),
     Prepared(PreparedMessage),
     Ping(Bytes),
+    Pong(Bytes),
     Close(u16, String),
     /// A [`FailGate`] was dropped.
     Resume,
@@ -351,6 +352,17 @@ impl WsHandle {
             ));
         }
         self.push(Outgoing::Ping(data), 0).map(|_| ())
+    }
+
+    /// Queues an unsolicited pong (a one-way heartbeat, RFC 6455 5.5.3). Pings are answered
+    /// without this.
+    pub fn pong(&self, data: Bytes) -> Result<()> {
+        if data.len() > 125 {
+            return Err(Error::InvalidArgument(
+                "pong payload longer than 125 bytes".into(),
+            ));
+        }
+        self.push(Outgoing::Pong(data), 0).map(|_| ())
     }
 
     /// Starts the close handshake with `code` and `reason` (at most 123 bytes of UTF-8).
