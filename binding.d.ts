@@ -441,6 +441,14 @@ export interface BindingRedisOptions {
   tls?: BindingTlsOptions
 }
 
+/** What one request sets instead of its client's options. */
+export interface BindingRequestOverrides {
+  /** `follow`, `manual` or `error`. */
+  redirect?: string
+  timeoutMs?: number
+  retryAttempts?: number
+}
+
 /** A response head, with the body inline when it was small, or a reader for the rest. */
 export interface BindingResponse {
   status: number
@@ -585,7 +593,7 @@ export interface BindingWsOptions {
  * come back inline, larger ones through `rest`. A function rather than a method: it is called
  * for every request, and skips napi-rs's bookkeeping of method calls on class instances.
  */
-export declare function clientRequest(client: ExternalObject<Client>, method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number): Promise<BindingResponse>
+export declare function clientRequest(client: ExternalObject<Client>, method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number, overrides?: BindingRequestOverrides | undefined | null): Promise<BindingResponse>
 
 /** Connects to a `ws://` or `wss://` URL. Call `start` on the result to begin receiving. */
 export declare function dialWebSocket(url: string, options: BindingDialOptions): Promise<BindingWebSocket>

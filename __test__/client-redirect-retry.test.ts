@@ -313,3 +313,52 @@ describe('client retry', () => {
     expect(errors[0]?.willRetry).toBe(true)
   })
 })
+
+describe('per-request redirect, timeout and retry', () => {
+  it("a request's redirect mode wins over the client's, also from a WHATWG Request", async () => {
+    const { url } = await peer((req, res) => {
+      if (req.url === '/from') redirect(res, 302, '/to')
+      else res.end(`at ${req.url}`)
+    })
+    const following = new Client()
+    const manual = await following.fetch(`${url}/from`, { redirect: 'manual' })
+    expect([manual.status, manual.headers.get('location')]).toEqual([302, '/to'])
+    await manual.text()
+    expect(await code(following.fetch(`${url}/from`, { redirect: 'error' }))).toBe('ERR_REDIRECT_REFUSED')
+    const viaRequest = await following.fetch(new Request(`${url}/from`, { redirect: 'manual' }))
+    expect(viaRequest.status).toBe(302)
+    await viaRequest.text()
+    const manualClient = new Client({ redirect: 'manual' })
+    expect((await manualClient.fetch(`${url}/from`)).status).toBe(302)
+    const followed = await manualClient.fetch(`${url}/from`, { redirect: 'follow' })
+    expect([followed.status, await followed.text()]).toEqual([200, 'at /to'])
+    expect(await code(following.fetch(`${url}/from`, { redirect: 'sideways' } as never))).toBe('ERR_INVALID_ARG_VALUE')
+  })
+
+  it("a request's timeout wins over the client's", async () => {
+    const { url } = await peer(() => {
+      // Never answers; the connection is closed by the cleanup.
+    })
+    const err = await new Client({ timeout: 600_000 }).fetch(url, { timeout: 50 }).then(
+      () => null,
+      (e: unknown) => e as HypersockError & { phase?: string },
+    )
+    expect(err?.code).toBe('ETIMEDOUT')
+    expect(err?.phase).toBe('request')
+  })
+
+  it("a request's retry attempts win over the client's", async () => {
+    const { url, seen } = await peer((_req, res, all) => {
+      res.writeHead(all.length === 3 ? 200 : 503)
+      res.end(String(all.length))
+    })
+    const once = new Client()
+    const res = await once.fetch(url, { retry: 3 })
+    expect([res.status, res.attempts, await res.text()]).toEqual([200, 3, '3'])
+    const retrying = new Client({ retry: { attempts: 5, baseDelay: 1 } })
+    const first = await retrying.fetch(url, { retry: 1 })
+    expect([first.status, first.attempts]).toEqual([503, 1])
+    await first.text()
+    expect(seen.length).toBe(4)
+  })
+})

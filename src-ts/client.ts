@@ -83,8 +83,44 @@ export interface RetryContext {
   delay: number
 }
 
+/** A request as the hooks see it: they may change its URL, method and headers. */
+export interface HookRequest {
+  url: string
+  method: string
+  headers: Headers
+}
+
+/** Functions run around each request `fetch` sends (see {@link ClientOptions.hooks}). */
+export interface ClientHooks {
+  /**
+   * Run in order before the request is sent (once per `fetch`: redirects and retries are driven
+   * by the engine); each may change `request.url`, `request.method` and `request.headers`.
+   */
+  beforeRequest?: Array<(request: HookRequest) => void | Promise<void>>
+  /**
+   * Run in order once the response head has arrived; one that returns a response replaces it
+   * for the hooks after it and for the caller (e.g. after refreshing a token and sending again).
+   */
+  afterResponse?: Array<
+    (response: ClientResponse, request: HookRequest) => ClientResponse | undefined | Promise<ClientResponse | undefined>
+  >
+}
+
+/** Sends a request: `client.fetch`, or the next step of a {@link Client.compose} chain. */
+export type Dispatch = (input: string | URL | globalThis.Request, init?: RequestInit) => Promise<ClientResponse>
+
+/**
+ * One step of a {@link Client.compose} chain: given the next step, returns this one. It may
+ * change the request, answer it itself (a cache), or look at and replace the response.
+ */
+export type Interceptor = (next: Dispatch) => Dispatch
+
 /** Options of a {@link Client}. Times are in milliseconds, sizes in bytes. */
 export interface ClientOptions {
+  /** Resolves relative request URLs (`client.fetch('/users')`), as `new URL(input, baseURL)`. */
+  baseURL?: string | URL
+  /** Functions run before each request and after each response. */
+  hooks?: ClientHooks
   /** Time allowed for the whole request (redirects, retries and body included). Default: none. */
   timeout?: number
   /** Time allowed to connect (TCP, proxy tunnel, TLS handshake). Default 10 000. */
@@ -139,6 +175,12 @@ export interface RequestInit {
   onUploadProgress?: (progress: Progress) => void
   /** Told how many response-body bytes have arrived. */
   onDownloadProgress?: (progress: Progress) => void
+  /** This request's redirect mode instead of the client's (`'manual'` returns the 3xx as it is). */
+  redirect?: 'follow' | 'manual' | 'error'
+  /** This request's time limit in ms instead of the client's `timeout`. */
+  timeout?: number
+  /** This request's attempts (the first included) instead of the client's `retry.attempts`. */
+  retry?: number
 }
 
 /** One redirect that was followed. */
@@ -448,6 +490,8 @@ export function nativeTlsOptions(tls: ClientTlsOptions | undefined): Binding.Bin
 }
 
 const CLIENT_KEYS = optionKeys<ClientOptions>({
+  baseURL: true,
+  hooks: true,
   timeout: true,
   connectTimeout: true,
   headersTimeout: true,
@@ -476,6 +520,9 @@ const RETRY_KEYS = optionKeys<Exclude<RetryOptions, number>>({
   maxRetryAfter: true,
   shouldRetry: true,
 })
+const HOOK_KEYS = optionKeys<ClientHooks>({ beforeRequest: true, afterResponse: true })
+/** A URL with a scheme: not resolved against `baseURL`. */
+const ABSOLUTE_URL = /^[a-z][a-z\d+.-]*:/i
 const REDIRECT_KEYS = optionKeys<Exclude<RedirectOptions, string>>({ mode: true, max: true, allowInsecure: true })
 /**
  * The keys of a request's `init`: ours, and those of WHATWG `RequestInit` that have no meaning
@@ -489,6 +536,9 @@ const REQUEST_INIT_KEYS: ReadonlySet<string> = new Set([
     signal: true,
     onUploadProgress: true,
     onDownloadProgress: true,
+    redirect: true,
+    timeout: true,
+    retry: true,
   }),
   'cache',
   'credentials',
@@ -504,16 +554,11 @@ const REQUEST_INIT_KEYS: ReadonlySet<string> = new Set([
 
 /**
  * The init of a WHATWG `Request` given to `fetch`, with `init`'s own fields over it (as
- * `fetch(request, init)` does). A `redirect` other than `follow` is refused: redirects are the
- * client's `redirect` option.
+ * `fetch(request, init)` does). A `Request`'s redirect mode is always set (`follow` by default),
+ * so it applies only when it is not `follow`: the client's own `redirect` option stays in force
+ * for plain Requests.
  */
 function fromRequest(request: globalThis.Request, init: RequestInit): RequestInit {
-  if (request.redirect !== 'follow') {
-    throw new InvalidArgumentError(
-      'ERR_INVALID_ARG_VALUE',
-      `fetch(): a Request with redirect '${request.redirect}' is not supported; set redirect on the Client`,
-    )
-  }
   if (request.bodyUsed) throw new TypeError('the Request body has already been read')
   return {
     method: init.method ?? request.method,
@@ -522,7 +567,33 @@ function fromRequest(request: globalThis.Request, init: RequestInit): RequestIni
     signal: init.signal !== undefined ? init.signal : request.signal,
     onUploadProgress: init.onUploadProgress,
     onDownloadProgress: init.onDownloadProgress,
+    redirect: init.redirect ?? (request.redirect === 'follow' ? undefined : (request.redirect as 'manual' | 'error')),
+    timeout: init.timeout,
+    retry: init.retry,
   }
+}
+
+/** The addon's form of a request's own `redirect`, `timeout` and `retry`, or undefined when it has none. */
+function requestOverrides(init: RequestInit): Binding.BindingRequestOverrides | undefined {
+  const { redirect, timeout, retry } = init
+  if (redirect === undefined && timeout === undefined && retry === undefined) return undefined
+  if (redirect !== undefined && redirect !== 'follow' && redirect !== 'manual' && redirect !== 'error') {
+    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', "redirect must be 'follow', 'manual' or 'error'")
+  }
+  return { redirect, timeoutMs: checkTime('timeout', timeout), retryAttempts: checkCount('retry', retry, 1) }
+}
+
+/** Checks `hooks` (arrays of functions under known names); undefined when there are none. */
+function checkHooks(hooks: ClientHooks | undefined): ClientHooks | undefined {
+  if (hooks === undefined) return undefined
+  checkOptions('hooks', hooks, HOOK_KEYS)
+  for (const [name, list] of Object.entries(hooks)) {
+    if (list !== undefined && (!Array.isArray(list) || list.some((f) => typeof f !== 'function'))) {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `hooks.${name} must be an array of functions`)
+    }
+  }
+  const { beforeRequest = [], afterResponse = [] } = hooks
+  return beforeRequest.length + afterResponse.length > 0 ? { beforeRequest, afterResponse } : undefined
 }
 
 /** @internal Builds the native options of a client. */
@@ -583,6 +654,8 @@ export class Client {
   #handle: ReturnType<Binding.BindingClient['requestHandle']>
   #headers: string[]
   #maxSize: number
+  #base: string | undefined
+  #hooks: ClientHooks | undefined
 
   constructor(options: ClientOptions = {}) {
     try {
@@ -598,6 +671,8 @@ export class Client {
     this.#handle = this.#native.requestHandle()
     this.#headers = flattenHeaders(options.headers)
     this.#maxSize = this.#native.maxResponseSize
+    this.#base = options.baseURL === undefined ? undefined : new URL(String(options.baseURL)).href
+    this.#hooks = checkHooks(options.hooks)
   }
 
   /** Connection counters of the pool. */
@@ -608,17 +683,60 @@ export class Client {
   /** Sends a request, WHATWG `fetch` style. Rejects with a {@link HypersockError} on failure. */
   async fetch(input: string | URL | globalThis.Request, init: RequestInit = {}): Promise<ClientResponse> {
     checkOptions('fetch()', init, REQUEST_INIT_KEYS)
-    if (input instanceof globalThis.Request) init = fromRequest(input, init)
+    if (input instanceof globalThis.Request) {
+      init = fromRequest(input, init)
+      input = input.url
+    }
+    if (this.#base !== undefined && typeof input === 'string' && !ABSOLUTE_URL.test(input)) {
+      input = new URL(input, this.#base).href
+    }
+    const hooks = this.#hooks
+    if (hooks === undefined) return this.#send(input, init)
+    const request: HookRequest = {
+      url: String(input),
+      method: (init.method ?? 'GET').toUpperCase(),
+      headers: new Headers(init.headers as HeadersInit | undefined),
+    }
+    for (const hook of hooks.beforeRequest ?? []) await hook(request)
+    let response = await this.#send(request.url, { ...init, method: request.method, headers: request.headers })
+    for (const hook of hooks.afterResponse ?? []) {
+      const replaced = await hook(response, request)
+      if (replaced !== undefined) {
+        if (!(replaced instanceof ClientResponse))
+          throw new TypeError('an afterResponse hook must return a ClientResponse or nothing')
+        response = replaced
+      }
+    }
+    return response
+  }
+
+  /**
+   * A `fetch` through `interceptors`, the first outermost, then this client: for logging, auth
+   * refresh, caching. The client itself is unchanged.
+   *
+   * ```ts
+   * const logged = client.compose((next) => async (input, init) => {
+   *   const res = await next(input, init)
+   *   console.log(init?.method ?? 'GET', String(input), res.status)
+   *   return res
+   * })
+   * await logged.fetch('https://example.com/')
+   * ```
+   */
+  compose(...interceptors: Interceptor[]): { fetch: Dispatch } {
+    for (const i of interceptors) {
+      if (typeof i !== 'function')
+        throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'an interceptor must be a function')
+    }
+    const last: Dispatch = (input, init) => this.fetch(input, init)
+    return { fetch: interceptors.reduceRight<Dispatch>((next, interceptor) => interceptor(next), last) }
+  }
+
+  async #send(input: string | URL, init: RequestInit): Promise<ClientResponse> {
     // The URL is parsed once, in Rust (WHATWG rules); a bad one is ERR_INVALID_URL.
-    const url =
-      typeof input === 'string'
-        ? input
-        : input instanceof URL
-          ? input.href
-          : input instanceof globalThis.Request
-            ? input.url
-            : String(input)
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : String(input)
     const method = (init.method ?? 'GET').toUpperCase()
+    const overrides = requestOverrides(init)
     const headers = flattenHeaders(init.headers)
     for (let i = 0; i < this.#headers.length; i += 2) {
       if (!hasHeader(headers, (this.#headers[i] as string).toLowerCase())) {
@@ -637,7 +755,17 @@ export class Client {
     const cleanup = () => signal?.removeEventListener('abort', onAbort)
     if (signal) signal.addEventListener('abort', onAbort, { once: true })
     const writer = body.stream ? new native.BindingBodyWriter() : null
-    const pending = native.clientRequest(this.#handle, method, url, headers, body.bytes, writer, cancel, INLINE_MAX)
+    const pending = native.clientRequest(
+      this.#handle,
+      method,
+      url,
+      headers,
+      body.bytes,
+      writer,
+      cancel,
+      INLINE_MAX,
+      overrides,
+    )
     if (writer && body.stream) void pump(body.stream, writer, init.onUploadProgress)
     else if (body.bytes && init.onUploadProgress) {
       const total = body.bytes.byteLength

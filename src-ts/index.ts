@@ -10,16 +10,20 @@
 export type { BodyInit } from './body.js'
 export {
   Client,
+  type ClientHooks,
   type ClientOptions,
+  ClientResponse,
   type ClientTlsOptions,
+  type Dispatch,
   fetch,
+  type HookRequest,
+  type Interceptor,
   type PoolStats,
   type Progress,
   type ProxyOptions,
   type RedirectHop,
   type RedirectOptions,
   type RequestInit,
-  ClientResponse,
   type RetryContext,
   type RetryOptions,
 } from './client.js'

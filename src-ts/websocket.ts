@@ -1,4 +1,4 @@
-import { fromNative, InvalidArgumentError, WebSocketError } from './errors.js'
+import { fromNative, WebSocketError } from './errors.js'
 import { type Binding, native } from './native.js'
 import { type ProxyOptions, proxyOptions } from './proxy.js'
 import { CLIENT_TLS_FIELDS, checkTlsOptions } from './tls.js'

@@ -412,14 +412,7 @@ impl BindingClient {
         };
         let mode = match options.redirect_mode.as_deref() {
             None => d.redirect.mode,
-            Some("follow") => RedirectMode::Follow,
-            Some("manual") => RedirectMode::Manual,
-            Some("error") => RedirectMode::Error,
-            Some(other) => {
-                return Err(invalid(format!(
-                    "redirect must be follow, manual or error, not {other:?}"
-                )))
-            }
+            Some(mode) => redirect_mode(mode)?,
         };
         let r = RetryPolicy::default();
         let mut retry = RetryPolicy {
@@ -498,13 +491,33 @@ impl BindingClient {
     }
 }
 
+/// What one request sets instead of its client's options.
+#[napi(object)]
+pub struct BindingRequestOverrides {
+    /// `follow`, `manual` or `error`.
+    pub redirect: Option<String>,
+    pub timeout_ms: Option<u32>,
+    pub retry_attempts: Option<u32>,
+}
+
+fn redirect_mode(mode: &str) -> JsResult<RedirectMode> {
+    match mode {
+        "follow" => Ok(RedirectMode::Follow),
+        "manual" => Ok(RedirectMode::Manual),
+        "error" => Ok(RedirectMode::Error),
+        other => Err(invalid(format!(
+            "redirect must be follow, manual or error, not {other:?}"
+        ))),
+    }
+}
+
 /// Sends a request on the client of `client` (`BindingClient.requestHandle`). The body is inline
 /// (`body`) or streamed through `stream`; `cancel` aborts it. Bodies up to `inline_max` bytes
 /// come back inline, larger ones through `rest`. A function rather than a method: it is called
 /// for every request, and skips napi-rs's bookkeeping of method calls on class instances.
 #[napi(
     ts_return_type = "Promise<BindingResponse>",
-    ts_args_type = "client: ExternalObject<Client>, method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number"
+    ts_args_type = "client: ExternalObject<Client>, method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number, overrides?: BindingRequestOverrides | undefined | null"
 )]
 #[allow(clippy::too_many_arguments)]
 pub fn client_request<'env>(
@@ -517,7 +530,17 @@ pub fn client_request<'env>(
     stream: Option<&BindingBodyWriter>,
     cancel: Option<&BindingCancel>,
     inline_max: u32,
+    overrides: Option<BindingRequestOverrides>,
 ) -> Result<PromiseRaw<'env, BindingResponse>> {
+    let o = overrides.unwrap_or(BindingRequestOverrides {
+        redirect: None,
+        timeout_ms: None,
+        retry_attempts: None,
+    });
+    let redirect = match o.redirect.as_deref().map(redirect_mode).transpose() {
+        Ok(mode) => mode,
+        Err(e) => return Err(e.throw(env)),
+    };
     let body = match (body, stream) {
         (_, Some(writer)) => match writer.rx.lock().ok().and_then(|mut r| r.take()) {
             Some(rx) => RequestBody::Stream(rx),
@@ -534,6 +557,9 @@ pub fn client_request<'env>(
         headers: pair_headers(headers).or_throw(env)?,
         body,
         cancel: cancel.map(|c| c.token.clone()),
+        redirect,
+        timeout: o.timeout_ms.map(ms),
+        retry_attempts: o.retry_attempts,
     };
     let client = (**client).clone();
     env.spawn_future_with_callback(

@@ -143,6 +143,12 @@ pub struct ClientRequest {
     pub body: RequestBody,
     /// Cancels the request (and the reading of its body) when triggered.
     pub cancel: Option<CancellationToken>,
+    /// This request's redirect mode instead of the client's (`redirect.mode`).
+    pub redirect: Option<RedirectMode>,
+    /// This request's time limit instead of the client's (`timeout`).
+    pub timeout: Option<Duration>,
+    /// This request's attempts instead of the client's (`retry.attempts`).
+    pub retry_attempts: Option<u32>,
 }
 
 /// The head of a response, with what it took to get it.
@@ -339,7 +345,10 @@ impl Client {
         req: ClientRequest,
         attempts: &AtomicU32,
     ) -> Result<(ResponseHead, BodyReader)> {
-        let deadline = self.opts.timeout.map(|t| Instant::now() + t);
+        let deadline = req
+            .timeout
+            .or(self.opts.timeout)
+            .map(|t| Instant::now() + t);
         let cancel = req.cancel.clone();
         let work = self.follow(req, deadline, attempts);
         let work = async {

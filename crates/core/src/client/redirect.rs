@@ -135,7 +135,10 @@ impl Client {
         let mut headers = req.headers;
         let mut body = req.body;
         let streamed = !body.is_replayable();
-        let policy = &self.opts.redirect;
+        let policy = &RedirectPolicy {
+            mode: req.redirect.unwrap_or(self.opts.redirect.mode),
+            ..self.opts.redirect.clone()
+        };
         let mut hops: Vec<Hop> = Vec::new();
         let mut seen: HashSet<(String, String, Option<String>)> = HashSet::new();
         loop {
@@ -160,6 +163,7 @@ impl Client {
                     deadline,
                     req.cancel.as_ref(),
                     attempts,
+                    req.retry_attempts,
                 )
                 .await?;
             if let Some(jar) = &self.opts.cookies {

@@ -168,8 +168,10 @@ impl Client {
         deadline: Option<Instant>,
         cancel: Option<&CancellationToken>,
         attempts: &AtomicU32,
+        max_attempts: Option<u32>,
     ) -> Result<Attempt> {
         let policy = &self.opts.retry;
+        let max_attempts = max_attempts.unwrap_or(policy.attempts).max(1);
         let mut attempt = 1u32;
         let mut stale_retry_used = false;
         loop {
@@ -187,7 +189,7 @@ impl Client {
                     _ => OutBody::Full(None),
                 },
             };
-            let attempts_left = replayable && attempt < policy.attempts;
+            let attempts_left = replayable && attempt < max_attempts;
             let may_retry = attempts_left && policy.allows_method(method);
             let result = self
                 .attempt(method, url, headers, outgoing, cookie, deadline, cancel)

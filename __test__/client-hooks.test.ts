@@ -1,0 +1,111 @@
+// The client's hooks (beforeRequest, afterResponse), baseURL and compose(): against a hypersock
+// server that echoes what it got and counts its requests.
+import { Client, type ClientResponse, type Interceptor, serve } from 'hypersock'
+import { describe, expect, it } from 'vitest'
+import { caught, trackServers } from './helpers.js'
+
+const track = trackServers()
+
+interface Echo {
+  method: string
+  path: string
+  auth: string | null
+}
+
+async function echoServer(): Promise<{ base: string; hits: () => number }> {
+  let hits = 0
+  const server = track(
+    await serve({
+      fetch: (req) => {
+        hits++
+        if (req.path === '/private' && req.headers.get('authorization') !== 'Bearer fresh') {
+          return { status: 401, body: 'who are you' }
+        }
+        return Response.json({ method: req.method, path: req.path, auth: req.headers.get('authorization') })
+      },
+    }),
+  )
+  return { base: `http://127.0.0.1:${server.port}`, hits: () => hits }
+}
+
+describe('client: baseURL and hooks', () => {
+  it('baseURL resolves relative URLs and leaves absolute ones alone', async () => {
+    const { base } = await echoServer()
+    const client = new Client({ baseURL: `${base}/api/` })
+    expect(((await (await client.fetch('users')).json()) as Echo).path).toBe('/api/users')
+    expect(((await (await client.fetch('/root')).json()) as Echo).path).toBe('/root')
+    expect(((await (await client.fetch(`${base}/abs`)).json()) as Echo).path).toBe('/abs')
+  })
+
+  it('beforeRequest changes the URL, method and headers; afterResponse can send again and replace', async () => {
+    const { base, hits } = await echoServer()
+    let token = 'stale'
+    const seen: string[] = []
+    const client: Client = new Client({
+      hooks: {
+        beforeRequest: [
+          (req) => {
+            req.headers.set('authorization', `Bearer ${token}`)
+          },
+          async (req) => {
+            if (req.url.endsWith('/moved')) req.url = `${base}/private`
+            seen.push(`${req.method} ${new URL(req.url).pathname}`)
+          },
+        ],
+        afterResponse: [
+          async (res, req) => {
+            if (res.status !== 401) return undefined
+            await res.text()
+            token = 'fresh'
+            return client.fetch(req.url, { method: req.method })
+          },
+        ],
+      },
+    })
+    const res = await client.fetch(`${base}/moved`)
+    expect([res.status, ((await res.json()) as Echo).auth]).toEqual([200, 'Bearer fresh'])
+    expect(seen).toEqual(['GET /private', 'GET /private'])
+    expect(hits()).toBe(2)
+  })
+
+  it('bad hooks are refused', async () => {
+    expect((await caught(() => new Client({ hooks: { beforeRequset: [] } as never }))).message).toContain(
+      "did you mean 'beforeRequest'",
+    )
+    expect((await caught(() => new Client({ hooks: { afterResponse: [1] } as never }))).code).toBe(
+      'ERR_INVALID_ARG_VALUE',
+    )
+  })
+})
+
+describe('client: compose()', () => {
+  it('runs interceptors outermost first: logging, and a cache that answers without the network', async () => {
+    const { base, hits } = await echoServer()
+    const log: string[] = []
+    const logging: Interceptor = (next) => async (input, init) => {
+      const res = await next(input, init)
+      log.push(`${init?.method ?? 'GET'} ${String(input)} ${res.status}`)
+      return res
+    }
+    const cache = new Map<string, ClientResponse>()
+    const caching: Interceptor = (next) => async (input, init) => {
+      const key = String(input)
+      const hit = cache.get(key)
+      if (hit) return hit
+      const res = await next(input, init)
+      cache.set(key, res)
+      return res
+    }
+    const client = new Client()
+    const composed = client.compose(logging, caching)
+    const first = await composed.fetch(`${base}/a`)
+    const second = await composed.fetch(`${base}/a`)
+    expect(second).toBe(first)
+    expect(hits()).toBe(1)
+    expect(log).toEqual([`GET ${base}/a 200`, `GET ${base}/a 200`])
+    // The client itself is unchanged.
+    await (await client.fetch(`${base}/a`)).text()
+    expect(hits()).toBe(2)
+    expect(() => client.compose(42 as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }))
+  })
+})
