@@ -217,6 +217,40 @@ const PROGRESS_CHUNK = 64 * 1024
 
 type Cleanup = () => void
 
+/** @internal What a mock dispatcher is given: the request as the client would send it. */
+export interface MockedRequest {
+  url: string
+  method: string
+  /** Flat `[name, value, ...]`, the client's default headers included. */
+  headers: string[]
+  body: Uint8Array | null
+  signal: AbortSignal | null | undefined
+}
+
+/**
+ * @internal A mock dispatcher (`hypersock/testing`'s `MockAgent`): the response for a request,
+ * or undefined to send it for real. It may throw (a mocked network error).
+ */
+export type MockDispatcher = (request: MockedRequest) => Promise<Binding.BindingResponse | undefined>
+
+/**
+ * Where the installed mock dispatcher lives: on `globalThis` under a registered symbol, so that
+ * `hypersock` and `hypersock/testing` share it also when each is its own CommonJS bundle.
+ */
+const MOCK = Symbol.for('hypersock.mockDispatcher')
+const mockHolder = globalThis as { [MOCK]?: MockDispatcher }
+
+/** @internal Installs (or with undefined removes) the mock dispatcher every client consults. */
+export function setMockDispatcher(dispatcher: MockDispatcher | undefined): void {
+  mockHolder[MOCK] = dispatcher
+}
+
+async function streamBytes(stream: AsyncIterable<Uint8Array | string>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = []
+  for await (const chunk of stream) parts.push(chunkBytes(chunk))
+  return Buffer.concat(parts)
+}
+
 /**
  * A response from the hypersock client, shaped like WHATWG `Response` (what `fetch` resolves
  * with). Made only by the client; to build a response yourself (in a `serve` handler), use the
@@ -750,6 +784,13 @@ export class Client {
       throw new TypeError(`a ${method} request cannot have a body`)
     }
     if (body.type && !hasHeader(headers, 'content-type')) headers.push('content-type', body.type)
+    const mockDispatcher = mockHolder[MOCK]
+    if (mockDispatcher !== undefined) {
+      const bytes = body.stream ? await streamBytes(body.stream) : body.bytes
+      const mocked = await mockDispatcher({ url, method, headers, body: bytes, signal })
+      if (mocked !== undefined) return new ClientResponse(mocked, this.#maxSize, init.onDownloadProgress, () => {})
+      if (body.stream) return this.#send(input, { ...init, body: bytes })
+    }
     const cancel = signal ? new native.BindingCancel() : null
     const onAbort = () => cancel?.cancel()
     const cleanup = () => signal?.removeEventListener('abort', onAbort)

@@ -94,6 +94,7 @@ type ErrorClass = new (code: string, message: string, options?: HypersockErrorOp
 
 const classes: Record<string, ErrorClass> = {
   ECONNREFUSED: ConnectionError,
+  ERR_MOCK_NOT_MATCHED: ConnectionError,
   ECONNRESET: ConnectionError,
   ERR_HUB_ADAPTER: ConnectionError,
   ENOTFOUND: ConnectionError,

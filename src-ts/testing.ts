@@ -9,8 +9,9 @@
  * const client = new Client({ tls: { ca: ca.cert } })
  * ```
  */
-import { fromNative, InvalidArgumentError } from './errors.js'
-import { native } from './native.js'
+import { type MockedRequest, setMockDispatcher } from './client.js'
+import { AbortError, fromNative, InvalidArgumentError, makeError } from './errors.js'
+import { type Binding, native } from './native.js'
 import { checkOptions, optionKeys } from './validate.js'
 
 /** A certificate and its private key, PEM. */
@@ -70,4 +71,273 @@ export function generateCertificate(options: CertificateOptions = {}): Certifica
   } catch (err) {
     throw fromNative(err)
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// MockAgent: answers the client's requests from interceptors, without the network
+// ---------------------------------------------------------------------------------------------
+
+/** Matches a string: equal to it, a RegExp that tests it, or a function that returns true. */
+export type Matcher = string | RegExp | ((value: string) => boolean)
+
+/** What an interceptor matches. Fields left out match anything. */
+export interface InterceptOptions {
+  /** `https://api.example.com` (scheme, host and port, as `URL.origin` writes it). */
+  origin: string
+  /** Path and query, e.g. `/users?page=2`. */
+  path: Matcher
+  /** Default `GET`. */
+  method?: string
+  /** Header values to match, by name (case-insensitive). */
+  headers?: Record<string, Matcher>
+  /** The request body as UTF-8 text. */
+  body?: Matcher
+}
+
+/** Options of a mocked reply. */
+export interface ReplyOptions {
+  headers?: Record<string, string>
+}
+
+/** A mocked request, as a reply function gets it. */
+export interface MockRequest {
+  url: string
+  method: string
+  headers: Headers
+  body: string
+}
+
+type ReplyBody = string | Uint8Array | object | null | undefined
+type Reply =
+  | { kind: 'reply'; status: number; body: (req: MockRequest) => ReplyBody; headers: Record<string, string> }
+  | { kind: 'error'; code: string; message: string }
+
+/** One intercepted request shape and what it answers; returned by {@link MockAgent.intercept}. */
+export class MockInterceptor {
+  /** @internal */
+  readonly options: InterceptOptions
+  /** @internal */
+  reply_: Reply | undefined
+  /** @internal Uses left; Infinity with `persist()`. */
+  left = 1
+  /** @internal */
+  delayMs = 0
+  /** @internal Answered at least once. */
+  used = false
+
+  /** @internal */
+  constructor(options: InterceptOptions) {
+    this.options = options
+  }
+
+  /**
+   * Answers with `status` and `body` (a string or bytes as they are, another object as JSON with
+   * `content-type: application/json`, or a function of the request that returns one of those).
+   */
+  reply(status: number, body?: ReplyBody | ((req: MockRequest) => ReplyBody), options: ReplyOptions = {}): this {
+    if (!Number.isInteger(status) || status < 100 || status > 999) {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `invalid status ${status}`)
+    }
+    checkOptions('reply()', options, REPLY_KEYS)
+    this.reply_ = {
+      kind: 'reply',
+      status,
+      body: typeof body === 'function' ? (body as (req: MockRequest) => ReplyBody) : () => body as ReplyBody,
+      headers: options.headers ?? {},
+    }
+    return this
+  }
+
+  /** Fails the request as the network would: `ECONNREFUSED` unless another code is given. */
+  replyWithError(code = 'ECONNREFUSED', message = `mocked ${code}`): this {
+    this.reply_ = { kind: 'error', code, message }
+    return this
+  }
+
+  /** Waits this long before answering (an `AbortSignal` still cuts it short). */
+  delay(ms: number): this {
+    if (!Number.isFinite(ms) || ms < 0) throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'delay must be >= 0 ms')
+    this.delayMs = ms
+    return this
+  }
+
+  /** Answers `n` matching requests (default 1). */
+  times(n: number): this {
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'times must be >= 1')
+    this.left = n
+    return this
+  }
+
+  /** Answers every matching request, never used up. */
+  persist(): this {
+    this.left = Number.POSITIVE_INFINITY
+    return this
+  }
+}
+
+const INTERCEPT_KEYS = optionKeys<InterceptOptions>({
+  origin: true,
+  path: true,
+  method: true,
+  headers: true,
+  body: true,
+})
+const REPLY_KEYS = optionKeys<ReplyOptions>({ headers: true })
+
+function matches(m: Matcher, value: string): boolean {
+  if (typeof m === 'string') return m === value
+  if (m instanceof RegExp) return m.test(value)
+  return m(value)
+}
+
+function describeRequest(r: MockedRequest): string {
+  return `${r.method} ${r.url}`
+}
+
+/**
+ * Answers the hypersock client's requests (`fetch`, every `Client`) from interceptors, as
+ * undici's `MockAgent` does, once `install()`ed. A request no interceptor matches goes to the
+ * network, unless `disableNetConnect()` was called: then it fails with `ERR_MOCK_NOT_MATCHED`
+ * (hosts given to `enableNetConnect` still pass). `EventSource` streams are not intercepted.
+ *
+ * ```ts
+ * const mock = new MockAgent().install()
+ * mock.disableNetConnect()
+ * mock.intercept({ origin: 'https://api.test', path: '/users' }).reply(200, [{ id: 1 }])
+ * const users = await (await fetch('https://api.test/users')).json()
+ * mock.assertNoPendingInterceptors()
+ * mock.uninstall()
+ * ```
+ */
+export class MockAgent {
+  #interceptors: MockInterceptor[] = []
+  #netConnect: boolean | Matcher[] = true
+
+  /** Adds an interceptor; say what it answers with `reply` or `replyWithError`. */
+  intercept(options: InterceptOptions): MockInterceptor {
+    checkOptions('intercept()', options, INTERCEPT_KEYS)
+    if (typeof options.origin !== 'string' || options.path === undefined) {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'intercept() needs an origin and a path')
+    }
+    const interceptor = new MockInterceptor({ ...options, origin: new URL(options.origin).origin })
+    this.#interceptors.push(interceptor)
+    return interceptor
+  }
+
+  /** Makes every hypersock client consult this agent (one agent at a time). */
+  install(): this {
+    setMockDispatcher((request) => this.#dispatch(request))
+    return this
+  }
+
+  /** Stops intercepting. */
+  uninstall(): void {
+    setMockDispatcher(undefined)
+  }
+
+  /** Unmatched requests fail with `ERR_MOCK_NOT_MATCHED` instead of reaching the network. */
+  disableNetConnect(): void {
+    this.#netConnect = false
+  }
+
+  /** Lets unmatched requests reach the network: all of them, or only to these hosts (`host:port` or `host`). */
+  enableNetConnect(...hosts: Matcher[]): void {
+    this.#netConnect =
+      hosts.length === 0 ? true : [...(Array.isArray(this.#netConnect) ? this.#netConnect : []), ...hosts]
+  }
+
+  /** Interceptors not used up (a `persist()`ed one is pending until used once). */
+  pendingInterceptors(): InterceptOptions[] {
+    return this.#interceptors
+      .filter((i) => (i.left === Number.POSITIVE_INFINITY ? !i.used : i.left > 0))
+      .map((i) => i.options)
+  }
+
+  /** Throws, listing them, when some interceptors were never (or not enough times) used. */
+  assertNoPendingInterceptors(): void {
+    const pending = this.pendingInterceptors()
+    if (pending.length > 0) {
+      const list = pending.map((o) => `${o.method ?? 'GET'} ${o.origin}${String(o.path)}`).join(', ')
+      throw new InvalidArgumentError('ERR_MOCK_PENDING', `${pending.length} interceptor(s) not used: ${list}`)
+    }
+  }
+
+  async #dispatch(request: MockedRequest): Promise<Binding.BindingResponse | undefined> {
+    const url = new URL(request.url)
+    const path = url.pathname + url.search
+    const headers = new Headers()
+    for (let i = 0; i + 1 < request.headers.length; i += 2) {
+      headers.append(request.headers[i] as string, request.headers[i + 1] as string)
+    }
+    const text = request.body ? Buffer.from(request.body).toString('utf8') : ''
+    const found = this.#interceptors.find((i) => {
+      const o = i.options
+      if (i.left <= 0 || o.origin !== url.origin || !matches(o.path, path)) return false
+      if ((o.method ?? 'GET').toUpperCase() !== request.method) return false
+      for (const [name, m] of Object.entries(o.headers ?? {})) {
+        const value = headers.get(name)
+        if (value === null || !matches(m, value)) return false
+      }
+      return o.body === undefined || matches(o.body, text)
+    })
+    if (!found) {
+      const host = url.host
+      const allowed =
+        this.#netConnect === true ||
+        (Array.isArray(this.#netConnect) && this.#netConnect.some((m) => matches(m, host) || matches(m, url.hostname)))
+      if (allowed) return undefined
+      throw makeError(
+        'ERR_MOCK_NOT_MATCHED',
+        `no interceptor matches ${describeRequest(request)} and net connect is disabled`,
+      )
+    }
+    if (found.reply_ === undefined) {
+      throw new InvalidArgumentError(
+        'ERR_INVALID_STATE',
+        `the interceptor for ${describeRequest(request)} has no reply`,
+      )
+    }
+    found.left--
+    found.used = true
+    if (found.delayMs > 0) await sleep(found.delayMs, request.signal)
+    if (request.signal?.aborted) throw new AbortError(undefined, { cause: request.signal.reason })
+    const reply = found.reply_
+    if (reply.kind === 'error') throw makeError(reply.code, reply.message)
+    const value = reply.body({ url: request.url, method: request.method, headers, body: text })
+    const flat: string[] = []
+    for (const [name, v] of Object.entries(reply.headers)) flat.push(name.toLowerCase(), String(v))
+    let body: Buffer
+    if (value === null || value === undefined) body = Buffer.alloc(0)
+    else if (typeof value === 'string') body = Buffer.from(value)
+    else if (value instanceof Uint8Array) body = Buffer.from(value)
+    else {
+      body = Buffer.from(JSON.stringify(value))
+      if (!flat.includes('content-type')) flat.push('content-type', 'application/json')
+    }
+    if (!flat.includes('content-length')) flat.push('content-length', String(body.byteLength))
+    return {
+      status: reply.status,
+      headers: flat,
+      body,
+      url: request.url,
+      version: 'HTTP/1.1',
+      redirects: [],
+      attempts: 1,
+      connectionId: 0,
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal | null | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(new AbortError(undefined, { cause: signal?.reason }))
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
 }
