@@ -452,6 +452,7 @@ export interface BindingRequestOverrides {
 /** A response head, with the body inline when it was small, or a reader for the rest. */
 export interface BindingResponse {
   status: number
+  statusText: string
   headers: Array<string>
   /** The body, or its first part when `rest` is set. */
   body: Buffer

@@ -110,7 +110,7 @@ describe('response bodies', () => {
       pump()
     })
     const res = await new Client().fetch(url)
-    const reader = res.body.getReader()
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
     const first = await reader.read()
     expect(first.done).toBe(false)
     await blocked.promise
@@ -196,7 +196,7 @@ describe('response bodies', () => {
     let peak = base
     const res = await client.fetch(url)
     let total = 0
-    const reader = res.body.getReader()
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
     for (;;) {
       const { done, value: part } = await reader.read()
       if (done) break

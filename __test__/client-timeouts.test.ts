@@ -144,7 +144,7 @@ describe('client cancellation with AbortSignal', () => {
     })
     const ctl = new AbortController()
     const res = await new Client().fetch(url, { signal: ctl.signal })
-    const reader = res.body.getReader()
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
     const first = await reader.read()
     expect(first.done).toBe(false)
     const serverRes = await served.promise

@@ -210,6 +210,8 @@ const NO_BODY = { bytes: null, stream: null, type: null, length: null } as const
 
 /** Bodies up to this size come back from Rust in the same call as the head. */
 const INLINE_MAX = 256 * 1024
+/** Statuses whose responses have no body (WHATWG "null body status"). */
+const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
 /** Chunk size of streamed response bodies. */
 const CHUNK = 1024 * 1024
 /** Chunk size of a body whose progress is reported: one report per 64 KiB at least. */
@@ -243,6 +245,21 @@ const mockHolder = globalThis as { [MOCK]?: MockDispatcher }
 /** @internal Installs (or with undefined removes) the mock dispatcher every client consults. */
 export function setMockDispatcher(dispatcher: MockDispatcher | undefined): void {
   mockHolder[MOCK] = dispatcher
+}
+
+/** Reads a stream to the end, failing with `ERR_BODY_TOO_LARGE` past `max` bytes. */
+async function readWithin(stream: ReadableStream<Uint8Array>, max: number): Promise<Buffer> {
+  const parts: Uint8Array[] = []
+  let size = 0
+  for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength
+    if (size > max) {
+      await stream.cancel().catch(() => {})
+      throw new HttpError('ERR_BODY_TOO_LARGE', `body larger than the limit of ${max} bytes`)
+    }
+    parts.push(chunk)
+  }
+  return Buffer.concat(parts, size)
 }
 
 async function streamBytes(stream: AsyncIterable<Uint8Array | string>): Promise<Uint8Array> {
@@ -282,6 +299,12 @@ export class ClientResponse {
   #total: number | null = null
   #rawHeaders: string[]
   #headers: Headers | undefined
+  /** The reason phrase the server sent. */
+  #statusText: string
+  /** A response that has no body (to HEAD; 204, 205, 304): `body` is null, reads give nothing. */
+  #nullBody: boolean
+  /** The body to read instead of `#first`/`#rest`, once `clone()` split it in two. */
+  #split: ReadableStream<Uint8Array> | null = null
 
   /** @internal */
   constructor(
@@ -289,8 +312,11 @@ export class ClientResponse {
     maxSize: number,
     onProgress: ((p: Progress) => void) | undefined,
     cleanup: Cleanup,
+    head = false,
   ) {
     this.status = raw.status
+    this.#statusText = raw.statusText
+    this.#nullBody = head || NULL_BODY_STATUS.has(raw.status)
     this.#rawHeaders = raw.headers
     this.url = raw.url
     this.httpVersion = raw.version
@@ -356,19 +382,75 @@ export class ClientResponse {
   }
 
   /**
+   * The reason phrase of the status (`OK`, `Not Found`, ...): the standard one for HTTP/1.1, empty
+   * over HTTP/2 (which has none), as Node's fetch gives it for a server that sends the standard one.
+   */
+  get statusText(): string {
+    return this.#statusText
+  }
+
+  /** `'basic'`, as Node's fetch says of every response it gets. */
+  get type(): 'basic' {
+    return 'basic'
+  }
+
+  /**
+   * A second response with the same head and a copy of the body (the body is split in two with
+   * `ReadableStream.tee`, so both may be read, at the pace of the faster). A TypeError once the
+   * body has been read.
+   */
+  clone(): ClientResponse {
+    if (this.#used) throw new TypeError('the body has already been read')
+    const copy = new ClientResponse(
+      {
+        status: this.status,
+        statusText: this.#statusText,
+        headers: this.#rawHeaders,
+        body: Buffer.alloc(0),
+        url: this.url,
+        version: this.httpVersion,
+        tls: this.#tlsJson ?? undefined,
+        redirects: [...this.redirects],
+        attempts: this.attempts,
+        connectionId: this.connectionId,
+      },
+      this.#maxSize,
+      undefined,
+      () => {},
+      this.#nullBody,
+    )
+    if (this.#rest !== null || this.#split !== null) {
+      const [mine, theirs] = (this.#split ?? this.#openStream()).tee()
+      this.#split = mine
+      copy.#split = theirs
+    } else {
+      copy.#first = this.#first
+    }
+    return copy
+  }
+
+  /**
    * The body as a web `ReadableStream`, read from the connection only as fast as it is consumed
    * (backpressure reaches the server through TCP / HTTP/2 flow control).
    */
-  get body(): ReadableStream<Uint8Array> {
+  get body(): ReadableStream<Uint8Array> | null {
+    if (this.#nullBody) return null
     if (this.#stream) return this.#stream
     if (this.#used) throw new TypeError('the body has already been read')
     this.#used = true
+    this.#stream = this.#split ?? this.#openStream()
+    this.#split = null
+    return this.#stream
+  }
+
+  /** A stream over `#first` and `#rest` (which it takes). */
+  #openStream(): ReadableStream<Uint8Array> {
     let first: Buffer | null = this.#first
     this.#first = null
     const rest = this.#rest
     this.#rest = null
     const cleanup = this.#cleanup
-    this.#stream = new ReadableStream<Uint8Array>(
+    return new ReadableStream<Uint8Array>(
       {
         pull: async (controller) => {
           if (first) {
@@ -405,12 +487,17 @@ export class ClientResponse {
       },
       { highWaterMark: 0 },
     )
-    return this.#stream
   }
 
   async #take(): Promise<Buffer> {
+    if (this.#nullBody) return Buffer.alloc(0)
     if (this.#used) throw new TypeError('the body has already been read')
     this.#used = true
+    if (this.#split !== null) {
+      const split = this.#split
+      this.#split = null
+      return readWithin(split, this.#maxSize)
+    }
     const first = this.#first ?? Buffer.alloc(0)
     this.#first = null
     const rest = this.#rest
@@ -788,7 +875,9 @@ export class Client {
     if (mockDispatcher !== undefined) {
       const bytes = body.stream ? await streamBytes(body.stream) : body.bytes
       const mocked = await mockDispatcher({ url, method, headers, body: bytes, signal })
-      if (mocked !== undefined) return new ClientResponse(mocked, this.#maxSize, init.onDownloadProgress, () => {})
+      if (mocked !== undefined) {
+        return new ClientResponse(mocked, this.#maxSize, init.onDownloadProgress, () => {}, method === 'HEAD')
+      }
       if (body.stream) return this.#send(input, { ...init, body: bytes })
     }
     const cancel = signal ? new native.BindingCancel() : null
@@ -817,7 +906,7 @@ export class Client {
     }
     try {
       const raw = await pending
-      return new ClientResponse(raw, this.#maxSize, init.onDownloadProgress, cleanup)
+      return new ClientResponse(raw, this.#maxSize, init.onDownloadProgress, cleanup, method === 'HEAD')
     } catch (err) {
       cleanup()
       const error = fromNative(err)

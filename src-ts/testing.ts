@@ -9,6 +9,7 @@
  * const client = new Client({ tls: { ca: ca.cert } })
  * ```
  */
+import { STATUS_CODES } from 'node:http'
 import { type MockedRequest, setMockDispatcher } from './client.js'
 import { AbortError, fromNative, InvalidArgumentError, makeError } from './errors.js'
 import { type Binding, native } from './native.js'
@@ -317,6 +318,7 @@ export class MockAgent {
     if (!flat.includes('content-length')) flat.push('content-length', String(body.byteLength))
     return {
       status: reply.status,
+      statusText: STATUS_CODES[reply.status] ?? '',
       headers: flat,
       body,
       url: request.url,

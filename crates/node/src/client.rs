@@ -122,6 +122,7 @@ pub struct BindingHop {
 #[napi(object, object_from_js = false)]
 pub struct BindingResponse {
     pub status: u32,
+    pub status_text: String,
     pub headers: Vec<String>,
     /// The body, or its first part when `rest` is set.
     pub body: Buffer,
@@ -349,6 +350,7 @@ fn request_error(env: &Env, e: RequestError) -> napi::Error {
 fn head_to_js(head: ResponseHead, body: Bytes, rest: Option<BodyReader>) -> BindingResponse {
     BindingResponse {
         status: u32::from(head.status),
+        status_text: head.status_text,
         headers: flat_headers(head.headers.iter().map(|(n, v)| (n.as_str(), v))),
         body: Buffer::from(Vec::from(body)),
         rest: rest.map(|r| BindingBodyReader {

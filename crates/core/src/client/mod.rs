@@ -156,6 +156,8 @@ pub struct ClientRequest {
 pub struct ResponseHead {
     /// Status code.
     pub status: u16,
+    /// The reason phrase the server sent (HTTP/1.x; empty over HTTP/2, which has none).
+    pub status_text: String,
     /// Header fields in the order received, repeated names kept.
     pub headers: Vec<(String, Bytes)>,
     /// The final URL (after redirects).
@@ -480,6 +482,12 @@ impl Client {
             http::Version::HTTP_10 => "HTTP/1.0",
             _ => "HTTP/1.1",
         };
+        // hyper keeps a reason phrase only when it is not the standard one for the status.
+        let status_text = match parts.extensions.get::<hyper::ext::ReasonPhrase>() {
+            Some(reason) => String::from_utf8_lossy(reason.as_bytes()).into_owned(),
+            None if parts.version == http::Version::HTTP_2 => String::new(),
+            None => parts.status.canonical_reason().unwrap_or("").to_owned(),
+        };
         let body = BodyReader::new(
             incoming,
             decoder,
@@ -491,6 +499,7 @@ impl Client {
         Ok(Attempt {
             head: ResponseHead {
                 status: parts.status.as_u16(),
+                status_text,
                 headers: out_headers,
                 url: url.to_string(),
                 version,

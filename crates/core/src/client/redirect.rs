@@ -217,7 +217,9 @@ impl Client {
                     next.url
                 )));
             }
-            if !next.keep_body {
+            // Fetch (4.4, HTTP-redirect fetch): the body and its headers go when the redirect
+            // turns the request into a GET; a GET or HEAD redirected by 303 keeps its headers.
+            if !next.keep_body && method != Method::GET && method != Method::HEAD {
                 body = RequestBody::Empty;
                 headers.retain(|(n, _)| {
                     !redirect::BODY_HEADERS
