@@ -127,6 +127,55 @@ describe('serve: upgrade / hijack', () => {
     await once(socket, 'close')
     expect(received).toBe('BYE')
   })
+
+  /** A server whose upgrade handler echoes and records when its side of the connection closes. */
+  async function echoUpgrades(): Promise<{ server: Server; serverClosed: Promise<void> }> {
+    let closed: () => void = () => {}
+    const serverClosed = new Promise<void>((resolve) => {
+      closed = resolve
+    })
+    const server = await start({
+      fetch: () => ({
+        headers: { upgrade: 'x-echo', connection: 'Upgrade' },
+        upgrade(socket) {
+          socket.on('data', (chunk: Buffer) => socket.write(chunk))
+          socket.on('close', closed)
+        },
+      }),
+    })
+    return { server, serverClosed }
+  }
+
+  async function upgraded(port: number): Promise<net.Socket> {
+    const socket = net.connect(port, '127.0.0.1')
+    await once(socket, 'connect')
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: x-echo\r\nConnection: Upgrade\r\n\r\n')
+    let head = ''
+    while (!head.includes('\r\n\r\n')) head += String((await once(socket, 'data'))[0])
+    expect(head).toMatch(/^HTTP\/1\.1 101 /)
+    socket.write('ping')
+    expect(String((await once(socket, 'data'))[0])).toBe('ping')
+    return socket
+  }
+
+  it('closes its side when the client leaves, as node:http sockets do (no half-open connection)', async () => {
+    const { server, serverClosed } = await echoUpgrades()
+    const socket = await upgraded(server.port)
+    socket.end()
+    await once(socket, 'close')
+    await serverClosed
+  })
+
+  it('stop() ends taken-over connections: at once without grace, else when the timeout runs out', async () => {
+    for (const graceful of [false, true]) {
+      const { server, serverClosed } = await echoUpgrades()
+      const socket = await upgraded(server.port)
+      const clientClosed = once(socket, 'close')
+      await server.stop({ graceful, timeout: 100 })
+      await clientClosed
+      await serverClosed
+    }
+  })
 })
 
 describe('serve: observability', () => {

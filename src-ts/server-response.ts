@@ -137,7 +137,8 @@ class RawSocket extends Duplex {
   #raw: Binding.BindingRawSocket
 
   constructor(raw: Binding.BindingRawSocket) {
-    super({ allowHalfOpen: true })
+    // As a socket from node:http's upgrade event: when the peer ends, this side ends too.
+    super({ allowHalfOpen: false })
     this.#raw = raw
   }
 

@@ -564,7 +564,7 @@ impl BindingServer {
             body: ResBody::empty(),
         });
         Ok(BindingRawSocket {
-            inner: Arc::new(RawConnection::new(on_upgrade)),
+            inner: Arc::new(self.inner.raw_connection(on_upgrade)),
         })
     }
 

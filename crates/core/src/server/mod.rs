@@ -63,6 +63,10 @@ pub struct Server {
     ctx: Arc<Ctx>,
     shutdown: watch::Sender<Option<Duration>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The connections taken over after a 101 ([`Server::raw_connection`]), open or not.
+    hijacked: tokio_util::task::TaskTracker,
+    /// Ends the taken-over connections when the server stops.
+    hijack_stop: tokio_util::sync::CancellationToken,
 }
 
 impl Server {
@@ -111,6 +115,8 @@ impl Server {
             ctx,
             shutdown,
             task: Mutex::new(Some(task)),
+            hijacked: tokio_util::task::TaskTracker::new(),
+            hijack_stop: tokio_util::sync::CancellationToken::new(),
         })
     }
 
@@ -146,14 +152,31 @@ impl Server {
         self.ctx.stats.snapshot(self.websocket_count() as u64)
     }
 
+    /// The raw connection of a request answered with 101 (`on_upgrade` is the request's
+    /// [`Request::upgrade`]). The server counts it until it is destroyed or dropped, and its
+    /// `stop` ends it: at once without grace, else when `deadline` runs out.
+    pub fn raw_connection(&self, on_upgrade: hyper::upgrade::OnUpgrade) -> RawConnection {
+        RawConnection::tracked(
+            on_upgrade,
+            self.hijack_stop.clone(),
+            Some(self.hijacked.token()),
+        )
+    }
+
     /// Stops accepting, closes idle connections, lets in-flight requests finish, sends close 1001
-    /// to WebSockets, and forces whatever remains after `deadline`. Idempotent.
+    /// to WebSockets, gives connections taken over after a 101 until `deadline` to end by
+    /// themselves, and forces whatever remains after `deadline`. Idempotent.
     pub async fn stop(&self, deadline: Duration) {
+        let started = tokio::time::Instant::now();
         let _ = self.shutdown.send(Some(deadline));
         let task = lock(&self.task).take();
         if let Some(task) = task {
             let _ = task.await;
         }
+        self.hijacked.close();
+        let left = deadline.saturating_sub(started.elapsed());
+        let _ = tokio::time::timeout(left, self.hijacked.wait()).await;
+        self.hijack_stop.cancel();
         self.ctx.opts.hub.shutdown();
     }
 }
