@@ -4,6 +4,7 @@ import {
   type CloseEvent,
   type ErrorEvent,
   type HypersockError,
+  type Server,
   type ServerWebSocket,
   serve,
   WebSocket,
@@ -220,27 +221,74 @@ describe('WebSocket: interop with the ws package', () => {
   })
 })
 
+/** 2048 numbered messages of 16 KiB (32 MiB), sent in one go when a client opens or first speaks. */
+const COUNT = 2048
+const SIZE = 16 * 1024
+async function burstServer(
+  on: 'open' | 'message',
+): Promise<{ server: Server; opened: ReturnType<typeof deferred<ServerWebSocket>> }> {
+  const opened = deferred<ServerWebSocket>()
+  const burst = (ws: ServerWebSocket) => {
+    for (let i = 0; i < COUNT; i++) {
+      const msg = Buffer.alloc(SIZE, i % 251)
+      msg.writeUInt32BE(i)
+      ws.send(msg)
+    }
+  }
+  const server = track(
+    await serve({
+      fetch: () => 'plain http',
+      websocket: {
+        maxBackpressure: 256 * 1024 * 1024,
+        open(ws) {
+          if (on === 'open') burst(ws)
+          opened.resolve(ws)
+        },
+        message(ws) {
+          if (on === 'message') burst(ws)
+        },
+      },
+    }),
+  )
+  return { server, opened }
+}
+
+describe('WebSocket client: the engine bounds what waits for a busy JS thread', () => {
+  it('stops reading at 4 MiB of messages JS has not taken, and loses nothing', async () => {
+    const { server, opened } = await burstServer('message')
+    const client = new WebSocket(server.url.href.replace('http:', 'ws:'))
+    client.binaryType = 'nodebuffer'
+    const got: number[] = []
+    client.addEventListener('message', (e) => got.push(((e as MessageEvent).data as Buffer).readUInt32BE(0)))
+    await new Promise((r) => client.addEventListener('open', r, { once: true }))
+    const peer = await opened.promise
+    client.send('go')
+    // Wait (without taking any event) until the server starts sending, then keep the JS thread
+    // busy until the server's queue stops shrinking: the client reads only while its messages
+    // waiting for JS are under the bound.
+    while (peer.bufferedAmount === 0) await new Promise((r) => setImmediate(r))
+    let last = -1
+    let steadySince = Date.now()
+    const giveUp = Date.now() + 10_000
+    while (Date.now() < giveUp) {
+      const now = peer.bufferedAmount
+      if (now !== last) {
+        last = now
+        steadySince = Date.now()
+      } else if (Date.now() - steadySince > 300) break
+    }
+    // Without the bound the client would have read the whole 32 MiB into the queue for JS (the
+    // server's queue would be empty); with it, the client holds 4 MiB plus the kernel's buffers.
+    expect(last).toBeGreaterThan((COUNT * SIZE) / 4)
+    while (got.length < COUNT) await new Promise((r) => setTimeout(r, 10))
+    expect(got).toEqual(Array.from({ length: COUNT }, (_, i) => i))
+    client.close()
+  })
+})
+
 describe('WebSocket client: async iteration holds the socket', () => {
   it('stops reading while an iterator is behind, and loses nothing', async () => {
-    const COUNT = 2048
-    const SIZE = 16 * 1024
-    const opened = deferred<ServerWebSocket>()
-    const server = track(
-      await serve({
-        fetch: () => 'plain http',
-        websocket: {
-          maxBackpressure: 256 * 1024 * 1024,
-          open(ws) {
-            for (let i = 0; i < COUNT; i++) {
-              const msg = Buffer.alloc(SIZE, i % 251)
-              msg.writeUInt32BE(i)
-              ws.send(msg)
-            }
-            opened.resolve(ws)
-          },
-        },
-      }),
-    )
+    const { server, opened } = await burstServer('open')
     const client = new WebSocket(server.url.href.replace('http:', 'ws:'))
     const it = client[Symbol.asyncIterator]()
     const first = await it.next()

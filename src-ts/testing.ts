@@ -13,7 +13,9 @@ import { STATUS_CODES } from 'node:http'
 import { type MockedRequest, setMockDispatcher } from './client.js'
 import { AbortError, fromNative, InvalidArgumentError, makeError } from './errors.js'
 import { type Binding, native } from './native.js'
+import { type Server, serveWebSocket, type WebSocketServeOptions } from './server.js'
 import { checkOptions, optionKeys } from './validate.js'
+import { type CloseEvent, WebSocket, type WebSocketOptions } from './websocket.js'
 
 /** A certificate and its private key, PEM. */
 export interface CertificateAndKey {
@@ -342,4 +344,56 @@ function sleep(ms: number, signal: AbortSignal | null | undefined): Promise<void
     }
     signal?.addEventListener('abort', onAbort, { once: true })
   })
+}
+
+// ---------------------------------------------------------------------------------------------
+// webSocketPair: a handler under test and a client connected to it
+// ---------------------------------------------------------------------------------------------
+
+/** What {@link webSocketPair} gives: the open client, the server, and a way to end both. */
+export interface WebSocketPair<Data> {
+  /** A WHATWG `WebSocket`, open, connected to `server`. */
+  client: WebSocket
+  /** The server running the handler under test (`server.hub`, `server.websocketCount`, ...). */
+  server: Server<Data>
+  /** Closes the client and stops the server at once. */
+  close(): Promise<void>
+}
+
+/**
+ * Runs `handler` (the `websocket` of `serve`, or `serveWebSocket`'s options) on a loopback port
+ * and connects a client to it: a real connection, framing and limits included, in one call.
+ *
+ * ```ts
+ * const { client, close } = await webSocketPair({ message: (ws, data) => ws.send(data) })
+ * client.send('hi')
+ * ```
+ */
+export async function webSocketPair<Data = unknown>(
+  handler: WebSocketServeOptions<Data>,
+  clientOptions: WebSocketOptions = {},
+): Promise<WebSocketPair<Data>> {
+  const server = await serveWebSocket<Data>({ hostname: '127.0.0.1', ...handler })
+  const client = new WebSocket(`ws://127.0.0.1:${server.port}/`, [], clientOptions)
+  try {
+    await new Promise<void>((resolve, reject) => {
+      client.addEventListener('open', () => resolve(), { once: true })
+      client.addEventListener(
+        'close',
+        (e) => reject(new Error(`the handler refused the connection (close ${(e as CloseEvent).code})`)),
+        { once: true },
+      )
+    })
+  } catch (error) {
+    await server.stop({ graceful: false })
+    throw error
+  }
+  return {
+    client,
+    server,
+    async close() {
+      client.terminate()
+      await server.stop({ graceful: false })
+    },
+  }
 }

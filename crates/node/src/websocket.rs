@@ -51,6 +51,65 @@ pub struct BindingWebSocket {
     // Boxed: both are rare and large, and every open connection keeps this struct.
     upgrade: Option<Box<Upgrade>>,
     pending: Option<Box<(DialedWebSocket, ws::WsDriver, WsLimits)>>,
+    /// Client side: whether the connection reads, as JS and the undelivered messages decide.
+    gate: Option<Arc<ReadGate>>,
+}
+
+/// Messages handed to the JS thread but not yet taken by it, in bytes, past which a client
+/// socket stops reading from the peer, and below which it reads again. The thread-safe
+/// function's queue would otherwise grow with whatever the peer sends while JS is busy.
+const UNDELIVERED_HIGH: usize = 4 << 20;
+const UNDELIVERED_LOW: usize = 1 << 20;
+
+/// Whether a client socket reads: not while JS holds it (an async iterator is behind), nor while
+/// more than [`UNDELIVERED_HIGH`] bytes of messages wait for the JS thread.
+pub(crate) struct ReadGate {
+    handle: WsHandle,
+    /// (JS holds, too much undelivered, reading as last told to the connection)
+    state: std::sync::Mutex<(bool, bool, bool)>,
+    undelivered: std::sync::atomic::AtomicUsize,
+}
+
+impl ReadGate {
+    fn new(handle: WsHandle) -> ReadGate {
+        ReadGate {
+            handle,
+            state: std::sync::Mutex::new((false, false, true)),
+            undelivered: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Tells the connection, under the lock so that changes arrive in order.
+    fn update(&self, change: impl FnOnce(&mut (bool, bool, bool))) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut s);
+        let reading = !(s.0 || s.1);
+        if reading != s.2 {
+            s.2 = reading;
+            self.handle.set_reading(reading);
+        }
+    }
+
+    fn hold(&self, on: bool) {
+        self.update(|s| s.0 = on);
+    }
+
+    /// A message of `n` bytes is on its way to JS.
+    fn queued(&self, n: usize) {
+        use std::sync::atomic::Ordering;
+        if self.undelivered.fetch_add(n, Ordering::AcqRel) + n > UNDELIVERED_HIGH {
+            self.update(|s| s.1 = true);
+        }
+    }
+
+    /// JS took a message of `n` bytes.
+    fn delivered(&self, n: usize) {
+        use std::sync::atomic::Ordering;
+        let left = self.undelivered.fetch_sub(n, Ordering::AcqRel) - n;
+        if left <= UNDELIVERED_LOW {
+            self.update(|s| s.1 = false);
+        }
+    }
 }
 
 impl BindingWebSocket {
@@ -77,6 +136,7 @@ impl BindingWebSocket {
             offered_protocols: Vec::new(),
             upgrade: None,
             pending: None,
+            gate: None,
         }
     }
 }
@@ -216,7 +276,10 @@ impl BindingWebSocket {
     /// messages).
     #[napi]
     pub fn set_reading(&self, on: bool) {
-        self.handle.set_reading(on);
+        match &self.gate {
+            Some(gate) => gate.hold(!on),
+            None => self.handle.set_reading(on),
+        }
     }
 
     /// Drops the connection without a close handshake.
@@ -283,8 +346,10 @@ impl BindingWebSocket {
         let Some((dialed, driver, limits)) = self.pending.take().map(|p| *p) else {
             return Err(Fail::invalid_state("already started").throw(env));
         };
+        let gate = Arc::new(ReadGate::new(self.handle.clone()));
+        self.gate = Some(gate.clone());
         let events: Arc<dyn WsEvents> = Arc::new(JsEvents {
-            sink: Sink::Callback(on_event),
+            sink: Sink::Callback(on_event, gate),
             hook: false,
         });
         napi::bindgen_prelude::spawn(ws::run(
@@ -334,7 +399,7 @@ impl BindingPreparedMessage {
 /// Where WebSocket events go: a JS callback per event (client sockets), or the server's queue,
 /// which JS drains in batches (`BindingServer.takeWsEvents`).
 enum Sink {
-    Callback(WsEventCallback),
+    Callback(WsEventCallback, Arc<ReadGate>),
     Queue(Arc<WsEventQueue<BindingWebSocket>>),
 }
 
@@ -362,7 +427,12 @@ impl JsEvents {
                 data,
                 code,
             ),
-            Sink::Callback(callback) => {
+            Sink::Callback(callback, gate) => {
+                let size = match &data {
+                    EventData::Text(text) if kind == WS_MESSAGE => text.len(),
+                    EventData::Binary(bytes) if kind == WS_MESSAGE => bytes.len(),
+                    _ => 0,
+                };
                 let data = match data {
                     EventData::None => None,
                     EventData::Text(text) => Some(Either3::A(text)),
@@ -370,7 +440,20 @@ impl JsEvents {
                     EventData::Error(fail) => Some(Either3::C(fail)),
                 };
                 let args: WsEventArgs = (kind, id as i64, socket, data, code).into();
-                callback.call(args, ThreadsafeFunctionCallMode::NonBlocking);
+                if size == 0 {
+                    callback.call(args, ThreadsafeFunctionCallMode::NonBlocking);
+                    return;
+                }
+                gate.queued(size);
+                let gate = gate.clone();
+                callback.call_with_return_value(
+                    args,
+                    ThreadsafeFunctionCallMode::NonBlocking,
+                    move |_, _| {
+                        gate.delivered(size);
+                        Ok(())
+                    },
+                );
             }
         }
     }
@@ -431,7 +514,7 @@ impl WsEvents for JsEvents {
                 EventData::Error(fail),
                 0,
             ),
-            Sink::Callback(callback) => {
+            Sink::Callback(callback, _) => {
                 let args: WsEventArgs =
                     (WS_ERROR, id as i64, None, Some(Either3::C(fail)), 0).into();
                 // The close frame waits until JS has handled every earlier event (and sent
@@ -671,5 +754,6 @@ async fn dial(url: String, options: BindingDialOptions) -> JsResult<BindingWebSo
         offered_protocols: Vec::new(),
         upgrade: None,
         pending: Some(Box::new((dialed, driver, opts.limits))),
+        gate: None,
     })
 }
