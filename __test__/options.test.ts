@@ -52,6 +52,11 @@ describe('unknown options throw, with a did-you-mean', () => {
     await refused(() => new Client({ retry: { attemps: 3 } } as never), 'attemps', 'attempts')
     await refused(() => new Client({ redirect: { maxx: 1 } } as never), 'maxx', 'max')
     await refused(() => new Client({ proxy: { uri: 'http://127.0.0.1:1' } } as never), 'uri', 'url')
+    // What undici, node-fetch and ws call them.
+    await refused(() => new Client({ allowH2: true } as never), 'allowH2', 'http2')
+    await refused(() => new Client({ maxRedirections: 3 } as never), 'maxRedirections', 'redirect')
+    await refused(() => new Client({ connections: 8 } as never), 'connections', 'maxConnectionsPerHost')
+    await refused(() => new Client({ rejectUnauthorized: false } as never), 'rejectUnauthorized', 'tls')
     const server = track(await serve({ fetch: (req) => req.method }))
     const url = `http://127.0.0.1:${server.port}/`
     await refused(() => fetch(url, { methd: 'POST' } as never), 'methd', 'method')

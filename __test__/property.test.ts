@@ -536,8 +536,11 @@ describe('header lists', () => {
     const pairs = fc.array(fc.tuple(fc.oneof(headerName, fc.constant('set-cookie')), jsFieldValue), { maxLength: 8 })
     fc.assert(
       fc.property(pairs, fc.constantFrom('pairs', 'headers', 'record'), (list, shape) => {
-        const init: HeadersInit =
-          shape === 'pairs' ? list : shape === 'headers' ? new Headers(list) : Object.fromEntries(list)
+        // Node's Headers drops an own `__proto__` key of a record (it assigns it to a plain
+        // object, which sets the prototype); hypersock sends it, as WebIDL says. Records are
+        // compared without that name; pairs and Headers keep it.
+        const record = () => Object.fromEntries(list.filter(([name]) => name !== '__proto__'))
+        const init: HeadersInit = shape === 'pairs' ? list : shape === 'headers' ? new Headers(list) : record()
         const expected = new Headers(init)
         const flat = flattenHeaders(init)
         expect(flat.length % 2).toBe(0)

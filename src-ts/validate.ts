@@ -60,12 +60,17 @@ export function optionKeys<T>(keys: KeyRecord<T>): ReadonlySet<string> {
   return new Set(Object.keys(keys))
 }
 
-/** What other libraries call some options, for the did-you-mean (`ws`, undici, ioredis, Bun). */
+/** What other libraries call some options, for the did-you-mean (`ws`, undici, node-fetch, ioredis, Bun). */
 const OTHER_NAMES: Record<string, string[]> = {
   compression: ['perMessageDeflate', 'permessageDeflate', 'deflate'],
   maxMessageSize: ['maxPayload', 'maxPayloadLength'],
   maxBodySize: ['maxRequestBodySize', 'bodyLimit'],
   idleTimeout: ['keepAliveTimeout'],
+  poolIdleTimeout: ['keepAliveTimeout', 'keepAliveMaxTimeout'],
+  http2: ['allowH2'],
+  redirect: ['maxRedirections', 'followRedirects', 'maxRedirects', 'follow'],
+  maxConnectionsPerHost: ['connections', 'maxSockets'],
+  maxResponseSize: ['maxContentLength', 'size'],
   headersTimeout: ['headerTimeout'],
   hostname: ['host'],
   allowedOrigins: ['origins', 'verifyClient'],
@@ -75,8 +80,8 @@ const OTHER_NAMES: Record<string, string[]> = {
   unix: ['socketPath', 'path'],
   servername: ['serverName'],
   serverName: ['servername'],
-  maxIdlePerHost: ['connections', 'keepAliveMaxIdle'],
-  tls: ['ssl', 'https', 'connect'],
+  maxIdlePerHost: ['keepAliveMaxIdle', 'maxFreeSockets'],
+  tls: ['ssl', 'https', 'connect', 'rejectUnauthorized', 'ca', 'cert', 'key', 'checkServerIdentity'],
   url: ['host', 'port'],
 }
 
