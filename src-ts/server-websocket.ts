@@ -8,6 +8,7 @@ import {
   bindingLimits,
   type CompressionOptions,
   checkClose,
+  controlPayload,
   LIMIT_KEYS,
   type PreparedMessage,
   ReadyState,
@@ -118,8 +119,6 @@ export const HANDLER_KEYS: KeyRecord<WebSocketHandler> = {
 }
 const WEBSOCKET_HANDLER_KEYS = optionKeys<WebSocketHandler>(HANDLER_KEYS)
 
-const encoder = new TextEncoder()
-
 /** The addon's options for a server's WebSocket side. */
 export function bindingWsOptions(h: WebSocketHandler<never>): Binding.BindingWsOptions {
   checkOptions('serve({ websocket })', h, WEBSOCKET_HANDLER_KEYS)
@@ -218,19 +217,17 @@ export class ServerWebSocket<Data = unknown> {
 
   /** Sends a ping. */
   ping(data: string | ArrayBufferView = ''): void {
-    const bytes = typeof data === 'string' ? encoder.encode(data) : binaryPayload(data)
-    try {
-      this.#native.ping(bytes)
-    } catch (err) {
-      throw fromNative(err)
-    }
+    this.#control(() => this.#native.ping(controlPayload(data)))
   }
 
   /** Sends an unsolicited pong (a one-way heartbeat); pings are answered by themselves. */
   pong(data: string | ArrayBufferView = ''): void {
-    const bytes = typeof data === 'string' ? encoder.encode(data) : binaryPayload(data)
+    this.#control(() => this.#native.pong(controlPayload(data)))
+  }
+
+  #control(send: () => void): void {
     try {
-      this.#native.pong(bytes)
+      send()
     } catch (err) {
       throw fromNative(err)
     }

@@ -16,6 +16,7 @@ import { type Binding, native } from './native.js'
 import { type Server, serveWebSocket, type WebSocketServeOptions } from './server.js'
 import { checkOptions, optionKeys } from './validate.js'
 import { type CloseEvent, WebSocket, type WebSocketOptions } from './websocket.js'
+import { headersFromFlat } from './wire/headers.js'
 
 /** A certificate and its private key, PEM. */
 export interface CertificateAndKey {
@@ -268,10 +269,7 @@ export class MockAgent {
   async #dispatch(request: MockedRequest): Promise<Binding.BindingResponse | undefined> {
     const url = new URL(request.url)
     const path = url.pathname + url.search
-    const headers = new Headers()
-    for (let i = 0; i + 1 < request.headers.length; i += 2) {
-      headers.append(request.headers[i] as string, request.headers[i + 1] as string)
-    }
+    const headers = headersFromFlat(request.headers)
     const text = request.body ? Buffer.from(request.body).toString('utf8') : ''
     const found = this.#interceptors.find((i) => {
       const o = i.options

@@ -116,23 +116,39 @@ export function bindingCompression(
   }
 }
 
-/** Validates a close code and reason the way WHATWG `WebSocket.close` does. */
-export function checkClose(code: number | undefined, reason: string | undefined, server: boolean): void {
+/**
+ * What is wrong with a close code and reason by the rules of WHATWG `WebSocket.close` (a server
+ * may also send 1001-1014): the code, the reason, or nothing (null).
+ */
+export function closeProblem(
+  code: number | undefined,
+  reason: string | undefined,
+  server: boolean,
+): { part: 'code' | 'reason'; message: string } | null {
   if (code !== undefined) {
     const ok =
       code === 1000 ||
       (code >= 3000 && code <= 4999) ||
       (server && code >= 1001 && code <= 1014 && ![1004, 1005, 1006].includes(code))
     if (!Number.isInteger(code) || !ok) {
-      throw new InvalidArgumentError(
-        'ERR_INVALID_ARG_VALUE',
-        `close code ${code} may not be sent; use 1000 or 3000-4999`,
-      )
+      return { part: 'code', message: `close code ${code} may not be sent; use 1000 or 3000-4999` }
     }
   }
   if (reason !== undefined && encoder.encode(reason).byteLength > 123) {
-    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'close reason must be at most 123 bytes of UTF-8')
+    return { part: 'reason', message: 'close reason must be at most 123 bytes of UTF-8' }
   }
+  return null
+}
+
+/** Throws `ERR_INVALID_ARG_VALUE` for a close code or reason that may not be sent. */
+export function checkClose(code: number | undefined, reason: string | undefined, server: boolean): void {
+  const problem = closeProblem(code, reason, server)
+  if (problem) throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', problem.message)
+}
+
+/** The bytes of a ping or pong payload: a string as UTF-8, or any binary view. */
+export function controlPayload(data: string | ArrayBufferView): Uint8Array {
+  return typeof data === 'string' ? encoder.encode(data) : binaryPayload(data)
 }
 
 /** Bytes view of any binary message payload. */

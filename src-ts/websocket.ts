@@ -17,7 +17,8 @@ import {
   bindingCompression,
   bindingLimits,
   type CompressionOptions,
-  checkClose,
+  closeProblem,
+  controlPayload,
   LIMIT_KEYS,
   ReadyState,
   type WebSocketLimits,
@@ -334,7 +335,7 @@ export class WebSocket extends EventTarget {
       throw new WebSocketError('ERR_INVALID_STATE', 'the WebSocket is still connecting; wait for open')
     }
     if (this.#state !== ReadyState.OPEN) return
-    const bytes = typeof data === 'string' ? Buffer.from(data) : binaryPayload(data)
+    const bytes = controlPayload(data)
     try {
       send(this.#native, bytes)
     } catch (err) {
@@ -361,16 +362,11 @@ export class WebSocket extends EventTarget {
 
   /** Starts the close handshake with `code` (1000 or 3000-4999) and `reason` (<= 123 bytes). */
   close(code?: number, reason?: string): void {
-    try {
-      checkClose(code, reason, false)
-    } catch (e) {
-      // WHATWG: a code it may not send is an InvalidAccessError, a long reason a SyntaxError.
-      const message = (e as Error).message
-      throw domException(
-        message,
-        code !== undefined && message.startsWith('close code') ? 'InvalidAccessError' : 'SyntaxError',
-        'ERR_INVALID_ARG_VALUE',
-      )
+    // WHATWG: a code it may not send is an InvalidAccessError, a long reason a SyntaxError.
+    const problem = closeProblem(code, reason, false)
+    if (problem) {
+      const name = problem.part === 'code' ? 'InvalidAccessError' : 'SyntaxError'
+      throw domException(problem.message, name, 'ERR_INVALID_ARG_VALUE')
     }
     if (this.#state === ReadyState.CLOSING || this.#state === ReadyState.CLOSED) return
     const args: [number, string] = [code ?? 1000, reason ?? '']

@@ -266,25 +266,12 @@ mod tests {
         out
     }
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     #[test]
     fn the_golden_batch_is_the_committed_one() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../__test__/fixtures/wire/request-batch.hex"
-        );
-        let encoded = hex(&golden_batch()) + "\n";
-        if std::env::var_os("HYPERSOCK_WRITE_WIRE_FIXTURES").is_some() {
-            std::fs::write(path, &encoded).unwrap();
-        }
-        let committed = std::fs::read_to_string(path)
-            .expect("the fixture (HYPERSOCK_WRITE_WIRE_FIXTURES=1 writes it)");
-        assert_eq!(
-            encoded, committed,
-            "the request batch layout changed: update src-ts/wire/request.ts and the fixture"
+        crate::wire::assert_fixture(
+            "request-batch.hex",
+            &golden_batch(),
+            "src-ts/wire/request.ts",
         );
     }
 

@@ -295,23 +295,10 @@ mod tests {
 
     #[test]
     fn the_golden_events_are_the_committed_ones() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../__test__/fixtures/wire/ws-events.hex"
-        );
-        let encoded: String = golden_events()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-            + "\n";
-        if std::env::var_os("HYPERSOCK_WRITE_WIRE_FIXTURES").is_some() {
-            std::fs::write(path, &encoded).unwrap();
-        }
-        let committed = std::fs::read_to_string(path)
-            .expect("the fixture (HYPERSOCK_WRITE_WIRE_FIXTURES=1 writes it)");
-        assert_eq!(
-            encoded, committed,
-            "the event layout changed: update src-ts/wire/ws-events.ts and the fixture"
+        crate::wire::assert_fixture(
+            "ws-events.hex",
+            &golden_events(),
+            "src-ts/wire/ws-events.ts",
         );
     }
 
