@@ -40,6 +40,11 @@ export declare class BindingBodySink {
   abort(): void
   /** True once the client is gone. */
   get closed(): boolean
+  /**
+   * Resolves once the connection dropped the body: the client went away, or the whole
+   * body was sent after `end()`.
+   */
+  waitClosed(): Promise<void>
 }
 
 /** A streamed request body (one that did not arrive whole), taken once from its request. */
@@ -192,6 +197,8 @@ export declare class BindingRawSocket {
 export declare class BindingServer {
   /** Swaps in new certificates for new connections (open ones keep theirs). */
   reloadTls(tls: BindingServerTls, protocols: number): void
+  /** Replaces the route table; requests already matched keep their route. */
+  setRoutes(routes: Array<BindingRoute>): void
   /**
    * Takes every request waiting for JS, in arrival order, encoded as described at
    * `encode_request`; `null` when none waits.
@@ -206,6 +213,11 @@ export declare class BindingServer {
   respondStream(id: number, status: number, headers: Array<string>): BindingBodySink
   /** Answers request `id` with 101 and `headers` and returns the raw connection. */
   respondUpgrade(id: number, headers: Array<string>): BindingRawSocket
+  /**
+   * Resolves true when the client of request `id` goes away before the request is answered,
+   * false once it is answered (or was already).
+   */
+  clientGone(id: number): Promise<boolean>
   /** The streamed body of request `id`; `null` once taken or answered. */
   takeBodyStream(id: number): BindingBodyStream | null
   /**
@@ -398,6 +410,15 @@ export interface BindingDialOptions {
   noProxy?: Array<string>
 }
 
+/** How a file or directory route serves files; what JS leaves out takes the engine's default. */
+export interface BindingFileOptions {
+  precompressed?: boolean
+  /** The file served for a directory path; empty: none. */
+  index?: string
+  cacheControl?: string
+  dotfiles?: boolean
+}
+
 /** One redirect that was followed. */
 export interface BindingHop {
   url: string
@@ -479,6 +500,24 @@ export interface BindingRetryContext {
   delayMs: number
 }
 
+/** One route. Exactly one of `handler`, `body` (with `status` and `headers`), `file` and `dir`. */
+export interface BindingRoute {
+  pattern: string
+  /** The method answered; absent: any. */
+  method?: string
+  /** Hand matching requests to JS with this route id. */
+  handler?: number
+  /** Answer with this response from the I/O threads. */
+  status?: number
+  headers?: Array<string>
+  body?: Buffer
+  /** Serve this file. */
+  file?: string
+  /** Serve files under this directory. */
+  dir?: string
+  files?: BindingFileOptions
+}
+
 /**
  * Options of `startServer`, validated by the TS layer. What JS leaves out takes the engine's
  * default (`ServerOptions::default()`). Times in ms; 0 = none.
@@ -494,6 +533,7 @@ export interface BindingServerOptions {
   headerReadTimeoutMs?: number
   idleTimeoutMs?: number
   requestTimeoutMs?: number
+  sendTimeoutMs?: number
   maxHeaderSize?: number
   maxHeaders?: number
   maxConnections?: number
@@ -506,6 +546,8 @@ export interface BindingServerOptions {
   websocket?: BindingWsOptions
   /** Settings of the server's hub (defaults when absent). */
   hub?: BindingHubOptions
+  /** The route table; absent: every request goes to `onRequest`. */
+  routes?: Array<BindingRoute>
 }
 
 /** TLS settings of a server, validated by the TS layer. */

@@ -280,8 +280,9 @@ describe('serve: bad input leaves everyone else served', () => {
 })
 
 describe("hypersock's Response export", () => {
-  it('is the WHATWG Response: a handler builds one with new, the client resolves with a ClientResponse', async () => {
-    expect(HypersockResponse).toBe(globalThis.Response)
+  it('is a WHATWG Response: a handler builds one with new, the client resolves with a ClientResponse', async () => {
+    expect(new HypersockResponse('x')).toBeInstanceOf(globalThis.Response)
+    expect(Object.getPrototypeOf(HypersockResponse)).toBe(globalThis.Response)
     const server = track(
       await serve({ fetch: () => new HypersockResponse('built', { status: 201, headers: { 'x-made': 'yes' } }) }),
     )

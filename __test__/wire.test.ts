@@ -22,8 +22,8 @@ describe('the request batch written by encode_request', () => {
     requests.push(new ServerRequest(batch, at, {} as Binding.BindingServer, {} as ReplyHandle, 'server.test', 'http'))
   })
 
-  it('holds three records', () => {
-    expect(requests.map((r) => r.id)).toEqual([1, 2, 0xffffffff])
+  it('holds four records', () => {
+    expect(requests.map((r) => r.id)).toEqual([1, 2, 0xffffffff, 4])
   })
 
   it('a GET over HTTP/1.1 from IPv4', () => {
@@ -50,6 +50,15 @@ describe('the request batch written by encode_request', () => {
     expect([r.method, r.path, r.httpVersion, r.canUpgrade]).toEqual(['PROPFIND', '/caf%C3%A9', '1.0', true])
     expect(r.headers.get('x-latin')).toBe('caf\xe9')
     expect([r.remoteAddress, r.remotePort]).toEqual(['', 0])
+    expect([r.routeId, r.params]).toEqual([-1, {}])
+  })
+
+  it('a request that matched a handler route, with its decoded parameters', () => {
+    const r = requests[3] as ServerRequest
+    expect([r.method, r.path, r.routeId]).toEqual(['DELETE', '/users/7/files/a%20b', 3])
+    expect({ ...r.params }).toEqual({ id: '7', '*': 'a b' })
+    expect(r.headers.get('host')).toBe('example.test')
+    expect([r.remoteAddress, r.remotePort]).toEqual(['127.0.0.1', 5001])
   })
 })
 

@@ -10,7 +10,7 @@ import { checkBuilt, OUT_DIR, ROOT, SECONDS } from './lib/config.mjs'
 import { killAll, runVisible } from './lib/proc.mjs'
 import { compare, table, writeJson } from './lib/report.mjs'
 import { clientBodiesAndTls, clientGet } from './scenarios/client.mjs'
-import { ensureWrk, http2Hello, httpHello, httpJsonEcho } from './scenarios/http.mjs'
+import { ensureWrk, http2Hello, httpFiles, httpHello, httpJsonEcho, httpRoutes } from './scenarios/http.mjs'
 import { hubFanout, hubRedisLatency, hubRoomChat } from './scenarios/hub.mjs'
 import { wsEcho, wsIdle } from './scenarios/ws.mjs'
 
@@ -58,6 +58,8 @@ async function main() {
   const scenarios = [
     httpHello,
     httpJsonEcho,
+    httpRoutes,
+    httpFiles,
     http2Hello,
     wsEcho,
     wsIdle,

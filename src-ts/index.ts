@@ -55,8 +55,10 @@ export {
   RedisAdapter,
   type RedisAdapterOptions,
 } from './hub.js'
+export { Response } from './response.js'
 export {
   type AccessLogEntry,
+  type ReloadOptions,
   type ResponseLike,
   type ServeOptions,
   Server,
@@ -69,6 +71,16 @@ export {
   type WebSocketServeOptions,
 } from './server.js'
 export type { BodyChunk, BodyStreamSource, ResponseObject } from './server-response.js'
+export {
+  dir,
+  FileRoute,
+  type FileRouteOptions,
+  file,
+  type RouteHandler,
+  type Routes,
+  type RouteTarget,
+  type StaticRoute,
+} from './server-routes.js'
 export { formatEvent, type ServerSentEvent, sse } from './server-sse.js'
 export {
   ServerWebSocket,
@@ -92,10 +104,3 @@ export {
   prepare,
   type WebSocketLimits,
 } from './websocket-common.js'
-
-/**
- * The WHATWG `Response` (the global one, re-exported so that `import { Response } from 'hypersock'`
- * builds what a `serve` handler returns). The client's `fetch` resolves with a {@link ClientResponse}.
- */
-export const Response = globalThis.Response
-export type Response = globalThis.Response

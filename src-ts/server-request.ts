@@ -1,4 +1,4 @@
-import { fromNative } from './errors.js'
+import { ConnectionError, fromNative, HypersockError } from './errors.js'
 import { type Binding, native } from './native.js'
 import type { ReplyHandle } from './server-response.js'
 import { parseTls, type TlsDetails } from './tls.js'
@@ -54,6 +54,18 @@ export class ServerRequest extends RequestRecord {
   #used = false
   #stream: ReadableStream<Uint8Array> | undefined
   #tls: TlsDetails | null | undefined
+  #params: Record<string, string> | undefined
+  #abort: AbortController | undefined
+  /** Why the request was given up on, when that happened before `signal` was asked for. */
+  #aborted: unknown
+  /** Resolves when the connection dropped a streamed response's body. */
+  #bodyClosed: Promise<void> | undefined
+  #finished = false
+  /**
+   * The route pattern the request matched (e.g. `/users/:id`), or `null` when the `fetch`
+   * handler answers it.
+   */
+  route: string | null = null
 
   /** @internal */
   constructor(
@@ -102,6 +114,62 @@ export class ServerRequest extends RequestRecord {
       }
     }
     return this.#parsed
+  }
+
+  /**
+   * The parameters of the matched route, percent-decoded: `{ id: '7' }` for `/users/:id` and
+   * `/users/7`; the rest of the path under a final `*` is `params['*']`. Empty without a route.
+   */
+  get params(): Record<string, string> {
+    this.#params ??= this.readParams()
+    return this.#params
+  }
+
+  /**
+   * Aborts when the client goes away before the response is complete (the connection closed,
+   * the HTTP/2 stream was reset, the server stopped without grace) or when the request body
+   * does not arrive within `requestTimeout`. A streamed response also stops pulling from its
+   * source then. `signal.reason` is a `ConnectionError` (`ECONNRESET`) or a `TimeoutError`.
+   */
+  get signal(): AbortSignal {
+    if (this.#abort === undefined) {
+      const controller = new AbortController()
+      this.#abort = controller
+      if (this.#aborted !== undefined) controller.abort(this.#aborted)
+      else if (this.#bodyClosed) this.#watchBody(this.#bodyClosed)
+      else if (!this.#finished) {
+        this.server.clientGone(this.id).then(
+          (gone) => {
+            if (gone) this.abortWith(clientGone())
+            else if (this.#bodyClosed) this.#watchBody(this.#bodyClosed)
+          },
+          () => {},
+        )
+      }
+    }
+    return this.#abort.signal
+  }
+
+  #watchBody(closed: Promise<void>): void {
+    closed.then(() => this.abortWith(clientGone()))
+  }
+
+  /** @internal Aborts `signal` with `reason`, unless the response was complete. */
+  abortWith(reason: unknown): void {
+    if (this.#finished || this.#aborted !== undefined) return
+    this.#aborted = reason
+    this.#abort?.abort(reason)
+  }
+
+  /** @internal The response's body is streaming; `closed` resolves when the connection dropped it. */
+  streaming(closed: Promise<void>): void {
+    this.#bodyClosed = closed
+    if (this.#abort) this.#watchBody(closed)
+  }
+
+  /** @internal The response went out whole, or its streamed body ended. */
+  finished(): void {
+    this.#finished = true
   }
 
   /** The path of the URL, e.g. `/chat`. */
@@ -186,6 +254,7 @@ export class ServerRequest extends RequestRecord {
       })
     } else {
       const raw = this.server.takeBodyStream(this.id)
+      const failed = (err: unknown) => this.#bodyFailed(err)
       this.#stream = new ReadableStream<Uint8Array>(
         {
           async pull(controller) {
@@ -194,7 +263,7 @@ export class ServerRequest extends RequestRecord {
               if (chunk) controller.enqueue(view(chunk))
               else controller.close()
             } catch (err) {
-              controller.error(fromNative(err))
+              controller.error(failed(err))
             }
           },
         },
@@ -202,6 +271,13 @@ export class ServerRequest extends RequestRecord {
       )
     }
     return this.#stream
+  }
+
+  /** The error of a failed body read; a timeout also aborts `signal`. */
+  #bodyFailed(err: unknown): unknown {
+    const e = fromNative(err)
+    if (e instanceof HypersockError && (e.code === 'ETIMEDOUT' || e.code === 'ECONNRESET')) this.abortWith(e)
+    return e
   }
 
   /** The whole body; a view into the batch when it came whole (callers copy before handing it out). */
@@ -215,7 +291,7 @@ export class ServerRequest extends RequestRecord {
       try {
         return await raw.readAll()
       } catch (err) {
-        throw fromNative(err)
+        throw this.#bodyFailed(err)
       }
     }
     return Buffer.alloc(0)
@@ -278,4 +354,8 @@ export class ServerRequest extends RequestRecord {
     }
     return form
   }
+}
+
+function clientGone(): ConnectionError {
+  return new ConnectionError('ECONNRESET', 'the client went away before the response was complete')
 }

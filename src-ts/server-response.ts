@@ -1,8 +1,9 @@
 // Turns what a handler returns into native responses: whole, streamed, or a connection upgrade.
 import { Duplex } from 'node:stream'
-import { type BodyInit, encodeBody, readStream } from './body.js'
+import { type BodyInit, encodeBody } from './body.js'
 import { fromNative, InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
+import { fastParts } from './response.js'
 import { flattenHeaders, hasHeader } from './wire/headers.js'
 
 /** A chunk of a streamed body. */
@@ -39,6 +40,10 @@ export interface Answerable {
   readonly server: Binding.BindingServer
   readonly reply: ReplyHandle
   readonly id: number
+  /** Told that the body streams; `closed` resolves when the connection dropped it. */
+  streaming?(closed: Promise<void>): void
+  /** Told that the streamed body ended (or was cut). */
+  finished?(): void
 }
 
 /** What `BindingServer.replyHandle` returns. */
@@ -72,18 +77,67 @@ function isStreamSource(body: unknown): body is BodyStreamSource {
   return Symbol.asyncIterator in body || Symbol.iterator in body
 }
 
-async function* chunksOf(source: BodyStreamSource): AsyncGenerator<BodyChunk> {
-  if (source instanceof ReadableStream) yield* readStream(source)
-  else yield* source as AsyncIterable<BodyChunk>
+/**
+ * An iterator over a web stream whose `return()` cancels the stream at once, even mid-read.
+ * `ahead` holds reads already started, taken first, in order.
+ */
+function streamIterator<T>(
+  reader: ReadableStreamDefaultReader<T>,
+  ahead: Array<Promise<ReadableStreamReadResult<T>>> = [],
+): AsyncIterator<T> {
+  return {
+    next: async () => {
+      const next = await (ahead.shift() ?? reader.read())
+      return next.done ? { done: true, value: undefined } : { done: false, value: next.value }
+    },
+    return: async () => {
+      await reader.cancel().catch(() => {})
+      return { done: true, value: undefined }
+    },
+  }
 }
 
-/** Writes a streamed body through the sink, waiting whenever the client is slower. */
-async function pump(sink: Binding.BindingBodySink, source: AsyncIterable<BodyChunk>): Promise<void> {
+const LATER = Symbol('later')
+
+/** The read's result if it settles before the event loop turns, else `LATER`. */
+function settledNow<T>(read: Promise<T>): Promise<T | typeof LATER> {
+  return Promise.race([read, new Promise<typeof LATER>((resolve) => setImmediate(resolve, LATER))])
+}
+
+function iteratorOf(source: BodyStreamSource): AsyncIterator<BodyChunk> | Iterator<BodyChunk> {
+  if (source instanceof ReadableStream) return streamIterator(source.getReader())
+  if (Symbol.asyncIterator in source) return source[Symbol.asyncIterator]()
+  return (source as Iterable<BodyChunk>)[Symbol.iterator]()
+}
+
+const GONE: unique symbol = Symbol('gone')
+
+/**
+ * Writes a streamed body through the sink, waiting whenever the client is slower. When the
+ * client goes away the source is not pulled again: its `return()` is called (a web stream is
+ * cancelled) even while it is still producing the next chunk.
+ */
+async function pump(
+  sink: Binding.BindingBodySink,
+  source: AsyncIterator<BodyChunk> | Iterator<BodyChunk>,
+  closed: Promise<void>,
+): Promise<void> {
+  const gone: Promise<typeof GONE> = closed.then(() => GONE)
   try {
-    for await (const chunk of source) {
+    for (;;) {
+      const next = await Promise.race([source.next(), gone])
+      if (next === GONE) {
+        Promise.resolve(source.return?.()).catch(() => {})
+        return
+      }
+      if (next.done) break
+      const chunk = next.value
       const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk
       if (bytes.byteLength === 0) continue
-      if (!(await sink.write(bytes))) return
+      if (!(await sink.write(bytes))) {
+        Promise.resolve(source.return?.()).catch(() => {})
+        return
+      }
     }
     sink.end()
   } catch (err) {
@@ -96,9 +150,16 @@ async function sendStream(
   to: Answerable,
   status: number,
   headers: string[],
-  source: AsyncIterable<BodyChunk>,
+  source: AsyncIterator<BodyChunk> | Iterator<BodyChunk>,
 ): Promise<void> {
-  await pump(to.server.respondStream(to.id, status, headers), source)
+  const sink = to.server.respondStream(to.id, status, headers)
+  const closed = sink.waitClosed()
+  to.streaming?.(closed)
+  try {
+    await pump(sink, source, closed)
+  } finally {
+    to.finished?.()
+  }
 }
 
 /** Sends a global `Response`: whole when its body is already complete, streamed otherwise. */
@@ -109,27 +170,27 @@ async function sendWebResponse(to: Answerable, res: globalThis.Response): Promis
     respond(to, status, headers, null)
     return
   }
+  // A body that is already complete (a string, bytes) goes out whole; one still being produced
+  // is streamed from its first chunk on, without waiting for a second one (an event stream
+  // must not hold its head back until its second event).
   const reader = res.body.getReader()
-  const first = await reader.read()
-  if (first.done) {
-    respond(to, status, headers, null)
-    return
-  }
-  const second = await reader.read()
-  if (second.done) {
-    respond(to, status, headers, asBuffer(first.value))
-    return
-  }
-  async function* rest(): AsyncGenerator<Uint8Array> {
-    yield first.value as Uint8Array
-    yield second.value as Uint8Array
-    for (;;) {
-      const next = await reader.read()
-      if (next.done) return
-      yield next.value
+  const firstRead = reader.read()
+  const first = await settledNow(firstRead)
+  if (first !== LATER) {
+    if (first.done) {
+      respond(to, status, headers, null)
+      return
     }
+    const secondRead = reader.read()
+    const second = await settledNow(secondRead)
+    if (second !== LATER && second.done) {
+      respond(to, status, headers, asBuffer(first.value))
+      return
+    }
+    await sendStream(to, status, headers, streamIterator(reader, [firstRead, secondRead]))
+    return
   }
-  await sendStream(to, status, headers, rest())
+  await sendStream(to, status, headers, streamIterator(reader, [firstRead]))
 }
 
 /** A Node `Duplex` over a connection taken over after a 101. */
@@ -181,6 +242,11 @@ export function sendResponse(
   } else if (out instanceof Uint8Array) {
     native.respond(to.reply, to.id, 200, OCTET_HEADERS, asBuffer(out))
   } else if (out instanceof globalThis.Response) {
+    const fast = fastParts(out)
+    if (fast) {
+      native.respond(to.reply, to.id, fast.status, fast.headers, fast.body)
+      return
+    }
     return sendWebResponse(to, out)
   } else if (out !== null && typeof out === 'object') {
     const headers = flattenHeaders(out.headers)
@@ -193,7 +259,7 @@ export function sendResponse(
     }
     const status = checkStatus(out.status ?? 200)
     if (isStreamSource(out.body)) {
-      return sendStream(to, status, headers, chunksOf(out.body))
+      return sendStream(to, status, headers, iteratorOf(out.body))
     }
     const { data, type } = encodeBody(out.body as BodyInit)
     if (type && !hasHeader(headers, 'content-type')) headers.push('content-type', type)

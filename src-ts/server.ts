@@ -3,6 +3,7 @@ import { Hub } from './hub.js'
 import { type Binding, native } from './native.js'
 import { ServerRequest } from './server-request.js'
 import { type ReplyHandle, type ResponseLike, respondText, sendResponse } from './server-response.js'
+import { RouteHandlers, type Routes } from './server-routes.js'
 import { bindingWsOptions, HANDLER_KEYS, type WebSocketHandler } from './server-websocket.js'
 import { WebSocketDispatcher } from './server-websocket-dispatcher.js'
 import { checkTlsOptions, SERVER_TLS_FIELDS, SNI_FIELDS } from './tls.js'
@@ -38,8 +39,14 @@ export interface ServeOptions<Data = unknown> {
    * `false` serves HTTP/1.1 only, `'only'` serves HTTP/2 only.
    */
   http2?: boolean | 'only'
-  /** Handles every HTTP request. */
-  fetch(request: ServerRequest, server: Server<Data>): ResponseLike | Promise<ResponseLike>
+  /**
+   * Routes matched by the engine before `fetch`: `'/users/:id'`, `'/assets/*'`, per-method
+   * objects `{ GET, POST }`. A `Response`, string or bytes is answered by the engine without
+   * calling into JS; so are {@link file} and {@link dir}.
+   */
+  routes?: Routes<Server<Data>>
+  /** Handles every HTTP request no route takes. Without it, those get 404. */
+  fetch?(request: ServerRequest, server: Server<Data>): ResponseLike | Promise<ResponseLike>
   /** Enables WebSocket upgrades on the same port. */
   websocket?: WebSocketHandler<Data>
   /** Called when a handler throws; its return value, if any, is sent instead of the error status. */
@@ -55,6 +62,11 @@ export interface ServeOptions<Data = unknown> {
   idleTimeout?: number
   /** Time allowed to receive a whole request body (408 after). Default 300 000. */
   requestTimeout?: number
+  /**
+   * Close a connection whose client takes no response bytes for this long while a response
+   * waits to be sent (a client that stopped reading); counted in `stats().timeouts`. Default 60 000.
+   */
+  sendTimeout?: number
   /** Largest request head (431 beyond; at least 8 KiB). Default 64 KiB. */
   maxHeaderSize?: number
   /** Most header fields in a request (431 beyond). Default 100. */
@@ -101,6 +113,7 @@ const SERVE_KEYS = optionKeys<ServeOptions>({
   unix: true,
   reusePort: true,
   http2: true,
+  routes: true,
   fetch: true,
   websocket: true,
   error: true,
@@ -109,6 +122,7 @@ const SERVE_KEYS = optionKeys<ServeOptions>({
   headerReadTimeout: true,
   idleTimeout: true,
   requestTimeout: true,
+  sendTimeout: true,
   maxHeaderSize: true,
   maxHeaders: true,
   maxConnections: true,
@@ -118,6 +132,20 @@ const SERVE_KEYS = optionKeys<ServeOptions>({
   tls: true,
 })
 const STOP_KEYS = optionKeys<StopOptions>({ graceful: true, timeout: true })
+
+/** What {@link Server.reload} swaps. */
+export interface ReloadOptions<Data = unknown> {
+  /** The new route table (replaces the whole table; `{}` removes every route). */
+  routes?: Routes<Server<Data>>
+  /** The new fallback handler. */
+  fetch?: ServeOptions<Data>['fetch']
+}
+
+const RELOAD_KEYS = optionKeys<ReloadOptions>({ routes: true, fetch: true })
+
+function notFound(): ResponseLike {
+  return { status: 404, headers: { 'content-type': 'text/plain;charset=utf-8' }, body: 'not found\n' }
+}
 
 /** Counters of a running server. */
 export interface ServerStats {
@@ -203,11 +231,15 @@ export class Server<Data = unknown> {
   #host: string
   #scheme: string
   #reply: ReplyHandle
+  #routes: RouteHandlers<Server<Data>>
+  #fetch: NonNullable<ServeOptions<Data>['fetch']>
 
   /** @internal */
-  constructor(raw: Binding.BindingServer, options: ServeOptions<Data>) {
+  constructor(raw: Binding.BindingServer, options: ServeOptions<Data>, routes: RouteHandlers<Server<Data>>) {
     this.#native = raw
     this.#options = options
+    this.#routes = routes
+    this.#fetch = options.fetch ?? notFound
     this.#host = raw.isUnix
       ? 'localhost'
       : raw.address.includes(':')
@@ -262,6 +294,27 @@ export class Server<Data = unknown> {
     } catch (err) {
       throw fromNative(err)
     }
+  }
+
+  /**
+   * Swaps the routes and/or the `fetch` handler without dropping a connection: requests already
+   * matched finish with the handler of their route, later ones use the new table.
+   */
+  async reload(options: ReloadOptions<Data>): Promise<void> {
+    checkOptions('server.reload()', options, RELOAD_KEYS)
+    if (options.fetch !== undefined && typeof options.fetch !== 'function') {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'reload(): fetch must be a function')
+    }
+    if (options.routes !== undefined) {
+      const { table, commit } = await this.#routes.compile(options.routes)
+      try {
+        this.#native.setRoutes(table)
+      } catch (err) {
+        throw fromNative(err)
+      }
+      commit()
+    }
+    if (options.fetch) this.#fetch = options.fetch
   }
 
   /** The server's counters. */
@@ -395,9 +448,18 @@ export class Server<Data = unknown> {
 
   #onRequest = (request: ServerRequest): void => {
     const started = this.#options.accessLog ? performance.now() : 0
+    let handler = this.#fetch
+    const route = request.routeId
+    if (route >= 0) {
+      const found = this.#routes.get(route)
+      if (found) {
+        handler = found[0]
+        request.route = found[1]
+      }
+    }
     let out: ResponseLike | Promise<ResponseLike>
     try {
-      out = this.#options.fetch(request, this)
+      out = handler(request, this)
     } catch (error) {
       this.#respondError(request, error)
       return
@@ -433,10 +495,21 @@ function statusOf(out: ResponseLike): number {
  * ```
  */
 export async function serve<Data = unknown>(options: ServeOptions<Data>): Promise<Server<Data>> {
-  if (typeof options?.fetch !== 'function') {
-    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'serve() needs a fetch(request) handler')
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidArgumentError(
+      'ERR_INVALID_ARG_VALUE',
+      'serve() needs options with routes or a fetch(request) handler',
+    )
   }
   checkOptions('serve()', options, SERVE_KEYS)
+  if (options.fetch !== undefined && typeof options.fetch !== 'function') {
+    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'serve(): fetch must be a function')
+  }
+  if (options.fetch === undefined && options.routes === undefined && options.websocket === undefined) {
+    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'serve() needs routes or a fetch(request) handler')
+  }
+  const routes = new RouteHandlers<Server<Data>>()
+  const compiled = options.routes === undefined ? undefined : await routes.compile(options.routes)
   const port = options.port ?? 0
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `invalid port ${port}`)
@@ -471,6 +544,7 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
         headerReadTimeoutMs: checkInteger('headerReadTimeout', options.headerReadTimeout, U32),
         idleTimeoutMs: checkInteger('idleTimeout', options.idleTimeout, U32),
         requestTimeoutMs: checkInteger('requestTimeout', options.requestTimeout, U32),
+        sendTimeoutMs: checkInteger('sendTimeout', options.sendTimeout, U32),
         maxHeaderSize: checkInteger('maxHeaderSize', options.maxHeaderSize, U32),
         maxHeaders: checkInteger('maxHeaders', options.maxHeaders, U32),
         maxConnections: checkInteger('maxConnections', options.maxConnections, U32),
@@ -479,6 +553,7 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
         serverName: options.serverName,
         websocket: options.websocket ? bindingWsOptions(options.websocket as WebSocketHandler<never>) : undefined,
         hub: options.websocket?.hub?.bindingOptions(),
+        routes: compiled?.table,
       },
       onRequest,
       onWebSocket,
@@ -486,7 +561,8 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
   } catch (err) {
     throw fromNative(err)
   }
-  server = new Server(raw, options)
+  compiled?.commit()
+  server = new Server(raw, options, routes)
   for (const replay of early) replay()
   return server
 }

@@ -3,10 +3,12 @@
 // - 1 KiB JSON POST echo req/s (wrk -c64 with a Lua script)
 // - HTTP/2 hello world req/s (h2load over h2c, 16 connections x 16 streams)
 // Peers: node:http (node:http2 for HTTP/2), fastify, uWebSockets, and hyper (pure Rust ceiling).
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { bin, node, OUT_DIR, ROUNDS, SECONDS, WARMUP } from '../lib/config.mjs'
 import { ensureTools, run, withServer } from '../lib/proc.mjs'
+
+const ourServer = (mode, ...args) => node('servers/hypersock-http.mjs', mode, ...args)
 
 const HYPERSOCK = ['hypersock', ...node('servers/hypersock-http.mjs')]
 const HYPER = ['hyper (pure Rust)', bin('hyper-hello'), ['--port', '0']]
@@ -97,6 +99,67 @@ export async function http2Hello(record) {
     await h2load(url, WARMUP)
     return h2load(url, SECONDS)
   })
+}
+
+/** Hello world from a static route (no JS), from a handler returning a string and returning a Response, vs uWebSockets; then a `:param` route. */
+export async function httpRoutes(record) {
+  const hello = async (port) => {
+    const url = `http://127.0.0.1:${port}/`
+    await wrk(url, WARMUP)
+    return wrk(url, SECONDS)
+  }
+  await rounds(
+    record,
+    'http-static-route',
+    [
+      ['hypersock static route', ...ourServer('static')],
+      ['hypersock string', ...ourServer('string')],
+      ['hypersock Response', ...ourServer('response')],
+      ['uWebSockets', ...node('servers/uws-http.mjs')],
+    ],
+    hello,
+  )
+  await rounds(
+    record,
+    'http-param-route',
+    [
+      ['hypersock', ...ourServer('param')],
+      ['uWebSockets', ...node('servers/uws-param.mjs')],
+    ],
+    async (port) => {
+      const url = `http://127.0.0.1:${port}/users/42`
+      await wrk(url, WARMUP)
+      return wrk(url, SECONDS)
+    },
+  )
+}
+
+/** A 4 KiB and a 1 MiB file from a directory: hypersock's dir() vs @fastify/static vs nginx with one worker. */
+export async function httpFiles(record) {
+  await ensureTools({ nginx: 'nginx' })
+  const root = join(OUT_DIR, 'files')
+  mkdirSync(root, { recursive: true })
+  const sizes = [
+    ['4k', 4 * 1024],
+    ['1m', 1024 * 1024],
+  ]
+  for (const [name, size] of sizes) {
+    const data = Buffer.alloc(size)
+    for (let i = 0; i < size; i++) data[i] = (i * 31) % 256
+    writeFileSync(join(root, `${name}.bin`), data)
+  }
+  const servers = [
+    ['hypersock', ...ourServer('files', root)],
+    ['@fastify/static', ...node('servers/fastify-static.mjs', root)],
+    ['nginx (1 worker)', ...node('servers/nginx-static.mjs', root)],
+  ]
+  for (const [name] of sizes) {
+    await rounds(record, `http-file-${name}`, servers, async (port) => {
+      const url = `http://127.0.0.1:${port}/files/${name}.bin`
+      await wrk(url, WARMUP)
+      return wrk(url, SECONDS)
+    })
+  }
 }
 
 /** Runs `wrk -t1 -c64` for `seconds` and returns its Requests/sec. */

@@ -15,6 +15,8 @@ const METHODS = ['', ...native.requestMethods()]
 const VERSIONS = ['1.1', '1.0', '2', '1.1']
 const FLAG_UPGRADE = 0x10
 const FLAG_TLS = 0x20
+/** Bit of the method code byte: a route section follows the target. */
+const ROUTED = 0x80
 /** The shortest record: length, id, method code, flags, header count, port. */
 const MIN_RECORD = 14
 /** Characters a `Headers` value (a ByteString) cannot hold. */
@@ -80,12 +82,15 @@ export class RequestRecord {
   #headersAt: number
   #remoteAt: number
   #tail = -1
+  /** Offset of the route section, or -1 when the request matched no handler route. */
+  #routeAt: number
 
   /** @internal */
   constructor(batch: Buffer, at: number) {
     this.#batch = batch as Batch
     this.id = u32(batch, at + 4)
-    const code = batch[at + 8] as number
+    const byte = batch[at + 8] as number
+    const code = byte & ~ROUTED
     const flags = batch[at + 9] as number
     this.#flags = flags
     this.#count = u16(batch, at + 10)
@@ -99,7 +104,42 @@ export class RequestRecord {
       this.#method = METHODS[code] as string
     }
     this.#targetAt = o
-    this.#headersAt = o + 4 + u32(batch, o)
+    o += 4 + u32(batch, o)
+    if (byte & ROUTED) {
+      this.#routeAt = o
+      const count = u16(batch, o + 4)
+      o += 6
+      for (let i = 0; i < count; i++) {
+        o += 2 + u16(batch, o)
+        o += 4 + u32(batch, o)
+      }
+    } else {
+      this.#routeAt = -1
+    }
+    this.#headersAt = o
+  }
+
+  /** @internal The id of the handler route the request matched, or -1. */
+  get routeId(): number {
+    return this.#routeAt < 0 ? -1 : u32(this.#batch, this.#routeAt)
+  }
+
+  /** @internal The route's captured parameters, decoded, in pattern order. */
+  protected readParams(): Record<string, string> {
+    const params: Record<string, string> = Object.create(null)
+    if (this.#routeAt < 0) return params
+    const b = this.#batch
+    const count = u16(b, this.#routeAt + 4)
+    let o = this.#routeAt + 6
+    for (let i = 0; i < count; i++) {
+      const n = u16(b, o)
+      const name = b.utf8Slice(o + 2, o + 2 + n)
+      o += 2 + n
+      const v = u32(b, o)
+      params[name] = b.utf8Slice(o + 4, o + 4 + v)
+      o += 4 + v
+    }
+    return params
   }
 
   /** The request method. */

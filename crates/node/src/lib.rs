@@ -11,6 +11,7 @@ mod error;
 mod hub;
 mod lent;
 mod multipart;
+mod routes;
 mod server;
 mod sse;
 mod testing;

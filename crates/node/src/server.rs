@@ -34,6 +34,7 @@ pub struct BindingServerOptions {
     pub header_read_timeout_ms: Option<u32>,
     pub idle_timeout_ms: Option<u32>,
     pub request_timeout_ms: Option<u32>,
+    pub send_timeout_ms: Option<u32>,
     pub max_header_size: Option<u32>,
     pub max_headers: Option<u32>,
     pub max_connections: Option<u32>,
@@ -46,6 +47,8 @@ pub struct BindingServerOptions {
     pub websocket: Option<BindingWsOptions>,
     /// Settings of the server's hub (defaults when absent).
     pub hub: Option<BindingHubOptions>,
+    /// The route table; absent: every request goes to `onRequest`.
+    pub routes: Option<Vec<crate::routes::BindingRoute>>,
 }
 
 /// One certificate of an HTTPS server and the SNI names it answers for (empty: the default).
@@ -123,6 +126,31 @@ struct Slot {
     responder: Responder,
     stream: Option<hypersock_core::server::BodyStream>,
     upgrade: Option<OnUpgrade>,
+    /// Woken when the slot goes (answered, swept or the server stopped): `clientGone` calls.
+    watchers: Watchers,
+}
+
+/// The `clientGone` calls waiting for a slot to go, each with the flag it reads then: set when
+/// the slot went because its client left or the server stopped, clear when it was answered.
+#[derive(Default)]
+struct Watchers(Vec<(std::task::Waker, Arc<std::sync::atomic::AtomicBool>)>);
+
+impl Watchers {
+    /// Tells every waiting call that the client is gone.
+    fn gone(&mut self) {
+        for (waker, flag) in self.0.drain(..) {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            waker.wake();
+        }
+    }
+}
+
+impl Drop for Watchers {
+    fn drop(&mut self) {
+        for (waker, _) in self.0.drain(..) {
+            waker.wake();
+        }
+    }
 }
 
 const SLOT_BITS: u32 = 24;
@@ -146,7 +174,13 @@ impl Inbox {
             let mut st = self.lock();
             if st.slots.len() >= st.sweep_at.max(MIN_SWEEP) {
                 // Requests whose handler never answered and whose client has left.
-                st.slots.retain(|_, slot| !slot.responder.is_closed());
+                st.slots.retain(|_, slot| {
+                    let open = !slot.responder.is_closed();
+                    if !open {
+                        slot.watchers.gone();
+                    }
+                    open
+                });
                 st.sweep_at = st.slots.len() * 2;
             }
             let entry = st.slots.vacant_entry();
@@ -162,6 +196,7 @@ impl Inbox {
                 responder,
                 stream,
                 upgrade,
+                watchers: Watchers::default(),
             });
             encode_request(
                 &mut st.batch,
@@ -312,6 +347,19 @@ impl BindingBodySink {
     pub fn closed(&self) -> bool {
         self.sender.as_ref().is_none_or(BodySender::is_closed)
     }
+
+    /// Resolves once the connection dropped the body: the client went away, or the whole
+    /// body was sent after `end()`.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn wait_closed<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let closed = self.sender.as_ref().map(BodySender::closed);
+        env.spawn_future(async move {
+            if let Some(closed) = closed {
+                closed.await;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// A connection taken over after a 101 response.
@@ -450,6 +498,7 @@ async fn start(
             }),
         idle_timeout: options.idle_timeout_ms.map_or(d.idle_timeout, ms),
         request_timeout: options.request_timeout_ms.map_or(d.request_timeout, ms),
+        send_timeout: options.send_timeout_ms.map_or(d.send_timeout, ms),
         max_header_size: or(options.max_header_size, d.max_header_size),
         max_headers: or(options.max_headers, d.max_headers),
         max_connections: limit(options.max_connections, d.max_connections),
@@ -465,6 +514,9 @@ async fn start(
     });
     if let Some(tls) = &options.tls {
         opts.tls = Some(tls_config(tls, opts.protocols)?);
+    }
+    if let Some(routes) = &options.routes {
+        opts.routes = Arc::new(crate::routes::routes_from(routes)?);
     }
     let http: Arc<dyn HttpHandler> = Arc::new(JsHttp {
         inbox: inbox.clone(),
@@ -497,6 +549,14 @@ impl BindingServer {
         };
         let config = tls_config(&tls, protocols).or_throw(env)?;
         self.inner.reload_tls(config).or_throw(env)
+    }
+
+    /// Replaces the route table; requests already matched keep their route.
+    #[napi]
+    pub fn set_routes(&self, env: &Env, routes: Vec<crate::routes::BindingRoute>) -> Result<()> {
+        let routes = crate::routes::routes_from(&routes).or_throw(env)?;
+        self.inner.set_routes(routes);
+        Ok(())
     }
 
     /// Takes every request waiting for JS, in arrival order, encoded as described at
@@ -566,6 +626,36 @@ impl BindingServer {
         Ok(BindingRawSocket {
             inner: Arc::new(self.inner.raw_connection(on_upgrade)),
         })
+    }
+
+    /// Resolves true when the client of request `id` goes away before the request is answered,
+    /// false once it is answered (or was already).
+    #[napi]
+    pub async fn client_gone(&self, id: u32) -> bool {
+        let inbox = self.inbox.clone();
+        let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        std::future::poll_fn(|cx| {
+            let mut st = inbox.lock();
+            match st.slots.get_mut((id & SLOT_MASK) as usize) {
+                Some(slot) if slot.id == id => {
+                    if slot.responder.poll_closed(cx).is_ready() {
+                        return std::task::Poll::Ready(true);
+                    }
+                    match slot
+                        .watchers
+                        .0
+                        .iter_mut()
+                        .find(|(_, f)| Arc::ptr_eq(f, &flag))
+                    {
+                        Some((waker, _)) => waker.clone_from(cx.waker()),
+                        None => slot.watchers.0.push((cx.waker().clone(), flag.clone())),
+                    }
+                    std::task::Poll::Pending
+                }
+                _ => std::task::Poll::Ready(flag.load(std::sync::atomic::Ordering::Relaxed)),
+            }
+        })
+        .await
     }
 
     /// The streamed body of request `id`; `null` once taken or answered.
@@ -657,6 +747,10 @@ impl BindingServer {
             .stop(Duration::from_millis(u64::from(deadline_ms)))
             .await;
         // Requests still unanswered lost their connections with the stop.
-        self.inbox.lock().slots.clear();
+        let mut st = self.inbox.lock();
+        for (_, slot) in st.slots.iter_mut() {
+            slot.watchers.gone();
+        }
+        st.slots.clear();
     }
 }

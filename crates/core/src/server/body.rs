@@ -3,13 +3,14 @@
 //! Small request bodies are read in full before the handler runs (one hand-off, no per-chunk
 //! calls); larger or unknown-length ones are handed over as a [`BodyStream`] that the handler
 //! pulls from, so a slow handler pushes back on the client through TCP flow control. Response
-//! bodies are either whole ([`ResBody::full`]) or fed through a bounded channel
-//! ([`ResBody::channel`]) and flushed as produced.
+//! bodies are either whole ([`ResBody::full`]), fed through a bounded channel
+//! ([`ResBody::channel`]) and flushed as produced, or read from an open file ([`ResBody::file`])
+//! one chunk at a time as the connection takes them.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::sync::mpsc;
@@ -20,6 +21,9 @@ use crate::error::{Error, Result};
 /// Bodies with a declared `Content-Length` up to this size are read in full before the handler
 /// is called; longer ones and chunked ones are streamed to it.
 pub const INLINE_BODY_LIMIT: usize = 64 * 1024;
+
+/// The most a file body reads per chunk.
+const FILE_CHUNK: usize = 64 * 1024;
 
 /// A request body being received.
 pub struct BodyStream {
@@ -138,13 +142,59 @@ pub struct ResBody {
 
 enum Kind {
     Full(Option<Bytes>),
-    Channel(mpsc::Receiver<std::io::Result<Bytes>>),
+    /// The chunks, and a watch whose end tells the sender the body was dropped.
+    Channel {
+        rx: mpsc::Receiver<std::io::Result<Bytes>>,
+        _alive: tokio::sync::watch::Sender<()>,
+    },
+    File(Box<FileBody>),
+}
+
+/// The rest of a file to send: read in chunks of up to [`FILE_CHUNK`] bytes (tokio runs each read
+/// on its blocking pool), into one buffer whose memory comes back once the connection has
+/// written the previous chunk.
+struct FileBody {
+    file: tokio::fs::File,
+    remaining: u64,
+    buf: BytesMut,
+}
+
+impl FileBody {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Bytes>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let want = self.remaining.min(FILE_CHUNK as u64) as usize;
+        self.buf.reserve(want);
+        let read = tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.file),
+            cx,
+            &mut (&mut self.buf).limit(want),
+        );
+        let result = match read {
+            Poll::Pending => return Poll::Pending,
+            // The file is shorter than the length promised in the response head: fail rather
+            // than end early, so the client sees an incomplete response instead of a short one.
+            Poll::Ready(Ok(0)) => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "file ended before the announced length (truncated while being sent?)",
+            )),
+            Poll::Ready(Ok(n)) => {
+                self.remaining -= n as u64;
+                return Poll::Ready(Some(Ok(self.buf.split().freeze())));
+            }
+            Poll::Ready(Err(e)) => Err(e),
+        };
+        self.remaining = 0;
+        Poll::Ready(Some(result))
+    }
 }
 
 /// The sending side of a streamed response body. Dropping it ends the body normally;
 /// [`BodySender::abort`] cuts it so the client sees an incomplete response.
 pub struct BodySender {
     tx: mpsc::Sender<std::io::Result<Bytes>>,
+    body_alive: tokio::sync::watch::Receiver<()>,
 }
 
 impl BodySender {
@@ -168,6 +218,13 @@ impl BodySender {
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
+
+    /// Resolves once the connection dropped the body: the client went away, or the body was
+    /// sent in full (and the sender dropped or ended). Holds no part of the channel open.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut alive = self.body_alive.clone();
+        async move { while alive.changed().await.is_ok() {} }
+    }
 }
 
 impl ResBody {
@@ -185,23 +242,40 @@ impl ResBody {
         }
     }
 
-    /// The length of a whole body; `None` for a streamed one.
+    /// A body read from `file`, which is already positioned at the first byte to send: the next
+    /// `len` bytes, in chunks of up to 64 KiB. Its length is known, like a whole body's. A read
+    /// error ends the body with that error, and so does a file that ends before `len` bytes
+    /// (cut short while being sent): the client never gets fewer bytes than announced without
+    /// seeing the response fail.
+    pub fn file(file: tokio::fs::File, len: u64) -> Self {
+        ResBody {
+            kind: Kind::File(Box::new(FileBody {
+                file,
+                remaining: len,
+                buf: BytesMut::new(),
+            })),
+        }
+    }
+
+    /// The length of a whole body, or what is left of a file body; `None` for a streamed one.
     pub fn exact_len(&self) -> Option<u64> {
         match &self.kind {
             Kind::Full(Some(b)) => Some(b.len() as u64),
             Kind::Full(None) => Some(0),
-            Kind::Channel(_) => None,
+            Kind::Channel { .. } => None,
+            Kind::File(f) => Some(f.remaining),
         }
     }
 
     /// A body fed chunk by chunk through the returned sender; at most `depth` chunks wait.
     pub fn channel(depth: usize) -> (ResBody, BodySender) {
         let (tx, rx) = mpsc::channel(depth.max(1));
+        let (alive, body_alive) = tokio::sync::watch::channel(());
         (
             ResBody {
-                kind: Kind::Channel(rx),
+                kind: Kind::Channel { rx, _alive: alive },
             },
-            BodySender { tx },
+            BodySender { tx, body_alive },
         )
     }
 }
@@ -216,19 +290,25 @@ impl Body for ResBody {
     ) -> Poll<Option<std::result::Result<Frame<Bytes>, Self::Error>>> {
         match &mut self.kind {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Channel(rx) => rx.poll_recv(cx).map(|c| c.map(|r| r.map(Frame::data))),
+            Kind::Channel { rx, .. } => rx.poll_recv(cx).map(|c| c.map(|r| r.map(Frame::data))),
+            Kind::File(f) => f.poll_chunk(cx).map(|c| c.map(|r| r.map(Frame::data))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(&self.kind, Kind::Full(None))
+        match &self.kind {
+            Kind::Full(b) => b.is_none(),
+            Kind::Channel { .. } => false,
+            Kind::File(f) => f.remaining == 0,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Kind::Full(None) => SizeHint::with_exact(0),
-            Kind::Channel(_) => SizeHint::default(),
+            Kind::Channel { .. } => SizeHint::default(),
+            Kind::File(f) => SizeHint::with_exact(f.remaining),
         }
     }
 }

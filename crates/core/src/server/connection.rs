@@ -95,6 +95,11 @@ pub(super) async fn drive<C: std::future::Future>(
     let tick = idle.map(|d| (d / 4).max(Duration::from_millis(1)));
     let mut seen = activity.ops.load(Relaxed);
     let mut quiet_from = tokio::time::Instant::now();
+    // A client that stops reading a response: writes blocked with no progress for the whole
+    // send timeout (checked every quarter of it) closes the connection.
+    let send_timeout = ctx.opts.send_timeout;
+    let send_tick = send_timeout.map(|d| (d / 4).max(Duration::from_millis(1)));
+    let mut stuck: Option<(u64, tokio::time::Instant)> = None;
     loop {
         let mut wait = match (idle, tick) {
             (Some(idle), Some(tick)) => idle
@@ -103,6 +108,9 @@ pub(super) async fn drive<C: std::future::Future>(
                 .max(Duration::from_millis(1)),
             _ => Duration::from_secs(3600),
         };
+        if let Some(send_tick) = send_tick {
+            wait = wait.min(send_tick);
+        }
         let waiting_for_head = head_by.filter(|_| !activity.started.load(Relaxed));
         if let Some(by) = waiting_for_head {
             let left = by.saturating_duration_since(tokio::time::Instant::now());
@@ -121,6 +129,22 @@ pub(super) async fn drive<C: std::future::Future>(
                 return;
             }
             _ = tokio::time::sleep(wait) => {
+                if let Some(limit) = send_timeout {
+                    let written = activity.written.load(Relaxed);
+                    if !activity.write_blocked.load(Relaxed) {
+                        stuck = None;
+                    } else {
+                        match stuck {
+                            Some((at, since)) if at == written => {
+                                if since.elapsed() >= limit {
+                                    ctx.stats.timeouts.fetch_add(1, Relaxed);
+                                    return;
+                                }
+                            }
+                            _ => stuck = Some((written, tokio::time::Instant::now())),
+                        }
+                    }
+                }
                 let Some(idle) = idle else { continue };
                 let ops = activity.ops.load(Relaxed);
                 if ops != seen || activity.in_flight.load(Relaxed) > 0 {

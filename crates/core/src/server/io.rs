@@ -133,6 +133,10 @@ pub(crate) struct Activity {
     /// When the connection was accepted (the first request head is due a header-read timeout
     /// after it).
     pub(crate) accepted: tokio::time::Instant,
+    /// Bumped by every write that moved bytes.
+    pub(crate) written: AtomicU64,
+    /// True while the last write found the socket full (the client is not reading).
+    pub(crate) write_blocked: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -142,6 +146,8 @@ impl Activity {
             in_flight: AtomicU64::new(0),
             started: std::sync::atomic::AtomicBool::new(false),
             accepted: tokio::time::Instant::now(),
+            written: AtomicU64::new(0),
+            write_blocked: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -215,6 +221,20 @@ impl Counted {
     fn io(&mut self) -> Pin<&mut BoxIo> {
         Pin::new(&mut self.inner)
     }
+
+    fn wrote(&self, res: &Poll<io::Result<usize>>) {
+        match res {
+            Poll::Ready(Ok(n)) => {
+                self.stats.bytes_out.fetch_add(*n as u64, Relaxed);
+                self.touch();
+                let written = &self.activity.written;
+                written.store(written.load(Relaxed).wrapping_add(1), Relaxed);
+                self.activity.write_blocked.store(false, Relaxed);
+            }
+            Poll::Pending => self.activity.write_blocked.store(true, Relaxed),
+            Poll::Ready(Err(_)) => {}
+        }
+    }
 }
 
 impl AsyncRead for Counted {
@@ -243,10 +263,7 @@ impl AsyncWrite for Counted {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let res = self.io().poll_write(cx, data);
-        if let Poll::Ready(Ok(n)) = res {
-            self.stats.bytes_out.fetch_add(n as u64, Relaxed);
-            self.touch();
-        }
+        self.wrote(&res);
         res
     }
 
@@ -256,10 +273,7 @@ impl AsyncWrite for Counted {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let res = self.io().poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = res {
-            self.stats.bytes_out.fetch_add(n as u64, Relaxed);
-            self.touch();
-        }
+        self.wrote(&res);
         res
     }
 

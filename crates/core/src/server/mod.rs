@@ -22,9 +22,11 @@ use crate::ws::WsHandle;
 mod accept;
 mod body;
 mod connection;
+pub mod files;
 mod hijack;
 mod io;
 mod respond;
+mod routes;
 mod stats;
 mod types;
 mod upgrade;
@@ -33,6 +35,7 @@ pub use body::{BodySender, BodyStream, RequestBody, ResBody, INLINE_BODY_LIMIT};
 pub use hijack::RawConnection;
 pub use hyper::upgrade::OnUpgrade;
 pub use io::{BoundAddr, ListenTarget};
+pub use routes::{RouteAction, RouteMatch, RouteSpec, Routes, StaticResponse};
 pub use stats::StatsSnapshot;
 pub use upgrade::{wants_websocket, Upgrade, UpgradeAccept, UpgradeReject};
 
@@ -54,7 +57,18 @@ pub(crate) struct Ctx {
     pub(crate) stats: Arc<Stats>,
     handler_slots: Option<Arc<Semaphore>>,
     tls: Option<std::sync::RwLock<Arc<rustls::ServerConfig>>>,
+    routes: std::sync::RwLock<Arc<Routes>>,
     queued: AtomicUsize,
+}
+
+impl Ctx {
+    /// The route table now.
+    pub(crate) fn routes(&self) -> Arc<Routes> {
+        self.routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// A running server. Dropping it does not stop it; call [`Server::stop`].
@@ -106,6 +120,7 @@ impl Server {
                 .map(|n| Arc::new(Semaphore::new(n.max(1)))),
             queued: AtomicUsize::new(0),
             tls: opts.tls.clone().map(std::sync::RwLock::new),
+            routes: std::sync::RwLock::new(opts.routes.clone()),
             opts,
         });
         let (shutdown, rx) = watch::channel(None);
@@ -145,6 +160,12 @@ impl Server {
         };
         *tls.write().unwrap_or_else(|e| e.into_inner()) = config;
         Ok(())
+    }
+
+    /// Replaces the route table. Requests already matched keep the route they matched; open
+    /// connections stay open.
+    pub fn set_routes(&self, routes: Routes) {
+        *self.ctx.routes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(routes);
     }
 
     /// The server's counters now.

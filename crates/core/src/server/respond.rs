@@ -39,8 +39,13 @@ pub(super) async fn handle(
     } else if ctx.ws.is_some() && wants_websocket(req.headers()) {
         upgrade::upgrade_websocket(ctx, peer, req).await
     } else {
-        let _in_flight = Gauge::up(&ctx.stats.requests_in_flight);
-        handle_http(ctx, peer, tls, req).await
+        match routes::route(ctx, &req).await {
+            routes::Routed::Answered(res) => res,
+            routes::Routed::Handler(route) => {
+                let _in_flight = Gauge::up(&ctx.stats.requests_in_flight);
+                handle_http(ctx, peer, tls, req, route).await
+            }
+        }
     };
     if let Some(name) = &ctx.server_name {
         res.headers_mut().insert(header::SERVER, name.clone());
@@ -130,6 +135,7 @@ pub(super) async fn handle_http(
     peer: Option<SocketAddr>,
     tls: Option<Arc<ConnTls>>,
     mut req: hyper::Request<Incoming>,
+    route: Option<RouteMatch>,
 ) -> HttpResponse {
     let Some(_slot) = handler_slot(ctx).await else {
         ctx.stats.rejected_overload.fetch_add(1, Relaxed);
@@ -206,6 +212,7 @@ pub(super) async fn handle_http(
         remote_addr: peer,
         upgrade,
         tls,
+        route,
     };
     let head = request.method == Method::HEAD;
     ctx.http.handle(request, Responder(tx));

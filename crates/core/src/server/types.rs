@@ -28,6 +28,9 @@ pub struct ServerOptions {
     pub idle_timeout: Option<Duration>,
     /// Time allowed to receive a whole request body; past it the request gets 408.
     pub request_timeout: Option<Duration>,
+    /// Close a connection whose client has not taken any response bytes for this long while
+    /// the server has some to send (a client that stopped reading).
+    pub send_timeout: Option<Duration>,
     /// Largest request head in bytes (431 beyond; at least 8 KiB).
     pub max_header_size: usize,
     /// Most header fields in a request (431 beyond).
@@ -48,6 +51,9 @@ pub struct ServerOptions {
     pub server_name: Option<String>,
     /// Serve HTTPS with this configuration (its ALPN list should match `protocols`).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The route table matched before the handler is called (empty: every request goes to
+    /// the handler). [`Server::set_routes`] replaces it.
+    pub routes: Arc<Routes>,
 }
 
 impl Default for ServerOptions {
@@ -61,6 +67,7 @@ impl Default for ServerOptions {
             header_read_timeout: Duration::from_secs(30),
             idle_timeout: Some(Duration::from_secs(60)),
             request_timeout: Some(Duration::from_secs(300)),
+            send_timeout: Some(Duration::from_secs(60)),
             max_header_size: 64 << 10,
             max_headers: 100,
             max_connections: None,
@@ -71,6 +78,7 @@ impl Default for ServerOptions {
             hub: crate::hub::Hub::default(),
             server_name: None,
             tls: None,
+            routes: Arc::default(),
         }
     }
 }
@@ -107,6 +115,8 @@ pub struct Request {
     pub upgrade: Option<hyper::upgrade::OnUpgrade>,
     /// What the TLS handshake negotiated, on an HTTPS connection.
     pub tls: Option<Arc<ConnTls>>,
+    /// The route the request matched, when it matched one whose action is a handler.
+    pub route: Option<RouteMatch>,
 }
 
 /// The TLS side of an HTTPS connection, shared by its requests.
@@ -196,6 +206,12 @@ impl Responder {
     /// True when the client is gone and a response would be dropped.
     pub fn is_closed(&self) -> bool {
         self.0.is_closed()
+    }
+
+    /// Ready once the client is gone (the connection closed, the HTTP/2 stream was reset, or
+    /// the server stopped); until then registers `cx`'s waker to be woken then.
+    pub fn poll_closed(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.0.poll_closed(cx)
     }
 }
 

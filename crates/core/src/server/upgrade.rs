@@ -87,6 +87,7 @@ fn copy_request(parts: &http::request::Parts, peer: Option<SocketAddr>) -> Reque
         remote_addr: peer,
         upgrade: None,
         tls: None,
+        route: None,
     }
 }
 
@@ -264,6 +265,7 @@ pub(crate) async fn upgrade_websocket(
         remote_addr: peer,
         upgrade: None,
         tls: None,
+        route: None,
     };
     let ctx2 = ctx.clone();
     let registered = handle.clone();

@@ -9,6 +9,9 @@ pub(crate) const BODY_EMPTY: u8 = 0;
 pub(crate) const BODY_FULL: u8 = 1;
 pub(crate) const BODY_STREAM: u8 = 2;
 
+/// Bit of the method code byte that says a route section follows the target.
+const ROUTED: u8 = 0x80;
+
 /// Method codes of the batch format; 0 means the name follows.
 const METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
@@ -26,13 +29,16 @@ pub fn request_methods() -> Vec<&'static str> {
 /// ```text
 /// u32 record length (from this field to the end of the record)
 /// u32 id
-/// u8  method code (1 + index in METHODS; 0: u8 length and the name follow after the port)
+/// u8  method code (1 + index in METHODS; 0: u8 length and the name follow after the port);
+///     bit 7 set: the request matched a route, whose section follows the target
 /// u8  flags: body kind (bits 0-1), version (bits 2-3: 0 HTTP/1.1, 1 HTTP/1.0, 2 HTTP/2),
 ///     upgrade asked (bit 4), TLS (bit 5), remote address family (bits 6-7: 0 none, 1 v4, 2 v6)
 /// u16 header count
 /// u16 remote port
 /// [4 or 16 bytes of remote IP] [u8 length + method name]
 /// u32 target length, target
+/// [u32 route id, u16 parameter count,              when routed
+///  per parameter: u16 name length, name, u32 value length, value]
 /// per header: u16 name length, name, u32 value length, value
 /// [u32 TLS JSON length, JSON]   when TLS
 /// [u32 body length, body]       when the body is whole
@@ -70,7 +76,7 @@ pub(crate) fn encode_request(
         | (family << 6);
     out.extend_from_slice(&0u32.to_le_bytes());
     out.extend_from_slice(&id.to_le_bytes());
-    out.push(code);
+    out.push(code | if req.route.is_some() { ROUTED } else { 0 });
     out.push(flags);
     out.extend_from_slice(&(req.headers.len().min(usize::from(u16::MAX)) as u16).to_le_bytes());
     out.extend_from_slice(&req.remote_addr.map_or(0, |a| a.port()).to_le_bytes());
@@ -85,6 +91,17 @@ pub(crate) fn encode_request(
         out.extend_from_slice(name);
     }
     put_u32_bytes(out, req.target.as_bytes());
+    if let Some(route) = &req.route {
+        out.extend_from_slice(&route.id.to_le_bytes());
+        let params = &route.params[..route.params.len().min(usize::from(u16::MAX))];
+        out.extend_from_slice(&(params.len() as u16).to_le_bytes());
+        for (name, value) in params {
+            let name = &name.as_bytes()[..name.len().min(usize::from(u16::MAX))];
+            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            out.extend_from_slice(name);
+            put_u32_bytes(out, value.as_bytes());
+        }
+    }
     for (name, value) in req.headers.iter().take(usize::from(u16::MAX)) {
         let name = name.as_str().as_bytes();
         out.extend_from_slice(&(name.len().min(usize::from(u16::MAX)) as u16).to_le_bytes());
@@ -126,6 +143,7 @@ mod tests {
         target: String,
         headers: Vec<(String, Vec<u8>)>,
         body: Option<Vec<u8>>,
+        route: Option<(u32, Vec<(String, String)>)>,
     }
 
     fn u16_at(b: &[u8], o: usize) -> usize {
@@ -162,6 +180,7 @@ mod tests {
                 }
                 _ => None,
             };
+            let (routed, code) = (code & ROUTED != 0, code & !ROUTED);
             let method = if code == 0 {
                 let n = usize::from(rec[o]);
                 o += 1 + n;
@@ -172,6 +191,22 @@ mod tests {
             let n = u32_at(rec, o);
             let target = String::from_utf8(rec[o + 4..o + 4 + n].to_vec()).unwrap();
             o += 4 + n;
+            let route = routed.then(|| {
+                let id = u32_at(rec, o) as u32;
+                let count = u16_at(rec, o + 4);
+                o += 6;
+                let mut params = Vec::new();
+                for _ in 0..count {
+                    let n = u16_at(rec, o);
+                    let name = String::from_utf8(rec[o + 2..o + 2 + n].to_vec()).unwrap();
+                    o += 2 + n;
+                    let v = u32_at(rec, o);
+                    let value = String::from_utf8(rec[o + 4..o + 4 + v].to_vec()).unwrap();
+                    o += 4 + v;
+                    params.push((name, value));
+                }
+                (id, params)
+            });
             let mut headers = Vec::new();
             for _ in 0..count {
                 let n = u16_at(rec, o);
@@ -199,6 +234,7 @@ mod tests {
                 target,
                 headers,
                 body,
+                route,
             });
             at += len;
         }
@@ -228,6 +264,7 @@ mod tests {
             remote_addr: remote,
             upgrade: None,
             tls: None,
+            route: None,
         }
     }
 
@@ -263,6 +300,18 @@ mod tests {
             None,
         );
         encode_request(&mut out, u32::MAX, BODY_STREAM, true, &custom, None);
+        let mut routed = request(
+            "DELETE",
+            "/users/7/files/a%20b?x=1",
+            Version::HTTP_11,
+            &[h("host", b"example.test")],
+            Some("127.0.0.1:5001".parse().unwrap()),
+        );
+        routed.route = Some(hypersock_core::server::RouteMatch {
+            id: 3,
+            params: vec![("id".into(), "7".into()), ("*".into(), "a b".into())],
+        });
+        encode_request(&mut out, 4, BODY_EMPTY, false, &routed, None);
         out
     }
 
@@ -278,7 +327,7 @@ mod tests {
     #[test]
     fn the_golden_batch_decodes_to_its_requests() {
         let decoded = decode(&golden_batch());
-        assert_eq!(decoded.len(), 3);
+        assert_eq!(decoded.len(), 4);
         assert_eq!(
             (
                 decoded[0].id,
@@ -299,6 +348,18 @@ mod tests {
             ("PROPFIND", BODY_STREAM, true, None)
         );
         assert_eq!(decoded[2].headers[0].1, b"caf\xe9");
+        assert_eq!(decoded[2].route, None);
+        assert_eq!(
+            (decoded[3].method.as_str(), decoded[3].headers.len()),
+            ("DELETE", 1)
+        );
+        assert_eq!(
+            decoded[3].route,
+            Some((
+                3,
+                vec![("id".into(), "7".into()), ("*".into(), "a b".into())]
+            ))
+        );
     }
 
     fn method() -> impl Strategy<Value = String> {
@@ -335,17 +396,20 @@ mod tests {
                 remote(),
                 prop::option::of(prop::collection::vec(any::<u8>(), 0..64)),
                 any::<bool>(),
+                prop::option::of((any::<u32>(), prop::collection::vec(("[a-z*]{1,8}", "\\PC{0,12}"), 0..4))),
             ), 1..5)
         ) {
             let mut batch = Vec::new();
-            for (id, m, target, version, headers, remote, body, upgrade) in &reqs {
-                let r = request(m, target, *version, headers, *remote);
+            for (id, m, target, version, headers, remote, body, upgrade, route) in &reqs {
+                let mut r = request(m, target, *version, headers, *remote);
+                r.route = route.clone().map(|(id, params)| hypersock_core::server::RouteMatch { id, params });
                 let kind = if body.is_some() { BODY_FULL } else { BODY_EMPTY };
                 encode_request(&mut batch, *id, kind, *upgrade, &r, body.as_deref());
             }
             let decoded = decode(&batch);
             prop_assert_eq!(decoded.len(), reqs.len());
-            for (d, (id, m, target, version, headers, remote, body, upgrade)) in decoded.iter().zip(&reqs) {
+            for (d, (id, m, target, version, headers, remote, body, upgrade, route)) in decoded.iter().zip(&reqs) {
+                prop_assert_eq!(&d.route, route);
                 let v = if *version == Version::HTTP_2 { 2 } else if *version == Version::HTTP_10 { 1 } else { 0 };
                 prop_assert_eq!(d.id, *id);
                 prop_assert_eq!(&d.method, m);

@@ -1,0 +1,201 @@
+// req.signal (client gone, body timeout, stop without grace; streamed responses stop pulling)
+// and sendTimeout (a client that stops reading a response is dropped).
+import http from 'node:http'
+import net from 'node:net'
+import { type Server, type ServerRequest, serve, sse } from 'hypersock'
+import { describe, expect, it } from 'vitest'
+import { deferred, trackServers } from './helpers.js'
+
+const track = trackServers()
+
+async function start(options: Parameters<typeof serve>[0]): Promise<Server> {
+  return track(await serve(options))
+}
+
+/** Polls `check` every 20 ms, for at most `ms`; true once it held. */
+async function eventually(check: () => boolean, ms = 10_000): Promise<boolean> {
+  for (let waited = 0; waited < ms; waited += 20) {
+    if (check()) return true
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  return check()
+}
+
+describe('req.signal', () => {
+  it('aborts when the client goes away while the handler works', async () => {
+    const started = deferred<void>()
+    const aborted = deferred<unknown>()
+    const server = await start({
+      fetch(req) {
+        req.signal.addEventListener('abort', () => aborted.resolve(req.signal.reason))
+        started.resolve()
+        return new Promise(() => {}) // never answers
+      },
+    })
+    const client = http.get(server.url)
+    client.on('error', () => {})
+    await started.promise
+    expect(server.stats().requestsInFlight).toBe(1)
+    client.destroy()
+    const reason = (await aborted.promise) as { code: string; name: string }
+    expect([reason.name, reason.code]).toEqual(['ConnectionError', 'ECONNRESET'])
+  })
+
+  it('asked for after the client left, is aborted already (or aborts at once)', async () => {
+    const requests: ServerRequest[] = []
+    const server = await start({
+      fetch(req) {
+        requests.push(req)
+        return new Promise(() => {})
+      },
+    })
+    const client = http.get(server.url)
+    client.on('error', () => {})
+    expect(await eventually(() => requests.length === 1)).toBe(true)
+    client.destroy()
+    const signal = (requests[0] as ServerRequest).signal
+    if (!signal.aborted) await new Promise((r) => signal.addEventListener('abort', r))
+    expect(signal.aborted).toBe(true)
+  })
+
+  it('does not abort for a request answered in full', async () => {
+    let signal: AbortSignal | undefined
+    const server = await start({
+      fetch(req) {
+        signal = req.signal
+        return 'done'
+      },
+    })
+    const res = await fetch(server.url)
+    expect(await res.text()).toBe('done')
+    await server.stop()
+    expect(signal?.aborted).toBe(false)
+  })
+
+  it('a streamed response stops pulling from its source when the client goes away', async () => {
+    const events = { pulled: 0, finished: deferred<void>(), aborted: deferred<void>() }
+    const server = await start({
+      fetch(req) {
+        req.signal.addEventListener('abort', () => events.aborted.resolve())
+        async function* ticks() {
+          try {
+            for (let i = 0; i < 10_000; i++) {
+              events.pulled++
+              yield { data: `tick ${i}` }
+              await new Promise((r) => setTimeout(r, 10))
+            }
+          } finally {
+            events.finished.resolve()
+          }
+        }
+        return sse(ticks())
+      },
+    })
+    const first = deferred<void>()
+    const client = http.get(server.url, (res) => {
+      res.once('data', () => first.resolve())
+    })
+    client.on('error', () => {})
+    await first.promise
+    client.destroy()
+    await events.aborted.promise
+    await events.finished.promise
+    const pulled = events.pulled
+    await new Promise((r) => setTimeout(r, 100))
+    expect(events.pulled).toBe(pulled)
+    expect(pulled).toBeLessThan(10_000)
+  })
+
+  it('a ReadableStream body is cancelled when the client goes away mid-wait', async () => {
+    const cancelled = deferred<unknown>()
+    const server = await start({
+      fetch() {
+        const stream = new ReadableStream<string>({
+          start(controller) {
+            controller.enqueue('first chunk\n')
+            // and then nothing: the next pull waits forever
+          },
+          cancel(reason) {
+            cancelled.resolve(reason ?? 'cancelled')
+          },
+        })
+        return new Response(stream.pipeThrough(new TextEncoderStream()))
+      },
+    })
+    const first = deferred<void>()
+    const client = http.get(server.url, (res) => res.once('data', () => first.resolve()))
+    client.on('error', () => {})
+    await first.promise
+    client.destroy()
+    expect(await cancelled.promise).toBeDefined()
+  })
+
+  it('aborts with a TimeoutError when the body does not arrive within requestTimeout', async () => {
+    const reason = deferred<unknown>()
+    const server = await start({
+      requestTimeout: 300,
+      async fetch(req) {
+        req.signal.addEventListener('abort', () => reason.resolve(req.signal.reason))
+        await req.text()
+        return 'unreachable'
+      },
+    })
+    const socket = net.connect(server.port, '127.0.0.1')
+    socket.on('error', () => {})
+    socket.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\npartial')
+    const got = (await reason.promise) as { code: string }
+    expect(got.code).toBe('ETIMEDOUT')
+    socket.destroy()
+  })
+
+  it('aborts when the server stops without grace', async () => {
+    const aborted = deferred<void>()
+    const started = deferred<void>()
+    const server = await start({
+      fetch(req) {
+        req.signal.addEventListener('abort', () => aborted.resolve())
+        started.resolve()
+        return new Promise(() => {})
+      },
+    })
+    const client = http.get(server.url)
+    client.on('error', () => {})
+    await started.promise
+    await server.stop({ graceful: false })
+    await aborted.promise
+  })
+})
+
+describe('sendTimeout', () => {
+  it('drops a client that stops reading a response, and counts it', async () => {
+    const big = Buffer.alloc(64 << 20, 97)
+    const server = await start({ sendTimeout: 300, fetch: () => big })
+    const socket = net.connect(server.port, '127.0.0.1')
+    socket.on('error', () => {})
+    socket.pause()
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n')
+    expect(await eventually(() => server.stats().timeouts === 1 && server.stats().connectionsOpen === 0)).toBe(true)
+    socket.destroy()
+  })
+
+  it('keeps a client that reads slowly but steadily', async () => {
+    const server = await start({
+      sendTimeout: 2000,
+      fetch: () => Buffer.alloc(8 << 20, 98),
+    })
+    const got = await new Promise<number>((resolve, reject) => {
+      http.get(server.url, (res) => {
+        let n = 0
+        res.on('data', (c: Buffer) => {
+          n += c.length
+          res.pause()
+          setTimeout(() => res.resume(), 2)
+        })
+        res.on('end', () => resolve(n))
+        res.on('error', reject)
+      })
+    })
+    expect(got).toBe(8 << 20)
+    expect(server.stats().timeouts).toBe(0)
+  })
+})
