@@ -68,6 +68,46 @@ describe('client: baseURL and hooks', () => {
     expect(hits()).toBe(2)
   })
 
+  it('beforeRetry runs before each retry with what failed; one that throws stops the retries', async () => {
+    let calls = 0
+    const server = track(
+      await serve({
+        fetch: () => {
+          calls++
+          return calls < 3 ? { status: 503, body: 'busy' } : 'ok'
+        },
+      }),
+    )
+    const seen: string[] = []
+    const client = new Client({
+      retry: { attempts: 5, baseDelay: 1, maxDelay: 2 },
+      hooks: { beforeRetry: [(ctx) => void seen.push(`${ctx.attempt}:${ctx.status}:${ctx.willRetry}`)] },
+    })
+    const res = await client.fetch(`http://127.0.0.1:${server.port}/`)
+    expect([res.status, await res.text()]).toEqual([200, 'ok'])
+    expect(seen).toEqual(['1:503:true', '2:503:true'])
+    // A hook that throws: no retry, the 503 is the answer.
+    calls = 0
+    const stopping = new Client({
+      retry: { attempts: 5, baseDelay: 1 },
+      hooks: {
+        beforeRetry: [
+          () => {
+            throw new Error('no more')
+          },
+        ],
+      },
+    })
+    const stopped = await stopping.fetch(`http://127.0.0.1:${server.port}/`)
+    expect([stopped.status, calls]).toEqual([503, 1])
+    // Without retries configured the hook never runs.
+    calls = 0
+    let ran = 0
+    const none = new Client({ hooks: { beforeRetry: [() => void ran++] } })
+    expect((await none.fetch(`http://127.0.0.1:${server.port}/`)).status).toBe(503)
+    expect(ran).toBe(0)
+  })
+
   it('bad hooks are refused', async () => {
     expect((await caught(() => new Client({ hooks: { beforeRequset: [] } as never }))).message).toContain(
       "did you mean 'beforeRequest'",

@@ -104,6 +104,12 @@ export interface ClientHooks {
   afterResponse?: Array<
     (response: ClientResponse, request: HookRequest) => ClientResponse | undefined | Promise<ClientResponse | undefined>
   >
+  /**
+   * Run in order before each retry the client makes (after `retry.shouldRetry`, when the
+   * decision is to retry), e.g. to log it or refresh a token kept outside the request. One that
+   * throws stops the retries: the attempt's response or error is the result.
+   */
+  beforeRetry?: Array<(ctx: RetryContext) => void | Promise<void>>
 }
 
 /** Sends a request: `client.fetch`, or the next step of a {@link Client.compose} chain. */
@@ -569,9 +575,10 @@ export interface PoolStats {
 
 function retryHook(
   retry: RetryOptions | undefined,
+  before: ClientHooks['beforeRetry'],
 ): ((ctx: Binding.BindingRetryContext) => Promise<boolean>) | undefined {
   const hook = typeof retry === 'object' ? retry.shouldRetry : undefined
-  if (!hook) return undefined
+  if (!hook && !before?.length) return undefined
   return async (raw) => {
     const ctx: RetryContext = {
       attempt: raw.attempt,
@@ -582,8 +589,22 @@ function retryHook(
       willRetry: raw.willRetry,
       delay: raw.delayMs,
     }
-    const answer = await hook(ctx)
-    return answer === undefined ? raw.willRetry : !!answer
+    let retrying = raw.willRetry
+    if (hook) {
+      try {
+        const answer = await hook(ctx)
+        if (answer !== undefined) retrying = !!answer
+      } catch {
+        // A shouldRetry that throws keeps the policy's choice.
+      }
+    }
+    if (!retrying || !before) return retrying
+    try {
+      for (const run of before) await run({ ...ctx, willRetry: true })
+    } catch {
+      return false
+    }
+    return true
   }
 }
 
@@ -641,7 +662,7 @@ const RETRY_KEYS = optionKeys<Exclude<RetryOptions, number>>({
   maxRetryAfter: true,
   shouldRetry: true,
 })
-const HOOK_KEYS = optionKeys<ClientHooks>({ beforeRequest: true, afterResponse: true })
+const HOOK_KEYS = optionKeys<ClientHooks>({ beforeRequest: true, afterResponse: true, beforeRetry: true })
 /** A URL with a scheme: not resolved against `baseURL`. */
 const ABSOLUTE_URL = /^[a-z][a-z\d+.-]*:/i
 const REDIRECT_KEYS = optionKeys<Exclude<RedirectOptions, string>>({ mode: true, max: true, allowInsecure: true })
@@ -713,8 +734,10 @@ function checkHooks(hooks: ClientHooks | undefined): ClientHooks | undefined {
       throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `hooks.${name} must be an array of functions`)
     }
   }
-  const { beforeRequest = [], afterResponse = [] } = hooks
-  return beforeRequest.length + afterResponse.length > 0 ? { beforeRequest, afterResponse } : undefined
+  const { beforeRequest = [], afterResponse = [], beforeRetry = [] } = hooks
+  return beforeRequest.length + afterResponse.length + beforeRetry.length > 0
+    ? { beforeRequest, afterResponse, beforeRetry }
+    : undefined
 }
 
 /** @internal Builds the native options of a client. */
@@ -779,10 +802,11 @@ export class Client {
   #hooks: ClientHooks | undefined
 
   constructor(options: ClientOptions = {}) {
+    this.#hooks = checkHooks(options.hooks)
     try {
       this.#native = new native.BindingClient(
         nativeClientOptions(options),
-        retryHook(options.retry),
+        retryHook(options.retry, this.#hooks?.beforeRetry),
         options.cookieJar ? nativeJar(options.cookieJar) : undefined,
       )
     } catch (err) {
@@ -793,7 +817,6 @@ export class Client {
     this.#headers = flattenHeaders(options.headers)
     this.#maxSize = this.#native.maxResponseSize
     this.#base = options.baseURL === undefined ? undefined : new URL(String(options.baseURL)).href
-    this.#hooks = checkHooks(options.hooks)
   }
 
   /** Connection counters of the pool. */
@@ -812,7 +835,9 @@ export class Client {
       input = new URL(input, this.#base).href
     }
     const hooks = this.#hooks
-    if (hooks === undefined) return this.#send(input, init)
+    if (hooks === undefined || (!hooks.beforeRequest?.length && !hooks.afterResponse?.length)) {
+      return this.#send(input, init)
+    }
     const request: HookRequest = {
       url: String(input),
       method: (init.method ?? 'GET').toUpperCase(),

@@ -6,7 +6,9 @@
 //! byte ranges (`206`, `416`) and precompressed `.br` / `.gz` siblings. The filesystem work of
 //! one request (resolving the path, opening the file, reading it when it is small) runs as one
 //! task on tokio's blocking pool, never on the I/O threads; larger files are then streamed in
-//! 64 KiB chunks by [`ResBody::file`].
+//! 64 KiB chunks by [`ResBody::file`]. The whole answers of small files to plain `GET`s are kept
+//! in memory for a second ([`CACHE_FRESH`]), so a busy file costs no filesystem call at all: a
+//! file changed or removed on disk is seen within that second.
 //!
 //! Request paths never leave the root: a path is refused with `404` when any segment is `.` or
 //! `..` (also percent-encoded), holds an encoded slash, a backslash, a `:` (drive letters), a NUL
@@ -19,7 +21,7 @@ use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -61,11 +63,69 @@ impl Default for FileOptions {
     }
 }
 
+/// How long a cached small file is served from memory before the disk is asked again: a file
+/// changed on disk is seen within this time.
+const CACHE_FRESH: Duration = Duration::from_secs(1);
+/// Most files a route keeps in memory (each at most [`INLINE_FILE_LIMIT`]: 16 MiB in all).
+const CACHE_ENTRIES: usize = 256;
+
+/// The whole `200` answers of a route's small files to plain `GET`s (no conditional or range
+/// header), by path and accepted codings, so that a busy file is served from memory without a
+/// trip to the blocking pool. An entry is used for [`CACHE_FRESH`] after it was read from disk.
+#[derive(Debug, Default)]
+struct SmallFiles {
+    entries: std::sync::Mutex<std::collections::HashMap<(PathBuf, Vec<Encoding>), Cached>>,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    headers: HeaderMap,
+    body: Bytes,
+    read_at: Instant,
+}
+
+impl SmallFiles {
+    fn get(&self, key: &(PathBuf, Vec<Encoding>)) -> Option<hyper::Response<ResBody>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let hit = entries
+            .get(key)
+            .filter(|c| c.read_at.elapsed() < CACHE_FRESH)?;
+        let mut res = hyper::Response::new(ResBody::full(hit.body.clone()));
+        *res.headers_mut() = hit.headers.clone();
+        Some(res)
+    }
+
+    fn put(&self, key: (PathBuf, Vec<Encoding>), answer: &Answer) {
+        let Payload::Whole(body) = &answer.body else {
+            return;
+        };
+        if answer.status != StatusCode::OK {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= CACHE_ENTRIES && !entries.contains_key(&key) {
+            entries.retain(|_, c| c.read_at.elapsed() < CACHE_FRESH);
+            if entries.len() >= CACHE_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            key,
+            Cached {
+                headers: answer.headers.clone(),
+                body: body.clone(),
+                read_at: Instant::now(),
+            },
+        );
+    }
+}
+
 /// What a route keeps of its [`FileOptions`], checked once at construction.
 #[derive(Debug)]
 struct Settings {
     options: FileOptions,
     cache_control: Option<HeaderValue>,
+    small: SmallFiles,
 }
 
 impl Settings {
@@ -92,6 +152,7 @@ impl Settings {
         Ok(Arc::new(Settings {
             options,
             cache_control,
+            small: SmallFiles::default(),
         }))
     }
 }
@@ -323,7 +384,7 @@ impl Ask {
 }
 
 /// A precompressed variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Encoding {
     Br,
     Gzip,
@@ -481,10 +542,27 @@ fn method_not_allowed() -> hyper::Response<ResBody> {
     answer.into_response()
 }
 
-/// Works the answer out on the blocking pool.
+/// Works the answer out on the blocking pool, or takes a small file's from memory.
 async fn run(target: Target) -> hyper::Response<ResBody> {
+    let ask = &target.ask;
+    let plain_get = ask.get
+        && ask.if_none_match.is_none()
+        && ask.if_modified_since.is_none()
+        && ask.range.is_none();
+    let key = plain_get.then(|| (target.path.clone(), ask.encodings.clone()));
+    if let Some(key) = &key {
+        if let Some(res) = target.settings.small.get(key) {
+            return res;
+        }
+    }
+    let settings = target.settings.clone();
     match tokio::task::spawn_blocking(move || answer(target)).await {
-        Ok(answer) => answer.into_response(),
+        Ok(answer) => {
+            if let Some(key) = key {
+                settings.small.put(key, &answer);
+            }
+            answer.into_response()
+        }
         Err(_) => Answer::text(StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n")
             .into_response(),
     }
@@ -957,6 +1035,33 @@ mod tests {
 
     fn site() -> Site {
         Site::new(FileOptions::default())
+    }
+
+    #[tokio::test]
+    async fn small_files_are_served_from_memory_for_a_second() {
+        let site = site();
+        site.write("c.txt", "one");
+        assert_eq!(site.get("c.txt", &[]).await.body, "one");
+        site.write("c.txt", "two!");
+        // A plain GET within the second is answered from memory ...
+        let cached = site.get("c.txt", &[]).await;
+        assert_eq!(
+            (cached.status, &cached.body[..]),
+            (StatusCode::OK, &b"one"[..])
+        );
+        assert_eq!(cached.headers[header::CONTENT_LENGTH], "3");
+        // ... a conditional or range request goes to the disk ...
+        let fresh = site.get("c.txt", &[("if-none-match", "W/\"0-0\"")]).await;
+        assert_eq!(fresh.body, "two!");
+        let part = site.get("c.txt", &[("range", "bytes=0-1")]).await;
+        assert_eq!(part.body, "tw");
+        // ... and so does every request once the second is over.
+        std::thread::sleep(CACHE_FRESH + Duration::from_millis(100));
+        assert_eq!(site.get("c.txt", &[]).await.body, "two!");
+        // A 404 is never kept.
+        assert_eq!(site.get("new.txt", &[]).await.status, StatusCode::NOT_FOUND);
+        site.write("new.txt", "here");
+        assert_eq!(site.get("new.txt", &[]).await.body, "here");
     }
 
     #[tokio::test]
@@ -1750,9 +1855,11 @@ mod tests {
         assert_eq!(&Got::collect(res).await.body[..], b"brotli bytes");
         let res = serve_file(&file, &Method::HEAD, &HeaderMap::new()).await;
         assert_eq!(res.headers()[header::CONTENT_LENGTH], "5");
-        // Removed after the route was built: 404.
+        // Removed after the route was built: 404 from the disk (a plain GET may still be
+        // answered from memory for a second).
         fs::remove_file(site.public().join("app.js")).unwrap();
-        let res = serve_file(&file, &Method::GET, &HeaderMap::new()).await;
+        let ask_disk = header_map(&[("if-none-match", "W/\"other\"")]);
+        let res = serve_file(&file, &Method::GET, &ask_disk).await;
         Got::collect(res).await.assert_not_found();
     }
 
