@@ -80,7 +80,7 @@ export declare class BindingCancel {
 export declare class BindingClient {
   /** The largest response body this client reads, in bytes. */
   get maxResponseSize(): number
-  constructor(options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null, cookieJar?: BindingCookieJar | undefined | null)
+  constructor(options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null, cookieJar?: BindingCookieJar | undefined | null, redirectHook?: ((ctx: BindingRedirectContext) => Promise<string[] | null>) | undefined | null)
   /** The handle `clientRequest` takes. */
   requestHandle(): ExternalObject<Client>
   /** Connection counters of the pool. */
@@ -447,6 +447,16 @@ export interface BindingPart {
 export interface BindingPoolStats {
   open: number
   opened: number
+}
+
+/** What the redirect hook is told (see `RedirectContext`). */
+export interface BindingRedirectContext {
+  from: string
+  status: number
+  to: string
+  method: string
+  /** Flat `[name, value, ...]`. */
+  headers: Array<string>
 }
 
 /**

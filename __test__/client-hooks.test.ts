@@ -108,6 +108,60 @@ describe('client: baseURL and hooks', () => {
     expect(ran).toBe(0)
   })
 
+  it('beforeRedirect sees each hop, may put back a header the rules dropped, and may refuse one', async () => {
+    const target = track(
+      await serve({
+        hostname: '127.0.0.2',
+        fetch: (req) => Response.json({ auth: req.headers.get('authorization'), method: req.method }),
+      }),
+    )
+    const other = `http://127.0.0.2:${target.port}/landed`
+    const origin = track(
+      await serve({
+        fetch: (req) =>
+          req.path === '/post'
+            ? { status: 303, headers: { location: '/hop' } }
+            : { status: 302, headers: { location: other } },
+      }),
+    )
+    const seen: string[] = []
+    const client = new Client({
+      hooks: {
+        beforeRedirect: [
+          (req, hop) => {
+            seen.push(
+              `${hop.status} ${new URL(hop.from).pathname} -> ${req.method} ${req.url} auth=${req.headers.get('authorization')}`,
+            )
+            if (new URL(req.url).hostname === '127.0.0.2') req.headers.set('authorization', 'Bearer for-trusted')
+          },
+        ],
+      },
+    })
+    const res = await client.fetch(`http://127.0.0.1:${origin.port}/post`, {
+      method: 'POST',
+      body: 'x',
+      headers: { authorization: 'Bearer secret' },
+    })
+    expect(await res.json()).toEqual({ auth: 'Bearer for-trusted', method: 'GET' })
+    expect(seen).toEqual([
+      `303 /post -> GET http://127.0.0.1:${origin.port}/hop auth=Bearer secret`,
+      `302 /hop -> GET ${other} auth=null`,
+    ])
+    expect(res.redirects.map((h) => h.status)).toEqual([303, 302])
+    const refusing = new Client({
+      hooks: {
+        beforeRedirect: [
+          (req) => {
+            if (!req.url.startsWith('http://127.0.0.1:')) throw new Error('off-site redirect')
+          },
+        ],
+      },
+    })
+    const err = await caught(() => refusing.fetch(`http://127.0.0.1:${origin.port}/start`))
+    expect(err.code).toBe('ERR_REDIRECT_REFUSED')
+    expect(err.message).toMatch(/off-site redirect/)
+  })
+
   it('bad hooks are refused', async () => {
     expect((await caught(() => new Client({ hooks: { beforeRequset: [] } as never }))).message).toContain(
       "did you mean 'beforeRequest'",

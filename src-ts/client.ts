@@ -110,6 +110,14 @@ export interface ClientHooks {
    * throws stops the retries: the attempt's response or error is the result.
    */
   beforeRetry?: Array<(ctx: RetryContext) => void | Promise<void>>
+  /**
+   * Run in order before each redirect the client follows, with the next request as the
+   * engine's rules made it (credentials dropped when it leaves the origin, body headers dropped
+   * when it became a GET). Each may change `request.headers` (e.g. add a token for a host it
+   * trusts); `request.url` and `request.method` are for reading. One that throws refuses the
+   * redirect: the fetch fails with `ERR_REDIRECT_REFUSED`.
+   */
+  beforeRedirect?: Array<(request: HookRequest, redirect: { from: string; status: number }) => void | Promise<void>>
 }
 
 /** Sends a request: `client.fetch`, or the next step of a {@link Client.compose} chain. */
@@ -662,7 +670,12 @@ const RETRY_KEYS = optionKeys<Exclude<RetryOptions, number>>({
   maxRetryAfter: true,
   shouldRetry: true,
 })
-const HOOK_KEYS = optionKeys<ClientHooks>({ beforeRequest: true, afterResponse: true, beforeRetry: true })
+const HOOK_KEYS = optionKeys<ClientHooks>({
+  beforeRequest: true,
+  afterResponse: true,
+  beforeRetry: true,
+  beforeRedirect: true,
+})
 /** A URL with a scheme: not resolved against `baseURL`. */
 const ABSOLUTE_URL = /^[a-z][a-z\d+.-]*:/i
 const REDIRECT_KEYS = optionKeys<Exclude<RedirectOptions, string>>({ mode: true, max: true, allowInsecure: true })
@@ -734,10 +747,24 @@ function checkHooks(hooks: ClientHooks | undefined): ClientHooks | undefined {
       throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `hooks.${name} must be an array of functions`)
     }
   }
-  const { beforeRequest = [], afterResponse = [], beforeRetry = [] } = hooks
-  return beforeRequest.length + afterResponse.length + beforeRetry.length > 0
-    ? { beforeRequest, afterResponse, beforeRetry }
+  const { beforeRequest = [], afterResponse = [], beforeRetry = [], beforeRedirect = [] } = hooks
+  return beforeRequest.length + afterResponse.length + beforeRetry.length + beforeRedirect.length > 0
+    ? { beforeRequest, afterResponse, beforeRetry, beforeRedirect }
     : undefined
+}
+
+/** The engine's redirect callback running the `beforeRedirect` hooks, or undefined without any. */
+function redirectHook(
+  hooks: ClientHooks['beforeRedirect'],
+): ((ctx: Binding.BindingRedirectContext) => Promise<string[] | null>) | undefined {
+  if (!hooks?.length) return undefined
+  return async (ctx) => {
+    const request: HookRequest = { url: ctx.to, method: ctx.method, headers: headersFromFlat(ctx.headers) }
+    const before = flattenHeaders(request.headers)
+    for (const hook of hooks) await hook(request, { from: ctx.from, status: ctx.status })
+    const after = flattenHeaders(request.headers)
+    return after.length === before.length && after.every((v, i) => v === before[i]) ? null : after
+  }
 }
 
 /** @internal Builds the native options of a client. */
@@ -808,6 +835,7 @@ export class Client {
         nativeClientOptions(options),
         retryHook(options.retry, this.#hooks?.beforeRetry),
         options.cookieJar ? nativeJar(options.cookieJar) : undefined,
+        redirectHook(this.#hooks?.beforeRedirect),
       )
     } catch (err) {
       throw fromNative(err)

@@ -3,8 +3,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hypersock_core::client::{
-    BodyReader, Client, ClientOptions, ClientRequest, Http2Mode, Proxy, RedirectMode,
-    RedirectPolicy, RequestBody, RequestError, ResponseHead, RetryContext, RetryHook, RetryPolicy,
+    BodyReader, Client, ClientOptions, ClientRequest, Http2Mode, Proxy, RedirectContext,
+    RedirectHook, RedirectMode, RedirectPolicy, RequestBody, RequestError, ResponseHead,
+    RetryContext, RetryHook, RetryPolicy,
 };
 use hypersock_core::tls::{ClientTlsOptions, TlsVersion};
 use hypersock_core::Error;
@@ -106,6 +107,59 @@ fn retry_hook(f: RetryHookFn) -> RetryHook {
                 Ok(promise) => promise.await.unwrap_or(fallback),
                 Err(_) => fallback,
             }
+        })
+    }))
+}
+
+/// What the redirect hook is told (see `RedirectContext`).
+#[napi(object)]
+pub struct BindingRedirectContext {
+    pub from: String,
+    pub status: u32,
+    pub to: String,
+    pub method: String,
+    /// Flat `[name, value, ...]`.
+    pub headers: Vec<String>,
+}
+
+/// The user's redirect hooks; the TS layer makes it return a promise of the next request's
+/// headers (flat), `null` to keep them, or a rejection to refuse the redirect.
+type RedirectHookFn = ThreadsafeFunction<
+    BindingRedirectContext,
+    Promise<Option<Vec<String>>>,
+    BindingRedirectContext,
+    Status,
+    false,
+    true,
+>;
+
+fn redirect_hook(f: RedirectHookFn) -> RedirectHook {
+    let f = Arc::new(f);
+    RedirectHook(Arc::new(move |ctx: RedirectContext| {
+        let f = f.clone();
+        Box::pin(async move {
+            let args = BindingRedirectContext {
+                from: ctx.from,
+                status: u32::from(ctx.status),
+                to: ctx.to,
+                method: ctx.method,
+                headers: ctx.headers.into_iter().flat_map(|(n, v)| [n, v]).collect(),
+            };
+            let promise = f
+                .call_async_catch(args)
+                .await
+                .map_err(|e| format!("the beforeRedirect hook failed: {e}"))?;
+            let headers = promise
+                .await
+                .map_err(|e| format!("a beforeRedirect hook refused the redirect: {}", e.reason))?;
+            Ok(headers.map(|flat| {
+                let mut pairs = Vec::with_capacity(flat.len() / 2);
+                let mut it = flat.into_iter();
+                while let (Some(n), Some(v)) = (it.next(), it.next()) {
+                    pairs.push((n, v));
+                }
+                pairs
+            }))
         })
     }))
 }
@@ -384,21 +438,23 @@ impl BindingClient {
 
     #[napi(
         constructor,
-        ts_args_type = "options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null, cookieJar?: BindingCookieJar | undefined | null"
+        ts_args_type = "options: BindingClientOptions, retryHook?: ((ctx: BindingRetryContext) => Promise<boolean>) | undefined | null, cookieJar?: BindingCookieJar | undefined | null, redirectHook?: ((ctx: BindingRedirectContext) => Promise<string[] | null>) | undefined | null"
     )]
     pub fn new(
         env: &Env,
         options: BindingClientOptions,
         retry_hook_fn: Option<RetryHookFn>,
         cookie_jar: Option<&BindingCookieJar>,
+        redirect_hook_fn: Option<RedirectHookFn>,
     ) -> Result<Self> {
-        Self::build(options, retry_hook_fn, cookie_jar).or_throw(env)
+        Self::build(options, retry_hook_fn, cookie_jar, redirect_hook_fn).or_throw(env)
     }
 
     fn build(
         options: BindingClientOptions,
         retry_hook_fn: Option<RetryHookFn>,
         cookie_jar: Option<&BindingCookieJar>,
+        redirect_hook_fn: Option<RedirectHookFn>,
     ) -> JsResult<Self> {
         let d = ClientOptions::default();
         let http2 = match options.http2.as_deref() {
@@ -461,6 +517,7 @@ impl BindingClient {
                 allow_insecure: options
                     .allow_insecure_redirect
                     .unwrap_or(d.redirect.allow_insecure),
+                hook: redirect_hook_fn.map(redirect_hook),
             },
             retry,
             decompress: options.decompress.unwrap_or(d.decompress),

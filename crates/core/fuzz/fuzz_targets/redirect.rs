@@ -49,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
         ][usize::from(sel >> 3) % 3],
         max: 10,
         allow_insecure: sel & 0x80 != 0,
+        hook: None,
     };
     // As the client reads the header.
     let location = String::from_utf8_lossy(location);

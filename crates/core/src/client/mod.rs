@@ -31,7 +31,9 @@ pub use crate::net::proxy::{Proxy, ProxyEndpoint};
 pub use body::{BodyReader, Progress, RequestBody};
 pub use connect::ConnInfo;
 pub use decode::{Decoder, ACCEPT_ENCODING, DECODED_CHUNK};
-pub use redirect::{Hop, RedirectMode, RedirectPolicy};
+pub use redirect::{
+    Hop, RedirectContext, RedirectHook, RedirectMode, RedirectPolicy, RedirectVerdict,
+};
 pub use retry::{is_retryable_error, parse_retry_after, RetryContext, RetryHook, RetryPolicy};
 pub use ws_dial::{dial_websocket, DialOptions, DialedWebSocket};
 

@@ -2,6 +2,9 @@
 
 use super::*;
 use http::Method;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
@@ -17,6 +20,39 @@ pub enum RedirectMode {
     Error,
 }
 
+/// What a [`RedirectHook`] is told about a redirect about to be followed.
+#[derive(Debug, Clone)]
+pub struct RedirectContext {
+    /// The URL that answered with the redirect.
+    pub from: String,
+    /// Its status.
+    pub status: u16,
+    /// The URL the next request goes to.
+    pub to: String,
+    /// The next request's method.
+    pub method: String,
+    /// The next request's headers, after the rules (body headers gone when it became a GET,
+    /// credentials gone when it leaves the origin).
+    pub headers: Vec<(String, String)>,
+}
+
+/// A [`RedirectHook`]'s answer: follow with these headers (`None`: as they are), or stop with
+/// this reason (`ERR_REDIRECT_REFUSED`).
+pub type RedirectVerdict = std::result::Result<Option<Vec<(String, String)>>, String>;
+
+/// The future a [`RedirectHook`] returns.
+pub type RedirectDecision = Pin<Box<dyn Future<Output = RedirectVerdict> + Send>>;
+
+/// Called before each redirect is followed; may change the next request's headers or refuse it.
+#[derive(Clone)]
+pub struct RedirectHook(pub Arc<dyn Fn(RedirectContext) -> RedirectDecision + Send + Sync>);
+
+impl std::fmt::Debug for RedirectHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedirectHook")
+    }
+}
+
 /// Redirect options of a client.
 #[derive(Debug, Clone)]
 pub struct RedirectPolicy {
@@ -26,6 +62,8 @@ pub struct RedirectPolicy {
     pub max: usize,
     /// Allow an `https://` URL to redirect to `http://` (default false).
     pub allow_insecure: bool,
+    /// Told of each redirect before it is followed, when set.
+    pub hook: Option<RedirectHook>,
 }
 
 impl Default for RedirectPolicy {
@@ -34,6 +72,7 @@ impl Default for RedirectPolicy {
             mode: RedirectMode::Follow,
             max: 10,
             allow_insecure: false,
+            hook: None,
         }
     }
 }
@@ -233,6 +272,21 @@ impl Client {
                         .iter()
                         .any(|h| n.eq_ignore_ascii_case(h))
                 });
+            }
+            if let Some(hook) = &policy.hook {
+                let verdict = (hook.0)(RedirectContext {
+                    from: url.to_string(),
+                    status,
+                    to: next.url.to_string(),
+                    method: next.method.to_string(),
+                    headers: headers.clone(),
+                })
+                .await;
+                match verdict {
+                    Ok(Some(replaced)) => headers = replaced,
+                    Ok(None) => {}
+                    Err(reason) => return Err(Error::RedirectRefused(reason)),
+                }
             }
             hops.push(Hop {
                 url: url.to_string(),
