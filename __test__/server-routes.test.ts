@@ -157,6 +157,20 @@ describe('routes', () => {
     expect(await (await fetch(url)).text()).toBe('fallback v2')
   })
 
+  it('reloads take effect in the order they were called', async () => {
+    const server = await start({ routes: { '/x': 'start' } })
+    // The first reads a global Response (several event-loop turns), the second has nothing to read.
+    const first = server.reload({ routes: { '/x': new globalThis.Response('A') } })
+    const second = server.reload({ routes: { '/x': () => 'B' } })
+    await Promise.all([first, second])
+    expect(await (await fetch(new URL('/x', server.url))).text()).toBe('B')
+  })
+
+  it('a literal that is not ASCII matches the path as clients send it', async () => {
+    const server = await start({ routes: { '/café/:x': (req) => req.params.x as string } })
+    expect(await (await fetch(new URL('/café/é', server.url))).text()).toBe('é')
+  })
+
   it('a table the engine refuses leaves the one in force', async () => {
     const server = await start({ routes: { '/x': () => 'x1' } })
     const bad = await caught(() => server.reload({ routes: { '/x': () => 'x2', '/:a': () => 'a', '/:b': () => 'b' } }))

@@ -1,10 +1,14 @@
 // req.signal (client gone, body timeout, stop without grace; streamed responses stop pulling)
 // and sendTimeout (a client that stops reading a response is dropped).
+import { execFile } from 'node:child_process'
 import http from 'node:http'
 import net from 'node:net'
+import { promisify } from 'node:util'
 import { type Server, type ServerRequest, serve, sse } from 'hypersock'
 import { describe, expect, it } from 'vitest'
 import { deferred, trackServers } from './helpers.js'
+
+const run = promisify(execFile)
 
 const track = trackServers()
 
@@ -176,6 +180,31 @@ describe('sendTimeout', () => {
     socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n')
     expect(await eventually(() => server.stats().timeouts === 1 && server.stats().connectionsOpen === 0)).toBe(true)
     socket.destroy()
+  })
+
+  it('keeps a client that reads slower than the socket buffer drains, as long as it reads', async () => {
+    // A small receive buffer on the client, reading 64 KiB every 50 ms: the server's writes stay
+    // blocked for longer than sendTimeout at a time (the kernel wakes a writer only once a third
+    // of its send buffer is free), but the bytes queued in the socket keep going down.
+    const size = 6 << 20
+    const server = await start({ sendTimeout: 300, fetch: () => Buffer.alloc(size, 99) })
+    const script = [
+      'import socket, sys, time',
+      's = socket.socket()',
+      's.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)',
+      `s.connect(("127.0.0.1", ${server.port}))`,
+      's.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")',
+      'total = 0',
+      `while total < ${size}:`,
+      '    chunk = s.recv(65536)',
+      '    if not chunk: break',
+      '    total += len(chunk)',
+      '    time.sleep(0.05)',
+      'print(total)',
+    ].join('\n')
+    const { stdout } = await run('python3', ['-c', script], { timeout: 60_000 })
+    expect(Number(stdout.trim())).toBeGreaterThanOrEqual(size)
+    expect(server.stats().timeouts).toBe(0)
   })
 
   it('keeps a client that reads slowly but steadily', async () => {

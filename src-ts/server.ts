@@ -233,6 +233,7 @@ export class Server<Data = unknown> {
   #reply: ReplyHandle
   #routes: RouteHandlers<Server<Data>>
   #fetch: NonNullable<ServeOptions<Data>['fetch']>
+  #reloading: Promise<void> = Promise.resolve()
 
   /** @internal */
   constructor(raw: Binding.BindingServer, options: ServeOptions<Data>, routes: RouteHandlers<Server<Data>>) {
@@ -300,7 +301,15 @@ export class Server<Data = unknown> {
    * Swaps the routes and/or the `fetch` handler without dropping a connection: requests already
    * matched finish with the handler of their route, later ones use the new table.
    */
-  async reload(options: ReloadOptions<Data>): Promise<void> {
+  reload(options: ReloadOptions<Data>): Promise<void> {
+    // Reloads take effect in the order they were called, however long each takes to read its
+    // static responses.
+    const run = this.#reloading.then(() => this.#reload(options))
+    this.#reloading = run.catch(() => {})
+    return run
+  }
+
+  async #reload(options: ReloadOptions<Data>): Promise<void> {
     checkOptions('server.reload()', options, RELOAD_KEYS)
     if (options.fetch !== undefined && typeof options.fetch !== 'function') {
       throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'reload(): fetch must be a function')

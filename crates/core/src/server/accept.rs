@@ -88,15 +88,15 @@ pub(super) async fn accept_loop(
         };
         tokio::select! {
             accepted = listener.accept() => {
-                let (io, peer) = match accepted {
-                    Ok(pair) => pair,
+                let (io, peer, fd) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(_) => {
                         // Out of descriptors or a connection reset before accept: back off a bit.
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         continue;
                     }
                 };
-                conns.spawn(serve_connection(ctx.clone(), builder.clone(), io, peer, shutdown.clone(), permit));
+                conns.spawn(serve_connection(ctx.clone(), builder.clone(), io, peer, fd, shutdown.clone(), permit));
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             changed = shutdown.changed() => break stop_deadline(&shutdown, changed),

@@ -99,7 +99,8 @@ pub(super) async fn drive<C: std::future::Future>(
     // send timeout (checked every quarter of it) closes the connection.
     let send_timeout = ctx.opts.send_timeout;
     let send_tick = send_timeout.map(|d| (d / 4).max(Duration::from_millis(1)));
-    let mut stuck: Option<(u64, tokio::time::Instant)> = None;
+    // (writes done, bytes the socket still held, since when), while writes are blocked.
+    let mut stuck: Option<(u64, Option<u64>, tokio::time::Instant)> = None;
     loop {
         let mut wait = match (idle, tick) {
             (Some(idle), Some(tick)) => idle
@@ -130,18 +131,23 @@ pub(super) async fn drive<C: std::future::Future>(
             }
             _ = tokio::time::sleep(wait) => {
                 if let Some(limit) = send_timeout {
-                    let written = activity.written.load(Relaxed);
                     if !activity.write_blocked.load(Relaxed) {
                         stuck = None;
                     } else {
+                        // Progress: a write went through, or the socket's queue shrank (the
+                        // client reads, just slower than the queue takes to drain a third).
+                        let written = activity.written.load(Relaxed);
+                        let unsent = io::unsent_bytes(activity.fd);
                         match stuck {
-                            Some((at, since)) if at == written => {
+                            Some((at, held, since))
+                                if at == written && !matches!((unsent, held), (Some(u), Some(h)) if u < h) =>
+                            {
                                 if since.elapsed() >= limit {
                                     ctx.stats.timeouts.fetch_add(1, Relaxed);
                                     return;
                                 }
                             }
-                            _ => stuck = Some((written, tokio::time::Instant::now())),
+                            _ => stuck = Some((written, unsent, tokio::time::Instant::now())),
                         }
                     }
                 }
@@ -168,12 +174,13 @@ pub(super) async fn serve_connection(
     builder: Arc<ConnBuilder>,
     io: io::BoxIo,
     peer: Option<SocketAddr>,
+    fd: Option<i32>,
     mut stop: watch::Receiver<Option<Duration>>,
     _permit: Option<OwnedSemaphorePermit>,
 ) {
     let stats = ctx.stats.clone();
     stats.connections_total.fetch_add(1, Relaxed);
-    let activity = Arc::new(Activity::new());
+    let activity = Arc::new(Activity::new(fd));
     let io = Counted::new(io, stats.clone(), activity.clone());
     match &ctx.tls {
         None => serve_io(&ctx, &builder, io, peer, None, &activity, &mut stop).await,

@@ -579,14 +579,134 @@ fn io_error(e: &io::Error) -> Answer {
     }
 }
 
-/// The canonical form of `path` when it is a regular file under `root`; `Ok(None)` when it lies
-/// outside or is something else.
-fn regular_under(root: &Path, path: &Path) -> io::Result<Option<PathBuf>> {
-    let canonical = fs::canonicalize(path)?;
+/// Opens `path` (a path under `root`, as built from the request) only if it leads to something
+/// under `root`: `Ok(None)` when it would leave the root (a `..` or a symbolic link pointing
+/// outside). The check and the open are one step, so a link swapped in between them cannot
+/// slip a file from outside through: on Linux the kernel resolves the path beneath the root
+/// (`openat2` with `RESOLVE_BENEATH`); elsewhere the file is opened first and then must be the
+/// very file (same device and inode) that the canonical path under the root names (a narrower
+/// window: a race that swaps links three times in a row between the steps is not excluded
+/// there). Opened non-blocking, so that a FIFO in the tree cannot hold a thread.
+fn open_under(root: &Path, path: &Path) -> io::Result<Option<fs::File>> {
+    #[cfg(target_os = "linux")]
+    match open_beneath(root, path) {
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOSYS.raw_os_error()) => {}
+        done => return done,
+    }
+    open_then_check(root, path)
+}
+
+/// `path` relative to `root` (`.` for the root itself); `None` when it is not under it.
+#[cfg(target_os = "linux")]
+fn relative<'a>(root: &Path, path: &'a Path) -> Option<&'a Path> {
+    let rel = path.strip_prefix(root).ok()?;
+    Some(if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    })
+}
+
+/// `openat2(root, path relative to root, RESOLVE_BENEATH)`: the kernel refuses any step that
+/// would leave the root (`EXDEV`), and a symbolic link loop is `ELOOP`; both are "not here".
+#[cfg(target_os = "linux")]
+fn open_beneath(root: &Path, path: &Path) -> io::Result<Option<fs::File>> {
+    use rustix::fs::{open, openat2, Mode, OFlags, ResolveFlags};
+    use rustix::io::Errno;
+    let Some(rel) = relative(root, path) else {
+        return Ok(None);
+    };
+    let dir = open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    match openat2(
+        &dir,
+        rel,
+        flags,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => Ok(Some(fs::File::from(fd))),
+        Err(Errno::LOOP) => Ok(None),
+        // An absolute symbolic link (which RESOLVE_BENEATH never follows) may still lead
+        // inside the root: resolve the path, and open where it leads only if that is under the
+        // root, through no symbolic link at all (one swapped in since is ELOOP).
+        Err(Errno::XDEV) => {
+            let canonical = match fs::canonicalize(path) {
+                Ok(c) => c,
+                Err(e) if e.raw_os_error() == LOOP_ERRNO => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let Some(rel) = relative(root, &canonical) else {
+                return Ok(None);
+            };
+            match openat2(
+                &dir,
+                rel,
+                flags,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+            ) {
+                Ok(fd) => Ok(Some(fs::File::from(fd))),
+                Err(Errno::XDEV | Errno::LOOP) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The portable form of [`open_under`]: open, then check that the canonical path lies under the
+/// root and names the same file as the one opened.
+fn open_then_check(root: &Path, path: &Path) -> io::Result<Option<fs::File>> {
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(NONBLOCK);
+    }
+    let file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) if e.raw_os_error() == LOOP_ERRNO => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let canonical = match fs::canonicalize(path) {
+        Ok(c) => c,
+        Err(e) if e.raw_os_error() == LOOP_ERRNO => return Ok(None),
+        Err(e) => return Err(e),
+    };
     if !canonical.starts_with(root) {
         return Ok(None);
     }
-    Ok(fs::metadata(&canonical)?.is_file().then_some(canonical))
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let opened = file.metadata()?;
+        let named = fs::symlink_metadata(&canonical)?;
+        if (opened.dev(), opened.ino()) != (named.dev(), named.ino()) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(file))
+}
+
+#[cfg(unix)]
+const NONBLOCK: i32 = libc::O_NONBLOCK;
+#[cfg(unix)]
+const LOOP_ERRNO: Option<i32> = Some(libc::ELOOP);
+#[cfg(not(unix))]
+const LOOP_ERRNO: Option<i32> = None;
+
+/// The file at `path` under `root` when it is a regular file there.
+fn regular_under(root: &Path, path: &Path) -> io::Result<Option<fs::File>> {
+    match open_under(root, path)? {
+        Some(file) if file.metadata()?.is_file() => Ok(Some(file)),
+        _ => Ok(None),
+    }
 }
 
 /// `path` with `.ext` appended to its file name.
@@ -612,14 +732,13 @@ fn try_answer(target: &Target) -> io::Result<Answer> {
         settings,
         ask,
     } = target;
-    let canonical = fs::canonicalize(path)?;
-    if !canonical.starts_with(root) {
+    let Some(opened) = open_under(root, path)? else {
         return Ok(Answer::text(StatusCode::NOT_FOUND, "not found\n"));
-    }
-    let meta = fs::metadata(&canonical)?;
+    };
+    let meta = opened.metadata()?;
     if meta.is_dir() {
         let has_index = match &settings.options.index {
-            Some(index) => regular_under(root, &canonical.join(index))
+            Some(index) => regular_under(root, &path.join(index))
                 .ok()
                 .flatten()
                 .is_some(),
@@ -638,20 +757,18 @@ fn try_answer(target: &Target) -> io::Result<Answer> {
         return Ok(Answer::text(StatusCode::NOT_FOUND, "not found\n"));
     }
 
-    // A precompressed sibling, when accepted and present (the same checks as the file itself).
+    // A precompressed sibling, when accepted and present (opened under the same rules).
     let mut chosen = None;
     for &encoding in &ask.encodings {
         let sibling = with_extension_added(path, encoding.extension());
-        if let Ok(Some(sibling)) = regular_under(root, &sibling) {
-            if let Ok(file) = fs::File::open(&sibling) {
-                chosen = Some((encoding, file));
-                break;
-            }
+        if let Ok(Some(file)) = regular_under(root, &sibling) {
+            chosen = Some((encoding, file));
+            break;
         }
     }
     let (encoding, mut file) = match chosen {
         Some((encoding, file)) => (Some(encoding), file),
-        None => (None, fs::File::open(&canonical)?),
+        None => (None, opened),
     };
     let meta = file.metadata()?;
     if !meta.is_file() {
@@ -1701,6 +1818,79 @@ mod tests {
         std::os::unix::fs::symlink(&secret, site.public().join("app.js.br")).unwrap();
         let got = site.get("app.js", &[("accept-encoding", "br")]).await;
         assert_eq!(&got.body[..], b"plain");
+    }
+
+    /// A link swapped between a file inside and one outside while requests run: no request
+    /// ever gets the outside file (the check and the open are one step).
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_symlink_swapped_during_requests_never_leaks() {
+        let site = site();
+        let public = site.public();
+        fs::create_dir_all(public.join("up")).unwrap();
+        fs::write(public.join("up/plain"), "inside\n").unwrap();
+        std::os::unix::fs::symlink("../../secret", public.join("up/evil")).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let swapper = {
+            let (public, stop) = (public.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut swaps = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && swaps < 2_000_000 {
+                    // Atomically replace `race` with the file, then with the link out.
+                    let _ = fs::hard_link(public.join("up/plain"), public.join("up/tmp"));
+                    let _ = fs::rename(public.join("up/tmp"), public.join("up/race"));
+                    let _ = std::os::unix::fs::symlink("../../secret", public.join("up/tmp2"));
+                    let _ = fs::rename(public.join("up/tmp2"), public.join("up/race"));
+                    swaps += 1;
+                }
+            })
+        };
+        let mut served = 0;
+        for _ in 0..3000 {
+            // A conditional request goes to the disk every time (no cache).
+            let got = site.get("up/race", &[("if-none-match", "W/\"x\"")]).await;
+            assert_ne!(
+                &got.body[..],
+                b"top secret\n",
+                "the file outside the root leaked"
+            );
+            if got.status == StatusCode::OK {
+                served += 1;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        swapper.join().unwrap();
+        // The link itself is refused, and the file is served when it is there.
+        assert_eq!(site.get("up/evil", &[]).await.status, StatusCode::NOT_FOUND);
+        assert!(served > 0 || site.get("up/plain", &[]).await.status == StatusCode::OK);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_portable_open_checks_where_the_file_is() {
+        let site = site();
+        let public = site.public();
+        std::os::unix::fs::symlink("../secret", public.join("out")).unwrap();
+        std::os::unix::fs::symlink("hello.txt", public.join("in")).unwrap();
+        std::os::unix::fs::symlink("loop", public.join("loop")).unwrap();
+        assert!(open_then_check(&public, &public.join("out"))
+            .unwrap()
+            .is_none());
+        assert!(open_then_check(&public, &public.join("in"))
+            .unwrap()
+            .is_some());
+        assert!(open_then_check(&public, &public.join("loop"))
+            .unwrap()
+            .is_none());
+        assert!(open_under(&public, &public.join("loop")).unwrap().is_none());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_symlink_loop_is_404() {
+        let site = site();
+        std::os::unix::fs::symlink("loop", site.public().join("loop")).unwrap();
+        site.get("loop", &[]).await.assert_not_found();
     }
 
     #[cfg(unix)]

@@ -96,19 +96,52 @@ impl Listener {
         }
     }
 
-    pub(crate) async fn accept(&self) -> io::Result<(BoxIo, Option<SocketAddr>)> {
+    /// A new connection, its peer, and its socket's descriptor (for [`unsent_bytes`]).
+    pub(crate) async fn accept(&self) -> io::Result<(BoxIo, Option<SocketAddr>, Option<i32>)> {
         match self {
             Listener::Tcp(l) => {
                 let (stream, peer) = l.accept().await?;
                 let _ = stream.set_nodelay(true);
-                Ok((Box::new(stream), Some(peer)))
+                let fd = raw_fd(&stream);
+                Ok((Box::new(stream), Some(peer), fd))
             }
             #[cfg(unix)]
             Listener::Unix(l, _) => {
                 let (stream, _) = l.accept().await?;
-                Ok((Box::new(stream), None))
+                let fd = raw_fd(&stream);
+                Ok((Box::new(stream), None, fd))
             }
         }
+    }
+}
+
+#[cfg(unix)]
+fn raw_fd(socket: &impl std::os::fd::AsRawFd) -> Option<i32> {
+    Some(socket.as_raw_fd())
+}
+
+#[cfg(not(unix))]
+fn raw_fd<T>(_: &T) -> Option<i32> {
+    None
+}
+
+/// Bytes written to the socket `fd` that the peer has not acknowledged yet (Linux `SIOCOUTQ`);
+/// `None` where the system does not tell. The queue shrinking means the client is reading,
+/// even while the socket is still too full to take more.
+pub(crate) fn unsent_bytes(fd: Option<i32>) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let fd = fd?;
+        let mut queued: libc::c_int = 0;
+        // SAFETY: `fd` is the connection's socket, open while its connection is driven (the
+        // only caller); TIOCOUTQ writes one int.
+        let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) };
+        (rc == 0).then_some(queued.max(0) as u64)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = fd;
+        None
     }
 }
 
@@ -137,10 +170,12 @@ pub(crate) struct Activity {
     pub(crate) written: AtomicU64,
     /// True while the last write found the socket full (the client is not reading).
     pub(crate) write_blocked: std::sync::atomic::AtomicBool,
+    /// The socket's descriptor, to ask how much it still holds ([`unsent_bytes`]).
+    pub(crate) fd: Option<i32>,
 }
 
 impl Activity {
-    pub(crate) fn new() -> Activity {
+    pub(crate) fn new(fd: Option<i32>) -> Activity {
         Activity {
             ops: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
@@ -148,6 +183,7 @@ impl Activity {
             accepted: tokio::time::Instant::now(),
             written: AtomicU64::new(0),
             write_blocked: std::sync::atomic::AtomicBool::new(false),
+            fd,
         }
     }
 }

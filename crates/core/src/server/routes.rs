@@ -160,11 +160,20 @@ fn translate(pattern: &str) -> Result<(String, Vec<String>)> {
         } else if segment.contains('*') {
             return bad("'*' stands alone as the last segment");
         } else {
+            // Matched against the path as sent, where clients percent-encode what is not
+            // ASCII (in upper-case hex, as WHATWG URL serialises it): a literal `é` in a
+            // pattern matches `%C3%A9`.
             for c in segment.chars() {
                 match c {
                     '{' => out.push_str("{{"),
                     '}' => out.push_str("}}"),
-                    c => out.push(c),
+                    c if c.is_ascii() => out.push(c),
+                    c => {
+                        let mut utf8 = [0u8; 4];
+                        for b in c.encode_utf8(&mut utf8).bytes() {
+                            out.push_str(&format!("%{b:02X}"));
+                        }
+                    }
                 }
             }
         }
@@ -372,6 +381,7 @@ mod tests {
             handler("/files/*", None, 5),
             handler("/a/:x/b/:y", None, 6),
             handler("/lit{eral}", None, 7),
+            handler("/caf\u{e9}/:x", None, 8),
         ])
         .unwrap();
         assert_eq!(id_of(&routes, &Method::GET, "/"), Some((1, vec![])));
@@ -403,6 +413,10 @@ mod tests {
         assert_eq!(
             id_of(&routes, &Method::GET, "/lit{eral}"),
             Some((7, vec![]))
+        );
+        assert_eq!(
+            id_of(&routes, &Method::GET, "/caf%C3%A9/%C3%A9"),
+            Some((8, vec!["\u{e9}".into()]))
         );
         assert!(matches!(routes.find(&Method::GET, "/nope"), Matched::None));
         assert!(matches!(routes.find(&Method::GET, "/users"), Matched::None));
