@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes every parser that reads peer bytes (the cargo-fuzz targets in crates/core/fuzz) for
-# FUZZ_SECONDS (default 30) each, one target at a time, and fails if any of them crashes.
+# FUZZ_SECONDS (default 25) each, one target at a time, and fails if any of them crashes.
 #
 # Each target starts from a temporary copy of its committed corpus (crates/core/fuzz/corpus/<t>,
 # also passed as a second, read-only directory), so a run never grows the repository's corpus;
@@ -11,7 +11,7 @@
 #   FUZZ_TARGETS="resp sse" bash .ci/fuzz.sh     # some targets only
 set -euo pipefail
 cd "$(dirname "$0")/../crates/core"
-seconds=${FUZZ_SECONDS:-30}
+seconds=${FUZZ_SECONDS:-25}
 start=$(date +%s)
 
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal

@@ -76,3 +76,49 @@ pub fn parse_connect_reply(buf: &[u8]) -> crate::Result<Option<ConnectReply>> {
         })
     })
 }
+
+/// The server's path handling: the route table (`server/routes.rs`) and the request-path
+/// decoding and `Range` parsing of file routes (`server/files.rs`).
+pub mod paths {
+    use crate::server::files::{decode_tail as tail, parse_range as range, RangeAnswer};
+    use crate::server::routes::Matched;
+    use crate::server::{RouteAction, RouteSpec, Routes};
+
+    /// The decoded segments of a file route's request tail; `None` when refused.
+    pub fn decode_tail(raw: &str, dotfiles: bool) -> Option<Vec<String>> {
+        tail(raw, dotfiles)
+    }
+
+    /// A `Range` value against `size` bytes: `None` for the whole file, `Some(None)` for 416,
+    /// `Some(Some((first, last)))` for a part.
+    pub fn parse_range(value: &[u8], size: u64) -> Option<Option<(u64, u64)>> {
+        match range(value, size) {
+            RangeAnswer::Whole => None,
+            RangeAnswer::Unsatisfiable => Some(None),
+            RangeAnswer::Part(first, last) => Some(Some((first, last))),
+        }
+    }
+
+    /// Builds a table from `patterns` (handler ids in order, any method) and matches `path`:
+    /// `Err` when the table is refused, `Ok(None)` without a match, else the id and raw params.
+    pub fn route(patterns: &[String], path: &str) -> Result<Option<(u32, Vec<String>)>, String> {
+        let specs = patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| RouteSpec {
+                pattern: p.clone(),
+                method: None,
+                action: RouteAction::Handler(i as u32),
+            })
+            .collect();
+        let routes = Routes::new(specs).map_err(|e| e.to_string())?;
+        Ok(match routes.find(&http::Method::GET, path) {
+            Matched::Action {
+                action: RouteAction::Handler(id),
+                params,
+                ..
+            } => Some((*id, params.iter().map(|p| (*p).to_owned()).collect())),
+            _ => None,
+        })
+    }
+}

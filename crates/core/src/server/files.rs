@@ -311,7 +311,7 @@ fn is_get(method: &Method) -> Option<bool> {
 
 /// The decoded segments of a request tail, or `None` when it must be refused. A trailing slash
 /// is dropped (the caller looks at it); every other empty segment is refused.
-fn decode_tail(tail: &str, dotfiles: bool) -> Option<Vec<String>> {
+pub(crate) fn decode_tail(tail: &str, dotfiles: bool) -> Option<Vec<String>> {
     if tail.starts_with('/') || tail.contains('\\') {
         return None;
     }
@@ -954,7 +954,7 @@ fn if_range_matches(value: &HeaderValue, etag: &str, mtime_secs: Option<u64>) ->
 
 /// What a `Range` header asks of a representation.
 #[derive(Debug, PartialEq, Eq)]
-enum RangeAnswer {
+pub(crate) enum RangeAnswer {
     /// Invalid, of another unit, or several ranges: send the whole representation.
     Whole,
     /// No byte of the range exists: `416`.
@@ -964,7 +964,7 @@ enum RangeAnswer {
 }
 
 /// Reads a `Range` value (RFC 9110 section 14.1.2) against a representation of `size` bytes.
-fn parse_range(value: &[u8], size: u64) -> RangeAnswer {
+pub(crate) fn parse_range(value: &[u8], size: u64) -> RangeAnswer {
     let Ok(value) = std::str::from_utf8(value) else {
         return RangeAnswer::Whole;
     };

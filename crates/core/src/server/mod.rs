@@ -26,7 +26,7 @@ pub mod files;
 mod hijack;
 mod io;
 mod respond;
-mod routes;
+pub(crate) mod routes;
 mod stats;
 mod types;
 mod upgrade;
