@@ -829,13 +829,15 @@ export class Client {
   #hooks: ClientHooks | undefined
 
   constructor(options: ClientOptions = {}) {
-    this.#hooks = checkHooks(options.hooks)
+    const hooks = checkHooks(options.hooks)
+    // The request and response hooks run in `fetch`; retry and redirect hooks in the engine.
+    this.#hooks = hooks?.beforeRequest?.length || hooks?.afterResponse?.length ? hooks : undefined
     try {
       this.#native = new native.BindingClient(
         nativeClientOptions(options),
-        retryHook(options.retry, this.#hooks?.beforeRetry),
+        retryHook(options.retry, hooks?.beforeRetry),
         options.cookieJar ? nativeJar(options.cookieJar) : undefined,
-        redirectHook(this.#hooks?.beforeRedirect),
+        redirectHook(hooks?.beforeRedirect),
       )
     } catch (err) {
       throw fromNative(err)
@@ -863,9 +865,7 @@ export class Client {
       input = new URL(input, this.#base).href
     }
     const hooks = this.#hooks
-    if (hooks === undefined || (!hooks.beforeRequest?.length && !hooks.afterResponse?.length)) {
-      return this.#send(input, init)
-    }
+    if (hooks === undefined) return this.#send(input, init)
     const request: HookRequest = {
       url: String(input),
       method: (init.method ?? 'GET').toUpperCase(),

@@ -32,8 +32,9 @@ export type ResponseLike = globalThis.Response | string | Uint8Array | ResponseO
 
 const TEXT = 'text/plain;charset=utf-8'
 const OCTETS = 'application/octet-stream'
-const TEXT_HEADERS = ['content-type', TEXT]
-const OCTET_HEADERS = ['content-type', OCTETS]
+/** The header lists of a bare string (text) or bytes response. */
+export const TEXT_HEADERS = ['content-type', TEXT]
+export const OCTET_HEADERS = ['content-type', OCTETS]
 
 /** The request a response answers: its server, the server's reply handle, and its id there. */
 export interface Answerable {
@@ -112,6 +113,11 @@ function iteratorOf(source: BodyStreamSource): AsyncIterator<BodyChunk> | Iterat
 
 const GONE: unique symbol = Symbol('gone')
 
+/** Tells a source that nothing more will be pulled from it, without waiting for it. */
+function stop(source: AsyncIterator<BodyChunk> | Iterator<BodyChunk>): void {
+  Promise.resolve(source.return?.()).catch(() => {})
+}
+
 /**
  * Writes a streamed body through the sink, waiting whenever the client is slower. When the
  * client goes away the source is not pulled again: its `return()` is called (a web stream is
@@ -126,18 +132,12 @@ async function pump(
   try {
     for (;;) {
       const next = await Promise.race([source.next(), gone])
-      if (next === GONE) {
-        Promise.resolve(source.return?.()).catch(() => {})
-        return
-      }
+      if (next === GONE) return stop(source)
       if (next.done) break
       const chunk = next.value
       const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk
       if (bytes.byteLength === 0) continue
-      if (!(await sink.write(bytes))) {
-        Promise.resolve(source.return?.()).catch(() => {})
-        return
-      }
+      if (!(await sink.write(bytes))) return stop(source)
     }
     sink.end()
   } catch (err) {
@@ -175,6 +175,7 @@ async function sendWebResponse(to: Answerable, res: globalThis.Response): Promis
   // must not hold its head back until its second event).
   const reader = res.body.getReader()
   const firstRead = reader.read()
+  const ahead = [firstRead]
   const first = await settledNow(firstRead)
   if (first !== LATER) {
     if (first.done) {
@@ -182,15 +183,14 @@ async function sendWebResponse(to: Answerable, res: globalThis.Response): Promis
       return
     }
     const secondRead = reader.read()
+    ahead.push(secondRead)
     const second = await settledNow(secondRead)
     if (second !== LATER && second.done) {
       respond(to, status, headers, asBuffer(first.value))
       return
     }
-    await sendStream(to, status, headers, streamIterator(reader, [firstRead, secondRead]))
-    return
   }
-  await sendStream(to, status, headers, streamIterator(reader, [firstRead]))
+  await sendStream(to, status, headers, streamIterator(reader, ahead))
 }
 
 /** A Node `Duplex` over a connection taken over after a 101. */

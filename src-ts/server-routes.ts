@@ -6,7 +6,7 @@ import { InvalidArgumentError } from './errors.js'
 import type { Binding } from './native.js'
 import { fastParts } from './response.js'
 import type { ServerRequest } from './server-request.js'
-import type { ResponseLike } from './server-response.js'
+import { OCTET_HEADERS, type ResponseLike, TEXT_HEADERS } from './server-response.js'
 import { checkOptions, nearest, optionKeys } from './validate.js'
 import { flattenHeaders } from './wire/headers.js'
 
@@ -102,12 +102,8 @@ const COMMON_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTION
 
 /** The bytes, status and headers of a static route value. */
 async function staticParts(value: StaticRoute): Promise<{ status: number; headers: string[]; body: Buffer }> {
-  if (typeof value === 'string') {
-    return { status: 200, headers: ['content-type', 'text/plain;charset=utf-8'], body: Buffer.from(value) }
-  }
-  if (value instanceof Uint8Array) {
-    return { status: 200, headers: ['content-type', 'application/octet-stream'], body: Buffer.from(value) }
-  }
+  if (typeof value === 'string') return { status: 200, headers: [...TEXT_HEADERS], body: Buffer.from(value) }
+  if (value instanceof Uint8Array) return { status: 200, headers: [...OCTET_HEADERS], body: Buffer.from(value) }
   const fast = fastParts(value)
   if (fast) {
     const body = fast.body === null ? Buffer.alloc(0) : Buffer.from(fast.body as string)

@@ -143,7 +143,7 @@ fn redirect_hook(f: RedirectHookFn) -> RedirectHook {
                 status: u32::from(ctx.status),
                 to: ctx.to,
                 method: ctx.method,
-                headers: ctx.headers.into_iter().flat_map(|(n, v)| [n, v]).collect(),
+                headers: flat_headers(ctx.headers.iter().map(|(n, v)| (n.as_str(), v))),
             };
             let promise = f
                 .call_async_catch(args)
@@ -152,14 +152,12 @@ fn redirect_hook(f: RedirectHookFn) -> RedirectHook {
             let headers = promise
                 .await
                 .map_err(|e| format!("a beforeRedirect hook refused the redirect: {}", e.reason))?;
-            Ok(headers.map(|flat| {
-                let mut pairs = Vec::with_capacity(flat.len() / 2);
-                let mut it = flat.into_iter();
-                while let (Some(n), Some(v)) = (it.next(), it.next()) {
-                    pairs.push((n, v));
-                }
-                pairs
-            }))
+            headers.map(pair_headers).transpose().map_err(|e| {
+                format!(
+                    "a beforeRedirect hook changed the headers wrongly: {}",
+                    e.message
+                )
+            })
         })
     }))
 }

@@ -42,30 +42,47 @@ pub struct StaticResponse {
 }
 
 impl StaticResponse {
-    /// Checks the status (200-999) and sets `Content-Length` to the body's length.
-    pub fn new(status: u16, mut headers: HeaderMap, body: Bytes) -> Result<Self> {
+    /// Checks the status (200-999) and frames the response once, as [`build_response`] frames
+    /// a handler's (the handler's `Transfer-Encoding` and `Content-Length` give way to the
+    /// body's real length; 204 and 304 lose the body), so that each request only copies it.
+    pub fn new(status: u16, headers: HeaderMap, body: Bytes) -> Result<Self> {
         let status = StatusCode::from_u16(status)
             .ok()
             .filter(|s| !s.is_informational())
             .ok_or_else(|| Error::InvalidArgument(format!("invalid route status {status}")))?;
-        headers.remove(header::TRANSFER_ENCODING);
+        let mut headers = headers;
         headers.remove(header::CONTENT_LENGTH);
+        let framed = build_response(
+            Response {
+                status: status.as_u16(),
+                headers,
+                body: ResBody::full(body.clone()),
+            },
+            false,
+        );
+        let body = if framed.body().exact_len() == Some(0) {
+            Bytes::new()
+        } else {
+            body
+        };
         Ok(StaticResponse {
             status,
-            headers,
+            headers: framed.headers().clone(),
             body,
         })
     }
 
+    /// The response to one request (`HEAD`: the same head, no body).
     fn response(&self, head: bool) -> HttpResponse {
-        build_response(
-            Response {
-                status: self.status.as_u16(),
-                headers: self.headers.clone(),
-                body: ResBody::full(self.body.clone()),
-            },
-            head,
-        )
+        let body = if head {
+            ResBody::empty()
+        } else {
+            ResBody::full(self.body.clone())
+        };
+        let mut res = hyper::Response::new(body);
+        *res.status_mut() = self.status;
+        *res.headers_mut() = self.headers.clone();
+        res
     }
 }
 
