@@ -408,6 +408,10 @@ export interface BindingDialOptions {
   proxyFromEnv: boolean
   /** Hosts reached directly, replacing `NO_PROXY`. */
   noProxy?: Array<string>
+  /** Follow redirects of the handshake (default false). */
+  followRedirects?: boolean
+  /** Most redirects followed (default 10). */
+  maxRedirects?: number
 }
 
 /** How a file or directory route serves files; what JS leaves out takes the engine's default. */
@@ -645,8 +649,9 @@ export interface BindingWsOptions {
  * (`body`) or streamed through `stream`; `cancel` aborts it. Bodies up to `inline_max` bytes
  * come back inline, larger ones through `rest`. A function rather than a method: it is called
  * for every request, and skips napi-rs's bookkeeping of method calls on class instances.
+ * `upload_progress` is told the bytes of an in-memory body sent so far.
  */
-export declare function clientRequest(client: ExternalObject<Client>, method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number, overrides?: BindingRequestOverrides | undefined | null): Promise<BindingResponse>
+export declare function clientRequest(client: ExternalObject<Client>, method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number, overrides?: BindingRequestOverrides | undefined | null, uploadProgress?: ((sent: number) => void) | undefined | null): Promise<BindingResponse>
 
 /** Connects to a `ws://` or `wss://` URL. Call `start` on the result to begin receiving. */
 export declare function dialWebSocket(url: string, options: BindingDialOptions): Promise<BindingWebSocket>

@@ -140,6 +140,10 @@ describe('response bodies', () => {
     })
     expect((await res.bytes()).byteLength).toBe(body.byteLength)
     expect(up.at(-1)).toEqual({ loaded: body.byteLength, total: body.byteLength })
+    // A body in memory is told of every 64 KiB as it goes, in order.
+    expect(up.length).toBe(body.byteLength / (64 * 1024))
+    const upSteps = up.map((p, i) => p.loaded - (i === 0 ? 0 : (up[i - 1] as Progress).loaded))
+    expect([Math.min(...upSteps), Math.max(...upSteps)]).toEqual([64 * 1024, 64 * 1024])
     expect(down.at(-1)).toEqual({ loaded: body.byteLength, total: body.byteLength })
     // At least one report per 64 KiB after the first bytes (which come with the head), in order.
     const steps = down.slice(1).map((p, i) => p.loaded - (down[i] as Progress).loaded)
@@ -165,6 +169,17 @@ describe('response bodies', () => {
       await new Client().fetch(url, { method: 'POST', body: chunks(), onUploadProgress: (p) => streamed.push(p) })
     ).text()
     expect(streamed.map((p) => p.loaded)).toEqual([1000, 2000, 3000, 4000])
+    // A small body: once, at its end; an empty one too.
+    for (const [small, want] of [
+      ['x'.repeat(1000), 1000],
+      ['', 0],
+    ] as const) {
+      const seen: Progress[] = []
+      await (
+        await new Client().fetch(url, { method: 'POST', body: small, onUploadProgress: (p) => seen.push(p) })
+      ).text()
+      expect(seen).toEqual([{ loaded: want, total: want }])
+    }
   })
 
   it('moves 1 GiB down and 1 GiB up with bounded memory', async () => {

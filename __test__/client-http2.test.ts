@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import http2 from 'node:http2'
+import https from 'node:https'
 import net, { type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -95,6 +96,57 @@ describe('client HTTP/2', () => {
       expect(bodies[49]).toBe('h2 /m49')
       expect(peer.connections() - before, http2Mode).toBe(1)
       expect(client.stats.opened, http2Mode).toBe(1)
+    }
+  })
+
+  it('coalesces concurrent first requests to a new origin onto one HTTP/2 connection (auto mode)', async () => {
+    const peer = await h2Server(true)
+    const client = new Client({ tls: { ca: ca.cert } })
+    // No request has gone before: the protocol is known only once the first handshake is done.
+    const responses = await Promise.all(Array.from({ length: 10 }, (_, i) => client.fetch(`${peer.url}/first${i}`)))
+    const bodies = await Promise.all(responses.map((r) => r.text()))
+    expect(bodies).toEqual(Array.from({ length: 10 }, (_, i) => `h2 /first${i}`))
+    expect(new Set(responses.map((r) => r.httpVersion))).toEqual(new Set(['HTTP/2']))
+    expect(new Set(responses.map((r) => r.connectionId)).size).toBe(1)
+    // Without coalescing the other nine handshakes finish in the background a little later and
+    // are dropped; give them time to show. (The pause only makes the test sharper: with
+    // coalescing no second connection is ever attempted.)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(peer.connections()).toBe(1)
+    expect(client.stats.opened).toBe(1)
+  })
+
+  it('opens connections side by side when a TLS origin answers without h2', async () => {
+    // node:https offers no ALPN protocol: the client falls back to HTTP/1.1.
+    const server = https.createServer({ cert: leaf.cert, key: leaf.key }, (req, res) => {
+      // Held until all eight have arrived, so each needs its own connection.
+      waiting.push(() => res.end(`h1 ${req.url}`))
+      if (waiting.length === 8) for (const end of waiting.splice(0)) end()
+    })
+    const waiting: (() => void)[] = []
+    let connections = 0
+    server.on('secureConnection', () => connections++)
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    cleanups.push(() => server.close())
+    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const client = new Client({ tls: { ca: ca.cert } })
+    const responses = await Promise.all(Array.from({ length: 8 }, (_, i) => client.fetch(`${url}/h${i}`)))
+    expect(await Promise.all(responses.map((r) => r.text()))).toEqual(Array.from({ length: 8 }, (_, i) => `h1 /h${i}`))
+    expect(responses[0]?.httpVersion).toBe('HTTP/1.1')
+    expect(new Set(responses.map((r) => r.connectionId)).size).toBe(8)
+    expect(connections).toBe(8)
+  })
+
+  it('lets concurrent first requests fail on their own when the origin cannot be reached', async () => {
+    const port = await freePort()
+    const client = new Client({ tls: { ca: ca.cert } })
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, () => client.fetch(`https://127.0.0.1:${port}/`, { retry: 1 })),
+    )
+    for (const r of results) {
+      expect(r.status).toBe('rejected')
+      expect((r as PromiseRejectedResult).reason.code).toBe('ECONNREFUSED')
     }
   })
 

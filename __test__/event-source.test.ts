@@ -120,4 +120,16 @@ describe('EventSource', () => {
     expect((first.value as MessageEvent).data).toBe('sid=abc t1')
     await iterator.return(undefined)
   })
+
+  it("uses its client's headers (its own win) and resolves a relative URL against the client's baseURL", async () => {
+    const url = await serve((req, res) => {
+      sse(res)
+      res.write(`data: ${req.url} ${req.headers['x-app']} ${req.headers['x-token']}\n\n`)
+    })
+    const client = new Client({ baseURL: url, headers: { 'x-app': 'a1', 'x-token': 'from-client' } })
+    const iterator = events('/feed?x=1', { client, headers: { 'X-Token': 'own' } })
+    const first = await iterator.next()
+    expect((first.value as MessageEvent).data).toBe('/feed?x=1 a1 own')
+    await iterator.return(undefined)
+  })
 })

@@ -13,6 +13,7 @@ import { ServerRequest } from '../src-ts/server-request.js'
 import type { ReplyHandle } from '../src-ts/server-response.js'
 import type { ServerWebSocket } from '../src-ts/server-websocket.js'
 import { WebSocketDispatcher } from '../src-ts/server-websocket-dispatcher.js'
+import { type SseEvent, SseParser } from '../src-ts/sse-parse.js'
 import { parseTls, type TlsDetails } from '../src-ts/tls.js'
 import { WsEvent } from '../src-ts/websocket-common.js'
 import { flattenHeaders, headersFromFlat } from '../src-ts/wire/headers.js'
@@ -814,6 +815,7 @@ async function entriesOf(form: FormData): Promise<Entry[]> {
 let server: Server
 let base: string
 let sseEvents: Array<ServerSentEvent | string> = []
+let sseRaw = ''
 
 beforeAll(async () => {
   server = await serve({
@@ -835,6 +837,7 @@ beforeAll(async () => {
         }
       }
       if (req.path === '/sse') return sse(sseEvents)
+      if (req.path === '/sse-raw') return { headers: { 'content-type': 'text/event-stream' }, body: sseRaw }
       return {
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ url: req.url, path: req.path, query: [...req.query], headers: [...req.headers] }),
@@ -1289,6 +1292,39 @@ describe('end to end: Server-Sent Events (formatEvent and sse() to EventSource)'
           if (ev.type === 'end') break
         }
         expect(got).toEqual(expected)
+      }),
+      { numRuns: 60 },
+    )
+  })
+
+  it('the JS parser of mocked streams (src-ts/sse-parse.ts) reads any stream as the native one, split anywhere', async () => {
+    const value = fc.string({ unit: fc.constantFrom('a', '1', ' ', ':', '\0', 'é', '😀'), maxLength: 5 })
+    const field = fc.constantFrom('data', 'event', 'id', 'retry', '', 'dat', 'Data', '\uFEFFdata')
+    const line = fc.tuple(field, fc.constantFrom('', ':', ': '), value).map(([f, sep, v]) => f + sep + (sep ? v : ''))
+    const text = fc
+      .tuple(fc.boolean(), fc.array(fc.tuple(line, fc.constantFrom('\n', '\r', '\r\n')), { maxLength: 14 }))
+      .map(
+        ([bom, lines]) =>
+          `${bom ? '\uFEFF' : ''}${lines.map(([l, end]) => l + end).join('')}\n\nevent: end\ndata: end\n\n`,
+      )
+    await fc.assert(
+      fc.asyncProperty(text, fc.array(fc.nat(), { maxLength: 4 }), async (raw, cuts) => {
+        sseRaw = raw
+        const native: Array<[string, string, string]> = []
+        for await (const ev of events(`${base}/sse-raw`)) {
+          native.push([ev.type, ev.data as string, ev.lastEventId])
+          if (ev.type === 'end') break
+        }
+        const bytes = Buffer.from(raw)
+        const parser = new SseParser('', 1 << 20)
+        const out: SseEvent[] = []
+        let at = 0
+        for (const cut of cuts.map((c) => c % (bytes.length + 1)).sort((a, b) => a - b)) {
+          parser.push(bytes.subarray(at, cut), out)
+          at = cut
+        }
+        parser.push(bytes.subarray(at), out)
+        expect(out.map((e) => [e.type, e.data, e.lastEventId])).toEqual(native)
       }),
       { numRuns: 60 },
     )

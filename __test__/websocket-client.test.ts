@@ -1,6 +1,8 @@
 // The WebSocket client beyond WHATWG: ping, pong and their events, terminate; and the WHATWG
-// exceptions for bad URLs and close codes (DOMExceptions that also carry hypersock's `code`).
+// exceptions for bad URLs and close codes (DOMExceptions that also carry hypersock's `code`);
+// followRedirects.
 import { once } from 'node:events'
+import http from 'node:http'
 import type net from 'node:net'
 import { WebSocket } from 'hypersock'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -135,5 +137,92 @@ describe('WebSocket client: WHATWG exceptions', () => {
     expect(ws.readyState).toBe(WebSocket.OPEN)
     ws.close()
     await closeEvent(ws)
+  })
+})
+
+describe('WebSocket client: followRedirects', () => {
+  /** A server answering every upgrade request with a redirect from `routes` (path -> [status, Location]). */
+  async function redirector(routes: Record<string, [number, string | ((base: string) => string)]>) {
+    const seen: { url: string; headers: http.IncomingHttpHeaders }[] = []
+    const server = http.createServer((_req, res) => res.writeHead(404).end())
+    server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
+      seen.push({ url: String(req.url), headers: req.headers })
+      const route = routes[String(req.url)]
+      if (!route) return socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n')
+      const location = typeof route[1] === 'function' ? route[1](base) : route[1]
+      socket.end(`HTTP/1.1 ${route[0]} Moved\r\nlocation: ${location}\r\ncontent-length: 0\r\n\r\n`)
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    servers.push(server)
+    const base = `127.0.0.1:${(server.address() as net.AddressInfo).port}`
+    return { base, seen }
+  }
+  const servers: http.Server[] = []
+  afterEach(() => {
+    for (const s of servers.splice(0)) s.close()
+  })
+
+  function failure(ws: WebSocket): Promise<{ error: { code?: string; message: string }; close: number }> {
+    return new Promise((resolve) => {
+      let error: { code?: string; message: string } = { message: '' }
+      ws.addEventListener('error', (e) => {
+        error = (e as ErrorEvent).error
+      })
+      ws.addEventListener('close', (e) => resolve({ error, close: (e as CloseEvent).code }))
+    })
+  }
+
+  it('fails on a redirect by default', async () => {
+    const { base } = await redirector({ '/old': [302, '/new'] })
+    const ws = new WebSocket(`ws://${base}/old`)
+    const { error, close } = await failure(ws)
+    expect(close).toBe(1006)
+    expect(error.code).toBe('ERR_WS_HANDSHAKE')
+    expect(error.message).toContain('302')
+  })
+
+  it('follows redirects across schemes and origins, dropping credentials on the way out', async () => {
+    const target = await peer()
+    const heard: http.IncomingHttpHeaders[] = []
+    target.wss.on('connection', (sock, req) => {
+      heard.push(req.headers)
+      sock.on('message', (d) => sock.send(String(d)))
+    })
+    const { base, seen } = await redirector({
+      '/a': [301, (b) => `http://${b}/b?x=1`],
+      '/b?x=1': [307, `${target.url}final`],
+    })
+    const ws = new WebSocket(`ws://${base}/a`, [], {
+      followRedirects: true,
+      headers: { authorization: 'Bearer secret', cookie: 'sid=1', 'x-trace': 't1' },
+    })
+    await opened(ws)
+    expect(ws.url).toBe(`${target.url}final`)
+    ws.send('hello')
+    expect((await nextEvent(ws, 'message')).data).toBe('hello')
+    // Same origin: the credentials go along; another origin: they are dropped.
+    expect(seen.map((s) => [s.url, s.headers.authorization, s.headers.cookie])).toEqual([
+      ['/a', 'Bearer secret', 'sid=1'],
+      ['/b?x=1', 'Bearer secret', 'sid=1'],
+    ])
+    expect(heard[0]?.authorization).toBeUndefined()
+    expect(heard[0]?.cookie).toBeUndefined()
+    expect(heard[0]?.['x-trace']).toBe('t1')
+    ws.close()
+    await closeEvent(ws)
+  })
+
+  it('stops after maxRedirects (ERR_TOO_MANY_REDIRECTS) and refuses other schemes', async () => {
+    const { base, seen } = await redirector({ '/loop': [302, '/loop'], '/ftp': [302, 'ftp://example.test/'] })
+    const a = await failure(new WebSocket(`ws://${base}/loop`, [], { followRedirects: true, maxRedirects: 3 }))
+    expect(a.error.code).toBe('ERR_TOO_MANY_REDIRECTS')
+    expect(seen.length).toBe(4)
+    const b = await failure(new WebSocket(`ws://${base}/loop`, [], { followRedirects: true }))
+    expect(b.error.code).toBe('ERR_TOO_MANY_REDIRECTS')
+    expect(seen.length).toBe(4 + 11)
+    const c = await failure(new WebSocket(`ws://${base}/ftp`, [], { followRedirects: true }))
+    expect(c.error.code).toBe('ERR_REDIRECT_REFUSED')
+    expect(c.close).toBe(1006)
   })
 })

@@ -31,6 +31,8 @@ export function frame(
 /** A frame read from the server. */
 export interface Frame {
   opcode: number
+  /** The RSV1-3 bits (4: RSV1, which permessage-deflate sets on a compressed message). */
+  rsv: number
   payload: Buffer
 }
 
@@ -113,7 +115,11 @@ export class RawClient {
         if (len < 126 || pos > 2) {
           if (b.length >= pos + len) {
             this.#buf = b.subarray(pos + len)
-            return { opcode: (b[0] as number) & 0x0f, payload: Buffer.from(b.subarray(pos, pos + len)) }
+            return {
+              opcode: (b[0] as number) & 0x0f,
+              rsv: ((b[0] as number) >> 4) & 0x07,
+              payload: Buffer.from(b.subarray(pos, pos + len)),
+            }
           }
         }
       }

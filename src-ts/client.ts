@@ -185,7 +185,11 @@ export interface RequestInit {
   headers?: HeadersInit
   body?: ClientBodyInit
   signal?: AbortSignal | null
-  /** Told how many request-body bytes have been handed to the connection. */
+  /**
+   * Told how many request-body bytes have been handed to the connection: for a body in memory,
+   * every 64 KiB and at its end (from 0 again if a redirect or retry sends it anew); for a
+   * stream, at each of its chunks.
+   */
   onUploadProgress?: (progress: Progress) => void
   /** Told how many response-body bytes have arrived. */
   onDownloadProgress?: (progress: Progress) => void
@@ -259,6 +263,11 @@ const mockHolder = globalThis as { [MOCK]?: MockDispatcher }
 /** @internal Installs (or with undefined removes) the mock dispatcher every client consults. */
 export function setMockDispatcher(dispatcher: MockDispatcher | undefined): void {
   mockHolder[MOCK] = dispatcher
+}
+
+/** @internal The installed mock dispatcher, if any (`EventSource` consults it too). */
+export function getMockDispatcher(): MockDispatcher | undefined {
+  return mockHolder[MOCK]
 }
 
 /** Reads a stream to the end, failing with `ERR_BODY_TOO_LARGE` past `max` bytes. */
@@ -806,6 +815,12 @@ export function nativeClientOptions(options: ClientOptions): Binding.BindingClie
 const clientNatives = new WeakMap<Client, Binding.BindingClient>()
 
 /** @internal The native client behind a Client. */
+/** @internal A client's `headers` (flat) and `baseURL`, which an `EventSource` on it uses too. */
+export function clientDefaults(client: Client): { headers: string[]; base: string | undefined } {
+  return clientDefaultsOf.get(client) ?? { headers: [], base: undefined }
+}
+const clientDefaultsOf = new WeakMap<Client, { headers: string[]; base: string | undefined }>()
+
 export function nativeClient(client: Client): Binding.BindingClient {
   const n = clientNatives.get(client)
   if (!n) throw new TypeError('client must be a hypersock Client')
@@ -847,6 +862,7 @@ export class Client {
     this.#headers = flattenHeaders(options.headers)
     this.#maxSize = this.#native.maxResponseSize
     this.#base = options.baseURL === undefined ? undefined : new URL(String(options.baseURL)).href
+    clientDefaultsOf.set(this, { headers: this.#headers, base: this.#base })
   }
 
   /** Connection counters of the pool. */
@@ -938,6 +954,10 @@ export class Client {
     const cleanup = () => signal?.removeEventListener('abort', onAbort)
     if (signal) signal.addEventListener('abort', onAbort, { once: true })
     const writer = body.stream ? new native.BindingBodyWriter() : null
+    const onUpload = init.onUploadProgress
+    const total = body.bytes?.byteLength ?? 0
+    // An in-memory body is told of from Rust as it goes, every 64 KiB and at its end.
+    const uploaded = onUpload && total > 0 ? (loaded: number) => onUpload({ loaded, total }) : undefined
     const pending = native.clientRequest(
       this.#handle,
       method,
@@ -948,12 +968,12 @@ export class Client {
       cancel,
       INLINE_MAX,
       overrides,
+      uploaded,
     )
-    if (writer && body.stream) void pump(body.stream, writer, init.onUploadProgress)
-    else if (body.bytes && init.onUploadProgress) {
-      const total = body.bytes.byteLength
+    if (writer && body.stream) void pump(body.stream, writer, onUpload)
+    else if (body.bytes && onUpload && total === 0) {
       pending.then(
-        () => init.onUploadProgress?.({ loaded: total, total }),
+        () => onUpload({ loaded: 0, total: 0 }),
         () => {},
       )
     }

@@ -1,14 +1,18 @@
-import { type Client, getDefaultClient, nativeClient } from './client.js'
-import { fromNative, InvalidArgumentError } from './errors.js'
+import { type Client, clientDefaults, getDefaultClient, getMockDispatcher, nativeClient } from './client.js'
+import { fromNative, InvalidArgumentError, makeError } from './errors.js'
 import { type Binding, native } from './native.js'
+import { type SseEvent, SseParser } from './sse-parse.js'
 import { checkOptions, optionKeys } from './validate.js'
-import { flattenHeaders } from './wire/headers.js'
+import { flattenHeaders, headersFromFlat } from './wire/headers.js'
 
 /** Options of an {@link EventSource}. */
 export interface EventSourceInit {
   /** Accepted for WHATWG compatibility; cookies come from the client's `cookieJar`. */
   withCredentials?: boolean
-  /** The client to connect with (its TLS, proxy and cookie settings). Default: the shared client. */
+  /**
+   * The client to connect with: its TLS, proxy and cookie settings, its `headers` (those given
+   * here win) and its `baseURL` (for a relative `url`). Default: the shared client.
+   */
   client?: Client
   /** Extra request headers. */
   headers?: HeadersInit
@@ -51,6 +55,15 @@ export class EventSourceErrorEvent extends Event {
 
 type Handler<E extends Event> = ((this: EventSource, ev: E) => unknown) | null
 
+const DEFAULT_RETRY = 3000
+const DEFAULT_MAX_EVENT_SIZE = 4 << 20
+/**
+ * Codes of a lost connection, after which the stream reconnects: the system ones (`ECONNREFUSED`,
+ * `ECONNRESET`, `ETIMEDOUT`, `ENOTFOUND`, ...) and `ERR_IO`, as the native stream sorts them; any
+ * other `ERR_` (TLS, protocol, a mock that matched nothing) fails it for good.
+ */
+const LOST = /^(E(?!RR_)[A-Z0-9_]+|ERR_IO)$/
+
 /**
  * A WHATWG `EventSource` (Server-Sent Events) over the hypersock client. It reconnects after the
  * server's `retry` delay with `Last-Event-ID`; events are parsed in Rust and delivered in batches.
@@ -59,6 +72,10 @@ type Handler<E extends Event> = ((this: EventSource, ev: E) => unknown) | null
  * ```ts
  * for await (const ev of new EventSource(url)) console.log(ev.type, ev.data, ev.lastEventId)
  * ```
+ *
+ * With a `MockAgent` (`hypersock/testing`) installed, each connection and reconnection asks it
+ * first, and a matching interceptor serves the stream (parsed in JS, ./sse-parse.ts). Once a
+ * connection goes to the network, it and its reconnections stay there.
  */
 export class EventSource extends EventTarget {
   static readonly CONNECTING = 0
@@ -71,7 +88,16 @@ export class EventSource extends EventTarget {
   readonly url: string
   readonly withCredentials: boolean
   #state = 0
+  #client: Binding.BindingClient
+  #headers: string[]
+  #retry: number
+  #maxReconnects: number | undefined
+  #maxEventSize: number
+  /** `Last-Event-ID` of the first connection. */
+  #firstEventId: string
   #native: Binding.BindingEventSource
+  /** Aborted by close(): ends a reconnection delay or a mocked reply's delay. */
+  #closer = new AbortController()
   #origin: string
   #handlers = new Map<string, EventListener>()
   #queue: MessageEvent[] | null = null
@@ -81,9 +107,11 @@ export class EventSource extends EventTarget {
   constructor(url: string | URL, init: EventSourceInit = {}) {
     checkOptions('new EventSource()', init, EVENT_SOURCE_KEYS)
     super()
+    const client = init.client ?? getDefaultClient()
+    const defaults = clientDefaults(client)
     let parsed: URL
     try {
-      parsed = new URL(String(url))
+      parsed = new URL(String(url), defaults.base)
     } catch (cause) {
       throw new InvalidArgumentError('ERR_INVALID_URL', `invalid URL ${JSON.stringify(String(url))}`, { cause })
     }
@@ -98,20 +126,35 @@ export class EventSource extends EventTarget {
     if (maxEventSize !== undefined && (!Number.isSafeInteger(maxEventSize) || maxEventSize < 1)) {
       throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'maxEventSize must be a positive number of bytes')
     }
+    this.#client = nativeClient(client)
+    // The client's own headers go too, unless these name them.
+    const own = flattenHeaders(init.headers)
+    const names = new Set(own.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase()))
+    const inherited = defaults.headers.filter((_, i, all) => !names.has(String(all[i - (i % 2)]).toLowerCase()))
+    this.#headers = [...own, ...inherited]
+    this.#retry = retry === undefined ? DEFAULT_RETRY : Math.floor(retry)
+    this.#maxReconnects = init.maxReconnects
+    this.#maxEventSize = maxEventSize ?? DEFAULT_MAX_EVENT_SIZE
+    this.#firstEventId = init.lastEventId ?? ''
+    // Made now, so that bad headers throw here; it connects on its first next().
+    this.#native = this.#nativeStream(this.#firstEventId, this.#retry, this.#maxReconnects)
+    void this.#run()
+  }
+
+  #nativeStream(lastEventId: string, retry: number, maxReconnects: number | undefined): Binding.BindingEventSource {
     try {
-      this.#native = new native.BindingEventSource(
-        nativeClient(init.client ?? getDefaultClient()),
+      return new native.BindingEventSource(
+        this.#client,
         this.url,
-        flattenHeaders(init.headers),
-        retry === undefined ? undefined : Math.floor(retry),
-        init.maxReconnects,
-        init.lastEventId,
-        maxEventSize,
+        this.#headers,
+        Math.min(retry, 0xffffffff),
+        maxReconnects,
+        lastEventId,
+        this.#maxEventSize,
       )
     } catch (err) {
       throw fromNative(err)
     }
-    void this.#run()
   }
 
   /** `CONNECTING` (0), `OPEN` (1) or `CLOSED` (2). */
@@ -148,6 +191,7 @@ export class EventSource extends EventTarget {
     if (this.#state === 2) return
     this.#state = 2
     this.#native.close()
+    this.#closer.abort()
     this.#wakeUp()
   }
 
@@ -158,44 +202,135 @@ export class EventSource extends EventTarget {
   }
 
   async #run(): Promise<void> {
+    try {
+      const stream = getMockDispatcher() === undefined ? this.#native : await this.#runMocked()
+      if (stream !== null) await this.#runNative(stream)
+    } catch (err) {
+      this.#fail(fromNative(err))
+    }
+    this.#state = 2
+    this.#wakeUp()
+  }
+
+  async #runNative(stream: Binding.BindingEventSource): Promise<void> {
     for (;;) {
-      let batch: Binding.BindingSseItem[] | null
-      try {
-        batch = await this.#native.next()
-      } catch (err) {
-        if (this.#state === 2) return
-        this.#state = 2
-        this.#failure = fromNative(err)
-        this.dispatchEvent(new EventSourceErrorEvent(String((this.#failure as Error).message), this.#failure))
-        this.#wakeUp()
-        return
-      }
-      if (batch === null || this.#state === 2) {
-        this.#state = 2
-        this.#wakeUp()
-        return
-      }
+      const batch = await stream.next()
+      if (batch === null || this.#state === 2) return
       for (const item of batch) {
-        if (this.#state === 2) break
-        if (item.kind === 'open') {
-          this.#state = 1
-          this.dispatchEvent(new Event('open'))
-        } else if (item.kind === 'reconnecting') {
-          this.#state = 0
-          this.dispatchEvent(new EventSourceErrorEvent(item.data))
-        } else {
-          const ev = new MessageEvent(item.event, { data: item.data, lastEventId: item.id, origin: this.#origin })
-          this.dispatchEvent(ev)
-          this.#queue?.push(ev)
-        }
+        if (item.kind === 'open') this.#open()
+        else if (item.kind === 'reconnecting') this.#reconnecting(item.data)
+        else this.#message(item.event, item.data, item.id)
       }
-      this.#wakeUp()
-      // An async iterator that falls behind holds the stream back instead of growing a queue.
-      while (this.#queue && this.#queue.length > 1024 && this.#state !== 2) {
-        await new Promise<void>((resolve) => {
-          this.#wake = resolve
+      await this.#drain()
+    }
+  }
+
+  /**
+   * Connects through the mock dispatcher, reconnecting as the native stream does (after the
+   * retry delay, with `Last-Event-ID`, at most `maxReconnects` times in a row without an event).
+   * Returns the native stream to go on with once a connection is not mocked (nothing matched and
+   * the network is allowed, or the mock was uninstalled), or null when the stream has ended.
+   */
+  async #runMocked(): Promise<Binding.BindingEventSource | null> {
+    let lastEventId = this.#firstEventId
+    let retry = this.#retry
+    let failures = 0
+    for (let first = true; ; first = false) {
+      if (!first) await pause(retry, this.#closer.signal)
+      if (this.#state === 2) return null
+      const dispatch = getMockDispatcher()
+      let reason: string
+      try {
+        const headers = [...this.#headers, 'accept', 'text/event-stream', 'cache-control', 'no-cache']
+        if (lastEventId !== '') headers.push('last-event-id', lastEventId)
+        const reply = await dispatch?.({
+          url: this.url,
+          method: 'GET',
+          headers,
+          body: null,
+          signal: this.#closer.signal,
         })
+        if (this.#state === 2) return null
+        if (reply === undefined) {
+          if (first) return this.#native
+          const left = this.#maxReconnects === undefined ? undefined : this.#maxReconnects - failures
+          this.#native = this.#nativeStream(lastEventId, retry, left)
+          return this.#native
+        }
+        if (reply.status === 204) return null
+        const type = (headersFromFlat(reply.headers).get('content-type') ?? '').toLowerCase()
+        if (reply.status !== 200 || !type.startsWith('text/event-stream')) {
+          throw makeError(
+            'ERR_HTTP_PROTOCOL',
+            `HTTP protocol error: the event stream answered ${reply.status} with content type ` +
+              `${JSON.stringify(type)} (expected 200 text/event-stream)`,
+          )
+        }
+        this.#open()
+        // A mocked reply holds its whole body.
+        const parser = new SseParser(lastEventId, this.#maxEventSize)
+        const events: SseEvent[] = []
+        let tooLarge: unknown
+        try {
+          parser.push(reply.body, events)
+        } catch (err) {
+          tooLarge = err
+        }
+        lastEventId = parser.lastEventId
+        retry = parser.retry ?? retry
+        if (events.length > 0) failures = 0
+        for (const ev of events) this.#message(ev.type, ev.data, ev.lastEventId)
+        if (tooLarge !== undefined) throw tooLarge
+        await this.#drain()
+        if (this.#state === 2) return null
+        reason = 'the server ended the stream'
+      } catch (err) {
+        if (this.#state === 2) return null
+        const error = fromNative(err)
+        if (!LOST.test((error as { code?: string }).code ?? '')) throw error
+        reason = (error as Error).message
       }
+      failures++
+      if (this.#maxReconnects !== undefined && failures > this.#maxReconnects) {
+        throw makeError('ECONNRESET', `connection reset: event stream lost ${failures} times in a row: ${reason}`)
+      }
+      this.#reconnecting(reason)
+    }
+  }
+
+  #open(): void {
+    if (this.#state === 2) return
+    this.#state = 1
+    this.dispatchEvent(new Event('open'))
+  }
+
+  #reconnecting(reason: string): void {
+    if (this.#state === 2) return
+    this.#state = 0
+    this.dispatchEvent(new EventSourceErrorEvent(reason))
+  }
+
+  #message(type: string, data: string, lastEventId: string): void {
+    if (this.#state === 2) return
+    const ev = new MessageEvent(type, { data, lastEventId, origin: this.#origin })
+    this.dispatchEvent(ev)
+    this.#queue?.push(ev)
+  }
+
+  #fail(error: unknown): void {
+    if (this.#state === 2) return
+    this.#state = 2
+    this.#failure = error
+    this.dispatchEvent(new EventSourceErrorEvent(String((error as Error).message), error))
+  }
+
+  /** Wakes the async iterator; one that falls behind holds the stream back instead of growing a queue. */
+  async #drain(): Promise<void> {
+    this.#wakeUp()
+    while (this.#queue && this.#queue.length > 1024 && this.#state !== 2) {
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve
+      })
     }
   }
 
@@ -228,4 +363,18 @@ export class EventSource extends EventTarget {
 /** The events of a Server-Sent Events stream as an async iterator (see {@link EventSource}). */
 export function events(url: string | URL, init?: EventSourceInit): AsyncGenerator<MessageEvent, void, undefined> {
   return new EventSource(url, init)[Symbol.asyncIterator]()
+}
+
+/** Resolves after `ms` (setTimeout's limit at most), or at once when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    const done = () => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, Math.min(ms, 0x7fffffff))
+    signal.addEventListener('abort', done, { once: true })
+  })
 }

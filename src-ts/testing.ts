@@ -199,10 +199,17 @@ function describeRequest(r: MockedRequest): string {
 }
 
 /**
- * Answers the hypersock client's requests (`fetch`, every `Client`) from interceptors, as
- * undici's `MockAgent` does, once `install()`ed. A request no interceptor matches goes to the
- * network, unless `disableNetConnect()` was called: then it fails with `ERR_MOCK_NOT_MATCHED`
- * (hosts given to `enableNetConnect` still pass). `EventSource` streams are not intercepted.
+ * Answers the hypersock client's requests (`fetch`, every `Client`, `EventSource`) from
+ * interceptors, as undici's `MockAgent` does, once `install()`ed. A request no interceptor matches
+ * goes to the network, unless `disableNetConnect()` was called: then it fails with
+ * `ERR_MOCK_NOT_MATCHED` (hosts given to `enableNetConnect` still pass).
+ *
+ * An `EventSource` asks the agent at each connection: a `200` reply with `content-type:
+ * text/event-stream` is the stream (its body parsed as events); when the body ends, the source
+ * reconnects after its retry delay, with `Last-Event-ID`, and that request uses up the next
+ * matching interceptor (or the same one, with `times` or `persist`). Another status fails it for
+ * good, `replyWithError` is a lost connection. A connection that goes to the network stays there,
+ * its reconnections included.
  *
  * ```ts
  * const mock = new MockAgent().install()

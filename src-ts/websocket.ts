@@ -57,9 +57,20 @@ export interface WebSocketOptions extends WebSocketLimits {
    * tunnel. Default: none (the environment is read only with `'env'`).
    */
   proxy?: ProxyOptions
+  /**
+   * Follow a 301, 302, 303, 307 or 308 answer to the handshake to its `Location`, as `ws` does
+   * (`http:`/`https:` targets become `ws:`/`wss:`). Default false: a redirect fails the
+   * handshake. A redirect to another origin drops the `Authorization` and `Cookie` headers;
+   * `wss:` to `ws:` is refused (`ERR_REDIRECT_REFUSED`). `url` tells where it ended.
+   */
+  followRedirects?: boolean
+  /** Most redirects followed with `followRedirects`; one more fails with `ERR_TOO_MANY_REDIRECTS`. Default 10. */
+  maxRedirects?: number
 }
 
 const WEBSOCKET_KEYS = optionKeys<WebSocketOptions>({
+  followRedirects: true,
+  maxRedirects: true,
   headers: true,
   handshakeTimeout: true,
   compression: true,
@@ -144,8 +155,11 @@ export class WebSocket extends EventTarget {
   readonly CLOSING = ReadyState.CLOSING
   readonly CLOSED = ReadyState.CLOSED
 
-  /** The URL as resolved. */
-  readonly url: string
+  /** The URL as resolved; once open, where `followRedirects` led. */
+  get url(): string {
+    return this.#url
+  }
+  #url: string
   /** How binary messages are delivered to `message` listeners. Default `'blob'` as in WHATWG. */
   binaryType: BinaryType = 'blob'
   #state: number = ReadyState.CONNECTING
@@ -181,7 +195,7 @@ export class WebSocket extends EventTarget {
       )
     }
     if (parsed.hash) parsed.hash = ''
-    this.url = parsed.href
+    this.#url = parsed.href
     const list = protocols === undefined ? [] : Array.isArray(protocols) ? protocols : [protocols]
     if (new Set(list).size !== list.length) {
       throw domException('subprotocols must not repeat', 'SyntaxError', 'ERR_INVALID_ARG_VALUE')
@@ -199,9 +213,11 @@ export class WebSocket extends EventTarget {
       cert: options.tls?.cert === undefined ? undefined : String(options.tls.cert),
       key: options.tls?.key === undefined ? undefined : String(options.tls.key),
       ...proxyOptions(options.proxy),
+      followRedirects: options.followRedirects === undefined ? undefined : !!options.followRedirects,
+      maxRedirects: checkInteger('maxRedirects', options.maxRedirects, U32),
     }
     this.#keepAlive = setInterval(() => {}, 1 << 30)
-    native.dialWebSocket(this.url, dial).then(
+    native.dialWebSocket(this.#url, dial).then(
       (raw) => this.#opened(raw),
       (err: unknown) => this.#failed(fromNative(err)),
     )
@@ -209,6 +225,7 @@ export class WebSocket extends EventTarget {
 
   #opened(raw: Binding.BindingWebSocket): void {
     this.#native = raw
+    this.#url = raw.url
     this.#protocol = raw.protocol
     raw.start(this.#onEvent)
     if (this.#terminated) {

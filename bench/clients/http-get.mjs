@@ -1,5 +1,5 @@
 // Client GET load, run in its own process by bench/scenarios/client.mjs:
-//   node http-get.mjs --client=hypersock|undici.request|global fetch --url=URL --concurrency=N --seconds=S --warmup=W
+//   node http-get.mjs --client=hypersock|hypersock +HOOK|undici.request|global fetch --url=URL --concurrency=N --seconds=S --warmup=W
 //     [--ca=FILE] [--h2] [--bytes]
 // Keeps N GETs in flight for W seconds (not counted), then S seconds; prints {"requests","seconds","rate"}
 // (with --bytes, the rate is MB/s of body read). --ca trusts a PEM CA (hypersock: tls.ca; undici and
@@ -37,16 +37,53 @@ function check(status) {
   if (status !== 200) throw new Error(`unexpected status ${status}`)
 }
 
+async function hypersockClient(hooks) {
+  const { Client } = await import('../../dist/index.js')
+  return new Client({
+    timeout: 60_000,
+    http2: values.h2 ? 'always' : 'auto',
+    tls: ca ? { ca } : undefined,
+    ...(hooks ? { hooks } : {}),
+  })
+}
+
+async function hooked(hooks) {
+  const client = await hypersockClient(hooks)
+  return async (url) => {
+    const res = await client.fetch(url)
+    check(res.status)
+    await res.text()
+  }
+}
+
 /** A function doing one GET and reading the whole body, for each client under test. */
 const makers = {
   async hypersock() {
-    const { Client } = await import('../../dist/index.js')
-    const client = new Client({ timeout: 60_000, http2: values.h2 ? 'always' : 'auto', tls: ca ? { ca } : undefined })
+    const client = await hypersockClient()
     return async (url) => {
       const res = await client.fetch(url)
       check(res.status)
       if (values.bytes) await drain(res.body)
       else await res.text()
+    }
+  },
+  // The same client with hooks that do nothing, to price each kind (rows 'hypersock +...').
+  async 'hypersock +beforeRequest'() {
+    return hooked({ beforeRequest: [() => {}] })
+  },
+  async 'hypersock +afterResponse'() {
+    return hooked({ afterResponse: [() => {}] })
+  },
+  async 'hypersock +beforeRetry+beforeRedirect'() {
+    return hooked({ beforeRetry: [() => {}], beforeRedirect: [() => {}] })
+  },
+  async 'hypersock +compose'() {
+    const client = await hypersockClient()
+    const composed = client.compose((next) => (input, init) => next(input, init))
+    return async (url) => {
+      const res = await composed.fetch(url)
+      check(res.status)
+      await res.text()
     }
   },
   async 'undici.request'() {

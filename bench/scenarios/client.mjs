@@ -1,7 +1,7 @@
 // Client scenarios: hypersock Client.fetch vs undici.request vs Node's global fetch, each client in
 // its own process, in the same run.
 // - small GET req/s at concurrency 1 and 64 against the hyper-hello server (the cheapest server, so
-//   the client is what is measured);
+//   the client is what is measured), also with each kind of hook set to a function doing nothing;
 // - 100 MiB body MB/s (body streamed and discarded), HTTPS small GET req/s (c64) and HTTP/2
 //   multiplexed small GET req/s (c64 over TLS; global fetch has no HTTP/2 and stays on 1.1)
 //   against node peers (bench/servers/client-peer.mjs) with a certificate made at bench time.
@@ -12,12 +12,19 @@ import { run, withServer } from '../lib/proc.mjs'
 
 const CLIENTS = ['hypersock', 'undici.request', 'global fetch']
 const CONCURRENCY = [1, 64]
+/** The hypersock client with hooks that do nothing: what each kind of hook costs per request. */
+const HOOKED = [
+  'hypersock +beforeRequest',
+  'hypersock +afterResponse',
+  'hypersock +beforeRetry+beforeRedirect',
+  'hypersock +compose',
+]
 
 /** Measures every client at each concurrency; `record` as in http.mjs. */
 export async function clientGet(record) {
   await withServer('hyper-hello', bin('hyper-hello'), ['--port', '0'], async (port) => {
     for (const concurrency of CONCURRENCY) {
-      for (const client of CLIENTS) {
+      for (const client of [...CLIENTS, ...HOOKED]) {
         await record(`client-get-c${concurrency}`, client, () =>
           clientLoad(client, `http://127.0.0.1:${port}/`, concurrency),
         )

@@ -3,14 +3,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hypersock_core::client::{
-    BodyReader, Client, ClientOptions, ClientRequest, Http2Mode, Proxy, RedirectContext,
+    BodyReader, Client, ClientOptions, ClientRequest, Http2Mode, Progress, Proxy, RedirectContext,
     RedirectHook, RedirectMode, RedirectPolicy, RequestBody, RequestError, ResponseHead,
     RetryContext, RetryHook, RetryPolicy,
 };
 use hypersock_core::tls::{ClientTlsOptions, TlsVersion};
 use hypersock_core::Error;
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::ThreadsafeFunction;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -75,6 +75,9 @@ pub struct BindingRetryContext {
     pub will_retry: bool,
     pub delay_ms: f64,
 }
+
+/// Told the bytes of an in-memory request body sent so far (`ClientRequest::upload_progress`).
+type UploadProgressFn = ThreadsafeFunction<f64, (), f64, Status, false, true>;
 
 /// The user's retry hook; the TS layer makes it always return a promise.
 type RetryHookFn = ThreadsafeFunction<
@@ -572,9 +575,10 @@ fn redirect_mode(mode: &str) -> JsResult<RedirectMode> {
 /// (`body`) or streamed through `stream`; `cancel` aborts it. Bodies up to `inline_max` bytes
 /// come back inline, larger ones through `rest`. A function rather than a method: it is called
 /// for every request, and skips napi-rs's bookkeeping of method calls on class instances.
+/// `upload_progress` is told the bytes of an in-memory body sent so far.
 #[napi(
     ts_return_type = "Promise<BindingResponse>",
-    ts_args_type = "client: ExternalObject<Client>, method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number, overrides?: BindingRequestOverrides | undefined | null"
+    ts_args_type = "client: ExternalObject<Client>, method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number, overrides?: BindingRequestOverrides | undefined | null, uploadProgress?: ((sent: number) => void) | undefined | null"
 )]
 #[allow(clippy::too_many_arguments)]
 pub fn client_request<'env>(
@@ -588,6 +592,7 @@ pub fn client_request<'env>(
     cancel: Option<&BindingCancel>,
     inline_max: u32,
     overrides: Option<BindingRequestOverrides>,
+    upload_progress: Option<UploadProgressFn>,
 ) -> Result<PromiseRaw<'env, BindingResponse>> {
     let o = overrides.unwrap_or(BindingRequestOverrides {
         redirect: None,
@@ -617,6 +622,13 @@ pub fn client_request<'env>(
         redirect,
         timeout: o.timeout_ms.map(ms),
         retry_attempts: o.retry_attempts,
+        upload_progress: upload_progress.map(|f| {
+            let f = Arc::new(f);
+            let progress: Progress = Arc::new(move |sent, _total| {
+                f.call(sent as f64, ThreadsafeFunctionCallMode::NonBlocking);
+            });
+            progress
+        }),
     };
     let client = (**client).clone();
     env.spawn_future_with_callback(

@@ -700,6 +700,10 @@ pub struct BindingDialOptions {
     pub proxy_from_env: bool,
     /// Hosts reached directly, replacing `NO_PROXY`.
     pub no_proxy: Option<Vec<String>>,
+    /// Follow redirects of the handshake (default false).
+    pub follow_redirects: Option<bool>,
+    /// Most redirects followed (default 10).
+    pub max_redirects: Option<u32>,
 }
 
 static NEXT_CLIENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -738,6 +742,10 @@ async fn dial(url: String, options: BindingDialOptions) -> JsResult<BindingWebSo
             options.proxy_from_env,
             options.no_proxy.as_deref(),
         )?,
+        follow_redirects: options.follow_redirects.unwrap_or(d.follow_redirects),
+        max_redirects: options
+            .max_redirects
+            .map_or(d.max_redirects, |n| n as usize),
     };
     let dialed = dial_websocket(&url, &opts).await?;
     let id = NEXT_CLIENT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -748,7 +756,7 @@ async fn dial(url: String, options: BindingDialOptions) -> JsResult<BindingWebSo
         headers: store_headers(dialed.headers.iter().map(|(n, v)| (n.as_str(), &v[..]))),
         protocol: dialed.protocol.clone(),
         extensions: dialed.extensions.clone(),
-        url,
+        url: dialed.url.clone(),
         remote_address: peer.map(|a| a.ip().to_string()).unwrap_or_default(),
         remote_port: peer.map_or(0, |a| u32::from(a.port())),
         offered_protocols: Vec::new(),

@@ -35,9 +35,19 @@ impl RequestBody {
     }
 }
 
+/// Largest frame an in-memory body with an upload progress callback is cut into.
+pub const UPLOAD_CHUNK: usize = 64 << 10;
+
 /// The hyper body type of outgoing requests.
 pub(crate) enum OutBody {
     Full(Option<Bytes>),
+    /// An in-memory body handed over in [`UPLOAD_CHUNK`] frames, telling `progress` of each.
+    Counted {
+        rest: Bytes,
+        sent: u64,
+        total: u64,
+        progress: Progress,
+    },
     Stream {
         rx: mpsc::Receiver<std::result::Result<Bytes, String>>,
         sent: u64,
@@ -70,6 +80,20 @@ impl Body for OutBody {
     ) -> Poll<Option<std::result::Result<Frame<Bytes>, StreamBodyError>>> {
         match self.get_mut() {
             OutBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            OutBody::Counted {
+                rest,
+                sent,
+                total,
+                progress,
+            } => {
+                if rest.is_empty() {
+                    return Poll::Ready(None);
+                }
+                let chunk = rest.split_to(rest.len().min(UPLOAD_CHUNK));
+                *sent += chunk.len() as u64;
+                progress(*sent, Some(*total));
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
             OutBody::Stream { rx, sent, progress } => match rx.poll_recv(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
                     *sent += chunk.len() as u64;
@@ -86,13 +110,18 @@ impl Body for OutBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self, OutBody::Full(None))
+        match self {
+            OutBody::Full(data) => data.is_none(),
+            OutBody::Counted { rest, .. } => rest.is_empty(),
+            OutBody::Stream { .. } => false,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             OutBody::Full(Some(d)) => SizeHint::with_exact(d.len() as u64),
             OutBody::Full(None) => SizeHint::with_exact(0),
+            OutBody::Counted { rest, .. } => SizeHint::with_exact(rest.len() as u64),
             OutBody::Stream { .. } => SizeHint::default(),
         }
     }

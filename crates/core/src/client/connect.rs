@@ -15,7 +15,7 @@ use http::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 
 use crate::error::{Error, Result};
@@ -58,8 +58,132 @@ pub struct Conn {
     // so a peer that sees the close also sees the pool's counts already updated.
     _open: OpenGuard,
     _permit: Option<OwnedSemaphorePermit>,
+    _probe: Option<Probe>,
     io: TokioIo<NetStream>,
     info: ConnInfo,
+}
+
+/// Where the first connection to an origin that may answer ALPN with `h2` stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Being opened; other connects to the origin wait for the outcome.
+    Connecting,
+    /// Open and speaking HTTP/2: hyper-util's pool shares it, so the connects that waited stand
+    /// down (their requests take it from the pool).
+    H2,
+    /// The origin answered HTTP/1.1: connections are opened side by side.
+    H1,
+    /// Failed: the connects that waited open their own (each then fails or not on its own).
+    Failed,
+    /// The HTTP/2 connection closed: the next connect opens a new one.
+    Closed,
+}
+
+/// HTTP/2 connection coalescing for the pool that negotiates the protocol by ALPN. hyper-util's
+/// pool learns that a connection speaks HTTP/2 only once it is open, so concurrent first requests
+/// to an origin would each open TCP + TLS and all but one would be dropped. Here the first
+/// connect to an origin goes ahead while the others wait: if it comes up as HTTP/2 they stand
+/// down and their requests share it; if HTTP/1.1, they open their own.
+#[derive(Default)]
+pub(crate) struct H2Gate {
+    origins: Mutex<HashMap<String, watch::Sender<Phase>>>,
+}
+
+/// How long a connect that waited for an HTTP/2 connection gives hyper-util's pool to hand that
+/// connection to its request before it fails. The pool does so as soon as the HTTP/2 handshake
+/// is done, microseconds after the TLS handshake; once it has, this connect runs in the
+/// background and its failure is dropped.
+const STAND_DOWN: Duration = Duration::from_secs(2);
+
+/// The first connect to an origin, telling the ones that wait how it went. Lives in the
+/// connection when that speaks HTTP/2, so its close lets the next connect through.
+struct Probe {
+    gate: Arc<H2Gate>,
+    origin: String,
+    tx: watch::Sender<Phase>,
+}
+
+impl Probe {
+    fn set(&self, phase: Phase) {
+        self.tx.send_replace(phase);
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let end = match *self.tx.borrow() {
+            Phase::H1 => return,
+            Phase::Connecting => Phase::Failed,
+            _ => Phase::Closed,
+        };
+        self.tx.send_replace(end);
+        if let Ok(mut map) = self.gate.origins.lock() {
+            if map
+                .get(&self.origin)
+                .is_some_and(|tx| tx.same_channel(&self.tx))
+            {
+                map.remove(&self.origin);
+            }
+        }
+    }
+}
+
+impl H2Gate {
+    /// Waits while another connect to `origin` is deciding the protocol. `Ok(Some(probe))`: this
+    /// connect goes first; `Ok(None)`: connect without waiting (the origin speaks HTTP/1.1);
+    /// `Err`: an HTTP/2 connection came up meanwhile and this connect stands down.
+    async fn enter(self: &Arc<Self>, origin: &str) -> Result<Option<Probe>> {
+        let mut waited_for_h2 = false;
+        loop {
+            let mut rx = {
+                let mut map = self
+                    .origins
+                    .lock()
+                    .map_err(|_| Error::Http("pool lock poisoned".into()))?;
+                match map.get(origin) {
+                    Some(tx) if !matches!(*tx.borrow(), Phase::Closed | Phase::Failed) => {
+                        tx.subscribe()
+                    }
+                    _ => {
+                        let (tx, _) = watch::channel(Phase::Connecting);
+                        map.insert(origin.to_owned(), tx.clone());
+                        return Ok(Some(Probe {
+                            gate: self.clone(),
+                            origin: origin.to_owned(),
+                            tx,
+                        }));
+                    }
+                }
+            };
+            let phase = *rx.borrow_and_update();
+            match phase {
+                Phase::H1 | Phase::Failed => return Ok(None),
+                // A live HTTP/2 connection and still a connect: the pool has not taken it yet
+                // (this connect raced its handshake) or it is draining after GOAWAY. Only a
+                // connect that waited for it stands down; any other opens a connection.
+                Phase::H2 if !waited_for_h2 => return Ok(None),
+                Phase::H2 => {
+                    let closed =
+                        tokio::time::timeout(STAND_DOWN, rx.wait_for(|p| *p == Phase::Closed));
+                    if closed.await.is_err() {
+                        return Err(Error::ConnectionReset(format!(
+                            "{origin}: stood down for a shared HTTP/2 connection"
+                        )));
+                    }
+                    // The connection closed before the pool could share it: start over.
+                    waited_for_h2 = false;
+                }
+                Phase::Connecting | Phase::Closed => {
+                    let _ = rx.changed().await;
+                    match *rx.borrow() {
+                        Phase::H2 => waited_for_h2 = true,
+                        Phase::Failed => return Ok(None),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Connection for Conn {
@@ -122,6 +246,8 @@ pub(crate) struct Connector {
     pub max_per_origin: Option<usize>,
     pub limits: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
     pub counters: Arc<Counters>,
+    /// Set on the connector of the pool that negotiates HTTP/2 by ALPN.
+    pub h2_gate: Option<Arc<H2Gate>>,
 }
 
 /// A connect failure carried through hyper-util's boxed error, taken back out by `classify`.
@@ -170,6 +296,10 @@ impl Connector {
     async fn connect(self, uri: Uri) -> Result<Conn> {
         let (host, port, https) = host_of(&uri)?;
         let origin = format!("{}://{host}:{port}", if https { "https" } else { "http" });
+        let probe = match &self.h2_gate {
+            Some(gate) if https && self.unix_socket.is_none() => gate.enter(&origin).await?,
+            _ => None,
+        };
         let permit = match self.max_per_origin {
             Some(max) => {
                 let sem = {
@@ -201,7 +331,12 @@ impl Connector {
         let h2 = tls
             .as_ref()
             .is_some_and(|t| t.alpn_protocol.as_deref() == Some("h2"));
+        let probe = probe.and_then(|p| {
+            p.set(if h2 { Phase::H2 } else { Phase::H1 });
+            h2.then_some(p)
+        });
         Ok(Conn {
+            _probe: probe,
             io: TokioIo::new(stream),
             info: ConnInfo {
                 id,

@@ -28,7 +28,7 @@ mod retry;
 mod ws_dial;
 
 pub use crate::net::proxy::{Proxy, ProxyEndpoint};
-pub use body::{BodyReader, Progress, RequestBody};
+pub use body::{BodyReader, Progress, RequestBody, UPLOAD_CHUNK};
 pub use connect::ConnInfo;
 pub use decode::{Decoder, ACCEPT_ENCODING, DECODED_CHUNK};
 pub use redirect::{
@@ -133,7 +133,7 @@ impl Default for ClientOptions {
 }
 
 /// A request for [`Client::request`] / [`Client::send`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ClientRequest {
     /// The method, e.g. `GET`.
     pub method: String,
@@ -151,6 +151,25 @@ pub struct ClientRequest {
     pub timeout: Option<Duration>,
     /// This request's attempts instead of the client's (`retry.attempts`).
     pub retry_attempts: Option<u32>,
+    /// Told `(sent, Some(total))` as an in-memory body goes out, every [`UPLOAD_CHUNK`] bytes and
+    /// once at its end (again from 0 when a redirect or retry sends it anew). A streamed body's
+    /// caller sees its own chunks go.
+    pub upload_progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for ClientRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &self.headers)
+            .field("body", &self.body)
+            .field("redirect", &self.redirect)
+            .field("timeout", &self.timeout)
+            .field("retry_attempts", &self.retry_attempts)
+            .field("upload_progress", &self.upload_progress.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The head of a response, with what it took to get it.
@@ -281,8 +300,14 @@ impl Client {
             max_per_origin: opts.max_connections_per_host,
             limits: Arc::new(Mutex::new(Default::default())),
             counters: counters.clone(),
+            h2_gate: None,
         };
         let build = |h2only: bool| {
+            let mut connector = connector.clone();
+            // hyper-util coalesces an HTTP/2-only pool itself; the ALPN pool needs the gate.
+            if !h2only && opts.http2 == Http2Mode::Auto {
+                connector.h2_gate = Some(Arc::default());
+            }
             hyper_util::client::legacy::Client::builder(TokioExecutor::new())
                 .pool_timer(TokioTimer::new())
                 .timer(TokioTimer::new())
@@ -292,7 +317,7 @@ impl Client {
                 .http1_max_headers(MAX_RESPONSE_HEADERS)
                 .http2_adaptive_window(true)
                 .retry_canceled_requests(true)
-                .build(connector.clone())
+                .build(connector)
         };
         Ok(Client {
             auto: build(false),

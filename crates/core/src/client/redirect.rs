@@ -203,6 +203,7 @@ impl Client {
                     req.cancel.as_ref(),
                     attempts,
                     req.retry_attempts,
+                    req.upload_progress.as_ref(),
                 )
                 .await?;
             if let Some(jar) = &self.opts.cookies {

@@ -169,6 +169,7 @@ impl Client {
         cancel: Option<&CancellationToken>,
         attempts: &AtomicU32,
         max_attempts: Option<u32>,
+        progress: Option<&Progress>,
     ) -> Result<Attempt> {
         let policy = &self.opts.retry;
         let max_attempts = max_attempts.unwrap_or(policy.attempts).max(1);
@@ -179,7 +180,15 @@ impl Client {
             let replayable = body.is_replayable();
             let outgoing = match body {
                 RequestBody::Empty => OutBody::Full(None),
-                RequestBody::Bytes(b) => OutBody::Full(Some(b.clone())),
+                RequestBody::Bytes(b) => match progress {
+                    Some(p) if !b.is_empty() => OutBody::Counted {
+                        rest: b.clone(),
+                        sent: 0,
+                        total: b.len() as u64,
+                        progress: p.clone(),
+                    },
+                    _ => OutBody::Full(Some(b.clone())),
+                },
                 RequestBody::Stream(_) => match std::mem::take(body) {
                     RequestBody::Stream(rx) => OutBody::Stream {
                         rx,

@@ -12,6 +12,7 @@ use rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
 use super::parse_url;
+use super::redirect::{is_redirect, CREDENTIAL_HEADERS};
 use crate::error::{Error, Result};
 use crate::net::proxy::Proxy;
 use crate::net::{tcp_connect, NetStream};
@@ -34,6 +35,8 @@ pub struct DialedWebSocket {
     pub deflate: Option<Negotiated>,
     /// Headers of the 101 response.
     pub headers: Vec<(String, Bytes)>,
+    /// The URL that answered 101: the one dialed, or where its redirects led.
+    pub url: String,
 }
 
 /// Options of [`dial_websocket`].
@@ -54,6 +57,12 @@ pub struct DialOptions {
     /// HTTP proxy: both `ws://` (its `http` endpoint) and `wss://` (its `https` endpoint) go
     /// through a `CONNECT` tunnel, with `Proxy-Authorization` from the proxy URL's user info.
     pub proxy: Option<Proxy>,
+    /// Follow a 301, 302, 303, 307 or 308 answer to the handshake to its `Location` (`http:` and
+    /// `https:` targets become `ws:` and `wss:`). Off by default, as in `ws`. A redirect to
+    /// another origin drops `Authorization` and `Cookie`; `wss:` to `ws:` is refused.
+    pub follow_redirects: bool,
+    /// Most redirects followed (default 10); one more fails with `ERR_TOO_MANY_REDIRECTS`.
+    pub max_redirects: usize,
 }
 
 impl Default for DialOptions {
@@ -72,8 +81,46 @@ impl Default for DialOptions {
             deflate: Some(DeflateOptions::default()),
             tls: ClientTlsOptions::default(),
             proxy: None,
+            follow_redirects: false,
+            max_redirects: 10,
         }
     }
+}
+
+/// How one handshake ended.
+enum Step {
+    Open(DialedWebSocket),
+    /// A redirect to follow, with its `Location`.
+    Redirect(String),
+}
+
+/// The URL a handshake redirect leads to, or why it is refused.
+fn redirect_target(from: &url::Url, location: &str) -> Result<url::Url> {
+    let mut url = from.join(location).map_err(|e| {
+        Error::RedirectRefused(format!(
+            "the redirect Location {location:?} is not a valid URL ({e})"
+        ))
+    })?;
+    let scheme = match url.scheme() {
+        "ws" | "http" => "ws",
+        "wss" | "https" => "wss",
+        other => {
+            return Err(Error::RedirectRefused(format!(
+                "refused a redirect to the {other}: scheme"
+            )))
+        }
+    };
+    if url.scheme() != scheme {
+        // Both are special schemes, so the change cannot fail.
+        let _ = url.set_scheme(scheme);
+    }
+    if from.scheme() == "wss" && scheme == "ws" {
+        return Err(Error::RedirectRefused(format!(
+            "refused a redirect from wss to {url}"
+        )));
+    }
+    url.set_fragment(None);
+    Ok(url)
 }
 
 fn handshake_error(e: impl std::fmt::Display) -> Error {
@@ -83,7 +130,49 @@ fn handshake_error(e: impl std::fmt::Display) -> Error {
 /// Connects to a `ws://` or `wss://` URL (IPv4, IPv6 or a DNS name), through the proxy of
 /// [`DialOptions::proxy`] when one applies, and performs the opening handshake.
 pub async fn dial_websocket(url: &str, opts: &DialOptions) -> Result<DialedWebSocket> {
-    let parsed = parse_url(url, &["ws", "wss"])?;
+    let mut current = parse_url(url, &["ws", "wss"])?;
+    let work = async {
+        let mut headers = opts.headers.clone();
+        let mut followed = 0;
+        loop {
+            match dial_once(&current, opts, &headers).await? {
+                Step::Open(mut dialed) => {
+                    dialed.url = current.to_string();
+                    return Ok(dialed);
+                }
+                Step::Redirect(location) => {
+                    followed += 1;
+                    if followed > opts.max_redirects {
+                        return Err(Error::TooManyRedirects(format!(
+                            "the WebSocket handshake was redirected more than {} times",
+                            opts.max_redirects
+                        )));
+                    }
+                    let next = redirect_target(&current, &location)?;
+                    if next.origin() != current.origin() {
+                        headers.retain(|(n, _)| {
+                            !CREDENTIAL_HEADERS.iter().any(|c| n.eq_ignore_ascii_case(c))
+                        });
+                    }
+                    current = next;
+                }
+            }
+        }
+    };
+    match opts.handshake_timeout {
+        Some(t) => tokio::time::timeout(t, work)
+            .await
+            .map_err(|_| Error::Timeout("WebSocket handshake"))?,
+        None => work.await,
+    }
+}
+
+/// Connects to `parsed` and performs one opening handshake.
+async fn dial_once(
+    parsed: &url::Url,
+    opts: &DialOptions,
+    headers: &[(String, String)],
+) -> Result<Step> {
     let secure = parsed.scheme() == "wss";
     let host = parsed
         .host_str()
@@ -94,39 +183,36 @@ pub async fn dial_websocket(url: &str, opts: &DialOptions) -> Result<DialedWebSo
     let port = parsed
         .port_or_known_default()
         .unwrap_or(if secure { 443 } else { 80 });
-    let work = async {
-        let proxy = opts
-            .proxy
-            .as_ref()
-            .and_then(|p| p.endpoint_for(&host, port, secure));
-        let tcp = match proxy {
-            Some(p) => p.connect_tunnel(&host, port).await?,
-            None => tcp_connect(&host, port).await?,
-        };
-        let stream = if secure {
-            let cfg = client_config(&opts.tls, &[b"http/1.1"])?;
-            let sni = opts.tls.server_name.clone().unwrap_or_else(|| host.clone());
-            let name = ServerName::try_from(sni)
-                .map_err(|e| Error::InvalidArgument(format!("invalid TLS server name: {e}")))?;
-            let tls = TlsConnector::from(cfg)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| classify_io(e).unwrap_or_else(|e| Error::from_io(e, &host)))?;
-            NetStream::Tls(Box::new(tls))
-        } else {
-            NetStream::Tcp(tcp)
-        };
-        handshake(stream, &parsed, opts).await
+    let proxy = opts
+        .proxy
+        .as_ref()
+        .and_then(|p| p.endpoint_for(&host, port, secure));
+    let tcp = match proxy {
+        Some(p) => p.connect_tunnel(&host, port).await?,
+        None => tcp_connect(&host, port).await?,
     };
-    match opts.handshake_timeout {
-        Some(t) => tokio::time::timeout(t, work)
+    let stream = if secure {
+        let cfg = client_config(&opts.tls, &[b"http/1.1"])?;
+        let sni = opts.tls.server_name.clone().unwrap_or_else(|| host.clone());
+        let name = ServerName::try_from(sni)
+            .map_err(|e| Error::InvalidArgument(format!("invalid TLS server name: {e}")))?;
+        let tls = TlsConnector::from(cfg)
+            .connect(name, tcp)
             .await
-            .map_err(|_| Error::Timeout("WebSocket handshake"))?,
-        None => work.await,
-    }
+            .map_err(|e| classify_io(e).unwrap_or_else(|e| Error::from_io(e, &host)))?;
+        NetStream::Tls(Box::new(tls))
+    } else {
+        NetStream::Tcp(tcp)
+    };
+    handshake(stream, parsed, opts, headers).await
 }
 
-async fn handshake(tcp: NetStream, url: &url::Url, opts: &DialOptions) -> Result<DialedWebSocket> {
+async fn handshake(
+    tcp: NetStream,
+    url: &url::Url,
+    opts: &DialOptions,
+    headers: &[(String, String)],
+) -> Result<Step> {
     let key = generate_key();
     let host = match url.port() {
         Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
@@ -151,7 +237,7 @@ async fn handshake(tcp: NetStream, url: &url::Url, opts: &DialOptions) -> Result
     let mut request = builder
         .body(Empty::<Bytes>::new())
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    for (name, value) in &opts.headers {
+    for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| Error::InvalidArgument(format!("invalid header name {name:?}")))?;
         let value = HeaderValue::from_str(value)
@@ -171,6 +257,20 @@ async fn handshake(tcp: NetStream, url: &url::Url, opts: &DialOptions) -> Result
         }
         handshake_error(e)
     })?;
+    if opts.follow_redirects && is_redirect(response.status().as_u16()) {
+        conn.abort();
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                Error::WsHandshake(format!(
+                    "server answered {} without a usable Location",
+                    response.status()
+                ))
+            })?;
+        return Ok(Step::Redirect(location.to_owned()));
+    }
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         conn.abort();
         return Err(Error::WsHandshake(format!(
@@ -244,14 +344,15 @@ async fn handshake(tcp: NetStream, url: &url::Url, opts: &DialOptions) -> Result
     let parts = upgraded
         .downcast::<TokioIo<NetStream>>()
         .map_err(|_| handshake_error("unexpected connection type after upgrade"))?;
-    Ok(DialedWebSocket {
+    Ok(Step::Open(DialedWebSocket {
         stream: parts.io.into_inner(),
         leftover: BytesMut::from(&parts.read_buf[..]),
         protocol,
         extensions,
         deflate,
         headers,
-    })
+        url: String::new(),
+    }))
 }
 
 #[cfg(test)]
@@ -307,5 +408,39 @@ mod tests {
                 assert!(head.contains("Proxy-Authorization: Basic dUB4OnA=\r\n"));
             }
         }
+    }
+
+    #[test]
+    fn redirect_targets_map_http_schemes_and_refuse_downgrades() {
+        let from = url::Url::parse("wss://a.test/chat?x=1").expect("url");
+        let to = |loc: &str| redirect_target(&from, loc).map(|u| u.to_string());
+        assert_eq!(to("/next").expect("relative"), "wss://a.test/next");
+        assert_eq!(
+            to("https://b.test:8443/w#frag").expect("https"),
+            "wss://b.test:8443/w"
+        );
+        assert_eq!(to("wss://b.test/").expect("wss"), "wss://b.test/");
+        for refused in [
+            "ws://b.test/",
+            "http://b.test/",
+            "ftp://b.test/",
+            "http://[::1",
+        ] {
+            let e = to(refused).expect_err(refused);
+            assert_eq!(e.code(), "ERR_REDIRECT_REFUSED", "{refused}");
+        }
+        let plain = url::Url::parse("ws://a.test/").expect("url");
+        assert_eq!(
+            redirect_target(&plain, "http://b.test/x")
+                .expect("http")
+                .as_str(),
+            "ws://b.test/x"
+        );
+        assert_eq!(
+            redirect_target(&plain, "https://b.test/")
+                .expect("upgrade")
+                .as_str(),
+            "wss://b.test/"
+        );
     }
 }

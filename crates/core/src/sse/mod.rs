@@ -45,6 +45,8 @@ pub struct Parser {
     event: String,
     data: String,
     has_data: bool,
+    /// The last event ID buffer: set by `id:` fields, committed when an event is dispatched.
+    id_buffer: String,
     last_id: String,
     /// The reconnection time set by a `retry` field, if any.
     pub retry: Option<u64>,
@@ -73,6 +75,7 @@ impl Parser {
             event: String::new(),
             data: String::new(),
             has_data: false,
+            id_buffer: last_id.to_string(),
             last_id: last_id.to_string(),
             retry: None,
         }
@@ -87,7 +90,8 @@ impl Parser {
         Ok(())
     }
 
-    /// The last event ID seen.
+    /// The last event ID: the one in force when the last event was dispatched (an `id:` of an
+    /// event not yet ended by a blank line does not count, as WHATWG says).
     pub fn last_id(&self) -> &str {
         &self.last_id
     }
@@ -95,10 +99,16 @@ impl Parser {
     /// Feeds bytes; returns the events they complete, or fails once a line or an event passes
     /// the limit (the parser stays failed).
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<SseItem>> {
+        let mut out = Vec::new();
+        self.push_into(bytes, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Parser::push`] into `out`, which keeps the events completed before a failure.
+    pub fn push_into(&mut self, bytes: &[u8], out: &mut Vec<SseItem>) -> Result<()> {
         if self.too_large {
             return Err(Error::EventTooLarge { limit: self.max });
         }
-        let mut out = Vec::new();
         let mut start = 0;
         let mut i = 0;
         while i < bytes.len() {
@@ -114,7 +124,7 @@ impl Parser {
             if b == b'\n' || b == b'\r' {
                 self.add_partial(&bytes[start..i])?;
                 let line = std::mem::take(&mut self.partial);
-                self.line(&line, &mut out);
+                self.line(&line, out);
                 if self.too_large {
                     return Err(Error::EventTooLarge { limit: self.max });
                 }
@@ -131,8 +141,7 @@ impl Parser {
                 i += 1;
             }
         }
-        self.add_partial(&bytes[start..])?;
-        Ok(out)
+        self.add_partial(&bytes[start..])
     }
 
     fn line(&mut self, raw: &[u8], out: &mut Vec<SseItem>) {
@@ -143,6 +152,7 @@ impl Parser {
         }
         let line = String::from_utf8_lossy(raw);
         if line.is_empty() {
+            self.last_id.clone_from(&self.id_buffer);
             if self.has_data {
                 let mut data = std::mem::take(&mut self.data);
                 if data.ends_with('\n') {
@@ -191,7 +201,7 @@ impl Parser {
                 self.data.push('\n');
                 self.has_data = true;
             }
-            "id" if !value.contains('\0') => self.last_id = value.to_string(),
+            "id" if !value.contains('\0') => self.id_buffer = value.to_string(),
             "retry" if !value.is_empty() && value.bytes().all(|c| c.is_ascii_digit()) => {
                 self.retry = value.parse().ok();
             }
@@ -239,6 +249,8 @@ pub struct EventStream {
     wait: bool,
     failures: u32,
     closed: bool,
+    /// A failure found after some events of the same chunk: reported after them.
+    failure: Option<Error>,
     cancel: CancellationToken,
 }
 
@@ -274,6 +286,7 @@ impl EventStream {
             wait: false,
             failures: 0,
             closed: false,
+            failure: None,
             cancel: CancellationToken::new(),
         }
     }
@@ -291,6 +304,9 @@ impl EventStream {
     /// The next items; `Ok(None)` once closed (by [`EventStream::closer`] or a 204). A response
     /// that is not a `200 text/event-stream` fails the stream (no reconnection), as in browsers.
     pub async fn next(&mut self) -> Result<Option<Vec<SseItem>>> {
+        if let Some(e) = self.failure.take() {
+            return Err(e);
+        }
         loop {
             if self.closed || self.cancel.is_cancelled() {
                 self.closed = true;
@@ -322,14 +338,17 @@ impl EventStream {
             };
             match reader.next_chunk().await {
                 Ok(Some(bytes)) => {
-                    let items = match self.parser.push(&bytes) {
-                        Ok(items) => items,
-                        Err(e) => {
-                            self.closed = true;
-                            self.reader = None;
+                    let mut items = Vec::new();
+                    if let Err(e) = self.parser.push_into(&bytes, &mut items) {
+                        self.closed = true;
+                        self.reader = None;
+                        if items.is_empty() {
                             return Err(e);
                         }
-                    };
+                        // The events before the failure are delivered first.
+                        self.failure = Some(e);
+                        return Ok(Some(items));
+                    }
                     if let Some(ms) = self.parser.retry.take() {
                         self.retry = Duration::from_millis(ms);
                     }
@@ -498,5 +517,34 @@ mod tests {
             n += p.push(b"\n").expect("ok").len();
         }
         assert_eq!(n, 100);
+    }
+
+    #[test]
+    fn the_last_event_id_changes_only_when_an_event_is_dispatched() {
+        let mut p = Parser::new("0");
+        let got = events(p.push(b"id: 1\ndata: a\n\nid: 2\n").expect("parse"));
+        assert_eq!(got, vec![("message".into(), "a".into(), "1".into())]);
+        // `id: 2` belongs to an event not yet ended: a reconnection now resumes from 1.
+        assert_eq!(p.last_id(), "1");
+        // A blank line commits it even without data (no event is dispatched).
+        assert!(p.push(b"\n").expect("parse").is_empty());
+        assert_eq!(p.last_id(), "2");
+        // An id with NUL is ignored; the buffer persists across events.
+        let got = events(p.push(b"id: x\0y\ndata: b\n\ndata: c\n\n").expect("parse"));
+        assert_eq!(got[0].2, "2");
+        assert_eq!(got[1].2, "2");
+    }
+
+    #[test]
+    fn events_before_a_line_over_the_limit_are_kept() {
+        let mut p = Parser::with_limit("", 64);
+        let mut out = Vec::new();
+        let body = format!("data: ok\n\ndata: {}\n\n", "x".repeat(100));
+        let err = p.push_into(body.as_bytes(), &mut out).expect_err("over");
+        assert_eq!(err.code(), "ERR_SSE_EVENT_TOO_LARGE");
+        assert_eq!(
+            events(out),
+            vec![("message".into(), "ok".into(), String::new())]
+        );
     }
 }
