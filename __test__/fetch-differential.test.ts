@@ -11,8 +11,6 @@ let server: Server | undefined
 const DIFFERENCES = {
   errors:
     "Failures are hypersock errors with a code (ConnectionError, RedirectError, AbortError, TimeoutError, ...) where Node's fetch throws TypeError('fetch failed') or a DOMException; the table compares only that both throw.",
-  statusText:
-    'The standard reason phrase for the status, not the one the server sent (the same for servers that send the standard one).',
   defaultHeaders:
     "Node's fetch adds accept, accept-language, sec-fetch-mode and user-agent; hypersock sends only accept-encoding (and what you set). The echo compares content-type and x-* headers.",
   cookies: 'A Client with a cookieJar stores and sends cookies across requests; Node’s fetch keeps none.',
