@@ -263,6 +263,8 @@ export declare class BindingWebSocket {
   get remoteAddress(): string
   /** The peer's port. */
   get remotePort(): number
+  /** `"2"` for a WebSocket on an HTTP/2 stream (RFC 8441), `"1.1"` otherwise. */
+  get httpVersion(): string
   /** Bytes queued and not yet written. */
   get bufferedAmount(): number
   /**
@@ -599,6 +601,7 @@ export interface BindingStats {
   bytesOut: number
   websocketsOpen: number
   websocketsTotal: number
+  websocketsH2Total: number
   responses: Array<number>
   rejectedOverload: number
   timeouts: number

@@ -173,6 +173,14 @@ export class ServerWebSocket<Data = unknown> {
     return this.#native.remotePort
   }
 
+  /**
+   * The transport: `'2'` for a WebSocket opened as a stream of an HTTP/2 connection (RFC 8441,
+   * as browsers do when the page's connection is HTTP/2), `'1.1'` for an upgraded connection.
+   */
+  get httpVersion(): '1.1' | '2' {
+    return this.#native.httpVersion as '1.1' | '2'
+  }
+
   /** The subprotocol chosen by the `upgrade` hook, empty when none. */
   get protocol(): string {
     return this.#native.protocol

@@ -157,6 +157,8 @@ export interface ServerStats {
   bytesOut: number
   webSocketsOpen: number
   webSocketsTotal: number
+  /** Of `webSocketsTotal`, the WebSockets opened as streams of an HTTP/2 connection (RFC 8441). */
+  webSocketsH2Total: number
   /** Responses by status class. */
   responses: { '1xx': number; '2xx': number; '3xx': number; '4xx': number; '5xx': number }
   /** Requests answered 503 because the handler queue was full. */
@@ -339,6 +341,7 @@ export class Server<Data = unknown> {
       bytesOut: s.bytesOut,
       webSocketsOpen: s.websocketsOpen,
       webSocketsTotal: s.websocketsTotal,
+      webSocketsH2Total: s.websocketsH2Total,
       responses: { '1xx': a, '2xx': b, '3xx': c, '4xx': d, '5xx': e },
       rejectedOverload: s.rejectedOverload,
       timeouts: s.timeouts,

@@ -47,6 +47,8 @@ pub struct BindingWebSocket {
     extensions: String,
     remote_address: String,
     remote_port: u32,
+    /// The connection is an HTTP/2 stream (RFC 8441).
+    http2: bool,
     offered_protocols: Vec<String>,
     // Boxed: both are rare and large, and every open connection keeps this struct.
     upgrade: Option<Box<Upgrade>>,
@@ -133,6 +135,7 @@ impl BindingWebSocket {
                 .remote_addr
                 .map(|a| u32::from(a.port()))
                 .unwrap_or(0),
+            http2: request.version == http::Version::HTTP_2,
             offered_protocols: Vec::new(),
             upgrade: None,
             pending: None,
@@ -226,6 +229,12 @@ impl BindingWebSocket {
     #[napi(getter)]
     pub fn remote_port(&self) -> u32 {
         self.remote_port
+    }
+
+    /// `"2"` for a WebSocket on an HTTP/2 stream (RFC 8441), `"1.1"` otherwise.
+    #[napi(getter)]
+    pub fn http_version(&self) -> String {
+        if self.http2 { "2" } else { "1.1" }.to_owned()
     }
 
     /// Bytes queued and not yet written.
@@ -759,6 +768,7 @@ async fn dial(url: String, options: BindingDialOptions) -> JsResult<BindingWebSo
         url: dialed.url.clone(),
         remote_address: peer.map(|a| a.ip().to_string()).unwrap_or_default(),
         remote_port: peer.map_or(0, |a| u32::from(a.port())),
+        http2: false,
         offered_protocols: Vec::new(),
         upgrade: None,
         pending: Some(Box::new((dialed, driver, opts.limits))),

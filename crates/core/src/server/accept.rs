@@ -25,7 +25,9 @@ pub(super) struct ConnBuilder {
 /// hyper's default limit of header fields in a request.
 pub(super) const HYPER_MAX_HEADERS: usize = 100;
 
-pub(super) fn connection_builder(opts: &ServerOptions) -> ConnBuilder {
+/// `websocket`: advertise `SETTINGS_ENABLE_CONNECT_PROTOCOL` on HTTP/2, so that clients may open
+/// WebSockets as extended CONNECT streams (RFC 8441).
+pub(super) fn connection_builder(opts: &ServerOptions, websocket: bool) -> ConnBuilder {
     // 0 turns the limit off (hyper would take it as "at once").
     let head_timeout = (!opts.header_read_timeout.is_zero()).then_some(opts.header_read_timeout);
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
@@ -35,6 +37,9 @@ pub(super) fn connection_builder(opts: &ServerOptions) -> ConnBuilder {
         .max_concurrent_streams(256)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
+    if websocket {
+        http2.enable_connect_protocol();
+    }
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
         .timer(TokioTimer::new())
@@ -59,6 +64,9 @@ pub(super) fn connection_builder(opts: &ServerOptions) -> ConnBuilder {
         .max_concurrent_streams(256)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
+    if websocket {
+        auto.http2().enable_connect_protocol();
+    }
     ConnBuilder {
         auto,
         http1,
@@ -73,7 +81,7 @@ pub(super) async fn accept_loop(
     mut shutdown: watch::Receiver<Option<Duration>>,
 ) {
     let mut conns = JoinSet::new();
-    let builder = Arc::new(connection_builder(&ctx.opts));
+    let builder = Arc::new(connection_builder(&ctx.opts, ctx.ws.is_some()));
     let slots = ctx
         .opts
         .max_connections

@@ -37,7 +37,7 @@ pub use hyper::upgrade::OnUpgrade;
 pub use io::{BoundAddr, ListenTarget};
 pub use routes::{RouteAction, RouteMatch, RouteSpec, Routes, StaticResponse};
 pub use stats::StatsSnapshot;
-pub use upgrade::{wants_websocket, Upgrade, UpgradeAccept, UpgradeReject};
+pub use upgrade::{is_extended_connect, wants_websocket, Upgrade, UpgradeAccept, UpgradeReject};
 
 pub use types::*;
 

@@ -36,7 +36,7 @@ pub(super) async fn handle(
     ctx.stats.requests_total.fetch_add(1, Relaxed);
     let mut res = if let Some(rejected) = reject_framing(&req) {
         rejected
-    } else if ctx.ws.is_some() && wants_websocket(req.headers()) {
+    } else if ctx.ws.is_some() && (wants_websocket(req.headers()) || is_extended_connect(&req)) {
         upgrade::upgrade_websocket(ctx, peer, req).await
     } else {
         match routes::route(ctx, &req).await {

@@ -13,6 +13,7 @@ pub struct Stats {
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
     pub(crate) websockets_total: AtomicU64,
+    pub(crate) websockets_h2_total: AtomicU64,
     pub(crate) responses: [AtomicU64; 5],
     pub(crate) rejected_overload: AtomicU64,
     pub(crate) timeouts: AtomicU64,
@@ -38,6 +39,8 @@ pub struct StatsSnapshot {
     pub websockets_open: u64,
     /// WebSocket connections accepted since start.
     pub websockets_total: u64,
+    /// Of those, the ones on an HTTP/2 stream (RFC 8441).
+    pub websockets_h2_total: u64,
     /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
     pub responses: [u64; 5],
     /// Requests answered 503 because the handler queue was full.
@@ -65,6 +68,7 @@ impl Stats {
             bytes_out: self.bytes_out.load(Relaxed),
             websockets_open,
             websockets_total: self.websockets_total.load(Relaxed),
+            websockets_h2_total: self.websockets_h2_total.load(Relaxed),
             responses: std::array::from_fn(|i| self.responses[i].load(Relaxed)),
             rejected_overload: self.rejected_overload.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
@@ -129,6 +133,12 @@ impl StatsSnapshot {
             "counter",
             "WebSocket connections accepted.",
             self.websockets_total,
+        );
+        metric(
+            "websockets_h2_total",
+            "counter",
+            "WebSocket connections accepted on an HTTP/2 stream (RFC 8441).",
+            self.websockets_h2_total,
         );
         metric(
             "overload_rejections_total",

@@ -1,9 +1,13 @@
-//! WebSocket upgrade of HTTP/1.1 requests (RFC 6455 section 4.2, RFC 7692 negotiation).
+//! WebSocket upgrade of HTTP/1.1 requests (RFC 6455 section 4.2) and extended CONNECT streams of
+//! HTTP/2 (RFC 8441), with RFC 7692 negotiation.
 //!
-//! Order of checks: method and version (400), `Sec-WebSocket-Version` (426), key (400),
-//! handshake size (431), `Origin` allow-list (403), connection limit (503); then the
-//! application's [`super::WsHandler::on_upgrade`] decides (any status, or accept with a subprotocol,
-//! extra headers); then the 101 goes out and the connection is driven by [`ws::run`].
+//! Order of checks: method and version (400), over HTTP/2 the `:protocol` (400),
+//! `Sec-WebSocket-Version` (426), over HTTP/1.1 the key (400), handshake size (431), `Origin`
+//! allow-list (403), connection limit (503); then the application's
+//! [`super::WsHandler::on_upgrade`] decides (any status, or accept with a subprotocol, extra
+//! headers); then the 101 (HTTP/1.1) or 200 (HTTP/2, the stream stays open) goes out and the
+//! connection or stream is driven by [`ws::run`]. Over HTTP/2 the stream's flow control is the
+//! backpressure; the close ends the stream (END_STREAM), an abort resets it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -35,6 +39,11 @@ pub fn wants_websocket(headers: &HeaderMap) -> bool {
             .any(|v| has_token(v.as_bytes(), token))
     };
     any(header::UPGRADE, "websocket") && any(header::CONNECTION, "upgrade")
+}
+
+/// True for an HTTP/2 extended CONNECT (RFC 8441): a `CONNECT` with a `:protocol`.
+pub fn is_extended_connect<B>(req: &hyper::Request<B>) -> bool {
+    req.method() == Method::CONNECT && req.extensions().get::<hyper::ext::Protocol>().is_some()
 }
 
 /// How an accepted upgrade answers.
@@ -107,7 +116,20 @@ pub(crate) async fn upgrade_websocket(
     peer: Option<SocketAddr>,
     mut req: hyper::Request<Incoming>,
 ) -> HttpResponse {
-    if req.method() != Method::GET || req.version() != Version::HTTP_11 {
+    let h2 = req.version() == Version::HTTP_2;
+    if h2 {
+        // RFC 8441 section 4: CONNECT with `:protocol = websocket`; no Sec-WebSocket-Key.
+        let protocol = req.extensions().get::<hyper::ext::Protocol>();
+        if req.method() != Method::CONNECT || protocol.is_none() {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "a WebSocket over HTTP/2 needs CONNECT with :protocol websocket\n",
+            );
+        }
+        if !protocol.is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket")) {
+            return plain(StatusCode::BAD_REQUEST, "unsupported :protocol\n");
+        }
+    } else if req.method() != Method::GET || req.version() != Version::HTTP_11 {
         return plain(
             StatusCode::BAD_REQUEST,
             "WebSocket upgrade needs GET over HTTP/1.1\n",
@@ -137,16 +159,20 @@ pub(crate) async fn upgrade_websocket(
         );
         return res;
     }
-    let Some(key) = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .filter(|k| valid_key(k.as_bytes()))
-    else {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "missing or invalid Sec-WebSocket-Key\n",
-        );
+    let accept = if h2 {
+        None
+    } else {
+        let Some(key) = headers
+            .get(header::SEC_WEBSOCKET_KEY)
+            .filter(|k| valid_key(k.as_bytes()))
+        else {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "missing or invalid Sec-WebSocket-Key\n",
+            );
+        };
+        Some(accept_key(key.as_bytes()))
     };
-    let accept = accept_key(key.as_bytes());
     let Some(ws_handler) = ctx.ws.clone() else {
         return plain(StatusCode::NOT_FOUND, "no WebSocket here\n");
     };
@@ -218,7 +244,11 @@ pub(crate) async fn upgrade_websocket(
         Decision::Accept(a) => a,
     };
     let mut res = hyper::Response::new(ResBody::empty());
-    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *res.status_mut() = if h2 {
+        StatusCode::OK
+    } else {
+        StatusCode::SWITCHING_PROTOCOLS
+    };
     let h = res.headers_mut();
     for (name, value) in &accepted.headers {
         let (Ok(name), Ok(value)) = (
@@ -233,10 +263,12 @@ pub(crate) async fn upgrade_websocket(
         };
         h.append(name, value);
     }
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&accept) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    if let Some(accept) = accept {
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Ok(v) = HeaderValue::from_str(&accept) {
+            h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+        }
     }
     if let Some(p) = accepted.protocol.filter(|p| !p.is_empty()) {
         if !protocols.contains(&p) {
@@ -277,6 +309,11 @@ pub(crate) async fn upgrade_websocket(
             return;
         };
         ctx2.stats.websockets_total.fetch_add(1, Ordering::Relaxed);
+        if h2 {
+            ctx2.stats
+                .websockets_h2_total
+                .fetch_add(1, Ordering::Relaxed);
+        }
         let hub = ctx2.opts.hub.clone();
         hub.add(handle.clone());
         ws_handler.on_open(handle, request);
