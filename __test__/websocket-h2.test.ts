@@ -1,16 +1,13 @@
 // WebSocket over HTTP/2 (RFC 8441) on the server: extended CONNECT streams driven by node:http2 as
 // a frame-level peer (TLS and h2c), bad input on the h2 path, and headless Chromium opening its
 // WebSocket on the page's HTTP/2 connection.
-import { mkdtempSync, rmSync } from 'node:fs'
 import http2 from 'node:http2'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { type Server, type ServerWebSocket, serve } from 'hypersock'
 import { generateCertificate } from 'hypersock/testing'
-import { chromium } from 'playwright-core'
 import { afterEach, describe, expect, it } from 'vitest'
+import { ECHOED, echoScript, launchChromium } from './browser.js'
 import { deferred } from './helpers.js'
-import { frame } from './ws-raw.js'
+import { type Frame, frame, parseFrame } from './ws-raw.js'
 
 const ca = generateCertificate({ isCa: true, commonName: 'hypersock RFC 8441 test CA' })
 const leaf = generateCertificate({ ca })
@@ -74,7 +71,7 @@ async function session(server: Server, secure: boolean): Promise<http2.ClientHtt
 
 /** A WebSocket on one extended CONNECT stream: masked frames out, the server's frames in. */
 class H2Socket {
-  #buf = Buffer.alloc(0)
+  #buf: Buffer = Buffer.alloc(0)
   #waiters: (() => void)[] = []
   ended = false
   reset: number | undefined
@@ -129,18 +126,12 @@ class H2Socket {
   }
 
   /** The next frame from the server, or null once the stream ended. */
-  async next(): Promise<{ opcode: number; payload: Buffer } | null> {
+  async next(): Promise<Frame | null> {
     for (;;) {
-      const b = this.#buf
-      if (b.length >= 2) {
-        let len = (b[1] as number) & 0x7f
-        let pos = 2
-        if (len === 126 && b.length >= 4) [len, pos] = [b.readUInt16BE(2), 4]
-        else if (len === 127 && b.length >= 10) [len, pos] = [Number(b.readBigUInt64BE(2)), 10]
-        if ((len < 126 || pos > 2) && b.length >= pos + len) {
-          this.#buf = b.subarray(pos + len)
-          return { opcode: (b[0] as number) & 0x0f, payload: Buffer.from(b.subarray(pos, pos + len)) }
-        }
+      const parsed = parseFrame(this.#buf)
+      if (parsed) {
+        this.#buf = parsed.rest
+        return parsed.frame
       }
       if (this.ended) return null
       await new Promise<void>((r) => this.#waiters.push(r))
@@ -243,52 +234,14 @@ describe('WebSocket over HTTP/2 (RFC 8441), server', () => {
 describe('WebSocket over HTTP/2 with headless Chromium', () => {
   it("the page's WebSocket rides its HTTP/2 connection, with compression and close codes", async () => {
     const { server, seen } = await wsServer(true, { compression: true })
-    const profile = mkdtempSync(join(tmpdir(), 'hypersock-chromium-h2-'))
-    const browser = await chromium.launchPersistentContext(profile, {
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      ignoreHTTPSErrors: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    })
-    cleanups.push(() => rmSync(profile, { recursive: true, force: true }))
-    cleanups.push(() => browser.close())
+    const { browser, close } = await launchChromium({ ignoreHTTPSErrors: true })
+    cleanups.push(close)
     const page = await browser.newPage()
     const url = `https://127.0.0.1:${server.port}/`
     const response = await page.goto(url)
     expect(response?.status()).toBe(200)
-    const script = `(async (wsUrl) => {
-      const ws = new WebSocket(wsUrl)
-      ws.binaryType = 'arraybuffer'
-      await new Promise((r, j) => { ws.onopen = r; ws.onerror = j })
-      const recv = () => new Promise((r) => { ws.onmessage = (e) => r(e.data) })
-      const big = 'over h2 '.repeat(10000)
-      ws.send('hello')
-      const a = await recv()
-      ws.send(big)
-      const b = await recv()
-      ws.send(new Uint8Array([1, 2, 250]))
-      const c = Array.from(new Uint8Array(await recv()))
-      const closed = new Promise((r) => { ws.onclose = (e) => r({ code: e.code, reason: e.reason, wasClean: e.wasClean }) })
-      ws.close(4002, 'tab done')
-      return { a, big: b === big, c, extensions: ws.extensions, close: await closed }
-    })(${JSON.stringify(url.replace('https:', 'wss:'))})`
-    const result = await page.evaluate(script)
-    expect(result).toEqual({
-      a: 'hello',
-      big: true,
-      c: [1, 2, 250],
-      extensions: expect.stringContaining('permessage-deflate'),
-      close: { code: 4002, reason: 'tab done', wasClean: true },
-    })
+    const result = await page.evaluate(echoScript(url.replace('https:', 'wss:'), 'over h2 '))
+    expect(result).toEqual({ ...ECHOED, extensions: expect.stringContaining('permessage-deflate') })
     expect(seen.versions).toEqual(['2'])
     expect(server.stats().webSocketsH2Total).toBe(1)
     // The WebSocket came from the very TCP + TLS connection that carried the page (Chromium may

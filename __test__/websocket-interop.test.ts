@@ -2,13 +2,11 @@
 // headless Chromium connecting to the hypersock server with permessage-deflate.
 import { type ChildProcessWithoutNullStreams, execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type CloseEvent, type Server, serve, WebSocket } from 'hypersock'
-import { chromium } from 'playwright-core'
 import { afterEach, describe, expect, it } from 'vitest'
+import { ECHOED, echoScript, launchChromium } from './browser.js'
 import { deferred } from './helpers.js'
 
 const peers = fileURLToPath(new URL('./peers/', import.meta.url))
@@ -90,58 +88,19 @@ describe('interop with Python websockets', () => {
 describe('interop with headless Chromium', () => {
   it('a browser page talks to the hypersock server over WebSocket with permessage-deflate', async () => {
     const { server, closes } = await echoServer()
-    const profile = mkdtempSync(join(tmpdir(), 'hypersock-chromium-'))
-    // A fresh, empty profile (playwright passes it as --user-data-dir).
-    const browser = await chromium.launchPersistentContext(profile, {
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    })
+    const { browser, close } = await launchChromium()
     try {
       const page = await browser.newPage()
       await page.goto(server.url.href)
-      // Plain JavaScript run in the page, kept as text so the test's imports do not leak in.
-      const script = `(async (wsUrl) => {
-        const ws = new WebSocket(wsUrl)
-        ws.binaryType = 'arraybuffer'
-        await new Promise((r, j) => { ws.onopen = r; ws.onerror = j })
-        const recv = () => new Promise((r) => { ws.onmessage = (e) => r(e.data) })
-        const big = 'browser '.repeat(10000)
-        ws.send('hello')
-        const a = await recv()
-        ws.send(big)
-        const b = await recv()
-        ws.send(new Uint8Array([1, 2, 250]))
-        const c = Array.from(new Uint8Array(await recv()))
-        const closed = new Promise((r) => { ws.onclose = (e) => r({ code: e.code, reason: e.reason, wasClean: e.wasClean }) })
-        ws.close(4002, 'tab done')
-        return { a, big: b === big, c, extensions: ws.extensions, close: await closed }
-      })(${JSON.stringify(server.url.href.replace('http:', 'ws:'))})`
-      const result = await page.evaluate(script)
-      expect(result).toEqual({
-        a: 'hello',
-        big: true,
-        c: [1, 2, 250],
-        extensions: expect.stringContaining('permessage-deflate'),
-        close: { code: 4002, reason: 'tab done', wasClean: true },
-      })
+      const result = await page.evaluate(echoScript(server.url.href.replace('http:', 'ws:'), 'browser '))
+      expect(result).toEqual({ ...ECHOED, extensions: expect.stringContaining('permessage-deflate') })
       const closed = deferred<void>()
       const wait = () => (closes.length ? closed.resolve() : setTimeout(wait, 10))
       wait()
       await closed.promise
       expect(closes).toEqual([[4002, 'tab done']])
     } finally {
-      await browser.close()
-      rmSync(profile, { recursive: true, force: true })
+      await close()
     }
   })
 })

@@ -36,10 +36,35 @@ export interface Frame {
   payload: Buffer
 }
 
+/** The first whole (unmasked) frame in `buf` and what follows it, or null when it is not all there. */
+export function parseFrame(buf: Buffer): { frame: Frame; rest: Buffer } | null {
+  if (buf.length < 2) return null
+  let len = (buf[1] as number) & 0x7f
+  let pos = 2
+  if (len === 126) {
+    if (buf.length < 4) return null
+    len = buf.readUInt16BE(2)
+    pos = 4
+  } else if (len === 127) {
+    if (buf.length < 10) return null
+    len = Number(buf.readBigUInt64BE(2))
+    pos = 10
+  }
+  if (buf.length < pos + len) return null
+  return {
+    frame: {
+      opcode: (buf[0] as number) & 0x0f,
+      rsv: ((buf[0] as number) >> 4) & 0x07,
+      payload: Buffer.from(buf.subarray(pos, pos + len)),
+    },
+    rest: buf.subarray(pos + len),
+  }
+}
+
 /** A raw client: `handshake` first, then `send` frames and `next` to read the server's frames. */
 export class RawClient {
   socket: net.Socket
-  #buf = Buffer.alloc(0)
+  #buf: Buffer = Buffer.alloc(0)
   #waiters: Array<() => void> = []
   ended = false
 
@@ -101,27 +126,10 @@ export class RawClient {
   /** The next frame from the server, or null once the connection ended. */
   async next(): Promise<Frame | null> {
     for (;;) {
-      const b = this.#buf
-      if (b.length >= 2) {
-        let len = (b[1] as number) & 0x7f
-        let pos = 2
-        if (len === 126 && b.length >= 4) {
-          len = b.readUInt16BE(2)
-          pos = 4
-        } else if (len === 127 && b.length >= 10) {
-          len = Number(b.readBigUInt64BE(2))
-          pos = 10
-        }
-        if (len < 126 || pos > 2) {
-          if (b.length >= pos + len) {
-            this.#buf = b.subarray(pos + len)
-            return {
-              opcode: (b[0] as number) & 0x0f,
-              rsv: ((b[0] as number) >> 4) & 0x07,
-              payload: Buffer.from(b.subarray(pos, pos + len)),
-            }
-          }
-        }
+      const parsed = parseFrame(this.#buf)
+      if (parsed) {
+        this.#buf = parsed.rest
+        return parsed.frame
       }
       if (this.ended) return null
       await this.#wait()
