@@ -414,6 +414,11 @@ export interface BindingDialOptions {
   followRedirects?: boolean
   /** Most redirects followed (default 10). */
   maxRedirects?: number
+  /**
+   * `'auto'`, `'always'` or `'never'` (default): open the WebSocket over HTTP/2 (RFC 8441) on
+   * a connection of the given client.
+   */
+  http2?: string
 }
 
 /** How a file or directory route serves files; what JS leaves out takes the engine's default. */
@@ -657,7 +662,7 @@ export interface BindingWsOptions {
 export declare function clientRequest(client: ExternalObject<Client>, method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number, overrides?: BindingRequestOverrides | undefined | null, uploadProgress?: ((sent: number) => void) | undefined | null): Promise<BindingResponse>
 
 /** Connects to a `ws://` or `wss://` URL. Call `start` on the result to begin receiving. */
-export declare function dialWebSocket(url: string, options: BindingDialOptions): Promise<BindingWebSocket>
+export declare function dialWebSocket(url: string, options: BindingDialOptions, client?: ExternalObject<Client> | undefined | null): Promise<BindingWebSocket>
 
 /** Generates an ECDSA P-256 certificate with rcgen (self-signed or signed by a CA). */
 export declare function generateCertificateNative(options: BindingCertificateOptions): BindingCertificate

@@ -1,10 +1,13 @@
-// WebSocket over HTTP/2 (RFC 8441) on the server: extended CONNECT streams driven by node:http2 as
-// a frame-level peer (TLS and h2c), bad input on the h2 path, and headless Chromium opening its
-// WebSocket on the page's HTTP/2 connection.
+// WebSocket over HTTP/2 (RFC 8441). Server: extended CONNECT streams driven by node:http2 as a
+// frame-level peer (TLS and h2c), bad input on the h2 path, and headless Chromium opening its
+// WebSocket on the page's HTTP/2 connection. Client: `http2: 'always' | 'auto'` against the
+// hypersock server, and the fallback against a server without the setting.
 import http2 from 'node:http2'
-import { type Server, type ServerWebSocket, serve } from 'hypersock'
+import type { AddressInfo, Socket } from 'node:net'
+import { Client, type Server, type ServerWebSocket, serve, WebSocket } from 'hypersock'
 import { generateCertificate } from 'hypersock/testing'
 import { afterEach, describe, expect, it } from 'vitest'
+import { WebSocketServer } from 'ws'
 import { ECHOED, echoScript, launchChromium } from './browser.js'
 import { deferred } from './helpers.js'
 import { type Frame, frame, parseFrame } from './ws-raw.js'
@@ -250,5 +253,110 @@ describe('WebSocket over HTTP/2 with headless Chromium', () => {
     expect(seen.pagePorts).toContain(seen.wsPorts[0])
     await until(() => seen.closes.length === 1)
     expect(seen.closes).toEqual([[4002, 'tab done']])
+  })
+})
+
+describe('WebSocket over HTTP/2 (RFC 8441), client', () => {
+  function opened(ws: WebSocket): Promise<void> {
+    return new Promise((resolve, reject) => {
+      ws.addEventListener('open', () => resolve(), { once: true })
+      ws.addEventListener('error', (e) => reject((e as ErrorEvent).error), { once: true })
+    })
+  }
+  async function echo(ws: WebSocket, text: string): Promise<unknown> {
+    const reply = new Promise((r) => ws.addEventListener('message', (e) => r((e as MessageEvent).data), { once: true }))
+    ws.send(text)
+    return reply
+  }
+  async function closeWith(ws: WebSocket, code: number): Promise<number> {
+    const closed = new Promise<number>((r) =>
+      ws.addEventListener('close', (e) => r((e as CloseEvent).code), { once: true }),
+    )
+    ws.close(code)
+    return closed
+  }
+
+  for (const secure of [true, false]) {
+    it(`http2: 'always' opens WebSockets as streams of one connection (${secure ? 'TLS' : 'h2c'})`, async () => {
+      const { server, seen } = await wsServer(secure, { compression: true })
+      const client = new Client(secure ? { tls: { ca: ca.cert } } : { http2: 'always' })
+      const url = `${secure ? 'wss' : 'ws'}://127.0.0.1:${server.port}/chat`
+      const sockets = [1, 2, 3].map(() => new WebSocket(url, [], { http2: 'always', client }))
+      await Promise.all(sockets.map(opened))
+      for (const [i, ws] of sockets.entries()) {
+        expect(ws.httpVersion).toBe('2')
+        expect(ws.extensions).toContain('permessage-deflate')
+        expect(await echo(ws, `m${i} `.repeat(1000))).toBe(`m${i} `.repeat(1000))
+      }
+      expect(await Promise.all(sockets.map((ws, i) => closeWith(ws, 4000 + i)))).toEqual([4000, 4001, 4002])
+      expect(seen.versions).toEqual(['2', '2', '2'])
+      expect(server.stats().connectionsTotal).toBe(1)
+      await until(() => seen.closes.length === 3)
+      expect(seen.closes.map(([code]) => code).sort()).toEqual([4000, 4001, 4002])
+    })
+  }
+
+  it("http2: 'auto' rides an HTTP/2 connection the client holds, else dials HTTP/1.1", async () => {
+    const { server, seen } = await wsServer(true)
+    const client = new Client({ tls: { ca: ca.cert } })
+    const url = `wss://127.0.0.1:${server.port}/chat`
+    const tls = { ca: ca.cert }
+    // No connection to the origin yet: HTTP/1.1, a connection of its own.
+    const first = new WebSocket(url, [], { http2: 'auto', client, tls })
+    await opened(first)
+    expect(first.httpVersion).toBe('1.1')
+    // Once a fetch has opened an HTTP/2 connection, the next WebSocket is a stream on it.
+    const page = await client.fetch(`https://127.0.0.1:${server.port}/`)
+    expect(page.httpVersion).toBe('HTTP/2')
+    await page.text()
+    const second = new WebSocket(url, [], { http2: 'auto', client, tls })
+    await opened(second)
+    expect(second.httpVersion).toBe('2')
+    expect(await echo(second, 'over h2')).toBe('over h2')
+    expect(seen.versions).toEqual(['1.1', '2'])
+    expect(server.stats().connectionsTotal).toBe(2)
+    await closeWith(first, 1000)
+    await closeWith(second, 1000)
+  })
+
+  it("falls back to HTTP/1.1 with 'auto', and fails with 'always', when the server does not take extended CONNECT", async () => {
+    // node:http2 with HTTP/1.1 allowed, without enableConnectProtocol; ws answers the upgrades.
+    const h2 = http2.createSecureServer({ cert: leaf.cert, key: leaf.key, allowHTTP1: true }, (_req, res) =>
+      res.end('page'),
+    )
+    const wss = new WebSocketServer({ noServer: true })
+    wss.on('connection', (sock) => sock.on('message', (d) => sock.send(String(d))))
+    h2.on('upgrade', (req, socket, head) =>
+      wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)),
+    )
+    await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r))
+    const sockets: Socket[] = []
+    h2.on('connection', (socket) => sockets.push(socket))
+    cleanups.push(() => {
+      h2.close()
+      // The client keeps its connection in its pool: cut it.
+      for (const socket of sockets) socket.destroy()
+    })
+    cleanups.push(() => {
+      for (const c of wss.clients) c.terminate()
+      wss.close()
+    })
+    const port = (h2.address() as AddressInfo).port
+    const client = new Client({ tls: { ca: ca.cert } })
+    await (await client.fetch(`https://127.0.0.1:${port}/`)).text()
+    const auto = new WebSocket(`wss://127.0.0.1:${port}/`, [], { http2: 'auto', client, tls: { ca: ca.cert } })
+    await opened(auto)
+    expect(auto.httpVersion).toBe('1.1')
+    expect(await echo(auto, 'via 1.1')).toBe('via 1.1')
+    await closeWith(auto, 1000)
+    const always = new WebSocket(`wss://127.0.0.1:${port}/`, [], { http2: 'always', client })
+    const failure = await new Promise<{ code?: string }>((resolve) =>
+      always.addEventListener('error', (e) => resolve((e as ErrorEvent).error), { once: true }),
+    )
+    expect(failure.code).toBe('ERR_WS_HANDSHAKE')
+  })
+
+  it('refuses a bad http2 value', () => {
+    expect(() => new WebSocket('wss://127.0.0.1:1/', [], { http2: 'sometimes' as never })).toThrow(/http2 must be/)
   })
 })

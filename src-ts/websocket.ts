@@ -1,4 +1,5 @@
-import { fromNative, WebSocketError } from './errors.js'
+import { type Client, getDefaultClient, nativeClient } from './client.js'
+import { fromNative, InvalidArgumentError, WebSocketError } from './errors.js'
 import { type Binding, native } from './native.js'
 import { type ProxyOptions, proxyOptions } from './proxy.js'
 import { CLIENT_TLS_FIELDS, checkTlsOptions } from './tls.js'
@@ -66,9 +67,21 @@ export interface WebSocketOptions extends WebSocketLimits {
   followRedirects?: boolean
   /** Most redirects followed with `followRedirects`; one more fails with `ERR_TOO_MANY_REDIRECTS`. Default 10. */
   maxRedirects?: number
+  /**
+   * Open the WebSocket as a stream of an HTTP/2 connection (RFC 8441) of `client`, as browsers
+   * do: `'auto'` when the client already holds an HTTP/2 connection to the origin (`wss://`)
+   * whose server takes extended CONNECT, else over HTTP/1.1 as usual; `'always'` over HTTP/2
+   * only (ALPN for `wss://`, prior knowledge for `ws://`), failing otherwise; `'never'` (the
+   * default). Over HTTP/2 the client's TLS settings apply, not `tls` or `proxy`.
+   */
+  http2?: 'auto' | 'always' | 'never'
+  /** The client whose HTTP/2 connections `http2` uses. Default: the shared client of `fetch`. */
+  client?: Client
 }
 
 const WEBSOCKET_KEYS = optionKeys<WebSocketOptions>({
+  http2: true,
+  client: true,
   followRedirects: true,
   maxRedirects: true,
   headers: true,
@@ -215,9 +228,15 @@ export class WebSocket extends EventTarget {
       ...proxyOptions(options.proxy),
       followRedirects: options.followRedirects === undefined ? undefined : !!options.followRedirects,
       maxRedirects: checkInteger('maxRedirects', options.maxRedirects, U32),
+      http2: options.http2,
     }
+    const http2 = options.http2 ?? 'never'
+    if (http2 !== 'auto' && http2 !== 'always' && http2 !== 'never') {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', "http2 must be 'auto', 'always' or 'never'")
+    }
+    const client = http2 === 'never' ? undefined : nativeClient(options.client ?? getDefaultClient()).requestHandle()
     this.#keepAlive = setInterval(() => {}, 1 << 30)
-    native.dialWebSocket(this.#url, dial).then(
+    native.dialWebSocket(this.#url, dial, client).then(
       (raw) => this.#opened(raw),
       (err: unknown) => this.#failed(fromNative(err)),
     )
@@ -297,6 +316,11 @@ export class WebSocket extends EventTarget {
   /** Extensions the server accepted (`Sec-WebSocket-Extensions`), empty when none. */
   get extensions(): string {
     return this.#native?.extensions ?? ''
+  }
+
+  /** Once open, `'2'` when the WebSocket is a stream of an HTTP/2 connection (see `http2`), else `'1.1'`. */
+  get httpVersion(): '1.1' | '2' {
+    return (this.#native?.httpVersion ?? '1.1') as '1.1' | '2'
   }
 
   /** Headers of the server's 101 response, once open. */

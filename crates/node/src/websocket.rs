@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hypersock_core::client::{dial_websocket, DialOptions, DialedWebSocket};
+use hypersock_core::client::{dial_websocket, Client, DialOptions, DialedWebSocket, WsHttp2};
 use hypersock_core::server::{header_map, Request, Response, Upgrade, UpgradeAccept, WsHandler};
 use hypersock_core::tls::ClientTlsOptions;
 use hypersock_core::ws::{
@@ -713,6 +713,9 @@ pub struct BindingDialOptions {
     pub follow_redirects: Option<bool>,
     /// Most redirects followed (default 10).
     pub max_redirects: Option<u32>,
+    /// `'auto'`, `'always'` or `'never'` (default): open the WebSocket over HTTP/2 (RFC 8441) on
+    /// a connection of the given client.
+    pub http2: Option<String>,
 }
 
 static NEXT_CLIENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -722,12 +725,30 @@ static NEXT_CLIENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 pub async fn dial_web_socket(
     url: String,
     options: BindingDialOptions,
+    client: Option<&External<Client>>,
 ) -> Outcome<BindingWebSocket> {
-    dial(url, options).await.into()
+    dial(url, options, client.map(|c| (**c).clone()))
+        .await
+        .into()
 }
 
-async fn dial(url: String, options: BindingDialOptions) -> JsResult<BindingWebSocket> {
+async fn dial(
+    url: String,
+    options: BindingDialOptions,
+    client: Option<Client>,
+) -> JsResult<BindingWebSocket> {
     let d = DialOptions::default();
+    let http2 = match options.http2.as_deref() {
+        None | Some("never") => WsHttp2::Never,
+        Some("auto") => WsHttp2::Auto,
+        Some("always") => WsHttp2::Always,
+        Some(other) => {
+            return Err(CoreError::InvalidArgument(format!(
+                "http2 must be 'auto', 'always' or 'never', not {other:?}"
+            ))
+            .into())
+        }
+    };
     let opts = DialOptions {
         protocols: options.protocols,
         headers: pair_headers(options.headers)?,
@@ -756,7 +777,17 @@ async fn dial(url: String, options: BindingDialOptions) -> JsResult<BindingWebSo
             .max_redirects
             .map_or(d.max_redirects, |n| n as usize),
     };
-    let dialed = dial_websocket(&url, &opts).await?;
+    let over_h2 = match (&client, http2) {
+        (Some(client), mode) if mode != WsHttp2::Never => {
+            client.dial_websocket_h2(&url, &opts, mode).await?
+        }
+        _ => None,
+    };
+    let dialed = match over_h2 {
+        Some(dialed) => dialed,
+        None => dial_websocket(&url, &opts).await?,
+    };
+    let http2 = matches!(dialed.stream, hypersock_core::net::NetStream::H2(_));
     let id = NEXT_CLIENT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (handle, driver) = ws::channel(id, &opts.limits);
     let peer = dialed.stream.tcp().and_then(|t| t.peer_addr().ok());
@@ -768,7 +799,7 @@ async fn dial(url: String, options: BindingDialOptions) -> JsResult<BindingWebSo
         url: dialed.url.clone(),
         remote_address: peer.map(|a| a.ip().to_string()).unwrap_or_default(),
         remote_port: peer.map_or(0, |a| u32::from(a.port())),
-        http2: false,
+        http2,
         offered_protocols: Vec::new(),
         upgrade: None,
         pending: Some(Box::new((dialed, driver, opts.limits))),

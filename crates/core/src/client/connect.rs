@@ -129,6 +129,13 @@ impl Drop for Probe {
 }
 
 impl H2Gate {
+    /// True when an HTTP/2 connection to `origin` (`https://host:port`) is open in the pool.
+    pub(crate) fn has_h2(&self, origin: &str) -> bool {
+        self.origins
+            .lock()
+            .is_ok_and(|map| map.get(origin).is_some_and(|tx| *tx.borrow() == Phase::H2))
+    }
+
     /// Waits while another connect to `origin` is deciding the protocol. `Ok(Some(probe))`: this
     /// connect goes first; `Ok(None)`: connect without waiting (the origin speaks HTTP/1.1);
     /// `Err`: an HTTP/2 connection came up meanwhile and this connect stands down.

@@ -26,6 +26,7 @@ mod decode;
 pub(crate) mod redirect;
 mod retry;
 mod ws_dial;
+mod ws_h2;
 
 pub use crate::net::proxy::{Proxy, ProxyEndpoint};
 pub use body::{BodyReader, Progress, RequestBody, UPLOAD_CHUNK};
@@ -36,6 +37,7 @@ pub use redirect::{
 };
 pub use retry::{is_retryable_error, parse_retry_after, RetryContext, RetryHook, RetryPolicy};
 pub use ws_dial::{dial_websocket, DialOptions, DialedWebSocket};
+pub use ws_h2::WsHttp2;
 
 use body::OutBody;
 use connect::{ConnectError, Connector, Counters};
@@ -231,6 +233,8 @@ type Hyper = hyper_util::client::legacy::Client<Connector, OutBody>;
 pub struct Client {
     auto: Hyper,
     h2only: Hyper,
+    /// The ALPN pool's view of its HTTP/2 connections (for WebSockets over HTTP/2).
+    h2_gate: Option<Arc<connect::H2Gate>>,
     counters: Arc<Counters>,
     opts: Arc<ClientOptions>,
 }
@@ -302,11 +306,13 @@ impl Client {
             counters: counters.clone(),
             h2_gate: None,
         };
+        let h2_gate: Option<Arc<connect::H2Gate>> =
+            (opts.http2 == Http2Mode::Auto).then(Arc::default);
         let build = |h2only: bool| {
             let mut connector = connector.clone();
             // hyper-util coalesces an HTTP/2-only pool itself; the ALPN pool needs the gate.
-            if !h2only && opts.http2 == Http2Mode::Auto {
-                connector.h2_gate = Some(Arc::default());
+            if !h2only {
+                connector.h2_gate = h2_gate.clone();
             }
             hyper_util::client::legacy::Client::builder(TokioExecutor::new())
                 .pool_timer(TokioTimer::new())
@@ -322,6 +328,7 @@ impl Client {
         Ok(Client {
             auto: build(false),
             h2only: build(true),
+            h2_gate,
             counters,
             opts: Arc::new(opts),
         })

@@ -123,7 +123,7 @@ fn redirect_target(from: &url::Url, location: &str) -> Result<url::Url> {
     Ok(url)
 }
 
-fn handshake_error(e: impl std::fmt::Display) -> Error {
+pub(super) fn handshake_error(e: impl std::fmt::Display) -> Error {
     Error::WsHandshake(e.to_string())
 }
 
@@ -159,12 +159,7 @@ pub async fn dial_websocket(url: &str, opts: &DialOptions) -> Result<DialedWebSo
             }
         }
     };
-    match opts.handshake_timeout {
-        Some(t) => tokio::time::timeout(t, work)
-            .await
-            .map_err(|_| Error::Timeout("WebSocket handshake"))?,
-        None => work.await,
-    }
+    within_timeout(opts, work).await
 }
 
 /// Connects to `parsed` and performs one opening handshake.
@@ -222,28 +217,14 @@ async fn handshake(
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     };
-    let mut builder = http::Request::get(target)
+    let mut request = http::Request::get(target)
         .header(header::HOST, host)
         .header(header::UPGRADE, "websocket")
         .header(header::CONNECTION, "Upgrade")
         .header(header::SEC_WEBSOCKET_KEY, key.as_str())
-        .header(header::SEC_WEBSOCKET_VERSION, "13");
-    if !opts.protocols.is_empty() {
-        builder = builder.header(header::SEC_WEBSOCKET_PROTOCOL, opts.protocols.join(", "));
-    }
-    if let Some(d) = &opts.deflate {
-        builder = builder.header(header::SEC_WEBSOCKET_EXTENSIONS, client_offer(d));
-    }
-    let mut request = builder
         .body(Empty::<Bytes>::new())
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    for (name, value) in headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| Error::InvalidArgument(format!("invalid header name {name:?}")))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| Error::InvalidArgument(format!("invalid value for header {name}")))?;
-        request.headers_mut().append(name, value);
-    }
+    offer(request.headers_mut(), opts, headers)?;
     let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
         .max_headers(super::MAX_RESPONSE_HEADERS)
         .handshake(TokioIo::new(tcp))
@@ -296,48 +277,13 @@ async fn handshake(
         conn.abort();
         return Err(handshake_error("wrong Sec-WebSocket-Accept"));
     }
-    let protocol = h
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    if !protocol.is_empty() && !opts.protocols.contains(&protocol) {
-        conn.abort();
-        return Err(Error::WsHandshake(format!(
-            "server chose subprotocol {protocol:?} that was not offered"
-        )));
-    }
-    if protocol.is_empty() && !opts.protocols.is_empty() {
-        conn.abort();
-        return Err(handshake_error(
-            "server chose none of the offered subprotocols",
-        ));
-    }
-    let ext_values: Vec<&str> = h
-        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let extensions = ext_values.join(", ");
-    let items = parse_extensions(&extensions)
-        .ok_or_else(|| handshake_error("malformed Sec-WebSocket-Extensions"))?;
-    let deflate = match &opts.deflate {
-        Some(d) => accept_response(&items, d).map_err(|e| {
+    let (protocol, extensions, deflate, headers) = match negotiated(h, opts) {
+        Ok(n) => n,
+        Err(e) => {
             conn.abort();
-            handshake_error(e)
-        })?,
-        None if items.is_empty() => None,
-        None => {
-            conn.abort();
-            return Err(handshake_error(
-                "server accepted an extension that was not offered",
-            ));
+            return Err(e);
         }
     };
-    let headers = h
-        .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), Bytes::copy_from_slice(v.as_bytes())))
-        .collect();
     let upgraded = hyper::upgrade::on(response)
         .await
         .map_err(handshake_error)?;
@@ -353,6 +299,96 @@ async fn handshake(
         headers,
         url: String::new(),
     }))
+}
+
+/// The header fields of an opening handshake besides those of its transport: the version, the
+/// subprotocols and permessage-deflate offered, and the caller's own.
+pub(super) fn offer(
+    map: &mut http::HeaderMap,
+    opts: &DialOptions,
+    headers: &[(String, String)],
+) -> Result<()> {
+    map.insert(
+        header::SEC_WEBSOCKET_VERSION,
+        HeaderValue::from_static("13"),
+    );
+    if !opts.protocols.is_empty() {
+        let value = HeaderValue::from_str(&opts.protocols.join(", "))
+            .map_err(|_| Error::InvalidArgument("invalid subprotocol".into()))?;
+        map.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
+    }
+    if let Some(d) = &opts.deflate {
+        if let Ok(value) = HeaderValue::from_str(&client_offer(d)) {
+            map.insert(header::SEC_WEBSOCKET_EXTENSIONS, value);
+        }
+    }
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Error::InvalidArgument(format!("invalid header name {name:?}")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| Error::InvalidArgument(format!("invalid value for header {name}")))?;
+        map.append(name, value);
+    }
+    Ok(())
+}
+
+/// `work` within the handshake timeout of `opts`.
+pub(super) async fn within_timeout<T>(
+    opts: &DialOptions,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match opts.handshake_timeout {
+        Some(t) => tokio::time::timeout(t, work)
+            .await
+            .map_err(|_| Error::Timeout("WebSocket handshake"))?,
+        None => work.await,
+    }
+}
+
+/// What a handshake answer settles: the subprotocol, the extensions, the permessage-deflate
+/// parameters and the answer's header fields.
+type Settled = (String, String, Option<Negotiated>, Vec<(String, Bytes)>);
+
+/// What a handshake answer settles, or why the answer is refused (a subprotocol or an extension
+/// that was not offered).
+pub(super) fn negotiated(h: &http::HeaderMap, opts: &DialOptions) -> Result<Settled> {
+    let protocol = h
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if !protocol.is_empty() && !opts.protocols.contains(&protocol) {
+        return Err(Error::WsHandshake(format!(
+            "server chose subprotocol {protocol:?} that was not offered"
+        )));
+    }
+    if protocol.is_empty() && !opts.protocols.is_empty() {
+        return Err(handshake_error(
+            "server chose none of the offered subprotocols",
+        ));
+    }
+    let ext_values: Vec<&str> = h
+        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let extensions = ext_values.join(", ");
+    let items = parse_extensions(&extensions)
+        .ok_or_else(|| handshake_error("malformed Sec-WebSocket-Extensions"))?;
+    let deflate = match &opts.deflate {
+        Some(d) => accept_response(&items, d).map_err(handshake_error)?,
+        None if items.is_empty() => None,
+        None => {
+            return Err(handshake_error(
+                "server accepted an extension that was not offered",
+            ))
+        }
+    };
+    let headers = h
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), Bytes::copy_from_slice(v.as_bytes())))
+        .collect();
+    Ok((protocol, extensions, deflate, headers))
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub enum NetStream {
     /// A unix socket (the HTTP client's `unixSocket`).
     #[cfg(unix)]
     Unix(tokio::net::UnixStream),
+    /// A stream of an HTTP/2 connection (a WebSocket opened by extended CONNECT, RFC 8441).
+    H2(Box<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>),
 }
 
 impl NetStream {
@@ -33,6 +35,7 @@ impl NetStream {
             NetStream::Tls(s) => Some(s.get_ref().0),
             #[cfg(unix)]
             NetStream::Unix(_) => None,
+            NetStream::H2(_) => None,
         }
     }
 }
@@ -44,6 +47,7 @@ macro_rules! each {
             NetStream::Tls($s) => $e,
             #[cfg(unix)]
             NetStream::Unix($s) => $e,
+            NetStream::H2($s) => $e,
         }
     };
 }
@@ -79,6 +83,7 @@ impl AsyncWrite for NetStream {
             NetStream::Tls(s) => s.is_write_vectored(),
             #[cfg(unix)]
             NetStream::Unix(s) => s.is_write_vectored(),
+            NetStream::H2(s) => s.is_write_vectored(),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
