@@ -557,6 +557,7 @@ export interface BindingServerOptions {
   sendTimeoutMs?: number
   maxHeaderSize?: number
   maxHeaders?: number
+  maxConcurrentStreams?: number
   maxConnections?: number
   maxConcurrentRequests?: number
   maxQueuedRequests?: number
@@ -661,7 +662,12 @@ export interface BindingWsOptions {
  */
 export declare function clientRequest(client: ExternalObject<Client>, method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number, overrides?: BindingRequestOverrides | undefined | null, uploadProgress?: ((sent: number) => void) | undefined | null): Promise<BindingResponse>
 
-/** Connects to a `ws://` or `wss://` URL. Call `start` on the result to begin receiving. */
+/**
+ * Connects to a `ws://` or `wss://` URL. Call `start` on the result to begin receiving.
+ *
+ * Not an `async fn`: the client is cloned out of its JS object before the future starts, since
+ * a borrowed JS value is not kept alive across the await (the garbage collector may free it).
+ */
 export declare function dialWebSocket(url: string, options: BindingDialOptions, client?: ExternalObject<Client> | undefined | null): Promise<BindingWebSocket>
 
 /** Generates an ECDSA P-256 certificate with rcgen (self-signed or signed by a CA). */

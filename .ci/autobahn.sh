@@ -5,7 +5,9 @@
 #            every case, both roles;
 #   tuned    every message compressed (threshold 0) and, for the client, client_no_context_takeover
 #            offered: only the compression cases the defaults leave to the runner's exception or
-#            to UNIMPLEMENTED (12.x.1-3, 13.x.1-3, and 13.2/13.5/13.6 for the client).
+#            to UNIMPLEMENTED (12.x.1-3, 13.x.1-3, and 13.2/13.5/13.6 for the client);
+#   h2       the default server with every connection carried as a WebSocket over HTTP/2
+#            (RFC 8441) by conformance/autobahn/h2-bridge.mjs: cases 1-10, server role.
 # Results are compared with conformance/autobahn/expected-{server,client}-{default,tuned}.json;
 # pass --write to record new expected results instead. Needs `npm run build` first.
 set -euo pipefail
@@ -23,17 +25,24 @@ small=(-i '12.*.1' -i '12.*.2' -i '12.*.3' -i '13.*.1' -i '13.*.2' -i '13.*.3')
 
 # The server under test: server MODE [kosoku selection...]
 server() {
-  local mode=$1
+  local mode=$1 target=$1 bridge=""
   shift
-  node "$dir/echo-server.mjs" "$mode" > "$out/server-$mode.port" &
+  [ "$mode" = h2 ] && target=default
+  node "$dir/echo-server.mjs" "$target" > "$out/server-$mode.port" &
   local pid=$!
   for _ in $(seq 100); do [ -s "$out/server-$mode.port" ] && break; sleep 0.1; done
   local port
   port=$(cat "$out/server-$mode.port")
+  if [ "$mode" = h2 ]; then
+    node "$dir/h2-bridge.mjs" "$port" > "$out/bridge.port" &
+    bridge=$!
+    for _ in $(seq 100); do [ -s "$out/bridge.port" ] && break; sleep 0.1; done
+    port=$(cat "$out/bridge.port")
+  fi
   .venv-ws/bin/kosoku -m fuzzingclient "127.0.0.1:$port" -p 4 "$@" -o "$out/servers-$mode" \
     > "$out/fuzzingclient-$mode.log" 2>&1 || true
-  kill "$pid"
-  wait "$pid" 2>/dev/null || true
+  kill $pid $bridge 2>/dev/null || true
+  wait $pid $bridge 2>/dev/null || true
   node "$dir/check.mjs" "$out/servers-$mode/index.json" "$dir/expected-server-$mode.json" $flag
 }
 
@@ -67,3 +76,4 @@ small_sel=()
 both default
 small_sel=("${small[@]}")
 both tuned "${small[@]}" -i '13.2.*' -i '13.5.*' -i '13.6.*'
+server h2 -x '12.*' -x '13.*'

@@ -174,9 +174,11 @@ describe('WebSocket over HTTP/2 (RFC 8441), server', () => {
         expect(ws.headers['sec-websocket-accept']).toBeUndefined()
         ws.send(1, `hello ${i}`)
         expect((await ws.next())?.payload.toString()).toBe(`hello ${i}`)
-        ws.send(2, Buffer.alloc(100_000, i))
+        // One frame 16 times the default stream window (64 KiB): it crosses in window-sized
+        // pieces both ways, with WINDOW_UPDATEs, and comes back whole.
+        ws.send(2, Buffer.alloc(1 << 20, i))
         const big = await ws.next()
-        expect([big?.opcode, big?.payload.length, big?.payload[99_999]]).toEqual([2, 100_000, i])
+        expect([big?.opcode, big?.payload.length, big?.payload[(1 << 20) - 1]]).toEqual([2, 1 << 20, i])
       }
       for (const ws of sockets) {
         ws.send(8, closePayload(4000 + sockets.indexOf(ws), 'bye'))
@@ -198,11 +200,16 @@ describe('WebSocket over HTTP/2 (RFC 8441), server', () => {
     })
   }
 
-  it('does not advertise the setting without a websocket handler', async () => {
+  it('does not advertise the setting without a websocket handler; maxConcurrentStreams sets the stream limit', async () => {
     const server = await serve({ tls: { cert: leaf.cert, key: leaf.key }, fetch: () => 'plain' })
     cleanups.push(() => server.stop({ graceful: false }))
     const s = await session(server, true)
     expect(s.remoteSettings.enableConnectProtocol).toBeFalsy()
+    expect(s.remoteSettings.maxConcurrentStreams).toBe(256)
+    const many = await serve({ maxConcurrentStreams: 5000, fetch: () => 'plain', websocket: {} })
+    cleanups.push(() => many.stop({ graceful: false }))
+    const m = await session(many, false)
+    expect([m.remoteSettings.enableConnectProtocol, m.remoteSettings.maxConcurrentStreams]).toEqual([true, 5000])
   })
 
   it('bad input on the h2 path gets the right status or close code and leaves other streams alone', async () => {

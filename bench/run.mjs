@@ -12,7 +12,7 @@ import { compare, table, writeJson } from './lib/report.mjs'
 import { clientBodiesAndTls, clientGet } from './scenarios/client.mjs'
 import { ensureWrk, http2Hello, httpFiles, httpHello, httpJsonEcho, httpRoutes } from './scenarios/http.mjs'
 import { hubFanout, hubRedisLatency, hubRoomChat } from './scenarios/hub.mjs'
-import { wsEcho, wsIdle } from './scenarios/ws.mjs'
+import { wsEcho, wsHttp2, wsIdle } from './scenarios/ws.mjs'
 
 // No child outlives the harness, however it ends.
 process.on('exit', killAll)
@@ -63,6 +63,7 @@ async function main() {
     http2Hello,
     wsEcho,
     wsIdle,
+    wsHttp2,
     clientGet,
     clientBodiesAndTls,
     hubFanout,

@@ -71,6 +71,12 @@ export interface ServeOptions<Data = unknown> {
   maxHeaderSize?: number
   /** Most header fields in a request (431 beyond). Default 100. */
   maxHeaders?: number
+  /**
+   * Most streams open at once on one HTTP/2 connection, requests and WebSockets over HTTP/2
+   * together; further ones wait until one ends. Default 256. Raise it for clients that open many
+   * WebSockets on one connection.
+   */
+  maxConcurrentStreams?: number
   /** Most connections open at once; further clients wait in the kernel backlog. Default unlimited. */
   maxConnections?: number
   /** Most requests in handlers at once; further ones queue. Default unlimited. */
@@ -125,6 +131,7 @@ const SERVE_KEYS = optionKeys<ServeOptions>({
   sendTimeout: true,
   maxHeaderSize: true,
   maxHeaders: true,
+  maxConcurrentStreams: true,
   maxConnections: true,
   maxConcurrentRequests: true,
   maxQueuedRequests: true,
@@ -559,6 +566,7 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
         sendTimeoutMs: checkInteger('sendTimeout', options.sendTimeout, U32),
         maxHeaderSize: checkInteger('maxHeaderSize', options.maxHeaderSize, U32),
         maxHeaders: checkInteger('maxHeaders', options.maxHeaders, U32),
+        maxConcurrentStreams: checkInteger('maxConcurrentStreams', options.maxConcurrentStreams, U32),
         maxConnections: checkInteger('maxConnections', options.maxConnections, U32),
         maxConcurrentRequests: checkInteger('maxConcurrentRequests', options.maxConcurrentRequests, U32),
         maxQueuedRequests: checkInteger('maxQueuedRequests', options.maxQueuedRequests, U32),
@@ -595,9 +603,12 @@ export interface WebSocketServeOptions<Data = unknown> extends WebSocketHandler<
   unix?: string
   /** Set `SO_REUSEPORT` so several processes can listen on the same port. Default false. */
   reusePort?: boolean
+  /** Most streams open at once on one HTTP/2 connection (as `serve`'s). Default 256. */
+  maxConcurrentStreams?: number
 }
 
 const WEBSOCKET_SERVE_KEYS = optionKeys<WebSocketServeOptions>({
+  maxConcurrentStreams: true,
   port: true,
   hostname: true,
   headerReadTimeout: true,
@@ -618,8 +629,10 @@ const WEBSOCKET_SERVE_KEYS = optionKeys<WebSocketServeOptions>({
  */
 export function serveWebSocket<Data = unknown>(options: WebSocketServeOptions<Data>): Promise<Server<Data>> {
   checkOptions('serveWebSocket()', options, WEBSOCKET_SERVE_KEYS)
-  const { port, hostname, headerReadTimeout, serverName, tls, unix, reusePort, ...websocket } = options
+  const { port, hostname, headerReadTimeout, serverName, tls, unix, reusePort, maxConcurrentStreams, ...websocket } =
+    options
   return serve<Data>({
+    maxConcurrentStreams,
     port,
     hostname,
     headerReadTimeout,

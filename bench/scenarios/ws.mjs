@@ -3,9 +3,10 @@
 // loaded by the same Rust generator (ws-load), and without compression a pure-Rust ceiling (raw
 // sockets, ws-ceiling). Then RSS per idle connection with 10 000 idle
 // connections held by ws-load --idle.
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { bin, node, SECONDS, WARMUP } from '../lib/config.mjs'
+import { bin, node, OUT_DIR, ROOT, SECONDS, WARMUP } from '../lib/config.mjs'
 import { run, track, withServer } from '../lib/proc.mjs'
 
 const SERVERS = [
@@ -73,6 +74,68 @@ export async function wsIdle(record) {
         }
       }),
     )
+  }
+}
+
+const H2_SOCKETS = Number(process.env.BENCH_H2_SOCKETS ?? 1000)
+
+/**
+ * WebSocket over HTTP/2 (RFC 8441) vs HTTP/1.1, both over TLS to the hypersock server: H2_SOCKETS
+ * hypersock client WebSockets as streams of one HTTP/2 connection (`http2: 'always'`) or with a
+ * TCP + TLS connection each. Rows: time to open them all, server RSS growth per socket, echo
+ * msgs/s with one 32-byte message in flight per socket. The HTTP/2 runs are the subject, the
+ * HTTP/1.1 ones the peer.
+ */
+export async function wsHttp2(record) {
+  const { generateCertificate } = await import(join(ROOT, 'dist', 'testing.js'))
+  const ca = generateCertificate({ isCa: true, commonName: 'hypersock bench CA' })
+  const caFile = join(OUT_DIR, 'ws-h2-ca.pem')
+  const certFile = join(OUT_DIR, 'ws-h2-cert.json')
+  writeFileSync(caFile, ca.cert)
+  writeFileSync(certFile, JSON.stringify(generateCertificate({ ca })))
+  const [command, args] = node('servers/hypersock-ws.mjs', `--cert=${certFile}`)
+  for (const [subject, http2] of [
+    ['hypersock over HTTP/2', 'always'],
+    ['hypersock over HTTP/1.1', 'never'],
+  ]) {
+    const result = await withServer(subject, command, args, async (port, pid) => {
+      const before = rss(pid)
+      const [clientCommand, clientArgs] = node(
+        'clients/ws-h2.mjs',
+        `--url=wss://127.0.0.1:${port}/`,
+        `--ca=${caFile}`,
+        `--http2=${http2}`,
+        `--sockets=${H2_SOCKETS}`,
+        `--seconds=${SECONDS}`,
+      )
+      const load = track(clientCommand, clientArgs)
+      let stderr = ''
+      load.stderr.on('data', (d) => {
+        stderr = (stderr + d).slice(-2000)
+      })
+      // Bounded: a client that hangs is killed, and the run fails.
+      const timer = setTimeout(() => load.kill('SIGKILL'), (90 + SECONDS) * 1000)
+      const lines = createInterface({ input: load.stdout })
+      let openMs
+      let after
+      let last
+      for await (const line of lines) {
+        if (line.startsWith('OPEN ')) {
+          openMs = Number(line.slice(5))
+          // Let the server settle before reading its RSS, then start the echo run.
+          await new Promise((r) => setTimeout(r, 1000))
+          after = rss(pid)
+          load.stdin.write('go\n')
+        } else if (line.startsWith('{')) last = JSON.parse(line)
+      }
+      clearTimeout(timer)
+      if (openMs === undefined || !last) throw new Error(`ws-h2 client (${http2}) gave no result\n${stderr}`)
+      return { openMs, perSocket: (after - before) / H2_SOCKETS, rate: last.rate, before, after }
+    })
+    const detail = `${H2_SOCKETS} sockets, RSS ${mb(result.before)} -> ${mb(result.after)} MiB`
+    await record('ws-h2-open-ms', subject, () => ({ value: result.openMs, detail }))
+    await record('ws-h2-rss-bytes-per-socket', subject, () => ({ value: result.perSocket, detail }))
+    await record('ws-h2-echo', subject, () => result.rate)
   }
 }
 

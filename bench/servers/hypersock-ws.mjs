@@ -1,11 +1,16 @@
 // hypersock serve({ websocket }): echoes every message back as it came (text or binary).
-// `--deflate` enables permessage-deflate (threshold 1024 bytes, as `ws`).
+// `--deflate` enables permessage-deflate (threshold 1024 bytes, as `ws`); `--cert=FILE` serves
+// wss:// (HTTP/1.1 and HTTP/2 by ALPN) with the certificate JSON in FILE ({ cert, key }).
+import { readFileSync } from 'node:fs'
 import { serveWebSocket } from '../../dist/index.js'
 import { announce } from './common.mjs'
 
+const certFile = process.argv.find((a) => a.startsWith('--cert='))?.slice('--cert='.length)
 const server = await serveWebSocket({
   port: 0,
   hostname: '127.0.0.1',
+  // With TLS, room for a client's 1,000 WebSockets on one HTTP/2 connection.
+  ...(certFile ? { tls: JSON.parse(readFileSync(certFile, 'utf8')), maxConcurrentStreams: 4096 } : {}),
   compression: process.argv.includes('--deflate') ? { threshold: 1024 } : false,
   message(ws, data) {
     // Like `ws`, drop echoes of messages that arrive while the connection is closing.

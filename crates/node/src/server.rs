@@ -37,6 +37,7 @@ pub struct BindingServerOptions {
     pub send_timeout_ms: Option<u32>,
     pub max_header_size: Option<u32>,
     pub max_headers: Option<u32>,
+    pub max_concurrent_streams: Option<u32>,
     pub max_connections: Option<u32>,
     pub max_concurrent_requests: Option<u32>,
     pub max_queued_requests: Option<u32>,
@@ -502,6 +503,9 @@ async fn start(
         send_timeout: options.send_timeout_ms.map_or(d.send_timeout, ms),
         max_header_size: or(options.max_header_size, d.max_header_size),
         max_headers: or(options.max_headers, d.max_headers),
+        max_concurrent_streams: options
+            .max_concurrent_streams
+            .unwrap_or(d.max_concurrent_streams),
         max_connections: limit(options.max_connections, d.max_connections),
         max_concurrent_requests: limit(options.max_concurrent_requests, d.max_concurrent_requests),
         max_queued_requests: or(options.max_queued_requests, d.max_queued_requests),

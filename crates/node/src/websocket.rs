@@ -721,15 +721,18 @@ pub struct BindingDialOptions {
 static NEXT_CLIENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Connects to a `ws://` or `wss://` URL. Call `start` on the result to begin receiving.
+///
+/// Not an `async fn`: the client is cloned out of its JS object before the future starts, since
+/// a borrowed JS value is not kept alive across the await (the garbage collector may free it).
 #[napi(ts_return_type = "Promise<BindingWebSocket>")]
-pub async fn dial_web_socket(
+pub fn dial_web_socket<'env>(
+    env: &'env Env,
     url: String,
     options: BindingDialOptions,
     client: Option<&External<Client>>,
-) -> Outcome<BindingWebSocket> {
-    dial(url, options, client.map(|c| (**c).clone()))
-        .await
-        .into()
+) -> Result<PromiseRaw<'env, Outcome<BindingWebSocket>>> {
+    let client = client.map(|c| (**c).clone());
+    env.spawn_future(async move { Ok(dial(url, options, client).await.into()) })
 }
 
 async fn dial(

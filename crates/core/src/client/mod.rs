@@ -321,7 +321,10 @@ impl Client {
                 .pool_max_idle_per_host(opts.pool_max_idle_per_host)
                 .http2_only(h2only)
                 .http1_max_headers(MAX_RESPONSE_HEADERS)
-                .http2_adaptive_window(true)
+                // hyper's adaptive window (BDP pings) dropped whole connections carrying many
+                // busy WebSocket streams; its fixed windows (2 MiB per stream, 5 MiB per
+                // connection) keep loopback and LAN transfers at full speed.
+                .http2_adaptive_window(false)
                 .retry_canceled_requests(true)
                 .build(connector)
         };

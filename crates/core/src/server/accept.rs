@@ -34,7 +34,7 @@ pub(super) fn connection_builder(opts: &ServerOptions, websocket: bool) -> ConnB
     http2
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(opts.max_header_size).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256)
+        .max_concurrent_streams(opts.max_concurrent_streams.max(1))
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
     if websocket {
@@ -61,7 +61,7 @@ pub(super) fn connection_builder(opts: &ServerOptions, websocket: bool) -> ConnB
     auto.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(opts.max_header_size).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256)
+        .max_concurrent_streams(opts.max_concurrent_streams.max(1))
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
     if websocket {

@@ -35,6 +35,9 @@ pub struct ServerOptions {
     pub max_header_size: usize,
     /// Most header fields in a request (431 beyond).
     pub max_headers: usize,
+    /// Most streams open at once on one HTTP/2 connection: requests and WebSockets (RFC 8441)
+    /// together. Further streams wait for one to end.
+    pub max_concurrent_streams: u32,
     /// Most connections open at once; further clients wait in the listen backlog.
     pub max_connections: Option<usize>,
     /// Most requests handed to handlers at once; further ones wait in a queue.
@@ -70,6 +73,7 @@ impl Default for ServerOptions {
             send_timeout: Some(Duration::from_secs(60)),
             max_header_size: 64 << 10,
             max_headers: 100,
+            max_concurrent_streams: 256,
             max_connections: None,
             max_concurrent_requests: None,
             max_queued_requests: 1024,
