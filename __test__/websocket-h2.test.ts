@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocketServer } from 'ws'
 import { ECHOED, echoScript, launchChromium } from './browser.js'
 import { deferred } from './helpers.js'
-import { type Frame, frame, parseFrame } from './ws-raw.js'
+import { FrameReader, frame } from './ws-raw.js'
 
 const ca = generateCertificate({ isCa: true, commonName: 'hypersock RFC 8441 test CA' })
 const leaf = generateCertificate({ ca })
@@ -73,28 +73,22 @@ async function session(server: Server, secure: boolean): Promise<http2.ClientHtt
 }
 
 /** A WebSocket on one extended CONNECT stream: masked frames out, the server's frames in. */
-class H2Socket {
-  #buf: Buffer = Buffer.alloc(0)
-  #waiters: (() => void)[] = []
-  ended = false
-  reset: number | undefined
+class H2Socket extends FrameReader {
   status = 0
   headers: http2.IncomingHttpHeaders = {}
+  /** Resolves once the stream is closed, with its RST_STREAM code (0: ended cleanly). */
+  readonly closed: Promise<number>
 
   constructor(readonly stream: http2.ClientHttp2Stream) {
-    stream.on('data', (d: Buffer) => {
-      this.#buf = Buffer.concat([this.#buf, d])
-      this.#wake()
-    })
-    stream.on('end', () => {
-      this.ended = true
-      this.#wake()
-    })
-    stream.on('close', () => {
-      this.ended = true
-      this.reset = stream.rstCode
-      this.#wake()
-    })
+    super()
+    stream.on('data', (d: Buffer) => this.push(d))
+    stream.on('end', () => this.end())
+    this.closed = new Promise((resolve) =>
+      stream.on('close', () => {
+        this.end()
+        resolve(stream.rstCode ?? 0)
+      }),
+    )
     stream.on('error', () => {})
   }
 
@@ -120,37 +114,8 @@ class H2Socket {
     return socket
   }
 
-  #wake(): void {
-    for (const w of this.#waiters.splice(0)) w()
-  }
-
   send(opcode: number, payload: Buffer | string, opts: { fin?: boolean; rsv?: number } = {}): void {
     this.stream.write(frame(opcode, payload, opts))
-  }
-
-  /** The next frame from the server, or null once the stream ended. */
-  async next(): Promise<Frame | null> {
-    for (;;) {
-      const parsed = parseFrame(this.#buf)
-      if (parsed) {
-        this.#buf = parsed.rest
-        return parsed.frame
-      }
-      if (this.ended) return null
-      await new Promise<void>((r) => this.#waiters.push(r))
-    }
-  }
-
-  async closeCode(): Promise<number | null> {
-    for (;;) {
-      const f = await this.next()
-      if (!f) return null
-      if (f.opcode === 8) return f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005
-    }
-  }
-
-  async ended_(): Promise<void> {
-    while (!this.ended) await new Promise<void>((r) => this.#waiters.push(r))
   }
 }
 
@@ -184,8 +149,7 @@ describe('WebSocket over HTTP/2 (RFC 8441), server', () => {
         ws.send(8, closePayload(4000 + sockets.indexOf(ws), 'bye'))
         expect(await ws.closeCode()).toBe(4000 + sockets.indexOf(ws))
         // The close ends the stream cleanly (END_STREAM, no reset).
-        await ws.ended_()
-        expect(ws.reset ?? 0).toBe(0)
+        expect(await ws.closed).toBe(http2.constants.NGHTTP2_NO_ERROR)
       }
       expect(seen.versions).toEqual(['2', '2', '2'])
       await until(() => seen.closes.length === 3)
@@ -230,7 +194,7 @@ describe('WebSocket over HTTP/2 (RFC 8441), server', () => {
     const cut = await H2Socket.open(s)
     cut.send(1, 'half a mess', { fin: false })
     cut.stream.close(http2.constants.NGHTTP2_CANCEL)
-    await cut.ended_()
+    await cut.untilEnded()
     await until(() => seen.closes.some(([code]) => code === 1006))
     // The first WebSocket on the connection never noticed.
     healthy.send(1, 'still here')

@@ -61,32 +61,73 @@ export function parseFrame(buf: Buffer): { frame: Frame; rest: Buffer } | null {
   }
 }
 
-/** A raw client: `handshake` first, then `send` frames and `next` to read the server's frames. */
-export class RawClient {
-  socket: net.Socket
-  #buf: Buffer = Buffer.alloc(0)
+/**
+ * Frames from a server as they arrive on some byte stream: feed it with `push`, tell it the
+ * stream ended with `end`, then read with `next` and `closeCode`.
+ */
+export class FrameReader {
+  /** Bytes received and not yet read. */
+  buf: Buffer = Buffer.alloc(0)
   #waiters: Array<() => void> = []
   ended = false
 
-  private constructor(socket: net.Socket) {
-    this.socket = socket
-    socket.on('data', (d: Buffer) => {
-      this.#buf = Buffer.concat([this.#buf, d])
-      this.#wake()
-    })
-    socket.on('close', () => {
-      this.ended = true
-      this.#wake()
-    })
-    socket.on('error', () => {})
+  push(d: Buffer): void {
+    this.buf = Buffer.concat([this.buf, d])
+    this.#wake()
+  }
+
+  end(): void {
+    this.ended = true
+    this.#wake()
   }
 
   #wake(): void {
     for (const w of this.#waiters.splice(0)) w()
   }
 
-  async #wait(): Promise<void> {
+  /** Resolves at the next `push` or `end`. */
+  async wait(): Promise<void> {
     await new Promise<void>((r) => this.#waiters.push(r))
+  }
+
+  /** The next frame from the server, or null once the stream ended. */
+  async next(): Promise<Frame | null> {
+    for (;;) {
+      const parsed = parseFrame(this.buf)
+      if (parsed) {
+        this.buf = parsed.rest
+        return parsed.frame
+      }
+      if (this.ended) return null
+      await this.wait()
+    }
+  }
+
+  /** Reads frames until a close frame and returns its code, or null if the stream just ended. */
+  async closeCode(): Promise<number | null> {
+    for (;;) {
+      const f = await this.next()
+      if (!f) return null
+      if (f.opcode === 8) return f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005
+    }
+  }
+
+  /** Resolves once the stream ended. */
+  async untilEnded(): Promise<void> {
+    while (!this.ended) await this.wait()
+  }
+}
+
+/** A raw client: `handshake` first, then `send` frames and `next` to read the server's frames. */
+export class RawClient extends FrameReader {
+  socket: net.Socket
+
+  private constructor(socket: net.Socket) {
+    super()
+    this.socket = socket
+    socket.on('data', (d: Buffer) => this.push(d))
+    socket.on('close', () => this.end())
+    socket.on('error', () => {})
   }
 
   static async connect(port: number, host = '127.0.0.1'): Promise<RawClient> {
@@ -108,41 +149,19 @@ export class RawClient {
     ]
     this.socket.write(`${lines.join('\r\n')}\r\n\r\n`)
     for (;;) {
-      const end = this.#buf.indexOf('\r\n\r\n')
+      const end = this.buf.indexOf('\r\n\r\n')
       if (end >= 0) {
-        const head = this.#buf.subarray(0, end).toString('latin1')
-        this.#buf = this.#buf.subarray(end + 4)
+        const head = this.buf.subarray(0, end).toString('latin1')
+        this.buf = this.buf.subarray(end + 4)
         return head
       }
-      if (this.ended) return this.#buf.toString('latin1')
-      await this.#wait()
+      if (this.ended) return this.buf.toString('latin1')
+      await this.wait()
     }
   }
 
   send(data: Buffer): void {
     this.socket.write(data)
-  }
-
-  /** The next frame from the server, or null once the connection ended. */
-  async next(): Promise<Frame | null> {
-    for (;;) {
-      const parsed = parseFrame(this.#buf)
-      if (parsed) {
-        this.#buf = parsed.rest
-        return parsed.frame
-      }
-      if (this.ended) return null
-      await this.#wait()
-    }
-  }
-
-  /** Reads frames until a close frame and returns its code, or null if the TCP connection just ended. */
-  async closeCode(): Promise<number | null> {
-    for (;;) {
-      const f = await this.next()
-      if (!f) return null
-      if (f.opcode === 8) return f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005
-    }
   }
 
   destroy(): void {
