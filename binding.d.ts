@@ -243,6 +243,32 @@ export declare class BindingServer {
   stop(deadlineMs: number): Promise<void>
 }
 
+/** A raw connection. Call `start` to begin receiving. */
+export declare class BindingSocket {
+  /** Starts receiving: events go to `on_event` from now on. */
+  start(onEvent: (kind: number, data: Buffer | Error | null) => void): void
+  /** Queues `data`; resolves once it is written to the socket. */
+  write(data: Uint8Array): Promise<void>
+  /** Ends this side once what is queued is written; reading goes on. */
+  end(): Promise<void>
+  /** Upgrades the plain connection to TLS in place; resolves with the handshake (JSON). */
+  startTls(tls?: BindingTlsOptions | undefined | null, alpn?: Array<string> | undefined | null): Promise<string>
+  /** Stops (false) or resumes (true) reading. */
+  setReading(on: boolean): void
+  /** Drops the connection at once. */
+  destroy(): void
+  /** The TLS handshake (JSON), once TLS is on. */
+  get tls(): string | null
+  /** The peer's address and port. */
+  get remoteAddress(): string
+  /** The peer's port. */
+  get remotePort(): number
+  /** This side's address. */
+  get localAddress(): string
+  /** This side's port. */
+  get localPort(): number
+}
+
 /** One WebSocket connection, server side or client side. */
 export declare class BindingWebSocket {
   /** The connection's send handle, for `wsSendText` and `wsSendBinary`. */
@@ -589,6 +615,18 @@ export interface BindingSniCertificate {
   key: string
 }
 
+/** Options of `socketConnect`, validated by the TS layer. */
+export interface BindingSocketOptions {
+  /** TLS from the start, with these options. */
+  tls?: BindingTlsOptions
+  /** Use TLS (with `tls`, or the defaults when it is absent). */
+  secure: boolean
+  /** ALPN protocols offered. */
+  alpn?: Array<string>
+  /** Time the connect (and TLS handshake) may take. */
+  timeoutMs?: number
+}
+
 /** One item of an event stream: `open`, `message` (an event) or `reconnecting`. */
 export interface BindingSseItem {
   kind: string
@@ -692,6 +730,21 @@ export declare function requestMethods(): Array<string>
  */
 export declare function respond(inbox: ExternalObject<'ServerInbox'>, id: number, status: number, headers: Array<string>, body?: string | Uint8Array | undefined | null): boolean
 
+/** Opens a connection to `host:port`. */
+export declare function socketConnect(host: string, port: number, options: BindingSocketOptions): Promise<BindingSocket>
+
+/** Kinds of socket events: the `kind` of `start`'s callback. */
+export declare enum SocketEventKind {
+  /** Bytes arrived (a Buffer). */
+  Data = 0,
+  /** The peer ended its side. */
+  End = 1,
+  /** Reading or writing failed (an Error); `Close` follows. */
+  Error = 2,
+  /** The connection is gone. */
+  Close = 3,
+}
+
 /**
  * Binds and starts a server. `onRequest` is called when requests wait in `takeRequests`;
  * `onWebSocket`, when given, enables WebSocket upgrades and is called when events wait in
@@ -726,10 +779,31 @@ export declare enum WsEventKind {
   Pong = 5,
   Drain = 6,
   Error = 7,
+  /** Write markers passed (`wsMarkWritten`); the code is how many. */
+  Written = 8,
 }
+
+/**
+ * Heartbeat times of the connection, in milliseconds: `[lastPingAt, lastPongAt, rtt]` (the
+ * first two since the Unix epoch, 0 when never; rtt 0 before the first answered ping).
+ */
+export declare function wsHeartbeat(handle: ExternalObject<'WsHandle'>): Array<number>
+
+/**
+ * Queues a write marker: a `Written` event follows once everything queued before it is on
+ * the socket.
+ */
+export declare function wsMarkWritten(handle: ExternalObject<'WsHandle'>): void
 
 /** Queues a binary message on the connection of `handle`; see `wsSendText`. */
 export declare function wsSendBinary(handle: ExternalObject<'WsHandle'>, data: Uint8Array): number
+
+/**
+ * Queues one part of a message sent in parts (see `WsHandle::send_part`): `text` says which
+ * kind of message the first part starts; `fin` ends the message; `compress` is 0 (by
+ * threshold), 1 (always, when negotiated) or 2 (never). Same results as `wsSendText`.
+ */
+export declare function wsSendPart(handle: ExternalObject<'WsHandle'>, data: string | Uint8Array, text: boolean, fin: boolean, compress: number): number
 
 /**
  * Queues a text message on the connection of `handle` (see `BindingWebSocket.sendHandle`);

@@ -31,6 +31,8 @@ export function frame(
 /** A frame read from the server. */
 export interface Frame {
   opcode: number
+  /** The FIN bit: the last frame of its message. */
+  fin: boolean
   /** The RSV1-3 bits (4: RSV1, which permessage-deflate sets on a compressed message). */
   rsv: number
   payload: Buffer
@@ -54,6 +56,7 @@ export function parseFrame(buf: Buffer): { frame: Frame; rest: Buffer } | null {
   return {
     frame: {
       opcode: (buf[0] as number) & 0x0f,
+      fin: ((buf[0] as number) & 0x80) !== 0,
       rsv: ((buf[0] as number) >> 4) & 0x07,
       payload: Buffer.from(buf.subarray(pos, pos + len)),
     },

@@ -5,6 +5,7 @@
  * - {@link serve}: HTTP server with WebSocket upgrade on the same port.
  * - {@link WebSocket}: WHATWG WebSocket client with an async iterator of messages.
  * - {@link Hub}: rooms, publish and broadcast fanned out in Rust; {@link RedisAdapter} across processes.
+ * - {@link connect}: raw TCP/TLS connections through the same engine, with STARTTLS.
  */
 
 export type { BodyInit } from './body.js'
@@ -90,6 +91,7 @@ export {
   type UpgradeResult,
   type WebSocketHandler,
 } from './server-websocket.js'
+export { type ConnectOptions, connect, Socket, type StartTlsOptions } from './socket.js'
 export type { PeerCertificate, TlsDetails } from './tls.js'
 export {
   type BinaryType,
@@ -102,5 +104,7 @@ export {
   type CompressionOptions,
   PreparedMessage,
   prepare,
+  type SendCallback,
+  type SendOptions,
   type WebSocketLimits,
 } from './websocket-common.js'

@@ -1,4 +1,4 @@
-import { fromNative } from './errors.js'
+import { fromNative, WebSocketError } from './errors.js'
 import type { Hub } from './hub.js'
 import { type Binding, native } from './native.js'
 import { checkInteger, checkOptions, type KeyRecord, optionKeys, U32 } from './validate.js'
@@ -10,9 +10,14 @@ import {
   checkClose,
   controlPayload,
   LIMIT_KEYS,
+  messageStream,
   type PreparedMessage,
   ReadyState,
+  type SendCallback,
+  type SendOptions,
+  sendWithOptions,
   type WebSocketLimits,
+  WriteWaiters,
 } from './websocket-common.js'
 import { headersFromFlat } from './wire/headers.js'
 
@@ -138,6 +143,12 @@ export class ServerWebSocket<Data = unknown> {
   #handle: ReturnType<Binding.BindingWebSocket['sendHandle']>
   #state: number = ReadyState.OPEN
   #headers: Headers | undefined
+  #writes: WriteWaiters | undefined
+  #drainWaiters: (() => void)[] = []
+  /** A message sent in parts with `send(data, { fin: false })` is open. */
+  #partOpen = false
+  /** A message of `stream()` is open. */
+  #streamOpen = false
   /** Per-connection data of your own (set by the `upgrade` hook's `data`, or by you). */
   data: Data = undefined as Data
 
@@ -211,11 +222,103 @@ export class ServerWebSocket<Data = unknown> {
    * Sends a text (string) or binary message. Returns false when the queue is over
    * `highWaterMark` (wait for `drain`), or when the message was dropped because the socket is
    * closing or exceeded `maxBackpressure`.
+   *
+   * `options` choose compression for this message and send it in parts (`fin: false`); see
+   * {@link SendOptions}. `callback` runs once the message is written to the socket, or with an
+   * `ERR_WS_CLOSED` error if the connection ends first (so what the message holds can be
+   * released either way).
    */
-  send(data: string | ArrayBufferLike | ArrayBufferView): boolean {
-    if (typeof data === 'string') return this.#attempt(() => native.wsSendText(this.#handle, data))
-    const bytes = binaryPayload(data)
-    return this.#attempt(() => native.wsSendBinary(this.#handle, bytes))
+  send(
+    data: string | ArrayBufferLike | ArrayBufferView,
+    options?: SendOptions | SendCallback,
+    callback?: SendCallback,
+  ): boolean {
+    if (typeof options === 'function') {
+      callback = options
+      options = undefined
+    }
+    const payload = typeof data === 'string' ? data : binaryPayload(data)
+    let sent: boolean
+    if (options === undefined && !this.#partOpen) {
+      sent =
+        typeof payload === 'string'
+          ? this.#attempt(() => native.wsSendText(this.#handle, payload))
+          : this.#attempt(() => native.wsSendBinary(this.#handle, payload))
+    } else {
+      // After `fin: false`, sends continue that message until one ends it (as in `ws`).
+      const o = options ?? {}
+      if (o.fin === false && this.#streamOpen) {
+        throw new WebSocketError('ERR_INVALID_STATE', 'a stream() message is open on this socket')
+      }
+      sent = this.#attempt(() => sendWithOptions(this.#handle, payload, o))
+      this.#partOpen = o.fin === false
+    }
+    if (callback) this.#whenWritten(callback)
+    return sent
+  }
+
+  /**
+   * Sends like {@link send} and resolves once the message is written to the socket; rejects
+   * with `ERR_WS_CLOSED` if the connection ends first.
+   */
+  sendAsync(data: string | ArrayBufferLike | ArrayBufferView, options?: SendOptions): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.send(data, options, (error) => (error ? reject(error) : resolve()))
+    })
+  }
+
+  #whenWritten(callback: SendCallback): void {
+    this.#writes ??= new WriteWaiters()
+    this.#writes.add(this.#handle, callback)
+  }
+
+  /**
+   * A `WritableStream` that sends one message in parts, each chunk as a frame as it comes
+   * (strings or bytes; `binary` chooses the message's kind, default true). Closing the stream
+   * ends the message; writes wait while the queue is over `highWaterMark`. Other messages wait
+   * until it ends. Aborting the stream closes the connection with 1011.
+   */
+  stream(options: { binary?: boolean } = {}): WritableStream<string | Uint8Array> {
+    if (this.#partOpen || this.#streamOpen) {
+      throw new WebSocketError('ERR_INVALID_STATE', 'a message sent in parts is still open on this socket')
+    }
+    this.#streamOpen = true
+    return messageStream(
+      {
+        sendPart: (data, text, fin) => {
+          try {
+            return native.wsSendPart(this.#handle, data, text, fin, 0)
+          } catch (err) {
+            throw fromNative(err)
+          }
+        },
+        drained: () =>
+          this.#state === ReadyState.CLOSED || this.bufferedAmount === 0
+            ? Promise.resolve()
+            : new Promise((resolve) => this.#drainWaiters.push(resolve)),
+        abort: () => this.close(1011, 'message stream aborted'),
+      },
+      options.binary === false,
+      () => {
+        this.#streamOpen = false
+      },
+    )
+  }
+
+  /** When this socket last sent a ping (heartbeat or {@link ping}), as `Date.now()` would say; undefined before the first. */
+  get lastPingAt(): number | undefined {
+    return native.wsHeartbeat(this.#handle)[0] || undefined
+  }
+
+  /** When the last pong arrived, as `Date.now()` would say; undefined before the first. */
+  get lastPongAt(): number | undefined {
+    return native.wsHeartbeat(this.#handle)[1] || undefined
+  }
+
+  /** Milliseconds from the last ping to the pong that answered it (the heartbeat's round trip); undefined before the first. */
+  get roundTripTime(): number | undefined {
+    const [ping, , rtt] = native.wsHeartbeat(this.#handle)
+    return ping ? rtt : undefined
   }
 
   /** Sends a message made by {@link prepare}; same result as {@link send}. */
@@ -263,5 +366,24 @@ export class ServerWebSocket<Data = unknown> {
   /** @internal */
   markClosed(): void {
     this.#state = ReadyState.CLOSED
+    this.#writes?.closed()
+    this.#drained()
+  }
+
+  /** @internal Write markers passed. */
+  written(count: number): void {
+    this.#writes?.written(count)
+  }
+
+  /** @internal The queue drained. */
+  #drained(): void {
+    const waiters = this.#drainWaiters
+    this.#drainWaiters = []
+    for (const wake of waiters) wake()
+  }
+
+  /** @internal */
+  drained(): void {
+    this.#drained()
   }
 }

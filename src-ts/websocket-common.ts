@@ -1,7 +1,7 @@
 // What the WebSocket client (websocket.ts), the server side (server-websocket.ts) and the Hub
 // (hub.ts) share: event kinds, ready states, limits and compression settings, close-code checks
 // and prepared messages.
-import { InvalidArgumentError } from './errors.js'
+import { InvalidArgumentError, WebSocketError } from './errors.js'
 import { type Binding, native } from './native.js'
 import { checkInteger, checkOptions, type KeyRecord, optionKeys, U32 } from './validate.js'
 
@@ -192,4 +192,131 @@ export class PreparedMessage {
  */
 export function prepare(data: string | ArrayBufferLike | ArrayBufferView): PreparedMessage {
   return new PreparedMessage(data)
+}
+
+/** Per-message options of `send`. */
+export interface SendOptions {
+  /**
+   * With permessage-deflate negotiated: `false` sends this message uncompressed, `true`
+   * compresses it even below the `threshold`. Default: compress at or above the threshold.
+   * For a message sent in parts, the first part decides for the whole message.
+   */
+  compress?: boolean
+  /**
+   * `false` sends this data as a part of a message that stays open (a fragment); later sends
+   * continue it, and the one with `fin` true (the default) ends it. Meanwhile other messages
+   * on the socket (other sends, Hub broadcasts) wait and follow it; pings and a close do not.
+   */
+  fin?: boolean
+}
+
+/** Called once the message is written to the socket, or with `ERR_WS_CLOSED` if the connection ended first. */
+export type SendCallback = (error?: Error) => void
+
+const SEND_KEYS = optionKeys<SendOptions>({ compress: true, fin: true })
+
+type WsHandleRef = ReturnType<Binding.BindingWebSocket['sendHandle']>
+
+/**
+ * Sends `data` with per-message options: the addon's send status (1 queued, -1 over the
+ * high-water mark, 0 dropped). `text` is the kind of message a first part starts.
+ */
+export function sendWithOptions(
+  handle: WsHandleRef,
+  data: string | Uint8Array,
+  options: SendOptions,
+  text: boolean = typeof data === 'string',
+): number {
+  checkOptions('send()', options, SEND_KEYS)
+  const compress = options.compress === undefined ? 0 : options.compress ? 1 : 2
+  return native.wsSendPart(handle, data, text, options.fin !== false, compress)
+}
+
+/** The error of a send whose connection ended before it was written. */
+export function closedError(): Error {
+  return new WebSocketError('ERR_WS_CLOSED', 'the WebSocket closed before the message was written')
+}
+
+/**
+ * Write completion of one socket: each waiter queues a marker behind what is queued so far and
+ * is called when the addon reports the marker written (in order), or with `ERR_WS_CLOSED` when
+ * the connection ends first.
+ */
+export class WriteWaiters {
+  #waiting: SendCallback[] = []
+  #head = 0
+
+  /** Calls `done` once everything queued on `handle` so far is written. */
+  add(handle: WsHandleRef, done: SendCallback): void {
+    try {
+      native.wsMarkWritten(handle)
+    } catch {
+      queueMicrotask(() => done(closedError()))
+      return
+    }
+    this.#waiting.push(done)
+  }
+
+  /** `count` markers were written. */
+  written(count: number): void {
+    for (let i = 0; i < count && this.#head < this.#waiting.length; i++) {
+      const done = this.#waiting[this.#head]
+      this.#waiting[this.#head++] = undefined as unknown as SendCallback
+      done?.()
+    }
+    if (this.#head === this.#waiting.length) {
+      this.#waiting = []
+      this.#head = 0
+    }
+  }
+
+  /** The connection ended: every waiter fails with `ERR_WS_CLOSED`. */
+  closed(): void {
+    const left = this.#waiting.slice(this.#head)
+    this.#waiting = []
+    this.#head = 0
+    for (const done of left) done(closedError())
+  }
+}
+
+/**
+ * What a socket lends {@link messageStream}: sending one part, waiting until its queue is below
+ * the high-water mark, and failing the connection when the stream is aborted.
+ */
+export interface PartSink {
+  sendPart(data: string | Uint8Array, text: boolean, fin: boolean): number
+  drained(): Promise<void>
+  abort(): void
+}
+
+/**
+ * A `WritableStream` that sends one message in parts: each chunk goes out as a frame at once,
+ * closing the stream ends the message. A write waits while the socket's queue is over the
+ * high-water mark; it fails with `ERR_WS_CLOSED` once the connection is gone. Aborting the
+ * stream closes the connection with 1011, as the receiver must not take a cut-off message for
+ * a whole one.
+ */
+export function messageStream(sink: PartSink, text: boolean, release: () => void): WritableStream<string | Uint8Array> {
+  const part = (data: string | Uint8Array, fin: boolean): number => {
+    const status = sink.sendPart(data, text, fin)
+    if (status === 0) throw closedError()
+    return status
+  }
+  return new WritableStream<string | Uint8Array>({
+    async write(chunk) {
+      if (typeof chunk !== 'string' && !ArrayBuffer.isView(chunk)) {
+        throw new InvalidArgumentError('ERR_INVALID_ARG_TYPE', 'a message stream takes strings and byte arrays')
+      }
+      const data = typeof chunk === 'string' ? chunk : binaryPayload(chunk)
+      if (part(data, false) < 0) await sink.drained()
+    },
+    close() {
+      release()
+      part(new Uint8Array(0), true)
+    },
+    abort() {
+      release()
+      sink.abort()
+    },
+  })
 }

@@ -18,11 +18,17 @@ import {
   bindingCompression,
   bindingLimits,
   type CompressionOptions,
+  closedError,
   closeProblem,
   controlPayload,
   LIMIT_KEYS,
+  messageStream,
   ReadyState,
+  type SendCallback,
+  type SendOptions,
+  sendWithOptions,
   type WebSocketLimits,
+  WriteWaiters,
   WsEvent,
 } from './websocket-common.js'
 
@@ -188,6 +194,12 @@ export class WebSocket extends EventTarget {
   #readingHeld = false
   /** `terminate()` was called while connecting. */
   #terminated = false
+  #writes: WriteWaiters | undefined
+  #drainWaiters: (() => void)[] = []
+  /** A message sent in parts with `send(data, { fin: false })` is open. */
+  #partOpen = false
+  /** A message of `stream()` is open. */
+  #streamOpen = false
 
   constructor(url: string | URL, protocols?: string | string[], options: WebSocketOptions = {}) {
     super()
@@ -284,9 +296,15 @@ export class WebSocket extends EventTarget {
     } else if (kind === WsEvent.Error && data instanceof Error) {
       const error = fromNative(data)
       this.dispatchEvent(new ErrorEvent('error', { error, message: (error as Error).message }))
+    } else if (kind === WsEvent.Written) {
+      this.#writes?.written(code)
+    } else if (kind === WsEvent.Drain) {
+      this.#wakeDrainWaiters()
     } else if (kind === WsEvent.Close) {
       this.#state = ReadyState.CLOSED
       clearInterval(this.#keepAlive)
+      this.#writes?.closed()
+      this.#wakeDrainWaiters()
       const reason = typeof data === 'string' ? data : ''
       this.dispatchEvent(new CloseEvent('close', { code, reason, wasClean: code !== 1006 }))
       this.#finishIterators()
@@ -335,27 +353,148 @@ export class WebSocket extends EventTarget {
     return this.#native?.bufferedAmount ?? 0
   }
 
-  /** Sends a text (string) or binary message. Throws `ERR_INVALID_STATE` while connecting. */
-  send(data: string | ArrayBufferLike | ArrayBufferView | Blob): void {
+  #wakeDrainWaiters(): void {
+    const waiters = this.#drainWaiters
+    this.#drainWaiters = []
+    for (const wake of waiters) wake()
+  }
+
+  #open(): Binding.BindingWebSocket | undefined {
     if (this.#state === ReadyState.CONNECTING || !this.#native) {
       throw new WebSocketError('ERR_INVALID_STATE', 'the WebSocket is still connecting; wait for open')
     }
-    if (this.#state !== ReadyState.OPEN) return
+    return this.#state === ReadyState.OPEN ? this.#native : undefined
+  }
+
+  /**
+   * Sends a text (string) or binary message. Throws `ERR_INVALID_STATE` while connecting.
+   *
+   * Beyond WHATWG: `options` choose compression for this message and send it in parts
+   * (`fin: false`; see {@link SendOptions}); `callback` runs once the message is written to the
+   * socket, or with an `ERR_WS_CLOSED` error if the connection ends first.
+   */
+  send(
+    data: string | ArrayBufferLike | ArrayBufferView | Blob,
+    options?: SendOptions | SendCallback,
+    callback?: SendCallback,
+  ): void {
+    if (typeof options === 'function') {
+      callback = options
+      options = undefined
+    }
+    const raw = this.#open()
+    if (!raw) {
+      if (callback) queueMicrotask(() => callback(closedError()))
+      return
+    }
     if (data instanceof Blob) {
-      const raw = this.#native
+      const o = options
+      const done = callback
       data.arrayBuffer().then((buf) => {
-        if (this.#state === ReadyState.OPEN) raw.sendBinary(new Uint8Array(buf))
+        if (this.#state === ReadyState.OPEN) this.send(new Uint8Array(buf), o, done)
+        else done?.(closedError())
       })
       return
     }
+    const payload = typeof data === 'string' ? data : binaryPayload(data)
     try {
-      if (typeof data === 'string') this.#native.sendText(data)
-      else this.#native.sendBinary(binaryPayload(data))
+      if (options === undefined && !this.#partOpen) {
+        if (typeof payload === 'string') raw.sendText(payload)
+        else raw.sendBinary(payload)
+      } else {
+        // After `fin: false`, sends continue that message until one ends it (as in `ws`).
+        const o = options ?? {}
+        if (o.fin === false && this.#streamOpen) {
+          throw new WebSocketError('ERR_INVALID_STATE', 'a stream() message is open on this socket')
+        }
+        sendWithOptions(this.#sendHandle(raw), payload, o)
+        this.#partOpen = o.fin === false
+      }
     } catch (err) {
       const e = fromNative(err) as { code?: string }
       // Closed meanwhile: WHATWG drops sends once the socket is closing.
       if (e.code !== 'ERR_WS_CLOSED') throw e
     }
+    if (callback) {
+      this.#writes ??= new WriteWaiters()
+      this.#writes.add(this.#sendHandle(raw), callback)
+    }
+  }
+
+  /**
+   * Sends like {@link send} and resolves once the message is written to the socket; rejects
+   * with `ERR_WS_CLOSED` if the connection ends first.
+   */
+  sendAsync(data: string | ArrayBufferLike | ArrayBufferView | Blob, options?: SendOptions): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.send(data, options, (error) => (error ? reject(error) : resolve()))
+    })
+  }
+
+  /**
+   * A `WritableStream` that sends one message in parts, each chunk as a frame as it comes
+   * (strings or bytes; `binary` chooses the message's kind, default true). Closing the stream
+   * ends the message; writes wait while the queue is over `highWaterMark`. Other messages wait
+   * until it ends. Aborting the stream closes the connection with 1011.
+   */
+  stream(options: { binary?: boolean } = {}): WritableStream<string | Uint8Array> {
+    const raw = this.#open()
+    if (!raw) throw new WebSocketError('ERR_WS_CLOSED', 'the WebSocket is closing')
+    if (this.#partOpen || this.#streamOpen) {
+      throw new WebSocketError('ERR_INVALID_STATE', 'a message sent in parts is still open on this socket')
+    }
+    this.#streamOpen = true
+    const handle = this.#sendHandle(raw)
+    return messageStream(
+      {
+        sendPart: (data, text, fin) => {
+          try {
+            return native.wsSendPart(handle, data, text, fin, 0)
+          } catch (err) {
+            throw fromNative(err)
+          }
+        },
+        drained: () =>
+          this.#state === ReadyState.CLOSED || raw.bufferedAmount === 0
+            ? Promise.resolve()
+            : new Promise((resolve) => this.#drainWaiters.push(resolve)),
+        abort: () => {
+          if (this.#state !== ReadyState.OPEN) return
+          this.#state = ReadyState.CLOSING
+          raw.close(1011, 'message stream aborted')
+        },
+      },
+      options.binary === false,
+      () => {
+        this.#streamOpen = false
+      },
+    )
+  }
+
+  /** When this socket last sent a ping (heartbeat or {@link ping}), as `Date.now()` would say; undefined before the first. */
+  get lastPingAt(): number | undefined {
+    return this.#heartbeat()[0] || undefined
+  }
+
+  /** When the last pong arrived, as `Date.now()` would say; undefined before the first. */
+  get lastPongAt(): number | undefined {
+    return this.#heartbeat()[1] || undefined
+  }
+
+  /** Milliseconds from the last ping to the pong that answered it; undefined before the first. */
+  get roundTripTime(): number | undefined {
+    const [ping, , rtt] = this.#heartbeat()
+    return ping ? rtt : undefined
+  }
+
+  #heartbeat(): number[] {
+    return this.#native ? native.wsHeartbeat(this.#sendHandle(this.#native)) : [0, 0, 0]
+  }
+
+  #handle: ReturnType<Binding.BindingWebSocket['sendHandle']> | undefined
+  #sendHandle(raw: Binding.BindingWebSocket): ReturnType<Binding.BindingWebSocket['sendHandle']> {
+    this.#handle ??= raw.sendHandle()
+    return this.#handle
   }
 
   /**

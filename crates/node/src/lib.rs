@@ -13,6 +13,7 @@ mod lent;
 mod multipart;
 mod routes;
 mod server;
+mod socket;
 mod sse;
 mod testing;
 mod wake;

@@ -6,8 +6,8 @@ use hypersock_core::client::{dial_websocket, Client, DialOptions, DialedWebSocke
 use hypersock_core::server::{header_map, Request, Response, Upgrade, UpgradeAccept, WsHandler};
 use hypersock_core::tls::ClientTlsOptions;
 use hypersock_core::ws::{
-    self, DeflateOptions, FailGate, PreparedMessage, Role, SendStatus, WsEvents, WsHandle,
-    WsLimits, WsMessage, WsOptions,
+    self, Compress, DeflateOptions, FailGate, PreparedMessage, Role, SendStatus, WsEvents,
+    WsHandle, WsLimits, WsMessage, WsOptions,
 };
 use hypersock_core::Error as CoreError;
 use napi::bindgen_prelude::*;
@@ -21,7 +21,7 @@ use crate::wake::{JsWake, WakeCallback};
 use crate::wire::headers::{pair_headers, store_headers, stored_to_flat};
 use crate::wire::ws_events::{
     EventData, EventObject, WsEventQueue, WS_CLOSE, WS_DRAIN, WS_ERROR, WS_MESSAGE, WS_OPEN,
-    WS_PING, WS_PONG, WS_UPGRADE,
+    WS_PING, WS_PONG, WS_UPGRADE, WS_WRITTEN,
 };
 
 /// `(kind, id, socket on open/upgrade, data or close reason or error text, close code)`.
@@ -173,6 +173,51 @@ pub fn ws_send_binary(
     data: &[u8],
 ) -> Result<i32> {
     status_code(env, handle.send_binary(lent::to_bytes(data)))
+}
+
+/// Queues one part of a message sent in parts (see `WsHandle::send_part`): `text` says which
+/// kind of message the first part starts; `fin` ends the message; `compress` is 0 (by
+/// threshold), 1 (always, when negotiated) or 2 (never). Same results as `wsSendText`.
+#[napi]
+pub fn ws_send_part(
+    env: &Env,
+    #[napi(ts_arg_type = "ExternalObject<'WsHandle'>")] handle: &External<WsHandle>,
+    data: Either<String, &[u8]>,
+    text: bool,
+    fin: bool,
+    compress: u32,
+) -> Result<i32> {
+    let compress = match compress {
+        1 => Compress::Always,
+        2 => Compress::Never,
+        _ => Compress::Auto,
+    };
+    let bytes = match data {
+        Either::A(text) => Bytes::from(text),
+        Either::B(data) => lent::to_bytes(data),
+    };
+    status_code(env, handle.send_part(text, bytes, fin, compress))
+}
+
+/// Queues a write marker: a `Written` event follows once everything queued before it is on
+/// the socket.
+#[napi]
+pub fn ws_mark_written(
+    env: &Env,
+    #[napi(ts_arg_type = "ExternalObject<'WsHandle'>")] handle: &External<WsHandle>,
+) -> Result<()> {
+    handle.mark_written().or_throw(env)
+}
+
+/// Heartbeat times of the connection, in milliseconds: `[lastPingAt, lastPongAt, rtt]` (the
+/// first two since the Unix epoch, 0 when never; rtt 0 before the first answered ping).
+#[napi]
+pub fn ws_heartbeat(
+    #[napi(ts_arg_type = "ExternalObject<'WsHandle'>")] handle: &External<WsHandle>,
+) -> Vec<f64> {
+    let h = handle.heartbeat();
+    let ms = |us: u64| us as f64 / 1000.0;
+    vec![ms(h.last_ping_us), ms(h.last_pong_us), ms(h.rtt_us)]
 }
 
 #[napi]
@@ -511,6 +556,15 @@ impl WsEvents for JsEvents {
 
     fn on_drain(&self, id: u64) {
         self.emit(WS_DRAIN, id, None, EventData::None, 0);
+    }
+
+    fn on_written(&self, id: u64, mut count: u32) {
+        // The count travels as the event's 16-bit code.
+        while count > 0 {
+            let n = count.min(u32::from(u16::MAX));
+            self.emit(WS_WRITTEN, id, None, EventData::None, n);
+            count -= n;
+        }
     }
 
     fn on_error(&self, id: u64, error: CoreError, gate: FailGate) {

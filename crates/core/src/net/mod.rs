@@ -12,6 +12,7 @@ use tokio_rustls::client::TlsStream;
 use crate::error::{Error, Result};
 
 pub mod proxy;
+pub mod socket;
 
 /// A connection's byte stream: plain TCP, TLS over TCP, or a unix socket. It is under the HTTP
 /// client's pooled connections, a dialed WebSocket and the Hub's Redis adapter.

@@ -107,6 +107,7 @@ where
         last_read: Instant::now(),
         pong_deadline: None,
         paused: false,
+        extra: None,
     };
     async move {
         let far = Instant::now() + std::time::Duration::from_secs(86400 * 365);
@@ -179,6 +180,7 @@ where
                 r = write_some(&mut wr, &mut c.out), if want_write => match r {
                     Ok((n, credit)) => {
                         c.out_bytes -= n;
+                        c.wrote(n);
                         if credit > 0 {
                             driver.shared.buffered.fetch_sub(credit, Ordering::Relaxed);
                         }
@@ -228,6 +230,7 @@ where
                         if !c.close_sent {
                             c.queue_control(OpCode::Ping, &[]);
                             c.seal();
+                            c.gate_tx.last_ping_us.store(super::now_us(), Ordering::Relaxed);
                             if c.pong_deadline.is_none() {
                                 c.pong_deadline = Some(now + c.limits.pong_timeout);
                             }
@@ -249,8 +252,12 @@ where
         if end.is_none() && !c.out.is_empty() {
             let _ = tokio::time::timeout(c.limits.close_timeout, async {
                 while !c.out.is_empty() {
-                    if write_some(&mut wr, &mut c.out).await.is_err() {
-                        break;
+                    match write_some(&mut wr, &mut c.out).await {
+                        Ok((n, _)) => {
+                            c.out_bytes -= n;
+                            c.wrote(n);
+                        }
+                        Err(_) => break,
                     }
                 }
             })
@@ -426,6 +433,22 @@ struct Conn {
     pong_deadline: Option<Instant>,
     /// The application stopped reading ([`super::WsHandle::set_reading`]).
     paused: bool,
+    /// A message being sent in parts and write markers; boxed, as most connections never
+    /// have either.
+    extra: Option<Box<Extra>>,
+}
+
+/// See [`Conn::extra`].
+#[derive(Default)]
+struct Extra {
+    /// A message sent in parts is open; whether it is compressed.
+    open: Option<bool>,
+    /// Messages queued while a message in parts is open; they follow it.
+    held: VecDeque<Outgoing>,
+    /// Write markers: the value of `written` at which each passes.
+    markers: VecDeque<u64>,
+    /// Bytes written since this state was made.
+    written: u64,
 }
 
 /// Incremental UTF-8 check of `buf[*checked..]`: false when invalid; an incomplete sequence at
@@ -480,10 +503,10 @@ impl Conn {
         self.out.push_back((chunk, credit));
     }
 
-    /// Frames one data message with payload `data` (already compressed when `rsv1`).
-    fn queue_frame(&mut self, opcode: OpCode, rsv1: bool, data: Bytes, credit: usize) {
+    /// Frames one data frame with payload `data` (already compressed when `rsv1`).
+    fn queue_frame(&mut self, opcode: OpCode, fin: bool, rsv1: bool, data: Bytes, credit: usize) {
         let mask = self.mask();
-        write_header(&mut self.scratch, true, rsv1, opcode, mask, data.len());
+        write_header(&mut self.scratch, fin, rsv1, opcode, mask, data.len());
         match mask {
             Some(m) => {
                 let start = self.scratch.len();
@@ -516,11 +539,89 @@ impl Conn {
                 self.zbuf.clear();
                 z.compress(&data, &mut self.zbuf);
                 let body = self.zbuf.split().freeze();
-                self.queue_frame(opcode, true, body, credit);
+                self.queue_frame(opcode, true, true, body, credit);
                 return;
             }
         }
-        self.queue_frame(opcode, false, data, credit);
+        self.queue_frame(opcode, true, false, data, credit);
+    }
+
+    /// Frames one part of a message sent in parts (see [`super::WsHandle::send_part`]).
+    fn queue_part(&mut self, part: super::Part) {
+        let credit = part.data.len();
+        let open = self.extra.as_ref().and_then(|e| e.open);
+        let compressed = match (open, self.deflate.as_ref()) {
+            (Some(open), _) => open,
+            (None, None) => false,
+            (None, Some(z)) => part
+                .compress
+                .unwrap_or_else(|| z.should_compress(part.data.len())),
+        };
+        let opcode = match (open, part.text) {
+            (Some(_), _) => OpCode::Continuation,
+            (None, true) => OpCode::Text,
+            (None, false) => OpCode::Binary,
+        };
+        let rsv1 = compressed && open.is_none();
+        match self.deflate.as_mut().filter(|_| compressed) {
+            Some(z) => {
+                self.zbuf.clear();
+                z.compress_part(&part.data, part.fin, &mut self.zbuf);
+                let body = self.zbuf.split().freeze();
+                self.queue_frame(opcode, part.fin, rsv1, body, credit);
+            }
+            None => self.queue_frame(opcode, part.fin, rsv1, part.data, credit),
+        }
+        if part.fin {
+            if let Some(e) = self.extra.as_mut() {
+                e.open = None;
+            }
+            // What waited for the message follows it, in order (a held message is whole, so it
+            // cannot open another one).
+            while let Some(held) = self.extra.as_mut().and_then(|e| e.held.pop_front()) {
+                self.command(held);
+            }
+            self.tidy_extra();
+        } else {
+            self.extra.get_or_insert_with(Default::default).open = Some(compressed);
+        }
+    }
+
+    /// Queues a write marker behind everything queued so far.
+    fn mark_written(&mut self) {
+        self.seal();
+        if self.out_bytes == 0 {
+            return self.events.on_written(self.id, 1);
+        }
+        let e = self.extra.get_or_insert_with(Default::default);
+        let at = e.written + self.out_bytes as u64;
+        e.markers.push_back(at);
+    }
+
+    /// `n` bytes were written: reports the markers they passed.
+    fn wrote(&mut self, n: usize) {
+        let Some(e) = self.extra.as_mut() else { return };
+        e.written += n as u64;
+        let mut passed = 0u32;
+        while e.markers.front().is_some_and(|at| *at <= e.written) {
+            e.markers.pop_front();
+            passed += 1;
+        }
+        if passed > 0 {
+            self.events.on_written(self.id, passed);
+            self.tidy_extra();
+        }
+    }
+
+    /// Drops [`Conn::extra`] once nothing is in it.
+    fn tidy_extra(&mut self) {
+        if self
+            .extra
+            .as_ref()
+            .is_some_and(|e| e.open.is_none() && e.held.is_empty() && e.markers.is_empty())
+        {
+            self.extra = None;
+        }
     }
 
     fn start_close(&mut self, code: u16, reason: &str) {
@@ -539,7 +640,22 @@ impl Conn {
 
     /// Handles one command from the handle.
     fn command(&mut self, cmd: Outgoing) {
+        if let Some(e) = self.extra.as_mut().filter(|e| e.open.is_some()) {
+            // Another message, or a marker behind one, waits for the open message to end; a
+            // marker with nothing held passes as usual (it may follow a part of the message).
+            let waits = match cmd {
+                Outgoing::Text(_) | Outgoing::Binary(_) | Outgoing::Prepared(_) => true,
+                Outgoing::Written => !e.held.is_empty(),
+                _ => false,
+            };
+            if waits {
+                e.held.push_back(cmd);
+                return;
+            }
+        }
         match cmd {
+            Outgoing::Part(part) => self.queue_part(*part),
+            Outgoing::Written => self.mark_written(),
             Outgoing::Text(b) => self.queue_data(OpCode::Text, b),
             Outgoing::Binary(b) => self.queue_data(OpCode::Binary, b),
             Outgoing::Prepared(p) => {
@@ -564,7 +680,12 @@ impl Conn {
                     (Role::Client, _) => self.queue_data(p.opcode(), p.payload()),
                 }
             }
-            Outgoing::Ping(b) => self.queue_control(OpCode::Ping, &b),
+            Outgoing::Ping(b) => {
+                self.queue_control(OpCode::Ping, &b);
+                self.gate_tx
+                    .last_ping_us
+                    .store(super::now_us(), Ordering::Relaxed);
+            }
             Outgoing::Pong(b) => self.queue_control(OpCode::Pong, &b),
             Outgoing::Close(code, reason) => {
                 if self.received.is_none() && self.failing.is_none() {
@@ -801,6 +922,13 @@ impl Conn {
             }
             OpCode::Pong => {
                 self.pong_deadline = None;
+                let now = super::now_us();
+                let hb = &self.gate_tx;
+                let ping = hb.last_ping_us.load(Ordering::Relaxed);
+                if ping != 0 && ping >= hb.last_pong_us.load(Ordering::Relaxed) {
+                    hb.rtt_us.store(now.saturating_sub(ping), Ordering::Relaxed);
+                }
+                hb.last_pong_us.store(now, Ordering::Relaxed);
                 self.events.on_pong(self.id, payload);
             }
             OpCode::Close => {

@@ -348,13 +348,30 @@ impl DeflateState {
     /// Compresses one whole message, appending the wire payload (without the 4-byte tail)
     /// to `out`.
     pub fn compress(&mut self, input: &[u8], out: &mut BytesMut) {
+        self.compress_part(input, true, out);
+    }
+
+    /// Compresses one fragment of a message; `last` marks the message's final fragment. Every
+    /// fragment ends on a sync flush so it can be sent at once; only the final one drops the
+    /// flush's empty-block tail (RFC 7692 7.2.1), and only after it may the context be reset.
+    pub fn compress_part(&mut self, input: &[u8], last: bool, out: &mut BytesMut) {
         let p = self.params;
         let d = self
             .deflate
             .get_or_insert_with(|| Box::new(new_deflate(p.level, p.send_window_bits, p.mem_level)));
-        compress_into(d, input, out);
-        if p.send_no_context_takeover {
-            self.deflate = None;
+        let start = out.len();
+        flush_into(d, input, out);
+        if last {
+            strip_tail(out, start);
+            if out.len() == start {
+                // Nothing new since the last flush (an empty message or last part): zlib writes
+                // nothing, but the receiver appends `00 00 ff ff` to whatever comes, so send the
+                // one byte that makes that an empty stored block (RFC 7692 7.2.3.6).
+                out.extend_from_slice(&[0]);
+            }
+            if p.send_no_context_takeover {
+                self.deflate = None;
+            }
         }
     }
 
@@ -403,6 +420,19 @@ pub fn new_deflate(level: i32, window_bits: u8, mem_level: i32) -> Deflate {
 /// `00 00 FF FF`.
 pub fn compress_into(d: &mut Deflate, input: &[u8], out: &mut BytesMut) {
     let start = out.len();
+    flush_into(d, input, out);
+    strip_tail(out, start);
+}
+
+/// Removes the `00 00 ff ff` that a sync flush ends with from what was written after `start`.
+fn strip_tail(out: &mut BytesMut, start: usize) {
+    if out.len() - start >= 4 && out[out.len() - 4..] == TAIL {
+        out.truncate(out.len() - 4);
+    }
+}
+
+/// Compresses `input` onto `out`, ending with a sync flush.
+fn flush_into(d: &mut Deflate, input: &[u8], out: &mut BytesMut) {
     let mut consumed = 0usize;
     loop {
         out.reserve(((input.len() - consumed) / 2).max(256));
@@ -421,9 +451,6 @@ pub fn compress_into(d: &mut Deflate, input: &[u8], out: &mut BytesMut) {
         if res.is_err() || (consumed == input.len() && wrote < spare_len) {
             break;
         }
-    }
-    if out.len() - start >= 4 && out[out.len() - 4..] == TAIL {
-        out.truncate(out.len() - 4);
     }
 }
 
@@ -505,6 +532,37 @@ mod tests {
                     b.decompress(&wire[half..], true, &mut out, 1 << 20)
                         .unwrap();
                     assert_eq!(&out[..], &msg[..], "bits {bits} nct {nct}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_compressed_in_parts_is_one_stream() {
+        for bits in [8, 15] {
+            for nct in [false, true] {
+                let mut a = DeflateState::new(negotiated(bits, nct));
+                let mut b = DeflateState::new(negotiated(bits, nct));
+                for round in 0..3 {
+                    let parts: Vec<Vec<u8>> = (0..4)
+                        .map(|i| format!("part {i} of {round} ").repeat(50).into_bytes())
+                        .chain([Vec::new()])
+                        .collect();
+                    let mut out = BytesMut::new();
+                    for (i, part) in parts.iter().enumerate() {
+                        let last = i == parts.len() - 1;
+                        let mut wire = BytesMut::new();
+                        a.compress_part(part, last, &mut wire);
+                        // Each part ends on a flush: what came so far decompresses at once.
+                        b.decompress(&wire, last, &mut out, 1 << 20).unwrap();
+                    }
+                    assert_eq!(&out[..], &parts.concat()[..], "bits {bits} nct {nct}");
+                    // An empty whole message right after keeps the stream in step.
+                    let mut wire = BytesMut::new();
+                    a.compress(&[], &mut wire);
+                    let mut empty = BytesMut::new();
+                    b.decompress(&wire, true, &mut empty, 1 << 20).unwrap();
+                    assert!(empty.is_empty());
                 }
             }
         }

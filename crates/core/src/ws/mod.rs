@@ -11,7 +11,7 @@
 //! the close event is reported exactly once, whatever ends the connection (even an aborted task).
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
@@ -83,6 +83,10 @@ pub trait WsEvents: Send + Sync + 'static {
     fn on_pong(&self, _id: u64, _data: Bytes) {}
     /// Everything queued was written after a send reported backpressure.
     fn on_drain(&self, _id: u64) {}
+    /// `count` more write markers ([`WsHandle::mark_written`]) were passed: everything queued
+    /// before each of them has been written to the socket. Markers pass in the order they were
+    /// queued; the ones still waiting when the connection ends never pass (`on_close` says so).
+    fn on_written(&self, _id: u64, _count: u32) {}
     /// The peer broke the protocol (or timed out); `on_close` follows. When this side fails
     /// the connection, its close frame waits until `gate` is dropped (or the close timeout
     /// passes), so that replies the application queued for messages delivered before the
@@ -196,6 +200,11 @@ pub enum SendStatus {
 pub(crate) enum Outgoing {
     Text(Bytes),
     Binary(Bytes),
+    /// One frame of a message sent in parts (or a whole message with its own compression
+    /// choice), see [`WsHandle::send_part`].
+    Part(Box<Part>),
+    /// See [`WsHandle::mark_written`].
+    Written,
     Prepared(PreparedMessage),
     Ping(Bytes),
     Pong(Bytes),
@@ -206,8 +215,49 @@ pub(crate) enum Outgoing {
     Reading(bool),
 }
 
+/// A frame of [`Outgoing::Part`].
+pub(crate) struct Part {
+    pub(crate) text: bool,
+    pub(crate) data: Bytes,
+    pub(crate) fin: bool,
+    pub(crate) compress: Option<bool>,
+}
+
+/// Per-message compression choice of [`WsHandle::send_part`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compress {
+    /// Compress when negotiated and the message reaches the threshold.
+    #[default]
+    Auto,
+    /// Compress when negotiated, whatever the size.
+    Always,
+    /// Do not compress.
+    Never,
+}
+
+/// Heartbeat times of a connection, readable from any thread (see [`WsHandle::heartbeat`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Heartbeat {
+    /// When this side last sent a ping (heartbeat or application), in microseconds since the
+    /// Unix epoch; 0 when never.
+    pub last_ping_us: u64,
+    /// When the last pong arrived, in microseconds since the Unix epoch; 0 when never.
+    pub last_pong_us: u64,
+    /// Microseconds from the last ping to the pong that answered it; 0 before the first.
+    pub rtt_us: u64,
+}
+
+pub(crate) fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
 pub(crate) struct Shared {
     pub(crate) tx: queue::Queue,
+    pub(crate) last_ping_us: AtomicU64,
+    pub(crate) last_pong_us: AtomicU64,
+    pub(crate) rtt_us: AtomicU64,
     pub(crate) buffered: AtomicUsize,
     pub(crate) closing: AtomicBool,
     pub(crate) want_drain: AtomicBool,
@@ -241,6 +291,9 @@ pub struct WsDriver {
 pub fn channel(id: u64, limits: &WsLimits) -> (WsHandle, WsDriver) {
     let shared = Arc::new(Shared {
         tx: queue::Queue::default(),
+        last_ping_us: AtomicU64::new(0),
+        last_pong_us: AtomicU64::new(0),
+        rtt_us: AtomicU64::new(0),
         buffered: AtomicUsize::new(0),
         closing: AtomicBool::new(false),
         want_drain: AtomicBool::new(false),
@@ -326,6 +379,49 @@ impl WsHandle {
     pub fn send_binary(&self, data: Bytes) -> Result<SendStatus> {
         let len = data.len();
         self.push(Outgoing::Binary(data), len)
+    }
+
+    /// Queues one frame of a message sent in parts: the first part (`text` says which kind of
+    /// message) starts it, parts with `fin` false leave it open and the part with `fin` ends it.
+    /// A single part with `fin` is a whole message with its own compression choice. While a
+    /// message is open, other messages queued on the connection (a Hub broadcast, another
+    /// send) wait and follow it; pings, pongs and a close go out between its frames. With
+    /// compression the whole message is compressed or not, as its first part decides.
+    pub fn send_part(
+        &self,
+        text: bool,
+        data: Bytes,
+        fin: bool,
+        compress: Compress,
+    ) -> Result<SendStatus> {
+        let len = data.len();
+        let compress = match compress {
+            Compress::Auto => None,
+            Compress::Always => Some(true),
+            Compress::Never => Some(false),
+        };
+        let part = Part {
+            text,
+            data,
+            fin,
+            compress,
+        };
+        self.push(Outgoing::Part(Box::new(part)), len)
+    }
+
+    /// Queues a write marker: [`WsEvents::on_written`] reports it once everything queued before
+    /// it has been written to the socket.
+    pub fn mark_written(&self) -> Result<()> {
+        self.push(Outgoing::Written, 0).map(|_| ())
+    }
+
+    /// The connection's heartbeat times.
+    pub fn heartbeat(&self) -> Heartbeat {
+        Heartbeat {
+            last_ping_us: self.shared.last_ping_us.load(Ordering::Relaxed),
+            last_pong_us: self.shared.last_pong_us.load(Ordering::Relaxed),
+            rtt_us: self.shared.rtt_us.load(Ordering::Relaxed),
+        }
     }
 
     /// Queues a pre-framed message (see [`PreparedMessage`]).

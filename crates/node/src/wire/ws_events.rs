@@ -24,6 +24,8 @@ pub enum WsEventKind {
     Pong = 5,
     Drain = 6,
     Error = 7,
+    /// Write markers passed (`wsMarkWritten`); the code is how many.
+    Written = 8,
 }
 
 pub(crate) const WS_OPEN: u32 = WsEventKind::Open as u32;
@@ -34,6 +36,7 @@ pub(crate) const WS_PING: u32 = WsEventKind::Ping as u32;
 pub(crate) const WS_PONG: u32 = WsEventKind::Pong as u32;
 pub(crate) const WS_DRAIN: u32 = WsEventKind::Drain as u32;
 pub(crate) const WS_ERROR: u32 = WsEventKind::Error as u32;
+pub(crate) const WS_WRITTEN: u32 = WsEventKind::Written as u32;
 
 /// The payload of a queued event.
 pub(crate) enum EventData {
