@@ -447,6 +447,18 @@ export interface BindingDialOptions {
   http2?: string
 }
 
+/** Settings to change; what is left out stays. */
+export interface BindingEngineConfig {
+  workerThreads?: number
+  readBufferSize?: number
+}
+
+/** The settings in effect. */
+export interface BindingEngineState {
+  workerThreads: number
+  readBufferSize: number
+}
+
 /** How a file or directory route serves files; what JS leaves out takes the engine's default. */
 export interface BindingFileOptions {
   precompressed?: boolean
@@ -701,12 +713,22 @@ export interface BindingWsOptions {
 export declare function clientRequest(client: ExternalObject<Client>, method: string, url: string, headers: Array<string>, body: Uint8Array | null | undefined, stream: BindingBodyWriter | null | undefined, cancel: BindingCancel | null | undefined, inlineMax: number, overrides?: BindingRequestOverrides | undefined | null, uploadProgress?: ((sent: number) => void) | undefined | null): Promise<BindingResponse>
 
 /**
+ * Applies `config`. A new number of I/O threads replaces the runtime, which is only possible
+ * while nothing runs on it (no server, connection, request or timer): otherwise
+ * `ERR_INVALID_STATE`.
+ */
+export declare function configureEngine(config: BindingEngineConfig): BindingEngineState
+
+/**
  * Connects to a `ws://` or `wss://` URL. Call `start` on the result to begin receiving.
  *
  * Not an `async fn`: the client is cloned out of its JS object before the future starts, since
  * a borrowed JS value is not kept alive across the await (the garbage collector may free it).
  */
 export declare function dialWebSocket(url: string, options: BindingDialOptions, client?: ExternalObject<Client> | undefined | null): Promise<BindingWebSocket>
+
+/** The settings in effect. */
+export declare function engineState(): BindingEngineState
 
 /** Generates an ECDSA P-256 certificate with rcgen (self-signed or signed by a CA). */
 export declare function generateCertificateNative(options: BindingCertificateOptions): BindingCertificate

@@ -12,7 +12,7 @@ import { compare, table, writeJson } from './lib/report.mjs'
 import { clientBodiesAndTls, clientGet } from './scenarios/client.mjs'
 import { ensureWrk, http2Hello, httpFiles, httpHello, httpJsonEcho, httpRoutes } from './scenarios/http.mjs'
 import { hubFanout, hubRedisLatency, hubRoomChat } from './scenarios/hub.mjs'
-import { wsEcho, wsHttp2, wsIdle } from './scenarios/ws.mjs'
+import { wsEcho, wsHttp2, wsIdle, wsTuning } from './scenarios/ws.mjs'
 
 // No child outlives the harness, however it ends.
 process.on('exit', killAll)
@@ -62,6 +62,7 @@ async function main() {
     httpFiles,
     http2Hello,
     wsEcho,
+    wsTuning,
     wsIdle,
     wsHttp2,
     clientGet,

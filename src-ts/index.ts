@@ -30,6 +30,7 @@ export {
 } from './client.js'
 export type { ClientBodyInit } from './client-body.js'
 export { type Cookie, CookieJar, type CookieJarOptions, type SaveOptions } from './cookie-jar.js'
+export { configure, type EngineSettings, engineSettings } from './engine.js'
 export {
   AbortError,
   ConnectionError,

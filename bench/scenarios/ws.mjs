@@ -44,6 +44,29 @@ export async function wsEcho(record) {
   }
 }
 
+/** The engine settings of `configure()`, each against the defaults, on the echo runs without compression. */
+const TUNINGS = [
+  ['hypersock readBufferSize 16 KiB', '--read-buffer=16384'],
+  ['hypersock readBufferSize 256 KiB', '--read-buffer=262144'],
+  ['hypersock workerThreads 2', '--workers=2'],
+]
+
+/** Echo msgs/s of hypersock with each of TUNINGS and with the defaults, in one run. */
+export async function wsTuning(record) {
+  for (const { scenario, size, binary } of RUNS.filter((r) => !r.deflate)) {
+    for (const [subject, extra] of [['hypersock', null], ...TUNINGS]) {
+      const [command, args] = node('servers/hypersock-ws.mjs', ...(extra ? [extra] : []))
+      await record(`${scenario}-tuning`, subject, () =>
+        withServer(subject, command, args, async (port) => {
+          const url = `ws://127.0.0.1:${port}/`
+          await wsLoad(url, size, binary, false, WARMUP)
+          return wsLoad(url, size, binary, false, SECONDS)
+        }),
+      )
+    }
+  }
+}
+
 /** RSS growth per idle connection (bytes; lower is better) with IDLE_CONNECTIONS open. */
 export async function wsIdle(record) {
   for (const [subject, command, args] of SERVERS) {

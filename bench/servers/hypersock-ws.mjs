@@ -1,10 +1,14 @@
 // hypersock serve({ websocket }): echoes every message back as it came (text or binary).
 // `--deflate` enables permessage-deflate (threshold 1024 bytes, as `ws`); `--cert=FILE` serves
 // wss:// (HTTP/1.1 and HTTP/2 by ALPN) with the certificate JSON in FILE ({ cert, key }).
+// `--read-buffer=N` and `--workers=N` apply `configure({ readBufferSize, workerThreads })` first.
 import { readFileSync } from 'node:fs'
-import { serveWebSocket } from '../../dist/index.js'
+import { configure, serveWebSocket } from '../../dist/index.js'
 import { announce } from './common.mjs'
 
+const arg = (name) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
+if (arg('read-buffer')) configure({ readBufferSize: Number(arg('read-buffer')) })
+if (arg('workers')) configure({ workerThreads: Number(arg('workers')) })
 const certFile = process.argv.find((a) => a.startsWith('--cert='))?.slice('--cert='.length)
 const server = await serveWebSocket({
   port: 0,

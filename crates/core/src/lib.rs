@@ -17,6 +17,7 @@ pub mod net;
 pub mod server;
 pub mod sse;
 pub mod tls;
+pub mod tuning;
 pub mod ws;
 
 pub use error::{Error, Result};

@@ -7,6 +7,7 @@
 
 mod client;
 mod cookie;
+mod engine;
 mod error;
 mod hub;
 mod lent;

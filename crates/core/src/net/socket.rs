@@ -20,9 +20,6 @@ use super::{tcp_connect, NetStream};
 use crate::error::{Error, Result};
 use crate::tls::{classify_io, client_config, ClientTlsOptions, TlsInfo};
 
-/// Read at most this much at a time.
-const READ_CHUNK: usize = 64 << 10;
-
 /// How to open a raw connection.
 #[derive(Debug, Clone, Default)]
 pub struct SocketOptions {
@@ -340,8 +337,9 @@ async fn io_step(
     want_read: bool,
     want_write: bool,
 ) -> Step {
+    let chunk = crate::tuning::read_buffer_size();
     if want_read {
-        buf.reserve(READ_CHUNK);
+        buf.reserve(chunk);
     }
     poll_fn(|cx| {
         if want_write {
@@ -351,7 +349,7 @@ async fn io_step(
         }
         if want_read {
             let spare = buf.spare_capacity_mut();
-            let room = READ_CHUNK.min(spare.len());
+            let room = chunk.min(spare.len());
             let mut rb = ReadBuf::uninit(&mut spare[..room]);
             if let Poll::Ready(r) = Pin::new(&mut *stream).poll_read(cx, &mut rb) {
                 let n = rb.filled().len();

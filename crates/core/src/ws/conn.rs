@@ -36,20 +36,24 @@ const ZERO_COPY_MIN: usize = 16 << 10;
 const BATCH_LIMIT: usize = 256 << 10;
 /// Stop reading while this much of our own output (pongs, echoes) is stuck.
 const READ_PAUSE: usize = 4 << 20;
-/// Scratch read size per worker thread.
-const READ_CHUNK: usize = 64 << 10;
+/// Scratch read size per worker thread ([`crate::tuning::read_buffer_size`]).
+fn read_chunk() -> usize {
+    crate::tuning::read_buffer_size()
+}
 /// With this much of an unfinished frame buffered, reads go straight into the connection's
 /// buffer (small leftovers are common and not worth a buffer of their own).
 const DIRECT_READ_MIN: usize = 4 << 10;
 /// A read at least this long means the peer is streaming: the next read goes straight into the
 /// connection's buffer, sparing a copy of every byte out of the scratch space.
-const STREAMING_READ: usize = READ_CHUNK / 2;
+fn streaming_read() -> usize {
+    read_chunk() / 2
+}
 /// A single-frame binary message up to this long waits in the read buffer until all of it is
 /// here, so that it can be handed on without a copy (a longer one is assembled as it arrives).
 const WAIT_MAX: usize = 1 << 20;
 
 thread_local! {
-    static READ_SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice());
+    static READ_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Drives connection `driver.id` over `io` until it ends, then reports the close exactly once.
@@ -173,7 +177,7 @@ where
                     }
                     Ok(n) => {
                         c.last_read = Instant::now();
-                        c.streaming = n >= STREAMING_READ;
+                        c.streaming = n >= streaming_read();
                     }
                     Err(_) => break 'main None,
                 },
@@ -335,6 +339,11 @@ async fn read_some<R: AsyncRead + Unpin>(
     poll_fn(|cx| {
         READ_SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
+            let size = read_chunk();
+            if scratch.len() != size {
+                // First use on this thread, or the size was changed.
+                *scratch = vec![0u8; size];
+            }
             let mut rb = ReadBuf::new(&mut scratch[..]);
             ready!(Pin::new(&mut *rd).poll_read(cx, &mut rb))?;
             let n = rb.filled().len();
@@ -418,7 +427,7 @@ struct Conn {
     received: Option<(u16, String)>,
     failed: Option<(u16, String)>,
     read_closed: bool,
-    /// The last read was long (see [`STREAMING_READ`]).
+    /// The last read was long (see [`streaming_read`]).
     streaming: bool,
     /// The length of the whole frame at the start of `rbuf` while it waits there to be
     /// complete (see [`WAIT_MAX`]); 0 otherwise.
@@ -477,7 +486,7 @@ impl Conn {
         let have = self.rbuf.len();
         let direct =
             self.streaming || have >= DIRECT_READ_MIN || self.need >= have + DIRECT_READ_MIN;
-        direct.then(|| READ_CHUNK.max(self.need.saturating_sub(have)))
+        direct.then(|| read_chunk().max(self.need.saturating_sub(have)))
     }
 
     fn mask(&self) -> Option<[u8; 4]> {
