@@ -93,4 +93,8 @@ cat >tsconfig.json <<JSON
 JSON
 "$root/node_modules/.bin/tsc" -p tsconfig.json
 env PATH="$nocargo" node out/smoke.mjs
+# The command from the installed package: its version, and a request to the registry's ping.
+installed=$(env PATH="$nocargo" ./node_modules/.bin/hypersock --version)
+[ "$installed" = "$(node -p "require('$root/package.json').version")" ] || { echo "hypersock --version said $installed"; exit 1; }
+env PATH="$nocargo" ./node_modules/.bin/hypersock get "http://127.0.0.1:$port/-/ping" --check-status >/dev/null
 echo "registry: ok"
