@@ -252,7 +252,7 @@ export declare class BindingSocket {
   /** Ends this side once what is queued is written; reading goes on. */
   end(): Promise<void>
   /** Upgrades the plain connection to TLS in place; resolves with the handshake (JSON). */
-  startTls(tls?: BindingTlsOptions | undefined | null, alpn?: Array<string> | undefined | null): Promise<string>
+  startTls(tls?: BindingTlsOptions | undefined | null, alpn?: Array<string> | undefined | null, timeoutMs?: number | undefined | null): Promise<string>
   /** Stops (false) or resumes (true) reading. */
   setReading(on: boolean): void
   /** Drops the connection at once. */
@@ -801,7 +801,7 @@ export declare enum WsEventKind {
   Pong = 5,
   Drain = 6,
   Error = 7,
-  /** Write markers passed (`wsMarkWritten`); the code is how many. */
+  /** A write marker passed (`wsMarkWritten`, or a part's `notify`); the data is its token. */
   Written = 8,
 }
 
@@ -812,20 +812,22 @@ export declare enum WsEventKind {
 export declare function wsHeartbeat(handle: ExternalObject<'WsHandle'>): Array<number>
 
 /**
- * Queues a write marker: a `Written` event follows once everything queued before it is on
- * the socket.
+ * Queues write marker `token` (not 0): a `Written` event with the token (4 bytes,
+ * little-endian) follows once everything queued before it is on the socket.
  */
-export declare function wsMarkWritten(handle: ExternalObject<'WsHandle'>): void
+export declare function wsMarkWritten(handle: ExternalObject<'WsHandle'>, token: number): void
 
 /** Queues a binary message on the connection of `handle`; see `wsSendText`. */
 export declare function wsSendBinary(handle: ExternalObject<'WsHandle'>, data: Uint8Array): number
 
 /**
  * Queues one part of a message sent in parts (see `WsHandle::send_part`): `text` says which
- * kind of message the first part starts; `fin` ends the message; `compress` is 0 (by
- * threshold), 1 (always, when negotiated) or 2 (never). Same results as `wsSendText`.
+ * kind of message the first part starts; `flags` 1: `fin` ends the message, 2: a whole
+ * message of its own (waits for an open one); `compress` is 0 (by threshold), 1 (always,
+ * when negotiated) or 2 (never); `notify` a write marker token passed once the frame is
+ * written (0: none). Same results as `wsSendText`.
  */
-export declare function wsSendPart(handle: ExternalObject<'WsHandle'>, data: string | Uint8Array, text: boolean, fin: boolean, compress: number): number
+export declare function wsSendPart(handle: ExternalObject<'WsHandle'>, data: string | Uint8Array, text: boolean, flags: number, compress: number, notify: number): number
 
 /**
  * Queues a text message on the connection of `handle` (see `BindingWebSocket.sendHandle`);

@@ -35,5 +35,6 @@ describe('configure', () => {
     expect((await caught(() => configure({ workerThreads: 0 }))).code).toBe('ERR_INVALID_ARG_VALUE')
     expect((await caught(() => configure({ readBufferSize: 1000 }))).message).toMatch(/4096 to 16777216/)
     expect((await caught(() => configure({ workerThreads: 2.5 }))).code).toBe('ERR_INVALID_ARG_VALUE')
+    expect((await caught(() => configure(null as never))).code).toBe('ERR_INVALID_ARG_VALUE')
   })
 })

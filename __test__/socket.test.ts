@@ -1,6 +1,7 @@
 // Raw connections (`connect`): a plain TCP echo, TLS from the start, a STARTTLS exchange with a
 // test server that upgrades mid-connection, bad certificates with the client's error codes,
 // half-close, backpressure on reading, the web stream pair, timeouts and aborts.
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import net, { type AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
@@ -98,7 +99,7 @@ function readUntil(socket: NodeJS.ReadableStream, text: string): Promise<string>
 describe('connect', () => {
   it('talks to a plain TCP echo server, half-closes, and reports addresses', async () => {
     const { port, ended } = await echoServer()
-    const socket = await connect({ hostname: '127.0.0.1', port })
+    const socket = await connect({ hostname: '127.0.0.1', port, allowHalfOpen: true })
     expect(socket.remotePort).toBe(port)
     expect(socket.remoteAddress).toBe('127.0.0.1')
     expect(socket.localPort).toBeGreaterThan(0)
@@ -217,6 +218,47 @@ describe('connect', () => {
     const closed = once(socket, 'close')
     expect((await caught(() => socket.startTls())).code).toBe('ERR_TLS_CERT_UNKNOWN_CA')
     await closed
+  })
+
+  it('startTls: a time limit for a silent peer, one upgrade at a time', async () => {
+    // A peer that takes the connection and never answers the ClientHello.
+    const silent = await listen(net.createServer(() => {}))
+    const socket = await connect({ hostname: 'localhost', port: silent })
+    const closed = once(socket, 'close')
+    const first = socket.startTls({ timeout: 200 })
+    expect((await caught(() => socket.startTls())).code).toBe('ERR_INVALID_STATE')
+    expect((await caught(() => first)).code).toBe('ETIMEDOUT')
+    await closed
+    expect(
+      (await caught(() => connect({ hostname: '127.0.0.1', port: silent, alpnProtocols: ['x'] }))).message,
+    ).toMatch(/alpnProtocols needs tls/)
+  })
+
+  it('keeps the process alive while the connection is open, as a net.Socket does', async () => {
+    // The server speaks only once the child's connection has been open a while; a child that
+    // did not hold its event loop open would have exited by then.
+    let release!: () => void
+    const later = new Promise<void>((r) => {
+      release = r
+    })
+    const server = net.createServer((c) => {
+      c.on('error', () => {})
+      later.then(() => c.end('late words'))
+    })
+    const port = await listen(server)
+    const script = `import { connect } from 'hypersock'
+const s = await connect({ hostname: '127.0.0.1', port: ${port} })
+process.stdout.write('connected\\n')
+s.on('data', (d) => process.stdout.write(String(d)))`
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: process.cwd() })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => {
+      out += d
+      if (out.includes('connected')) setTimeout(release, 300)
+    })
+    const [code] = (await once(child, 'exit')) as [number]
+    expect(code).toBe(0)
+    expect(out).toBe('connected\nlate words')
   })
 
   it('works as a web stream pair', async () => {

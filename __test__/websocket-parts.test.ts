@@ -245,6 +245,72 @@ describe('messages in parts from the server', () => {
   })
 })
 
+describe('messages in parts meet other sends', () => {
+  it('a stream write under backpressure waits for its own frame, not for messages held behind it', async () => {
+    const { server, next } = await socketServer({ highWaterMark: 64 << 10 })
+    const client = new WS(wsUrl(server))
+    const got: string[] = []
+    client.on('message', (d) => got.push(String(d).slice(0, 12)))
+    await once(client, 'open')
+    const ws = await next()
+    const writer = ws.stream({ binary: false }).getWriter()
+    await writer.write('stream-1 ')
+    // A whole message over the high-water mark waits behind the open message...
+    ws.send(`held:${'h'.repeat(200_000)}`)
+    // ...and a send with options is a message of its own too: it waits as well.
+    ws.send('other', { compress: false })
+    // These writes find the queue over the mark; they must still settle.
+    await writer.write('stream-2 ')
+    await writer.write('stream-3')
+    await writer.close()
+    while (got.length < 3) await new Promise((r) => setTimeout(r, 5))
+    expect(got).toEqual(['stream-1 str', 'held:hhhhhhh', 'other'])
+    client.close()
+  })
+
+  it('the client keeps Blob sends in order with the sends around them, parts included', async () => {
+    const got: string[] = []
+    const server = track(await serveWebSocket({ message: (_ws, data) => got.push(String(data)) }))
+    const client = new WebSocket(wsUrl(server))
+    await once(client, 'open')
+    client.send('one')
+    client.send(new Blob(['two']))
+    client.send('three')
+    client.send(new Blob(['fo']), { fin: false })
+    client.send('ur')
+    await client.sendAsync('five')
+    expect(got).toEqual(['one', 'two', 'three', 'four', 'five'])
+    client.close()
+    await closeEvent(client)
+  })
+
+  it('a close goes out within closeTimeout even when the peer reads nothing and much is queued', async () => {
+    const { server, next } = await socketServer({ closeTimeout: 300, maxBackpressure: 256 << 20 })
+    const raw = await RawClient.connect(server.port)
+    await raw.handshake()
+    raw.socket.pause()
+    const ws = await next()
+    const results: Array<string | undefined> = []
+    for (let i = 0; i < 64; i++) {
+      ws.send(Buffer.alloc(256 << 10), (err) => results.push((err as { code?: string } | undefined)?.code))
+    }
+    const ended = new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (ws.readyState === 3 && results.length === 64) {
+          clearInterval(poll)
+          resolve()
+        }
+      }, 10)
+    })
+    ws.close(1000, 'bye')
+    await ended
+    // What the kernel took was written; the rest failed with the connection.
+    expect(results.filter((c) => c === 'ERR_WS_CLOSED').length).toBeGreaterThan(0)
+    expect(results.every((c) => c === undefined || c === 'ERR_WS_CLOSED')).toBe(true)
+    raw.destroy()
+  })
+})
+
 describe('messages in parts from the client', () => {
   it('Python websockets and ws servers receive the whole message, compressed or not', async () => {
     const py = spawn(python, [join(peers, 'py_ws_server.py')])

@@ -1,5 +1,5 @@
 // Process-wide engine settings: the number of I/O threads and the socket read size.
-import { fromNative, InvalidArgumentError } from './errors.js'
+import { fromNative, HypersockError, InvalidArgumentError } from './errors.js'
 import { native } from './native.js'
 import { checkOptions, optionKeys } from './validate.js'
 
@@ -41,6 +41,9 @@ function count(name: string, v: number | undefined, min: number, max: number): n
  * ```
  */
 export function configure(settings: EngineSettings): Required<EngineSettings> {
+  if (settings === null || typeof settings !== 'object') {
+    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'configure() takes an object of settings')
+  }
   checkOptions('configure()', settings, KEYS)
   const config = {
     workerThreads: count('workerThreads', settings.workerThreads, 1, 1024),
@@ -49,7 +52,10 @@ export function configure(settings: EngineSettings): Required<EngineSettings> {
   try {
     return native.configureEngine(config)
   } catch (err) {
-    throw fromNative(err)
+    const e = fromNative(err) as { code?: string; message?: string }
+    // Not a WebSocket's state: the generic class, with the same code.
+    if (e.code === 'ERR_INVALID_STATE') throw new HypersockError(e.code, e.message ?? '')
+    throw e
   }
 }
 

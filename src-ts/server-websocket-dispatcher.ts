@@ -157,10 +157,8 @@ export class WebSocketDispatcher<Data> {
       if (!ws) return
       if (kind === WsEvent.Message) {
         if (data != null && !(data instanceof Error)) h.message?.(ws, data, typeof data !== 'string')
-      } else if (kind === WsEvent.Drain) {
-        ws.drained()
-        h.drain?.(ws)
-      } else if (kind === WsEvent.Written) ws.written(code)
+      } else if (kind === WsEvent.Drain) h.drain?.(ws)
+      else if (kind === WsEvent.Written) ws.written(data)
       else if (kind === WsEvent.Ping) h.ping?.(ws, data as Buffer)
       else if (kind === WsEvent.Pong) h.pong?.(ws, data as Buffer)
       else if (kind === WsEvent.Error && data instanceof Error) {

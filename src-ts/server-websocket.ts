@@ -8,6 +8,7 @@ import {
   bindingLimits,
   type CompressionOptions,
   checkClose,
+  closedError,
   controlPayload,
   LIMIT_KEYS,
   messageStream,
@@ -144,7 +145,6 @@ export class ServerWebSocket<Data = unknown> {
   #state: number = ReadyState.OPEN
   #headers: Headers | undefined
   #writes: WriteWaiters | undefined
-  #drainWaiters: (() => void)[] = []
   /** A message sent in parts with `send(data, { fin: false })` is open. */
   #partOpen = false
   /** A message of `stream()` is open. */
@@ -208,12 +208,17 @@ export class ServerWebSocket<Data = unknown> {
   }
 
   #attempt(send: () => number): boolean {
+    return this.#status(send) > 0
+  }
+
+  /** The addon's send status (1 queued, -1 over the high-water mark, 0 not queued). */
+  #status(send: () => number): number {
     try {
-      return send() > 0
+      return send()
     } catch (err) {
       const e = fromNative(err) as { code?: string }
       // The connection closed meanwhile (its `close` event is on its way): drop the message.
-      if (e.code === 'ERR_WS_CLOSED') return false
+      if (e.code === 'ERR_WS_CLOSED') return 0
       throw e
     }
   }
@@ -238,23 +243,29 @@ export class ServerWebSocket<Data = unknown> {
       options = undefined
     }
     const payload = typeof data === 'string' ? data : binaryPayload(data)
-    let sent: boolean
     if (options === undefined && !this.#partOpen) {
-      sent =
+      const sent =
         typeof payload === 'string'
           ? this.#attempt(() => native.wsSendText(this.#handle, payload))
           : this.#attempt(() => native.wsSendBinary(this.#handle, payload))
-    } else {
-      // After `fin: false`, sends continue that message until one ends it (as in `ws`).
-      const o = options ?? {}
-      if (o.fin === false && this.#streamOpen) {
-        throw new WebSocketError('ERR_INVALID_STATE', 'a stream() message is open on this socket')
-      }
-      sent = this.#attempt(() => sendWithOptions(this.#handle, payload, o))
-      this.#partOpen = o.fin === false
+      if (callback) this.#waiters().add(this.#handle, callback)
+      return sent
     }
-    if (callback) this.#whenWritten(callback)
-    return sent
+    const o = options ?? {}
+    if (o.fin === false && this.#streamOpen) {
+      throw new WebSocketError('ERR_INVALID_STATE', 'a stream() message is open on this socket')
+    }
+    // After `fin: false`, sends continue that message until one ends it (as in `ws`); otherwise
+    // this is a message of its own, which waits behind an open stream() message.
+    const whole = !this.#partOpen && o.fin !== false
+    const token = callback ? this.#waiters().token(callback) : 0
+    const status = this.#status(() => sendWithOptions(this.#handle, payload, o, whole, token))
+    if (status === 0 && callback) {
+      this.#waiters().drop(token)
+      queueMicrotask(() => callback(closedError()))
+    }
+    this.#partOpen = o.fin === false
+    return status > 0
   }
 
   /**
@@ -267,9 +278,9 @@ export class ServerWebSocket<Data = unknown> {
     })
   }
 
-  #whenWritten(callback: SendCallback): void {
+  #waiters(): WriteWaiters {
     this.#writes ??= new WriteWaiters()
-    this.#writes.add(this.#handle, callback)
+    return this.#writes
   }
 
   /**
@@ -285,17 +296,14 @@ export class ServerWebSocket<Data = unknown> {
     this.#streamOpen = true
     return messageStream(
       {
-        sendPart: (data, text, fin) => {
+        sendPart: (data, text, fin, notify) => {
           try {
-            return native.wsSendPart(this.#handle, data, text, fin, 0)
+            return native.wsSendPart(this.#handle, data, text, fin ? 1 : 0, 0, notify)
           } catch (err) {
             throw fromNative(err)
           }
         },
-        drained: () =>
-          this.#state === ReadyState.CLOSED || this.bufferedAmount === 0
-            ? Promise.resolve()
-            : new Promise((resolve) => this.#drainWaiters.push(resolve)),
+        waiters: () => this.#waiters(),
         abort: () => this.close(1011, 'message stream aborted'),
       },
       options.binary === false,
@@ -367,23 +375,10 @@ export class ServerWebSocket<Data = unknown> {
   markClosed(): void {
     this.#state = ReadyState.CLOSED
     this.#writes?.closed()
-    this.#drained()
   }
 
-  /** @internal Write markers passed. */
-  written(count: number): void {
-    this.#writes?.written(count)
-  }
-
-  /** @internal The queue drained. */
-  #drained(): void {
-    const waiters = this.#drainWaiters
-    this.#drainWaiters = []
-    for (const wake of waiters) wake()
-  }
-
-  /** @internal */
-  drained(): void {
-    this.#drained()
+  /** @internal A write marker passed (its token is the event's data). */
+  written(data: unknown): void {
+    this.#writes?.written(data)
   }
 }

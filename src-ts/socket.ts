@@ -3,7 +3,7 @@
 // upgrade a plain connection in place).
 import { Duplex } from 'node:stream'
 import { type ClientTlsOptions, nativeTlsOptions } from './client.js'
-import { AbortError, fromNative, InvalidArgumentError, makeError } from './errors.js'
+import { AbortError, fromNative, HypersockError, InvalidArgumentError } from './errors.js'
 import { type Binding, native } from './native.js'
 import { parseTls, type TlsDetails } from './tls.js'
 import { checkInteger, checkOptions, optionKeys, U32 } from './validate.js'
@@ -22,11 +22,18 @@ export interface ConnectOptions {
   timeout?: number
   /** Aborts the connect; once connected, destroys the socket with an `AbortError`. */
   signal?: AbortSignal
+  /**
+   * Keep this side open when the peer ends its side (`end` is emitted; call `end()` yourself).
+   * Default false: as a `net.Socket`, this side ends too once the peer has.
+   */
+  allowHalfOpen?: boolean
 }
 
-/** Options of {@link Socket.startTls}: the client's TLS options and the ALPN protocols to offer. */
+/** Options of {@link Socket.startTls}: the client's TLS options, the ALPN protocols to offer and a time limit. */
 export interface StartTlsOptions extends ClientTlsOptions {
   alpnProtocols?: string[]
+  /** Time the handshake may take, in ms; then it fails with `ETIMEDOUT` and the connection closes. Default 30 000. */
+  timeout?: number
 }
 
 const CONNECT_KEYS = optionKeys<ConnectOptions>({
@@ -36,6 +43,7 @@ const CONNECT_KEYS = optionKeys<ConnectOptions>({
   alpnProtocols: true,
   timeout: true,
   signal: true,
+  allowHalfOpen: true,
 })
 
 const Kind = native.SocketEventKind
@@ -49,18 +57,20 @@ function checkAlpn(list: unknown): string[] | undefined {
 }
 
 /**
- * A connection opened by {@link connect}: a Node `Duplex` of bytes (half-open allowed: `end()`
- * ends this side, reading goes on until the peer ends). Reading stops while the readable side
- * is full, so TCP pushes back on the peer.
+ * A connection opened by {@link connect}: a Node `Duplex` of bytes. `end()` ends this side and
+ * reading goes on until the peer ends; when the peer ends first, this side ends too unless
+ * `allowHalfOpen`. Reading stops while the readable side is full, so TCP pushes back on the
+ * peer. An open connection keeps the process alive, as a `net.Socket` does.
  */
 export class Socket extends Duplex {
   #raw: Binding.BindingSocket
   #paused = false
   #tls: TlsDetails | undefined
+  #upgrading = false
 
   /** @internal */
-  constructor(raw: Binding.BindingSocket) {
-    super({ allowHalfOpen: true })
+  constructor(raw: Binding.BindingSocket, allowHalfOpen = false) {
+    super({ allowHalfOpen })
     this.#raw = raw
     raw.start(this.#onEvent)
   }
@@ -145,19 +155,26 @@ export class Socket extends Duplex {
    * TLS error codes (`ERR_TLS_CERT_*`, `ERR_TLS_HANDSHAKE`) and closes the connection.
    */
   async startTls(options: StartTlsOptions = {}): Promise<TlsDetails> {
-    const { alpnProtocols, ...tls } = options
+    const { alpnProtocols, timeout, ...tls } = options
     const alpn = checkAlpn(alpnProtocols)
+    const timeoutMs = checkInteger('timeout', timeout, U32) ?? 30_000
     const bindingTls = nativeTlsOptions(tls)
-    if (this.tls) throw makeError('ERR_INVALID_STATE', 'the connection already uses TLS')
+    if (this.tls) throw new HypersockError('ERR_INVALID_STATE', 'the connection already uses TLS')
+    if (this.#upgrading) throw new HypersockError('ERR_INVALID_STATE', 'startTls is already under way')
     if (this.destroyed || this.writableEnded) {
-      throw makeError('ERR_INVALID_STATE', 'the socket is closed or ended')
+      throw new HypersockError('ERR_INVALID_STATE', 'the socket is closed or ended')
     }
-    // Everything written before goes out in plain text first.
-    await new Promise<void>((resolve, reject) => this.write(Buffer.alloc(0), (err) => (err ? reject(err) : resolve())))
+    this.#upgrading = true
     try {
-      this.#tls = parseTls(await this.#raw.startTls(bindingTls, alpn))
+      // Everything written before goes out in plain text first.
+      await new Promise<void>((resolve, reject) =>
+        this.write(Buffer.alloc(0), (err) => (err ? reject(err) : resolve())),
+      )
+      this.#tls = parseTls(await this.#raw.startTls(bindingTls, alpn, timeoutMs))
     } catch (err) {
       throw fromNative(err)
+    } finally {
+      this.#upgrading = false
     }
     return this.#tls
   }
@@ -190,6 +207,12 @@ export async function connect(options: ConnectOptions): Promise<Socket> {
   }
   const alpn = checkAlpn(options.alpnProtocols)
   const tls = options.tls
+  if (alpn && !tls) {
+    throw new InvalidArgumentError(
+      'ERR_INVALID_ARG_VALUE',
+      'alpnProtocols needs tls (ALPN is part of the TLS handshake)',
+    )
+  }
   if (tls !== undefined && typeof tls !== 'boolean' && (tls === null || typeof tls !== 'object')) {
     throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'tls must be a boolean or TLS options')
   }
@@ -232,7 +255,7 @@ export async function connect(options: ConnectOptions): Promise<Socket> {
   } catch (err) {
     throw fromNative(err)
   }
-  const socket = new Socket(raw)
+  const socket = new Socket(raw, options.allowHalfOpen === true)
   if (signal) {
     const abort = () => socket.destroy(new AbortError())
     signal.addEventListener('abort', abort, { once: true })

@@ -219,17 +219,22 @@ type WsHandleRef = ReturnType<Binding.BindingWebSocket['sendHandle']>
 
 /**
  * Sends `data` with per-message options: the addon's send status (1 queued, -1 over the
- * high-water mark, 0 dropped). `text` is the kind of message a first part starts.
+ * high-water mark, 0 dropped). `text` is the kind of message a first part starts; `whole` sends
+ * a message of its own (it waits for an open message in parts instead of continuing it);
+ * `notify` is a write marker token passed once the frame is written (0: none).
  */
 export function sendWithOptions(
   handle: WsHandleRef,
   data: string | Uint8Array,
   options: SendOptions,
+  whole: boolean,
+  notify = 0,
   text: boolean = typeof data === 'string',
 ): number {
   checkOptions('send()', options, SEND_KEYS)
   const compress = options.compress === undefined ? 0 : options.compress ? 1 : 2
-  return native.wsSendPart(handle, data, text, options.fin !== false, compress)
+  const flags = (options.fin !== false ? 1 : 0) | (whole ? 2 : 0)
+  return native.wsSendPart(handle, data, text, flags, compress, notify)
 }
 
 /** The error of a send whose connection ended before it was written. */
@@ -238,77 +243,105 @@ export function closedError(): Error {
 }
 
 /**
- * Write completion of one socket: each waiter queues a marker behind what is queued so far and
- * is called when the addon reports the marker written (in order), or with `ERR_WS_CLOSED` when
+ * Write completion of one socket: each waiter has a marker token, passed by the addon once
+ * what the marker stands behind is written (markers behind a message that waited for an open
+ * message in parts pass later than ones queued after them), or fails with `ERR_WS_CLOSED` when
  * the connection ends first.
  */
 export class WriteWaiters {
-  #waiting: SendCallback[] = []
-  #head = 0
+  #waiting = new Map<number, SendCallback>()
+  #next = 1
+
+  /** A fresh token for `done`; give it to the addon (`wsMarkWritten` or a part's `notify`). */
+  token(done: SendCallback): number {
+    const token = this.#next
+    this.#next = this.#next >= 0xffffffff ? 1 : this.#next + 1
+    this.#waiting.set(token, done)
+    return token
+  }
 
   /** Calls `done` once everything queued on `handle` so far is written. */
   add(handle: WsHandleRef, done: SendCallback): void {
+    const token = this.token(done)
     try {
-      native.wsMarkWritten(handle)
+      native.wsMarkWritten(handle, token)
     } catch {
+      this.#waiting.delete(token)
       queueMicrotask(() => done(closedError()))
-      return
-    }
-    this.#waiting.push(done)
-  }
-
-  /** `count` markers were written. */
-  written(count: number): void {
-    for (let i = 0; i < count && this.#head < this.#waiting.length; i++) {
-      const done = this.#waiting[this.#head]
-      this.#waiting[this.#head++] = undefined as unknown as SendCallback
-      done?.()
-    }
-    if (this.#head === this.#waiting.length) {
-      this.#waiting = []
-      this.#head = 0
     }
   }
 
-  /** The connection ended: every waiter fails with `ERR_WS_CLOSED`. */
+  /** Forgets `token` (its frame was not queued). */
+  drop(token: number): void {
+    this.#waiting.delete(token)
+  }
+
+  /** Marker `token` passed (the event's data: the token, 4 bytes little-endian). */
+  written(data: unknown): void {
+    if (!Buffer.isBuffer(data) || data.length < 4) return
+    const token = data.readUInt32LE(0)
+    const done = this.#waiting.get(token)
+    if (!done) return
+    this.#waiting.delete(token)
+    done()
+  }
+
+  /** The connection ended: every waiter fails with `ERR_WS_CLOSED`, in the order they came. */
   closed(): void {
-    const left = this.#waiting.slice(this.#head)
-    this.#waiting = []
-    this.#head = 0
+    const left = [...this.#waiting.values()]
+    this.#waiting.clear()
     for (const done of left) done(closedError())
   }
 }
 
 /**
- * What a socket lends {@link messageStream}: sending one part, waiting until its queue is below
- * the high-water mark, and failing the connection when the stream is aborted.
+ * What a socket lends {@link messageStream}: sending one part (`notify`: a write marker token
+ * from `waiters`), its write waiters, and failing the connection when the stream is aborted.
  */
 export interface PartSink {
-  sendPart(data: string | Uint8Array, text: boolean, fin: boolean): number
-  drained(): Promise<void>
+  sendPart(data: string | Uint8Array, text: boolean, fin: boolean, notify: number): number
+  waiters(): WriteWaiters
   abort(): void
 }
 
 /**
  * A `WritableStream` that sends one message in parts: each chunk goes out as a frame at once,
- * closing the stream ends the message. A write waits while the socket's queue is over the
- * high-water mark; it fails with `ERR_WS_CLOSED` once the connection is gone. Aborting the
- * stream closes the connection with 1011, as the receiver must not take a cut-off message for
- * a whole one.
+ * closing the stream ends the message. A write that finds the socket's queue over the
+ * high-water mark waits until its own frame is written (so other messages waiting behind the
+ * open one never hold it up); it fails with `ERR_WS_CLOSED` once the connection is gone.
+ * Aborting the stream closes the connection with 1011, as the receiver must not take a
+ * cut-off message for a whole one.
  */
 export function messageStream(sink: PartSink, text: boolean, release: () => void): WritableStream<string | Uint8Array> {
-  const part = (data: string | Uint8Array, fin: boolean): number => {
-    const status = sink.sendPart(data, text, fin)
-    if (status === 0) throw closedError()
-    return status
+  const part = (data: string | Uint8Array, fin: boolean): Promise<void> | null => {
+    let settle: SendCallback = () => {}
+    const written = new Promise<void>((resolve, reject) => {
+      settle = (error) => (error ? reject(error) : resolve())
+    })
+    // Settled either way; only awaited under backpressure.
+    written.catch(() => {})
+    const waiters = sink.waiters()
+    const token = waiters.token(settle)
+    let status: number
+    try {
+      status = sink.sendPart(data, text, fin, token)
+    } catch (err) {
+      waiters.drop(token)
+      throw err
+    }
+    if (status === 0) {
+      waiters.drop(token)
+      throw closedError()
+    }
+    return status < 0 ? written : null
   }
   return new WritableStream<string | Uint8Array>({
     async write(chunk) {
       if (typeof chunk !== 'string' && !ArrayBuffer.isView(chunk)) {
         throw new InvalidArgumentError('ERR_INVALID_ARG_TYPE', 'a message stream takes strings and byte arrays')
       }
-      const data = typeof chunk === 'string' ? chunk : binaryPayload(chunk)
-      if (part(data, false) < 0) await sink.drained()
+      const wait = part(typeof chunk === 'string' ? chunk : binaryPayload(chunk), false)
+      if (wait) await wait
     },
     close() {
       release()

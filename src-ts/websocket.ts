@@ -195,7 +195,8 @@ export class WebSocket extends EventTarget {
   /** `terminate()` was called while connecting. */
   #terminated = false
   #writes: WriteWaiters | undefined
-  #drainWaiters: (() => void)[] = []
+  /** Sends waiting for a Blob's bytes, in order; later sends queue behind them. */
+  #blobChain: Promise<void> | null = null
   /** A message sent in parts with `send(data, { fin: false })` is open. */
   #partOpen = false
   /** A message of `stream()` is open. */
@@ -297,14 +298,11 @@ export class WebSocket extends EventTarget {
       const error = fromNative(data)
       this.dispatchEvent(new ErrorEvent('error', { error, message: (error as Error).message }))
     } else if (kind === WsEvent.Written) {
-      this.#writes?.written(code)
-    } else if (kind === WsEvent.Drain) {
-      this.#wakeDrainWaiters()
+      this.#writes?.written(data)
     } else if (kind === WsEvent.Close) {
       this.#state = ReadyState.CLOSED
       clearInterval(this.#keepAlive)
       this.#writes?.closed()
-      this.#wakeDrainWaiters()
       const reason = typeof data === 'string' ? data : ''
       this.dispatchEvent(new CloseEvent('close', { code, reason, wasClean: code !== 1006 }))
       this.#finishIterators()
@@ -353,12 +351,6 @@ export class WebSocket extends EventTarget {
     return this.#native?.bufferedAmount ?? 0
   }
 
-  #wakeDrainWaiters(): void {
-    const waiters = this.#drainWaiters
-    this.#drainWaiters = []
-    for (const wake of waiters) wake()
-  }
-
   #open(): Binding.BindingWebSocket | undefined {
     if (this.#state === ReadyState.CONNECTING || !this.#native) {
       throw new WebSocketError('ERR_INVALID_STATE', 'the WebSocket is still connecting; wait for open')
@@ -387,38 +379,74 @@ export class WebSocket extends EventTarget {
       if (callback) queueMicrotask(() => callback(closedError()))
       return
     }
-    if (data instanceof Blob) {
+    if (data instanceof Blob || this.#blobChain) {
+      // A Blob's bytes come later: it, and every send after it, wait their turn.
       const o = options
       const done = callback
-      data.arrayBuffer().then((buf) => {
-        if (this.#state === ReadyState.OPEN) this.send(new Uint8Array(buf), o, done)
-        else done?.(closedError())
-      })
+      const chain: Promise<void> = (this.#blobChain ?? Promise.resolve())
+        .then(async () => {
+          const bytes = data instanceof Blob ? new Uint8Array(await data.arrayBuffer()) : data
+          if (this.#state !== ReadyState.OPEN) done?.(closedError())
+          else this.#sendNow(raw, bytes, o, done)
+        })
+        .catch((err: unknown) => done?.(err as Error))
+        .finally(() => {
+          if (this.#blobChain === chain) this.#blobChain = null
+        })
+      this.#blobChain = chain
       return
     }
+    this.#sendNow(raw, data, options, callback)
+  }
+
+  #waiters(): WriteWaiters {
+    this.#writes ??= new WriteWaiters()
+    return this.#writes
+  }
+
+  #sendNow(
+    raw: Binding.BindingWebSocket,
+    data: string | ArrayBufferLike | ArrayBufferView,
+    options: SendOptions | undefined,
+    callback: SendCallback | undefined,
+  ): void {
     const payload = typeof data === 'string' ? data : binaryPayload(data)
-    try {
-      if (options === undefined && !this.#partOpen) {
+    const handle = this.#sendHandle(raw)
+    if (options === undefined && !this.#partOpen) {
+      try {
         if (typeof payload === 'string') raw.sendText(payload)
         else raw.sendBinary(payload)
-      } else {
-        // After `fin: false`, sends continue that message until one ends it (as in `ws`).
-        const o = options ?? {}
-        if (o.fin === false && this.#streamOpen) {
-          throw new WebSocketError('ERR_INVALID_STATE', 'a stream() message is open on this socket')
-        }
-        sendWithOptions(this.#sendHandle(raw), payload, o)
-        this.#partOpen = o.fin === false
+      } catch (err) {
+        const e = fromNative(err) as { code?: string }
+        // Closed meanwhile: WHATWG drops sends once the socket is closing.
+        if (e.code !== 'ERR_WS_CLOSED') throw e
       }
+      if (callback) this.#waiters().add(handle, callback)
+      return
+    }
+    const o = options ?? {}
+    if (o.fin === false && this.#streamOpen) {
+      throw new WebSocketError('ERR_INVALID_STATE', 'a stream() message is open on this socket')
+    }
+    // After `fin: false`, sends continue that message until one ends it (as in `ws`); otherwise
+    // this is a message of its own, which waits behind an open stream() message.
+    const whole = !this.#partOpen && o.fin !== false
+    const token = callback ? this.#waiters().token(callback) : 0
+    let status = 0
+    try {
+      status = sendWithOptions(handle, payload, o, whole, token)
     } catch (err) {
       const e = fromNative(err) as { code?: string }
-      // Closed meanwhile: WHATWG drops sends once the socket is closing.
-      if (e.code !== 'ERR_WS_CLOSED') throw e
+      if (e.code !== 'ERR_WS_CLOSED') {
+        if (token) this.#waiters().drop(token)
+        throw e
+      }
     }
-    if (callback) {
-      this.#writes ??= new WriteWaiters()
-      this.#writes.add(this.#sendHandle(raw), callback)
+    if (status === 0 && callback) {
+      this.#waiters().drop(token)
+      queueMicrotask(() => callback(closedError()))
     }
+    this.#partOpen = o.fin === false
   }
 
   /**
@@ -447,17 +475,14 @@ export class WebSocket extends EventTarget {
     const handle = this.#sendHandle(raw)
     return messageStream(
       {
-        sendPart: (data, text, fin) => {
+        sendPart: (data, text, fin, notify) => {
           try {
-            return native.wsSendPart(handle, data, text, fin, 0)
+            return native.wsSendPart(handle, data, text, fin ? 1 : 0, 0, notify)
           } catch (err) {
             throw fromNative(err)
           }
         },
-        drained: () =>
-          this.#state === ReadyState.CLOSED || raw.bufferedAmount === 0
-            ? Promise.resolve()
-            : new Promise((resolve) => this.#drainWaiters.push(resolve)),
+        waiters: () => this.#waiters(),
         abort: () => {
           if (this.#state !== ReadyState.OPEN) return
           this.#state = ReadyState.CLOSING

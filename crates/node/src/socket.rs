@@ -29,8 +29,9 @@ pub enum SocketEventKind {
 }
 
 type SocketEventArgs = FnArgs<(u32, Option<Either<Buffer, Fail>>)>;
+/// Not weak: like a `net.Socket`, an open connection keeps the process alive until it closes.
 type SocketEventCallback =
-    ThreadsafeFunction<SocketEventArgs, (), SocketEventArgs, Status, false, true>;
+    ThreadsafeFunction<SocketEventArgs, (), SocketEventArgs, Status, false, false>;
 
 /// Options of `socketConnect`, validated by the TS layer.
 #[napi(object)]
@@ -177,12 +178,18 @@ impl BindingSocket {
         env: &'env Env,
         tls: Option<BindingTlsOptions>,
         alpn: Option<Vec<String>>,
+        timeout_ms: Option<u32>,
     ) -> Result<PromiseRaw<'env, Outcome<String>>> {
         let handle = self.handle(env)?;
         let opts = tls_options(tls).map_err(|f| f.throw(env))?;
         let slot = self.tls.clone();
         env.spawn_future(async move {
-            let r = handle.start_tls(opts, alpn.unwrap_or_default()).await;
+            let timeout = timeout_ms
+                .filter(|t| *t > 0)
+                .map(|t| Duration::from_millis(u64::from(t)));
+            let r = handle
+                .start_tls(opts, alpn.unwrap_or_default(), timeout)
+                .await;
             Ok(r.map(|info| {
                 let json = info.to_json().to_string();
                 *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(json.clone());

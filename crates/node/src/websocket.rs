@@ -6,8 +6,8 @@ use hypersock_core::client::{dial_websocket, Client, DialOptions, DialedWebSocke
 use hypersock_core::server::{header_map, Request, Response, Upgrade, UpgradeAccept, WsHandler};
 use hypersock_core::tls::ClientTlsOptions;
 use hypersock_core::ws::{
-    self, Compress, DeflateOptions, FailGate, PreparedMessage, Role, SendStatus, WsEvents,
-    WsHandle, WsLimits, WsMessage, WsOptions,
+    self, Compress, DeflateOptions, FailGate, PartOptions, PreparedMessage, Role, SendStatus,
+    WsEvents, WsHandle, WsLimits, WsMessage, WsOptions,
 };
 use hypersock_core::Error as CoreError;
 use napi::bindgen_prelude::*;
@@ -176,16 +176,19 @@ pub fn ws_send_binary(
 }
 
 /// Queues one part of a message sent in parts (see `WsHandle::send_part`): `text` says which
-/// kind of message the first part starts; `fin` ends the message; `compress` is 0 (by
-/// threshold), 1 (always, when negotiated) or 2 (never). Same results as `wsSendText`.
+/// kind of message the first part starts; `flags` 1: `fin` ends the message, 2: a whole
+/// message of its own (waits for an open one); `compress` is 0 (by threshold), 1 (always,
+/// when negotiated) or 2 (never); `notify` a write marker token passed once the frame is
+/// written (0: none). Same results as `wsSendText`.
 #[napi]
 pub fn ws_send_part(
     env: &Env,
     #[napi(ts_arg_type = "ExternalObject<'WsHandle'>")] handle: &External<WsHandle>,
     data: Either<String, &[u8]>,
     text: bool,
-    fin: bool,
+    flags: u32,
     compress: u32,
+    notify: u32,
 ) -> Result<i32> {
     let compress = match compress {
         1 => Compress::Always,
@@ -196,17 +199,24 @@ pub fn ws_send_part(
         Either::A(text) => Bytes::from(text),
         Either::B(data) => lent::to_bytes(data),
     };
-    status_code(env, handle.send_part(text, bytes, fin, compress))
+    let options = PartOptions {
+        fin: flags & 1 != 0,
+        whole: flags & 2 != 0,
+        compress,
+        notify,
+    };
+    status_code(env, handle.send_part(text, bytes, options))
 }
 
-/// Queues a write marker: a `Written` event follows once everything queued before it is on
-/// the socket.
+/// Queues write marker `token` (not 0): a `Written` event with the token (4 bytes,
+/// little-endian) follows once everything queued before it is on the socket.
 #[napi]
 pub fn ws_mark_written(
     env: &Env,
     #[napi(ts_arg_type = "ExternalObject<'WsHandle'>")] handle: &External<WsHandle>,
+    token: u32,
 ) -> Result<()> {
-    handle.mark_written().or_throw(env)
+    handle.mark_written(token).or_throw(env)
 }
 
 /// Heartbeat times of the connection, in milliseconds: `[lastPingAt, lastPongAt, rtt]` (the
@@ -558,13 +568,10 @@ impl WsEvents for JsEvents {
         self.emit(WS_DRAIN, id, None, EventData::None, 0);
     }
 
-    fn on_written(&self, id: u64, mut count: u32) {
-        // The count travels as the event's 16-bit code.
-        while count > 0 {
-            let n = count.min(u32::from(u16::MAX));
-            self.emit(WS_WRITTEN, id, None, EventData::None, n);
-            count -= n;
-        }
+    fn on_written(&self, id: u64, token: u32) {
+        // The token travels as 4 bytes of data (little-endian): the code has only 16 bits.
+        let data = EventData::Binary(Bytes::copy_from_slice(&token.to_le_bytes()));
+        self.emit(WS_WRITTEN, id, None, data, 0);
     }
 
     fn on_error(&self, id: u64, error: CoreError, gate: FailGate) {

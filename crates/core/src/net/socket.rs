@@ -110,7 +110,7 @@ pub trait SocketEvents: Send + Sync + 'static {
 
 /// A `startTls` request: the options, the ALPN protocols, and where its outcome goes.
 type Upgrade = (
-    Box<(ClientTlsOptions, Vec<String>)>,
+    Box<(ClientTlsOptions, Vec<String>, Option<Duration>)>,
     oneshot::Sender<Result<TlsInfo>>,
 );
 
@@ -118,7 +118,7 @@ enum Command {
     Write(Bytes, oneshot::Sender<Result<()>>),
     End(oneshot::Sender<Result<()>>),
     StartTls(
-        Box<(ClientTlsOptions, Vec<String>)>,
+        Box<(ClientTlsOptions, Vec<String>, Option<Duration>)>,
         oneshot::Sender<Result<TlsInfo>>,
     ),
     Reading(bool),
@@ -149,11 +149,18 @@ impl SocketHandle {
     }
 
     /// Upgrades a plain connection to TLS in place, once what is queued is written. Reading
-    /// stops during the handshake; bytes the peer sends after it are read through TLS.
-    pub async fn start_tls(&self, opts: ClientTlsOptions, alpn: Vec<String>) -> Result<TlsInfo> {
+    /// stops during the handshake; bytes the peer sends after it are read through TLS. A
+    /// handshake that takes longer than `timeout` fails with [`Error::Timeout`] and closes the
+    /// connection.
+    pub async fn start_tls(
+        &self,
+        opts: ClientTlsOptions,
+        alpn: Vec<String>,
+        timeout: Option<Duration>,
+    ) -> Result<TlsInfo> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Command::StartTls(Box::new((opts, alpn)), done))
+            .send(Command::StartTls(Box::new((opts, alpn, timeout)), done))
             .map_err(|_| closed())?;
         wait.await.map_err(|_| closed())?
     }
@@ -227,14 +234,23 @@ async fn drive(
                     other => {
                         stream = other;
                         let _ = done.send(Err(Error::InvalidArgument(
-                            "startTls needs a plain TCP connection".into(),
+                            "startTls needs a plain TCP connection (this one already uses TLS)"
+                                .into(),
                         )));
                         continue;
                     }
                 };
-                let (tls_opts, alpn) = *opts;
+                let (tls_opts, alpn, timeout) = *opts;
+                let limited = async {
+                    match timeout {
+                        Some(t) => tokio::time::timeout(t, handshake(tcp, &host, &tls_opts, &alpn))
+                            .await
+                            .unwrap_or(Err(Error::Timeout("TLS handshake"))),
+                        None => handshake(tcp, &host, &tls_opts, &alpn).await,
+                    }
+                };
                 tokio::select! {
-                    r = handshake(tcp, &host, &tls_opts, &alpn) => match r {
+                    r = limited => match r {
                         Ok((tls, info)) => {
                             stream = NetStream::Tls(Box::new(tls));
                             let _ = done.send(Ok(info));

@@ -377,8 +377,8 @@ impl WsEvents for LeaveHubOnClose {
     fn on_drain(&self, id: u64) {
         self.inner.on_drain(id);
     }
-    fn on_written(&self, id: u64, count: u32) {
-        self.inner.on_written(id, count);
+    fn on_written(&self, id: u64, token: u32) {
+        self.inner.on_written(id, token);
     }
     fn on_error(&self, id: u64, error: crate::error::Error, gate: ws::FailGate) {
         self.inner.on_error(id, error, gate);

@@ -214,6 +214,13 @@ where
                 },
                 () = driver.shared.kill.notified() => {
                     let code = driver.shared.kill_code.load(Ordering::Relaxed) as u16;
+                    if code == 0 {
+                        // A close was asked for (see `WsHandle::close`): its timeout runs now.
+                        if close_deadline.is_none() {
+                            close_deadline = Some(Instant::now() + c.limits.close_timeout);
+                        }
+                        continue;
+                    }
                     let reason = if code == CLOSE_POLICY { "backpressure limit exceeded" } else { "terminated" };
                     break 'main Some((code, reason.to_string()));
                 },
@@ -454,8 +461,8 @@ struct Extra {
     open: Option<bool>,
     /// Messages queued while a message in parts is open; they follow it.
     held: VecDeque<Outgoing>,
-    /// Write markers: the value of `written` at which each passes.
-    markers: VecDeque<u64>,
+    /// Write markers: the value of `written` at which each passes, and its token.
+    markers: VecDeque<(u64, u32)>,
     /// Bytes written since this state was made.
     written: u64,
 }
@@ -558,6 +565,7 @@ impl Conn {
     /// Frames one part of a message sent in parts (see [`super::WsHandle::send_part`]).
     fn queue_part(&mut self, part: super::Part) {
         let credit = part.data.len();
+        // A whole part only gets here while no message is open (it waits otherwise).
         let open = self.extra.as_ref().and_then(|e| e.open);
         let compressed = match (open, self.deflate.as_ref()) {
             (Some(open), _) => open,
@@ -581,6 +589,9 @@ impl Conn {
             }
             None => self.queue_frame(opcode, part.fin, rsv1, part.data, credit),
         }
+        if part.notify != 0 {
+            self.mark_written(part.notify);
+        }
         if part.fin {
             if let Some(e) = self.extra.as_mut() {
                 e.open = None;
@@ -596,28 +607,31 @@ impl Conn {
         }
     }
 
-    /// Queues a write marker behind everything queued so far.
-    fn mark_written(&mut self) {
+    /// Queues write marker `token` behind everything queued so far.
+    fn mark_written(&mut self, token: u32) {
         self.seal();
         if self.out_bytes == 0 {
-            return self.events.on_written(self.id, 1);
+            return self.events.on_written(self.id, token);
         }
         let e = self.extra.get_or_insert_with(Default::default);
         let at = e.written + self.out_bytes as u64;
-        e.markers.push_back(at);
+        e.markers.push_back((at, token));
     }
 
     /// `n` bytes were written: reports the markers they passed.
     fn wrote(&mut self, n: usize) {
         let Some(e) = self.extra.as_mut() else { return };
         e.written += n as u64;
-        let mut passed = 0u32;
-        while e.markers.front().is_some_and(|at| *at <= e.written) {
+        let mut passed = false;
+        while let Some(&(at, token)) = e.markers.front() {
+            if at > e.written {
+                break;
+            }
             e.markers.pop_front();
-            passed += 1;
+            self.events.on_written(self.id, token);
+            passed = true;
         }
-        if passed > 0 {
-            self.events.on_written(self.id, passed);
+        if passed {
             self.tidy_extra();
         }
     }
@@ -654,7 +668,8 @@ impl Conn {
             // marker with nothing held passes as usual (it may follow a part of the message).
             let waits = match cmd {
                 Outgoing::Text(_) | Outgoing::Binary(_) | Outgoing::Prepared(_) => true,
-                Outgoing::Written => !e.held.is_empty(),
+                Outgoing::Part(ref p) => p.whole,
+                Outgoing::Written(_) => !e.held.is_empty(),
                 _ => false,
             };
             if waits {
@@ -664,7 +679,7 @@ impl Conn {
         }
         match cmd {
             Outgoing::Part(part) => self.queue_part(*part),
-            Outgoing::Written => self.mark_written(),
+            Outgoing::Written(token) => self.mark_written(token),
             Outgoing::Text(b) => self.queue_data(OpCode::Text, b),
             Outgoing::Binary(b) => self.queue_data(OpCode::Binary, b),
             Outgoing::Prepared(p) => {

@@ -83,10 +83,12 @@ pub trait WsEvents: Send + Sync + 'static {
     fn on_pong(&self, _id: u64, _data: Bytes) {}
     /// Everything queued was written after a send reported backpressure.
     fn on_drain(&self, _id: u64) {}
-    /// `count` more write markers ([`WsHandle::mark_written`]) were passed: everything queued
-    /// before each of them has been written to the socket. Markers pass in the order they were
-    /// queued; the ones still waiting when the connection ends never pass (`on_close` says so).
-    fn on_written(&self, _id: u64, _count: u32) {}
+    /// The write marker `token` ([`WsHandle::mark_written`], or a part's `notify`) was passed:
+    /// what it stands behind has been written to the socket. A marker behind a message that
+    /// waits for an open message in parts passes after that message, so markers may pass out
+    /// of the order they were queued in; the ones still waiting when the connection ends never
+    /// pass (`on_close` says so).
+    fn on_written(&self, _id: u64, _token: u32) {}
     /// The peer broke the protocol (or timed out); `on_close` follows. When this side fails
     /// the connection, its close frame waits until `gate` is dropped (or the close timeout
     /// passes), so that replies the application queued for messages delivered before the
@@ -204,7 +206,7 @@ pub(crate) enum Outgoing {
     /// choice), see [`WsHandle::send_part`].
     Part(Box<Part>),
     /// See [`WsHandle::mark_written`].
-    Written,
+    Written(u32),
     Prepared(PreparedMessage),
     Ping(Bytes),
     Pong(Bytes),
@@ -221,6 +223,25 @@ pub(crate) struct Part {
     pub(crate) data: Bytes,
     pub(crate) fin: bool,
     pub(crate) compress: Option<bool>,
+    /// A whole message of its own: it waits for an open message instead of continuing it.
+    pub(crate) whole: bool,
+    /// A write marker token to pass once this frame is written (0: none).
+    pub(crate) notify: u32,
+}
+
+/// Options of [`WsHandle::send_part`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartOptions {
+    /// The message ends with this part.
+    pub fin: bool,
+    /// Compression of the message (the first part decides).
+    pub compress: Compress,
+    /// A whole message of its own (`fin` is then implied): while a message in parts is open it
+    /// waits and follows it, like a plain send, instead of continuing it.
+    pub whole: bool,
+    /// A write marker token (not 0) reported by [`WsEvents::on_written`] once this frame is
+    /// written; it travels with the frame, so it never waits behind other messages.
+    pub notify: u32,
 }
 
 /// Per-message compression choice of [`WsHandle::send_part`].
@@ -387,15 +408,9 @@ impl WsHandle {
     /// message is open, other messages queued on the connection (a Hub broadcast, another
     /// send) wait and follow it; pings, pongs and a close go out between its frames. With
     /// compression the whole message is compressed or not, as its first part decides.
-    pub fn send_part(
-        &self,
-        text: bool,
-        data: Bytes,
-        fin: bool,
-        compress: Compress,
-    ) -> Result<SendStatus> {
+    pub fn send_part(&self, text: bool, data: Bytes, options: PartOptions) -> Result<SendStatus> {
         let len = data.len();
-        let compress = match compress {
+        let compress = match options.compress {
             Compress::Auto => None,
             Compress::Always => Some(true),
             Compress::Never => Some(false),
@@ -403,16 +418,18 @@ impl WsHandle {
         let part = Part {
             text,
             data,
-            fin,
+            fin: options.fin || options.whole,
             compress,
+            whole: options.whole,
+            notify: options.notify,
         };
         self.push(Outgoing::Part(Box::new(part)), len)
     }
 
-    /// Queues a write marker: [`WsEvents::on_written`] reports it once everything queued before
-    /// it has been written to the socket.
-    pub fn mark_written(&self) -> Result<()> {
-        self.push(Outgoing::Written, 0).map(|_| ())
+    /// Queues write marker `token`: [`WsEvents::on_written`] reports it once everything queued
+    /// before it has been written to the socket.
+    pub fn mark_written(&self, token: u32) -> Result<()> {
+        self.push(Outgoing::Written(token), 0).map(|_| ())
     }
 
     /// The connection's heartbeat times.
@@ -478,6 +495,9 @@ impl WsHandle {
             return Ok(());
         }
         let _ = self.shared.tx.send(Outgoing::Close(code, reason));
+        // The close timeout runs from now, even while the close frame waits behind output the
+        // peer does not read (the connection stops taking commands above a batch of output).
+        self.shared.kill.notify_one();
         Ok(())
     }
 

@@ -24,7 +24,7 @@ pub enum WsEventKind {
     Pong = 5,
     Drain = 6,
     Error = 7,
-    /// Write markers passed (`wsMarkWritten`); the code is how many.
+    /// A write marker passed (`wsMarkWritten`, or a part's `notify`); the data is its token.
     Written = 8,
 }
 
