@@ -327,6 +327,24 @@ describe('WebSocket over HTTP/2 (RFC 8441), client', () => {
     expect(failure.code).toBe('ERR_WS_HANDSHAKE')
   })
 
+  it("defaults to 'auto' without tls and proxy options, to HTTP/1.1 with them", async () => {
+    const { server, seen } = await wsServer(true)
+    const client = new Client({ tls: { ca: ca.cert } })
+    await (await client.fetch(`https://127.0.0.1:${server.port}/`)).text()
+    const url = `wss://127.0.0.1:${server.port}/chat`
+    // No http2 option: the client's HTTP/2 connection carries it.
+    const riding = new WebSocket(url, [], { client })
+    await opened(riding)
+    expect(riding.httpVersion).toBe('2')
+    // TLS settings of its own: only a connection of its own can honour them.
+    const own = new WebSocket(url, [], { client, tls: { ca: ca.cert } })
+    await opened(own)
+    expect(own.httpVersion).toBe('1.1')
+    expect(seen.versions).toEqual(['2', '1.1'])
+    await closeWith(riding, 1000)
+    await closeWith(own, 1000)
+  })
+
   it('refuses a bad http2 value', () => {
     expect(() => new WebSocket('wss://127.0.0.1:1/', [], { http2: 'sometimes' as never })).toThrow(/http2 must be/)
   })

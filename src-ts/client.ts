@@ -1029,6 +1029,11 @@ export function getDefaultClient(): Client {
   return defaultClient
 }
 
+/** @internal The shared client of {@link fetch} if it was made, without making it. */
+export function peekDefaultClient(): Client | undefined {
+  return defaultClient
+}
+
 /** WHATWG-style `fetch` over a shared default {@link Client}. */
 export function fetch(input: string | URL | globalThis.Request, init?: RequestInit): Promise<ClientResponse> {
   return getDefaultClient().fetch(input, init)

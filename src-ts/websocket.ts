@@ -1,4 +1,4 @@
-import { type Client, getDefaultClient, nativeClient } from './client.js'
+import { type Client, getDefaultClient, nativeClient, peekDefaultClient } from './client.js'
 import { fromNative, InvalidArgumentError, WebSocketError } from './errors.js'
 import { type Binding, native } from './native.js'
 import { type ProxyOptions, proxyOptions } from './proxy.js'
@@ -77,8 +77,9 @@ export interface WebSocketOptions extends WebSocketLimits {
    * Open the WebSocket as a stream of an HTTP/2 connection (RFC 8441) of `client`, as browsers
    * do: `'auto'` when the client already holds an HTTP/2 connection to the origin (`wss://`)
    * whose server takes extended CONNECT, else over HTTP/1.1 as usual; `'always'` over HTTP/2
-   * only (ALPN for `wss://`, prior knowledge for `ws://`), failing otherwise; `'never'` (the
-   * default). Over HTTP/2 the client's TLS settings apply, not `tls` or `proxy`.
+   * only (ALPN for `wss://`, prior knowledge for `ws://`), failing otherwise; `'never'` over
+   * HTTP/1.1. Over HTTP/2 the client's TLS settings apply, not `tls` or `proxy`, so the default
+   * is `'auto'` without `tls` and `proxy`, and `'never'` with either.
    */
   http2?: 'auto' | 'always' | 'never'
   /** The client whose HTTP/2 connections `http2` uses. Default: the shared client of `fetch`. */
@@ -243,11 +244,21 @@ export class WebSocket extends EventTarget {
       maxRedirects: checkInteger('maxRedirects', options.maxRedirects, U32),
       http2: options.http2,
     }
-    const http2 = options.http2 ?? 'never'
+    // The default rides a connection the client already holds, unless this socket has TLS or
+    // proxy settings of its own, which only its own connection can honour.
+    const http2 = options.http2 ?? (options.tls || options.proxy ? 'never' : 'auto')
     if (http2 !== 'auto' && http2 !== 'always' && http2 !== 'never') {
       throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', "http2 must be 'auto', 'always' or 'never'")
     }
-    const client = http2 === 'never' ? undefined : nativeClient(options.client ?? getDefaultClient()).requestHandle()
+    dial.http2 = http2
+    // 'auto' needs a client that exists: one never made holds no connection to ride.
+    const over =
+      http2 === 'never'
+        ? undefined
+        : http2 === 'auto'
+          ? (options.client ?? peekDefaultClient())
+          : (options.client ?? getDefaultClient())
+    const client = over ? nativeClient(over).requestHandle() : undefined
     this.#keepAlive = setInterval(() => {}, 1 << 30)
     native.dialWebSocket(this.#url, dial, client).then(
       (raw) => this.#opened(raw),
