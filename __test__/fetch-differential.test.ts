@@ -1,6 +1,6 @@
 // Differential tests: the same request shapes through Node's own fetch and through hypersock's,
 // against one local hypersock server; the observable results must be the same. Where hypersock
-// differs on purpose, DIFFERENCES says so (and the README lists it).
+// differs on purpose, DIFFERENCES says so (and docs/client.md lists it).
 import { fetch as hfetch, type Server, serve } from 'hypersock'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 

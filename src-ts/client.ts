@@ -71,7 +71,9 @@ export type RetryOptions =
 export interface RetryContext {
   /** The attempt that failed, from 1. */
   attempt: number
+  /** The request's method. */
   method: string
+  /** The URL of the attempt that failed. */
   url: string
   /** The status, when a response came. */
   status: number | null
@@ -85,8 +87,11 @@ export interface RetryContext {
 
 /** A request as the hooks see it: they may change its URL, method and headers. */
 export interface HookRequest {
+  /** The URL to request; a hook may replace it. */
   url: string
+  /** The method, upper case; a hook may replace it. */
   method: string
+  /** The request headers; a hook may change them in place. */
   headers: Headers
 }
 
@@ -175,15 +180,21 @@ export interface ClientOptions {
 
 /** Progress of an upload or download. `total` is null when unknown. */
 export interface Progress {
+  /** Bytes transferred so far. */
   loaded: number
+  /** Bytes in all, when known (a body of known length, or `content-length`); null otherwise. */
   total: number | null
 }
 
 /** Per-request options, shaped like WHATWG `RequestInit`. */
 export interface RequestInit {
+  /** Default `GET` (`POST` and the like as given; the method is sent upper case). */
   method?: string
+  /** Headers of this request, added to the client's `headers` (these win). */
   headers?: HeadersInit
+  /** The request body (not allowed with `GET` or `HEAD`). */
   body?: ClientBodyInit
+  /** Aborts the request, its body included, with an `AbortError`. */
   signal?: AbortSignal | null
   /**
    * Told how many request-body bytes have been handed to the connection: for a body in memory,
@@ -203,8 +214,11 @@ export interface RequestInit {
 
 /** One redirect that was followed. */
 export interface RedirectHop {
+  /** The URL that answered with the redirect. */
   url: string
+  /** Its status (301, 302, 303, 307 or 308). */
   status: number
+  /** The URL it pointed to, resolved. */
   location: string
 }
 
@@ -843,6 +857,7 @@ export class Client {
   #base: string | undefined
   #hooks: ClientHooks | undefined
 
+  /** Makes a client with its own connection pool; the options apply to every request it sends. */
   constructor(options: ClientOptions = {}) {
     const hooks = checkHooks(options.hooks)
     // The request and response hooks run in `fetch`; retry and redirect hooks in the engine.

@@ -5,19 +5,25 @@ import { checkOptions, optionKeys } from './validate.js'
 
 /** A stored cookie. */
 export interface Cookie {
+  /** The cookie's name. */
   name: string
+  /** The cookie's value. */
   value: string
   /** Domain, lower case, without a leading dot. */
   domain: string
+  /** Path the cookie is sent for (and below it). */
   path: string
   /** Sent only to exactly `domain` (no `Domain` attribute was given). */
   hostOnly: boolean
   /** Sent only over https. */
   secure: boolean
+  /** Set with `HttpOnly`: not for scripts (the jar still sends it). */
   httpOnly: boolean
+  /** The `SameSite` attribute, lower case; null when it was not given. */
   sameSite: 'strict' | 'lax' | 'none' | null
   /** Expiry; null for a session cookie. */
   expires: Date | null
+  /** When the cookie was first stored. */
   creation: Date
 }
 
@@ -80,6 +86,7 @@ function call<T>(f: () => T): T {
 export class CookieJar {
   #clock: () => number
 
+  /** Makes an empty jar. */
   constructor(options: CookieJarOptions = {}) {
     checkOptions('new CookieJar()', options, JAR_KEYS)
     natives.set(this, new native.BindingCookieJar())
@@ -117,7 +124,7 @@ export class CookieJar {
     return nativeJar(this).remove(null, null)
   }
 
-  /** The cookies as JSON text, for {@link CookieJar.fromJSON}. */
+  /** The cookies as JSON text, for {@link CookieJar.deserialize}. */
   serialize(options: SaveOptions = {}): string {
     return nativeJar(this).toJson(!!options.includeSession, this.#clock())
   }

@@ -13,6 +13,7 @@ export class HypersockError extends Error {
    */
   readonly attempts?: number
 
+  /** Makes an error with this `code` and `message`; `options.cause` is kept as `Error.cause`. */
   constructor(code: string, message: string, options?: HypersockErrorOptions) {
     super(message, options)
     this.code = code
@@ -23,6 +24,7 @@ export class HypersockError extends Error {
 
 /** Options of the {@link HypersockError} constructors. */
 export interface HypersockErrorOptions {
+  /** The underlying error, kept as `Error.cause`. */
   cause?: unknown
   /** Attempts made by the request that failed (see {@link HypersockError.attempts}). */
   attempts?: number
@@ -45,6 +47,7 @@ export class TimeoutError extends HypersockError {
   /** The limit that was reached. */
   readonly phase: TimeoutPhase
 
+  /** Makes a timeout error; `options.phase` is the limit that was reached (default `request`). */
   constructor(code: string, message: string, options?: HypersockErrorOptions) {
     super(code, message, options)
     this.phase = options?.phase ?? 'request'
@@ -70,6 +73,7 @@ export class ProxyError extends HypersockError {}
 
 /** The operation was aborted through an `AbortSignal` (`ABORT_ERR`). */
 export class AbortError extends HypersockError {
+  /** Makes an abort error (code `ABORT_ERR`); pass the signal's `reason` as `options.cause`. */
   constructor(message = 'the operation was aborted', options?: HypersockErrorOptions) {
     super('ABORT_ERR', message, options)
   }

@@ -46,6 +46,7 @@ export class EventSourceErrorEvent extends Event {
   /** Why the connection was lost, when it reconnects. */
   readonly message: string
 
+  /** Makes an `error` event: `message` says why the connection was lost, `error` is set when the source gives up. */
   constructor(message: string, error?: unknown) {
     super('error')
     this.message = message
@@ -78,14 +79,21 @@ const LOST = /^(E(?!RR_)[A-Z0-9_]+|ERR_IO)$/
  * connection goes to the network, it and its reconnections stay there.
  */
 export class EventSource extends EventTarget {
+  /** `readyState` while connecting or waiting to reconnect (0). */
   static readonly CONNECTING = 0
+  /** `readyState` while the stream is open (1). */
   static readonly OPEN = 1
+  /** `readyState` once closed by `close()` or failed for good (2). */
   static readonly CLOSED = 2
+  /** {@link EventSource.CONNECTING} (0), on the instance as well. */
   readonly CONNECTING = 0
+  /** {@link EventSource.OPEN} (1), on the instance as well. */
   readonly OPEN = 1
+  /** {@link EventSource.CLOSED} (2), on the instance as well. */
   readonly CLOSED = 2
   /** The URL of the stream. */
   readonly url: string
+  /** `init.withCredentials`, kept for WHATWG compatibility (cookies come from the client's `cookieJar`). */
   readonly withCredentials: boolean
   #state = 0
   #client: Binding.BindingClient
@@ -104,6 +112,7 @@ export class EventSource extends EventTarget {
   #wake: (() => void) | null = null
   #failure: unknown = undefined
 
+  /** Connects to `url` (relative to the client's `baseURL`, if any) and starts receiving events. */
   constructor(url: string | URL, init: EventSourceInit = {}) {
     checkOptions('new EventSource()', init, EVENT_SOURCE_KEYS)
     super()

@@ -6,6 +6,8 @@
  * - {@link WebSocket}: WHATWG WebSocket client with an async iterator of messages.
  * - {@link Hub}: rooms, publish and broadcast fanned out in Rust; {@link RedisAdapter} across processes.
  * - {@link connect}: raw TCP/TLS connections through the same engine, with STARTTLS.
+ *
+ * @module hypersock
  */
 
 export type { BodyInit } from './body.js'

@@ -38,6 +38,7 @@ export class Response extends NativeResponse {
   /** The global response that holds the body once something read it. */
   #real: globalThis.Response | undefined
 
+  /** Makes a response, as `new Response(body, init)`; a string or bytes body is kept as it is. */
   constructor(body?: BodyInit | null, init?: ResponseInit) {
     const keep =
       body === undefined ||
@@ -69,6 +70,7 @@ export class Response extends NativeResponse {
         : { status: res.status, headers: flattenHeaders(res.headers), body: res.#kept }
   }
 
+  /** True for this class's responses and for global `Response` objects alike. */
   static override [Symbol.hasInstance](value: unknown): boolean {
     return value instanceof NativeResponse
   }

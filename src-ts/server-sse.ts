@@ -2,8 +2,11 @@ import type { ResponseObject } from './server-response.js'
 
 /** One Server-Sent Event. `data` objects are sent as JSON. */
 export interface ServerSentEvent {
+  /** The data, split into `data:` lines; an object is sent as its JSON. */
   data?: string | object
+  /** The event type (the client's `message` when left out). */
   event?: string
+  /** The event ID; the client sends it back as `Last-Event-ID` when it reconnects. */
   id?: string
   /** Reconnection delay the client should use, in ms. */
   retry?: number

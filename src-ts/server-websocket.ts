@@ -44,15 +44,21 @@ export interface UpgradeRequest {
 
 /** Accepts the upgrade: an optional subprotocol (one the client offered), extra 101 headers, and `ws.data`. */
 export interface UpgradeAccept<Data = unknown> {
+  /** The subprotocol to accept, one of {@link UpgradeRequest.protocols}. Default: none. */
   protocol?: string
+  /** Extra headers for the `101 Switching Protocols` response. */
   headers?: HeadersInit
+  /** The connection's `ws.data` (e.g. the authenticated user). */
   data?: Data
 }
 
 /** Refuses the upgrade with this HTTP response. */
 export interface UpgradeReject {
+  /** The HTTP status of the refusal (e.g. 401, 403). */
   status: number
+  /** Headers of the refusal. */
   headers?: HeadersInit
+  /** Body of the refusal (a string is sent as `text/plain;charset=UTF-8`). */
   body?: string | Uint8Array
 }
 

@@ -15,10 +15,15 @@ export { ServerRequest }
 
 /** One line of the access log, given to `accessLog` after each response head is sent. */
 export interface AccessLogEntry {
+  /** The request method. */
   method: string
+  /** The request URL (absolute, as `request.url`). */
   url: string
+  /** The response status. */
   status: number
+  /** The request's HTTP version: `1.0`, `1.1` or `2`. */
   httpVersion: string
+  /** The client's IP address. */
   remoteAddress: string
   /** Time from the request reaching JS to the response head being handed back, in ms. */
   durationMs: number
@@ -156,13 +161,21 @@ function notFound(): ResponseLike {
 
 /** Counters of a running server. */
 export interface ServerStats {
+  /** Connections open now (HTTP and upgraded). */
   connectionsOpen: number
+  /** Connections accepted since the start. */
   connectionsTotal: number
+  /** Requests received since the start. */
   requestsTotal: number
+  /** Requests being handled now. */
   requestsInFlight: number
+  /** Bytes read from clients. */
   bytesIn: number
+  /** Bytes written to clients. */
   bytesOut: number
+  /** WebSocket connections open now. */
   webSocketsOpen: number
+  /** WebSocket connections accepted since the start. */
   webSocketsTotal: number
   /** Of `webSocketsTotal`, the WebSockets opened as streams of an HTTP/2 connection (RFC 8441). */
   webSocketsH2Total: number
@@ -393,6 +406,7 @@ export class Server<Data = unknown> {
     return this.#stopping
   }
 
+  /** Stops the server gracefully, as `stop()`: for `await using server = await serve(...)`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop()
   }

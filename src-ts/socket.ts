@@ -31,6 +31,7 @@ export interface ConnectOptions {
 
 /** Options of {@link Socket.startTls}: the client's TLS options, the ALPN protocols to offer and a time limit. */
 export interface StartTlsOptions extends ClientTlsOptions {
+  /** Protocols to offer by ALPN in the handshake (e.g. `['imap']`). */
   alpnProtocols?: string[]
   /** Time the handshake may take, in ms; then it fails with `ETIMEDOUT` and the connection closes. Default 30 000. */
   timeout?: number
@@ -93,6 +94,7 @@ export class Socket extends Duplex {
     }
   }
 
+  /** Part of the `Duplex` implementation (resumes reading); not to be called directly. */
   override _read(): void {
     if (this.#paused) {
       this.#paused = false
@@ -100,6 +102,7 @@ export class Socket extends Duplex {
     }
   }
 
+  /** Part of the `Duplex` implementation (writes a chunk); not to be called directly, use `write()`. */
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
     this.#raw.write(chunk).then(
       () => done(),
@@ -107,6 +110,7 @@ export class Socket extends Duplex {
     )
   }
 
+  /** Part of the `Duplex` implementation (ends this side); not to be called directly, use `end()`. */
   override _final(done: (error?: Error | null) => void): void {
     this.#raw.end().then(
       () => done(),
@@ -114,6 +118,7 @@ export class Socket extends Duplex {
     )
   }
 
+  /** Part of the `Duplex` implementation (closes the connection); not to be called directly, use `destroy()`. */
   override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
     this.#raw.destroy()
     done(error)

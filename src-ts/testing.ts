@@ -8,6 +8,8 @@
  * const server = generateCertificate({ ca })
  * const client = new Client({ tls: { ca: ca.cert } })
  * ```
+ *
+ * @module hypersock/testing
  */
 import { STATUS_CODES } from 'node:http'
 import { type MockedRequest, setMockDispatcher } from './client.js'
@@ -100,14 +102,19 @@ export interface InterceptOptions {
 
 /** Options of a mocked reply. */
 export interface ReplyOptions {
+  /** Response headers (a JSON body gets `content-type: application/json` unless given here). */
   headers?: Record<string, string>
 }
 
 /** A mocked request, as a reply function gets it. */
 export interface MockRequest {
+  /** The full request URL. */
   url: string
+  /** The request method, upper case. */
   method: string
+  /** The request headers. */
   headers: Headers
+  /** The request body as UTF-8 text (empty when there is none). */
   body: string
 }
 

@@ -83,15 +83,23 @@ export function checkTlsOptions(where: string, tls: unknown, fields: Record<stri
 
 /** A certificate of the peer. */
 export interface PeerCertificate {
+  /** Subject distinguished name, e.g. `CN=example.com, O=Example`. */
   subject: string
+  /** Common name of the subject, or null when there is none. */
   subjectCN: string | null
+  /** Issuer distinguished name. */
   issuer: string
+  /** Subject alternative names: `DNS:name`, `IP:addr`, `URI:...`, `email:...`. */
   subjectAltNames: string[]
+  /** Start of validity. */
   validFrom: Date
+  /** End of validity. */
   validTo: Date
+  /** Serial number, upper-case hex. */
   serialNumber: string
   /** SHA-256 of the DER, `AB:CD:...`. */
   fingerprint256: string
+  /** True for a CA certificate. */
   isCA: boolean
   /** The DER bytes. */
   raw: Buffer

@@ -114,9 +114,13 @@ export type BinaryType = 'blob' | 'arraybuffer' | 'nodebuffer'
 
 /** The `close` event: `code`, `reason`, `wasClean`. */
 export class CloseEvent extends Event {
+  /** The close code: the Close frame's, 1005 when it had none, 1006 when the connection was lost without one. */
   readonly code: number
+  /** The close reason the peer gave (UTF-8 text, may be empty). */
   readonly reason: string
+  /** False when the connection was lost without a closing handshake (code 1006). */
   readonly wasClean: boolean
+  /** Makes a close event, as `new CloseEvent('close', { code, reason, wasClean })` in browsers. */
   constructor(type: string, init: { code?: number; reason?: string; wasClean?: boolean } = {}) {
     super(type)
     this.code = init.code ?? 0
@@ -127,8 +131,11 @@ export class CloseEvent extends Event {
 
 /** The `error` event; `error` holds the {@link HypersockError}. */
 export class ErrorEvent extends Event {
+  /** The error that caused the event. */
   readonly error: unknown
+  /** A description of the error (its message). */
   readonly message: string
+  /** Makes an error event carrying `init.error` and `init.message`. */
   constructor(type: string, init: { error?: unknown; message?: string } = {}) {
     super(type)
     this.error = init.error
@@ -166,13 +173,21 @@ const ITERATOR_MAX_BYTES = 8 * 1024 * 1024
  * ```
  */
 export class WebSocket extends EventTarget {
+  /** `readyState` while the opening handshake runs (0). */
   static readonly CONNECTING = ReadyState.CONNECTING
+  /** `readyState` once open: messages can be sent (1). */
   static readonly OPEN = ReadyState.OPEN
+  /** `readyState` while the closing handshake runs (2). */
   static readonly CLOSING = ReadyState.CLOSING
+  /** `readyState` once closed, or when the connection failed (3). */
   static readonly CLOSED = ReadyState.CLOSED
+  /** {@link WebSocket.CONNECTING} (0), on the instance as well. */
   readonly CONNECTING = ReadyState.CONNECTING
+  /** {@link WebSocket.OPEN} (1), on the instance as well. */
   readonly OPEN = ReadyState.OPEN
+  /** {@link WebSocket.CLOSING} (2), on the instance as well. */
   readonly CLOSING = ReadyState.CLOSING
+  /** {@link WebSocket.CLOSED} (3), on the instance as well. */
   readonly CLOSED = ReadyState.CLOSED
 
   /** The URL as resolved; once open, where `followRedirects` led. */
@@ -203,6 +218,7 @@ export class WebSocket extends EventTarget {
   /** A message of `stream()` is open. */
   #streamOpen = false
 
+  /** Connects to `url` (`ws:` or `wss:`), offering `protocols` as subprotocols; `options` go beyond the WHATWG API. */
   constructor(url: string | URL, protocols?: string | string[], options: WebSocketOptions = {}) {
     super()
     checkOptions('new WebSocket()', options, WEBSOCKET_KEYS)
@@ -605,27 +621,35 @@ export class WebSocket extends EventTarget {
     }
   }
 
+  /** Called when the connection opens (the `open` event); `null` for none. */
   get onopen(): Handler<Event> {
     return (this.#handlers.get('open') as Handler<Event>) ?? null
   }
+  /** Replaces the `open` handler; `null` removes it. */
   set onopen(fn: Handler<Event>) {
     this.#setHandler('open', fn)
   }
+  /** Called for each message (the `message` event; `data` is a string or binary as `binaryType` says). */
   get onmessage(): Handler<MessageEvent> {
     return (this.#handlers.get('message') as unknown as Handler<MessageEvent>) ?? null
   }
+  /** Replaces the `message` handler; `null` removes it. */
   set onmessage(fn: Handler<MessageEvent>) {
     this.#setHandler('message', fn)
   }
+  /** Called once the connection is closed (the `close` event, a {@link CloseEvent}). */
   get onclose(): Handler<CloseEvent> {
     return (this.#handlers.get('close') as unknown as Handler<CloseEvent>) ?? null
   }
+  /** Replaces the `close` handler; `null` removes it. */
   set onclose(fn: Handler<CloseEvent>) {
     this.#setHandler('close', fn)
   }
+  /** Called when the connection fails (the `error` event, an {@link ErrorEvent}); a `close` event follows. */
   get onerror(): Handler<ErrorEvent> {
     return (this.#handlers.get('error') as unknown as Handler<ErrorEvent>) ?? null
   }
+  /** Replaces the `error` handler; `null` removes it. */
   set onerror(fn: Handler<ErrorEvent>) {
     this.#setHandler('error', fn)
   }
