@@ -466,6 +466,7 @@ export interface BindingFileOptions {
   index?: string
   cacheControl?: string
   dotfiles?: boolean
+  listing?: boolean
 }
 
 /** One redirect that was followed. */
@@ -770,9 +771,10 @@ export declare enum SocketEventKind {
 /**
  * Binds and starts a server. `onRequest` is called when requests wait in `takeRequests`;
  * `onWebSocket`, when given, enables WebSocket upgrades and is called when events wait in
- * `takeWsEvents`.
+ * `takeWsEvents`; `onAnswered`, when given, is called for each request the route table answers
+ * by itself (an access log).
  */
-export declare function startServer(options: BindingServerOptions, onRequest: WakeCallback, onWebSocket?: WakeCallback | undefined | null): Promise<BindingServer>
+export declare function startServer(options: BindingServerOptions, onRequest: WakeCallback, onWebSocket?: WakeCallback | undefined | null, onAnswered?: (method: string, target: string, status: number, httpVersion: string, remoteAddress: string, durationMs: number) => void): Promise<BindingServer>
 
 /** Flags of an encoded event (see [`WsEventQueue::push`]); exported to JS. */
 export declare enum WsEventFlag {

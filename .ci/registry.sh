@@ -97,4 +97,12 @@ env PATH="$nocargo" node out/smoke.mjs
 installed=$(env PATH="$nocargo" ./node_modules/.bin/hypersock --version)
 [ "$installed" = "$(node -p "require('$root/package.json').version")" ] || { echo "hypersock --version said $installed"; exit 1; }
 env PATH="$nocargo" ./node_modules/.bin/hypersock get "http://127.0.0.1:$port/-/ping" --check-status >/dev/null
+# ... and its file server, asked for a file by its HTTP client.
+env PATH="$nocargo" ./node_modules/.bin/hypersock serve . --port 0 --quiet >serve.out 2>serve.err &
+serve_pid=$!
+for _ in $(seq 1 200); do grep -q serving serve.out && break; sleep 0.05; done
+served=$(sed -n 's/^serving .* at \(http[^ ]*\).*/\1/p' serve.out)
+[ -n "$served" ] || { echo "hypersock serve did not start:"; cat serve.out serve.err; exit 1; }
+env PATH="$nocargo" ./node_modules/.bin/hypersock get "${served}package.json" --check-status | grep -q '"name"'
+kill "$serve_pid"; wait "$serve_pid" || true
 echo "registry: ok"

@@ -206,3 +206,60 @@ describe('hypersock ws', () => {
     expect(code).toBe(0)
   })
 })
+
+describe('hypersock serve', () => {
+  /** Starts `hypersock serve` on a free port; resolves with its URL and a log reader. */
+  async function start(args: string[]) {
+    const child = spawn(process.execPath, [cli, 'serve', ...args, '--port', '0'])
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d: Buffer) => {
+      out += d
+    })
+    child.stderr.on('data', (d: Buffer) => {
+      err += d
+    })
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
+    for (let i = 0; i < 2000 && !out.includes('serving'); i++) await new Promise((r) => setTimeout(r, 10))
+    const url = /at (\S+)/.exec(out)?.[1]
+    expect(url, `${out}\n${err}`).toBeTruthy()
+    return { url: url as string, child, exited, log: () => err }
+  }
+
+  it('serves files, ranges and listings, logs every request, and stops on SIGTERM', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'hypersock-serve-'))
+    writeFileSync(join(root, 'hello.txt'), 'hello world')
+    const { url, child, exited, log } = await start([root])
+    const file = await fetch(new URL('/hello.txt', url))
+    expect(await file.text()).toBe('hello world')
+    const etag = file.headers.get('etag') as string
+    expect((await fetch(new URL('/hello.txt', url), { headers: { 'if-none-match': etag } })).status).toBe(304)
+    const part = await fetch(new URL('/hello.txt', url), { headers: { range: 'bytes=0-4' } })
+    expect([part.status, await part.text()]).toEqual([206, 'hello'])
+    const listing = await (await fetch(url)).text()
+    expect(listing).toContain('<a href="./hello.txt">hello.txt</a>')
+    expect((await fetch(new URL('/missing', url))).status).toBe(404)
+    for (let i = 0; i < 500 && !log().includes('/missing'); i++) await new Promise((r) => setTimeout(r, 10))
+    expect(log()).toMatch(/GET \/hello\.txt HTTP\/1\.1 200/)
+    expect(log()).toMatch(/GET \/hello\.txt HTTP\/1\.1 304/)
+    expect(log()).toMatch(/GET \/ HTTP\/1\.1 200/)
+    expect(log()).toMatch(/GET \/missing HTTP\/1\.1 404/)
+    child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+  })
+
+  it('--tls serves HTTPS with a certificate made for localhost; bad arguments exit 2', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'hypersock-serve-'))
+    writeFileSync(join(root, 'index.html'), '<h1>secure</h1>')
+    const { url, child, exited } = await start([root, '--tls', '--quiet'])
+    expect(url).toMatch(/^https:/)
+    const got = await run(['get', url, '--insecure', '-v'])
+    expect(got.stdout).toBe('<h1>secure</h1>')
+    expect(got.stderr).toContain('CN=localhost')
+    child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    expect((await run(['serve', join(root, 'nope')])).code).toBe(2)
+    expect((await run(['serve', root, '--http1', '--http2'])).code).toBe(2)
+    expect((await run(['serve', root, '--prot', '1'])).stderr).toContain('did you mean --port?')
+  })
+})

@@ -145,3 +145,52 @@ describe('file and directory routes', () => {
     expect(typo.message).toMatch(/did you mean 'cacheControl'/)
   })
 })
+
+describe('directory listings and the access log of route answers', () => {
+  it('list a directory without its index, and log requests the engine answered', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'hypersock-listing-'))
+    mkdirSync(join(base, 'sub'))
+    writeFileSync(join(base, 'a <b>.txt'), 'hello')
+    writeFileSync(join(base, '.secret'), 'no')
+    const log: Array<[string, string, number, string]> = []
+    const listing = await serve({
+      routes: { '/files/*': dir(base, { listing: true }), '/fixed': 'fixed' },
+      fetch: () => new Response('from js', { status: 404 }),
+      accessLog: (e) => log.push([e.method, new URL(e.url).pathname + new URL(e.url).search, e.status, e.httpVersion]),
+    })
+    try {
+      const page = await fetch(new URL('/files/', listing.url))
+      expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8')
+      const html = await page.text()
+      expect(html).toContain('<a href="./sub/">sub/</a>')
+      expect(html).toContain('<a href="./a%20%3Cb%3E.txt">a &lt;b&gt;.txt</a>')
+      expect(html).not.toContain('secret')
+      // The listing's links lead to the files.
+      expect(await (await fetch(new URL('/files/a%20%3Cb%3E.txt', listing.url))).text()).toBe('hello')
+      const moved = await raw2(listing, '/files/sub')
+      expect([moved.status, moved.headers.get('location')]).toEqual([308, 'sub/'])
+      expect((await fetch(new URL('/fixed?x=1', listing.url))).status).toBe(200)
+      expect((await fetch(new URL('/other', listing.url))).status).toBe(404)
+      // Route answers (in Rust) and the handler's (in JS) all reach the log.
+      while (log.length < 5) await new Promise((r) => setTimeout(r, 5))
+      expect(log.sort()).toEqual(
+        [
+          ['GET', '/files/', 200, '1.1'],
+          ['GET', '/files/a%20%3Cb%3E.txt', 200, '1.1'],
+          ['GET', '/files/sub', 308, '1.1'],
+          ['GET', '/fixed?x=1', 200, '1.1'],
+          ['GET', '/other', 404, '1.1'],
+        ].sort(),
+      )
+      expect((await caught(() => file(join(base, 'a <b>.txt'), { listing: true }))).message).toMatch(/option of dir/)
+    } finally {
+      await listing.stop({ graceful: false })
+      rmSync(base, { recursive: true, force: true })
+    }
+  })
+})
+
+async function raw2(target: Server, path: string) {
+  const { responses } = await exchange(target.port, `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`, 1, false)
+  return responses[0] as { status: number; headers: Map<string, string>; body: Buffer }
+}

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// The `hypersock` command: HTTP requests (HTTPie-like) and a WebSocket client (wscat-like),
-// built on the package's public API.
+// The `hypersock` command: HTTP requests (HTTPie-like), a WebSocket client (wscat-like) and a
+// static file server, built on the package's public API.
 import { readFileSync } from 'node:fs'
 import { EXIT, UsageError } from './args.mjs'
 import { METHODS, request } from './http.mjs'
+import { serveDir } from './serve.mjs'
 import { ws } from './ws.mjs'
 
 const HELP = `usage: hypersock <command> [arguments] [options]
@@ -11,6 +12,7 @@ const HELP = `usage: hypersock <command> [arguments] [options]
 commands:
   get|post|put|patch|delete|head|options URL [items]   an HTTP request (hypersock get --help)
   ws URL                                               a WebSocket client (hypersock ws --help)
+  serve [dir]                                          a static file server (hypersock serve --help)
 
   --version    the package version
   --help       this help`
@@ -29,10 +31,11 @@ async function main(argv, io) {
   try {
     if (METHODS.includes(command.toLowerCase())) return await request(command, rest, io)
     if (command === 'ws') return await ws(rest, io)
+    if (command === 'serve') return await serveDir(rest, io)
     throw new UsageError(`unknown command ${JSON.stringify(command)}`)
   } catch (err) {
     if (err instanceof UsageError) {
-      const known = METHODS.includes(command.toLowerCase()) || command === 'ws'
+      const known = METHODS.includes(command.toLowerCase()) || command === 'ws' || command === 'serve'
       io.err.write(`hypersock: ${err.message}\n(see hypersock ${known ? `${command} ` : ''}--help)\n`)
       return EXIT.USAGE
     }

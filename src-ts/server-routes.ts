@@ -37,9 +37,20 @@ export interface FileRouteOptions {
   cacheControl?: string
   /** Serve names starting with `.` (else 404). Default false. */
   dotfiles?: boolean
+  /**
+   * {@link dir} only: answer a directory without the index file with an HTML listing of its
+   * entries (names escaped, directories first, dotfiles only with `dotfiles`). Default false (404).
+   */
+  listing?: boolean
 }
 
-const FILE_KEYS = optionKeys<FileRouteOptions>({ precompressed: true, index: true, cacheControl: true, dotfiles: true })
+const FILE_KEYS = optionKeys<FileRouteOptions>({
+  precompressed: true,
+  index: true,
+  cacheControl: true,
+  dotfiles: true,
+  listing: true,
+})
 
 /** A file or directory served from disk by the engine; made by {@link file} and {@link dir}. */
 export class FileRoute {
@@ -61,11 +72,15 @@ export class FileRoute {
     }
     this.kind = kind
     this.path = path
+    if (options.listing !== undefined && kind === 'file') {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'file(): listing is an option of dir()')
+    }
     this.options = {
       precompressed: options.precompressed,
       index: options.index === false ? '' : options.index,
       cacheControl: options.cacheControl,
       dotfiles: options.dotfiles,
+      listing: options.listing,
     }
     Object.freeze(this)
   }

@@ -13,7 +13,11 @@ import { decodeRequests } from './wire/request.js'
 export type { ResponseLike }
 export { ServerRequest }
 
-/** One line of the access log, given to `accessLog` after each response head is sent. */
+/**
+ * One line of the access log, given to `accessLog` after each response head is sent: for
+ * requests handled in JS, and for those the route table answers in Rust (static values, files,
+ * 405).
+ */
 export interface AccessLogEntry {
   /** The request method. */
   method: string
@@ -57,7 +61,7 @@ export interface ServeOptions<Data = unknown> {
   /** Called when a handler throws; its return value, if any, is sent instead of the error status. */
   // biome-ignore lint/suspicious/noConfusingVoidType: a hook that only logs returns nothing
   error?(error: unknown, request: ServerRequest | null): ResponseLike | undefined | void
-  /** Called after each response head is sent. */
+  /** Called after each response head is sent, also for requests the route table answers in Rust. */
   accessLog?(entry: AccessLogEntry): void
   /** Largest request body accepted; bigger ones get 413 (chunked ones too). Default 16 MiB. */
   maxBodySize?: number
@@ -441,6 +445,17 @@ export class Server<Data = unknown> {
     plain()
   }
 
+  /** @internal A request the route table answered: `url` comes as the target, made absolute here. */
+  logAnswered(entry: AccessLogEntry): void {
+    const log = this.#options.accessLog
+    if (!log) return
+    try {
+      log({ ...entry, url: new URL(entry.url, this.url).href })
+    } catch (error) {
+      this.#fail(error, null)
+    }
+  }
+
   #log(request: ServerRequest, started: number, status: number): void {
     const log = this.#options.accessLog
     if (!log) return
@@ -591,6 +606,11 @@ export async function serve<Data = unknown>(options: ServeOptions<Data>): Promis
       },
       onRequest,
       onWebSocket,
+      // Requests the route table answers in Rust reach the access log too.
+      options.accessLog
+        ? (method, target, status, httpVersion, remoteAddress, durationMs) =>
+            server?.logAnswered({ method, url: target, status, httpVersion, remoteAddress, durationMs })
+        : undefined,
     )
   } catch (err) {
     throw fromNative(err)

@@ -20,6 +20,7 @@ pub struct BindingFileOptions {
     pub index: Option<String>,
     pub cache_control: Option<String>,
     pub dotfiles: Option<bool>,
+    pub listing: Option<bool>,
 }
 
 /// One route. Exactly one of `handler`, `body` (with `status` and `headers`), `file` and `dir`.
@@ -53,6 +54,7 @@ fn file_options(o: Option<&BindingFileOptions>) -> FileOptions {
         },
         cache_control: o.cache_control.clone().or(d.cache_control),
         dotfiles: o.dotfiles.unwrap_or(d.dotfiles),
+        listing: o.listing.unwrap_or(d.listing),
     }
 }
 

@@ -4,11 +4,12 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use hypersock_core::server::{
-    BodySender, BoundAddr, HttpHandler, ListenTarget, OnUpgrade, Protocols, RawConnection, Request,
-    RequestBody, ResBody, Responder, Response, Server, ServerOptions,
+    Answered, BodySender, BoundAddr, HttpHandler, ListenTarget, OnUpgrade, Protocols,
+    RawConnection, Request, RequestBody, ResBody, Responder, Response, Server, ServerOptions,
 };
 use hypersock_core::tls::{server_config_sni, ServerTlsOptions, SniCertificate, TlsVersion};
 use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use tokio::sync::Mutex;
 
@@ -400,13 +401,40 @@ impl BindingRawSocket {
     }
 }
 
+/// `(method, target, status, httpVersion, remoteAddress, durationMs)` of a request the route
+/// table answered (see `startServer`'s `onAnswered`).
+type AnsweredArgs = FnArgs<(String, String, u32, String, String, f64)>;
+type AnsweredCallback = ThreadsafeFunction<AnsweredArgs, (), AnsweredArgs, Status, false, true>;
+
 struct JsHttp {
     inbox: Arc<Inbox>,
+    answered: Option<AnsweredCallback>,
 }
 
 impl HttpHandler for JsHttp {
     fn handle(&self, request: Request, responder: Responder) {
         self.inbox.push(request, responder);
+    }
+
+    fn on_answered(&self, entry: Answered) {
+        let Some(callback) = &self.answered else {
+            return;
+        };
+        let version = match entry.version {
+            http::Version::HTTP_2 => "2",
+            http::Version::HTTP_10 => "1.0",
+            _ => "1.1",
+        };
+        let args: AnsweredArgs = (
+            entry.method.to_string(),
+            entry.target,
+            u32::from(entry.status),
+            version.to_string(),
+            entry.peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+            entry.duration.as_secs_f64() * 1000.0,
+        )
+            .into();
+        callback.call(args, ThreadsafeFunctionCallMode::NonBlocking);
     }
 }
 
@@ -438,20 +466,28 @@ pub struct BindingServer {
 
 /// Binds and starts a server. `onRequest` is called when requests wait in `takeRequests`;
 /// `onWebSocket`, when given, enables WebSocket upgrades and is called when events wait in
-/// `takeWsEvents`.
+/// `takeWsEvents`; `onAnswered`, when given, is called for each request the route table answers
+/// by itself (an access log).
 #[napi(ts_return_type = "Promise<BindingServer>")]
 pub async fn start_server(
     options: BindingServerOptions,
     on_request: WakeCallback,
     on_web_socket: Option<WakeCallback>,
+    #[napi(
+        ts_arg_type = "(method: string, target: string, status: number, httpVersion: string, remoteAddress: string, durationMs: number) => void"
+    )]
+    on_answered: Option<AnsweredCallback>,
 ) -> Outcome<BindingServer> {
-    start(options, on_request, on_web_socket).await.into()
+    start(options, on_request, on_web_socket, on_answered)
+        .await
+        .into()
 }
 
 async fn start(
     options: BindingServerOptions,
     on_request: WakeCallback,
     on_web_socket: Option<WakeCallback>,
+    on_answered: Option<AnsweredCallback>,
 ) -> JsResult<BindingServer> {
     let d = ServerOptions::default();
     let listen = match options.unix {
@@ -511,6 +547,7 @@ async fn start(
         max_queued_requests: or(options.max_queued_requests, d.max_queued_requests),
         server_name: options.server_name,
         hub: hub_from(options.hub.as_ref()),
+        log_answered: on_answered.is_some(),
         ..ServerOptions::default()
     };
     let inbox = Arc::new(Inbox {
@@ -525,6 +562,7 @@ async fn start(
     }
     let http: Arc<dyn HttpHandler> = Arc::new(JsHttp {
         inbox: inbox.clone(),
+        answered: on_answered,
     });
     let (ws, ws_events) = match (on_web_socket, &options.websocket) {
         (Some(callback), Some(o)) => {

@@ -50,6 +50,9 @@ pub struct FileOptions {
     pub cache_control: Option<String>,
     /// Serve dotfiles (names starting with `.`). Default false: they get `404`.
     pub dotfiles: bool,
+    /// Answer a directory without the index file with an HTML listing of its entries (dotfiles
+    /// only when `dotfiles`). Default false: `404`.
+    pub listing: bool,
 }
 
 impl Default for FileOptions {
@@ -59,6 +62,7 @@ impl Default for FileOptions {
             index: Some("index.html".into()),
             cache_control: None,
             dotfiles: false,
+            listing: false,
         }
     }
 }
@@ -258,10 +262,16 @@ pub async fn serve_dir(
     };
     let mut path = dir.root.to_path_buf();
     path.extend(&segments);
+    let mut listing = None;
     let (path, redirect) = if tail.is_empty() || tail.ends_with('/') {
-        match &options.index {
-            Some(index) => (path.join(index), None),
-            None => return not_found(),
+        if options.listing {
+            listing = Some((path.clone(), tail.to_string()));
+        }
+        match (&options.index, &listing) {
+            (Some(index), _) => (path.join(index), None),
+            // No index file to look for: the listing is the answer.
+            (None, Some(_)) => (path, None),
+            (None, None) => return not_found(),
         }
     } else {
         // The last segment as the client spelled it, so that the relative reference resolves
@@ -273,6 +283,7 @@ pub async fn serve_dir(
         root: dir.root.clone(),
         path,
         redirect,
+        listing,
         settings: dir.settings.clone(),
         ask: Ask::new(get, headers, options.precompressed),
     };
@@ -292,6 +303,7 @@ pub async fn serve_file(
         root: file.dir.clone(),
         path: file.path.to_path_buf(),
         redirect: None,
+        listing: None,
         settings: file.settings.clone(),
         ask: Ask::new(get, headers, file.settings.options.precompressed),
     };
@@ -479,6 +491,9 @@ struct Target {
     path: PathBuf,
     /// `Location` of the redirect when `path` turns out to be a directory.
     redirect: Option<String>,
+    /// A directory to list when `path` (its index file) is not there, with the request's
+    /// path tail for the listing's title.
+    listing: Option<(PathBuf, String)>,
     settings: Arc<Settings>,
     ask: Ask,
 }
@@ -718,10 +733,163 @@ fn with_extension_added(path: &Path, ext: &str) -> PathBuf {
 }
 
 fn answer(target: Target) -> Answer {
-    match try_answer(&target) {
+    let answer = match try_answer(&target) {
         Ok(answer) => answer,
         Err(e) => io_error(&e),
+    };
+    match &target.listing {
+        // No index file (or none configured): list the directory instead.
+        Some((dir, tail)) if answer.status == StatusCode::NOT_FOUND || *dir == target.path => {
+            match list(&target.root, dir, tail, target.settings.options.dotfiles) {
+                Ok(answer) => answer,
+                Err(e) => io_error(&e),
+            }
+        }
+        _ => answer,
     }
+}
+
+/// Most entries a listing shows.
+const LISTING_MAX: usize = 10_000;
+
+/// An HTML listing of the directory `dir` under `root` (opened under the same rules as a file).
+fn list(root: &Path, dir: &Path, tail: &str, dotfiles: bool) -> io::Result<Answer> {
+    let Some(opened) = open_under(root, dir)? else {
+        return Ok(Answer::text(StatusCode::NOT_FOUND, "not found\n"));
+    };
+    if !opened.metadata()?.is_dir() {
+        return Ok(Answer::text(StatusCode::NOT_FOUND, "not found\n"));
+    }
+    // (raw name, is a directory, size)
+    let mut entries: Vec<(Vec<u8>, bool, u64)> = Vec::new();
+    let mut more = 0usize;
+    let mut take = |name: Vec<u8>, is_dir: bool, size: u64| {
+        if name == b"." || name == b".." || (!dotfiles && name.first() == Some(&b'.')) {
+            return;
+        }
+        if entries.len() < LISTING_MAX {
+            entries.push((name, is_dir, size));
+        } else {
+            more += 1;
+        }
+    };
+    #[cfg(unix)]
+    {
+        use rustix::fs::{statat, AtFlags, Dir, FileType};
+        // The entries of the very directory opened, not of whatever the path names now.
+        let mut entries_of = Dir::read_from(&opened)?;
+        while let Some(entry) = entries_of.read() {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes().to_vec();
+            let (is_dir, size) = match statat(&opened, entry.file_name(), AtFlags::empty()) {
+                Ok(st) => (
+                    FileType::from_raw_mode(st.st_mode).is_dir(),
+                    st.st_size.max(0) as u64,
+                ),
+                // A dangling link or a name gone since: shown as a plain entry.
+                Err(_) => (false, 0),
+            };
+            take(name, is_dir, size);
+        }
+    }
+    #[cfg(not(unix))]
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata().ok();
+        let name = entry
+            .file_name()
+            .to_string_lossy()
+            .into_owned()
+            .into_bytes();
+        take(
+            name,
+            meta.as_ref().is_some_and(|m| m.is_dir()),
+            meta.map_or(0, |m| m.len()),
+        );
+    }
+    entries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let title = html_escape(&String::from_utf8_lossy(&percent_decode(tail)));
+    let mut html = format!(
+        "<!doctype html>\n<meta charset=\"utf-8\">\n<title>Index of /{title}</title>\n<h1>Index of /{title}</h1>\n<ul>\n"
+    );
+    if !tail.is_empty() {
+        html.push_str("<li><a href=\"../\">../</a></li>\n");
+    }
+    for (name, is_dir, size) in &entries {
+        let slash = if *is_dir { "/" } else { "" };
+        let href = percent_encode(name);
+        let shown = html_escape(&String::from_utf8_lossy(name));
+        let size = if *is_dir {
+            String::new()
+        } else {
+            format!(" <small>{size} bytes</small>")
+        };
+        html.push_str(&format!(
+            "<li><a href=\"./{href}{slash}\">{shown}{slash}</a>{size}</li>\n"
+        ));
+    }
+    html.push_str("</ul>\n");
+    if more > 0 {
+        html.push_str(&format!("<p>{more} more entries not shown</p>\n"));
+    }
+    let mut answer = Answer::new(StatusCode::OK, Payload::Whole(Bytes::from(html)));
+    answer.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    answer
+        .headers
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(answer)
+}
+
+/// `&`, `<`, `>`, `"` and `'` as HTML character references.
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A file name as one URL path segment: every byte but the unreserved ones percent-encoded.
+fn percent_encode(name: &[u8]) -> String {
+    let mut out = String::with_capacity(name.len());
+    for &b in name {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` escapes (others are kept as they are).
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
 }
 
 fn try_answer(target: &Target) -> io::Result<Answer> {
@@ -731,6 +899,7 @@ fn try_answer(target: &Target) -> io::Result<Answer> {
         redirect,
         settings,
         ask,
+        ..
     } = target;
     let Some(opened) = open_under(root, path)? else {
         return Ok(Answer::text(StatusCode::NOT_FOUND, "not found\n"));
@@ -744,7 +913,8 @@ fn try_answer(target: &Target) -> io::Result<Answer> {
                 .is_some(),
             None => false,
         };
-        if let (true, Some(location)) = (has_index, redirect) {
+        let listable = settings.options.listing;
+        if let (true, Some(location)) = (has_index || listable, redirect) {
             if let Ok(location) = HeaderValue::from_str(location) {
                 let mut answer = Answer::new(StatusCode::PERMANENT_REDIRECT, Payload::Empty);
                 answer.headers.insert(header::LOCATION, location);
@@ -1152,6 +1322,49 @@ mod tests {
 
     fn site() -> Site {
         Site::new(FileOptions::default())
+    }
+
+    #[tokio::test]
+    async fn listing_shows_a_directory_without_its_index() {
+        let site = Site::new(FileOptions {
+            listing: true,
+            ..FileOptions::default()
+        });
+        fs::write(site.public().join("a/<x> & \"y\".txt"), "odd\n").unwrap();
+        fs::create_dir_all(site.public().join("a/sub")).unwrap();
+        let got = site.get("a/", &[]).await;
+        assert_eq!(got.status, StatusCode::OK);
+        assert_eq!(
+            got.header(header::CONTENT_TYPE),
+            Some("text/html; charset=utf-8")
+        );
+        let html = String::from_utf8(got.body.to_vec()).unwrap();
+        // Escaped for HTML, percent-encoded in links, directories first, dotfiles hidden.
+        assert!(html.contains("<title>Index of /a/</title>"), "{html}");
+        assert!(html.contains(
+            "<a href=\"./%3Cx%3E%20%26%20%22y%22.txt\">&lt;x&gt; &amp; &quot;y&quot;.txt</a>"
+        ));
+        assert!(html.contains("<a href=\"../\">../</a>"));
+        let sub = html.find("./sub/").unwrap();
+        let file = html.find("./b.txt").unwrap();
+        assert!(sub < file, "{html}");
+        assert!(html.contains("<small>5 bytes</small>"));
+        assert!(!html.contains(".hidden"));
+        // A directory with its index file serves that; without the slash, a redirect.
+        assert_eq!(site.get("docs/", &[]).await.body, "<h1>docs</h1>\n");
+        let moved = site.get("a", &[]).await;
+        assert_eq!(moved.status, StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(moved.header(header::LOCATION), Some("a/"));
+        // Without the option, still 404; a listing never leaves the root.
+        Site::new(FileOptions::default())
+            .get("a/", &[])
+            .await
+            .assert_not_found();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(site.tmp.path(), site.public().join("out")).unwrap();
+            site.get("out/", &[]).await.assert_not_found();
+        }
     }
 
     #[tokio::test]

@@ -34,13 +34,25 @@ pub(super) async fn handle(
     req: hyper::Request<Incoming>,
 ) -> HttpResponse {
     ctx.stats.requests_total.fetch_add(1, Relaxed);
+    let started = ctx.opts.log_answered.then(std::time::Instant::now);
+    let mut answered = None;
     let mut res = if let Some(rejected) = reject_framing(&req) {
         rejected
     } else if ctx.ws.is_some() && (wants_websocket(req.headers()) || is_extended_connect(&req)) {
         upgrade::upgrade_websocket(ctx, peer, req).await
     } else {
         match routes::route(ctx, &req).await {
-            routes::Routed::Answered(res) => res,
+            routes::Routed::Answered(res) => {
+                if let Some(started) = started {
+                    answered = Some((
+                        req.method().clone(),
+                        req.uri().clone(),
+                        req.version(),
+                        started,
+                    ));
+                }
+                res
+            }
             routes::Routed::Handler(route) => {
                 let _in_flight = Gauge::up(&ctx.stats.requests_in_flight);
                 handle_http(ctx, peer, tls, req, route).await
@@ -51,6 +63,18 @@ pub(super) async fn handle(
         res.headers_mut().insert(header::SERVER, name.clone());
     }
     ctx.stats.count_response(res.status().as_u16());
+    if let Some((method, uri, version, started)) = answered {
+        ctx.http.on_answered(Answered {
+            method,
+            target: uri
+                .path_and_query()
+                .map_or_else(|| uri.path().to_string(), |pq| pq.as_str().to_string()),
+            status: res.status().as_u16(),
+            version,
+            peer,
+            duration: started.elapsed(),
+        });
+    }
     res
 }
 

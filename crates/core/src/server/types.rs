@@ -57,6 +57,9 @@ pub struct ServerOptions {
     /// The route table matched before the handler is called (empty: every request goes to
     /// the handler). [`Server::set_routes`] replaces it.
     pub routes: Arc<Routes>,
+    /// Report the requests the route table answers without the handler (static values, files,
+    /// 405) to [`HttpHandler::on_answered`], for an access log. Default false.
+    pub log_answered: bool,
 }
 
 impl Default for ServerOptions {
@@ -83,6 +86,7 @@ impl Default for ServerOptions {
             server_name: None,
             tls: None,
             routes: Arc::default(),
+            log_answered: false,
         }
     }
 }
@@ -223,6 +227,27 @@ impl Responder {
 pub trait HttpHandler: Send + Sync + 'static {
     /// Called once per request on a tokio thread; must not block.
     fn handle(&self, request: Request, responder: Responder);
+    /// A request the route table answered by itself, once its response head is ready (only with
+    /// [`ServerOptions::log_answered`]). Must not block.
+    fn on_answered(&self, _entry: Answered) {}
+}
+
+/// A request answered by the route table without the handler (see
+/// [`HttpHandler::on_answered`]).
+#[derive(Debug, Clone)]
+pub struct Answered {
+    /// The request method.
+    pub method: Method,
+    /// The request target (path and query).
+    pub target: String,
+    /// The response status.
+    pub status: u16,
+    /// The HTTP version of the request.
+    pub version: Version,
+    /// The client's address, when known.
+    pub peer: Option<SocketAddr>,
+    /// Time from the request's arrival to its response head.
+    pub duration: Duration,
 }
 
 /// Handles WebSocket connections upgraded from HTTP.
