@@ -1,6 +1,6 @@
-import { fromNative, WebSocketError } from './errors.js'
+import { fromNative } from './errors.js'
 import type { Hub } from './hub.js'
-import { type Binding, native } from './native.js'
+import type { Binding } from './native.js'
 import { checkInteger, checkOptions, type KeyRecord, optionKeys, U32 } from './validate.js'
 import {
   binaryPayload,
@@ -8,17 +8,15 @@ import {
   bindingLimits,
   type CompressionOptions,
   checkClose,
-  closedError,
   controlPayload,
   LIMIT_KEYS,
-  messageStream,
   type PreparedMessage,
+  queued,
   ReadyState,
   type SendCallback,
+  Sender,
   type SendOptions,
-  sendWithOptions,
   type WebSocketLimits,
-  WriteWaiters,
 } from './websocket-common.js'
 import { headersFromFlat } from './wire/headers.js'
 
@@ -147,21 +145,16 @@ export function bindingWsOptions(h: WebSocketHandler<never>): Binding.BindingWsO
 /** The server side of a WebSocket connection. */
 export class ServerWebSocket<Data = unknown> {
   #native: Binding.BindingWebSocket
-  #handle: ReturnType<Binding.BindingWebSocket['sendHandle']>
+  #sender: Sender
   #state: number = ReadyState.OPEN
   #headers: Headers | undefined
-  #writes: WriteWaiters | undefined
-  /** A message sent in parts with `send(data, { fin: false })` is open. */
-  #partOpen = false
-  /** A message of `stream()` is open. */
-  #streamOpen = false
   /** Per-connection data of your own (set by the `upgrade` hook's `data`, or by you). */
   data: Data = undefined as Data
 
   /** @internal */
   constructor(raw: Binding.BindingWebSocket) {
     this.#native = raw
-    this.#handle = raw.sendHandle()
+    this.#sender = new Sender(raw.sendHandle())
   }
 
   /** Connection id, unique within the server. */
@@ -213,22 +206,6 @@ export class ServerWebSocket<Data = unknown> {
     return this.#native.bufferedAmount
   }
 
-  #attempt(send: () => number): boolean {
-    return this.#status(send) > 0
-  }
-
-  /** The addon's send status (1 queued, -1 over the high-water mark, 0 not queued). */
-  #status(send: () => number): number {
-    try {
-      return send()
-    } catch (err) {
-      const e = fromNative(err) as { code?: string }
-      // The connection closed meanwhile (its `close` event is on its way): drop the message.
-      if (e.code === 'ERR_WS_CLOSED') return 0
-      throw e
-    }
-  }
-
   /**
    * Sends a text (string) or binary message. Returns false when the queue is over
    * `highWaterMark` (wait for `drain`), or when the message was dropped because the socket is
@@ -249,29 +226,7 @@ export class ServerWebSocket<Data = unknown> {
       options = undefined
     }
     const payload = typeof data === 'string' ? data : binaryPayload(data)
-    if (options === undefined && !this.#partOpen) {
-      const sent =
-        typeof payload === 'string'
-          ? this.#attempt(() => native.wsSendText(this.#handle, payload))
-          : this.#attempt(() => native.wsSendBinary(this.#handle, payload))
-      if (callback) this.#waiters().add(this.#handle, callback)
-      return sent
-    }
-    const o = options ?? {}
-    if (o.fin === false && this.#streamOpen) {
-      throw new WebSocketError('ERR_INVALID_STATE', 'a stream() message is open on this socket')
-    }
-    // After `fin: false`, sends continue that message until one ends it (as in `ws`); otherwise
-    // this is a message of its own, which waits behind an open stream() message.
-    const whole = !this.#partOpen && o.fin !== false
-    const token = callback ? this.#waiters().token(callback) : 0
-    const status = this.#status(() => sendWithOptions(this.#handle, payload, o, whole, token))
-    if (status === 0 && callback) {
-      this.#waiters().drop(token)
-      queueMicrotask(() => callback(closedError()))
-    }
-    this.#partOpen = o.fin === false
-    return status > 0
+    return this.#sender.send(payload, options, callback) > 0
   }
 
   /**
@@ -284,11 +239,6 @@ export class ServerWebSocket<Data = unknown> {
     })
   }
 
-  #waiters(): WriteWaiters {
-    this.#writes ??= new WriteWaiters()
-    return this.#writes
-  }
-
   /**
    * A `WritableStream` that sends one message in parts, each chunk as a frame as it comes
    * (strings or bytes; `binary` chooses the message's kind, default true). Closing the stream
@@ -296,48 +246,27 @@ export class ServerWebSocket<Data = unknown> {
    * until it ends. Aborting the stream closes the connection with 1011.
    */
   stream(options: { binary?: boolean } = {}): WritableStream<string | Uint8Array> {
-    if (this.#partOpen || this.#streamOpen) {
-      throw new WebSocketError('ERR_INVALID_STATE', 'a message sent in parts is still open on this socket')
-    }
-    this.#streamOpen = true
-    return messageStream(
-      {
-        sendPart: (data, text, fin, notify) => {
-          try {
-            return native.wsSendPart(this.#handle, data, text, fin ? 1 : 0, 0, notify)
-          } catch (err) {
-            throw fromNative(err)
-          }
-        },
-        waiters: () => this.#waiters(),
-        abort: () => this.close(1011, 'message stream aborted'),
-      },
-      options.binary === false,
-      () => {
-        this.#streamOpen = false
-      },
-    )
+    return this.#sender.stream(options.binary !== false, () => this.close(1011, 'message stream aborted'))
   }
 
   /** When this socket last sent a ping (heartbeat or {@link ping}), as `Date.now()` would say; undefined before the first. */
   get lastPingAt(): number | undefined {
-    return native.wsHeartbeat(this.#handle)[0] || undefined
+    return this.#sender.lastPingAt
   }
 
   /** When the last pong arrived, as `Date.now()` would say; undefined before the first. */
   get lastPongAt(): number | undefined {
-    return native.wsHeartbeat(this.#handle)[1] || undefined
+    return this.#sender.lastPongAt
   }
 
   /** Milliseconds from the last ping to the pong that answered it (the heartbeat's round trip); undefined before the first. */
   get roundTripTime(): number | undefined {
-    const [ping, , rtt] = native.wsHeartbeat(this.#handle)
-    return ping ? rtt : undefined
+    return this.#sender.roundTripTime
   }
 
   /** Sends a message made by {@link prepare}; same result as {@link send}. */
   sendPrepared(message: PreparedMessage): boolean {
-    return this.#attempt(() => this.#native.sendPrepared(message.native))
+    return queued(() => this.#native.sendPrepared(message.native)) > 0
   }
 
   /** Sends a ping. */
@@ -380,11 +309,11 @@ export class ServerWebSocket<Data = unknown> {
   /** @internal */
   markClosed(): void {
     this.#state = ReadyState.CLOSED
-    this.#writes?.closed()
+    this.#sender.closed()
   }
 
   /** @internal A write marker passed (its token is the event's data). */
   written(data: unknown): void {
-    this.#writes?.written(data)
+    this.#sender.written(data)
   }
 }

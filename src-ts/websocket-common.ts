@@ -1,7 +1,7 @@
 // What the WebSocket client (websocket.ts), the server side (server-websocket.ts) and the Hub
 // (hub.ts) share: event kinds, ready states, limits and compression settings, close-code checks
 // and prepared messages.
-import { InvalidArgumentError, WebSocketError } from './errors.js'
+import { fromNative, InvalidArgumentError, WebSocketError } from './errors.js'
 import { type Binding, native } from './native.js'
 import { checkInteger, checkOptions, type KeyRecord, optionKeys, U32 } from './validate.js'
 
@@ -352,4 +352,127 @@ export function messageStream(sink: PartSink, text: boolean, release: () => void
       sink.abort()
     },
   })
+}
+
+/** Runs a send: the addon's status, or 0 when the connection closed meanwhile (its close is on its way). */
+export function queued(send: () => number): number {
+  try {
+    return send()
+  } catch (err) {
+    const e = fromNative(err) as { code?: string }
+    if (e.code === 'ERR_WS_CLOSED') return 0
+    throw e
+  }
+}
+
+/**
+ * The send side of one connection, shared by `ServerWebSocket` and the client `WebSocket`:
+ * plain sends, sends with options and messages in parts, `stream()`, write completion and the
+ * heartbeat times, over the connection's send handle.
+ */
+export class Sender {
+  /** The connection's send handle. */
+  readonly handle: WsHandleRef
+  #writes: WriteWaiters | undefined
+  /** A message sent in parts with `send(data, { fin: false })` is open. */
+  #partOpen = false
+  /** A message of `stream()` is open. */
+  #streamOpen = false
+
+  constructor(handle: WsHandleRef) {
+    this.handle = handle
+  }
+
+  #waiters(): WriteWaiters {
+    this.#writes ??= new WriteWaiters()
+    return this.#writes
+  }
+
+  /**
+   * Sends `payload`; the addon's status (1 queued, -1 over the high-water mark, 0 not queued).
+   * After `fin: false`, sends continue that message until one ends it (as in `ws`); otherwise a
+   * send with options is a message of its own, which waits behind an open `stream()` message.
+   * `callback` runs once the frame is written, or with `ERR_WS_CLOSED`.
+   */
+  send(payload: string | Uint8Array, options: SendOptions | undefined, callback: SendCallback | undefined): number {
+    if (options === undefined && !this.#partOpen) {
+      const status = queued(() =>
+        typeof payload === 'string'
+          ? native.wsSendText(this.handle, payload)
+          : native.wsSendBinary(this.handle, payload),
+      )
+      if (callback) this.#waiters().add(this.handle, callback)
+      return status
+    }
+    const o = options ?? {}
+    if (o.fin === false && this.#streamOpen) {
+      throw new WebSocketError('ERR_INVALID_STATE', 'a stream() message is open on this socket')
+    }
+    const whole = !this.#partOpen && o.fin !== false
+    const token = callback ? this.#waiters().token(callback) : 0
+    let status: number
+    try {
+      status = queued(() => sendWithOptions(this.handle, payload, o, whole, token))
+    } catch (err) {
+      if (token) this.#waiters().drop(token)
+      throw err
+    }
+    if (status === 0 && callback) {
+      this.#waiters().drop(token)
+      queueMicrotask(() => callback(closedError()))
+    }
+    this.#partOpen = o.fin === false
+    return status
+  }
+
+  /** A `stream()` message (see {@link messageStream}); `abort` fails the connection. */
+  stream(binary: boolean, abort: () => void): WritableStream<string | Uint8Array> {
+    if (this.#partOpen || this.#streamOpen) {
+      throw new WebSocketError('ERR_INVALID_STATE', 'a message sent in parts is still open on this socket')
+    }
+    this.#streamOpen = true
+    return messageStream(
+      {
+        sendPart: (data, text, fin, notify) => {
+          try {
+            return native.wsSendPart(this.handle, data, text, fin ? 1 : 0, 0, notify)
+          } catch (err) {
+            throw fromNative(err)
+          }
+        },
+        waiters: () => this.#waiters(),
+        abort,
+      },
+      !binary,
+      () => {
+        this.#streamOpen = false
+      },
+    )
+  }
+
+  /** A write marker passed (its token is the event's data). */
+  written(data: unknown): void {
+    this.#writes?.written(data)
+  }
+
+  /** The connection ended: every write waiter fails with `ERR_WS_CLOSED`. */
+  closed(): void {
+    this.#writes?.closed()
+  }
+
+  /** When the last ping went out, as `Date.now()` would say; undefined before the first. */
+  get lastPingAt(): number | undefined {
+    return native.wsHeartbeat(this.handle)[0] || undefined
+  }
+
+  /** When the last pong arrived, as `Date.now()` would say; undefined before the first. */
+  get lastPongAt(): number | undefined {
+    return native.wsHeartbeat(this.handle)[1] || undefined
+  }
+
+  /** Milliseconds from the last ping to the pong that answered it; undefined before the first. */
+  get roundTripTime(): number | undefined {
+    const [ping, , rtt] = native.wsHeartbeat(this.handle)
+    return ping ? rtt : undefined
+  }
 }

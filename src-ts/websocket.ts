@@ -22,13 +22,11 @@ import {
   closeProblem,
   controlPayload,
   LIMIT_KEYS,
-  messageStream,
   ReadyState,
   type SendCallback,
+  Sender,
   type SendOptions,
-  sendWithOptions,
   type WebSocketLimits,
-  WriteWaiters,
   WsEvent,
 } from './websocket-common.js'
 
@@ -210,13 +208,10 @@ export class WebSocket extends EventTarget {
   #readingHeld = false
   /** `terminate()` was called while connecting. */
   #terminated = false
-  #writes: WriteWaiters | undefined
+  /** The send side, once open. */
+  #sender: Sender | undefined
   /** Sends waiting for a Blob's bytes, in order; later sends queue behind them. */
   #blobChain: Promise<void> | null = null
-  /** A message sent in parts with `send(data, { fin: false })` is open. */
-  #partOpen = false
-  /** A message of `stream()` is open. */
-  #streamOpen = false
 
   /** Connects to `url` (`ws:` or `wss:`), offering `protocols` as subprotocols; `options` go beyond the WHATWG API. */
   constructor(url: string | URL, protocols?: string | string[], options: WebSocketOptions = {}) {
@@ -284,6 +279,7 @@ export class WebSocket extends EventTarget {
 
   #opened(raw: Binding.BindingWebSocket): void {
     this.#native = raw
+    this.#sender = new Sender(raw.sendHandle())
     this.#url = raw.url
     this.#protocol = raw.protocol
     raw.start(this.#onEvent)
@@ -325,11 +321,11 @@ export class WebSocket extends EventTarget {
       const error = fromNative(data)
       this.dispatchEvent(new ErrorEvent('error', { error, message: (error as Error).message }))
     } else if (kind === WsEvent.Written) {
-      this.#writes?.written(data)
+      this.#sender?.written(data)
     } else if (kind === WsEvent.Close) {
       this.#state = ReadyState.CLOSED
       clearInterval(this.#keepAlive)
-      this.#writes?.closed()
+      this.#sender?.closed()
       const reason = typeof data === 'string' ? data : ''
       this.dispatchEvent(new CloseEvent('close', { code, reason, wasClean: code !== 1006 }))
       this.#finishIterators()
@@ -414,7 +410,7 @@ export class WebSocket extends EventTarget {
         .then(async () => {
           const bytes = data instanceof Blob ? new Uint8Array(await data.arrayBuffer()) : data
           if (this.#state !== ReadyState.OPEN) done?.(closedError())
-          else this.#sendNow(raw, bytes, o, done)
+          else this.#sendNow(bytes, o, done)
         })
         .catch((err: unknown) => done?.(err as Error))
         .finally(() => {
@@ -423,57 +419,17 @@ export class WebSocket extends EventTarget {
       this.#blobChain = chain
       return
     }
-    this.#sendNow(raw, data, options, callback)
+    this.#sendNow(data, options, callback)
   }
 
-  #waiters(): WriteWaiters {
-    this.#writes ??= new WriteWaiters()
-    return this.#writes
-  }
-
+  /** Sends now: the socket is open (the sender exists once it is). */
   #sendNow(
-    raw: Binding.BindingWebSocket,
     data: string | ArrayBufferLike | ArrayBufferView,
     options: SendOptions | undefined,
     callback: SendCallback | undefined,
   ): void {
-    const payload = typeof data === 'string' ? data : binaryPayload(data)
-    const handle = this.#sendHandle(raw)
-    if (options === undefined && !this.#partOpen) {
-      try {
-        if (typeof payload === 'string') raw.sendText(payload)
-        else raw.sendBinary(payload)
-      } catch (err) {
-        const e = fromNative(err) as { code?: string }
-        // Closed meanwhile: WHATWG drops sends once the socket is closing.
-        if (e.code !== 'ERR_WS_CLOSED') throw e
-      }
-      if (callback) this.#waiters().add(handle, callback)
-      return
-    }
-    const o = options ?? {}
-    if (o.fin === false && this.#streamOpen) {
-      throw new WebSocketError('ERR_INVALID_STATE', 'a stream() message is open on this socket')
-    }
-    // After `fin: false`, sends continue that message until one ends it (as in `ws`); otherwise
-    // this is a message of its own, which waits behind an open stream() message.
-    const whole = !this.#partOpen && o.fin !== false
-    const token = callback ? this.#waiters().token(callback) : 0
-    let status = 0
-    try {
-      status = sendWithOptions(handle, payload, o, whole, token)
-    } catch (err) {
-      const e = fromNative(err) as { code?: string }
-      if (e.code !== 'ERR_WS_CLOSED') {
-        if (token) this.#waiters().drop(token)
-        throw e
-      }
-    }
-    if (status === 0 && callback) {
-      this.#waiters().drop(token)
-      queueMicrotask(() => callback(closedError()))
-    }
-    this.#partOpen = o.fin === false
+    // A socket that closed meanwhile drops the message (WHATWG); a callback hears of it.
+    this.#sender?.send(typeof data === 'string' ? data : binaryPayload(data), options, callback)
   }
 
   /**
@@ -495,58 +451,26 @@ export class WebSocket extends EventTarget {
   stream(options: { binary?: boolean } = {}): WritableStream<string | Uint8Array> {
     const raw = this.#open()
     if (!raw) throw new WebSocketError('ERR_WS_CLOSED', 'the WebSocket is closing')
-    if (this.#partOpen || this.#streamOpen) {
-      throw new WebSocketError('ERR_INVALID_STATE', 'a message sent in parts is still open on this socket')
-    }
-    this.#streamOpen = true
-    const handle = this.#sendHandle(raw)
-    return messageStream(
-      {
-        sendPart: (data, text, fin, notify) => {
-          try {
-            return native.wsSendPart(handle, data, text, fin ? 1 : 0, 0, notify)
-          } catch (err) {
-            throw fromNative(err)
-          }
-        },
-        waiters: () => this.#waiters(),
-        abort: () => {
-          if (this.#state !== ReadyState.OPEN) return
-          this.#state = ReadyState.CLOSING
-          raw.close(1011, 'message stream aborted')
-        },
-      },
-      options.binary === false,
-      () => {
-        this.#streamOpen = false
-      },
-    )
+    return (this.#sender as Sender).stream(options.binary !== false, () => {
+      if (this.#state !== ReadyState.OPEN) return
+      this.#state = ReadyState.CLOSING
+      raw.close(1011, 'message stream aborted')
+    })
   }
 
   /** When this socket last sent a ping (heartbeat or {@link ping}), as `Date.now()` would say; undefined before the first. */
   get lastPingAt(): number | undefined {
-    return this.#heartbeat()[0] || undefined
+    return this.#sender?.lastPingAt
   }
 
   /** When the last pong arrived, as `Date.now()` would say; undefined before the first. */
   get lastPongAt(): number | undefined {
-    return this.#heartbeat()[1] || undefined
+    return this.#sender?.lastPongAt
   }
 
   /** Milliseconds from the last ping to the pong that answered it; undefined before the first. */
   get roundTripTime(): number | undefined {
-    const [ping, , rtt] = this.#heartbeat()
-    return ping ? rtt : undefined
-  }
-
-  #heartbeat(): number[] {
-    return this.#native ? native.wsHeartbeat(this.#sendHandle(this.#native)) : [0, 0, 0]
-  }
-
-  #handle: ReturnType<Binding.BindingWebSocket['sendHandle']> | undefined
-  #sendHandle(raw: Binding.BindingWebSocket): ReturnType<Binding.BindingWebSocket['sendHandle']> {
-    this.#handle ??= raw.sendHandle()
-    return this.#handle
+    return this.#sender?.roundTripTime
   }
 
   /**
