@@ -56,7 +56,8 @@ async function echo() {
         })
       },
       websocket: {
-        message: (ws, data) => ws.send(typeof data === 'string' ? `echo:${data}` : data),
+        message: (ws, data) =>
+          data === 'bye' ? ws.close(4000, 'done') : ws.send(typeof data === 'string' ? `echo:${data}` : data),
       },
     }),
   )
@@ -166,12 +167,16 @@ describe('hypersock <method>', () => {
 })
 
 describe('hypersock ws', () => {
-  it('piped: sends each line, prints each message, closes with 1000 at the end of input', async () => {
+  it('piped: sends each line, prints each message, and waits for the replies at the end of input', async () => {
     const host = await echo()
-    const r = await run(['ws', `ws://${host}/`], 'one\ntwo\n')
+    // The server closes after its last reply; the generous --wait only bounds a broken run.
+    const r = await run(['ws', `ws://${host}/`, '--wait', '15000'], 'one\ntwo\nbye\n')
     expect(r.code).toBe(0)
     expect(r.stdout).toBe('echo:one\necho:two\n')
-    expect(r.stderr).toContain('closed 1000')
+    expect(r.stderr).toContain('closed 4000 done')
+    // Without replies to wait for, the end of input closes with 1000 once --wait is over.
+    const quiet = await run(['ws', `ws://${host}/`, '--wait', '0'], '')
+    expect([quiet.code, quiet.stderr.includes('closed 1000')]).toEqual([0, true])
   })
 
   it('fails with exit 3 and the error code when it cannot connect', async () => {

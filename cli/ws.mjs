@@ -1,19 +1,21 @@
 // `hypersock ws URL`: a WebSocket client on the terminal (wscat-like) or in a pipe.
 import { createInterface } from 'node:readline'
 import { WebSocket } from '../dist/index.js'
-import { EXIT, palette, parse, UsageError } from './args.mjs'
+import { EXIT, integer, palette, parse, UsageError } from './args.mjs'
 
 export const HELP = `usage: hypersock ws URL [options]
 
 On a terminal: type a line to send it as a text message; incoming messages are printed as they
 come. Commands: /ping [data], /close [code [reason]], /quit.
 Piped: each line of stdin is sent as a text message, each message received is written to stdout
-on a line of its own (binary ones as base64); at the end of stdin the socket is closed with 1000.
+on a line of its own (binary ones as base64); at the end of stdin the replies still on their way
+are awaited for --wait ms (or until the server closes), then the socket is closed with 1000.
 
 options:
   -s, --subprotocol NAME      offer this subprotocol (repeatable)
   -H, --header "Name: value"  a handshake header (repeatable)
   -c, --compress              offer permessage-deflate
+  -w, --wait MS               piped: time to wait for replies after the end of input (default 1000)
   -k, --insecure              do not verify the server certificate
   -h, --help                  this help
 
@@ -24,6 +26,7 @@ const OPTIONS = {
   subprotocol: { type: 'string', short: 's', multiple: true },
   header: { type: 'string', short: 'H', multiple: true },
   compress: { type: 'boolean', short: 'c' },
+  wait: { type: 'string', short: 'w' },
   insecure: { type: 'boolean', short: 'k' },
   help: { type: 'boolean', short: 'h' },
 }
@@ -44,6 +47,7 @@ export async function ws(argv, io) {
     headers[line.slice(0, at).trim()] = line.slice(at + 1).trim()
   }
   const tty = Boolean(io.in.isTTY)
+  const wait = integer('wait', values.wait ?? '1000')
   const c = palette(io.out)
   const e = palette(io.err)
   let socket
@@ -111,9 +115,16 @@ export async function ws(argv, io) {
     sending = socket.sendAsync(line).catch(() => {})
   })
   lines.on('close', () => {
-    // End of stdin: close once what was sent is written.
+    // End of stdin: once what was sent is written, give the replies time to arrive (a close now
+    // would go out before them: the server answers a close frame at once), then close.
     sending.then(() => {
-      if (socket.readyState === WebSocket.OPEN) socket.close(1000)
+      const timer = setTimeout(
+        () => {
+          if (socket.readyState === WebSocket.OPEN) socket.close(1000)
+        },
+        tty ? 0 : wait,
+      )
+      socket.addEventListener('close', () => clearTimeout(timer))
     })
   })
   const ev = await closed
