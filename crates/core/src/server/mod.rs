@@ -54,6 +54,8 @@ pub(crate) struct Ctx {
     pub(crate) server_name: Option<HeaderValue>,
     pub(crate) next_ws_id: AtomicU64,
     pub(crate) sockets: Mutex<HashMap<u64, (WsHandle, AbortHandle)>>,
+    /// `opts.ws.limits`, shared by every WebSocket connection.
+    pub(crate) ws_limits: Arc<crate::ws::WsLimits>,
     pub(crate) stats: Arc<Stats>,
     handler_slots: Option<Arc<Semaphore>>,
     tls: Option<std::sync::RwLock<Arc<rustls::ServerConfig>>>,
@@ -114,6 +116,7 @@ impl Server {
             server_name,
             next_ws_id: AtomicU64::new(1),
             sockets: Mutex::new(HashMap::new()),
+            ws_limits: Arc::new(opts.ws.limits.clone()),
             stats: Arc::new(Stats::default()),
             handler_slots: opts
                 .max_concurrent_requests

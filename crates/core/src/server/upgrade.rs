@@ -211,7 +211,7 @@ pub(crate) async fn upgrade_websocket(
     let protocols = offered_protocols(headers);
 
     let id = ctx.next_ws_id.fetch_add(1, Ordering::Relaxed);
-    let limits = opts.limits.clone();
+    let limits = ctx.ws_limits.clone();
     let (handle, driver) = ws::channel(id, &limits);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _) = req.into_parts();
@@ -299,65 +299,111 @@ pub(crate) async fn upgrade_websocket(
         tls: None,
         route: None,
     };
-    let ctx2 = ctx.clone();
     let registered = handle.clone();
+    // Everything the connection needs once upgraded, in one box that is emptied then: a value
+    // captured by the task's future would keep its room there for the connection's whole life.
+    let setup = Box::new(Opened {
+        ctx: ctx.clone(),
+        h2,
+        handle,
+        driver,
+        request,
+        ws_handler,
+        limits,
+        deflate,
+    });
     // Hold the registry lock while spawning so that the task's removal comes after the insert.
     let mut sockets = lock(&ctx.sockets);
     let task = tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else {
-            lock(&ctx2.sockets).remove(&id);
-            return;
-        };
-        ctx2.stats.websockets_total.fetch_add(1, Ordering::Relaxed);
-        if h2 {
-            ctx2.stats
-                .websockets_h2_total
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        let hub = ctx2.opts.hub.clone();
-        hub.add(handle.clone());
-        ws_handler.on_open(handle, request);
-        let events: Arc<dyn WsEvents> = Arc::new(LeaveHubOnClose {
-            hub,
-            inner: ws_handler,
-        });
-        // The usual case runs on the connection's own stream, without hyper's boxed I/O.
-        match upgraded.downcast::<TokioIo<super::io::Counted>>() {
-            Ok(parts) => {
-                let leftover = BytesMut::from(&parts.read_buf[..]);
-                let io = parts.io.into_inner();
-                ws::run(io, leftover, Role::Server, driver, events, limits, deflate).await;
-            }
-            Err(upgraded) => {
-                let io = TokioIo::new(upgraded);
-                ws::run(
-                    io,
-                    BytesMut::new(),
-                    Role::Server,
-                    driver,
-                    events,
-                    limits,
-                    deflate,
-                )
-                .await;
+        match on_upgrade.await {
+            // The close unregisters the connection (see `Registered`).
+            Ok(upgraded) => start(upgraded, setup).await,
+            Err(_) => {
+                lock(&setup.ctx.sockets).remove(&id);
             }
         }
-        ctx2.opts.hub.remove(id);
-        lock(&ctx2.sockets).remove(&id);
     });
     sockets.insert(id, (registered, task.abort_handle()));
     drop(sockets);
     res
 }
 
-/// Passes events on, unregistering the connection from the hub before its close is reported
-/// (so a `close` handler already sees it out of every room).
-struct LeaveHubOnClose {
-    hub: crate::hub::Hub,
+/// What an accepted upgrade hands to its connection's task.
+struct Opened {
+    ctx: Arc<Ctx>,
+    h2: bool,
+    handle: WsHandle,
+    driver: ws::WsDriver,
+    request: Request,
+    ws_handler: Arc<dyn super::WsHandler>,
+    limits: Arc<ws::WsLimits>,
+    deflate: Option<ws::Negotiated>,
+}
+
+/// Opens the upgraded connection (stats, hub, `on_open`) and returns the future that drives it.
+/// A plain function, so the future holds only the driver's state, not `setup`.
+fn start(
+    upgraded: hyper::upgrade::Upgraded,
+    setup: Box<Opened>,
+) -> impl std::future::Future<Output = ()> + Send {
+    use futures_util::future::Either;
+    let Opened {
+        ctx,
+        h2,
+        handle,
+        driver,
+        request,
+        ws_handler,
+        limits,
+        deflate,
+    } = *setup;
+    ctx.stats.websockets_total.fetch_add(1, Ordering::Relaxed);
+    if h2 {
+        ctx.stats
+            .websockets_h2_total
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    ctx.opts.hub.add(handle.clone());
+    ws_handler.on_open(handle, request);
+    let events: Arc<dyn WsEvents> = Arc::new(Registered {
+        ctx,
+        inner: ws_handler,
+    });
+    // The usual case runs on the connection's own stream, without hyper's boxed I/O.
+    match upgraded.downcast::<TokioIo<super::io::Counted>>() {
+        Ok(parts) => {
+            let leftover = BytesMut::from(&parts.read_buf[..]);
+            let io = parts.io.into_inner();
+            Either::Left(ws::run(
+                io,
+                leftover,
+                Role::Server,
+                driver,
+                events,
+                limits,
+                deflate,
+            ))
+        }
+        Err(upgraded) => Either::Right(ws::run(
+            TokioIo::new(upgraded),
+            BytesMut::new(),
+            Role::Server,
+            driver,
+            events,
+            limits,
+            deflate,
+        )),
+    }
+}
+
+/// Passes events on, unregistering the connection from the hub and the server before its close
+/// is reported (so a `close` handler already sees it out of every room).
+struct Registered {
+    ctx: Arc<Ctx>,
     inner: Arc<dyn super::WsHandler>,
 }
 
-impl WsEvents for LeaveHubOnClose {
+impl WsEvents for Registered {
     fn on_message(&self, id: u64, msg: ws::WsMessage) {
         self.inner.on_message(id, msg);
     }
@@ -365,7 +411,8 @@ impl WsEvents for LeaveHubOnClose {
         self.inner.on_binary_batch(id, region, ranges);
     }
     fn on_close(&self, id: u64, code: u16, reason: String) {
-        self.hub.remove(id);
+        self.ctx.opts.hub.remove(id);
+        lock(&self.ctx.sockets).remove(&id);
         self.inner.on_close(id, code, reason);
     }
     fn on_ping(&self, id: u64, data: bytes::Bytes) {

@@ -70,33 +70,26 @@ pub fn run<S>(
     role: Role,
     driver: WsDriver,
     events: Arc<dyn WsEvents>,
-    limits: WsLimits,
+    limits: impl Into<Arc<WsLimits>>,
     deflate: Option<Negotiated>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(io);
-    let mut guard = CloseGuard {
-        events: events.clone(),
-        id: driver.id,
-        shared: driver.shared.clone(),
-        outcome: None,
-    };
     let mut c = Conn {
         id: driver.id,
         role,
         events,
-        limits,
+        limits: limits.into(),
         rbuf: leftover,
         cur: None,
         msg: None,
-        deflate: deflate.map(DeflateState::new),
+        deflate: deflate.map(|n| Box::new((DeflateState::new(n), BytesMut::new()))),
         out: VecDeque::new(),
         out_bytes: 0,
         scratch: BytesMut::new(),
         scratch_credit: 0,
-        zbuf: BytesMut::new(),
         close_sent: false,
         failing: None,
         gate_tx: driver.shared.clone(),
@@ -111,17 +104,18 @@ where
         last_read: Instant::now(),
         pong_deadline: None,
         paused: false,
+        done: false,
         extra: None,
     };
     async move {
-        let far = Instant::now() + std::time::Duration::from_secs(86400 * 365);
         let mut close_deadline: Option<Instant> = None;
         let mut gate_deadline: Option<Instant> = None;
         let mut next_ping = c.limits.ping_interval.map(|i| Instant::now() + i);
         let mut queue_open = true;
-        let timer = tokio::time::sleep_until(far);
+        // Armed only while some deadline is set (`timer_at`).
+        let timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(timer);
-        let mut timer_at = far;
+        let mut timer_at: Option<Instant> = None;
 
         let end: Option<(u16, String)> = 'main: loop {
             c.process_input();
@@ -135,28 +129,31 @@ where
                 close_deadline = Some(Instant::now() + c.limits.close_timeout);
             }
             // The earliest timer.
-            let mut at = far;
+            let mut at: Option<Instant> = None;
+            let mut soonest = |d: Instant| at = Some(at.map_or(d, |a| a.min(d)));
             if let Some(d) = close_deadline {
-                at = at.min(d);
+                soonest(d);
             }
             if let (Some(d), Some(_)) = (gate_deadline, &c.failing) {
-                at = at.min(d);
+                soonest(d);
             }
             // While the application holds reading, silence is ours: no idle or pong deadline.
             let reading = !c.paused || c.close_sent;
             if let Some(i) = c.limits.idle_timeout {
                 if !c.close_sent && reading {
-                    at = at.min(c.last_read + i);
+                    soonest(c.last_read + i);
                 }
             }
             if let Some(p) = next_ping {
-                at = at.min(p);
+                soonest(p);
             }
             if let Some(p) = c.pong_deadline.filter(|_| reading) {
-                at = at.min(p);
+                soonest(p);
             }
             if at != timer_at {
-                timer.as_mut().reset(at);
+                if let Some(at) = at {
+                    timer.as_mut().reset(at);
+                }
                 timer_at = at;
             }
             let want_read = !c.read_closed && !c.finishing && c.out_bytes < READ_PAUSE && reading;
@@ -212,7 +209,7 @@ where
                     }
                     c.seal();
                 },
-                () = driver.shared.kill.notified() => {
+                () = poll_fn(|cx| driver.shared.tx.poll_nudge(cx)) => {
                     let code = driver.shared.kill_code.load(Ordering::Relaxed) as u16;
                     if code == 0 {
                         // A close was asked for (see `WsHandle::close`): its timeout runs now.
@@ -224,7 +221,7 @@ where
                     let reason = if code == CLOSE_POLICY { "backpressure limit exceeded" } else { "terminated" };
                     break 'main Some((code, reason.to_string()));
                 },
-                () = &mut timer => {
+                () = &mut timer, if timer_at.is_some() => {
                     let now = Instant::now();
                     if gate_deadline.is_some_and(|d| d <= now) {
                         c.resume();
@@ -253,7 +250,7 @@ where
                             let gate = super::FailGate::new(c.gate_tx.clone());
                             c.events.on_error(c.id, Error::Timeout("WebSocket idle"), gate);
                             c.start_close(CLOSE_GOING_AWAY, "idle timeout");
-                            c.failed = Some((CLOSE_GOING_AWAY, "idle timeout".into()));
+                            c.failed = Some(Box::new((CLOSE_GOING_AWAY, "idle timeout".into())));
                         }
                     }
                 },
@@ -294,39 +291,25 @@ where
             })
             .await;
         }
-        guard.set_outcome(match (end, c.received.take(), c.failed.take()) {
+        let outcome = match (end, c.received.take(), c.failed.take()) {
             (Some(end), _, _) => end,
-            (None, Some(r), _) => r,
-            (None, None, Some(f)) => f,
+            (None, Some(r), _) => *r,
+            (None, None, Some(f)) => *f,
             (None, None, None) => (CLOSE_ABNORMAL, String::new()),
-        });
+        };
+        c.finish(outcome);
         driver.shared.tx.close();
     }
 }
 
 /// Reports the close once, also when the driving task is aborted.
-struct CloseGuard {
-    events: Arc<dyn WsEvents>,
-    id: u64,
-    shared: Arc<super::Shared>,
-    outcome: Option<(u16, String)>,
-}
-
-impl CloseGuard {
-    /// The code and reason to report. A method, so that the future of [`run`] takes the whole
-    /// guard (an assignment to the field would be captured as the field alone).
-    fn set_outcome(&mut self, outcome: (u16, String)) {
-        self.outcome = Some(outcome);
-    }
-}
-
-impl Drop for CloseGuard {
+impl Drop for Conn {
     fn drop(&mut self) {
-        self.shared.closing.store(true, Ordering::Relaxed);
-        let (code, reason) = self
-            .outcome
-            .take()
-            .unwrap_or((CLOSE_ABNORMAL, String::new()));
+        self.gate_tx.closing.store(true, Ordering::Relaxed);
+        let (code, reason) = match (self.done, self.received.take()) {
+            (true, Some(outcome)) => *outcome,
+            _ => (CLOSE_ABNORMAL, String::new()),
+        };
         self.events.on_close(self.id, code, reason);
     }
 }
@@ -416,23 +399,27 @@ struct Conn {
     id: u64,
     role: Role,
     events: Arc<dyn WsEvents>,
-    limits: WsLimits,
+    /// Shared by the connections of a server.
+    limits: Arc<WsLimits>,
     rbuf: BytesMut,
     cur: Option<FrameState>,
-    msg: Option<MsgState>,
-    deflate: Option<DeflateState>,
+    /// A message assembled from several reads or frames, or inflated; boxed, as an idle
+    /// connection has none.
+    msg: Option<Box<MsgState>>,
+    /// The permessage-deflate state and its output buffer; boxed, as most connections never
+    /// negotiate it.
+    deflate: Option<Box<(DeflateState, BytesMut)>>,
     /// Chunks to write, with the message bytes each one completes.
     out: VecDeque<(Bytes, usize)>,
     out_bytes: usize,
     scratch: BytesMut,
     scratch_credit: usize,
-    zbuf: BytesMut,
     close_sent: bool,
     /// A failure whose close frame waits for the application's [`super::FailGate`].
-    failing: Option<(u16, String)>,
+    failing: Option<Box<(u16, String)>>,
     gate_tx: Arc<super::Shared>,
-    received: Option<(u16, String)>,
-    failed: Option<(u16, String)>,
+    received: Option<Box<(u16, String)>>,
+    failed: Option<Box<(u16, String)>>,
     read_closed: bool,
     /// The last read was long (see [`streaming_read`]).
     streaming: bool,
@@ -449,6 +436,8 @@ struct Conn {
     pong_deadline: Option<Instant>,
     /// The application stopped reading ([`super::WsHandle::set_reading`]).
     paused: bool,
+    /// The driver ended; `received` holds the code and reason to report (see the `Drop`).
+    done: bool,
     /// A message being sent in parts and write markers; boxed, as most connections never
     /// have either.
     extra: Option<Box<Extra>>,
@@ -486,6 +475,12 @@ fn check_utf8(buf: &[u8], checked: &mut usize) -> bool {
 }
 
 impl Conn {
+    /// The driver ended with `outcome`, which the close reports (see the `Drop`).
+    fn finish(&mut self, outcome: (u16, String)) {
+        self.received = Some(Box::new(outcome));
+        self.done = true;
+    }
+
     /// Room to reserve for a read straight into `rbuf`, or `None` to read through the scratch
     /// space: reads go straight in while the peer streams, or when a large part of a frame is
     /// here or still to come.
@@ -550,11 +545,11 @@ impl Conn {
 
     fn queue_data(&mut self, opcode: OpCode, data: Bytes) {
         let credit = data.len();
-        if let Some(z) = self.deflate.as_mut() {
+        if let Some((z, zbuf)) = self.deflate.as_deref_mut() {
             if z.should_compress(data.len()) {
-                self.zbuf.clear();
-                z.compress(&data, &mut self.zbuf);
-                let body = self.zbuf.split().freeze();
+                zbuf.clear();
+                z.compress(&data, zbuf);
+                let body = zbuf.split().freeze();
                 self.queue_frame(opcode, true, true, body, credit);
                 return;
             }
@@ -567,7 +562,7 @@ impl Conn {
         let credit = part.data.len();
         // A whole part only gets here while no message is open (it waits otherwise).
         let open = self.extra.as_ref().and_then(|e| e.open);
-        let compressed = match (open, self.deflate.as_ref()) {
+        let compressed = match (open, self.deflate.as_deref().map(|d| &d.0)) {
             (Some(open), _) => open,
             (None, None) => false,
             (None, Some(z)) => part
@@ -580,11 +575,11 @@ impl Conn {
             (None, false) => OpCode::Binary,
         };
         let rsv1 = compressed && open.is_none();
-        match self.deflate.as_mut().filter(|_| compressed) {
-            Some(z) => {
-                self.zbuf.clear();
-                z.compress_part(&part.data, part.fin, &mut self.zbuf);
-                let body = self.zbuf.split().freeze();
+        match self.deflate.as_deref_mut().filter(|_| compressed) {
+            Some((z, zbuf)) => {
+                zbuf.clear();
+                z.compress_part(&part.data, part.fin, zbuf);
+                let body = zbuf.split().freeze();
                 self.queue_frame(opcode, part.fin, rsv1, body, credit);
             }
             None => self.queue_frame(opcode, part.fin, rsv1, part.data, credit),
@@ -684,7 +679,7 @@ impl Conn {
             Outgoing::Binary(b) => self.queue_data(OpCode::Binary, b),
             Outgoing::Prepared(p) => {
                 let credit = p.len();
-                match (self.role, self.deflate.as_mut()) {
+                match (self.role, self.deflate.as_deref_mut().map(|d| &mut d.0)) {
                     (Role::Server, Some(z)) if z.should_compress(p.len()) => {
                         let n = *z.params();
                         let frame = p.compressed_frame(n.send_window_bits, n.level, n.mem_level);
@@ -732,7 +727,7 @@ impl Conn {
 
     /// Sends the close frame of a failure once the application let it through.
     fn resume(&mut self) {
-        if let Some((code, reason)) = self.failing.take() {
+        if let Some((code, reason)) = self.failing.take().map(|f| *f) {
             self.start_close(code, &reason);
         }
     }
@@ -747,10 +742,10 @@ impl Conn {
             _ => Error::WsProtocol(reason.to_string()),
         };
         if self.failed.is_none() && self.received.is_none() {
-            self.failed = Some((code, reason.to_string()));
+            self.failed = Some(Box::new((code, reason.to_string())));
         }
         if !self.close_sent && self.failing.is_none() {
-            self.failing = Some((code, reason.to_string()));
+            self.failing = Some(Box::new((code, reason.to_string())));
             let gate = super::FailGate::new(self.gate_tx.clone());
             self.events.on_error(self.id, err, gate);
         }
@@ -841,12 +836,12 @@ impl Conn {
                         self.deliver(h.opcode == OpCode::Text, payload);
                         continue;
                     }
-                    self.msg = Some(MsgState {
+                    self.msg = Some(Box::new(MsgState {
                         text: h.opcode == OpCode::Text,
                         compressed: h.rsv1,
                         buf: BytesMut::new(),
                         checked: 0,
-                    });
+                    }));
                 }
                 self.cur = Some(FrameState {
                     header: h,
@@ -873,7 +868,7 @@ impl Conn {
             let limit = self.limits.max_message_size;
             let Some(msg) = self.msg.as_mut() else { break };
             if msg.compressed {
-                let Some(z) = self.deflate.as_mut() else {
+                let Some((z, _)) = self.deflate.as_deref_mut() else {
                     return self.frame_error(FrameError::ReservedBits);
                 };
                 match z.decompress(&chunk, last, &mut msg.buf, limit) {
@@ -892,7 +887,7 @@ impl Conn {
                 return self.fail(1007, "invalid UTF-8 in text message");
             }
             if last {
-                if let Some(msg) = self.msg.take() {
+                if let Some(msg) = self.msg.take().map(|m| *m) {
                     if msg.text && msg.checked != msg.buf.len() {
                         return self.fail(1007, "invalid UTF-8 in text message");
                     }
@@ -974,7 +969,7 @@ impl Conn {
                     // Echo the code and reason (RFC 6455 5.5.1).
                     self.start_close(code, &reason);
                 }
-                self.received = Some((code, reason));
+                self.received = Some(Box::new((code, reason)));
                 self.finishing = true;
                 self.cur = None;
                 self.msg = None;
@@ -997,5 +992,40 @@ fn to_message(text: bool, buf: BytesMut) -> WsMessage {
         }
     } else {
         WsMessage::Binary(buf.freeze())
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle connection's memory is mostly its task: the server's task is this future plus
+    /// the upgrade's few words and tokio's task header, which must stay within 1,024 bytes
+    /// (tokio rounds a task up to 128 bytes, the allocator's next size up is 1,280). Fields
+    /// that most connections never use are boxed for this (see `Conn`).
+    #[test]
+    fn connection_future_stays_small() {
+        struct Quiet;
+        impl WsEvents for Quiet {
+            fn on_message(&self, _: u64, _: WsMessage) {}
+            fn on_close(&self, _: u64, _: u16, _: String) {}
+        }
+        let (io, _peer) = tokio::io::duplex(64);
+        let (_handle, driver) = super::super::channel(1, &WsLimits::default());
+        let run = run(
+            io,
+            BytesMut::new(),
+            Role::Server,
+            driver,
+            Arc::new(Quiet),
+            WsLimits::default(),
+            None,
+        );
+        let size = std::mem::size_of_val(&run);
+        assert!(size <= 800, "the connection future grew to {size} bytes");
+        assert!(
+            std::mem::size_of::<Conn>() <= 352,
+            "Conn grew to {} bytes",
+            std::mem::size_of::<Conn>()
+        );
     }
 }

@@ -17,7 +17,6 @@ use std::task::Waker;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 
@@ -284,7 +283,6 @@ pub(crate) struct Shared {
     pub(crate) want_drain: AtomicBool,
     /// Set to a close code to drop the connection at once (see [`WsHandle::terminate`]).
     pub(crate) kill_code: AtomicU32,
-    pub(crate) kill: Notify,
     high_water_mark: usize,
     max_backpressure: usize,
 }
@@ -319,7 +317,6 @@ pub fn channel(id: u64, limits: &WsLimits) -> (WsHandle, WsDriver) {
         closing: AtomicBool::new(false),
         want_drain: AtomicBool::new(false),
         kill_code: AtomicU32::new(0),
-        kill: Notify::new(),
         high_water_mark: limits.high_water_mark,
         max_backpressure: limits.max_backpressure,
     });
@@ -497,7 +494,7 @@ impl WsHandle {
         let _ = self.shared.tx.send(Outgoing::Close(code, reason));
         // The close timeout runs from now, even while the close frame waits behind output the
         // peer does not read (the connection stops taking commands above a batch of output).
-        self.shared.kill.notify_one();
+        self.shared.tx.nudge();
         Ok(())
     }
 
@@ -535,7 +532,7 @@ impl WsHandle {
             .compare_exchange(0, u32::from(code), Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
-            self.shared.kill.notify_one();
+            self.shared.tx.nudge();
         }
     }
 }
