@@ -10,7 +10,7 @@ import { checkBuilt, OUT_DIR, ROOT, SECONDS } from './lib/config.mjs'
 import { killAll, runVisible } from './lib/proc.mjs'
 import { compare, table, writeJson } from './lib/report.mjs'
 import { clientBodiesAndTls, clientGet } from './scenarios/client.mjs'
-import { ensureWrk, http2Hello, httpFiles, httpHello, httpJsonEcho, httpRoutes } from './scenarios/http.mjs'
+import { ensureWrk, http2Hello, httpFiles, httpHello, httpIdle, httpJsonEcho, httpRoutes } from './scenarios/http.mjs'
 import { hubFanout, hubRedisLatency, hubRoomChat } from './scenarios/hub.mjs'
 import { wsEcho, wsHttp2, wsIdle, wsTuning } from './scenarios/ws.mjs'
 
@@ -64,6 +64,7 @@ async function main() {
     wsEcho,
     wsTuning,
     wsIdle,
+    httpIdle,
     wsHttp2,
     clientGet,
     clientBodiesAndTls,

@@ -1,5 +1,6 @@
 // Child processes of the benchmark: every one is tracked so that none outlives the harness.
 import { spawn, spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 
 /** Every child still running. */
@@ -145,4 +146,43 @@ export async function withServer(name, command, args, fn) {
 /** Starts a throwaway redis-server on 127.0.0.1:`port` (no persistence), tracked like {@link track}. */
 export function spawnRedis(port) {
   return track('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'])
+}
+
+/** The resident set size of process `pid`, in bytes. */
+export function rss(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1])
+  if (!kb) throw new Error(`cannot read the RSS of process ${pid}`)
+  return kb * 1024
+}
+
+/** Bytes as MiB with one decimal, for details. */
+export function mb(bytes) {
+  return (bytes / 1024 / 1024).toFixed(1)
+}
+
+/**
+ * RSS growth per connection of server `pid` while a load generator (`command args`, which
+ * prints `READY <n>` once its `count` connections are open and then holds them) keeps them
+ * idle; read after 2 s for the server to settle (JS objects made, buffers released).
+ */
+export async function idleRssPerConnection(pid, command, args, count) {
+  const before = rss(pid)
+  const load = track(command, args)
+  try {
+    const lines = createInterface({ input: load.stdout })
+    let ready = false
+    for await (const line of lines) {
+      if (line.startsWith('READY')) {
+        ready = true
+        break
+      }
+    }
+    if (!ready) throw new Error(`${command} ended before its connections were open`)
+    await new Promise((r) => setTimeout(r, 2000))
+    const after = rss(pid)
+    return { value: (after - before) / count, detail: `${count} idle, RSS ${mb(before)} -> ${mb(after)} MiB` }
+  } finally {
+    load.kill('SIGKILL')
+  }
 }

@@ -52,6 +52,18 @@ const ROWS = [
   ['WebSocket RSS bytes per idle connection (lower is better)', 'ws-idle-rss-bytes-per-conn', 'ws', true],
   ['WebSocket RSS bytes per idle connection (lower is better)', 'ws-idle-rss-bytes-per-conn', 'uWebSockets', true],
   [
+    'HTTP/1.1 RSS bytes per idle keep-alive connection (lower is better)',
+    'http-idle-rss-bytes-per-conn',
+    'node:http',
+    true,
+  ],
+  [
+    'HTTP/1.1 RSS bytes per idle keep-alive connection (lower is better)',
+    'http-idle-rss-bytes-per-conn',
+    'uWebSockets',
+    true,
+  ],
+  [
     'WebSocket: time to open 1,000 over one HTTP/2 connection vs one TLS connection each (ms, lower is better)',
     'ws-h2-open-ms',
     'hypersock over HTTP/1.1',

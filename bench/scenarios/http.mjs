@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { bin, node, OUT_DIR, ROUNDS, SECONDS, WARMUP } from '../lib/config.mjs'
-import { ensureTools, run, withServer } from '../lib/proc.mjs'
+import { ensureTools, idleRssPerConnection, run, withServer } from '../lib/proc.mjs'
 
 const ourServer = (mode, ...args) => node('servers/hypersock-http.mjs', mode, ...args)
 
@@ -80,6 +80,27 @@ export async function httpHello(record) {
     await wrk(url, WARMUP)
     return wrk(url, SECONDS)
   })
+}
+
+const IDLE_CONNECTIONS = Number(process.env.BENCH_IDLE_CONNECTIONS ?? 10_000)
+
+/**
+ * RSS growth per idle HTTP/1.1 keep-alive connection (bytes; lower is better): http-idle opens
+ * IDLE_CONNECTIONS connections (256 at a time), makes one GET on each and holds them.
+ */
+export async function httpIdle(record) {
+  for (const [subject, command, args] of [HTTP1_SERVERS[0], HTTP1_SERVERS[1], HTTP1_SERVERS[3]]) {
+    await record('http-idle-rss-bytes-per-conn', subject, () =>
+      withServer(subject, command, args, (port, pid) =>
+        idleRssPerConnection(
+          pid,
+          bin('http-idle'),
+          ['--url', `http://127.0.0.1:${port}/`, '--connections', String(IDLE_CONNECTIONS), '--duration-secs', '60'],
+          IDLE_CONNECTIONS,
+        ),
+      ),
+    )
+  }
 }
 
 /** 1 KiB JSON POST echo, same servers. */

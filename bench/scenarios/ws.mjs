@@ -3,11 +3,11 @@
 // loaded by the same Rust generator (ws-load), and without compression a pure-Rust ceiling (raw
 // sockets, ws-ceiling). Then RSS per idle connection with 10 000 idle
 // connections held by ws-load --idle.
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { bin, node, OUT_DIR, ROOT, SECONDS, WARMUP } from '../lib/config.mjs'
-import { run, track, withServer } from '../lib/proc.mjs'
+import { idleRssPerConnection, mb, rss, run, track, withServer } from '../lib/proc.mjs'
 
 const SERVERS = [
   ['hypersock', ...node('servers/hypersock-ws.mjs')],
@@ -67,35 +67,32 @@ export async function wsTuning(record) {
   }
 }
 
-/** RSS growth per idle connection (bytes; lower is better) with IDLE_CONNECTIONS open. */
+/** RSS growth per idle connection (bytes; lower is better) with IDLE_CONNECTIONS open, 256 handshakes at a time. */
 export async function wsIdle(record) {
   for (const [subject, command, args] of SERVERS) {
     await record('ws-idle-rss-bytes-per-conn', subject, () =>
-      withServer(subject, command, args, async (port, pid) => {
-        const before = rss(pid)
-        const load = track(bin('ws-load'), [
-          '--url',
-          `ws://127.0.0.1:${port}/`,
-          '--idle',
-          '--connections',
-          String(IDLE_CONNECTIONS),
-          '--connect-timeout-secs',
-          '60',
-          '--duration-secs',
-          '120',
-        ])
-        try {
-          const lines = createInterface({ input: load.stdout })
-          for await (const line of lines) if (line.startsWith('READY')) break
-          // Let the server settle (JS objects created, buffers released) before reading RSS.
-          await new Promise((r) => setTimeout(r, 2000))
-          const after = rss(pid)
-          const perConn = (after - before) / IDLE_CONNECTIONS
-          return { value: perConn, detail: `${IDLE_CONNECTIONS} idle, RSS ${mb(before)} -> ${mb(after)} MiB` }
-        } finally {
-          load.kill('SIGKILL')
-        }
-      }),
+      withServer(subject, command, args, (port, pid) =>
+        idleRssPerConnection(
+          pid,
+          bin('ws-load'),
+          [
+            '--url',
+            `ws://127.0.0.1:${port}/`,
+            '--idle',
+            '--connections',
+            String(IDLE_CONNECTIONS),
+            // As clients arrive at a busy server, not 10,000 handshakes at the same instant
+            // (memory freed after such a burst stays with the allocator and blurs the row).
+            '--connect-concurrency',
+            '256',
+            '--connect-timeout-secs',
+            '60',
+            '--duration-secs',
+            '120',
+          ],
+          IDLE_CONNECTIONS,
+        ),
+      ),
     )
   }
 }
@@ -160,17 +157,6 @@ export async function wsHttp2(record) {
     await record('ws-h2-rss-bytes-per-socket', subject, () => ({ value: result.perSocket, detail }))
     await record('ws-h2-echo', subject, () => result.rate)
   }
-}
-
-function rss(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1])
-  if (!kb) throw new Error(`cannot read the RSS of process ${pid}`)
-  return kb * 1024
-}
-
-function mb(bytes) {
-  return (bytes / 1024 / 1024).toFixed(1)
 }
 
 /** Runs the ws-load binary and returns the echoes per second it saw. */

@@ -1,7 +1,7 @@
 //! WebSocket echo load generator for the benchmarks.
 //!
 //! Usage: `ws-load --url ws://127.0.0.1:PORT/ [--connections 100] [--size 32] [--duration-secs 5]
-//! [--pipeline 16] [--binary] [--threads 2] [--connect-timeout-secs 5]`
+//! [--pipeline 16] [--binary] [--threads 2] [--connect-timeout-secs 5] [--connect-concurrency N]`
 //!
 //! Opens every connection first, then for `--duration-secs` keeps `--pipeline` messages of `--size`
 //! bytes in flight on each, sending a new one for every echo received, then closes them politely
@@ -47,13 +47,15 @@ struct Options {
     binary: bool,
     threads: usize,
     connect_timeout: Duration,
+    /// Handshakes in flight at a time while connecting (0: all at once).
+    connect_concurrency: usize,
     deflate: bool,
     idle: bool,
     room: bool,
 }
 
 const USAGE: &str = "usage: ws-load --url ws://127.0.0.1:PORT/ [--connections N] [--size BYTES] \
-                     [--duration-secs S] [--pipeline N] [--binary] [--room] [--threads N] [--connect-timeout-secs S]";
+                     [--duration-secs S] [--pipeline N] [--binary] [--room] [--threads N] [--connect-timeout-secs S] [--connect-concurrency N]";
 
 fn main() {
     let opts = match parse_args(std::env::args().skip(1)) {
@@ -114,6 +116,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Error> 
         binary: false,
         threads: 2,
         connect_timeout: Duration::from_secs(5),
+        connect_concurrency: 0,
         deflate: false,
         idle: false,
         room: false,
@@ -132,6 +135,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Error> 
             "--threads" => opts.threads = count(&arg, &value()?)?,
             "--duration-secs" => opts.duration = seconds(&arg, &value()?)?,
             "--connect-timeout-secs" => opts.connect_timeout = seconds(&arg, &value()?)?,
+            "--connect-concurrency" => opts.connect_concurrency = value()?.parse()?,
             _ => return Err(format!("unknown argument {arg:?}").into()),
         }
     }
@@ -206,12 +210,18 @@ async fn run(opts: &Options) -> Result<(u64, f64), Error> {
 
 /// Opens all connections concurrently, each within the connect timeout.
 async fn connect_all(opts: &Options) -> Result<Vec<Ws>, Error> {
+    let slots =
+        (opts.connect_concurrency > 0).then(|| Arc::new(Semaphore::new(opts.connect_concurrency)));
     let attempts = (0..opts.connections).map(|_| {
         let url = opts.url.clone();
-        tokio::spawn(timeout(
-            opts.connect_timeout,
-            connect_async_with_config(url, None, true),
-        ))
+        let slots = slots.clone();
+        tokio::spawn(timeout(opts.connect_timeout, async move {
+            let _slot = match slots {
+                Some(slots) => Some(slots.acquire_owned().await.expect("semaphore open")),
+                None => None,
+            };
+            connect_async_with_config(url, None, true).await
+        }))
     });
     let mut sockets = Vec::with_capacity(opts.connections);
     for attempt in futures_util::future::join_all(attempts).await {
