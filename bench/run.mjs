@@ -12,7 +12,7 @@ import { compare, table, writeJson } from './lib/report.mjs'
 import { clientBodiesAndTls, clientGet } from './scenarios/client.mjs'
 import { ensureWrk, http2Hello, httpFiles, httpHello, httpIdle, httpJsonEcho, httpRoutes } from './scenarios/http.mjs'
 import { hubFanout, hubRedisLatency, hubRoomChat } from './scenarios/hub.mjs'
-import { wsEcho, wsHttp2, wsIdle, wsTuning } from './scenarios/ws.mjs'
+import { wsEcho, wsHttp2, wsIdle, wsScale, wsTuning } from './scenarios/ws.mjs'
 
 // No child outlives the harness, however it ends.
 process.on('exit', killAll)
@@ -64,6 +64,7 @@ async function main() {
     wsEcho,
     wsTuning,
     wsIdle,
+    wsScale,
     httpIdle,
     wsHttp2,
     clientGet,

@@ -164,10 +164,12 @@ export function mb(bytes) {
 /**
  * RSS growth per connection of server `pid` while a load generator (`command args`, which
  * prints `READY <n>` once its `count` connections are open and then holds them) keeps them
- * idle; read after 2 s for the server to settle (JS objects made, buffers released).
+ * idle; read after 2 s for the server to settle (JS objects made, buffers released). Also gives
+ * `openMs`, the time from starting the generator to all connections open.
  */
 export async function idleRssPerConnection(pid, command, args, count) {
   const before = rss(pid)
+  const started = performance.now()
   const load = track(command, args)
   try {
     const lines = createInterface({ input: load.stdout })
@@ -179,9 +181,11 @@ export async function idleRssPerConnection(pid, command, args, count) {
       }
     }
     if (!ready) throw new Error(`${command} ended before its connections were open`)
+    const openMs = performance.now() - started
     await new Promise((r) => setTimeout(r, 2000))
     const after = rss(pid)
-    return { value: (after - before) / count, detail: `${count} idle, RSS ${mb(before)} -> ${mb(after)} MiB` }
+    const detail = `${count} idle, opened in ${Math.round(openMs)} ms, RSS ${mb(before)} -> ${mb(after)} MiB`
+    return { value: (after - before) / count, detail, openMs }
   } finally {
     load.kill('SIGKILL')
   }

@@ -52,6 +52,20 @@ const ROWS = [
   ['WebSocket RSS bytes per idle connection (lower is better)', 'ws-idle-rss-bytes-per-conn', 'ws', true],
   ['WebSocket RSS bytes per idle connection (lower is better)', 'ws-idle-rss-bytes-per-conn', 'uWebSockets', true],
   [
+    'WebSocket RSS bytes per idle connection, scale run: 100,000 or the descriptor limit (lower is better)',
+    'ws-scale-rss-bytes-per-conn',
+    'ws',
+    true,
+  ],
+  [
+    'WebSocket RSS bytes per idle connection, scale run: 100,000 or the descriptor limit (lower is better)',
+    'ws-scale-rss-bytes-per-conn',
+    'uWebSockets',
+    true,
+  ],
+  ['WebSocket: time to open the scale run (ms, lower is better)', 'ws-scale-open-ms', 'ws', true],
+  ['WebSocket: time to open the scale run (ms, lower is better)', 'ws-scale-open-ms', 'uWebSockets', true],
+  [
     'HTTP/1.1 RSS bytes per idle keep-alive connection (lower is better)',
     'http-idle-rss-bytes-per-conn',
     'node:http',

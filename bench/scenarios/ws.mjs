@@ -3,6 +3,7 @@
 // loaded by the same Rust generator (ws-load), and without compression a pure-Rust ceiling (raw
 // sockets, ws-ceiling). Then RSS per idle connection with 10 000 idle
 // connections held by ws-load --idle.
+import { execFileSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -94,6 +95,70 @@ export async function wsIdle(record) {
         ),
       ),
     )
+  }
+}
+
+const SCALE_CONNECTIONS = Number(process.env.BENCH_SCALE_CONNECTIONS ?? 100_000)
+/** Loopback addresses the scale run connects from: about 28,000 ephemeral ports each. */
+const SOURCES = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6']
+
+/** The hard limit on open descriptors of a process started here (what `ulimit -n` may reach). */
+function descriptorLimit() {
+  const out = execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim()
+  return out === 'unlimited' ? Number.POSITIVE_INFINITY : Number(out)
+}
+
+/** `[command, args]` running `command args` with its descriptor limit raised to `n`. */
+function withDescriptors(n, command, args) {
+  return ['sh', ['-c', `ulimit -n ${n} && exec "$0" "$@"`, command, ...args]]
+}
+
+/**
+ * SCALE_CONNECTIONS (100,000) idle WebSockets on one server process: RSS growth per connection
+ * and the time to open them all, 256 handshakes at a time from several loopback source
+ * addresses. Server and generator raise their descriptor limit to match; where the hard limit is
+ * lower (raising it needs CAP_SYS_RESOURCE), the run opens as many as it allows and says so.
+ */
+export async function wsScale(record) {
+  const hard = descriptorLimit()
+  const count = Math.min(SCALE_CONNECTIONS, hard - 1000)
+  if (count < SCALE_CONNECTIONS) {
+    console.error(
+      `bench: wsScale: the descriptor hard limit is ${hard}; opening ${count} connections, not ${SCALE_CONNECTIONS}`,
+    )
+  }
+  const nofile = String(Math.min(hard, count + 1000))
+  const sources = SOURCES.slice(0, Math.max(1, Math.ceil(count / 25_000)))
+  for (const [subject, command, args] of SERVERS) {
+    let openMs
+    await record('ws-scale-rss-bytes-per-conn', subject, () =>
+      withServer(subject, ...withDescriptors(nofile, command, args), async (port, pid) => {
+        const result = await idleRssPerConnection(
+          pid,
+          ...withDescriptors(nofile, bin('ws-load'), [
+            '--url',
+            `ws://127.0.0.1:${port}/`,
+            '--idle',
+            '--connections',
+            String(count),
+            '--connect-concurrency',
+            '256',
+            '--sources',
+            sources.join(','),
+            '--connect-timeout-secs',
+            '240',
+            '--duration-secs',
+            '60',
+          ]),
+          count,
+        )
+        openMs = result.openMs
+        return result
+      }),
+    )
+    if (openMs !== undefined) {
+      await record('ws-scale-open-ms', subject, () => ({ value: openMs, detail: `${count} connections` }))
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 //! WebSocket echo load generator for the benchmarks.
 //!
 //! Usage: `ws-load --url ws://127.0.0.1:PORT/ [--connections 100] [--size 32] [--duration-secs 5]
-//! [--pipeline 16] [--binary] [--threads 2] [--connect-timeout-secs 5] [--connect-concurrency N]`
+//! [--pipeline 16] [--binary] [--threads 2] [--connect-timeout-secs 5] [--connect-concurrency N]
+//! [--sources 127.0.0.2,127.0.0.3]`
 //!
 //! Opens every connection first, then for `--duration-secs` keeps `--pipeline` messages of `--size`
 //! bytes in flight on each, sending a new one for every echo received, then closes them politely
@@ -49,13 +50,16 @@ struct Options {
     connect_timeout: Duration,
     /// Handshakes in flight at a time while connecting (0: all at once).
     connect_concurrency: usize,
+    /// Local addresses the connections are bound to in turn (none: the system picks), so that
+    /// more than one address's worth of ports can be open to one server.
+    sources: Vec<std::net::IpAddr>,
     deflate: bool,
     idle: bool,
     room: bool,
 }
 
 const USAGE: &str = "usage: ws-load --url ws://127.0.0.1:PORT/ [--connections N] [--size BYTES] \
-                     [--duration-secs S] [--pipeline N] [--binary] [--room] [--threads N] [--connect-timeout-secs S] [--connect-concurrency N]";
+                     [--duration-secs S] [--pipeline N] [--binary] [--room] [--threads N] [--connect-timeout-secs S] [--connect-concurrency N] [--sources IP,IP]";
 
 fn main() {
     let opts = match parse_args(std::env::args().skip(1)) {
@@ -117,6 +121,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Error> 
         threads: 2,
         connect_timeout: Duration::from_secs(5),
         connect_concurrency: 0,
+        sources: Vec::new(),
         deflate: false,
         idle: false,
         room: false,
@@ -136,6 +141,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Error> 
             "--duration-secs" => opts.duration = seconds(&arg, &value()?)?,
             "--connect-timeout-secs" => opts.connect_timeout = seconds(&arg, &value()?)?,
             "--connect-concurrency" => opts.connect_concurrency = value()?.parse()?,
+            "--sources" => {
+                opts.sources = value()?
+                    .split(',')
+                    .map(|a| a.trim().parse())
+                    .collect::<Result<_, _>>()?
+            }
             _ => return Err(format!("unknown argument {arg:?}").into()),
         }
     }
@@ -212,15 +223,19 @@ async fn run(opts: &Options) -> Result<(u64, f64), Error> {
 async fn connect_all(opts: &Options) -> Result<Vec<Ws>, Error> {
     let slots =
         (opts.connect_concurrency > 0).then(|| Arc::new(Semaphore::new(opts.connect_concurrency)));
-    let attempts = (0..opts.connections).map(|_| {
+    let attempts = (0..opts.connections).map(|i| {
         let url = opts.url.clone();
         let slots = slots.clone();
+        let source = (!opts.sources.is_empty()).then(|| opts.sources[i % opts.sources.len()]);
         tokio::spawn(timeout(opts.connect_timeout, async move {
             let _slot = match slots {
                 Some(slots) => Some(slots.acquire_owned().await.expect("semaphore open")),
                 None => None,
             };
-            connect_async_with_config(url, None, true).await
+            match source {
+                Some(source) => connect_from(source, url).await,
+                None => connect_async_with_config(url, None, true).await,
+            }
         }))
     });
     let mut sockets = Vec::with_capacity(opts.connections);
@@ -238,6 +253,30 @@ async fn connect_all(opts: &Options) -> Result<Vec<Ws>, Error> {
         }
     }
     Ok(sockets)
+}
+
+/// Connects to `url` (ws://HOST:PORT/...) from local address `source`.
+async fn connect_from(
+    source: std::net::IpAddr,
+    url: String,
+) -> Result<(Ws, tokio_tungstenite::tungstenite::handshake::client::Response), tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let host = url
+        .strip_prefix("ws://")
+        .and_then(|rest| rest.split('/').next())
+        .ok_or_else(|| WsError::Url(tokio_tungstenite::tungstenite::error::UrlError::UnsupportedUrlScheme))?;
+    let addr: std::net::SocketAddr = host
+        .parse()
+        .map_err(|_| WsError::Url(tokio_tungstenite::tungstenite::error::UrlError::NoHostName))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(std::net::SocketAddr::new(source, 0))?;
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(stream), None).await
 }
 
 /// Runs one connection until the deadline and returns the echoes it received in time.
