@@ -259,12 +259,20 @@ async fn connect_all(opts: &Options) -> Result<Vec<Ws>, Error> {
 async fn connect_from(
     source: std::net::IpAddr,
     url: String,
-) -> Result<(Ws, tokio_tungstenite::tungstenite::handshake::client::Response), tokio_tungstenite::tungstenite::Error> {
+) -> Result<
+    (
+        Ws,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
     use tokio_tungstenite::tungstenite::Error as WsError;
     let host = url
         .strip_prefix("ws://")
         .and_then(|rest| rest.split('/').next())
-        .ok_or_else(|| WsError::Url(tokio_tungstenite::tungstenite::error::UrlError::UnsupportedUrlScheme))?;
+        .ok_or_else(|| {
+            WsError::Url(tokio_tungstenite::tungstenite::error::UrlError::UnsupportedUrlScheme)
+        })?;
     let addr: std::net::SocketAddr = host
         .parse()
         .map_err(|_| WsError::Url(tokio_tungstenite::tungstenite::error::UrlError::NoHostName))?;

@@ -396,8 +396,8 @@ fn start(
     }
 }
 
-/// Passes events on, unregistering the connection from the hub and the server before its close
-/// is reported (so a `close` handler already sees it out of every room).
+/// Passes events on, unregistering the connection from the hub before its close is reported (so
+/// a `close` handler already sees it out of every room) and from the server after.
 struct Registered {
     ctx: Arc<Ctx>,
     inner: Arc<dyn super::WsHandler>,
@@ -412,8 +412,10 @@ impl WsEvents for Registered {
     }
     fn on_close(&self, id: u64, code: u16, reason: String) {
         self.ctx.opts.hub.remove(id);
-        lock(&self.ctx.sockets).remove(&id);
         self.inner.on_close(id, code, reason);
+        // After the close is on its way to the handler: a graceful stop waits for the registry
+        // to empty, and then no close event is still to come.
+        lock(&self.ctx.sockets).remove(&id);
     }
     fn on_ping(&self, id: u64, data: bytes::Bytes) {
         self.inner.on_ping(id, data);
