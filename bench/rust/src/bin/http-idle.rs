@@ -11,6 +11,9 @@
 //! thread kills the process if both are overrun. Any failure exits non-zero with a message on
 //! stderr.
 
+#[path = "../harness.rs"]
+mod harness;
+
 use std::process::exit;
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,12 +168,10 @@ fn main() {
             exit(2);
         }
     };
-    let limit = opts.connect_timeout + opts.duration + Duration::from_secs(10);
-    std::thread::spawn(move || {
-        std::thread::sleep(limit);
-        eprintln!("http-idle: watchdog: still running after {limit:?}");
-        exit(3);
-    });
+    harness::start_watchdog(
+        "http-idle",
+        opts.connect_timeout + opts.duration + Duration::from_secs(10),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -15,6 +15,9 @@
 //! and mean round time and the server's RSS before and after the connections opened. Bounded:
 //! every wait has a timeout and a watchdog ends the process.
 
+#[path = "../harness.rs"]
+mod harness;
+
 use std::process::exit;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -49,11 +52,7 @@ fn main() {
             "{e}\nusage: ws-fanout --url ws://127.0.0.1:PORT/ [--connections N] [--rounds N] [--warmup N] [--threads N] [--size BYTES]"
         )),
     };
-    std::thread::spawn(|| {
-        std::thread::sleep(Duration::from_secs(600));
-        eprintln!("ws-fanout: still running after 600 s; giving up");
-        exit(2)
-    });
+    harness::start_watchdog("ws-fanout", Duration::from_secs(600));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(opts.threads)
         .enable_all()

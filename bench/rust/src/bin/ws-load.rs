@@ -32,8 +32,12 @@ use tokio_tungstenite::{connect_async_with_config, MaybeTlsStream, WebSocketStre
 /// Time allowed after the run to close each connection politely.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+#[path = "../harness.rs"]
+mod harness;
 #[path = "../ws_deflate.rs"]
 mod ws_deflate;
+
+use harness::start_watchdog;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -67,6 +71,7 @@ fn main() {
         Err(err) => fail(&format!("{err}\n{USAGE}")),
     };
     start_watchdog(
+        "ws-load",
         opts.connect_timeout
             .saturating_add(opts.duration)
             .saturating_add(Duration::from_secs(10)),
@@ -99,15 +104,6 @@ fn main() {
 fn fail(message: &str) -> ! {
     eprintln!("ws-load: {message}");
     exit(1)
-}
-
-/// Kills the process if the run overruns its budget, whatever is stuck.
-fn start_watchdog(budget: Duration) {
-    std::thread::spawn(move || {
-        std::thread::sleep(budget);
-        eprintln!("ws-load: still running after {budget:?}; giving up");
-        exit(2)
-    });
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Error> {
