@@ -340,6 +340,23 @@ impl WsHandle {
         self.id
     }
 
+    /// Asks the CPU to load this connection's shared state into its cache (a hint: nothing
+    /// happens where it is not supported). A fan-out calls it a few receivers ahead.
+    #[inline]
+    pub fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let p = Arc::as_ptr(&self.shared).cast::<i8>();
+            // The state spans up to three cache lines; a prefetch never faults, even past the
+            // end of an allocation, so this is sound for any address.
+            for offset in [0, 64, 128] {
+                // SAFETY: prefetching is a hint that reads nothing and cannot fault.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(offset)) };
+            }
+        }
+    }
+
     /// Bytes of messages queued but not yet written to the socket.
     pub fn buffered_amount(&self) -> usize {
         self.shared.buffered.load(Ordering::Relaxed)
