@@ -4,10 +4,10 @@ import { once } from 'node:events'
 import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type tls from 'node:tls'
-import { Client, type HypersockError, InvalidArgumentError, TlsError } from 'hypersock'
+import { Client, type HypersockError, InvalidArgumentError, serve, TlsError } from 'hypersock'
 import { type CertificateAndKey, generateCertificate } from 'hypersock/testing'
 import { afterEach, describe, expect, it } from 'vitest'
-import { caught } from './helpers.js'
+import { caught, trackServers } from './helpers.js'
 
 const ca = generateCertificate({ isCa: true, commonName: 'hypersock client test CA' })
 const leaf = generateCertificate({ ca })
@@ -50,6 +50,8 @@ async function code(p: Promise<unknown>): Promise<string> {
   )
   return (err as HypersockError).code ?? String(err)
 }
+
+const track = trackServers()
 
 describe('client TLS', () => {
   it('trusts a custom CA and reports the peer certificate and the handshake', async () => {
@@ -149,6 +151,31 @@ describe('client TLS', () => {
     expect(res.headers.get('x-client-cn')).toBe('client-7')
     const err = await code(new Client({ tls: { ca: ca.cert } }).fetch(url))
     expect(err).toBe('ERR_TLS_HANDSHAKE')
+  })
+
+  it('reports a missing client certificate as ERR_TLS_HANDSHAKE over HTTP/2 and HTTP/1.1', async () => {
+    // Over TLS 1.3 the refusal is an alert on the first read after the handshake; over HTTP/2 it
+    // reaches the client through the h2 layer, which keeps only the I/O error's text.
+    const server = track(
+      await serve({
+        port: 0,
+        hostname: '127.0.0.1',
+        tls: { cert: leaf.cert, key: leaf.key, clientCa: ca.cert, requireClientCert: true },
+        fetch: () => 'hello',
+      }),
+    )
+    for (const http2 of ['auto', 'never'] as const) {
+      const err = await caught(async () => (await new Client({ tls: { ca: ca.cert }, http2 }).fetch(server.url)).text())
+      expect(err).toBeInstanceOf(TlsError)
+      expect(err.code).toBe('ERR_TLS_HANDSHAKE')
+      expect(err.message).toContain('CertificateRequired')
+      expect(err.message).toContain('give tls.cert and tls.key')
+    }
+    const clientCert = generateCertificate({ ca, commonName: 'client-8' })
+    const ok = new Client({ tls: { ca: ca.cert, cert: clientCert.cert, key: clientCert.key } })
+    const res = await ok.fetch(server.url)
+    expect(res.httpVersion).toBe('HTTP/2')
+    expect(await res.text()).toBe('hello')
   })
 
   it('rejects bad TLS options when the client is made', async () => {

@@ -122,3 +122,74 @@ describe('serveWebSocket takes tls, unix and reusePort like serve', () => {
     expect(refusedBind.code).toBeDefined()
   })
 })
+
+describe('an option of the wrong type throws ERR_INVALID_ARG_TYPE naming it', () => {
+  async function wrongType(fn: () => unknown, message: string): Promise<void> {
+    const e = await caught(fn)
+    expect(e.code).toBe('ERR_INVALID_ARG_TYPE')
+    expect(e.name).toBe('InvalidArgumentError')
+    expect(e.message).toBe(message)
+  }
+
+  it('Client options, by their public names', async () => {
+    await wrongType(
+      () => new Client({ http2: true } as never),
+      'http2 has the wrong type: expected a string, got boolean true',
+    )
+    await wrongType(
+      () => new Client({ decompress: 'yes' } as never),
+      'decompress has the wrong type: expected a boolean',
+    )
+    await wrongType(
+      () => new Client({ socketPath: 3 } as never),
+      'socketPath has the wrong type: expected a string, got number 3',
+    )
+    await wrongType(
+      () => new Client({ retry: { statuses: 'x' } } as never),
+      'retry.statuses has the wrong type: expected an array',
+    )
+  })
+
+  it('serve options', async () => {
+    await wrongType(
+      () => serve({ fetch: fetchHandler, hostname: 5 } as never),
+      'hostname has the wrong type: expected a string, got number 5',
+    )
+    await wrongType(
+      () => serve({ fetch: fetchHandler, reusePort: 'yes' } as never),
+      'reusePort has the wrong type: expected a boolean',
+    )
+  })
+
+  it("serve's http2 takes true, false or 'only', nothing else", async () => {
+    const e = await caught(() => serve({ fetch: fetchHandler, http2: 'yes' } as never))
+    expect(e.code).toBe('ERR_INVALID_ARG_VALUE')
+    expect(e.message).toBe("http2 must be true, false or 'only', not yes")
+  })
+
+  it('WebSocket subprotocols are strings and tokens, as in browsers', async () => {
+    let offered: string[] = []
+    const server = track(
+      await serveWebSocket({
+        port: 0,
+        hostname: '127.0.0.1',
+        upgrade(req) {
+          offered = req.protocols
+          return { protocol: req.protocols[0] }
+        },
+        message() {},
+      }),
+    )
+    const e = await caught(() => new WebSocket(server.url, 'two words'))
+    expect(e.name).toBe('SyntaxError')
+    expect((e as { code?: string }).code).toBe('ERR_INVALID_ARG_VALUE')
+    expect(e.message).toBe('subprotocol "two words" is not a valid token')
+    // A number becomes its string, as WebIDL converts it.
+    const ws = new WebSocket(server.url, [5, 'chat'] as never)
+    await once(ws, 'open')
+    expect(offered).toEqual(['5', 'chat'])
+    expect(ws.protocol).toBe('5')
+    ws.close()
+    await once(ws, 'close')
+  })
+})

@@ -106,6 +106,7 @@ const classes: Record<string, ErrorClass> = {
   ETIMEDOUT: TimeoutError,
   ERR_INVALID_URL: InvalidArgumentError,
   ERR_INVALID_ARG_VALUE: InvalidArgumentError,
+  ERR_INVALID_ARG_TYPE: InvalidArgumentError,
   ERR_HTTP_PROTOCOL: HttpError,
   ERR_BODY_TOO_LARGE: HttpError,
   ERR_SSE_EVENT_TOO_LARGE: HttpError,
@@ -140,6 +141,32 @@ export function makeError(code: string, message: string, options?: HypersockErro
   return new Class(code, message, options)
 }
 
+/** Codes of the binding layer's own errors when a value has the wrong JavaScript type. */
+const NAPI_TYPE_CODE = /^(?:[A-Z][a-z]+Expected|InvalidArg)$/
+
+/** Option names of the binding that differ from the public ones. */
+const PUBLIC_NAMES: Record<string, string> = {
+  unixSocket: 'socketPath',
+  retryStatuses: 'retry.statuses',
+  retryMethods: 'retry.methods',
+  poolMaxIdlePerHost: 'maxIdlePerHost',
+}
+
+/**
+ * An option of the wrong type, caught where the addon converts it (`StringExpected`, ...):
+ * `ERR_INVALID_ARG_TYPE` naming the option, instead of the binding's own words.
+ */
+function typeError(code: string, err: Error): HypersockError {
+  const field = /\bon Binding\w*\.(\w+)/.exec(err.message)?.[1]
+  const expected = code.endsWith('Expected') ? code.slice(0, -'Expected'.length).toLowerCase() : undefined
+  const got = /JavaScript value `(\w+) ?(.*?) ?`/.exec(err.message)
+  const name = field === undefined ? 'an argument' : (PUBLIC_NAMES[field] ?? field)
+  let message = `${name} has the wrong type`
+  if (expected) message += `: expected ${/^[aeiou]/.test(expected) ? 'an' : 'a'} ${expected}`
+  if (got) message += `${expected ? ',' : ':'} got ${got[1]?.toLowerCase()}${got[2] ? ` ${got[2]}` : ''}`
+  return new InvalidArgumentError('ERR_INVALID_ARG_TYPE', message, { cause: err })
+}
+
 /** The shape of a code the addon gives its errors: `ECONNREFUSED`, `ERR_...`, `ABORT_ERR`. */
 const NATIVE_CODE = /^(E[A-Z]+|ERR_[A-Z0-9_]+|ABORT_ERR)$/
 
@@ -151,6 +178,7 @@ const NATIVE_CODE = /^(E[A-Z]+|ERR_[A-Z0-9_]+|ABORT_ERR)$/
 export function fromNative(err: unknown): unknown {
   if (!(err instanceof Error) || err instanceof HypersockError) return err
   const { code, phase, attempts } = err as { code?: unknown; phase?: unknown; attempts?: unknown }
+  if (typeof code === 'string' && NAPI_TYPE_CODE.test(code)) return typeError(code, err)
   if (typeof code !== 'string' || !NATIVE_CODE.test(code)) return err
   const options: HypersockErrorOptions = { cause: err }
   if (typeof attempts === 'number') options.attempts = attempts

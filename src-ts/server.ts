@@ -233,6 +233,9 @@ function bindingTls(tls: ServerTlsOptions): Binding.BindingServerTls {
 }
 
 function protocolsOf(http2: boolean | 'only' | undefined): number {
+  if (http2 !== undefined && http2 !== true && http2 !== false && http2 !== 'only') {
+    throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', `http2 must be true, false or 'only', not ${String(http2)}`)
+  }
   return http2 === 'only' ? 2 : http2 === false ? 0 : 1
 }
 

@@ -101,6 +101,9 @@ const WEBSOCKET_KEYS = optionKeys<WebSocketOptions>({
  * A WHATWG exception (`SyntaxError`, `InvalidAccessError`, ...) that also carries the stable
  * hypersock `code` every other error has.
  */
+/** An HTTP token (RFC 9110 section 5.6.2): what a subprotocol must be. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
 function domException(message: string, name: string, code: string): DOMException {
   const e = new DOMException(message, name)
   Object.defineProperty(e, 'code', { value: code, enumerable: true })
@@ -234,7 +237,16 @@ export class WebSocket extends EventTarget {
     }
     if (parsed.hash) parsed.hash = ''
     this.#url = parsed.href
-    const list = protocols === undefined ? [] : Array.isArray(protocols) ? protocols : [protocols]
+    // As in browsers: each subprotocol is converted to a string and must be a token.
+    const list = (protocols === undefined ? [] : Array.isArray(protocols) ? protocols : [protocols]).map(String)
+    const bad = list.find((p) => !TOKEN.test(p))
+    if (bad !== undefined) {
+      throw domException(
+        `subprotocol ${JSON.stringify(bad)} is not a valid token`,
+        'SyntaxError',
+        'ERR_INVALID_ARG_VALUE',
+      )
+    }
     if (new Set(list).size !== list.length) {
       throw domException('subprotocols must not repeat', 'SyntaxError', 'ERR_INVALID_ARG_VALUE')
     }
@@ -271,7 +283,14 @@ export class WebSocket extends EventTarget {
           : (options.client ?? getDefaultClient())
     const client = over ? nativeClient(over).requestHandle() : undefined
     this.#keepAlive = setInterval(() => {}, 1 << 30)
-    native.dialWebSocket(this.#url, dial, client).then(
+    let dialing: Promise<Binding.BindingWebSocket>
+    try {
+      dialing = native.dialWebSocket(this.#url, dial, client)
+    } catch (err) {
+      clearInterval(this.#keepAlive)
+      throw fromNative(err)
+    }
+    dialing.then(
       (raw) => this.#opened(raw),
       (err: unknown) => this.#failed(fromNative(err)),
     )

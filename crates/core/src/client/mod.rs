@@ -575,6 +575,9 @@ fn classify(err: hyper_util::client::legacy::Error, peer: &str) -> Error {
             if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
                 return crate::tls::classify_rustls(tls);
             }
+            if let Some(tls) = crate::tls::classify_alert_text(io) {
+                return tls;
+            }
             return Error::from_io(std::io::Error::new(io.kind(), io.to_string()), peer);
         }
         if let Some(h) = e.downcast_ref::<hyper::Error>() {

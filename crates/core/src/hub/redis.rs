@@ -342,24 +342,10 @@ fn redis_tls_error(kind: TlsFailure, message: impl std::fmt::Display) -> Error {
 }
 
 /// An I/O error of a connection to Redis; a TLS failure (a bad certificate, or an alert such as a
-/// client certificate the server requires and did not get) keeps its TLS code.
+/// client certificate the server requires and did not get: Redis requires one by default, and
+/// over TLS 1.3 the refusal comes on the first read) keeps its TLS code.
 fn io_error(e: std::io::Error) -> Error {
-    // Redis requires a client certificate by default (`tls-auth-clients yes`); with TLS 1.3 the
-    // refusal comes as an alert after the handshake, on the first read.
-    let wants_cert = matches!(
-        e.get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
-        Some(rustls::Error::AlertReceived(
-            rustls::AlertDescription::CertificateRequired
-        ))
-    );
     match classify_io(e) {
-        Ok(Error::Tls { kind, message }) if wants_cert => redis_tls_error(
-            kind,
-            format!(
-                "{message} (the server requires a client certificate: give tls.cert and tls.key)"
-            ),
-        ),
         Ok(Error::Tls { kind, message }) => redis_tls_error(kind, message),
         Ok(other) => other,
         Err(e) => Error::from(e),

@@ -199,6 +199,12 @@ pub fn classify_io(e: io::Error) -> std::result::Result<Error, io::Error> {
     Ok(verify::classify(tls))
 }
 
+/// The TLS error behind an I/O error that lost its rustls cause on the way and kept only its
+/// text (HTTP/2 does that): a fatal alert from the peer. `None` for any other error.
+pub fn classify_alert_text(e: &io::Error) -> Option<Error> {
+    verify::classify_alert_text(e)
+}
+
 /// Maps a rustls error (a failed handshake, or an alert from the peer) to the engine's error.
 pub fn classify_rustls(e: &rustls::Error) -> Error {
     verify::classify(e)

@@ -188,7 +188,28 @@ pub(super) fn classify(e: &rustls::Error) -> Error {
             "the server's certificate is self-signed; pass it in tls.ca to trust it".to_string()
         }
         TlsFailure::CertInvalid => format!("the server's certificate is not valid ({e})"),
-        _ => format!("TLS handshake failed: {e}"),
+        _ => handshake_message(&e.to_string()),
     };
     Error::Tls { kind, message }
+}
+
+/// What a failed handshake says, with the fix when the server wanted a client certificate
+/// (over TLS 1.3 that refusal arrives as an alert on the first read after the handshake).
+fn handshake_message(e: &str) -> String {
+    if e.ends_with("alert: CertificateRequired") {
+        format!("TLS handshake failed: {e} (the server requires a client certificate: give tls.cert and tls.key)")
+    } else {
+        format!("TLS handshake failed: {e}")
+    }
+}
+
+/// The TLS error behind an I/O error whose rustls cause was turned into text on the way (the
+/// HTTP/2 layer keeps an I/O error's kind and message only): a fatal alert from the peer.
+pub(super) fn classify_alert_text(e: &std::io::Error) -> Option<Error> {
+    let text = e.to_string();
+    text.starts_with("received fatal alert: ")
+        .then(|| Error::Tls {
+            kind: TlsFailure::Handshake,
+            message: handshake_message(&text),
+        })
 }
