@@ -702,6 +702,10 @@ export interface BindingWsOptions {
   handshakeTimeoutMs?: number
   /** The TS layer has an `upgrade` hook: sockets are handed over before the 101. */
   upgradeHook: boolean
+  /** The TS layer has a `ping` handler (without one, pings are not sent to JS). */
+  pingHandler: boolean
+  /** The TS layer has a `pong` handler (without one, pongs are not sent to JS). */
+  pongHandler: boolean
 }
 
 /**

@@ -139,6 +139,9 @@ export function bindingWsOptions(h: WebSocketHandler<never>): Binding.BindingWsO
     maxConnections: checkInteger('maxConnections', h.maxConnections, U32),
     handshakeTimeoutMs: checkInteger('handshakeTimeout', h.handshakeTimeout, U32),
     upgradeHook: typeof h.upgrade === 'function',
+    // Without a handler, pings and pongs (a heartbeat's, say) do not wake the JS thread.
+    pingHandler: typeof h.ping === 'function',
+    pongHandler: typeof h.pong === 'function',
   }
 }
 

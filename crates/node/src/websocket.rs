@@ -415,6 +415,7 @@ impl BindingWebSocket {
         let events: Arc<dyn WsEvents> = Arc::new(JsEvents {
             sink: Sink::Callback(on_event, gate),
             hook: false,
+            control_events: ControlEvents::ALL,
         });
         napi::bindgen_prelude::spawn(ws::run(
             dialed.stream,
@@ -472,6 +473,23 @@ pub(crate) struct JsEvents {
     sink: Sink,
     /// The server has an upgrade hook: sockets go to JS at upgrade time, not at open.
     hook: bool,
+    /// Which control frames JS hears about: a server without a `ping` or `pong` handler is not
+    /// woken for them (with a heartbeat, that is one crossing per connection and interval).
+    control_events: ControlEvents,
+}
+
+/// Ping and pong events wanted by JS.
+#[derive(Clone, Copy)]
+struct ControlEvents {
+    ping: bool,
+    pong: bool,
+}
+
+impl ControlEvents {
+    const ALL: ControlEvents = ControlEvents {
+        ping: true,
+        pong: true,
+    };
 }
 
 impl JsEvents {
@@ -557,11 +575,15 @@ impl WsEvents for JsEvents {
     }
 
     fn on_ping(&self, id: u64, data: Bytes) {
-        self.emit(WS_PING, id, None, EventData::Binary(data), 0);
+        if self.control_events.ping {
+            self.emit(WS_PING, id, None, EventData::Binary(data), 0);
+        }
     }
 
     fn on_pong(&self, id: u64, data: Bytes) {
-        self.emit(WS_PONG, id, None, EventData::Binary(data), 0);
+        if self.control_events.pong {
+            self.emit(WS_PONG, id, None, EventData::Binary(data), 0);
+        }
     }
 
     fn on_drain(&self, id: u64) {
@@ -717,6 +739,10 @@ pub struct BindingWsOptions {
     pub handshake_timeout_ms: Option<u32>,
     /// The TS layer has an `upgrade` hook: sockets are handed over before the 101.
     pub upgrade_hook: bool,
+    /// The TS layer has a `ping` handler (without one, pings are not sent to JS).
+    pub ping_handler: bool,
+    /// The TS layer has a `pong` handler (without one, pongs are not sent to JS).
+    pub pong_handler: bool,
 }
 
 /// Converts the server's WebSocket options and builds the handler for its events.
@@ -742,6 +768,10 @@ pub(crate) fn server_websocket(
     let handler = Arc::new(JsEvents {
         sink: Sink::Queue(queue.clone()),
         hook: o.upgrade_hook,
+        control_events: ControlEvents {
+            ping: o.ping_handler,
+            pong: o.pong_handler,
+        },
     });
     (opts, handler, queue)
 }
