@@ -5,13 +5,16 @@
 // and keep the median.
 // BENCH_ONLY=wsEcho,hubFanout runs only those scenarios (also hubRoomChat, httpHello, ...); BENCH_IDLE_CONNECTIONS (default 10000).
 // Only loopback addresses are used. Progress goes to stderr, the table to stdout.
+// `npm run bench -- --compare old.json` also prints every measurement of this run beside the
+// same one in old.json (each run keeps a copy, bench/.out/results-<start time>.json);
+// `npm run bench -- --compare old.json new.json` compares two kept runs without running anything.
 import { mkdirSync } from 'node:fs'
 import { checkBuilt, OUT_DIR, ROOT, SECONDS } from './lib/config.mjs'
 import { killAll, runVisible } from './lib/proc.mjs'
-import { compare, table, writeJson } from './lib/report.mjs'
+import { compare, compareRuns, readResults, table, writeJson } from './lib/report.mjs'
 import { clientBodiesAndTls, clientGet } from './scenarios/client.mjs'
 import { ensureWrk, http2Hello, httpFiles, httpHello, httpIdle, httpJsonEcho, httpRoutes } from './scenarios/http.mjs'
-import { hubFanout, hubRedisLatency, hubRoomChat } from './scenarios/hub.mjs'
+import { hubFanout, hubRedisLatency, hubRoomChat, hubScale } from './scenarios/hub.mjs'
 import { wsEcho, wsHttp2, wsIdle, wsScale, wsTuning } from './scenarios/ws.mjs'
 
 // No child outlives the harness, however it ends.
@@ -44,8 +47,29 @@ async function record(scenario, subject, measure, { provisional = false } = {}) 
   }
 }
 
+/** The files after `--compare` (one: compare this run with it; two: compare them, run nothing). */
+function compareArgs(argv) {
+  const at = argv.indexOf('--compare')
+  const unknown = argv.filter((a, i) => a.startsWith('-') && i !== at)
+  if (unknown.length)
+    throw new Error(`unknown argument ${unknown[0]} (the one argument is --compare old.json [new.json])`)
+  if (at === -1) {
+    if (argv.length) throw new Error(`unexpected argument ${argv[0]}`)
+    return []
+  }
+  const files = argv.slice(at + 1)
+  if (files.length < 1 || files.length > 2 || at !== 0) throw new Error('usage: --compare old.json [new.json]')
+  return files
+}
+
 async function main() {
   const startedAt = new Date().toISOString()
+  const compareWith = compareArgs(process.argv.slice(2))
+  if (compareWith.length === 2) {
+    console.log(compareRuns(readResults(compareWith[0]), readResults(compareWith[1])))
+    return
+  }
+  const before = compareWith.length ? readResults(compareWith[0]) : undefined
   checkBuilt()
   mkdirSync(OUT_DIR, { recursive: true })
   // BENCH_ONLY=wsEcho,hubFanout (a comma-separated list of scenario names) runs a subset.
@@ -70,6 +94,7 @@ async function main() {
     clientGet,
     clientBodiesAndTls,
     hubFanout,
+    hubScale,
     hubRoomChat,
     hubRedisLatency,
   ]
@@ -84,7 +109,12 @@ async function main() {
 
   const rows = compare(measurements).filter((r) => !only || r.hypersock != null || r.peerValue != null)
   console.log(table(rows))
-  console.error(`bench: results written to ${writeJson(measurements, rows, startedAt)}`)
+  const [file, kept] = writeJson(measurements, rows, startedAt)
+  console.error(`bench: results written to ${file} (kept as ${kept})`)
+  if (before) {
+    const after = readResults(file)
+    console.log(`\n${compareRuns(before, after)}`)
+  }
   if (measurements.some((m) => m.error)) {
     console.error('bench: some measurements failed, see above')
     process.exitCode = 1

@@ -1,5 +1,5 @@
 // Turns the measurements into the ratio table and the results JSON.
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { OUT_DIR, SECONDS } from './config.mjs'
@@ -220,6 +220,32 @@ const ROWS = [
   ['JS thread µs per publish to 10k conns (lower is better)', 'hub-publish-js-thread', 'uWebSockets', true],
   ['KiB RSS per idle WebSocket, 10k conns (lower is better)', 'idle-memory-10k', 'ws', true],
   ['KiB RSS per idle WebSocket, 10k conns (lower is better)', 'idle-memory-10k', 'uWebSockets', true],
+  [
+    'Hub scale run: ms until every receiver has one publish (100,000 or the descriptor limit; lower is better)',
+    'hub-scale-publish-ms',
+    'ws',
+    true,
+  ],
+  [
+    'Hub scale run: ms until every receiver has one publish (100,000 or the descriptor limit; lower is better)',
+    'hub-scale-publish-ms',
+    'uWebSockets',
+    true,
+  ],
+  ['Hub scale run: JS thread µs in that publish (lower is better)', 'hub-scale-publish-js-us', 'ws', true],
+  ['Hub scale run: JS thread µs in that publish (lower is better)', 'hub-scale-publish-js-us', 'uWebSockets', true],
+  [
+    'Hub scale run: % of a core while idle with a heartbeat every 4 s (lower is better)',
+    'hub-scale-heartbeat-cpu',
+    'ws',
+    true,
+  ],
+  [
+    'Hub scale run: % of a core while idle with a heartbeat every 4 s (lower is better)',
+    'hub-scale-heartbeat-cpu',
+    'uWebSockets',
+    true,
+  ],
   ['Hub 100-member room chat, deliveries/s (32 B)', 'hub-room-100', 'ws'],
   ['Hub 100-member room chat, deliveries/s (32 B)', 'hub-room-100', 'uWebSockets'],
   ['Hub publish latency through Redis, p50 µs (lower is better)', 'hub-redis-p50-us', 'one process, no Redis', true],
@@ -229,34 +255,103 @@ const ROWS = [
 const number = (value) =>
   value == null ? 'error' : value < 100 ? value.toFixed(1) : Math.round(value).toLocaleString('en-US')
 
-/** Builds the comparison rows from `measurements` (a list of { scenario, subject, value }). */
+/** A pure-Rust server or loop measured in a scenario: the most this machine does for it. */
+const isCeiling = (subject) => /pure Rust|Rust ceiling/.test(subject ?? '')
+
+/** `ours` against `theirs` as "times better", whichever way better points. */
+function ratioOf(ours, theirs, lowerIsBetter) {
+  if (lowerIsBetter) return ours && theirs != null ? theirs / ours : null
+  return ours != null && theirs ? ours / theirs : null
+}
+
+/**
+ * Builds the comparison rows from `measurements` (a list of { scenario, subject, value }); a row
+ * whose scenario measured a pure-Rust ceiling also gets hypersock's ratio to it.
+ */
 export function compare(measurements) {
   const find = (scenario, subject) => measurements.find((m) => m.scenario === scenario && m.subject === subject)
   return ROWS.map(([label, scenario, peer, lowerIsBetter = false, subject = 'hypersock']) => {
     const ours = find(scenario, subject)?.value ?? null
     const theirs = find(scenario, peer)?.value ?? null
-    let ratio = ours != null && theirs ? ours / theirs : null
-    if (lowerIsBetter) ratio = ours && theirs != null ? theirs / ours : null
-    return { scenario: label, key: scenario, hypersock: ours, peer, peerValue: theirs, ratio }
+    const ceiling = measurements.find((m) => m.scenario === scenario && isCeiling(m.subject))
+    return {
+      scenario: label,
+      key: scenario,
+      hypersock: ours,
+      peer,
+      peerValue: theirs,
+      ratio: ratioOf(ours, theirs, lowerIsBetter),
+      ...(ceiling && { ceiling: ceiling.subject, ceilingRatio: ratioOf(ours, ceiling.value ?? null, lowerIsBetter) }),
+    }
   })
 }
 
-/** The markdown table: scenario | hypersock | peer | ratio. */
+const times = (ratio) => (ratio == null ? 'n/a' : `${ratio.toFixed(2)}x`)
+
+/** The markdown table: scenario | hypersock | peer | ratio | ratio to the pure-Rust ceiling. */
 export function table(rows) {
-  const lines = ['| scenario | hypersock | peer | ratio |', '| --- | ---: | ---: | ---: |']
+  const lines = [
+    '| scenario | hypersock | peer | ratio | vs pure-Rust ceiling |',
+    '| --- | ---: | ---: | ---: | ---: |',
+  ]
   for (const row of rows) {
-    const ratio = row.ratio == null ? 'n/a' : `${row.ratio.toFixed(2)}x`
-    lines.push(`| ${row.scenario} | ${number(row.hypersock)} | ${number(row.peerValue)} (${row.peer}) | ${ratio} |`)
+    const ceiling = row.ceiling ? `${times(row.ceilingRatio)} (${row.ceiling})` : 'none measured'
+    lines.push(
+      `| ${row.scenario} | ${number(row.hypersock)} | ${number(row.peerValue)} (${row.peer}) | ${times(row.ratio)} | ${ceiling} |`,
+    )
   }
   return lines.join('\n')
 }
 
-/** Writes everything to bench/.out/results.json and returns its path. */
+/** Scenario keys where a lower value is better (memory, latency, CPU). */
+const LOWER_IS_BETTER = new Set(ROWS.filter((row) => row[3]).map((row) => row[1]))
+
+/**
+ * Every measurement of `before` and `after` (two results JSON files' contents) side by side:
+ * | scenario | subject | before | after | change |, change as "times better" (so a memory row that
+ * shrank reads above 1x). Measurements in only one of the runs are listed with n/a.
+ */
+export function compareRuns(before, after) {
+  const key = (m) => `${m.scenario}\u0000${m.subject}`
+  const old = new Map(before.measurements.map((m) => [key(m), m]))
+  const seen = new Set()
+  const lines = [
+    `Before: ${before.startedAt} (${before.machine?.cpus ?? '?'} CPUs), after: ${after.startedAt} (${after.machine?.cpus ?? '?'} CPUs)`,
+    '',
+    '| scenario | subject | before | after | change |',
+    '| --- | --- | ---: | ---: | ---: |',
+  ]
+  const line = (scenario, subject, a, b) => {
+    const change = times(ratioOf(b?.value ?? null, a?.value ?? null, LOWER_IS_BETTER.has(scenario)))
+    lines.push(`| ${scenario} | ${subject ?? '(scenario)'} | ${number(a?.value)} | ${number(b?.value)} | ${change} |`)
+  }
+  for (const m of after.measurements) {
+    seen.add(key(m))
+    line(m.scenario, m.subject, old.get(key(m)), m)
+  }
+  for (const m of before.measurements) if (!seen.has(key(m))) line(m.scenario, m.subject, m, undefined)
+  return lines.join('\n')
+}
+
+/** Reads a results JSON file written by {@link writeJson}. */
+export function readResults(file) {
+  const data = JSON.parse(readFileSync(file, 'utf8'))
+  if (!Array.isArray(data.measurements)) throw new Error(`${file} is not a bench results file (no measurements)`)
+  return data
+}
+
+/**
+ * Writes everything to bench/.out/results.json, and a copy named after the start time that the
+ * next runs leave alone (for `--compare`); returns both paths.
+ */
 export function writeJson(measurements, rows, startedAt) {
   mkdirSync(OUT_DIR, { recursive: true })
   const file = join(OUT_DIR, 'results.json')
+  const kept = join(OUT_DIR, `results-${startedAt.replace(/[:.]/g, '-')}.json`)
   const machine = { node: process.version, platform: process.platform, arch: process.arch, cpus: cpus().length }
   const data = { startedAt, seconds: SECONDS, machine, measurements, comparisons: rows }
-  writeFileSync(file, `${JSON.stringify(data, null, 2)}\n`)
-  return file
+  const text = `${JSON.stringify(data, null, 2)}\n`
+  writeFileSync(file, text)
+  writeFileSync(kept, text)
+  return [file, kept]
 }

@@ -8,6 +8,7 @@ import net from 'node:net'
 import WebSocket from 'ws'
 import { bin, node, SECONDS, WARMUP } from '../lib/config.mjs'
 import { ensureTools, run, spawnRedis, withServer } from '../lib/proc.mjs'
+import { descriptorLimit, SCALE_CONNECTIONS, SOURCES, withDescriptors } from './ws.mjs'
 
 /** Receivers per publish (`HUB_CONNECTIONS`, default 10,000). */
 const CONNECTIONS = Number(process.env.HUB_CONNECTIONS ?? 10_000)
@@ -58,15 +59,73 @@ export async function hubFanout(record) {
   }
 }
 
-async function fanout(url) {
-  const [cmd, args] = withFdLimit(bin('ws-fanout'), [
-    '--url',
-    url,
-    '--connections',
-    String(CONNECTIONS),
-    '--rounds',
-    String(ROUNDS),
-  ])
+/** The heartbeat interval of the scale run's servers (ms) and its measuring window (s). */
+const SCALE_PING_MS = 4_000
+const SCALE_HEARTBEAT_SECS = 12
+
+/**
+ * The Hub at scale: SCALE_CONNECTIONS (100,000, or as many as the descriptor limit allows)
+ * subscribed connections on one process, opened from several loopback addresses, with the
+ * server's heartbeat on (a ping every 4 s: hypersock's built-in one, the timer loop `ws`
+ * documents, uWebSockets' automatic pings). Rows: time until every receiver has one publish and
+ * the JS thread's time in it, then a heartbeat window with no publish: pings answered, and the
+ * server's CPU while it lasts.
+ */
+export async function hubScale(record) {
+  const hard = descriptorLimit()
+  const count = Math.min(SCALE_CONNECTIONS, hard - 1000)
+  if (count < SCALE_CONNECTIONS) {
+    console.error(
+      `bench: hubScale: the descriptor hard limit is ${hard}; ${count} connections, not ${SCALE_CONNECTIONS}`,
+    )
+  }
+  const nofile = String(Math.min(hard, count + 1000))
+  // Every address, whatever the count: a run leaves its ports in TIME_WAIT for a minute, and the
+  // next server's run would otherwise find one address's ports used up.
+  const sources = SOURCES
+  for (const [subject, command, args] of SERVERS.filter(([s]) =>
+    (process.env.HUB_SCALE_ONLY ?? 'hypersock,ws,uWebSockets').split(',').includes(s),
+  )) {
+    let result
+    await record('hub-scale-publish-ms', subject, async () => {
+      const [cmd, cmdArgs] = withDescriptors(nofile, 'env', [`FANOUT_PING_MS=${SCALE_PING_MS}`, command, ...args])
+      result = await withServer(subject, cmd, cmdArgs, (port) =>
+        fanout(`ws://127.0.0.1:${port}/`, {
+          connections: count,
+          rounds: 5,
+          nofile,
+          extra: ['--sources', sources.join(','), '--heartbeat-secs', String(SCALE_HEARTBEAT_SECS)],
+        }),
+      )
+      return {
+        value: result.p50_ms,
+        detail: `p50 of 5 publishes to ${count} receivers, min ${result.min_ms.toFixed(1)} ms`,
+      }
+    })
+    if (!result) continue
+    await record('hub-scale-publish-js-us', subject, () => ({
+      value: result.js_publish_us,
+      detail: `µs of JS thread in one publish to ${count}`,
+    }))
+    await record('hub-scale-heartbeat-cpu', subject, () => {
+      const lost = count - result.subscribed_after_heartbeat
+      if (lost !== 0 || result.heartbeat_pongs !== result.heartbeat_pings) {
+        throw new Error(`heartbeat: ${result.heartbeat_pings} pings, ${result.heartbeat_pongs} pongs, ${lost} closed`)
+      }
+      const percent = (result.heartbeat_cpu_ms / (result.heartbeat_secs * 1000)) * 100
+      return {
+        value: percent,
+        detail: `${percent.toFixed(1)}% of a core over ${result.heartbeat_secs} s: ${result.heartbeat_pings} pings answered by ${count} idle connections, none closed`,
+      }
+    })
+  }
+}
+
+async function fanout(url, { connections = CONNECTIONS, rounds = ROUNDS, nofile, extra = [] } = {}) {
+  const fanoutArgs = ['--url', url, '--connections', String(connections), '--rounds', String(rounds), ...extra]
+  const [cmd, args] = nofile
+    ? withDescriptors(nofile, bin('ws-fanout'), fanoutArgs)
+    : withFdLimit(bin('ws-fanout'), fanoutArgs)
   const out = await run(cmd, args, { timeoutMs: 300_000 })
   return JSON.parse(out.trim().split('\n').at(-1))
 }

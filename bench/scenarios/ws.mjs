@@ -98,18 +98,18 @@ export async function wsIdle(record) {
   }
 }
 
-const SCALE_CONNECTIONS = Number(process.env.BENCH_SCALE_CONNECTIONS ?? 100_000)
+export const SCALE_CONNECTIONS = Number(process.env.BENCH_SCALE_CONNECTIONS ?? 100_000)
 /** Loopback addresses the scale run connects from: about 28,000 ephemeral ports each. */
-const SOURCES = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6']
+export const SOURCES = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6']
 
 /** The hard limit on open descriptors of a process started here (what `ulimit -n` may reach). */
-function descriptorLimit() {
+export function descriptorLimit() {
   const out = execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim()
   return out === 'unlimited' ? Number.POSITIVE_INFINITY : Number(out)
 }
 
 /** `[command, args]` running `command args` with its descriptor limit raised to `n`. */
-function withDescriptors(n, command, args) {
+export function withDescriptors(n, command, args) {
   return ['sh', ['-c', `ulimit -n ${n} && exec "$0" "$@"`, command, ...args]]
 }
 
@@ -128,7 +128,9 @@ export async function wsScale(record) {
     )
   }
   const nofile = String(Math.min(hard, count + 1000))
-  const sources = SOURCES.slice(0, Math.max(1, Math.ceil(count / 25_000)))
+  // Every address, whatever the count: a run leaves its ports in TIME_WAIT for a minute, and the
+  // next server's run would otherwise find one address's ports used up.
+  const sources = SOURCES
   for (const [subject, command, args] of SERVERS) {
     let openMs
     await record('ws-scale-rss-bytes-per-conn', subject, () =>

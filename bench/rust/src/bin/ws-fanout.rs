@@ -1,12 +1,19 @@
 //! Fan-out load generator: holds many subscribed WebSocket connections and times one publish.
 //!
 //! Usage: `ws-fanout --url ws://127.0.0.1:PORT/ [--connections 10000] [--rounds 20] [--warmup 3]
-//! [--threads 2] [--size 64]`
+//! [--threads 2] [--size 64] [--sources 127.0.0.2,127.0.0.3] [--heartbeat-secs S]`
 //!
-//! The server under test must subscribe every connection on open and answer four text
+//! The server under test must subscribe every connection on open and answer five text
 //! commands on any connection: `go` (publish one text message of `--size` bytes to every
-//! connection), `count` (reply `count <subscribers>`), `mem` (reply `mem <rss bytes>`) and `js`
-//! (reply `js <median microseconds its JS thread spent in one publish>`).
+//! connection), `count` (reply `count <subscribers>`), `mem` (reply `mem <rss bytes>`), `js`
+//! (reply `js <median microseconds its JS thread spent in one publish>`) and `cpu` (reply
+//! `cpu <microseconds of CPU the process has used>`).
+//!
+//! `--sources` opens the connections from these local addresses in turn (past the 64k ports of
+//! one address). `--heartbeat-secs S` adds a heartbeat window after the publish rounds: for S
+//! seconds nothing is published, every receiver answers the server's pings with pongs, and the
+//! line reports the pings received, the pongs sent, the server's CPU in the window and how many
+//! connections are still subscribed after it (a pong the server missed would close one).
 //!
 //! One control connection (tungstenite) sends the commands; the others are raw TCP sockets after
 //! a hand-made handshake that only count bytes, so the generator spends as little CPU per
@@ -43,13 +50,15 @@ struct Options {
     warmup: usize,
     threads: usize,
     size: usize,
+    sources: Vec<std::net::IpAddr>,
+    heartbeat_secs: u64,
 }
 
 fn main() {
     let opts = match parse_args() {
         Ok(o) => o,
         Err(e) => fail(&format!(
-            "{e}\nusage: ws-fanout --url ws://127.0.0.1:PORT/ [--connections N] [--rounds N] [--warmup N] [--threads N] [--size BYTES]"
+            "{e}\nusage: ws-fanout --url ws://127.0.0.1:PORT/ [--connections N] [--rounds N] [--warmup N] [--threads N] [--size BYTES] [--sources IP,IP] [--heartbeat-secs S]"
         )),
     };
     harness::start_watchdog("ws-fanout", Duration::from_secs(600));
@@ -80,6 +89,8 @@ fn parse_args() -> Result<Options, Error> {
         warmup: 3,
         threads: 2,
         size: 64,
+        sources: Vec::new(),
+        heartbeat_secs: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -96,6 +107,14 @@ fn parse_args() -> Result<Options, Error> {
             "--warmup" => o.warmup = n()?,
             "--threads" => o.threads = n()?,
             "--size" => o.size = n()?,
+            "--heartbeat-secs" => o.heartbeat_secs = n()? as u64,
+            "--sources" => {
+                o.sources = value
+                    .split(',')
+                    .map(|s| s.trim().parse())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| format!("--sources: not a list of IP addresses: {value}"))?
+            }
             _ => return Err(format!("unknown argument {arg:?}").into()),
         }
     }
@@ -110,12 +129,15 @@ fn parse_args() -> Result<Options, Error> {
 
 /// Sends a command on the control connection and returns the number in its `<name> <n>` reply.
 async fn ask(ctl: &mut Ws, name: &str) -> Result<u64, Error> {
-    ctl.send(Message::text(name)).await?;
+    ctl.send(Message::text(name))
+        .await
+        .map_err(|e| format!("control connection, sending {name}: {e}"))?;
     loop {
         let msg = timeout(STEP, ctl.next())
             .await
             .map_err(|_| format!("no reply to {name}"))?
-            .ok_or("the control connection closed")??;
+            .ok_or("the control connection closed")?
+            .map_err(|e| format!("control connection, waiting for {name}: {e}"))?;
         if let Message::Text(t) = msg {
             if let Some(rest) = t.as_str().strip_prefix(name) {
                 return Ok(rest.trim().parse()?);
@@ -124,9 +146,26 @@ async fn ask(ctl: &mut Ws, name: &str) -> Result<u64, Error> {
     }
 }
 
-/// Opens a raw WebSocket connection (no extensions) and returns the socket after the 101.
-async fn raw_connect(addr: &str, path: &str) -> Result<TcpStream, Error> {
-    let mut s = TcpStream::connect(addr).await?;
+/// Opens a raw WebSocket connection (no extensions), from local address `source` when given,
+/// and returns the socket after the 101.
+async fn raw_connect(
+    addr: &str,
+    path: &str,
+    source: Option<std::net::IpAddr>,
+) -> Result<TcpStream, Error> {
+    let mut s = match source {
+        None => TcpStream::connect(addr).await?,
+        Some(source) => {
+            let to: std::net::SocketAddr = addr.parse()?;
+            let socket = if to.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.bind(std::net::SocketAddr::new(source, 0))?;
+            socket.connect(to).await?
+        }
+    };
     s.set_nodelay(true)?;
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -163,28 +202,41 @@ async fn run(o: &Options) -> Result<String, Error> {
         .map_err(|_| "control connection timed out")??;
     let rss_base = ask(&mut ctl, "mem").await?;
 
-    let frame = 2 + o.size;
     let received = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(Notify::new());
     let target = Arc::new(AtomicUsize::new(usize::MAX));
     let gate = Arc::new(Semaphore::new(256));
+    // Raw receivers count whole messages and answer pings.
+    let beats = Arc::new(Beats::default());
     let mut conns = Vec::with_capacity(o.connections - 1);
-    for _ in 1..o.connections {
+    for i in 1..o.connections {
+        // A server with a heartbeat would drop a control connection nobody reads: reading a
+        // reply now and then answers its pings.
+        if i % 1000 == 0 {
+            ask(&mut ctl, "count").await?;
+        }
         let permit = gate.clone().acquire_owned().await?;
         let (addr, path) = (addr.to_owned(), path.to_owned());
+        let source = (!o.sources.is_empty()).then(|| o.sources[i % o.sources.len()]);
+        let (received, done, target) = (received.clone(), done.clone(), target.clone());
+        let (beats, size) = (beats.clone(), o.size);
         conns.push(tokio::spawn(async move {
-            let r = timeout(STEP, raw_connect(&addr, &path)).await;
+            let r = timeout(STEP, raw_connect(&addr, &path, source)).await;
             drop(permit);
             match r {
-                Ok(Ok(s)) => Ok(s),
+                // Read (and answer pings) from the start: a server's heartbeat may begin before
+                // the last connection opens.
+                Ok(Ok(s)) => {
+                    tokio::spawn(receive(s, size, received, done, target, beats));
+                    Ok(())
+                }
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err("connect timed out".to_string()),
             }
         }));
     }
-    let mut sockets = Vec::with_capacity(conns.len());
     for c in conns {
-        sockets.push(c.await?.map_err(|e| format!("cannot connect: {e}"))?);
+        c.await?.map_err(|e| format!("cannot connect: {e}"))?;
     }
     // Wait until the server has subscribed every connection (bounded).
     let mut subscribed = 0;
@@ -199,30 +251,6 @@ async fn run(o: &Options) -> Result<String, Error> {
         return Err(format!("only {subscribed} of {} subscribed", o.connections).into());
     }
     let rss_loaded = ask(&mut ctl, "mem").await?;
-
-    // Raw receivers count whole messages by bytes.
-    for mut s in sockets {
-        let (received, done, target) = (received.clone(), done.clone(), target.clone());
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut pending = 0usize;
-            loop {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        pending += n;
-                        while pending >= frame {
-                            pending -= frame;
-                            let now = received.fetch_add(1, Ordering::AcqRel) + 1;
-                            if now == target.load(Ordering::Acquire) {
-                                done.notify_one();
-                            }
-                        }
-                    }
-                }
-            }
-        });
-    }
 
     let mut times = Vec::with_capacity(o.rounds);
     for round in 0..o.warmup + o.rounds {
@@ -258,13 +286,103 @@ async fn run(o: &Options) -> Result<String, Error> {
     }
     // How long the server's JS thread was busy in each publish call (median, microseconds).
     let js_us = ask(&mut ctl, "js").await?;
+    let heartbeat = if o.heartbeat_secs > 0 {
+        heartbeat(&mut ctl, o.heartbeat_secs, &beats).await?
+    } else {
+        String::new()
+    };
     times.sort_by(f64::total_cmp);
     let p50 = times[times.len() / 2];
     let min = times[0];
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     let per_conn = rss_loaded.saturating_sub(rss_base) as f64 / o.connections as f64;
     Ok(format!(
-        r#"{{"connections":{},"rounds":{},"p50_ms":{p50:.3},"min_ms":{min:.3},"mean_ms":{mean:.3},"rss_base":{rss_base},"rss_loaded":{rss_loaded},"bytes_per_connection":{per_conn:.0},"js_publish_us":{js_us}}}"#,
+        r#"{{"connections":{},"rounds":{},"p50_ms":{p50:.3},"min_ms":{min:.3},"mean_ms":{mean:.3},"rss_base":{rss_base},"rss_loaded":{rss_loaded},"bytes_per_connection":{per_conn:.0},"js_publish_us":{js_us}{heartbeat}}}"#,
         o.connections, o.rounds
+    ))
+}
+
+/// Pings the receivers got and pongs they sent.
+#[derive(Default)]
+struct Beats {
+    pings: AtomicUsize,
+    pongs: AtomicUsize,
+}
+
+/// Reads one raw connection: counts whole text messages of `size` bytes and answers every ping
+/// with a pong (masked with a zero key, as a client must mask).
+async fn receive(
+    mut s: TcpStream,
+    size: usize,
+    received: Arc<AtomicUsize>,
+    done: Arc<Notify>,
+    target: Arc<AtomicUsize>,
+    beats: Arc<Beats>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut filled = 0usize;
+    loop {
+        let n = match s.read(&mut buf[filled..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        filled += n;
+        let mut at = 0;
+        // Server frames are unmasked; this generator only meets short ones (<= 125 bytes).
+        while filled - at >= 2 {
+            let (opcode, len) = (buf[at] & 0x0f, usize::from(buf[at + 1] & 0x7f));
+            if len > 125 {
+                eprintln!("ws-fanout: unexpected frame of {len} bytes");
+                return;
+            }
+            if filled - at < 2 + len {
+                break;
+            }
+            match opcode {
+                0x1 if len == size => {
+                    let now = received.fetch_add(1, Ordering::AcqRel) + 1;
+                    if now == target.load(Ordering::Acquire) {
+                        done.notify_one();
+                    }
+                }
+                0x9 => {
+                    beats.pings.fetch_add(1, Ordering::Relaxed);
+                    let mut pong = Vec::with_capacity(6 + len);
+                    pong.extend_from_slice(&[0x8a, 0x80 | len as u8, 0, 0, 0, 0]);
+                    pong.extend_from_slice(&buf[at + 2..at + 2 + len]);
+                    if s.write_all(&pong).await.is_err() {
+                        return;
+                    }
+                    beats.pongs.fetch_add(1, Ordering::Relaxed);
+                }
+                0x8 => return,
+                _ => {}
+            }
+            at += 2 + len;
+        }
+        buf.copy_within(at..filled, 0);
+        filled -= at;
+    }
+}
+
+/// The heartbeat window: `secs` seconds with no publish, the control connection asked for the
+/// count every second (which also answers its pings). Returns the JSON fields it adds.
+async fn heartbeat(ctl: &mut Ws, secs: u64, beats: &Beats) -> Result<String, Error> {
+    let cpu_before = ask(ctl, "cpu").await?;
+    let pings_before = beats.pings.load(Ordering::Relaxed);
+    let pongs_before = beats.pongs.load(Ordering::Relaxed);
+    let start = Instant::now();
+    let mut subscribed = 0;
+    while start.elapsed() < Duration::from_secs(secs) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        subscribed = ask(ctl, "count").await?;
+    }
+    let cpu_after = ask(ctl, "cpu").await?;
+    let pings = beats.pings.load(Ordering::Relaxed) - pings_before;
+    let pongs = beats.pongs.load(Ordering::Relaxed) - pongs_before;
+    let cpu_ms = cpu_after.saturating_sub(cpu_before) as f64 / 1000.0;
+    let window = start.elapsed().as_secs_f64();
+    Ok(format!(
+        r#","heartbeat_secs":{window:.1},"heartbeat_pings":{pings},"heartbeat_pongs":{pongs},"heartbeat_cpu_ms":{cpu_ms:.1},"subscribed_after_heartbeat":{subscribed}"#
     ))
 }
