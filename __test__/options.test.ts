@@ -161,6 +161,19 @@ describe('an option of the wrong type throws ERR_INVALID_ARG_TYPE naming it', ()
     )
   })
 
+  it('retry counts attempts, and the error says so', async () => {
+    const short = await caught(() => new Client({ retry: 0 }))
+    expect(short.code).toBe('ERR_INVALID_ARG_VALUE')
+    expect(short.message).toBe(
+      'retry (the number of attempts in all: 1 sends once and never retries) must be an integer >= 1',
+    )
+    const long = await caught(() => new Client({ retry: { attempts: 0 } }))
+    expect(long.message).toBe(
+      'retry.attempts (attempts in all: 1 sends once and never retries) must be an integer >= 1',
+    )
+    expect(() => new Client({ retry: 1 })).not.toThrow()
+  })
+
   it("serve's http2 takes true, false or 'only', nothing else", async () => {
     const e = await caught(() => serve({ fetch: fetchHandler, http2: 'yes' } as never))
     expect(e.code).toBe('ERR_INVALID_ARG_VALUE')

@@ -813,7 +813,13 @@ export function nativeClientOptions(options: ClientOptions): Binding.BindingClie
     redirectMode: redirect.mode,
     maxRedirects: redirect.max,
     allowInsecureRedirect: redirect.allowInsecure,
-    retryAttempts: checkCount('retry.attempts', attempts, 1),
+    retryAttempts: checkCount(
+      typeof options.retry === 'number'
+        ? 'retry (the number of attempts in all: 1 sends once and never retries)'
+        : 'retry.attempts (attempts in all: 1 sends once and never retries)',
+      attempts,
+      1,
+    ),
     retryBaseDelayMs: checkTime('retry.baseDelay', retry.baseDelay),
     retryMaxDelayMs: checkTime('retry.maxDelay', retry.maxDelay),
     retryStatuses: retry.statuses,
