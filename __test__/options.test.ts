@@ -150,6 +150,14 @@ describe('an option of the wrong type throws ERR_INVALID_ARG_TYPE naming it', ()
     )
   })
 
+  it("an option of none of the accepted shapes is named, without the binding's words", async () => {
+    const e = await caught(
+      () => new WebSocket('ws://127.0.0.1:1/', [], { compression: { serverNoContextTakeover: 'x' } } as never),
+    )
+    expect(e.code).toBe('ERR_INVALID_ARG_TYPE')
+    expect(e.message).toBe('compression has the wrong type')
+  })
+
   it('serve options', async () => {
     await wrongType(
       () => serve({ fetch: fetchHandler, hostname: 5 } as never),

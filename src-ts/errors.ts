@@ -142,7 +142,7 @@ export function makeError(code: string, message: string, options?: HypersockErro
 }
 
 /** Codes of the binding layer's own errors when a value has the wrong JavaScript type. */
-const NAPI_TYPE_CODE = /^(?:[A-Z][a-z]+Expected|InvalidArg)$/
+const NAPI_TYPE_CODE = /^(?:[A-Za-z]+Expected|InvalidArg)$/
 
 /** Option names of the binding that differ from the public ones. */
 const PUBLIC_NAMES: Record<string, string> = {
@@ -154,14 +154,30 @@ const PUBLIC_NAMES: Record<string, string> = {
 
 /**
  * An option of the wrong type, caught where the addon converts it (`StringExpected`, ...):
- * `ERR_INVALID_ARG_TYPE` naming the option, instead of the binding's own words.
+ * `ERR_INVALID_ARG_TYPE` naming the option, instead of the binding's own words. The binding
+ * names a nested field innermost first ("... on BindingTlsOptions.ca on BindingClientOptions.tls").
  */
 function typeError(code: string, err: Error): HypersockError {
-  const field = /\bon Binding\w*\.(\w+)/.exec(err.message)?.[1]
-  const expected = code.endsWith('Expected') ? code.slice(0, -'Expected'.length).toLowerCase() : undefined
-  const got = /JavaScript value `(\w+) ?(.*?) ?`/.exec(err.message)
-  const name = field === undefined ? 'an argument' : (PUBLIC_NAMES[field] ?? field)
-  let message = `${name} has the wrong type`
+  const path = [...err.message.matchAll(/\bon Binding\w*\.(\w+)/g)].map((m) => m[1] as string).reverse()
+  const field = path.length ? path.map((name) => PUBLIC_NAMES[name] ?? name).join('.') : undefined
+  const expected =
+    code === 'InvalidArg'
+      ? undefined
+      : code
+          .slice(0, -'Expected'.length)
+          .replace(/([a-z])([A-Z])/g, '$1 $2')
+          .toLowerCase()
+  const got = /JavaScript value `(\w+) ?(.*?) ?` into/.exec(err.message)
+  const missing = /^Missing field `(\w+)`/.exec(err.message)?.[1]
+  if (missing) {
+    const name = field ? `${field}.${missing}` : missing
+    return new InvalidArgumentError('ERR_INVALID_ARG_TYPE', `${name} is missing`, { cause: err })
+  }
+  if (!field) {
+    // Not one of the shapes above: keep the binding's words, with a stable code.
+    return new InvalidArgumentError('ERR_INVALID_ARG_TYPE', err.message, { cause: err })
+  }
+  let message = `${field} has the wrong type`
   if (expected) message += `: expected ${/^[aeiou]/.test(expected) ? 'an' : 'a'} ${expected}`
   if (got) message += `${expected ? ',' : ':'} got ${got[1]?.toLowerCase()}${got[2] ? ` ${got[2]}` : ''}`
   return new InvalidArgumentError('ERR_INVALID_ARG_TYPE', message, { cause: err })

@@ -97,13 +97,13 @@ const WEBSOCKET_KEYS = optionKeys<WebSocketOptions>({
   ...LIMIT_KEYS,
 })
 
+/** An HTTP token (RFC 9110 section 5.6.2): what a subprotocol must be. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
 /**
  * A WHATWG exception (`SyntaxError`, `InvalidAccessError`, ...) that also carries the stable
  * hypersock `code` every other error has.
  */
-/** An HTTP token (RFC 9110 section 5.6.2): what a subprotocol must be. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-
 function domException(message: string, name: string, code: string): DOMException {
   const e = new DOMException(message, name)
   Object.defineProperty(e, 'code', { value: code, enumerable: true })

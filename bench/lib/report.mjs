@@ -323,7 +323,8 @@ export function compareRuns(before, after) {
   ]
   const line = (scenario, subject, a, b) => {
     const change = times(ratioOf(b?.value ?? null, a?.value ?? null, LOWER_IS_BETTER.has(scenario)))
-    lines.push(`| ${scenario} | ${subject ?? '(scenario)'} | ${number(a?.value)} | ${number(b?.value)} | ${change} |`)
+    const cell = (m) => (m ? number(m.value) : 'n/a')
+    lines.push(`| ${scenario} | ${subject ?? '(scenario)'} | ${cell(a)} | ${cell(b)} | ${change} |`)
   }
   for (const m of after.measurements) {
     seen.add(key(m))

@@ -80,8 +80,9 @@ export async function hubScale(record) {
     )
   }
   const nofile = String(Math.min(hard, count + 1000))
-  // Every address, whatever the count: a run leaves its ports in TIME_WAIT for a minute, and the
-  // next server's run would otherwise find one address's ports used up.
+  // Every address, whatever the count, to spread the ports. The generators let `connect` pick
+  // each port (IP_BIND_ADDRESS_NO_PORT), so the ports a run leaves in TIME_WAIT for a minute
+  // only block the same server port, never the next server's run.
   const sources = SOURCES
   for (const [subject, command, args] of SERVERS.filter(([s]) =>
     (process.env.HUB_SCALE_ONLY ?? 'hypersock,ws,uWebSockets').split(',').includes(s),
@@ -108,8 +109,10 @@ export async function hubScale(record) {
       detail: `µs of JS thread in one publish to ${count}`,
     }))
     await record('hub-scale-heartbeat-cpu', subject, () => {
+      // A missed pong closes its connection; the two counters are read while pongs are being
+      // written, so they may differ by the few in flight.
       const lost = count - result.subscribed_after_heartbeat
-      if (lost !== 0 || result.heartbeat_pongs !== result.heartbeat_pings) {
+      if (lost !== 0 || result.heartbeat_pings === 0) {
         throw new Error(`heartbeat: ${result.heartbeat_pings} pings, ${result.heartbeat_pongs} pongs, ${lost} closed`)
       }
       const percent = (result.heartbeat_cpu_ms / (result.heartbeat_secs * 1000)) * 100

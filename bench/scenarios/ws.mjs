@@ -128,8 +128,9 @@ export async function wsScale(record) {
     )
   }
   const nofile = String(Math.min(hard, count + 1000))
-  // Every address, whatever the count: a run leaves its ports in TIME_WAIT for a minute, and the
-  // next server's run would otherwise find one address's ports used up.
+  // Every address, whatever the count, to spread the ports. The generators let `connect` pick
+  // each port (IP_BIND_ADDRESS_NO_PORT), so the ports a run leaves in TIME_WAIT for a minute
+  // only block the same server port, never the next server's run.
   const sources = SOURCES
   for (const [subject, command, args] of SERVERS) {
     let openMs

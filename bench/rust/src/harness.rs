@@ -24,3 +24,39 @@ pub fn start_watchdog(name: &'static str, budget: std::time::Duration) {
         std::process::exit(2)
     });
 }
+
+/// A TCP socket bound to local address `source` with the port left to `connect`
+/// (`IP_BIND_ADDRESS_NO_PORT` on Linux). Binding with port 0 would pick a port that no other
+/// socket of that address holds, whatever the destination, so a run's ports still in TIME_WAIT
+/// would leave the next run (to another server port) too few; chosen at connect time, a port is
+/// only unavailable for the same destination.
+pub fn socket_from(
+    source: std::net::IpAddr,
+    to: std::net::SocketAddr,
+) -> std::io::Result<tokio::net::TcpSocket> {
+    let socket = if to.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: a plain setsockopt on a socket this function owns, with an int option value.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    socket.bind(std::net::SocketAddr::new(source, 0))?;
+    Ok(socket)
+}

@@ -157,13 +157,7 @@ async fn raw_connect(
         None => TcpStream::connect(addr).await?,
         Some(source) => {
             let to: std::net::SocketAddr = addr.parse()?;
-            let socket = if to.is_ipv4() {
-                tokio::net::TcpSocket::new_v4()?
-            } else {
-                tokio::net::TcpSocket::new_v6()?
-            };
-            socket.bind(std::net::SocketAddr::new(source, 0))?;
-            socket.connect(to).await?
+            harness::socket_from(source, to)?.connect(to).await?
         }
     };
     s.set_nodelay(true)?;

@@ -272,13 +272,7 @@ async fn connect_from(
     let addr: std::net::SocketAddr = host
         .parse()
         .map_err(|_| WsError::Url(tokio_tungstenite::tungstenite::error::UrlError::NoHostName))?;
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.bind(std::net::SocketAddr::new(source, 0))?;
-    let stream = socket.connect(addr).await?;
+    let stream = harness::socket_from(source, addr)?.connect(addr).await?;
     stream.set_nodelay(true)?;
     tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(stream), None).await
 }
