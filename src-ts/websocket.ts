@@ -101,6 +101,23 @@ const WEBSOCKET_KEYS = optionKeys<WebSocketOptions>({
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
 /**
+ * The subprotocols argument as browsers read it (WebIDL `DOMString or sequence<DOMString>`): any
+ * iterable other than a string is the list, anything else one subprotocol; each is converted to
+ * a string (a Symbol cannot be: `TypeError`).
+ */
+function subprotocolList(protocols: unknown): string[] {
+  if (protocols === undefined) return []
+  const items =
+    typeof protocols === 'object' && protocols !== null && Symbol.iterator in protocols
+      ? Array.from(protocols as Iterable<unknown>)
+      : [protocols]
+  return items.map((p) => {
+    if (typeof p === 'symbol') throw new TypeError('a subprotocol cannot be a Symbol')
+    return String(p)
+  })
+}
+
+/**
  * A WHATWG exception (`SyntaxError`, `InvalidAccessError`, ...) that also carries the stable
  * hypersock `code` every other error has.
  */
@@ -237,8 +254,7 @@ export class WebSocket extends EventTarget {
     }
     if (parsed.hash) parsed.hash = ''
     this.#url = parsed.href
-    // As in browsers: each subprotocol is converted to a string and must be a token.
-    const list = (protocols === undefined ? [] : Array.isArray(protocols) ? protocols : [protocols]).map(String)
+    const list = subprotocolList(protocols)
     const bad = list.find((p) => !TOKEN.test(p))
     if (bad !== undefined) {
       throw domException(
