@@ -8,7 +8,7 @@ import net from 'node:net'
 import WebSocket from 'ws'
 import { bin, node, SECONDS, WARMUP } from '../lib/config.mjs'
 import { ensureTools, run, spawnRedis, withServer } from '../lib/proc.mjs'
-import { descriptorLimit, SCALE_CONNECTIONS, SOURCES, withDescriptors } from './ws.mjs'
+import { scaleRun, withDescriptors } from './ws.mjs'
 
 /** Receivers per publish (`HUB_CONNECTIONS`, default 10,000). */
 const CONNECTIONS = Number(process.env.HUB_CONNECTIONS ?? 10_000)
@@ -72,21 +72,8 @@ const SCALE_HEARTBEAT_SECS = 12
  * server's CPU while it lasts.
  */
 export async function hubScale(record) {
-  const hard = descriptorLimit()
-  const count = Math.min(SCALE_CONNECTIONS, hard - 1000)
-  if (count < SCALE_CONNECTIONS) {
-    console.error(
-      `bench: hubScale: the descriptor hard limit is ${hard}; ${count} connections, not ${SCALE_CONNECTIONS}`,
-    )
-  }
-  const nofile = String(Math.min(hard, count + 1000))
-  // Every address, whatever the count, to spread the ports. The generators let `connect` pick
-  // each port (IP_BIND_ADDRESS_NO_PORT), so the ports a run leaves in TIME_WAIT for a minute
-  // only block the same server port, never the next server's run.
-  const sources = SOURCES
-  for (const [subject, command, args] of SERVERS.filter(([s]) =>
-    (process.env.HUB_SCALE_ONLY ?? 'hypersock,ws,uWebSockets').split(',').includes(s),
-  )) {
+  const { count, nofile, sources } = scaleRun('hubScale')
+  for (const [subject, command, args] of SERVERS.filter(([s]) => ['hypersock', 'ws', 'uWebSockets'].includes(s))) {
     let result
     await record('hub-scale-publish-ms', subject, async () => {
       const [cmd, cmdArgs] = withDescriptors(nofile, 'env', [`FANOUT_PING_MS=${SCALE_PING_MS}`, command, ...args])

@@ -98,14 +98,32 @@ export async function wsIdle(record) {
   }
 }
 
-export const SCALE_CONNECTIONS = Number(process.env.BENCH_SCALE_CONNECTIONS ?? 100_000)
+const SCALE_CONNECTIONS = Number(process.env.BENCH_SCALE_CONNECTIONS ?? 100_000)
 /** Loopback addresses the scale run connects from: about 28,000 ephemeral ports each. */
-export const SOURCES = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6']
+const SOURCES = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6']
 
 /** The hard limit on open descriptors of a process started here (what `ulimit -n` may reach). */
-export function descriptorLimit() {
+function descriptorLimit() {
   const out = execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim()
   return out === 'unlimited' ? Number.POSITIVE_INFINITY : Number(out)
+}
+
+/**
+ * What a scale run (`name`, for its message) opens: SCALE_CONNECTIONS, or as many as the hard
+ * descriptor limit allows (said on stderr); the descriptor limit its processes raise theirs to;
+ * and the source addresses. Every address, whatever the count, to spread the ports: the
+ * generators let `connect` pick each port (IP_BIND_ADDRESS_NO_PORT), so the ports a run leaves
+ * in TIME_WAIT for a minute only block the same server port, never the next server's run.
+ */
+export function scaleRun(name) {
+  const hard = descriptorLimit()
+  const count = Math.min(SCALE_CONNECTIONS, hard - 1000)
+  if (count < SCALE_CONNECTIONS) {
+    console.error(
+      `bench: ${name}: the descriptor hard limit is ${hard}; opening ${count} connections, not ${SCALE_CONNECTIONS}`,
+    )
+  }
+  return { count, nofile: String(Math.min(hard, count + 1000)), sources: SOURCES }
 }
 
 /** `[command, args]` running `command args` with its descriptor limit raised to `n`. */
@@ -120,18 +138,7 @@ export function withDescriptors(n, command, args) {
  * lower (raising it needs CAP_SYS_RESOURCE), the run opens as many as it allows and says so.
  */
 export async function wsScale(record) {
-  const hard = descriptorLimit()
-  const count = Math.min(SCALE_CONNECTIONS, hard - 1000)
-  if (count < SCALE_CONNECTIONS) {
-    console.error(
-      `bench: wsScale: the descriptor hard limit is ${hard}; opening ${count} connections, not ${SCALE_CONNECTIONS}`,
-    )
-  }
-  const nofile = String(Math.min(hard, count + 1000))
-  // Every address, whatever the count, to spread the ports. The generators let `connect` pick
-  // each port (IP_BIND_ADDRESS_NO_PORT), so the ports a run leaves in TIME_WAIT for a minute
-  // only block the same server port, never the next server's run.
-  const sources = SOURCES
+  const { count, nofile, sources } = scaleRun('wsScale')
   for (const [subject, command, args] of SERVERS) {
     let openMs
     await record('ws-scale-rss-bytes-per-conn', subject, () =>
