@@ -167,6 +167,8 @@ export declare class BindingHub {
   useRedis(options: BindingRedisOptions, onEvent: (kind: number, error: Error | null) => void): Promise<void>
   /** Stops relaying (back to in-process). */
   closeAdapter(): void
+  /** Members of a room on every process, with their metadata (through the adapter). */
+  clusterMembers(room: string): Promise<Array<BindingClusterMember>>
   /** Members of a room on every process (through the adapter). */
   clusterRoomSize(room: string): Promise<number>
 }
@@ -385,6 +387,16 @@ export interface BindingClientOptions {
   proxyFromEnv: boolean
   noProxy?: Array<string>
   unixSocket?: string
+}
+
+/** A member of a room on some process (`clusterMembers`). */
+export interface BindingClusterMember {
+  /** The process's id in the adapter; empty without one. */
+  node: string
+  id: number
+  /** Metadata as a flat list: key, value, key, value, ... sorted by key. */
+  meta: Array<string>
+  local: boolean
 }
 
 /** One cookie, as the TS layer sees it. */

@@ -1,6 +1,7 @@
 // The Redis adapter across processes: a real redis-server on loopback, three hypersock processes
 // (child processes running fixtures/hub-node.mjs) and `ws` clients on each. Checks delivery to
-// every member exactly once, order per publisher, cross-node room sizes, and that local delivery
+// every member exactly once, order per publisher, cross-node room sizes and member lists (with
+// metadata, and a timeout when a subscriber of the control channel never answers), and that local delivery
 // goes on through a Redis outage and relaying resumes once Redis is back. Then `rediss://`: two
 // hubs in this process relay through a redis-server on a TLS port (with and without client
 // certificates, made at test time), and a wrong CA or a missing client certificate is reported
@@ -12,11 +13,19 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { type ClientTlsOptions, Hub, type HypersockError, RedisAdapter, serveWebSocket, TlsError } from 'hypersock'
+import {
+  type ClientTlsOptions,
+  type ClusterMember,
+  Hub,
+  type HypersockError,
+  RedisAdapter,
+  serveWebSocket,
+  TlsError,
+} from 'hypersock'
 import { generateCertificate } from 'hypersock/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WS from 'ws'
-import { freePort, joinRoomsFromQuery, trackServers } from './helpers.js'
+import { caught, freePort, joinRoomsFromQuery, trackServers } from './helpers.js'
 
 type Line = { event: string; [k: string]: unknown }
 
@@ -125,13 +134,16 @@ async function member(port: number, rooms: string) {
   return { ws, got, until }
 }
 
-/** A member of node `i` in `rooms`, returned once the node's open handler has joined it. */
+/**
+ * A member of node `i` in `rooms` (which may go on with `&name=...`), returned once the node's
+ * open handler has joined it, with its id on that node.
+ */
 async function client(i: number, rooms: string) {
   const node = nodes[i] as Proc
   const opens = node.lines.length
   const m = await member(ports[i] as number, rooms)
-  await node.wait((l) => l.event === 'open', opens)
-  return m
+  const opened = await node.wait((l) => l.event === 'open', opens)
+  return { ...m, id: opened.wsId as number }
 }
 
 let nextId = 1
@@ -175,6 +187,33 @@ describe('RedisAdapter across three processes', () => {
     for (const m of [...members, outsider]) m.ws.close()
   })
 
+  it('lists the members of a room on every process with their metadata', async () => {
+    const ann = await client(0, 'team&name=ann')
+    const bob = await client(1, 'team&name=bob')
+    const cy = await client(2, 'team&name=cy')
+    const dan = await client(2, 'elsewhere&name=dan')
+    const anon = await client(2, 'team')
+    const answer = await ask(1, { cmd: 'clusterMembers', room: 'team' })
+    const members = answer.members as ClusterMember[]
+    const byName = (name: string | undefined) => members.find((m) => m.meta.name === name) as ClusterMember
+    expect(members.map((m) => m.meta.name ?? '-').sort()).toEqual(['-', 'ann', 'bob', 'cy'])
+    // The asking process lists its own members first and marks them local.
+    expect(members[0]).toEqual({ process: byName('bob').process, id: bob.id, meta: { name: 'bob' }, local: true })
+    expect(members.filter((m) => m.local)).toHaveLength(1)
+    expect(byName('ann')).toMatchObject({ id: ann.id, local: false })
+    expect(byName('cy')).toMatchObject({ id: cy.id, local: false })
+    expect(byName(undefined)).toMatchObject({ id: anon.id, meta: {}, local: false })
+    // One id per process, the same for all of its members.
+    expect(new Set(members.map((m) => m.process)).size).toBe(3)
+    expect(byName(undefined).process).toBe(byName('cy').process)
+    expect(byName('ann').process).toMatch(/^[0-9a-f]{32}$/)
+    expect((await ask(0, { cmd: 'clusterMembers', room: 'elsewhere' })).members).toEqual([
+      { process: byName('cy').process, id: dan.id, meta: { name: 'dan' }, local: false },
+    ])
+    expect((await ask(0, { cmd: 'clusterMembers', room: 'nobody' })).members).toEqual([])
+    for (const m of [ann, bob, cy, dan, anon]) m.ws.close()
+  })
+
   it('keeps delivering locally while Redis is down, reports it, and resumes after a restart', async () => {
     const a0 = await client(0, 'ops')
     const b0 = await client(0, 'ops')
@@ -207,6 +246,41 @@ describe('RedisAdapter across three processes', () => {
     }
     expect((await ask(2, { cmd: 'clusterRoomSize', room: 'ops' })).size).toBe(4)
     for (const m of [a0, b0, a1, a2]) m.ws.close()
+  })
+})
+
+describe('RedisAdapter cluster questions', () => {
+  const track = trackServers()
+
+  it('rejects with ETIMEDOUT when a subscriber of the control channel never answers', async () => {
+    const channel = `silent-${process.pid}`
+    // A plain Redis client subscribed to the control channel: PUBLISH counts it as a listener,
+    // and it never answers.
+    const silent = spawn('redis-cli', ['-p', String(redisPort), 'subscribe', `${channel}#ctl`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    try {
+      const subscribed = new Promise<void>((resolve, reject) => {
+        let out = ''
+        silent.stdout?.on('data', (d: Buffer) => {
+          out += d.toString()
+          if (/^1$/m.test(out)) resolve()
+        })
+        silent.on('exit', () => reject(new Error('redis-cli exited')))
+      })
+      await subscribed
+      const adapter = new RedisAdapter({ url: `redis://127.0.0.1:${redisPort}`, channel, requestTimeout: 300 })
+      const hub = new Hub({ adapter })
+      track(await serveWebSocket({ hub, open: (ws) => joinRoomsFromQuery(hub, ws) }))
+      await adapter.ready()
+      const members = await caught(() => hub.clusterMembers('room'))
+      expect(members.code).toBe('ETIMEDOUT')
+      expect(members.message).toMatch(/cluster members \(a process did not answer\) timed out/)
+      const size = await caught(() => hub.clusterRoomSize('room'))
+      expect(size.code).toBe('ETIMEDOUT')
+    } finally {
+      silent.kill()
+    }
   })
 })
 

@@ -43,6 +43,18 @@ export interface HubOptions {
 /** Message payloads a hub publishes: a string (text), bytes (binary) or a {@link PreparedMessage}. */
 export type HubMessage = string | ArrayBufferLike | ArrayBufferView | PreparedMessage
 
+/** A member of a room on some process, as {@link Hub.clusterMembers} lists it. */
+export interface ClusterMember {
+  /** The id of the member's process among the adapter's processes (empty without an adapter). */
+  process: string
+  /** The connection's id on its process (`ws.id` there). */
+  id: number
+  /** The connection's metadata ({@link Hub.setMeta}). */
+  meta: Record<string, string>
+  /** True for members on this process: `hub.get(id)` is their connection. */
+  local: boolean
+}
+
 function idOf(target: HubTarget): number {
   if (typeof target === 'number') return target
   if (target && typeof target === 'object' && typeof target.id === 'number') return target.id
@@ -215,6 +227,32 @@ export class Hub<Data = unknown> {
     } catch (err) {
       throw fromNative(err)
     }
+  }
+
+  /**
+   * Members of a room on every process, with their metadata: this process's first, then the
+   * others' as the adapter gathers them (Redis: each process answers on the control channel).
+   * Rejects with `ERR_HUB_ADAPTER` when Redis is unreachable and `ETIMEDOUT` when a process that
+   * heard the question does not answer within `requestTimeout`. Without an adapter, this
+   * process's members only.
+   *
+   * ```ts
+   * hub.setMeta(ws, 'name', 'ann')
+   * const everyone = await hub.clusterMembers('lobby') // [{ process, id, meta: { name: 'ann' }, local }]
+   * ```
+   */
+  async clusterMembers(room: string): Promise<ClusterMember[]> {
+    let raw: Binding.BindingClusterMember[]
+    try {
+      raw = await this.#hub.clusterMembers(roomName(room))
+    } catch (err) {
+      throw fromNative(err)
+    }
+    return raw.map((m) => {
+      const meta: Record<string, string> = {}
+      for (let i = 0; i + 1 < m.meta.length; i += 2) meta[m.meta[i] as string] = m.meta[i + 1] as string
+      return { process: m.node, id: m.id, meta, local: m.local }
+    })
   }
 
   /** Sets per-connection metadata (`null` removes the key). Returns false when the connection is closed. */

@@ -50,6 +50,7 @@ export {
 } from './errors.js'
 export { EventSource, EventSourceErrorEvent, type EventSourceInit, events } from './event-source.js'
 export {
+  type ClusterMember,
   Hub,
   type HubMessage,
   type HubOptions,

@@ -270,10 +270,40 @@ impl BindingHub {
         self.hub.set_adapter(None);
     }
 
+    /// Members of a room on every process, with their metadata (through the adapter).
+    #[napi(ts_return_type = "Promise<Array<BindingClusterMember>>")]
+    pub async fn cluster_members(&self, room: String) -> Outcome<Vec<BindingClusterMember>> {
+        let hub = self.hub.clone();
+        hub.cluster_members(&room)
+            .await
+            .map(|all| {
+                all.into_iter()
+                    .map(|m| BindingClusterMember {
+                        node: m.node,
+                        id: m.id as f64,
+                        meta: m.meta.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+                        local: m.local,
+                    })
+                    .collect()
+            })
+            .into()
+    }
+
     /// Members of a room on every process (through the adapter).
     #[napi(ts_return_type = "Promise<number>")]
     pub async fn cluster_room_size(&self, room: String) -> Outcome<f64> {
         let hub = self.hub.clone();
         hub.cluster_room_size(&room).await.map(|n| n as f64).into()
     }
+}
+
+/// A member of a room on some process (`clusterMembers`).
+#[napi(object)]
+pub struct BindingClusterMember {
+    /// The process's id in the adapter; empty without one.
+    pub node: String,
+    pub id: f64,
+    /// Metadata as a flat list: key, value, key, value, ... sorted by key.
+    pub meta: Vec<String>,
+    pub local: bool,
 }

@@ -56,6 +56,23 @@ pub struct Delivery {
 /// A future returned by an [`Adapter`].
 pub type AdapterFuture = Pin<Box<dyn Future<Output = Result<usize>> + Send>>;
 
+/// The future of [`Adapter::remote_members`].
+pub type MembersFuture = Pin<Box<dyn Future<Output = Result<Vec<ClusterMember>>> + Send>>;
+
+/// A member of a room on some process, as [`Hub::cluster_members`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterMember {
+    /// The process's id in the adapter (the same for all its members; empty without an
+    /// adapter).
+    pub node: String,
+    /// The connection's id on its process.
+    pub id: u64,
+    /// The connection's metadata ([`Hub::set_meta`]), sorted by key.
+    pub meta: Vec<(String, String)>,
+    /// On this process.
+    pub local: bool,
+}
+
 /// Relays publishes to the hubs of other processes.
 pub trait Adapter: Send + Sync + 'static {
     /// Called after a local publish to `room` (`None`: everyone) so other processes deliver it
@@ -63,6 +80,14 @@ pub trait Adapter: Send + Sync + 'static {
     fn publish(&self, room: Option<&str>, msg: &PreparedMessage);
     /// Number of members of `room` on the other processes.
     fn remote_room_size(&self, room: &str) -> AdapterFuture;
+    /// Members of `room` on the other processes, with their metadata.
+    fn remote_members(&self, _room: &str) -> MembersFuture {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    /// This process's id among the adapter's processes.
+    fn node_id(&self) -> String {
+        String::new()
+    }
     /// Stops relaying (the hub is shutting down or the adapter is replaced).
     fn close(&self);
 }
@@ -380,6 +405,51 @@ impl Hub {
         }
     }
 
+    /// Members of `room` on every process, with their metadata: the local ones, then those the
+    /// adapter gathers from the other processes (which fails when one does not answer in time).
+    pub async fn cluster_members(&self, room: &str) -> Result<Vec<ClusterMember>> {
+        let adapter = self.adapter();
+        let node = adapter.as_ref().map(|a| a.node_id()).unwrap_or_default();
+        let mut all: Vec<ClusterMember> = self
+            .member_entries(room)
+            .into_iter()
+            .map(|(id, meta)| ClusterMember {
+                node: node.clone(),
+                id,
+                meta,
+                local: true,
+            })
+            .collect();
+        if let Some(adapter) = adapter {
+            all.extend(adapter.remote_members(room).await?);
+        }
+        Ok(all)
+    }
+
+    /// Ids and metadata (sorted by key) of the local members of `room`, by id.
+    pub fn member_entries(&self, room: &str) -> Vec<(u64, Vec<(String, String)>)> {
+        let st = self.read();
+        let mut out: Vec<(u64, Vec<(String, String)>)> = st
+            .rooms
+            .get(room)
+            .map(|m| {
+                m.keys()
+                    .map(|id| {
+                        let mut meta: Vec<(String, String)> = st
+                            .conns
+                            .get(id)
+                            .map(|c| c.meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                            .unwrap_or_default();
+                        meta.sort();
+                        (*id, meta)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by_key(|(id, _)| *id);
+        out
+    }
+
     /// Queues `msg` on the local receivers only (what an adapter calls for a remote publish).
     pub fn deliver_local(
         &self,
@@ -676,5 +746,37 @@ mod tests {
         hub.deliver_local(Some("r"), &PreparedMessage::text("remote"), &[]);
         assert_eq!(*rec.0.lock().unwrap(), vec![(Some("r".to_string()), 3)]);
         assert_eq!(hub.cluster_room_size("r").await.unwrap(), 6);
+    }
+
+    #[tokio::test]
+    async fn cluster_members_lists_local_members_with_metadata() {
+        let hub = Hub::default();
+        let _a = conn(&hub, 7);
+        let _b = conn(&hub, 3);
+        let _c = conn(&hub, 5);
+        hub.join(7, "r");
+        hub.join(3, "r");
+        hub.join(5, "other");
+        hub.set_meta(3, "name", Some("ann".into()));
+        hub.set_meta(3, "age", Some("30".into()));
+        let all = hub.cluster_members("r").await.unwrap();
+        assert_eq!(
+            all,
+            vec![
+                ClusterMember {
+                    node: String::new(),
+                    id: 3,
+                    meta: vec![("age".into(), "30".into()), ("name".into(), "ann".into())],
+                    local: true,
+                },
+                ClusterMember {
+                    node: String::new(),
+                    id: 7,
+                    meta: vec![],
+                    local: true,
+                },
+            ]
+        );
+        assert!(hub.cluster_members("nobody").await.unwrap().is_empty());
     }
 }

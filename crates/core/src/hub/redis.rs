@@ -35,7 +35,7 @@ use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 
 use super::resp::{self, Value};
-use super::{Adapter, AdapterFuture, Hub, Inner};
+use super::{Adapter, AdapterFuture, ClusterMember, Hub, Inner, MembersFuture};
 use crate::error::{Error, Result, TlsFailure};
 use crate::net::NetStream;
 use crate::tls::{classify_io, client_config, ClientTlsOptions};
@@ -101,21 +101,33 @@ struct Outbound {
     query: Option<u64>,
 }
 
+/// What the other nodes answered to a question: the sum of their room sizes, or their members.
+type Answers = (usize, Vec<ClusterMember>);
+
 struct Pending {
     sum: usize,
+    members: Vec<ClusterMember>,
     got: usize,
     expected: Option<usize>,
-    done: Option<oneshot::Sender<usize>>,
+    done: Option<oneshot::Sender<Answers>>,
 }
 
 impl Pending {
     fn settle(&mut self) {
         if self.expected.is_some_and(|e| self.got >= e) {
             if let Some(done) = self.done.take() {
-                let _ = done.send(self.sum);
+                let _ = done.send((self.sum, std::mem::take(&mut self.members)));
             }
         }
     }
+}
+
+/// A question on the control channel: how many members a room has (`Q`, answered with `A`), or
+/// who they are (`M`, answered with `L`).
+#[derive(Clone, Copy)]
+enum Question {
+    Size,
+    Members,
 }
 
 struct Shared {
@@ -286,47 +298,123 @@ impl Adapter for RedisAdapter {
     fn remote_room_size(&self, room: &str) -> AdapterFuture {
         let shared = self.0.clone();
         let room = room.to_owned();
-        Box::pin(async move {
-            if !shared.subscribed.load(Ordering::Relaxed) {
-                return Err(Error::Adapter("not connected to Redis".into()));
-            }
-            let req = shared.next_req.fetch_add(1, Ordering::Relaxed);
-            let (tx, rx) = oneshot::channel();
-            lock(&shared.pending).insert(
-                req,
-                Pending {
-                    sum: 0,
-                    got: 0,
-                    expected: None,
-                    done: Some(tx),
-                },
-            );
-            let mut f = BytesMut::with_capacity(1 + NODE_LEN + 8 + room.len());
-            f.put_u8(b'Q');
-            f.put_slice(&shared.node);
-            f.put_u64(req);
-            f.put_slice(room.as_bytes());
-            let queued = shared.queue.try_send(Outbound {
-                channel: shared.ctl.clone(),
-                frame: f.freeze(),
-                query: Some(req),
-            });
-            let result = match queued {
-                Err(_) => Err(Error::Adapter("the publish queue is full".into())),
-                Ok(()) => match tokio::time::timeout(shared.opts.request_timeout, rx).await {
-                    Ok(Ok(sum)) => Ok(sum),
-                    Ok(Err(_)) => Err(Error::Adapter("the adapter closed".into())),
-                    Err(_) => Err(Error::Timeout("cluster room size")),
-                },
-            };
-            lock(&shared.pending).remove(&req);
-            result
-        })
+        Box::pin(async move { Ok(ask(&shared, Question::Size, &room).await?.0) })
+    }
+
+    fn remote_members(&self, room: &str) -> MembersFuture {
+        let shared = self.0.clone();
+        let room = room.to_owned();
+        Box::pin(async move { Ok(ask(&shared, Question::Members, &room).await?.1) })
+    }
+
+    fn node_id(&self) -> String {
+        hex(&self.0.node)
     }
 
     fn close(&self) {
         self.0.cancel.cancel();
     }
+}
+
+/// Asks every other node about `room` and waits for all of their answers (as many as Redis says
+/// heard the question) for the request timeout.
+async fn ask(shared: &Arc<Shared>, question: Question, room: &str) -> Result<Answers> {
+    if !shared.subscribed.load(Ordering::Relaxed) {
+        return Err(Error::Adapter("not connected to Redis".into()));
+    }
+    let req = shared.next_req.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = oneshot::channel();
+    lock(&shared.pending).insert(
+        req,
+        Pending {
+            sum: 0,
+            members: Vec::new(),
+            got: 0,
+            expected: None,
+            done: Some(tx),
+        },
+    );
+    let mut f = BytesMut::with_capacity(1 + NODE_LEN + 8 + room.len());
+    f.put_u8(match question {
+        Question::Size => b'Q',
+        Question::Members => b'M',
+    });
+    f.put_slice(&shared.node);
+    f.put_u64(req);
+    f.put_slice(room.as_bytes());
+    let queued = shared.queue.try_send(Outbound {
+        channel: shared.ctl.clone(),
+        frame: f.freeze(),
+        query: Some(req),
+    });
+    let result = match queued {
+        Err(_) => Err(Error::Adapter("the publish queue is full".into())),
+        Ok(()) => match tokio::time::timeout(shared.opts.request_timeout, rx).await {
+            Ok(Ok(answers)) => Ok(answers),
+            Ok(Err(_)) => Err(Error::Adapter("the adapter closed".into())),
+            Err(_) => Err(Error::Timeout(match question {
+                Question::Size => "cluster room size (a process did not answer)",
+                Question::Members => "cluster members (a process did not answer)",
+            })),
+        },
+    };
+    lock(&shared.pending).remove(&req);
+    result
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `L` answer's list: `u32` count, then per member `u64` id, `u16` metadata count and per
+/// entry `u16` key length, key, `u32` value length, value.
+fn encode_members(f: &mut BytesMut, members: &[(u64, Vec<(String, String)>)]) {
+    f.put_u32(u32::try_from(members.len()).unwrap_or(u32::MAX));
+    for (id, meta) in members {
+        f.put_u64(*id);
+        let meta = &meta[..meta.len().min(usize::from(u16::MAX))];
+        f.put_u16(meta.len() as u16);
+        for (k, v) in meta {
+            let k = &k.as_bytes()[..k.len().min(usize::from(u16::MAX))];
+            f.put_u16(k.len() as u16);
+            f.put_slice(k);
+            f.put_u32(u32::try_from(v.len()).unwrap_or(u32::MAX));
+            f.put_slice(v.as_bytes());
+        }
+    }
+}
+
+/// Reads an `L` answer's list; `None` when it is malformed (cut short, or text that is not UTF-8).
+fn decode_members(node: &str, mut b: &[u8]) -> Option<Vec<ClusterMember>> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (b.get(..n)?, b.get(n..)?);
+        *b = rest;
+        Some(head)
+    }
+    fn text(b: &mut &[u8], n: usize) -> Option<String> {
+        String::from_utf8(take(b, n)?.to_vec()).ok()
+    }
+    let count = u32::from_be_bytes(take(&mut b, 4)?.try_into().ok()?);
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let id = u64::from_be_bytes(take(&mut b, 8)?.try_into().ok()?);
+        let entries = u16::from_be_bytes(take(&mut b, 2)?.try_into().ok()?);
+        let mut meta = Vec::with_capacity(usize::from(entries));
+        for _ in 0..entries {
+            let klen = u16::from_be_bytes(take(&mut b, 2)?.try_into().ok()?);
+            let k = text(&mut b, usize::from(klen))?;
+            let vlen = u32::from_be_bytes(take(&mut b, 4)?.try_into().ok()?);
+            let v = text(&mut b, usize::try_from(vlen).ok()?)?;
+            meta.push((k, v));
+        }
+        out.push(ClusterMember {
+            node: node.to_owned(),
+            id,
+            meta,
+            local: false,
+        });
+    }
+    b.is_empty().then_some(out)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -683,6 +771,36 @@ fn on_ctl(shared: &Shared, hub: &Hub, payload: &[u8]) {
                 query: None,
             });
         }
+        b'M' if node != shared.node => {
+            let Ok(room) = std::str::from_utf8(&rest[8..]) else {
+                return;
+            };
+            let members = hub.member_entries(room);
+            let mut f = BytesMut::with_capacity(1 + 2 * NODE_LEN + 12 + members.len() * 16);
+            f.put_u8(b'L');
+            f.put_slice(node);
+            f.put_u64(req);
+            f.put_slice(&shared.node);
+            encode_members(&mut f, &members);
+            let _ = shared.queue.try_send(Outbound {
+                channel: shared.ctl.clone(),
+                frame: f.freeze(),
+                query: None,
+            });
+        }
+        b'L' if node == shared.node => {
+            let Some(answerer) = rest.get(8..8 + NODE_LEN) else {
+                return;
+            };
+            let Some(members) = decode_members(&hex(answerer), &rest[8 + NODE_LEN..]) else {
+                return;
+            };
+            if let Some(p) = lock(&shared.pending).get_mut(&req) {
+                p.members.extend(members);
+                p.got += 1;
+                p.settle();
+            }
+        }
         b'A' if node == shared.node => {
             let Some(count) = rest
                 .get(8..16)
@@ -833,6 +951,32 @@ mod tests {
         .expect("the adapter retries");
         assert!(!adapter.is_subscribed());
         adapter.close();
+    }
+
+    #[test]
+    fn member_lists_round_trip_and_malformed_ones_are_refused() {
+        let members = vec![
+            (3, vec![("name".to_string(), "ann".to_string())]),
+            (9, vec![]),
+        ];
+        let mut f = BytesMut::new();
+        encode_members(&mut f, &members);
+        let decoded = decode_members("ab", &f).unwrap();
+        assert_eq!(decoded.len(), 2);
+        assert_eq!(decoded[0].id, 3);
+        assert_eq!(decoded[0].meta, members[0].1);
+        assert_eq!(decoded[0].node, "ab");
+        assert!(!decoded[0].local);
+        assert_eq!(decoded[1].id, 9);
+        // Cut anywhere, or with bytes left over, it is refused rather than misread.
+        for cut in 0..f.len() {
+            assert!(decode_members("ab", &f[..cut]).is_none(), "cut at {cut}");
+        }
+        let mut longer = f.to_vec();
+        longer.push(0);
+        assert!(decode_members("ab", &longer).is_none());
+        // A count far larger than the bytes that follow.
+        assert!(decode_members("ab", &[0xff, 0xff, 0xff, 0xff]).is_none());
     }
 
     #[test]
