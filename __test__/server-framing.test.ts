@@ -191,6 +191,65 @@ describe('headerReadTimeout runs from accept in every protocol mode', () => {
   })
 })
 
+describe('one clear-text port for HTTP/1.1 and HTTP/2 (http2: true, the default)', () => {
+  it('tells an HTTP/2 preface sent byte by byte from HTTP/1.1, and serves both', async () => {
+    const server = await start({ fetch: (req) => `${req.httpVersion} ${req.method}` })
+    // A proxy that passes the client's first 64 bytes on one at a time, the rest as they come.
+    const proxy = net.createServer((client) => {
+      const upstream = net.connect(server.port, '127.0.0.1')
+      upstream.setNoDelay(true)
+      let sent = 0
+      let chain = Promise.resolve()
+      client.on('data', (data: Buffer) => {
+        chain = chain.then(async () => {
+          for (const byte of data) {
+            upstream.write(Buffer.of(byte))
+            if (sent++ < 64) await new Promise((r) => setTimeout(r, 1))
+          }
+        })
+      })
+      upstream.pipe(client)
+      client.on('error', () => upstream.destroy())
+      upstream.on('error', () => client.destroy())
+      client.on('close', () => upstream.destroy())
+    })
+    proxy.listen(0, '127.0.0.1')
+    await once(proxy, 'listening')
+    const proxyPort = (proxy.address() as net.AddressInfo).port
+    try {
+      const session = http2.connect(`http://127.0.0.1:${proxyPort}`)
+      const viaH2 = await new Promise<string>((resolve, reject) => {
+        session.on('error', reject)
+        const req = session.request({ ':path': '/' })
+        let text = ''
+        req.on('data', (d: Buffer) => {
+          text += d.toString()
+        })
+        req.on('end', () => resolve(text))
+        req.on('error', reject)
+        req.end()
+      })
+      session.close()
+      expect(viaH2).toBe('2 GET')
+      // HTTP/1.1 through the same proxy, and a method that starts like the preface.
+      for (const [head, status] of [
+        ['GET / HTTP/1.1\r\nHost: x\r\n\r\n', /^HTTP\/1\.1 200[\s\S]*1\.1 GET$/],
+        ['PRIX / HTTP/1.1\r\nHost: x\r\n\r\n', /^HTTP\/1\.1 200[\s\S]*1\.1 PRIX$/],
+      ] as const) {
+        const h1 = net.connect(proxyPort, '127.0.0.1')
+        await once(h1, 'connect')
+        const reply = once(h1, 'data') as Promise<[Buffer]>
+        h1.write(head)
+        const [data] = await reply
+        expect(data.toString()).toMatch(status)
+        h1.destroy()
+      }
+    } finally {
+      proxy.close()
+    }
+  })
+})
+
 describe('request heads the server refuses', () => {
   it('answers 400 to a Host that is not a host', async () => {
     const server = await start({ fetch: (req) => req.url })

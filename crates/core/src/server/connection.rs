@@ -14,12 +14,14 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 use super::*;
 
 /// Serves HTTP on an established (plain or TLS) stream.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn serve_io<I: io::Io>(
     ctx: &Arc<Ctx>,
     builder: &ConnBuilder,
     io: I,
     peer: Option<SocketAddr>,
     tls: Option<Arc<ConnTls>>,
+    sniffed: Option<Protocols>,
     activity: &Arc<Activity>,
     stop: &mut watch::Receiver<Option<Duration>>,
 ) {
@@ -48,7 +50,7 @@ pub(super) async fn serve_io<I: io::Io>(
     let protocols = match alpn {
         Some(b"h2") => Protocols::Http2,
         Some(b"http/1.1") => Protocols::Http1,
-        _ => builder.protocols,
+        _ => sniffed.unwrap_or(builder.protocols),
     };
     match protocols {
         Protocols::Both => {
@@ -169,6 +171,39 @@ pub(super) async fn drive<C: std::future::Future>(
     }
 }
 
+/// Tells HTTP/2 by prior knowledge from HTTP/1.1 on a clear-text connection
+/// ([`Counted::sniff_h2`]), within the time a request head may take (or the idle timeout when
+/// that is off). `None`: the time ran out (counted as a timeout) or the server is stopping.
+async fn sniff(
+    ctx: &Ctx,
+    io: &mut Counted,
+    activity: &Activity,
+    stop: &mut watch::Receiver<Option<Duration>>,
+) -> Option<Protocols> {
+    let limit = [
+        ctx.opts.header_read_timeout,
+        ctx.opts.idle_timeout.unwrap_or_default(),
+    ]
+    .into_iter()
+    .filter(|d| !d.is_zero())
+    .min();
+    let deadline = limit.map(|d| activity.accepted + d);
+    let timer = async {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        h2 = io.sniff_h2() => Some(if h2 { Protocols::Http2 } else { Protocols::Http1 }),
+        _ = timer => {
+            ctx.stats.timeouts.fetch_add(1, Relaxed);
+            None
+        }
+        _ = stop.changed() => None,
+    }
+}
+
 pub(super) async fn serve_connection(
     ctx: Arc<Ctx>,
     builder: Arc<ConnBuilder>,
@@ -183,7 +218,25 @@ pub(super) async fn serve_connection(
     let activity = Arc::new(Activity::new(fd));
     let io = Counted::new(io, stats.clone(), activity.clone());
     match &ctx.tls {
-        None => serve_io(&ctx, &builder, io, peer, None, &activity, &mut stop).await,
+        None => {
+            let mut io = io;
+            // Serving both protocols in clear text, the first bytes tell which one the client
+            // speaks. Told here rather than by hyper-util's `auto` connection, the connection is
+            // a plain HTTP/1.1 or HTTP/2 one, and an upgraded WebSocket runs on this stream
+            // itself instead of hyper's boxed one.
+            let sniffed = if builder.protocols == Protocols::Both {
+                match sniff(&ctx, &mut io, &activity, &mut stop).await {
+                    Some(p) => Some(p),
+                    None => return,
+                }
+            } else {
+                None
+            };
+            serve_io(
+                &ctx, &builder, io, peer, None, sniffed, &activity, &mut stop,
+            )
+            .await
+        }
         Some(config) => {
             let config = config.read().unwrap_or_else(|e| e.into_inner()).clone();
             let handshake = tokio_rustls::TlsAcceptor::from(config).accept(io);
@@ -208,6 +261,7 @@ pub(super) async fn serve_connection(
                         stream,
                         peer,
                         Some(tls),
+                        None,
                         &activity,
                         &mut stop,
                     )

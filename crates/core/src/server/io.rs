@@ -199,7 +199,12 @@ pub(crate) struct Counted {
     stats: Arc<Stats>,
     activity: Arc<Activity>,
     peer_closed: bool,
+    /// Bytes read to tell HTTP/1.1 from HTTP/2 ([`Counted::sniff_h2`]), read again first.
+    rewind: Option<bytes::Bytes>,
 }
+
+/// What an HTTP/2 connection by prior knowledge starts with (RFC 9113 section 3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// How long, and how much, a lingering close reads before giving up.
 const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
@@ -245,7 +250,30 @@ impl Counted {
             stats,
             activity,
             peer_closed: false,
+            rewind: None,
         }
+    }
+
+    /// Reads until the bytes stop matching the HTTP/2 preface (true when all 24 match), and keeps
+    /// what it read to be read again. An HTTP/1.1 request is told by its first byte; the end of
+    /// the stream or an error ends the sniff (the HTTP/1.1 parser then sees them).
+    pub(crate) async fn sniff_h2(&mut self) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut got = [0u8; H2_PREFACE.len()];
+        let mut n = 0;
+        while n < got.len() {
+            match self.read(&mut got[n..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => n += read,
+            }
+            if got[..n] != H2_PREFACE[..n] {
+                break;
+            }
+        }
+        if n > 0 {
+            self.rewind = Some(bytes::Bytes::copy_from_slice(&got[..n]));
+        }
+        n == H2_PREFACE.len() && got == *H2_PREFACE
     }
 
     fn touch(&self) {
@@ -279,6 +307,30 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if let Some(rewind) = &mut self.rewind {
+            let n = rewind.len().min(buf.remaining());
+            buf.put_slice(&rewind[..n]);
+            bytes::Buf::advance(rewind, n);
+            if rewind.is_empty() {
+                self.rewind = None;
+                // What followed the sniffed bytes comes in the same read, when it is there: a
+                // request head cut after its first bytes makes hyper grow its read buffer to
+                // 16 KiB for the rest (8 KiB more per idle keep-alive connection).
+                if buf.remaining() > 0 {
+                    let before = buf.filled().len();
+                    if let Poll::Ready(Ok(())) = self.io().poll_read(cx, buf) {
+                        let more = buf.filled().len() - before;
+                        if more > 0 {
+                            self.stats.bytes_in.fetch_add(more as u64, Relaxed);
+                            self.touch();
+                        } else {
+                            self.peer_closed = true;
+                        }
+                    }
+                }
+            }
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let res = self.io().poll_read(cx, buf);
         let n = buf.filled().len() - before;
