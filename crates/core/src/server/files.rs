@@ -1104,15 +1104,18 @@ fn etag_list_matches(list: &[u8], ours: &str) -> bool {
     }
 }
 
-/// True when `If-Range` lets the range through: an entity tag equal to ours, character for
-/// character, or a date equal to the modification time in whole seconds.
+/// True when `If-Range` lets the range through: a strong entity tag equal to ours, or a date
+/// equal to the modification time in whole seconds. If-Range compares entity tags strongly
+/// (RFC 9110 section 13.1.5): a weak one on either side never matches, and the engine's file
+/// tags are weak, so a client resuming by entity tag gets the whole file again and one resuming
+/// by date gets the range.
 fn if_range_matches(value: &HeaderValue, etag: &str, mtime_secs: Option<u64>) -> bool {
     let Ok(value) = value.to_str() else {
         return false;
     };
     let value = value.trim();
     if value.starts_with('"') || value.starts_with("W/") {
-        return value == etag;
+        return !value.starts_with("W/") && !etag.starts_with("W/") && value == etag;
     }
     match (httpdate::parse_http_date(value), mtime_secs) {
         (Ok(date), Some(secs)) => date
@@ -1690,8 +1693,11 @@ mod tests {
         let etag = whole.header(header::ETAG).unwrap();
         let date = whole.header(header::LAST_MODIFIED).unwrap();
         let old = httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(1000));
+        let strong = etag.strip_prefix("W/").unwrap();
         for (if_range, partial) in [
-            (etag, true),
+            // Weak tags never match in If-Range: ours is weak, so neither form of it does.
+            (etag, false),
+            (strong, false),
             (date, true),
             ("W/\"0-0\"", false),
             ("\"other\"", false),
