@@ -155,7 +155,14 @@ describe('an option of the wrong type throws ERR_INVALID_ARG_TYPE naming it', ()
       () => new WebSocket('ws://127.0.0.1:1/', [], { compression: { serverNoContextTakeover: 'x' } } as never),
     )
     expect(e.code).toBe('ERR_INVALID_ARG_TYPE')
-    expect(e.message).toBe('compression has the wrong type')
+    expect(e.message).toBe('compression.serverNoContextTakeover has the wrong type: expected a boolean, got string')
+    const onServer = await caught(() =>
+      serve({ fetch: fetchHandler, websocket: { compression: { clientNoContextTakeover: 1 } } } as never),
+    )
+    expect(onServer.code).toBe('ERR_INVALID_ARG_TYPE')
+    expect(onServer.message).toBe(
+      'compression.clientNoContextTakeover has the wrong type: expected a boolean, got number',
+    )
   })
 
   it('serve options', async () => {

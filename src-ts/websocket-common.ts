@@ -105,9 +105,19 @@ export function bindingCompression(
     return b
   }
   const memLevel = checkInteger('memLevel', c.memLevel, 9)
+  const flag = (name: 'serverNoContextTakeover' | 'clientNoContextTakeover') => {
+    const v: unknown = c[name]
+    if (v !== undefined && typeof v !== 'boolean') {
+      throw new InvalidArgumentError(
+        'ERR_INVALID_ARG_TYPE',
+        `compression.${name} has the wrong type: expected a boolean, got ${typeof v}`,
+      )
+    }
+    return v
+  }
   return {
-    serverNoContextTakeover: c.serverNoContextTakeover,
-    clientNoContextTakeover: c.clientNoContextTakeover,
+    serverNoContextTakeover: flag('serverNoContextTakeover'),
+    clientNoContextTakeover: flag('clientNoContextTakeover'),
     serverMaxWindowBits: bits('serverMaxWindowBits', c.serverMaxWindowBits),
     clientMaxWindowBits: bits('clientMaxWindowBits', c.clientMaxWindowBits),
     threshold: checkInteger('threshold', c.threshold),
