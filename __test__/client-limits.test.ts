@@ -117,6 +117,28 @@ describe('the client stops inside its limits', () => {
     expect(res.status).toBe(200)
   })
 
+  it('keeps every byte of a header value that is not UTF-8 (read as Latin-1)', async () => {
+    const server = net.createServer((socket) => {
+      socket.once('data', () => {
+        const head = Buffer.concat([
+          Buffer.from('HTTP/1.1 200 OK\r\nx-latin1: caf'),
+          Buffer.from([0xe9, 0x20, 0xff]),
+          Buffer.from('\r\nx-utf8: caf\u00e9\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok'),
+        ])
+        socket.end(head)
+      })
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    peers.cleanups.push(() => server.close())
+    const res = await new Client().fetch(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}/`)
+    const latin1 = res.headers.get('x-latin1') as string
+    expect(latin1).toBe('caf\u00e9 \u00ff')
+    expect([...Buffer.from(latin1, 'latin1')]).toEqual([0x63, 0x61, 0x66, 0xe9, 0x20, 0xff])
+    expect(res.headers.get('x-utf8')).toBe('caf\u00e9')
+    expect(await res.text()).toBe('ok')
+  })
+
   it('reads a response with 300 header fields and names the reason past the limit', async () => {
     const server = net.createServer((socket) => {
       socket.once('data', (req: Buffer) => {

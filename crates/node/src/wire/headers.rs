@@ -9,7 +9,9 @@ use hypersock_core::server::header_map;
 
 use crate::error::Fail;
 
-/// Flattens header pairs into `[name, value, name, value, ...]`.
+/// Flattens header pairs into `[name, value, name, value, ...]`. A value that is not UTF-8 is
+/// read as Latin-1 (one character per byte, as Node's `http` and WHATWG's byte strings read
+/// it), so that no byte is lost: `Buffer.from(value, 'latin1')` gives the bytes back.
 pub(crate) fn flat_headers<'a, I, V>(pairs: I) -> Vec<String>
 where
     I: IntoIterator<Item = (&'a str, V)>,
@@ -18,9 +20,17 @@ where
     let mut out = Vec::new();
     for (name, value) in pairs {
         out.push(name.to_owned());
-        out.push(String::from_utf8_lossy(value.as_ref()).into_owned());
+        out.push(header_text(value.as_ref()));
     }
     out
+}
+
+/// A header value as text: UTF-8 when it is, Latin-1 otherwise.
+pub(crate) fn header_text(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(text) => text.to_owned(),
+        Err(_) => value.iter().map(|&b| char::from(b)).collect(),
+    }
 }
 
 /// Pairs up a flat `[name, value, ...]` list coming from JS.
@@ -136,5 +146,21 @@ mod tests {
     fn a_peers_non_utf8_bytes_cross_as_replacement_characters() {
         let flat = flat_headers([("x", &b"caf\xe9"[..])]);
         assert_eq!(flat, vec!["x", "caf\u{fffd}"]);
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::header_text;
+
+    #[test]
+    fn values_that_are_not_utf8_keep_every_byte() {
+        assert_eq!(header_text(b"plain"), "plain");
+        assert_eq!(header_text("caf\u{e9}".as_bytes()), "caf\u{e9}");
+        // Latin-1 bytes: 0xE9 alone is not UTF-8.
+        let latin1 = header_text(b"caf\xe9 \xff");
+        assert_eq!(latin1, "caf\u{e9} \u{ff}");
+        let back: Vec<u8> = latin1.chars().map(|c| c as u8).collect();
+        assert_eq!(back, b"caf\xe9 \xff");
     }
 }
