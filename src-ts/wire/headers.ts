@@ -5,8 +5,9 @@
 
 /**
  * Builds a `Headers` from a flat `[name, value, ...]` list, keeping order and repeats. A value
- * with characters above U+00FF (the addon decodes the peer's bytes as UTF-8), which a `Headers`
- * cannot hold, is taken as its UTF-8 bytes read one by one (Latin-1), as WHATWG fetch reads them.
+ * with characters above U+00FF (the addon decodes the peer's bytes as UTF-8 when they are UTF-8,
+ * as Latin-1 when not), which a `Headers` cannot hold, is taken as its UTF-8 bytes read one by
+ * one (Latin-1), as WHATWG fetch reads them: either way every byte the peer sent is kept.
  */
 export function headersFromFlat(flat: string[]): Headers {
   const headers = new Headers()
