@@ -98,6 +98,19 @@ struct Conn {
     meta: HashMap<String, String>,
 }
 
+impl Conn {
+    /// The connection's metadata, sorted by key.
+    fn sorted_meta(&self) -> Vec<(String, String)> {
+        let mut all: Vec<(String, String)> = self
+            .meta
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort();
+        all
+    }
+}
+
 /// A room's members, with their handles, so that a fan-out walks one table instead of looking
 /// every member up in the connections.
 type Members = HashMap<u64, WsHandle>;
@@ -355,14 +368,11 @@ impl Hub {
 
     /// All metadata of connection `id`, sorted by key.
     pub fn meta_all(&self, id: u64) -> Vec<(String, String)> {
-        let mut all: Vec<(String, String)> = self
-            .read()
+        self.read()
             .conns
             .get(&id)
-            .map(|c| c.meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
-        all.sort();
-        all
+            .map(Conn::sorted_meta)
+            .unwrap_or_default()
     }
 
     /// Installs (or with `None` removes) the adapter that relays publishes to other
@@ -435,13 +445,8 @@ impl Hub {
             .map(|m| {
                 m.keys()
                     .map(|id| {
-                        let mut meta: Vec<(String, String)> = st
-                            .conns
-                            .get(id)
-                            .map(|c| c.meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                            .unwrap_or_default();
-                        meta.sort();
-                        (*id, meta)
+                        let meta = st.conns.get(id).map(Conn::sorted_meta);
+                        (*id, meta.unwrap_or_default())
                     })
                     .collect()
             })

@@ -26,7 +26,7 @@ where
 }
 
 /// A header value as text: UTF-8 when it is, Latin-1 otherwise.
-pub(crate) fn header_text(value: &[u8]) -> String {
+fn header_text(value: &[u8]) -> String {
     match std::str::from_utf8(value) {
         Ok(text) => text.to_owned(),
         Err(_) => value.iter().map(|&b| char::from(b)).collect(),
