@@ -169,6 +169,11 @@ export declare class BindingHub {
   closeAdapter(): void
   /** Members of a room on every process, with their metadata (through the adapter). */
   clusterMembers(room: string): Promise<Array<BindingClusterMember>>
+  /**
+   * Joins a room after replaying, from the adapter's history, the room's messages after the
+   * id `since` (streams mode).
+   */
+  joinSince(conn: number, room: string, since: string): Promise<BindingRecovery>
   /** Members of a room on every process (through the adapter). */
   clusterRoomSize(room: string): Promise<number>
 }
@@ -511,6 +516,13 @@ export interface BindingPoolStats {
   opened: number
 }
 
+/** What `joinSince` did. */
+export interface BindingRecovery {
+  joined: boolean
+  recovered: boolean
+  replayed: number
+}
+
 /** What the redirect hook is told (see `RedirectContext`). */
 export interface BindingRedirectContext {
   from: string
@@ -532,6 +544,14 @@ export interface BindingRedisOptions {
   maxQueue?: number
   /** TLS settings of a `rediss://` URL. */
   tls?: BindingTlsOptions
+  /** Relay through a Redis Stream (at least once, with a history) instead of pub/sub. */
+  streams?: boolean
+  /** Streams mode: messages the history keeps. */
+  historySize?: number
+  /** Streams mode: drop the history after this long without a publish. */
+  historyTtlMs?: number
+  /** Streams mode: start each delivered message with its id and a space. */
+  stampIds?: boolean
 }
 
 /** What one request sets instead of its client's options. */

@@ -6,13 +6,10 @@
 // hubs in this process relay through a redis-server on a TLS port (with and without client
 // certificates, made at test time), and a wrong CA or a missing client certificate is reported
 // as a TLS error without delivery.
-import { type ChildProcess, spawn } from 'node:child_process'
-import { once } from 'node:events'
+import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import {
   type ClientTlsOptions,
   type ClusterMember,
@@ -24,92 +21,28 @@ import {
 } from 'hypersock'
 import { generateCertificate } from 'hypersock/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import WS from 'ws'
 import { caught, freePort, joinRoomsFromQuery, trackServers } from './helpers.js'
-
-type Line = { event: string; [k: string]: unknown }
-
-/** A child process that speaks JSON lines, with a way to wait for a matching line. */
-class Proc {
-  child: ChildProcess
-  lines: Line[] = []
-  #waiters: Array<() => void> = []
-
-  constructor(child: ChildProcess, parse: (line: string) => Line | null) {
-    this.child = child
-    child.stderr?.on('data', (d: Buffer) => process.stderr.write(d))
-    const rl = createInterface({ input: child.stdout as NodeJS.ReadableStream })
-    rl.on('line', (text) => {
-      const line = parse(text)
-      if (!line) return
-      this.lines.push(line)
-      for (const w of this.#waiters.splice(0)) w()
-    })
-    child.on('exit', () => {
-      this.lines.push({ event: 'exit' })
-      for (const w of this.#waiters.splice(0)) w()
-    })
-  }
-
-  /** Waits for the `n`th line (counting from `from`) that matches. */
-  async wait(match: (l: Line) => boolean, from = 0, n = 1): Promise<Line> {
-    for (;;) {
-      const hits = this.lines.slice(from).filter(match)
-      if (hits.length >= n) return hits[n - 1] as Line
-      if (this.lines.some((l) => l.event === 'exit')) throw new Error('process exited')
-      await new Promise<void>((r) => this.#waiters.push(r))
-    }
-  }
-
-  send(o: unknown): void {
-    this.child.stdin?.write(`${JSON.stringify(o)}\n`)
-  }
-
-  kill(): void {
-    if (this.child.exitCode === null) this.child.kill('SIGKILL')
-  }
-}
+import { type Line, member, type Proc, spawnNode, spawnRedis } from './redis-procs.js'
 
 let redisPort = 0
 let redis: Proc | undefined
 const nodes: Proc[] = []
 const ports: number[] = []
 
-/** A redis-server on loopback with `args` (ports, TLS files), without persistence. */
-async function spawnRedis(args: string[]): Promise<Proc> {
-  const child = spawn('redis-server', [...args, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const proc = new Proc(child, (text) => (/Ready to accept connections/.test(text) ? { event: 'ready' } : null))
-  await proc.wait((l) => l.event === 'ready')
-  return proc
-}
-
 function startRedis(): Promise<Proc> {
   return spawnRedis(['--port', String(redisPort)])
 }
-
-const fixture = fileURLToPath(new URL('./fixtures/hub-node.mjs', import.meta.url))
 
 beforeAll(async () => {
   redisPort = await freePort()
   redis = await startRedis()
   for (let i = 0; i < 3; i++) {
-    const child = spawn(process.execPath, [fixture], {
-      env: { ...process.env, REDIS_URL: `redis://127.0.0.1:${redisPort}`, HUB_CHANNEL: `test-${redisPort}` },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    })
-    const node = new Proc(child, (text) => {
-      try {
-        return JSON.parse(text) as Line
-      } catch {
-        return null
-      }
+    const { node, port } = await spawnNode({
+      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      HUB_CHANNEL: `test-${redisPort}`,
     })
     nodes.push(node)
-    const listening = await node.wait((l) => l.event === 'listening')
-    ports.push(listening.port as number)
-    await node.wait((l) => l.event === 'ready')
+    ports.push(port)
   }
 }, 60_000)
 
@@ -117,22 +50,6 @@ afterAll(() => {
   for (const n of nodes) n.kill()
   redis?.kill()
 })
-
-/** A `ws` client of the server on `port` in `rooms`, recording text messages; open when it returns. */
-async function member(port: number, rooms: string) {
-  const ws = new WS(`ws://127.0.0.1:${port}/?rooms=${rooms}`)
-  const got: string[] = []
-  const waiters: Array<() => void> = []
-  ws.on('message', (d: Buffer) => {
-    got.push(d.toString())
-    for (const w of waiters.splice(0)) w()
-  })
-  await once(ws, 'open')
-  const until = async (pred: () => boolean) => {
-    while (!pred()) await new Promise<void>((r) => waiters.push(r))
-  }
-  return { ws, got, until }
-}
 
 /**
  * A member of node `i` in `rooms` (which may go on with `&name=...`), returned once the node's

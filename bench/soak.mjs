@@ -18,9 +18,8 @@
 // second round, when any request, connection or publish failed, or when it overruns its hard
 // time limit (http 10 min, ws 10 min, redis 5 min). The exit code is 1 if any phase failed.
 // SOAK_SCALE=0.01 multiplies every count (requests, connections, rounds; rounds stay >= 3).
-import net from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { ensureTools, killAll, spawnRedis, track } from './lib/proc.mjs'
+import { ensureTools, freePort, killAll, spawnRedis, track } from './lib/proc.mjs'
 
 const SELF = fileURLToPath(import.meta.url)
 const MiB = 2 ** 20
@@ -510,17 +509,6 @@ async function wsPhase(main, phase) {
       })
     }
     if (c.wsErrors > 0) addErrors(phase, c.wsErrors, { 'server WebSocket error events': c.wsErrors })
-  })
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
   })
 }
 

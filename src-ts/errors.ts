@@ -32,7 +32,7 @@ export interface HypersockErrorOptions {
   phase?: TimeoutPhase
 }
 
-/** The connection could not be made or was lost (`ECONNREFUSED`, `ECONNRESET`, `ENOTFOUND`, `EPIPE`; `ERR_HUB_ADAPTER` for a hub's Redis). */
+/** The connection could not be made or was lost (`ECONNREFUSED`, `ECONNRESET`, `ENOTFOUND`, `EPIPE`; `ERR_HUB_ADAPTER` for a hub's Redis, `ERR_HUB_HISTORY_GAP` when its stream was trimmed past a process's position). */
 export class ConnectionError extends HypersockError {}
 
 /** Which limit a {@link TimeoutError} hit. */
@@ -101,6 +101,7 @@ const classes: Record<string, ErrorClass> = {
   ERR_MOCK_NOT_MATCHED: ConnectionError,
   ECONNRESET: ConnectionError,
   ERR_HUB_ADAPTER: ConnectionError,
+  ERR_HUB_HISTORY_GAP: ConnectionError,
   ENOTFOUND: ConnectionError,
   EPIPE: ConnectionError,
   ETIMEDOUT: TimeoutError,

@@ -40,6 +40,31 @@ export interface HubOptions {
   adapter?: RedisAdapter
 }
 
+/** Options of {@link Hub.join} that make it catch a reconnecting client up. */
+export interface JoinOptions {
+  /**
+   * The id of the last message of this room the client saw (it came first in every message,
+   * with `stampIds`). The client is sent the room's messages after it from the adapter's history,
+   * then joins: it gets what it missed, then the live messages, in order, each once. Needs a
+   * `RedisAdapter` with `mode: 'streams'`.
+   */
+  since: string
+}
+
+/** What {@link Hub.join} with `since` did. */
+export interface JoinResult {
+  /** The connection joined the room (false: closed, or already in it; then nothing was replayed). */
+  joined: boolean
+  /**
+   * The history still held every message after `since`, and the client got them all. False
+   * when it no longer reaches back that far: nothing was replayed, and the client must catch up
+   * another way (e.g. reload the room's state).
+   */
+  recovered: boolean
+  /** Messages replayed to the connection. */
+  replayed: number
+}
+
 /** Message payloads a hub publishes: a string (text), bytes (binary) or a {@link PreparedMessage}. */
 export type HubMessage = string | ArrayBufferLike | ArrayBufferView | PreparedMessage
 
@@ -172,8 +197,35 @@ export class Hub<Data = unknown> {
   }
 
   /** Adds a connection to a room. Returns false when it is closed or already in the room. */
-  join(ws: HubTarget, room: string): boolean {
-    return this.#hub.join(idOf(ws), roomName(room))
+  join(ws: HubTarget, room: string): boolean
+  /**
+   * Catches a reconnecting client up, then adds it to the room: with a `RedisAdapter` in
+   * `mode: 'streams'`, sends the connection the room's messages after `since` from the history,
+   * then joins it, so that it gets each message once and in order. Rejects with
+   * `ERR_INVALID_ARG_VALUE` for an id that is not one, `ERR_HUB_ADAPTER` without a streams
+   * adapter, and `ETIMEDOUT` when Redis does not answer within `requestTimeout`.
+   *
+   * ```ts
+   * // the client connects with ?since=<the id of the last message it saw>
+   * const since = new URL(ws.url, 'http://x').searchParams.get('since')
+   * const { recovered } = since ? await hub.join(ws, 'news', { since }) : { recovered: false, joined: hub.join(ws, 'news') }
+   * ```
+   */
+  join(ws: HubTarget, room: string, options: JoinOptions): Promise<JoinResult>
+  join(ws: HubTarget, room: string, options?: JoinOptions): boolean | Promise<JoinResult> {
+    if (options === undefined) return this.#hub.join(idOf(ws), roomName(room))
+    checkOptions('hub.join()', options, JOIN_KEYS)
+    const { since } = options
+    if (typeof since !== 'string') {
+      throw new InvalidArgumentError(
+        'ERR_INVALID_ARG_VALUE',
+        'since must be a message id string, like "1733212345678-0"',
+      )
+    }
+    const hub = this.#hub
+    return hub.joinSince(idOf(ws), roomName(room), since).catch((err: unknown) => {
+      throw fromNative(err)
+    })
   }
 
   /** Removes a connection from a room. Returns false when it was not in it. */
@@ -319,7 +371,31 @@ export interface RedisAdapterOptions {
    * `cert` and `key` for a server that requires client certificates. Only with `rediss://`.
    */
   tls?: ClientTlsOptions
+  /**
+   * `'pubsub'` (default): Redis pub/sub, at most once: what a process misses while it is away
+   * from Redis is lost. `'streams'`: every message is appended to a Redis Stream that every
+   * process reads from where it stopped, the publisher's own included: at least once to each
+   * process and exactly once to each member within the history, in one order everywhere, and
+   * clients that reconnect can catch up ({@link Hub.join} with `since`). A publish is delivered
+   * (locally too) once Redis has stored it, so `publish()` returns zero counts.
+   */
+  mode?: 'pubsub' | 'streams'
+  /**
+   * Streams mode: messages the history keeps (approximately: Redis trims in blocks, keeping up to
+   * about a hundred more). Default 10 000.
+   */
+  historySize?: number
+  /** Streams mode: drop the whole history after this many ms without a publish. Default: never. */
+  historyTtl?: number
+  /**
+   * Streams mode: start every message members receive with its id and a space
+   * (`"1733212345678-0 hello"`; the same bytes before a binary payload), so that a client can
+   * resume with the last one it saw. Default false.
+   */
+  stampIds?: boolean
 }
+
+const JOIN_KEYS = optionKeys<JoinOptions>({ since: true })
 
 const AdapterEvent = native.AdapterEventKind
 const HUB_KEYS = optionKeys<HubOptions>({ slowConsumer: true, maxBackpressure: true, adapter: true })
@@ -329,6 +405,10 @@ const REDIS_ADAPTER_KEYS = optionKeys<RedisAdapterOptions>({
   requestTimeout: true,
   maxQueue: true,
   tls: true,
+  mode: true,
+  historySize: true,
+  historyTtl: true,
+  stampIds: true,
 })
 
 /**
@@ -380,12 +460,31 @@ export class RedisAdapter extends EventEmitter {
       }
       return n
     }
+    const mode = options.mode
+    if (mode !== undefined && mode !== 'pubsub' && mode !== 'streams') {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', "mode must be 'pubsub' or 'streams'")
+    }
+    for (const key of ['historySize', 'historyTtl', 'stampIds'] as const) {
+      if (options[key] !== undefined && mode !== 'streams') {
+        throw new InvalidArgumentError(
+          'ERR_INVALID_ARG_VALUE',
+          `${key} needs mode: 'streams' (pub/sub keeps no history)`,
+        )
+      }
+    }
+    if (options.stampIds !== undefined && typeof options.stampIds !== 'boolean') {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'stampIds must be a boolean')
+    }
     this.#options = {
       url,
       channel,
       requestTimeout: int('requestTimeout', options.requestTimeout),
       maxQueue: int('maxQueue', options.maxQueue),
       tls: options.tls,
+      mode,
+      historySize: int('historySize', options.historySize),
+      historyTtl: int('historyTtl', options.historyTtl),
+      stampIds: options.stampIds,
     }
     this.#ready = new Promise((resolve) => {
       this.#resolveReady = resolve
@@ -420,6 +519,10 @@ export class RedisAdapter extends EventEmitter {
           requestTimeoutMs: this.#options.requestTimeout,
           maxQueue: this.#options.maxQueue,
           tls: nativeTlsOptions(this.#options.tls),
+          streams: this.#options.mode === 'streams',
+          historySize: this.#options.historySize,
+          historyTtlMs: this.#options.historyTtl,
+          stampIds: this.#options.stampIds,
         },
         (kind: number, error: Error | null) => this.#event(kind, error),
       )

@@ -55,6 +55,8 @@ export {
   type HubMessage,
   type HubOptions,
   type HubTarget,
+  type JoinOptions,
+  type JoinResult,
   type PublishOptions,
   type PublishResult,
   RedisAdapter,

@@ -1,6 +1,7 @@
 // Child processes of the benchmark: every one is tracked so that none outlives the harness.
 import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import net from 'node:net'
 import { createInterface } from 'node:readline'
 
 /** Every child still running. */
@@ -189,4 +190,16 @@ export async function idleRssPerConnection(pid, command, args, count) {
   } finally {
     load.kill('SIGKILL')
   }
+}
+
+/** A TCP port free on 127.0.0.1 just now. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
 }

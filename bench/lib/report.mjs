@@ -250,6 +250,28 @@ const ROWS = [
   ['Hub 100-member room chat, deliveries/s (32 B)', 'hub-room-100', 'uWebSockets'],
   ['Hub publish latency through Redis, p50 µs (lower is better)', 'hub-redis-p50-us', 'one process, no Redis', true],
   ['Hub publish latency through Redis, p99 µs (lower is better)', 'hub-redis-p99-us', 'one process, no Redis', true],
+  [
+    'Hub publish latency through a Redis Stream, p50 µs (lower is better)',
+    'hub-redis-p50-us',
+    'one process, no Redis',
+    true,
+    'hypersock streams',
+  ],
+  [
+    'Hub publish latency through a Redis Stream, p99 µs (lower is better)',
+    'hub-redis-p99-us',
+    'one process, no Redis',
+    true,
+    'hypersock streams',
+  ],
+  ['Hub messages/s through Redis pub/sub, 3 processes', 'hub-redis-msgs-per-s', 'one process, no Redis'],
+  [
+    'Hub messages/s through a Redis Stream, 3 processes',
+    'hub-redis-msgs-per-s',
+    'one process, no Redis',
+    false,
+    'hypersock streams',
+  ],
 ]
 
 const number = (value) =>

@@ -4,10 +4,9 @@
 // The connections are held by the Rust load generator ws-fanout. Both sides raise their
 // descriptor limit to the hard limit (`ulimit -n`) first.
 import { once } from 'node:events'
-import net from 'node:net'
 import WebSocket from 'ws'
 import { bin, node, SECONDS, WARMUP } from '../lib/config.mjs'
-import { ensureTools, run, spawnRedis, withServer } from '../lib/proc.mjs'
+import { ensureTools, freePort, run, spawnRedis, withServer } from '../lib/proc.mjs'
 import { scaleRun, withDescriptors } from './ws.mjs'
 
 /** Receivers per publish (`HUB_CONNECTIONS`, default 10,000). */
@@ -167,26 +166,38 @@ export async function hubRedisLatency(record) {
   try {
     await waitForOutput(redis, /Ready to accept connections/, 10_000)
     const url = `redis://127.0.0.1:${port}`
-    const channel = `bench-${port}`
-    const [command, argsA] = node('servers/hypersock-room.mjs', url, channel)
-    let across
-    await record('hub-redis-p50-us', 'hypersock', async () => {
-      across = await withServer('hypersock A', command, argsA, (portA) =>
-        withServer('hypersock B', command, argsA, (portB) =>
-          latency(`ws://127.0.0.1:${portA}/`, `ws://127.0.0.1:${portB}/`),
-        ),
-      )
-      return { value: across.p50, detail: `p99 ${across.p99} µs, ${LATENCY_SAMPLES} messages, two processes` }
-    })
-    await record('hub-redis-p99-us', 'hypersock', async () => {
-      if (!across) throw new Error('no latency run')
-      return across.p99
-    })
-    const [, argsLocal] = node('servers/hypersock-room.mjs')
+    // Three processes on one Redis: latency from a client of A to a client of B (C's client in
+    // the room too), then a burst's throughput to B.
+    for (const [subject, mode] of [
+      ['hypersock', []],
+      ['hypersock streams', ['streams']],
+    ]) {
+      const [command, args] = node('servers/hypersock-room.mjs', url, `bench-${port}-${subject.length}`, ...mode)
+      let across
+      await record('hub-redis-p50-us', subject, async () => {
+        across = await withServer(`${subject} A`, command, args, (portA) =>
+          withServer(`${subject} B`, command, args, (portB) =>
+            withServer(`${subject} C`, command, args, (portC) =>
+              latencyAndRate(`ws://127.0.0.1:${portA}/`, `ws://127.0.0.1:${portB}/`, `ws://127.0.0.1:${portC}/`),
+            ),
+          ),
+        )
+        return { value: across.p50, detail: `p99 ${across.p99} µs, ${LATENCY_SAMPLES} messages, three processes` }
+      })
+      await record('hub-redis-p99-us', subject, async () => {
+        if (!across) throw new Error('no latency run')
+        return across.p99
+      })
+      await record('hub-redis-msgs-per-s', subject, async () => {
+        if (!across) throw new Error('no latency run')
+        return { value: across.rate, detail: `${BURST} messages from A's client, counted at B's` }
+      })
+    }
+    const [command, argsLocal] = node('servers/hypersock-room.mjs')
     let local
     await record('hub-redis-p50-us', 'one process, no Redis', async () => {
       local = await withServer('hypersock', command, argsLocal, (p) =>
-        latency(`ws://127.0.0.1:${p}/`, `ws://127.0.0.1:${p}/`),
+        latencyAndRate(`ws://127.0.0.1:${p}/`, `ws://127.0.0.1:${p}/`),
       )
       return { value: local.p50, detail: `p99 ${local.p99} µs` }
     })
@@ -194,8 +205,55 @@ export async function hubRedisLatency(record) {
       if (!local) throw new Error('no latency run')
       return local.p99
     })
+    await record('hub-redis-msgs-per-s', 'one process, no Redis', async () => {
+      if (!local) throw new Error('no latency run')
+      return local.rate
+    })
   } finally {
     redis.kill('SIGKILL')
+  }
+}
+
+/** Messages of the throughput burst. */
+const BURST = 20_000
+
+/**
+ * Latency ({@link latency}) from `fromUrl` to `toUrl` (with a third member at `otherUrl`), then
+ * the rate of a burst of {@link BURST} messages sent at once, counted on arrival at `toUrl`.
+ */
+async function latencyAndRate(fromUrl, toUrl, otherUrl) {
+  const other = otherUrl ? new WebSocket(otherUrl) : undefined
+  if (other) await once(other, 'open')
+  try {
+    const { p50, p99 } = await latency(fromUrl, toUrl)
+    const from = new WebSocket(fromUrl)
+    const to = new WebSocket(toUrl)
+    try {
+      await Promise.all([once(from, 'open'), once(to, 'open')])
+      // Joined in the open handler: wait for a probe before the burst.
+      const probe = new Promise((resolve) => to.once('message', resolve))
+      from.send('probe')
+      await probe
+      let got = 0
+      const done = new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`only ${got} of ${BURST} arrived within 60 s`)), 60_000)
+        to.on('message', (data) => {
+          if (data.toString().startsWith('b') && ++got === BURST) {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+      })
+      const start = performance.now()
+      for (let i = 0; i < BURST; i++) from.send(`b${i}`)
+      await done
+      return { p50, p99, rate: BURST / ((performance.now() - start) / 1000) }
+    } finally {
+      from.terminate()
+      to.terminate()
+    }
+  } finally {
+    other?.terminate()
   }
 }
 
@@ -244,17 +302,6 @@ async function latency(fromUrl, toUrl) {
     from.terminate()
     to.terminate()
   }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 /** Resolves once `child` prints a line matching `pattern`; fails after `timeoutMs`. */

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hypersock_core::hub::redis::{AdapterEvent, RedisAdapter, RedisOptions};
+use hypersock_core::hub::redis::{AdapterEvent, Mode, RedisAdapter, RedisOptions, StreamOptions};
 use hypersock_core::hub::{Hub, HubOptions, SlowPolicy};
 use hypersock_core::ws::PreparedMessage;
 use napi::bindgen_prelude::*;
@@ -65,6 +65,22 @@ pub struct BindingRedisOptions {
     pub max_queue: Option<u32>,
     /// TLS settings of a `rediss://` URL.
     pub tls: Option<BindingTlsOptions>,
+    /// Relay through a Redis Stream (at least once, with a history) instead of pub/sub.
+    pub streams: Option<bool>,
+    /// Streams mode: messages the history keeps.
+    pub history_size: Option<u32>,
+    /// Streams mode: drop the history after this long without a publish.
+    pub history_ttl_ms: Option<f64>,
+    /// Streams mode: start each delivered message with its id and a space.
+    pub stamp_ids: Option<bool>,
+}
+
+/// What `joinSince` did.
+#[napi(object)]
+pub struct BindingRecovery {
+    pub joined: bool,
+    pub recovered: bool,
+    pub replayed: u32,
 }
 
 /// The hub of a server: rooms, metadata and fan-out of its WebSocket connections.
@@ -259,6 +275,19 @@ impl BindingHub {
                 .map_or(d.request_timeout, |v| Duration::from_millis(u64::from(v))),
             max_queue: options.max_queue.map_or(d.max_queue, |n| n as usize),
             tls: options.tls.map(|t| tls_options(Some(t))).transpose()?,
+            mode: if options.streams.unwrap_or(false) {
+                let s = StreamOptions::default();
+                Mode::Streams(StreamOptions {
+                    history_size: options.history_size.map_or(s.history_size, |n| n as usize),
+                    history_ttl: options
+                        .history_ttl_ms
+                        .map(|ms| Duration::from_millis(ms as u64))
+                        .or(s.history_ttl),
+                    stamp_ids: options.stamp_ids.unwrap_or(s.stamp_ids),
+                })
+            } else {
+                Mode::PubSub
+            },
         };
         RedisAdapter::start(&self.hub, opts, events)?;
         Ok(())
@@ -285,6 +314,26 @@ impl BindingHub {
                         local: m.local,
                     })
                     .collect()
+            })
+            .into()
+    }
+
+    /// Joins a room after replaying, from the adapter's history, the room's messages after the
+    /// id `since` (streams mode).
+    #[napi(ts_return_type = "Promise<BindingRecovery>")]
+    pub async fn join_since(
+        &self,
+        conn: i64,
+        room: String,
+        since: String,
+    ) -> Outcome<BindingRecovery> {
+        let hub = self.hub.clone();
+        hub.join_since(id(conn), &room, &since)
+            .await
+            .map(|r| BindingRecovery {
+                joined: r.joined,
+                recovered: r.recovered,
+                replayed: r.replayed as u32,
             })
             .into()
     }

@@ -73,11 +73,42 @@ pub struct ClusterMember {
     pub local: bool,
 }
 
+/// The future of [`Adapter::replay`].
+pub type ReplayFuture = Pin<Box<dyn Future<Output = Result<Recovery>> + Send>>;
+
+/// What [`Hub::join_since`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Recovery {
+    /// The connection joined the room (false: it is closed, or was already in it).
+    pub joined: bool,
+    /// Every message published to the room after the given id was still in the history, so the
+    /// connection got all it missed. False when the history no longer reaches back that far:
+    /// nothing was replayed and the client must catch up another way.
+    pub recovered: bool,
+    /// Messages replayed to the connection.
+    pub replayed: usize,
+}
+
 /// Relays publishes to the hubs of other processes.
 pub trait Adapter: Send + Sync + 'static {
-    /// Called after a local publish to `room` (`None`: everyone) so other processes deliver it
-    /// too. Must not block.
-    fn publish(&self, room: Option<&str>, msg: &PreparedMessage);
+    /// Called on a publish to `room` (`None`: everyone) so other processes deliver it too
+    /// (`except`: ids of this process left out). After the local delivery, unless
+    /// [`Adapter::delivers_own`]. Must not block.
+    fn publish(&self, room: Option<&str>, msg: &PreparedMessage, except: &[u64]);
+    /// True when the adapter also delivers this process's publishes to its members, in the
+    /// order every process sees them (Redis streams): the hub then leaves them to it.
+    fn delivers_own(&self) -> bool {
+        false
+    }
+    /// Sends connection `id` the messages of `room` after the one with id `since`, then joins it
+    /// to the room with no message missed or repeated in between.
+    fn replay(&self, _id: u64, _room: &str, _since: &str) -> ReplayFuture {
+        Box::pin(async {
+            Err(crate::error::Error::Adapter(
+                "joining with `since` needs a RedisAdapter in streams mode (the history)".into(),
+            ))
+        })
+    }
     /// Number of members of `room` on the other processes.
     fn remote_room_size(&self, room: &str) -> AdapterFuture;
     /// Members of `room` on the other processes, with their metadata.
@@ -398,12 +429,35 @@ impl Hub {
     /// Publishes `msg` to the members of `room` (`None`: every connection) except the ids in
     /// `except`, here and, through the adapter, on every other process (where `except` does not
     /// apply: ids are per process).
+    ///
+    /// With an adapter that delivers its own process's publishes ([`Adapter::delivers_own`]),
+    /// delivery happens once the adapter has stored the message, and the returned counts are 0.
     pub fn publish(&self, room: Option<&str>, msg: &PreparedMessage, except: &[u64]) -> Delivery {
+        let adapter = self.adapter();
+        if let Some(adapter) = &adapter {
+            if adapter.delivers_own() {
+                adapter.publish(room, msg, except);
+                return Delivery::default();
+            }
+        }
         let delivery = self.deliver_local(room, msg, except);
-        if let Some(adapter) = self.adapter() {
-            adapter.publish(room, msg);
+        if let Some(adapter) = adapter {
+            adapter.publish(room, msg, except);
         }
         delivery
+    }
+
+    /// Joins connection `id` to `room` after sending it, from the adapter's history, the room's
+    /// messages published after the one with id `since` (a client that reconnects gives the
+    /// last id it saw): the missed ones, then the live ones, in order, each once. Fails without
+    /// an adapter that keeps a history.
+    pub async fn join_since(&self, id: u64, room: &str, since: &str) -> Result<Recovery> {
+        match self.adapter() {
+            Some(adapter) => adapter.replay(id, room, since).await,
+            None => Err(crate::error::Error::Adapter(
+                "joining with `since` needs a RedisAdapter in streams mode (the history)".into(),
+            )),
+        }
     }
 
     /// Members of `room` (`None`: all) on this process and, through the adapter, on the others.
@@ -728,7 +782,7 @@ mod tests {
     struct Recorder(std::sync::Mutex<Vec<(Option<String>, usize)>>);
 
     impl Adapter for Recorder {
-        fn publish(&self, room: Option<&str>, msg: &PreparedMessage) {
+        fn publish(&self, room: Option<&str>, msg: &PreparedMessage, _except: &[u64]) {
             self.0
                 .lock()
                 .unwrap()

@@ -13,6 +13,13 @@
 //! for a subscriber that is away, so remote messages sent meanwhile are lost, as with any Redis
 //! pub/sub adapter.
 //!
+//! In streams mode ([`Mode::Streams`]) the data path is a Redis Stream instead: every publish is
+//! appended (`XADD`, capped at the history size) and every node, the publisher's own included,
+//! reads the stream from where it stopped (`XREAD`) and delivers what it reads. A node that loses
+//! Redis resumes from its last id, so nothing is lost within the history; each publisher numbers
+//! its messages, so one sent again after a lost reply is delivered once. The history also lets a
+//! client that reconnects catch up ([`Hub::join_since`]). See [`stream`].
+//!
 //! The protocol client is the few lines of RESP2 in [`super::resp`]: two commands (`PUBLISH`,
 //! `SUBSCRIBE`, plus `AUTH`) do not warrant a full Redis client and its dependencies.
 //!
@@ -35,11 +42,13 @@ use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 
 use super::resp::{self, Value};
-use super::{Adapter, AdapterFuture, ClusterMember, Hub, Inner, MembersFuture};
+use super::{Adapter, AdapterFuture, ClusterMember, Hub, Inner, MembersFuture, ReplayFuture};
 use crate::error::{Error, Result, TlsFailure};
 use crate::net::NetStream;
 use crate::tls::{classify_io, client_config, ClientTlsOptions};
 use crate::ws::PreparedMessage;
+
+mod stream;
 
 /// Options of [`RedisAdapter::start`].
 #[derive(Debug, Clone)]
@@ -56,6 +65,41 @@ pub struct RedisOptions {
     /// TLS settings of a `rediss://` URL (CAs, client certificate, ...); `None` uses the
     /// defaults (the webpki roots, no client certificate). Only allowed with `rediss://`.
     pub tls: Option<ClientTlsOptions>,
+    /// Pub/sub (at most once) or streams (at least once, with a history).
+    pub mode: Mode,
+}
+
+/// How the adapter relays messages between processes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Redis pub/sub: what a node misses while away from Redis is lost.
+    #[default]
+    PubSub,
+    /// A Redis Stream: nodes resume where they stopped, clients can catch up.
+    Streams(StreamOptions),
+}
+
+/// Options of [`Mode::Streams`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Messages the stream keeps (`XADD MAXLEN ~`: Redis may keep up to about a hundred more).
+    pub history_size: usize,
+    /// Drop the whole history when nothing was published for this long (`PEXPIRE` after each
+    /// batch); `None` keeps it.
+    pub history_ttl: Option<Duration>,
+    /// Start every delivered message with its stream id and a space, for clients that resume
+    /// with [`Hub::join_since`].
+    pub stamp_ids: bool,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            history_size: 10_000,
+            history_ttl: None,
+            stamp_ids: false,
+        }
+    }
 }
 
 impl Default for RedisOptions {
@@ -66,6 +110,7 @@ impl Default for RedisOptions {
             request_timeout: Duration::from_secs(2),
             max_queue: 65_536,
             tls: None,
+            mode: Mode::PubSub,
         }
     }
 }
@@ -99,6 +144,22 @@ struct Outbound {
     frame: Bytes,
     /// A room-size question: its id, to learn how many nodes heard it.
     query: Option<u64>,
+    /// Appended to the stream (`XADD`) rather than published, and kept until Redis took it.
+    stream: bool,
+    /// The publisher's number for a stream entry (0 until the publisher takes it).
+    seq: u64,
+}
+
+impl Outbound {
+    fn control(channel: Bytes, frame: Bytes, query: Option<u64>) -> Outbound {
+        Outbound {
+            channel,
+            frame,
+            query,
+            stream: false,
+            seq: 0,
+        }
+    }
 }
 
 /// What the other nodes answered to a question: the sum of their room sizes, or their members.
@@ -138,6 +199,12 @@ struct Shared {
     pending: Mutex<HashMap<u64, Pending>>,
     next_req: AtomicU64,
     subscribed: AtomicBool,
+    /// The stream's key (streams mode).
+    stream: Bytes,
+    /// Joins waiting for a replay from the history (streams mode).
+    replays: Option<mpsc::Sender<stream::Replay>>,
+    /// Connections that came up at least once; `Ready` is reported when all did.
+    up: std::sync::atomic::AtomicUsize,
     cancel: CancellationToken,
     events: EventSink,
     opts: RedisOptions,
@@ -246,7 +313,19 @@ impl RedisAdapter {
         if opts.channel.is_empty() {
             return Err(Error::InvalidArgument("the channel prefix is empty".into()));
         }
+        if let Mode::Streams(s) = &opts.mode {
+            if s.history_size == 0 {
+                return Err(Error::InvalidArgument("the history size is 0".into()));
+            }
+        }
         let (queue, rx) = mpsc::channel(opts.max_queue.max(1));
+        let (replays, replay_rx) = match opts.mode {
+            Mode::Streams(_) => {
+                let (tx, rx) = mpsc::channel(1024);
+                (Some(tx), Some(rx))
+            }
+            Mode::PubSub => (None, None),
+        };
         let shared = Arc::new(Shared {
             node: rand::random(),
             data: Bytes::from(format!("{}#data", opts.channel)),
@@ -255,12 +334,18 @@ impl RedisAdapter {
             pending: Mutex::new(HashMap::new()),
             next_req: AtomicU64::new(1),
             subscribed: AtomicBool::new(false),
+            stream: Bytes::from(format!("{}#stream", opts.channel)),
+            replays,
+            up: std::sync::atomic::AtomicUsize::new(0),
             cancel: CancellationToken::new(),
             events,
             opts,
             hub: hub.downgrade(),
         });
         tokio::spawn(publisher(shared.clone(), target.clone(), rx));
+        if let Some(replay_rx) = replay_rx {
+            tokio::spawn(stream::reader(shared.clone(), target.clone(), replay_rx));
+        }
         tokio::spawn(subscriber(shared.clone(), target));
         let adapter = Arc::new(RedisAdapter(shared));
         hub.set_adapter(Some(adapter.clone()));
@@ -274,25 +359,35 @@ impl RedisAdapter {
 }
 
 impl Adapter for RedisAdapter {
-    fn publish(&self, room: Option<&str>, msg: &PreparedMessage) {
-        let payload = msg.payload();
-        let room_bytes = room.map(str::as_bytes).unwrap_or_default();
-        let Ok(room_len) = u16::try_from(room_bytes.len()) else {
+    fn publish(&self, room: Option<&str>, msg: &PreparedMessage, except: &[u64]) {
+        let streams = self.0.replays.is_some();
+        let Some(frame) = encode_data(&self.0.node, room, msg, streams.then_some(except)) else {
             return;
         };
-        let mut f = BytesMut::with_capacity(1 + NODE_LEN + 3 + room_bytes.len() + payload.len());
-        f.put_u8(b'D');
-        f.put_slice(&self.0.node);
-        f.put_u8(u8::from(msg.is_text()) | (u8::from(room.is_some()) << 1));
-        f.put_u16(room_len);
-        f.put_slice(room_bytes);
-        f.put_slice(&payload);
-        // A full queue (Redis down for long) drops the message for other nodes only.
+        // A full queue (Redis down for long) drops the message for other nodes only (and, in
+        // streams mode, for this one too).
         let _ = self.0.queue.try_send(Outbound {
-            channel: self.0.data.clone(),
-            frame: f.freeze(),
+            channel: if streams {
+                self.0.stream.clone()
+            } else {
+                self.0.data.clone()
+            },
+            frame,
             query: None,
+            stream: streams,
+            seq: 0,
         });
+    }
+
+    fn delivers_own(&self) -> bool {
+        self.0.replays.is_some()
+    }
+
+    fn replay(&self, id: u64, room: &str, since: &str) -> ReplayFuture {
+        let shared = self.0.clone();
+        let room = room.to_owned();
+        let since = since.to_owned();
+        Box::pin(async move { stream::request_replay(&shared, id, room, &since).await })
     }
 
     fn remote_room_size(&self, room: &str) -> AdapterFuture {
@@ -342,11 +437,10 @@ async fn ask(shared: &Arc<Shared>, question: Question, room: &str) -> Result<Ans
     f.put_slice(&shared.node);
     f.put_u64(req);
     f.put_slice(room.as_bytes());
-    let queued = shared.queue.try_send(Outbound {
-        channel: shared.ctl.clone(),
-        frame: f.freeze(),
-        query: Some(req),
-    });
+    let queued =
+        shared
+            .queue
+            .try_send(Outbound::control(shared.ctl.clone(), f.freeze(), Some(req)));
     let result = match queued {
         Err(_) => Err(Error::Adapter("the publish queue is full".into())),
         Ok(()) => match tokio::time::timeout(shared.opts.request_timeout, rx).await {
@@ -360,6 +454,103 @@ async fn ask(shared: &Arc<Shared>, question: Question, room: &str) -> Result<Ans
     };
     lock(&shared.pending).remove(&req);
     result
+}
+
+/// A relayed message: `D` (pub/sub) or `S` (stream), the node, flags (1 text, 2 a room, 4 an
+/// `except` list), `u16` room length, the room, for `S` with flag 4 a `u16` count of `u64` ids
+/// left out on the publishing node, then the payload. `None` when the room name is too long.
+fn encode_data(
+    node: &[u8; NODE_LEN],
+    room: Option<&str>,
+    msg: &PreparedMessage,
+    except: Option<&[u64]>,
+) -> Option<Bytes> {
+    let payload = msg.payload();
+    let room_bytes = room.map(str::as_bytes).unwrap_or_default();
+    let room_len = u16::try_from(room_bytes.len()).ok()?;
+    let except = except.map(|e| &e[..e.len().min(usize::from(u16::MAX))]);
+    let listed = except.filter(|e| !e.is_empty());
+    let mut f = BytesMut::with_capacity(
+        1 + NODE_LEN + 3 + room_bytes.len() + listed.map_or(0, |e| 2 + 8 * e.len()) + payload.len(),
+    );
+    f.put_u8(if except.is_some() { b'S' } else { b'D' });
+    f.put_slice(node);
+    f.put_u8(
+        u8::from(msg.is_text())
+            | (u8::from(room.is_some()) << 1)
+            | (u8::from(listed.is_some()) << 2),
+    );
+    f.put_u16(room_len);
+    f.put_slice(room_bytes);
+    if let Some(ids) = listed {
+        f.put_u16(ids.len() as u16);
+        for id in ids {
+            f.put_u64(*id);
+        }
+    }
+    f.put_slice(&payload);
+    Some(f.freeze())
+}
+
+/// A decoded relayed message.
+struct Data<'a> {
+    node: &'a [u8],
+    room: Option<&'a str>,
+    except: Vec<u64>,
+    text: bool,
+    body: &'a [u8],
+}
+
+/// Reads a frame of [`encode_data`] with tag `tag`; `None` when malformed.
+fn decode_data(tag: u8, payload: &[u8]) -> Option<Data<'_>> {
+    let (t, node, rest) = split_node(payload)?;
+    if t != tag || rest.len() < 3 {
+        return None;
+    }
+    let flags = rest[0];
+    let room_len = usize::from(u16::from_be_bytes([rest[1], rest[2]]));
+    let room = rest.get(3..3 + room_len)?;
+    let mut body = &rest[3 + room_len..];
+    let room = if flags & 2 != 0 {
+        Some(std::str::from_utf8(room).ok()?)
+    } else {
+        None
+    };
+    let mut except = Vec::new();
+    if flags & 4 != 0 {
+        let n = usize::from(u16::from_be_bytes(body.get(..2)?.try_into().ok()?));
+        let ids = body.get(2..2 + 8 * n)?;
+        except = ids
+            .chunks_exact(8)
+            .map(|c| u64::from_be_bytes(c.try_into().unwrap_or_default()))
+            .collect();
+        body = &body[2 + 8 * n..];
+    }
+    let text = flags & 1 != 0;
+    if text && std::str::from_utf8(body).is_err() {
+        return None;
+    }
+    Some(Data {
+        node,
+        room,
+        except,
+        text,
+        body,
+    })
+}
+
+/// Reports `Ready` once every connection of the adapter came up, and `Reconnect` when one comes
+/// back after an outage (`ever`: this one came up before).
+fn came_up(shared: &Shared, ever: &mut bool) {
+    if *ever {
+        (shared.events)(AdapterEvent::Reconnect);
+        return;
+    }
+    *ever = true;
+    let parts = if shared.replays.is_some() { 2 } else { 1 };
+    if shared.up.fetch_add(1, Ordering::AcqRel) + 1 == parts {
+        (shared.events)(AdapterEvent::Ready);
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -547,6 +738,14 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
     let mut down = false;
     let mut batch: Vec<Outbound> = Vec::new();
     let mut out = BytesMut::new();
+    let mut next_seq: u64 = 1;
+    let (history_size, ttl) = match &shared.opts.mode {
+        Mode::Streams(s) => (
+            s.history_size.to_string(),
+            s.history_ttl.map(|t| t.as_millis().max(1).to_string()),
+        ),
+        Mode::PubSub => (String::new(), None),
+    };
     loop {
         let opened = tokio::select! {
             _ = shared.cancel.cancelled() => return,
@@ -566,20 +765,23 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
         down = false;
         let failed = loop {
             // While idle, watch the connection too: a Redis that went away is noticed at once,
-            // not by losing the next batch.
-            let first = tokio::select! {
-                _ = shared.cancel.cancelled() => return,
-                m = rx.recv() => match m {
-                    Some(m) => m,
-                    None => return,
-                },
-                r = conn.fill() => match r {
-                    Ok(false) => break Error::ConnectionReset("Redis closed the connection".into()),
-                    Ok(true) => continue,
-                    Err(e) => break e,
-                },
-            };
-            batch.push(first);
+            // not by losing the next batch. Stream entries Redis did not take before a failure
+            // are sent again first.
+            if batch.is_empty() {
+                let first = tokio::select! {
+                    _ = shared.cancel.cancelled() => return,
+                    m = rx.recv() => match m {
+                        Some(m) => m,
+                        None => return,
+                    },
+                    r = conn.fill() => match r {
+                        Ok(false) => break Error::ConnectionReset("Redis closed the connection".into()),
+                        Ok(true) => continue,
+                        Err(e) => break e,
+                    },
+                };
+                batch.push(first);
+            }
             while batch.len() < 512 {
                 match rx.try_recv() {
                     Ok(m) => batch.push(m),
@@ -587,15 +789,55 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
                 }
             }
             out.clear();
-            for m in &batch {
-                resp::command(&mut out, &[b"PUBLISH", &m.channel, &m.frame]);
+            let mut appended = false;
+            for m in &mut batch {
+                if m.stream {
+                    if m.seq == 0 {
+                        m.seq = next_seq;
+                        next_seq += 1;
+                    }
+                    appended = true;
+                    resp::command(
+                        &mut out,
+                        &[
+                            b"XADD",
+                            &m.channel,
+                            b"MAXLEN",
+                            b"~",
+                            history_size.as_bytes(),
+                            b"*",
+                            b"s",
+                            &m.seq.to_be_bytes(),
+                            b"d",
+                            &m.frame,
+                        ],
+                    );
+                } else {
+                    resp::command(&mut out, &[b"PUBLISH", &m.channel, &m.frame]);
+                }
+            }
+            let expire = ttl.as_ref().filter(|_| appended);
+            if let Some(ms) = expire {
+                resp::command(&mut out, &[b"PEXPIRE", &shared.stream, ms.as_bytes()]);
             }
             if let Err(e) = conn.write(&out).await {
                 break e;
             }
             let mut error = None;
-            for m in batch.drain(..) {
-                match conn.read().await {
+            let mut taken = 0;
+            for m in &batch {
+                let reply = conn.read().await;
+                if reply.is_ok() {
+                    taken += 1;
+                }
+                match reply {
+                    Ok(Value::Error(e)) if m.stream => {
+                        // Refused for good (a key of another type, out of memory): not retried.
+                        (shared.events)(AdapterEvent::Error {
+                            code: "ERR_HUB_ADAPTER",
+                            message: format!("Redis refused a message for the stream: {e}"),
+                        });
+                    }
                     Ok(Value::Int(n)) => {
                         if let Some(req) = m.query {
                             if let Some(p) = lock(&shared.pending).get_mut(&req) {
@@ -613,8 +855,16 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
                     }
                 }
             }
-            batch.clear();
+            batch.drain(..taken);
+            if error.is_none() && expire.is_some() {
+                if let Err(e) = conn.read().await {
+                    error = Some(e);
+                }
+            }
             if let Some(e) = error {
+                // Pub/sub publishes in flight are lost; stream entries wait for the next
+                // connection (a reader drops the copy of one Redis took twice by its number).
+                batch.retain(|m| m.stream);
                 break e;
             }
         };
@@ -633,9 +883,15 @@ async fn subscriber(shared: Arc<Shared>, target: Endpoint) {
         let session = async {
             let mut conn = Conn::open(&target).await?;
             let mut out = BytesMut::new();
-            resp::command(&mut out, &[b"SUBSCRIBE", &shared.data, &shared.ctl]);
+            // In streams mode the data comes from the stream; only questions are published.
+            let channels: &[&[u8]] = if shared.replays.is_some() {
+                &[b"SUBSCRIBE", &shared.ctl]
+            } else {
+                &[b"SUBSCRIBE", &shared.data, &shared.ctl]
+            };
+            resp::command(&mut out, channels);
             conn.write(&out).await?;
-            for _ in 0..2 {
+            for _ in 1..channels.len() {
                 match conn.read().await? {
                     Value::Array(Some(_)) => {}
                     Value::Error(e) => return Err(Error::Adapter(format!("SUBSCRIBE: {e}"))),
@@ -661,12 +917,7 @@ async fn subscriber(shared: Arc<Shared>, target: Endpoint) {
         backoff = MIN_BACKOFF;
         down = false;
         shared.subscribed.store(true, Ordering::Relaxed);
-        (shared.events)(if ever {
-            AdapterEvent::Reconnect
-        } else {
-            AdapterEvent::Ready
-        });
-        ever = true;
+        came_up(&shared, &mut ever);
         let failed = loop {
             let value = tokio::select! {
                 _ = shared.cancel.cancelled() => return,
@@ -713,35 +964,18 @@ fn split_node(payload: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 }
 
 fn on_data(shared: &Shared, hub: &Hub, payload: &[u8]) {
-    let Some((b'D', node, rest)) = split_node(payload) else {
+    let Some(d) = decode_data(b'D', payload) else {
         return;
     };
-    if node == shared.node || rest.len() < 3 {
+    if d.node == shared.node {
         return;
     }
-    let flags = rest[0];
-    let room_len = usize::from(u16::from_be_bytes([rest[1], rest[2]]));
-    let Some(room) = rest.get(3..3 + room_len) else {
-        return;
-    };
-    let body = &rest[3 + room_len..];
-    let room = if flags & 2 != 0 {
-        match std::str::from_utf8(room) {
-            Ok(r) => Some(r),
-            Err(_) => return,
-        }
+    let msg = if d.text {
+        PreparedMessage::text(std::str::from_utf8(d.body).unwrap_or_default())
     } else {
-        None
+        PreparedMessage::binary(d.body)
     };
-    let msg = if flags & 1 != 0 {
-        match std::str::from_utf8(body) {
-            Ok(text) => PreparedMessage::text(text),
-            Err(_) => return,
-        }
-    } else {
-        PreparedMessage::binary(body)
-    };
-    hub.deliver_local(room, &msg, &[]);
+    hub.deliver_local(d.room, &msg, &[]);
 }
 
 fn on_ctl(shared: &Shared, hub: &Hub, payload: &[u8]) {
@@ -765,11 +999,9 @@ fn on_ctl(shared: &Shared, hub: &Hub, payload: &[u8]) {
             f.put_slice(node);
             f.put_u64(req);
             f.put_u64(hub.room_size(room) as u64);
-            let _ = shared.queue.try_send(Outbound {
-                channel: shared.ctl.clone(),
-                frame: f.freeze(),
-                query: None,
-            });
+            let _ = shared
+                .queue
+                .try_send(Outbound::control(shared.ctl.clone(), f.freeze(), None));
         }
         b'M' if node != shared.node => {
             let Ok(room) = std::str::from_utf8(&rest[8..]) else {
@@ -782,11 +1014,9 @@ fn on_ctl(shared: &Shared, hub: &Hub, payload: &[u8]) {
             f.put_u64(req);
             f.put_slice(&shared.node);
             encode_members(&mut f, &members);
-            let _ = shared.queue.try_send(Outbound {
-                channel: shared.ctl.clone(),
-                frame: f.freeze(),
-                query: None,
-            });
+            let _ = shared
+                .queue
+                .try_send(Outbound::control(shared.ctl.clone(), f.freeze(), None));
         }
         b'L' if node == shared.node => {
             let Some(answerer) = rest.get(8..8 + NODE_LEN) else {
@@ -993,6 +1223,9 @@ mod tests {
             pending: Mutex::new(HashMap::new()),
             next_req: AtomicU64::new(1),
             subscribed: AtomicBool::new(false),
+            stream: Bytes::from_static(b"s"),
+            replays: None,
+            up: std::sync::atomic::AtomicUsize::new(0),
             cancel: CancellationToken::new(),
             events: Arc::new(|_| {}),
             opts: RedisOptions::default(),

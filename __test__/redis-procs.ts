@@ -1,0 +1,106 @@
+// Child processes of the Redis tests: redis-server on loopback, and hypersock processes that
+// speak JSON lines (fixtures/hub-node.mjs).
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import WS from 'ws'
+
+export type Line = { event: string; [k: string]: unknown }
+
+/** A child process that speaks JSON lines, with a way to wait for a matching line. */
+export class Proc {
+  child: ChildProcess
+  lines: Line[] = []
+  #waiters: Array<() => void> = []
+
+  constructor(child: ChildProcess, parse: (line: string) => Line | null) {
+    this.child = child
+    child.stderr?.on('data', (d: Buffer) => process.stderr.write(d))
+    const rl = createInterface({ input: child.stdout as NodeJS.ReadableStream })
+    rl.on('line', (text) => {
+      const line = parse(text)
+      if (!line) return
+      this.lines.push(line)
+      for (const w of this.#waiters.splice(0)) w()
+    })
+    child.on('exit', () => {
+      this.lines.push({ event: 'exit' })
+      for (const w of this.#waiters.splice(0)) w()
+    })
+  }
+
+  /** Waits for the `n`th line (counting from `from`) that matches. */
+  async wait(match: (l: Line) => boolean, from = 0, n = 1): Promise<Line> {
+    for (;;) {
+      const hits = this.lines.slice(from).filter(match)
+      if (hits.length >= n) return hits[n - 1] as Line
+      if (this.lines.some((l) => l.event === 'exit')) throw new Error('process exited')
+      await new Promise<void>((r) => this.#waiters.push(r))
+    }
+  }
+
+  send(o: unknown): void {
+    this.child.stdin?.write(`${JSON.stringify(o)}\n`)
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null) this.child.kill('SIGKILL')
+  }
+}
+
+/**
+ * A redis-server on loopback with `args` (ports, TLS files), without persistence unless `persist`
+ * (then `args` say how, e.g. `--appendonly yes --dir ...`).
+ */
+export async function spawnRedis(args: string[], persist = false): Promise<Proc> {
+  const child = spawn(
+    'redis-server',
+    [...args, '--bind', '127.0.0.1', '--save', '', ...(persist ? [] : ['--appendonly', 'no'])],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  const proc = new Proc(child, (text) => (/Ready to accept connections/.test(text) ? { event: 'ready' } : null))
+  await proc.wait((l) => l.event === 'ready')
+  return proc
+}
+
+const fixture = fileURLToPath(new URL('./fixtures/hub-node.mjs', import.meta.url))
+
+/**
+ * A hypersock process of fixtures/hub-node.mjs with `env` (REDIS_URL, HUB_CHANNEL, HUB_MODE...),
+ * returned once it listens and its adapter is ready.
+ */
+export async function spawnNode(env: Record<string, string>): Promise<{ node: Proc; port: number }> {
+  const child = spawn(process.execPath, [fixture], {
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  const node = new Proc(child, (text) => {
+    try {
+      return JSON.parse(text) as Line
+    } catch {
+      return null
+    }
+  })
+  const listening = await node.wait((l) => l.event === 'listening')
+  await node.wait((l) => l.event === 'ready')
+  return { node, port: listening.port as number }
+}
+
+/** A `ws` client of the server on `port` in `rooms`, recording text messages; open when it returns. */
+export async function member(port: number, rooms: string) {
+  const ws = new WS(`ws://127.0.0.1:${port}/?rooms=${rooms}`)
+  const got: string[] = []
+  const waiters: Array<() => void> = []
+  ws.on('message', (d: Buffer) => {
+    got.push(d.toString())
+    for (const w of waiters.splice(0)) w()
+  })
+  await once(ws, 'open')
+  const until = async (pred: () => boolean) => {
+    while (!pred()) await new Promise<void>((r) => waiters.push(r))
+  }
+  return { ws, got, until }
+}
