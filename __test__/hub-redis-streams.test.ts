@@ -6,14 +6,18 @@
 // - across `kill -9` of a redis-server with an append-only file and its restart, streams mode
 //   loses nothing and repeats nothing, beside pub/sub mode in the same run (whose loss is
 //   reported, not asserted: it is a race);
+// - a message Redis stored but whose reply was lost is sent again and still delivered once; a
+//   process away for longer than the history reports the gap (through a TCP relay that drops
+//   a reply or cuts one process off);
 // - bad input to `join(..., { since })` and to the adapter's options.
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Hub, RedisAdapter, serveWebSocket } from 'hypersock'
+import { Hub, type HypersockError, RedisAdapter, serveWebSocket } from 'hypersock'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { caught, freePort, trackServers } from './helpers.js'
-import { type Line, member, type Proc, spawnNode, spawnRedis } from './redis-procs.js'
+import { caught, freePort, joinRoomsFromQuery, trackServers } from './helpers.js'
+import { type Line, member, type Proc, redisRelay, spawnNode, spawnRedis } from './redis-procs.js'
 
 const procs: Proc[] = []
 const dirs: string[] = []
@@ -208,6 +212,94 @@ describe('RedisAdapter across a Redis restart: streams mode beside pub/sub mode'
     )
     for (const m of [s0, s1, p0, p1]) m.ws.close()
   }, 60_000)
+})
+
+describe('streams mode when a link to Redis fails', () => {
+  const track = trackServers()
+  let redisPort = 0
+
+  beforeAll(async () => {
+    redisPort = await freePort()
+    procs.push(await spawnRedis(['--port', String(redisPort)]))
+  }, 30_000)
+
+  /** A hub of this process in streams mode through Redis at `port`, its members joining `?rooms=`. */
+  async function streamsHub(port: number, channel: string, extra: { historySize?: number } = {}) {
+    const adapter = new RedisAdapter({ url: `redis://127.0.0.1:${port}`, channel, mode: 'streams', ...extra })
+    const errors: HypersockError[] = []
+    adapter.on('error', (e: HypersockError) => errors.push(e))
+    const hub = new Hub({ adapter })
+    const server = track(await serveWebSocket({ hub, open: (ws) => joinRoomsFromQuery(hub, ws) }))
+    await adapter.ready()
+    const joined = async (n: number) => {
+      while (hub.roomSize('r') < n) await new Promise((r) => setTimeout(r, 5))
+    }
+    return { hub, port: server.port, errors, joined }
+  }
+
+  const redisCli = (...args: string[]) =>
+    execFileSync('redis-cli', ['-p', String(redisPort), ...args])
+      .toString()
+      .trim()
+
+  it('delivers once a message Redis stored but whose reply was lost with the connection', async () => {
+    const relay = await redisRelay(redisPort)
+    const channel = `resend-${redisPort}`
+    const a = await streamsHub(relay.port, channel)
+    const b = await streamsHub(redisPort, channel)
+    const onA = await member(a.port, 'r')
+    const onB = await member(b.port, 'r')
+    await a.joined(1)
+    await b.joined(1)
+    a.hub.publish('r', 'first')
+    for (const m of [onA, onB]) await m.until(() => m.got.length === 1)
+
+    relay.dropReplyAfter('XADD')
+    a.hub.publish('r', 'second')
+    for (const m of [onA, onB]) await m.until(() => m.got.length === 2)
+    expect(relay.dropped).toBe(1)
+    a.hub.publish('r', 'third')
+    for (const m of [onA, onB]) {
+      await m.until(() => m.got.length === 3)
+      expect(m.got).toEqual(['first', 'second', 'third'])
+    }
+    // Redis holds 'second' twice (stored, then sent again); readers skipped the copy by its number.
+    expect(redisCli('XLEN', `${channel}#stream`)).toBe('4')
+    expect(a.errors.map((e) => e.code)).toContain('ECONNRESET')
+    for (const m of [onA, onB]) m.ws.close()
+    relay.close()
+  })
+
+  it('reports a gap when a process was away for longer than the history, and goes on', async () => {
+    const relay = await redisRelay(redisPort)
+    const channel = `gap-${redisPort}`
+    const key = `${channel}#stream`
+    const a = await streamsHub(redisPort, channel, { historySize: 10 })
+    const b = await streamsHub(relay.port, channel, { historySize: 10 })
+    const onB = await member(b.port, 'r')
+    await b.joined(1)
+    a.hub.publish('r', 'before')
+    await onB.until(() => onB.got.length === 1)
+
+    relay.cut()
+    while (b.errors.length === 0) await new Promise((r) => setTimeout(r, 5))
+    const COUNT = 500
+    for (let i = 0; i < COUNT; i++) a.hub.publish('r', `m${i}`)
+    // Until Redis has taken all of them (XINFO's entries-added counts every XADD).
+    const added = () => Number(/entries-added\n(\d+)/.exec(redisCli('XINFO', 'STREAM', key))?.[1])
+    while (added() < COUNT + 1) await new Promise((r) => setTimeout(r, 10))
+    relay.heal()
+    await onB.until(() => onB.got.includes(`m${COUNT - 1}`))
+    const gap = b.errors.find((e) => e.code === 'ERR_HUB_HISTORY_GAP')
+    expect(gap?.message).toMatch(/historySize/)
+    // What the trimmed history still held, in order, after the gap.
+    const after = onB.got.slice(1)
+    expect(after.length).toBeLessThan(COUNT)
+    const first = Number((after[0] as string).slice(1))
+    expect(after).toEqual(Array.from({ length: COUNT - first }, (_, k) => `m${first + k}`))
+    onB.ws.close()
+    relay.close()
+  })
 })
 
 describe('join with since: bad input', () => {

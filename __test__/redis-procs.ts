@@ -2,6 +2,7 @@
 // speak JSON lines (fixtures/hub-node.mjs).
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import net from 'node:net'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import WS from 'ws'
@@ -103,4 +104,67 @@ export async function member(port: number, rooms: string) {
     while (!pred()) await new Promise<void>((r) => waiters.push(r))
   }
   return { ws, got, until }
+}
+
+/**
+ * A TCP relay to a Redis on `port` that a test can break: `cut()` drops every connection and
+ * refuses new ones until `heal()`; `dropReplyAfter(marker)` lets the next client write that
+ * contains `marker` reach Redis, then drops that connection before Redis's reply comes back.
+ */
+export async function redisRelay(port: number) {
+  const sockets = new Set<net.Socket>()
+  let refusing = false
+  let marker: string | undefined
+  let dropped = 0
+  const server = net.createServer((client) => {
+    if (refusing) {
+      client.destroy()
+      return
+    }
+    const upstream = net.connect(port, '127.0.0.1')
+    for (const s of [client, upstream]) {
+      sockets.add(s)
+      s.on('error', () => {})
+      s.on('close', () => {
+        sockets.delete(s)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+    client.on('data', (chunk: Buffer) => {
+      upstream.write(chunk)
+      if (marker !== undefined && chunk.includes(marker)) {
+        marker = undefined
+        dropped++
+        // Redis gets the command; its reply finds the connection gone.
+        upstream.end()
+        client.destroy()
+      }
+    })
+    upstream.on('data', (chunk: Buffer) => {
+      if (!client.destroyed) client.write(chunk)
+    })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut() {
+      refusing = true
+      for (const s of sockets) s.destroy()
+    },
+    heal() {
+      refusing = false
+    },
+    dropReplyAfter(text: string) {
+      marker = text
+    },
+    get dropped() {
+      return dropped
+    },
+    close() {
+      server.close()
+      for (const s of sockets) s.destroy()
+    },
+  }
 }

@@ -198,9 +198,10 @@ async function run(outage) {
   }
 }
 
+const OUTAGE_S = (RESTART_MS - KILL_MS) / 1000
 const WHAT = {
-  crash: 'redis-server `kill -9`, restarted 3 s later',
-  partition: "B's link to Redis cut for 3 s",
+  crash: `redis-server \`kill -9\`, restarted ${OUTAGE_S} s later`,
+  partition: `B's link to Redis cut for ${OUTAGE_S} s`,
 }
 
 await ensureTools({ 'redis-server': 'redis-server' })

@@ -683,6 +683,20 @@ impl Conn {
         Ok(conn)
     }
 
+    /// Opens a connection and sees Redis answer a `PING` on it: a proxy that accepts and then
+    /// drops connections to a Redis that is down must not count as Redis being back (the backoff
+    /// would restart and every attempt be reported).
+    async fn open_checked(endpoint: &Endpoint) -> Result<Conn> {
+        let mut conn = Conn::open(endpoint).await?;
+        let mut out = BytesMut::new();
+        resp::command(&mut out, &[b"PING"]);
+        conn.write(&out).await?;
+        match conn.read().await? {
+            Value::Error(e) => Err(Error::Adapter(format!("PING refused: {e}"))),
+            _ => Ok(conn),
+        }
+    }
+
     /// Writes `out` whole and flushes it (TLS holds written bytes until flushed).
     async fn write(&mut self, out: &[u8]) -> Result<()> {
         self.stream.write_all(out).await.map_err(io_error)?;
@@ -749,7 +763,7 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
     loop {
         let opened = tokio::select! {
             _ = shared.cancel.cancelled() => return,
-            c = Conn::open(&target) => c,
+            c = Conn::open_checked(&target) => c,
         };
         let mut conn = match opened {
             Ok(c) => c,

@@ -143,20 +143,31 @@ fn entries(v: Value) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// The last number read from each publisher, and how many numbers were missing in between:
+/// entries trimmed from the history before this node read them.
+#[derive(Default)]
+struct Seen {
+    last: HashMap<[u8; NODE_LEN], u64>,
+    skipped: u64,
+}
+
 /// The message an entry delivers (stamped with its id when asked), its room and the ids its
 /// publisher left out (on the publisher's node only). `None` for a malformed entry or one
 /// already seen from its publisher.
 fn message<'a>(
     shared: &Shared,
     entry: &'a Entry,
-    seen: &mut HashMap<[u8; NODE_LEN], u64>,
+    seen: &mut Seen,
 ) -> Option<(Option<&'a str>, PreparedMessage, Vec<u64>)> {
     let (seq, frame) = entry.body.as_ref()?;
     let d = decode_data(b'S', frame)?;
     let node: [u8; NODE_LEN] = d.node.try_into().ok()?;
-    let last = seen.entry(node).or_insert(0);
+    let last = seen.last.entry(node).or_insert(0);
     if *seq <= *last {
         return None;
+    }
+    if *last != 0 {
+        seen.skipped += *seq - *last - 1;
     }
     *last = *seq;
     let stamp = matches!(&shared.opts.mode, Mode::Streams(s) if s.stamp_ids);
@@ -258,7 +269,7 @@ pub(super) async fn reader(
     let mut down = false;
     let mut ever = false;
     let mut cursor: Option<StreamId> = None;
-    let mut seen: HashMap<[u8; NODE_LEN], u64> = HashMap::new();
+    let mut seen = Seen::default();
     let mut query: Option<Conn> = None;
     loop {
         let opened = tokio::select! {
@@ -332,6 +343,16 @@ pub(super) async fn reader(
                             }
                         }
                     }
+                    if seen.skipped > 0 {
+                        (shared.events)(super::AdapterEvent::Error {
+                            code: "ERR_HUB_HISTORY_GAP",
+                            message: format!(
+                                "{} messages were trimmed from the stream before this process read \
+                                 them (raise historySize)",
+                                std::mem::take(&mut seen.skipped)
+                            ),
+                        });
+                    }
                 }
                 Ok(Value::Error(e)) => break Error::Adapter(format!("Redis refused XREAD: {e}")),
                 Ok(_) => break Error::Adapter("unexpected XREAD reply from Redis".into()),
@@ -397,7 +418,7 @@ async fn replay(
     let recovered = first.is_some_and(|f| f <= r.since);
     let mut replayed = 0;
     if recovered && r.since < cursor {
-        let mut seen = HashMap::new();
+        let mut seen = Seen::default();
         let mut start = r.since;
         let end = cursor.to_string();
         loop {
