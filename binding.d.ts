@@ -552,6 +552,8 @@ export interface BindingRedisOptions {
   historyTtlMs?: number
   /** Streams mode: start each delivered message with its id and a space. */
   stampIds?: boolean
+  /** Redis Cluster: URLs of some of its nodes. */
+  cluster?: Array<string>
 }
 
 /** What one request sets instead of its client's options. */

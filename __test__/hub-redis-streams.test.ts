@@ -17,7 +17,7 @@ import { join } from 'node:path'
 import { Hub, type HypersockError, RedisAdapter, serveWebSocket } from 'hypersock'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { caught, freePort, joinRoomsFromQuery, trackServers } from './helpers.js'
-import { type Line, member, type Proc, redisRelay, spawnNode, spawnRedis } from './redis-procs.js'
+import { member, type Proc, redisRelay, spawnRedis, startGroup } from './redis-procs.js'
 
 const procs: Proc[] = []
 const dirs: string[] = []
@@ -40,37 +40,7 @@ function idLess(a: string, b: string): boolean {
   return am < bm || (am === bm && as < bs)
 }
 
-/** A cluster of hypersock processes on one Redis, with helpers to talk to them. */
-function group(nodes: Proc[], ports: number[]) {
-  let nextId = 1
-  const ask = async (i: number, cmd: Record<string, unknown>): Promise<Line> => {
-    const id = nextId++
-    const node = nodes[i] as Proc
-    node.send({ ...cmd, id })
-    return node.wait((l) => l.id === id)
-  }
-  /** A member of node `i` in `rooms` (which may go on with `&since=...`), once the node joined it, with its report. */
-  const client = async (i: number, query: string) => {
-    const node = nodes[i] as Proc
-    const opens = node.lines.length
-    const m = await member(ports[i] as number, query)
-    const opened = await node.wait((l) => l.event === 'open', opens)
-    return { ...m, opened }
-  }
-  return { ask, client }
-}
-
-async function startNodes(n: number, env: Record<string, string>) {
-  const nodes: Proc[] = []
-  const ports: number[] = []
-  for (let i = 0; i < n; i++) {
-    const { node, port } = await spawnNode(env)
-    procs.push(node)
-    nodes.push(node)
-    ports.push(port)
-  }
-  return { nodes, ports, ...group(nodes, ports) }
-}
+const startNodes = (n: number, env: Record<string, string>) => startGroup(n, env, procs)
 
 describe('RedisAdapter in streams mode across three processes', () => {
   let redisPort = 0

@@ -168,3 +168,35 @@ export async function redisRelay(port: number) {
     },
   }
 }
+
+/**
+ * `n` hypersock processes (fixtures/hub-node.mjs) with `env`, added to `procs` for cleanup, with
+ * `ask(i, cmd)` (a command and its answer) and `client(i, query)` (a member of process `i` in the
+ * rooms of `query`, which may go on with `&since=...`, once that process joined it, with its
+ * `open` report).
+ */
+export async function startGroup(n: number, env: Record<string, string>, procs: Proc[]) {
+  const nodes: Proc[] = []
+  const ports: number[] = []
+  for (let i = 0; i < n; i++) {
+    const { node, port } = await spawnNode(env)
+    procs.push(node)
+    nodes.push(node)
+    ports.push(port)
+  }
+  let nextId = 1
+  const ask = async (i: number, cmd: Record<string, unknown>): Promise<Line> => {
+    const id = nextId++
+    const node = nodes[i] as Proc
+    node.send({ ...cmd, id })
+    return node.wait((l) => l.id === id)
+  }
+  const client = async (i: number, query: string) => {
+    const node = nodes[i] as Proc
+    const opens = node.lines.length
+    const m = await member(ports[i] as number, query)
+    const opened = await node.wait((l) => l.event === 'open', opens)
+    return { ...m, opened }
+  }
+  return { nodes, ports, ask, client }
+}

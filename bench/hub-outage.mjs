@@ -5,9 +5,12 @@
 // 10 s the outage starts and at 13 s it ends. Clients of A and B count what they received: lost,
 // duplicated, out of order. Both modes run at once, on their own channels. Two runs:
 // - crash: `kill -9` of redis-server, restarted (reloading its file) 3 s later;
-// - partition: B's connections to Redis are cut and refused for 3 s; Redis and A carry on.
+// - partition: B's connections to Redis are cut and refused for 3 s; Redis and A carry on;
+// - failover: on a Redis Cluster (3 primaries, 3 replicas, cluster-node-timeout 1 s), `kill -9`
+//   of the primary serving both channels; its replica takes over by itself.
 // Loopback only; about a minute.
 // Env: OUTAGE_MESSAGES (10000), OUTAGE_RATE (500/s), OUTAGE_KILL_S (10), OUTAGE_RESTART_S (13).
+import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
@@ -24,8 +27,9 @@ const RESTART_MS = Number(process.env.OUTAGE_RESTART_S ?? 13) * 1000
 
 process.on('exit', killAll)
 
-async function startRedis(port, dir) {
+async function startRedis(port, dir, extra = []) {
   const redis = track('redis-server', [
+    ...extra,
     '--port',
     String(port),
     '--bind',
@@ -113,21 +117,95 @@ async function relay(port) {
   }
 }
 
+const cli = (port, ...args) => execFileSync('redis-cli', ['-p', String(port), ...args], { timeout: 10_000 }).toString()
+
+/** The port of the primary serving the slot of `name`, per the node on `via` (`CLUSTER NODES`). */
+function primaryOf(via, name) {
+  const slot = Number(cli(via, 'cluster', 'keyslot', name))
+  for (const line of cli(via, 'cluster', 'nodes').split('\n')) {
+    const [, addr, flags, , , , , , ...slots] = line.split(' ')
+    if (!addr || !/(^|,)master(,|$)/.test(flags) || /fail/.test(flags)) continue
+    if (slots.some((r) => slot >= Number(r.split('-')[0]) && slot <= Number(r.split('-')[1] ?? r)))
+      return Number(/:(\d+)@/.exec(addr)?.[1])
+  }
+  return undefined
+}
+
+/** Six cluster nodes on loopback (ports whose bus port, +10000, is free too), made a cluster. */
+async function startCluster(dir) {
+  const ports = []
+  while (ports.length < 6) {
+    const port = await freePort()
+    if (port + 10_000 > 65_535) continue
+    const bus = net.createServer()
+    const free = await new Promise((resolve) => {
+      bus.once('error', () => resolve(false))
+      bus.listen(port + 10_000, '127.0.0.1', () => bus.close(() => resolve(true)))
+    })
+    if (free) ports.push(port)
+  }
+  const nodes = new Map()
+  for (const port of ports) {
+    nodes.set(
+      port,
+      await startRedis(port, dir, [
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        `nodes-${port}.conf`,
+        '--cluster-node-timeout',
+        '1000',
+        '--appenddirname',
+        `aof-${port}`,
+      ]),
+    )
+  }
+  execFileSync(
+    'redis-cli',
+    ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'],
+    { timeout: 30_000 },
+  )
+  const ready = () =>
+    ports.every((p) => {
+      const info = cli(p, 'info', 'replication')
+      return (
+        /cluster_state:ok/.test(cli(p, 'cluster', 'info')) &&
+        (/role:master/.test(info) || /master_link_status:up/.test(info))
+      )
+    })
+  for (let i = 0; !ready(); i++) {
+    if (i > 300) throw new Error('the Redis Cluster did not come up within 30 s')
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return { ports, nodes }
+}
+
 async function run(outage) {
   const dir = mkdtempSync(join(tmpdir(), 'hypersock-outage-'))
   const port = await freePort()
-  let redis = await startRedis(port, dir)
+  const cluster = outage === 'failover' ? await startCluster(dir) : undefined
+  let redis = cluster ? undefined : await startRedis(port, dir)
   const toB = await relay(port)
   const modes = []
+  // On the cluster, both modes' channels on one primary, so that one failover hits both.
+  const channels = { pubsub: 'outage-pubsub', streams: 'outage-streams' }
+  let victim
+  if (cluster) {
+    const via = cluster.ports[0]
+    victim = primaryOf(via, '{outage-pubsub}')
+    for (let k = 0; primaryOf(via, `{${channels.streams}}`) !== victim; k++) channels.streams = `outage-streams-${k}`
+  }
   try {
     for (const mode of ['pubsub', 'streams']) {
       const server = (name, redisPort) => {
-        const url = `redis://127.0.0.1:${redisPort}`
-        const [command, args] = node('servers/hypersock-room.mjs', url, `outage-${mode}`, mode)
+        const url = cluster
+          ? cluster.ports.map((p) => `redis://127.0.0.1:${p}`).join(',')
+          : `redis://127.0.0.1:${redisPort}`
+        const [command, args] = node('servers/hypersock-room.mjs', url, channels[mode], mode)
         return startServer(`${mode} ${name}`, command, args)
       }
       const a = await server('A', port)
-      const b = await server('B', toB.port)
+      const b = await server('B', cluster ? port : toB.port)
       const sender = new WebSocket(`ws://127.0.0.1:${a.port}/`)
       await once(sender, 'open')
       modes.push({
@@ -157,13 +235,15 @@ async function run(outage) {
         if (outage === 'crash') {
           redis.kill('SIGKILL')
           await redis.exited
+        } else if (outage === 'failover') {
+          cluster.nodes.get(victim).kill('SIGKILL')
         } else toB.cut()
         console.error(`outage: ${outage} at ${((performance.now() - start) / 1000).toFixed(1)} s`)
       }
       if (killed && !restarted && performance.now() >= restartAt) {
         restarted = true
         if (outage === 'crash') redis = await startRedis(port, dir)
-        else toB.heal()
+        else if (outage === 'partition') toB.heal()
         console.error(`outage: over at ${((performance.now() - start) / 1000).toFixed(1)} s`)
       }
       for (const m of modes) m.sender.send(`m${i}`)
@@ -193,7 +273,8 @@ async function run(outage) {
       for (const s of m.servers) await s.stop()
     }
     toB.close()
-    redis.kill('SIGKILL')
+    redis?.kill('SIGKILL')
+    for (const n of cluster?.nodes.values() ?? []) n.kill('SIGKILL')
     rmSync(dir, { recursive: true, force: true })
   }
 }
@@ -202,6 +283,7 @@ const OUTAGE_S = (RESTART_MS - KILL_MS) / 1000
 const WHAT = {
   crash: `redis-server \`kill -9\`, restarted ${OUTAGE_S} s later`,
   partition: `B's link to Redis cut for ${OUTAGE_S} s`,
+  failover: 'Redis Cluster: `kill -9` of the primary, its replica takes over',
 }
 
 await ensureTools({ 'redis-server': 'redis-server' })
@@ -213,4 +295,4 @@ console.log(
   '| outage | mode | members on A: lost / duplicated / out of order | members on B: lost / duplicated / out of order |',
 )
 console.log('| --- | --- | --- | --- |')
-for (const outage of ['crash', 'partition']) await run(outage)
+for (const outage of ['crash', 'partition', 'failover']) await run(outage)

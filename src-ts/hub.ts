@@ -393,6 +393,13 @@ export interface RedisAdapterOptions {
    * resume with the last one it saw. Default false.
    */
   stampIds?: boolean
+  /**
+   * A Redis Cluster: `redis://` URLs of some of its nodes (the others are found through them),
+   * instead of `url`. Every name the hub uses carries the hash tag `{channel}`, so its traffic
+   * lives in one slot on one shard; pub/sub is sharded (`SPUBLISH`/`SSUBSCRIBE`). Redirections
+   * and failovers are followed by themselves. Not over TLS yet.
+   */
+  cluster?: string[]
 }
 
 const JOIN_KEYS = optionKeys<JoinOptions>({ since: true })
@@ -409,6 +416,7 @@ const REDIS_ADAPTER_KEYS = optionKeys<RedisAdapterOptions>({
   historySize: true,
   historyTtl: true,
   stampIds: true,
+  cluster: true,
 })
 
 /**
@@ -460,6 +468,29 @@ export class RedisAdapter extends EventEmitter {
       }
       return n
     }
+    const cluster = options.cluster
+    if (cluster !== undefined) {
+      if (!Array.isArray(cluster) || cluster.length === 0) {
+        throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'cluster must be a non-empty array of redis:// URLs')
+      }
+      if (url !== undefined) {
+        throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'give url or cluster, not both')
+      }
+      for (const node of cluster) {
+        if (typeof node !== 'string' || !/^redis:\/\//i.test(node)) {
+          throw new InvalidArgumentError(
+            'ERR_INVALID_URL',
+            `invalid Redis Cluster node URL ${JSON.stringify(node)}: use redis:// (TLS is not supported with a cluster yet)`,
+          )
+        }
+      }
+      if (options.channel !== undefined && /[{}]/.test(options.channel)) {
+        throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'with cluster, channel must not contain { or }')
+      }
+      if (options.tls !== undefined) {
+        throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'tls is not supported with cluster yet')
+      }
+    }
     const mode = options.mode
     if (mode !== undefined && mode !== 'pubsub' && mode !== 'streams') {
       throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', "mode must be 'pubsub' or 'streams'")
@@ -485,6 +516,7 @@ export class RedisAdapter extends EventEmitter {
       historySize: int('historySize', options.historySize),
       historyTtl: int('historyTtl', options.historyTtl),
       stampIds: options.stampIds,
+      cluster: cluster ? [...cluster] : undefined,
     }
     this.#ready = new Promise((resolve) => {
       this.#resolveReady = resolve
@@ -523,6 +555,7 @@ export class RedisAdapter extends EventEmitter {
           historySize: this.#options.historySize,
           historyTtlMs: this.#options.historyTtl,
           stampIds: this.#options.stampIds,
+          cluster: this.#options.cluster,
         },
         (kind: number, error: Error | null) => this.#event(kind, error),
       )

@@ -7,7 +7,9 @@ import { Hub, RedisAdapter, serveWebSocket } from '../../dist/index.js'
 import { announce } from './common.mjs'
 
 const [url, channel, mode] = process.argv.slice(2)
-const adapter = url ? new RedisAdapter({ url, channel, ...(mode === 'streams' && { mode }) }) : undefined
+// A comma-separated list of URLs is a Redis Cluster's nodes.
+const where = url?.includes(',') ? { cluster: url.split(',') } : { url }
+const adapter = url ? new RedisAdapter({ ...where, channel, ...(mode === 'streams' && { mode }) }) : undefined
 const ready = adapter ? new Promise((resolve) => adapter.once('ready', resolve)) : Promise.resolve()
 const hub = new Hub(adapter ? { adapter } : {})
 const server = await serveWebSocket({

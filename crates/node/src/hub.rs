@@ -73,6 +73,8 @@ pub struct BindingRedisOptions {
     pub history_ttl_ms: Option<f64>,
     /// Streams mode: start each delivered message with its id and a space.
     pub stamp_ids: Option<bool>,
+    /// Redis Cluster: URLs of some of its nodes.
+    pub cluster: Option<Vec<String>>,
 }
 
 /// What `joinSince` did.
@@ -288,6 +290,7 @@ impl BindingHub {
             } else {
                 Mode::PubSub
             },
+            cluster: options.cluster.unwrap_or_default(),
         };
         RedisAdapter::start(&self.hub, opts, events)?;
         Ok(())

@@ -20,6 +20,9 @@
 //! its messages, so one sent again after a lost reply is delivered once. The history also lets a
 //! client that reconnects catch up ([`Hub::join_since`]). See [`stream`].
 //!
+//! With a Redis Cluster ([`RedisOptions::cluster`]) the hub's names share one hash tag, so it
+//! lives on one shard; see [`cluster`].
+//!
 //! The protocol client is the few lines of RESP2 in [`super::resp`]: two commands (`PUBLISH`,
 //! `SUBSCRIBE`, plus `AUTH`) do not warrant a full Redis client and its dependencies.
 //!
@@ -48,6 +51,7 @@ use crate::net::NetStream;
 use crate::tls::{classify_io, client_config, ClientTlsOptions};
 use crate::ws::PreparedMessage;
 
+mod cluster;
 mod stream;
 
 /// Options of [`RedisAdapter::start`].
@@ -67,6 +71,9 @@ pub struct RedisOptions {
     pub tls: Option<ClientTlsOptions>,
     /// Pub/sub (at most once) or streams (at least once, with a history).
     pub mode: Mode,
+    /// Redis Cluster: `redis://` URLs of some of its nodes (then `url` is not used). The hub's
+    /// traffic goes to the primary serving the slot of `{channel}`.
+    pub cluster: Vec<String>,
 }
 
 /// How the adapter relays messages between processes.
@@ -111,6 +118,7 @@ impl Default for RedisOptions {
             max_queue: 65_536,
             tls: None,
             mode: Mode::PubSub,
+            cluster: Vec::new(),
         }
     }
 }
@@ -205,6 +213,8 @@ struct Shared {
     replays: Option<mpsc::Sender<stream::Replay>>,
     /// Connections that came up at least once; `Ready` is reported when all did.
     up: std::sync::atomic::AtomicUsize,
+    /// Redis Cluster: where the hub's slot is served.
+    router: Option<cluster::Router>,
     cancel: CancellationToken,
     events: EventSink,
     opts: RedisOptions,
@@ -243,6 +253,13 @@ struct Endpoint {
 }
 
 impl Endpoint {
+    /// The same settings for another node (of a cluster).
+    fn at(&self, addr: &str) -> Endpoint {
+        let mut e = self.clone();
+        e.target.addr = addr.to_owned();
+        e
+    }
+
     fn new(target: Target, tls: Option<&ClientTlsOptions>) -> Result<Endpoint> {
         if !target.tls {
             if tls.is_some() {
@@ -309,10 +326,37 @@ impl RedisAdapter {
     /// any previous one). Returns at once: connections are made in the background and reported
     /// through `events` ([`AdapterEvent::Ready`] once subscribed). Must run on a tokio runtime.
     pub fn start(hub: &Hub, opts: RedisOptions, events: EventSink) -> Result<Arc<RedisAdapter>> {
-        let target = Endpoint::new(parse_url(&opts.url)?, opts.tls.as_ref())?;
         if opts.channel.is_empty() {
             return Err(Error::InvalidArgument("the channel prefix is empty".into()));
         }
+        let (target, router, names) = if opts.cluster.is_empty() {
+            let target = Endpoint::new(parse_url(&opts.url)?, opts.tls.as_ref())?;
+            (target, None, opts.channel.clone())
+        } else {
+            let seeds = opts
+                .cluster
+                .iter()
+                .map(|u| parse_url(u))
+                .collect::<Result<Vec<_>>>()?;
+            if seeds.iter().any(|t| t.tls) || opts.tls.is_some() {
+                return Err(Error::InvalidArgument(
+                    "Redis Cluster over TLS (rediss://) is not supported yet".into(),
+                ));
+            }
+            if opts.channel.contains(['{', '}']) {
+                return Err(Error::InvalidArgument(
+                    "with a Redis Cluster the channel prefix must not contain { or } (it becomes \
+                     the hash tag that keeps the hub's names in one slot)"
+                        .into(),
+                ));
+            }
+            let names = format!("{{{}}}", opts.channel);
+            let router = cluster::Router::new(
+                seeds.iter().map(|t| t.addr.clone()).collect(),
+                cluster::key_slot(names.as_bytes()),
+            );
+            (Endpoint::new(seeds[0].clone(), None)?, Some(router), names)
+        };
         if let Mode::Streams(s) = &opts.mode {
             if s.history_size == 0 {
                 return Err(Error::InvalidArgument("the history size is 0".into()));
@@ -328,15 +372,16 @@ impl RedisAdapter {
         };
         let shared = Arc::new(Shared {
             node: rand::random(),
-            data: Bytes::from(format!("{}#data", opts.channel)),
-            ctl: Bytes::from(format!("{}#ctl", opts.channel)),
+            data: Bytes::from(format!("{names}#data")),
+            ctl: Bytes::from(format!("{names}#ctl")),
             queue,
             pending: Mutex::new(HashMap::new()),
             next_req: AtomicU64::new(1),
             subscribed: AtomicBool::new(false),
-            stream: Bytes::from(format!("{}#stream", opts.channel)),
+            stream: Bytes::from(format!("{names}#stream")),
             replays,
             up: std::sync::atomic::AtomicUsize::new(0),
+            router,
             cancel: CancellationToken::new(),
             events,
             opts,
@@ -683,11 +728,20 @@ impl Conn {
         Ok(conn)
     }
 
-    /// Opens a connection and sees Redis answer a `PING` on it: a proxy that accepts and then
+    /// Opens a connection to the Redis of `endpoint`, or in a cluster to the primary serving the
+    /// hub's slot.
+    async fn connect(shared: &Shared, endpoint: &Endpoint) -> Result<Conn> {
+        match &shared.router {
+            None => Conn::open(endpoint).await,
+            Some(router) => Conn::open(&endpoint.at(&router.primary(endpoint).await?)).await,
+        }
+    }
+
+    /// Connects ([`Conn::connect`]) and sees Redis answer a `PING`: a proxy that accepts and then
     /// drops connections to a Redis that is down must not count as Redis being back (the backoff
     /// would restart and every attempt be reported).
-    async fn open_checked(endpoint: &Endpoint) -> Result<Conn> {
-        let mut conn = Conn::open(endpoint).await?;
+    async fn open_checked(shared: &Shared, endpoint: &Endpoint) -> Result<Conn> {
+        let mut conn = Conn::connect(shared, endpoint).await?;
         let mut out = BytesMut::new();
         resp::command(&mut out, &[b"PING"]);
         conn.write(&out).await?;
@@ -753,6 +807,11 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
     let mut batch: Vec<Outbound> = Vec::new();
     let mut out = BytesMut::new();
     let mut next_seq: u64 = 1;
+    let publish: &[u8] = if shared.router.is_some() {
+        b"SPUBLISH"
+    } else {
+        b"PUBLISH"
+    };
     let (history_size, ttl) = match &shared.opts.mode {
         Mode::Streams(s) => (
             s.history_size.to_string(),
@@ -763,7 +822,7 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
     loop {
         let opened = tokio::select! {
             _ = shared.cancel.cancelled() => return,
-            c = Conn::open_checked(&target) => c,
+            c = Conn::open_checked(&shared, &target) => c,
         };
         let mut conn = match opened {
             Ok(c) => c,
@@ -827,12 +886,18 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
                         ],
                     );
                 } else {
-                    resp::command(&mut out, &[b"PUBLISH", &m.channel, &m.frame]);
+                    resp::command(&mut out, &[publish, &m.channel, &m.frame]);
                 }
             }
             let expire = ttl.as_ref().filter(|_| appended);
             if let Some(ms) = expire {
                 resp::command(&mut out, &[b"PEXPIRE", &shared.stream, ms.as_bytes()]);
+            }
+            // In a cluster, an entry is taken once a replica has it too: one the primary had
+            // alone when it failed is sent again (and read once, by its number).
+            let replicated = appended && shared.router.is_some();
+            if replicated {
+                resp::command(&mut out, &[b"WAIT", b"1", b"1000"]);
             }
             if let Err(e) = conn.write(&out).await {
                 break e;
@@ -841,6 +906,12 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
             let mut taken = 0;
             for m in &batch {
                 let reply = conn.read().await;
+                if let Ok(Value::Error(e)) = &reply {
+                    if cluster::retryable(e) {
+                        error = Some(Error::Adapter(format!("Redis: {e}")));
+                        break;
+                    }
+                }
                 if reply.is_ok() {
                     taken += 1;
                 }
@@ -869,12 +940,20 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
                     }
                 }
             }
-            batch.drain(..taken);
             if error.is_none() && expire.is_some() {
                 if let Err(e) = conn.read().await {
                     error = Some(e);
                 }
             }
+            if error.is_none() && replicated {
+                // A shard without a replica, or one more than a second behind, answers 0: the
+                // entries stay taken (waiting longer would hold every publish up).
+                if let Err(e) = conn.read().await {
+                    error = Some(e);
+                    taken = 0;
+                }
+            }
+            batch.drain(..taken);
             if let Some(e) = error {
                 // Pub/sub publishes in flight are lost; stream entries wait for the next
                 // connection (a reader drops the copy of one Redis took twice by its number).
@@ -895,13 +974,19 @@ async fn subscriber(shared: Arc<Shared>, target: Endpoint) {
     let mut ever = false;
     loop {
         let session = async {
-            let mut conn = Conn::open(&target).await?;
+            let mut conn = Conn::connect(&shared, &target).await?;
             let mut out = BytesMut::new();
-            // In streams mode the data comes from the stream; only questions are published.
-            let channels: &[&[u8]] = if shared.replays.is_some() {
-                &[b"SUBSCRIBE", &shared.ctl]
+            // In streams mode the data comes from the stream; only questions are published. A
+            // cluster's pub/sub is sharded.
+            let verb: &[u8] = if shared.router.is_some() {
+                b"SSUBSCRIBE"
             } else {
-                &[b"SUBSCRIBE", &shared.data, &shared.ctl]
+                b"SUBSCRIBE"
+            };
+            let channels: &[&[u8]] = if shared.replays.is_some() {
+                &[verb, &shared.ctl]
+            } else {
+                &[verb, &shared.data, &shared.ctl]
             };
             resp::command(&mut out, channels);
             conn.write(&out).await?;
@@ -938,7 +1023,14 @@ async fn subscriber(shared: Arc<Shared>, target: Endpoint) {
                 v = conn.read() => v,
             };
             match value {
-                Ok(Value::Array(Some(items))) => on_push(&shared, items),
+                Ok(Value::Array(Some(items))) => {
+                    if !on_push(&shared, items) {
+                        break Error::Adapter(
+                            "Redis ended the subscription (the cluster moved the hub's slot)"
+                                .into(),
+                        );
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => break e,
             }
@@ -951,24 +1043,31 @@ async fn subscriber(shared: Arc<Shared>, target: Endpoint) {
     }
 }
 
-/// Handles one pushed `["message", channel, payload]`. Malformed payloads are ignored.
-fn on_push(shared: &Shared, items: Vec<Value>) {
+/// Handles one pushed `["message" or "smessage", channel, payload]`; malformed payloads are
+/// ignored. False when Redis ended a sharded subscription (`sunsubscribe`: the slot moved).
+fn on_push(shared: &Shared, items: Vec<Value>) -> bool {
+    if let Some(Value::Bulk(Some(kind))) = items.first() {
+        if &kind[..] == b"sunsubscribe" {
+            return false;
+        }
+    }
     let [Value::Bulk(Some(kind)), Value::Bulk(Some(channel)), Value::Bulk(Some(payload))] =
         items.as_slice()
     else {
-        return;
+        return true;
     };
-    if &kind[..] != b"message" {
-        return;
+    if &kind[..] != b"message" && &kind[..] != b"smessage" {
+        return true;
     }
     let Some(hub) = Hub::upgrade(&shared.hub) else {
-        return;
+        return true;
     };
     if *channel == shared.data {
         on_data(shared, &hub, payload);
     } else if *channel == shared.ctl {
         on_ctl(shared, &hub, payload);
     }
+    true
 }
 
 fn split_node(payload: &[u8]) -> Option<(u8, &[u8], &[u8])> {
@@ -1240,6 +1339,7 @@ mod tests {
             stream: Bytes::from_static(b"s"),
             replays: None,
             up: std::sync::atomic::AtomicUsize::new(0),
+            router: None,
             cancel: CancellationToken::new(),
             events: Arc::new(|_| {}),
             opts: RedisOptions::default(),

@@ -232,7 +232,7 @@ async fn end_id(conn: &mut Conn, key: &[u8], last: bool) -> Result<Option<Stream
 /// (what was published before this node came is not delivered); after an outage, it stays, and
 /// a history already trimmed past it is reported (messages may have been lost).
 async fn open(shared: &Shared, target: &Endpoint, cursor: &mut Option<StreamId>) -> Result<Conn> {
-    let mut conn = Conn::open(target).await?;
+    let mut conn = Conn::connect(shared, target).await?;
     match *cursor {
         None => {
             *cursor = Some(
@@ -381,7 +381,7 @@ async fn serve_replay(
     let work = async {
         let cursor = cursor.ok_or_else(|| Error::Adapter("not connected to Redis".into()))?;
         if query.is_none() {
-            *query = Some(Conn::open(target).await?);
+            *query = Some(Conn::connect(shared, target).await?);
         }
         let conn = query
             .as_mut()
