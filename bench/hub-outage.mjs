@@ -3,14 +3,13 @@
 // keeps an append-only file synced on every write; B reaches it through a TCP relay in this
 // process. A client of A sends 10,000 messages at 500/s (each published to the room by A); at
 // 10 s the outage starts and at 13 s it ends. Clients of A and B count what they received: lost,
-// duplicated, out of order. Both modes run at once, on their own channels. Two runs:
+// duplicated, out of order. Both modes run at once, on their own channels. Three runs:
 // - crash: `kill -9` of redis-server, restarted (reloading its file) 3 s later;
 // - partition: B's connections to Redis are cut and refused for 3 s; Redis and A carry on;
 // - failover: on a Redis Cluster (3 primaries, 3 replicas, cluster-node-timeout 1 s), `kill -9`
 //   of the primary serving both channels; its replica takes over by itself.
 // Loopback only; about a minute.
 // Env: OUTAGE_MESSAGES (10000), OUTAGE_RATE (500/s), OUTAGE_KILL_S (10), OUTAGE_RESTART_S (13).
-import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
@@ -18,7 +17,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WebSocket from 'ws'
 import { node } from './lib/config.mjs'
-import { ensureTools, freePort, killAll, startServer, track } from './lib/proc.mjs'
+import { ensureTools, freePort, killAll, startServer } from './lib/proc.mjs'
+import { primaryOf, startCluster, startRedis } from './lib/redis.mjs'
 
 const MESSAGES = Number(process.env.OUTAGE_MESSAGES ?? 10_000)
 const RATE = Number(process.env.OUTAGE_RATE ?? 500)
@@ -26,33 +26,6 @@ const KILL_MS = Number(process.env.OUTAGE_KILL_S ?? 10) * 1000
 const RESTART_MS = Number(process.env.OUTAGE_RESTART_S ?? 13) * 1000
 
 process.on('exit', killAll)
-
-async function startRedis(port, dir, extra = []) {
-  const redis = track('redis-server', [
-    ...extra,
-    '--port',
-    String(port),
-    '--bind',
-    '127.0.0.1',
-    '--save',
-    '',
-    '--dir',
-    dir,
-    '--appendonly',
-    'yes',
-    '--appendfsync',
-    'always',
-  ])
-  let text = ''
-  await new Promise((resolve, reject) => {
-    redis.stdout.on('data', (chunk) => {
-      text += chunk
-      if (/Ready to accept connections/.test(text)) resolve()
-    })
-    redis.exited.then(() => reject(new Error(`redis-server exited: ${text.slice(-500)}`)))
-  })
-  return redis
-}
 
 /** A client that records the messages it receives (`m<n>`), with a way to wait for a count. */
 async function receiver(url) {
@@ -115,69 +88,6 @@ async function relay(port) {
       for (const s of sockets) s.destroy()
     },
   }
-}
-
-const cli = (port, ...args) => execFileSync('redis-cli', ['-p', String(port), ...args], { timeout: 10_000 }).toString()
-
-/** The port of the primary serving the slot of `name`, per the node on `via` (`CLUSTER NODES`). */
-function primaryOf(via, name) {
-  const slot = Number(cli(via, 'cluster', 'keyslot', name))
-  for (const line of cli(via, 'cluster', 'nodes').split('\n')) {
-    const [, addr, flags, , , , , , ...slots] = line.split(' ')
-    if (!addr || !/(^|,)master(,|$)/.test(flags) || /fail/.test(flags)) continue
-    if (slots.some((r) => slot >= Number(r.split('-')[0]) && slot <= Number(r.split('-')[1] ?? r)))
-      return Number(/:(\d+)@/.exec(addr)?.[1])
-  }
-  return undefined
-}
-
-/** Six cluster nodes on loopback (ports whose bus port, +10000, is free too), made a cluster. */
-async function startCluster(dir) {
-  const ports = []
-  while (ports.length < 6) {
-    const port = await freePort()
-    if (port + 10_000 > 65_535) continue
-    const bus = net.createServer()
-    const free = await new Promise((resolve) => {
-      bus.once('error', () => resolve(false))
-      bus.listen(port + 10_000, '127.0.0.1', () => bus.close(() => resolve(true)))
-    })
-    if (free) ports.push(port)
-  }
-  const nodes = new Map()
-  for (const port of ports) {
-    nodes.set(
-      port,
-      await startRedis(port, dir, [
-        '--cluster-enabled',
-        'yes',
-        '--cluster-config-file',
-        `nodes-${port}.conf`,
-        '--cluster-node-timeout',
-        '1000',
-        '--appenddirname',
-        `aof-${port}`,
-      ]),
-    )
-  }
-  execFileSync(
-    'redis-cli',
-    ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'],
-    { timeout: 30_000 },
-  )
-  const ready = () =>
-    ports.every((p) => {
-      const info = cli(p, 'info', 'replication')
-      return (
-        /cluster_state:ok/.test(cli(p, 'cluster', 'info')) &&
-        (/role:master/.test(info) || /master_link_status:up/.test(info))
-      )
-    })
-  for (let i = 0; !ready(); i++) {
-    if (i > 300) throw new Error('the Redis Cluster did not come up within 30 s')
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  return { ports, nodes }
 }
 
 async function run(outage) {

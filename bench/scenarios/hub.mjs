@@ -4,9 +4,13 @@
 // The connections are held by the Rust load generator ws-fanout. Both sides raise their
 // descriptor limit to the hard limit (`ulimit -n`) first.
 import { once } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import WebSocket from 'ws'
 import { bin, node, SECONDS, WARMUP } from '../lib/config.mjs'
 import { ensureTools, freePort, run, spawnRedis, withServer } from '../lib/proc.mjs'
+import { startCluster } from '../lib/redis.mjs'
 import { scaleRun, withDescriptors } from './ws.mjs'
 
 /** Receivers per publish (`HUB_CONNECTIONS`, default 10,000). */
@@ -192,6 +196,41 @@ export async function hubRedisLatency(record) {
         if (!across) throw new Error('no latency run')
         return { value: across.rate, detail: `${BURST} messages from A's client, counted at B's` }
       })
+    }
+    // The same through a Redis Cluster (3 primaries, 3 replicas, no persistence).
+    const dir = mkdtempSync(join(tmpdir(), 'hypersock-bench-cluster-'))
+    let cluster
+    try {
+      cluster = await startCluster(dir, ['--appendonly', 'no'])
+      const seeds = cluster.ports.map((p) => `redis://127.0.0.1:${p}`).join(',')
+      for (const [subject, mode] of [
+        ['hypersock cluster', []],
+        ['hypersock streams cluster', ['streams']],
+      ]) {
+        const [command, args] = node('servers/hypersock-room.mjs', seeds, `bench-${subject.length}`, ...mode)
+        let across
+        await record('hub-redis-p50-us', subject, async () => {
+          across = await withServer(`${subject} A`, command, args, (portA) =>
+            withServer(`${subject} B`, command, args, (portB) =>
+              withServer(`${subject} C`, command, args, (portC) =>
+                latencyAndRate(`ws://127.0.0.1:${portA}/`, `ws://127.0.0.1:${portB}/`, `ws://127.0.0.1:${portC}/`),
+              ),
+            ),
+          )
+          return { value: across.p50, detail: `p99 ${across.p99} µs, three processes` }
+        })
+        await record('hub-redis-p99-us', subject, async () => {
+          if (!across) throw new Error('no latency run')
+          return across.p99
+        })
+        await record('hub-redis-msgs-per-s', subject, async () => {
+          if (!across) throw new Error('no latency run')
+          return across.rate
+        })
+      }
+    } finally {
+      for (const n of cluster?.nodes.values() ?? []) n.kill('SIGKILL')
+      rmSync(dir, { recursive: true, force: true })
     }
     const [command, argsLocal] = node('servers/hypersock-room.mjs')
     let local
