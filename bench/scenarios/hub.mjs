@@ -172,62 +172,16 @@ export async function hubRedisLatency(record) {
     const url = `redis://127.0.0.1:${port}`
     // Three processes on one Redis: latency from a client of A to a client of B (C's client in
     // the room too), then a burst's throughput to B.
-    for (const [subject, mode] of [
-      ['hypersock', []],
-      ['hypersock streams', ['streams']],
-    ]) {
-      const [command, args] = node('servers/hypersock-room.mjs', url, `bench-${port}-${subject.length}`, ...mode)
-      let across
-      await record('hub-redis-p50-us', subject, async () => {
-        across = await withServer(`${subject} A`, command, args, (portA) =>
-          withServer(`${subject} B`, command, args, (portB) =>
-            withServer(`${subject} C`, command, args, (portC) =>
-              latencyAndRate(`ws://127.0.0.1:${portA}/`, `ws://127.0.0.1:${portB}/`, `ws://127.0.0.1:${portC}/`),
-            ),
-          ),
-        )
-        return { value: across.p50, detail: `p99 ${across.p99} µs, ${LATENCY_SAMPLES} messages, three processes` }
-      })
-      await record('hub-redis-p99-us', subject, async () => {
-        if (!across) throw new Error('no latency run')
-        return across.p99
-      })
-      await record('hub-redis-msgs-per-s', subject, async () => {
-        if (!across) throw new Error('no latency run')
-        return { value: across.rate, detail: `${BURST} messages from A's client, counted at B's` }
-      })
-    }
+    await acrossThree(record, 'hypersock', url, `bench-${port}-p`, [])
+    await acrossThree(record, 'hypersock streams', url, `bench-${port}-s`, ['streams'])
     // The same through a Redis Cluster (3 primaries, 3 replicas, no persistence).
     const dir = mkdtempSync(join(tmpdir(), 'hypersock-bench-cluster-'))
     let cluster
     try {
       cluster = await startCluster(dir, ['--appendonly', 'no'])
       const seeds = cluster.ports.map((p) => `redis://127.0.0.1:${p}`).join(',')
-      for (const [subject, mode] of [
-        ['hypersock cluster', []],
-        ['hypersock streams cluster', ['streams']],
-      ]) {
-        const [command, args] = node('servers/hypersock-room.mjs', seeds, `bench-${subject.length}`, ...mode)
-        let across
-        await record('hub-redis-p50-us', subject, async () => {
-          across = await withServer(`${subject} A`, command, args, (portA) =>
-            withServer(`${subject} B`, command, args, (portB) =>
-              withServer(`${subject} C`, command, args, (portC) =>
-                latencyAndRate(`ws://127.0.0.1:${portA}/`, `ws://127.0.0.1:${portB}/`, `ws://127.0.0.1:${portC}/`),
-              ),
-            ),
-          )
-          return { value: across.p50, detail: `p99 ${across.p99} µs, three processes` }
-        })
-        await record('hub-redis-p99-us', subject, async () => {
-          if (!across) throw new Error('no latency run')
-          return across.p99
-        })
-        await record('hub-redis-msgs-per-s', subject, async () => {
-          if (!across) throw new Error('no latency run')
-          return across.rate
-        })
-      }
+      await acrossThree(record, 'hypersock cluster', seeds, 'bench-p', [])
+      await acrossThree(record, 'hypersock streams cluster', seeds, 'bench-s', ['streams'])
     } finally {
       for (const n of cluster?.nodes.values() ?? []) n.kill('SIGKILL')
       rmSync(dir, { recursive: true, force: true })
@@ -251,6 +205,33 @@ export async function hubRedisLatency(record) {
   } finally {
     redis.kill('SIGKILL')
   }
+}
+
+/**
+ * Records latency and throughput ({@link latencyAndRate}) across three room servers relaying
+ * through `redis` (a URL, or a cluster's URLs joined by commas) on `channel` in `mode`.
+ */
+async function acrossThree(record, subject, redis, channel, mode) {
+  const [command, args] = node('servers/hypersock-room.mjs', redis, channel, ...mode)
+  let across
+  await record('hub-redis-p50-us', subject, async () => {
+    across = await withServer(`${subject} A`, command, args, (portA) =>
+      withServer(`${subject} B`, command, args, (portB) =>
+        withServer(`${subject} C`, command, args, (portC) =>
+          latencyAndRate(`ws://127.0.0.1:${portA}/`, `ws://127.0.0.1:${portB}/`, `ws://127.0.0.1:${portC}/`),
+        ),
+      ),
+    )
+    return { value: across.p50, detail: `p99 ${across.p99} µs, ${LATENCY_SAMPLES} messages, three processes` }
+  })
+  await record('hub-redis-p99-us', subject, async () => {
+    if (!across) throw new Error('no latency run')
+    return across.p99
+  })
+  await record('hub-redis-msgs-per-s', subject, async () => {
+    if (!across) throw new Error('no latency run')
+    return { value: across.rate, detail: `${BURST} messages from A's client, counted at B's` }
+  })
 }
 
 /** Messages of the throughput burst. */
