@@ -215,6 +215,9 @@ struct Shared {
     up: std::sync::atomic::AtomicUsize,
     /// Redis Cluster: where the hub's slot is served.
     router: Option<cluster::Router>,
+    /// Streams mode: true once the reader has its first cursor. The publisher appends nothing
+    /// before, or this process's own first publishes would be behind where its reader starts.
+    reading: tokio::sync::watch::Sender<bool>,
     cancel: CancellationToken,
     events: EventSink,
     opts: RedisOptions,
@@ -382,6 +385,7 @@ impl RedisAdapter {
             replays,
             up: std::sync::atomic::AtomicUsize::new(0),
             router,
+            reading: tokio::sync::watch::channel(false).0,
             cancel: CancellationToken::new(),
             events,
             opts,
@@ -745,7 +749,7 @@ impl Conn {
         let mut out = BytesMut::new();
         resp::command(&mut out, &[b"PING"]);
         conn.write(&out).await?;
-        match conn.read().await? {
+        match conn.read_within(REPLY_TIMEOUT).await? {
             Value::Error(e) => Err(Error::Adapter(format!("PING refused: {e}"))),
             _ => Ok(conn),
         }
@@ -767,6 +771,13 @@ impl Conn {
             > 0)
     }
 
+    /// [`Conn::read`] within `limit`; a peer silent for longer is a failed connection.
+    async fn read_within(&mut self, limit: Duration) -> Result<Value> {
+        tokio::time::timeout(limit, self.read())
+            .await
+            .map_err(|_| Error::Timeout("a reply from Redis"))?
+    }
+
     async fn read(&mut self) -> Result<Value> {
         loop {
             match resp::parse(&mut self.buf) {
@@ -780,6 +791,10 @@ impl Conn {
         }
     }
 }
+
+/// Longest wait for a reply to a command (not a blocking read): a connection whose peer went
+/// silent (a partition with no reset) fails instead of hanging.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sleeps for the backoff (doubling it), or returns false when cancelled.
 async fn back_off(shared: &Shared, backoff: &mut Duration) -> bool {
@@ -819,6 +834,13 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
         ),
         Mode::PubSub => (String::new(), None),
     };
+    if shared.replays.is_some() {
+        let mut reading = shared.reading.subscribe();
+        tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            _ = reading.wait_for(|r| *r) => {}
+        }
+    }
     loop {
         let opened = tokio::select! {
             _ = shared.cancel.cancelled() => return,
@@ -834,8 +856,9 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
                 continue;
             }
         };
-        backoff = MIN_BACKOFF;
-        down = false;
+        // Up once a batch went through: a node that answers PING but refuses every command
+        // (MOVED, CLUSTERDOWN, READONLY) must not reset the backoff.
+        let mut wait_for_replica = shared.router.is_some();
         let failed = loop {
             // While idle, watch the connection too: a Redis that went away is noticed at once,
             // not by losing the next batch. Stream entries Redis did not take before a failure
@@ -895,7 +918,7 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
             }
             // In a cluster, an entry is taken once a replica has it too: one the primary had
             // alone when it failed is sent again (and read once, by its number).
-            let replicated = appended && shared.router.is_some();
+            let replicated = appended && wait_for_replica;
             if replicated {
                 resp::command(&mut out, &[b"WAIT", b"1", b"1000"]);
             }
@@ -905,7 +928,7 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
             let mut error = None;
             let mut taken = 0;
             for m in &batch {
-                let reply = conn.read().await;
+                let reply = conn.read_within(REPLY_TIMEOUT).await;
                 if let Ok(Value::Error(e)) = &reply {
                     if cluster::retryable(e) {
                         error = Some(Error::Adapter(format!("Redis: {e}")));
@@ -941,19 +964,31 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
                 }
             }
             if error.is_none() && expire.is_some() {
-                if let Err(e) = conn.read().await {
+                if let Err(e) = conn.read_within(REPLY_TIMEOUT).await {
                     error = Some(e);
                 }
             }
-            if error.is_none() && replicated {
-                // A shard without a replica, or one more than a second behind, answers 0: the
-                // entries stay taken (waiting longer would hold every publish up).
-                if let Err(e) = conn.read().await {
-                    error = Some(e);
+            if replicated {
+                if error.is_none() {
+                    match conn.read_within(REPLY_TIMEOUT).await {
+                        // A shard without a replica (or one more than a second behind) answers
+                        // 0: the entries stay taken, and this connection stops waiting (every
+                        // batch would wait the full second).
+                        Ok(Value::Int(0)) => wait_for_replica = false,
+                        Ok(_) => {}
+                        Err(e) => error = Some(e),
+                    }
+                }
+                // Not confirmed by a replica: all of the batch is sent again.
+                if error.is_some() {
                     taken = 0;
                 }
             }
             batch.drain(..taken);
+            if error.is_none() {
+                backoff = MIN_BACKOFF;
+                down = false;
+            }
             if let Some(e) = error {
                 // Pub/sub publishes in flight are lost; stream entries wait for the next
                 // connection (a reader drops the copy of one Redis took twice by its number).
@@ -1340,6 +1375,7 @@ mod tests {
             replays: None,
             up: std::sync::atomic::AtomicUsize::new(0),
             router: None,
+            reading: tokio::sync::watch::channel(false).0,
             cancel: CancellationToken::new(),
             events: Arc::new(|_| {}),
             opts: RedisOptions::default(),

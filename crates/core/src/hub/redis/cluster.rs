@@ -103,7 +103,8 @@ impl Router {
         let mut out = BytesMut::new();
         resp::command(&mut out, &[b"CLUSTER", b"SLOTS"]);
         conn.write(&out).await?;
-        let reply = conn.read().await?;
+        // A node gone silent must not hold up asking the next one.
+        let reply = conn.read_within(super::REPLY_TIMEOUT).await?;
         let (ranges, seen) = parse_slots(reply, host_of(addr))?;
         {
             let mut nodes = lock(&self.nodes);

@@ -32,6 +32,7 @@ const PAGE: usize = 512;
 /// How long one `XREAD` blocks; a read that returns nothing after it is retried (and a dead
 /// connection is noticed on the next write).
 const BLOCK_MS: &[u8] = b"5000";
+const BLOCK: std::time::Duration = std::time::Duration::from_millis(5000);
 
 /// A stream entry id, `<milliseconds>-<sequence>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -270,7 +271,7 @@ pub(super) async fn reader(
     let mut ever = false;
     let mut cursor: Option<StreamId> = None;
     let mut seen = Seen::default();
-    let mut query: Option<Conn> = None;
+    let mut query: Option<Conn>;
     loop {
         let opened = tokio::select! {
             _ = shared.cancel.cancelled() => return,
@@ -288,6 +289,10 @@ pub(super) async fn reader(
         };
         backoff = MIN_BACKOFF;
         down = false;
+        shared.reading.send_replace(true);
+        // A replay after an outage opens a fresh connection (the old one may point at a Redis
+        // that restarted, or at a former primary).
+        query = None;
         came_up(&shared, &mut ever);
         let failed = loop {
             let at = cursor.unwrap_or(StreamId(0, 0)).to_string();
@@ -308,9 +313,13 @@ pub(super) async fn reader(
             if let Err(e) = conn.write(&out).await {
                 break e;
             }
+            // The block time and then some: a peer gone silent without a reset fails the read.
+            let deadline = tokio::time::sleep(BLOCK + super::REPLY_TIMEOUT);
+            tokio::pin!(deadline);
             let reply = loop {
                 tokio::select! {
                     _ = shared.cancel.cancelled() => return,
+                    _ = &mut deadline => break Err(Error::Timeout("an XREAD reply from Redis")),
                     v = conn.read() => break v,
                     Some(r) = replays.recv() => {
                         serve_replay(&shared, &target, &mut query, cursor, r).await;
@@ -324,16 +333,25 @@ pub(super) async fn reader(
                     let Some(hub) = Hub::upgrade(&shared.hub) else {
                         return;
                     };
+                    let mut malformed = None;
                     for s in streams {
-                        let Value::Array(Some(kv)) = s else { continue };
-                        let Some(list) = kv.into_iter().nth(1) else {
-                            continue;
+                        // Not advancing past a reply it cannot read would read it again forever:
+                        // the connection counts as failed instead.
+                        let list = match s {
+                            Value::Array(Some(kv)) => kv.into_iter().nth(1).map(entries),
+                            _ => None,
                         };
-                        let list = match entries(list) {
-                            Ok(l) => l,
-                            Err(e) => {
-                                report(&shared, "stream reading connection", &e, &mut down);
-                                continue;
+                        let list = match list {
+                            Some(Ok(l)) => l,
+                            Some(Err(e)) => {
+                                malformed = Some(e);
+                                break;
+                            }
+                            None => {
+                                malformed = Some(Error::Adapter(
+                                    "unexpected XREAD reply from Redis".into(),
+                                ));
+                                break;
                             }
                         };
                         for entry in &list {
@@ -352,6 +370,9 @@ pub(super) async fn reader(
                                 std::mem::take(&mut seen.skipped)
                             ),
                         });
+                    }
+                    if let Some(e) = malformed {
+                        break e;
                     }
                 }
                 Ok(Value::Error(e)) => break Error::Adapter(format!("Redis refused XREAD: {e}")),
@@ -452,6 +473,10 @@ async fn replay(
                 break;
             }
         }
+    }
+    if r.done.is_closed() {
+        // The caller gave up (its timeout): do not join behind its back.
+        return Err(Error::Timeout("the history replay (Redis did not answer)"));
     }
     Ok(Recovery {
         joined: hub.join(r.id, &r.room),
