@@ -22,6 +22,14 @@ import { member, type Proc, redisRelay, spawnRedis, startGroup } from './redis-p
 const procs: Proc[] = []
 const dirs: string[] = []
 
+/** One redis-server for every test here but the restart (each uses its own channel). */
+let redisPort = 0
+
+beforeAll(async () => {
+  redisPort = await freePort()
+  procs.push(await spawnRedis(['--port', String(redisPort)]))
+}, 30_000)
+
 afterAll(() => {
   for (const p of procs) p.kill()
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
@@ -43,12 +51,9 @@ function idLess(a: string, b: string): boolean {
 const startNodes = (n: number, env: Record<string, string>) => startGroup(n, env, procs)
 
 describe('RedisAdapter in streams mode across three processes', () => {
-  let redisPort = 0
   let g: Awaited<ReturnType<typeof startNodes>>
 
   beforeAll(async () => {
-    redisPort = await freePort()
-    procs.push(await spawnRedis(['--port', String(redisPort)]))
     g = await startNodes(3, {
       REDIS_URL: `redis://127.0.0.1:${redisPort}`,
       HUB_CHANNEL: `streams-${redisPort}`,
@@ -186,13 +191,6 @@ describe('RedisAdapter across a Redis restart: streams mode beside pub/sub mode'
 
 describe('streams mode when a link to Redis fails', () => {
   const track = trackServers()
-  let redisPort = 0
-
-  beforeAll(async () => {
-    redisPort = await freePort()
-    procs.push(await spawnRedis(['--port', String(redisPort)]))
-  }, 30_000)
-
   /** A hub of this process in streams mode through Redis at `port`, its members joining `?rooms=`. */
   async function streamsHub(port: number, channel: string, extra: { historySize?: number } = {}) {
     const adapter = new RedisAdapter({ url: `redis://127.0.0.1:${port}`, channel, mode: 'streams', ...extra })
@@ -274,13 +272,6 @@ describe('streams mode when a link to Redis fails', () => {
 
 describe('join with since: bad input', () => {
   const track = trackServers()
-  let redisPort = 0
-
-  beforeAll(async () => {
-    redisPort = await freePort()
-    procs.push(await spawnRedis(['--port', String(redisPort)]))
-  }, 30_000)
-
   async function hubWith(options: ConstructorParameters<typeof RedisAdapter>[0] & object) {
     const adapter = new RedisAdapter({ url: `redis://127.0.0.1:${redisPort}`, channel: `bad-${redisPort}`, ...options })
     const hub = new Hub({ adapter })
