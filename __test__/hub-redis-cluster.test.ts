@@ -128,6 +128,14 @@ const startNodes = (n: number, env: Record<string, string>) => startGroup(n, env
 
 const text = (t: string) => t.slice(t.indexOf(' ') + 1)
 
+/** Processes subscribed to sharded channel `channel`, as the primary serving its slot counts. */
+function shardSubscribers(via: number, channel: string): number {
+  const owner = primaryOf(via, slotOf(channel))
+  if (owner === undefined) return -1
+  const [, count] = cli(owner, 'pubsub', 'shardnumsub', channel).trim().split('\n')
+  return Number(count)
+}
+
 describe('RedisAdapter on a Redis Cluster (3 primaries, 3 replicas)', () => {
   // Two channel prefixes whose slots one primary serves, so that one failover hits both.
   const pubsubChannel = 'cl-pubsub'
@@ -145,12 +153,18 @@ describe('RedisAdapter on a Redis Cluster (3 primaries, 3 replicas)', () => {
     streams = await startNodes(3, { REDIS_CLUSTER: seeds, HUB_CHANNEL: streamsChannel, HUB_MODE: 'streams' })
   }, 60_000)
 
+  /** The sharded channel of a room of the pub/sub hubs. */
+  const roomChannel = (room: string) => `${pubsubChannel}#r#${room}`
+
   it('delivers every publish once, in order per publisher, in both modes, and counts rooms', async () => {
+    const via = [...servers.keys()][0] as number
     for (const [g, stamped] of [
       [pubsub, false],
       [streams, true],
     ] as const) {
       const members = [await g.client(0, 'chat'), await g.client(1, 'chat'), await g.client(2, 'chat')]
+      // Pub/sub mode: each process subscribes to the room's channel once it has a member there.
+      if (!stamped) await until('chat subscribed', () => shardSubscribers(via, roomChannel('chat')) === 3)
       expect((await g.ask(1, { cmd: 'clusterRoomSize', room: 'chat' })).size).toBe(3)
       const COUNT = 100
       await Promise.all(
@@ -170,21 +184,52 @@ describe('RedisAdapter on a Redis Cluster (3 primaries, 3 replicas)', () => {
     }
   })
 
+  it('spreads rooms over the primaries: one sharded channel per room, held while it has members', async () => {
+    const via = [...servers.keys()][0] as number
+    const rooms = Array.from({ length: 12 }, (_, k) => `room-${k}`)
+    const owners = new Set(rooms.map((r) => primaryOf(via, slotOf(roomChannel(r)))))
+    expect(owners.size).toBeGreaterThan(1)
+    const a = await pubsub.client(0, rooms.join(','))
+    const b = await pubsub.client(1, rooms.join(','))
+    // Each room's channel is subscribed, on the primary serving its slot, by the two processes
+    // with members in it, and only by them.
+    await until('every room subscribed by two processes', () =>
+      rooms.every((r) => shardSubscribers(via, roomChannel(r)) === 2),
+    )
+    for (const r of rooms) await pubsub.ask(2, { cmd: 'publish', room: r, data: `${r}:x` })
+    const expected = rooms.map((r) => `${r}:x`).sort()
+    for (const m of [a, b]) {
+      await m.until(() => m.got.length >= rooms.length)
+      expect([...m.got].sort()).toEqual(expected)
+    }
+    // A process whose last member of a room left unsubscribes from it.
+    b.ws.close()
+    await until('one process left per room', () => rooms.every((r) => shardSubscribers(via, roomChannel(r)) === 1))
+    a.ws.close()
+    await until('no process left', () => rooms.every((r) => shardSubscribers(via, roomChannel(r)) === 0))
+  })
+
   it('follows a failover of the primary serving the hubs: streams mode loses nothing', async () => {
-    const s0 = await streams.client(0, 'fo')
-    const s1 = await streams.client(1, 'fo')
-    const p0 = await pubsub.client(0, 'fo')
-    const p1 = await pubsub.client(1, 'fo')
-    const all = [...streams.nodes, ...pubsub.nodes]
-    const marks = all.map((n) => n.lines.length)
     const via = [...servers.keys()]
     const primary = primaryOf(via[0] as number, slotOf(`{${pubsubChannel}}`)) as number
     expect(primaryOf(via[0] as number, slotOf(`{${streamsChannel}}`))).toBe(primary)
+    // A pub/sub room whose channel that primary serves too.
+    let room = ''
+    for (let k = 0; !room; k++) {
+      if (primaryOf(via[0] as number, slotOf(roomChannel(`fo-${k}`))) === primary) room = `fo-${k}`
+    }
+    const s0 = await streams.client(0, 'fo')
+    const s1 = await streams.client(1, 'fo')
+    const p0 = await pubsub.client(0, room)
+    const p1 = await pubsub.client(1, room)
+    await until(`${room} subscribed`, () => shardSubscribers(via[0] as number, roomChannel(room)) === 2)
+    const all = [...streams.nodes, ...pubsub.nodes]
+    const marks = all.map((n) => n.lines.length)
 
     const COUNT = 300
     const done = [
       streams.ask(0, { cmd: 'publishPaced', room: 'fo', prefix: 'm', count: COUNT, everyMs: 10 }),
-      pubsub.ask(0, { cmd: 'publishPaced', room: 'fo', prefix: 'm', count: COUNT, everyMs: 10 }),
+      pubsub.ask(0, { cmd: 'publishPaced', room, prefix: 'm', count: COUNT, everyMs: 10 }),
     ]
     await p0.until(() => p0.got.length >= 50)
     servers.get(primary)?.kill()
@@ -203,7 +248,7 @@ describe('RedisAdapter on a Redis Cluster (3 primaries, 3 replicas)', () => {
     }
     await streams.ask(0, { cmd: 'publish', room: 'fo', data: 'end' })
     for (const m of [s0, s1]) await m.until(() => m.got.length === COUNT + 1)
-    await pubsub.ask(0, { cmd: 'publish', room: 'fo', data: 'end' })
+    await pubsub.ask(0, { cmd: 'publish', room, data: 'end' })
     await p1.until(() => p1.got.includes('end'))
     expect(p0.got).toEqual([...expected, 'end'])
     const remote = p1.got.filter((t) => t !== 'end')

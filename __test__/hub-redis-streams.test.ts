@@ -129,7 +129,14 @@ describe('RedisAdapter in streams mode across three processes', () => {
     await g.ask(1, { cmd: 'publish', room: 'chat', data: 'after' })
     await early.until(() => early.got.length === 1)
     expect(unstamp(early.got[0] as string).text).toBe('after')
-    early.ws.close()
+    // An id past the stream's end (from a stream since deleted): not one of its ids, so nothing
+    // is recovered, and the client joins at once rather than waiting for that id.
+    const future = await g.client(1, 'chat&since=99999999999999-0')
+    expect(future.opened.joins).toEqual([{ joined: true, recovered: false, replayed: 0 }])
+    await g.ask(2, { cmd: 'publish', room: 'chat', data: 'later' })
+    await future.until(() => future.got.length === 1)
+    expect(unstamp(future.got[0] as string).text).toBe('later')
+    for (const m of [early, future]) m.ws.close()
   })
 })
 
@@ -292,6 +299,14 @@ describe('join with since: bad input', () => {
     expect(
       (await caught(() => streams.hub.join(1, 'r', { sinse: '1-0' } as unknown as { since: string }))).message,
     ).toMatch(/since/)
+    // Bad input rejects the promise; it does not throw.
+    const rejected = streams.hub.join(1, 'r', { since: 5 as unknown as string })
+    await expect(rejected).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' })
+    await expect(streams.hub.join(1, '', { since: '1-0' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' })
+    // A client that saw nothing yet gives no id: a plain join, with or without a streams adapter.
+    for (const since of [undefined, null]) {
+      expect(await streams.hub.join(12345, 'r', { since })).toEqual({ joined: false, recovered: false, replayed: 0 })
+    }
     // A connection that is not open: nothing replayed, not joined.
     expect(await streams.hub.join(12345, 'r', { since: '1-0' })).toEqual({
       joined: false,

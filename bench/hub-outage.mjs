@@ -7,7 +7,7 @@
 // - crash: `kill -9` of redis-server, restarted (reloading its file) 3 s later;
 // - partition: B's connections to Redis are cut and refused for 3 s; Redis and A carry on;
 // - failover: on a Redis Cluster (3 primaries, 3 replicas, cluster-node-timeout 1 s), `kill -9`
-//   of the primary serving both channels; its replica takes over by itself.
+//   of the primary serving the pub/sub room's channel and the stream; its replica takes over by itself.
 // Loopback only; about a minute.
 // Env: OUTAGE_MESSAGES (10000), OUTAGE_RATE (500/s), OUTAGE_KILL_S (10), OUTAGE_RESTART_S (13).
 import { once } from 'node:events'
@@ -97,12 +97,13 @@ async function run(outage) {
   let redis = cluster ? undefined : await startRedis(port, dir)
   const toB = await relay(port)
   const modes = []
-  // On the cluster, both modes' channels on one primary, so that one failover hits both.
+  // On the cluster, pub/sub's room channel (`<channel>#r#chat`) and the streams hub's stream on
+  // one primary, so that one failover hits both.
   const channels = { pubsub: 'outage-pubsub', streams: 'outage-streams' }
   let victim
   if (cluster) {
     const via = cluster.ports[0]
-    victim = primaryOf(via, '{outage-pubsub}')
+    victim = primaryOf(via, `${channels.pubsub}#r#chat`)
     for (let k = 0; primaryOf(via, `{${channels.streams}}`) !== victim; k++) channels.streams = `outage-streams-${k}`
   }
   try {

@@ -46,9 +46,10 @@ export interface JoinOptions {
    * The id of the last message of this room the client saw (it came first in every message,
    * with `stampIds`). The client is sent the room's messages after it from the adapter's history,
    * then joins: it gets what it missed, then the live messages, in order, each once. Needs a
-   * `RedisAdapter` with `mode: 'streams'`.
+   * `RedisAdapter` with `mode: 'streams'`. `undefined` or `null` (a client that saw nothing
+   * yet) joins without a replay: `{ joined, recovered: false, replayed: 0 }`.
    */
-  since: string
+  since: string | null | undefined
 }
 
 /** What {@link Hub.join} with `since` did. */
@@ -208,24 +209,34 @@ export class Hub<Data = unknown> {
    * ```ts
    * // the client connects with ?since=<the id of the last message it saw>
    * const since = new URL(ws.url, 'http://x').searchParams.get('since')
-   * const { recovered } = since ? await hub.join(ws, 'news', { since }) : { recovered: false, joined: hub.join(ws, 'news') }
+   * const { recovered } = await hub.join(ws, 'news', { since })
    * ```
    */
   join(ws: HubTarget, room: string, options: JoinOptions): Promise<JoinResult>
   join(ws: HubTarget, room: string, options?: JoinOptions): boolean | Promise<JoinResult> {
     if (options === undefined) return this.#hub.join(idOf(ws), roomName(room))
-    checkOptions('hub.join()', options, JOIN_KEYS)
-    const { since } = options
-    if (typeof since !== 'string') {
-      throw new InvalidArgumentError(
-        'ERR_INVALID_ARG_VALUE',
-        'since must be a message id string, like "1733212345678-0"',
-      )
+    // With options the answer is a promise: bad input rejects it rather than throwing.
+    try {
+      checkOptions('hub.join()', options, JOIN_KEYS)
+      const { since } = options
+      const id = idOf(ws)
+      const name = roomName(room)
+      // A client that saw nothing yet (no id to give): a plain join.
+      if (since === undefined || since === null) {
+        return Promise.resolve({ joined: this.#hub.join(id, name), recovered: false, replayed: 0 })
+      }
+      if (typeof since !== 'string') {
+        throw new InvalidArgumentError(
+          'ERR_INVALID_ARG_VALUE',
+          'since must be a message id string, like "1733212345678-0"',
+        )
+      }
+      return this.#hub.joinSince(id, name, since).catch((err: unknown) => {
+        throw fromNative(err)
+      })
+    } catch (err) {
+      return Promise.reject(err)
     }
-    const hub = this.#hub
-    return hub.joinSince(idOf(ws), roomName(room), since).catch((err: unknown) => {
-      throw fromNative(err)
-    })
   }
 
   /** Removes a connection from a room. Returns false when it was not in it. */

@@ -115,6 +115,10 @@ pub trait Adapter: Send + Sync + 'static {
     fn remote_members(&self, _room: &str) -> MembersFuture {
         Box::pin(async { Ok(Vec::new()) })
     }
+    /// `room` got its first local member or lost its last (the adapter may look at
+    /// [`Hub::room_size`] to see which: notices from threads that raced may arrive out of order).
+    /// Must not block.
+    fn room_changed(&self, _room: &str) {}
     /// This process's id among the adapter's processes.
     fn node_id(&self) -> String {
         String::new()
@@ -255,13 +259,19 @@ impl Hub {
     /// Unregisters connection `id`: it leaves every room and its metadata is dropped. Returns
     /// false when it was not registered. The server does this before reporting a close.
     pub fn remove(&self, id: u64) -> bool {
-        let mut st = self.write();
-        let Some(conn) = st.conns.remove(&id) else {
-            return false;
-        };
-        for room in conn.rooms {
-            leave_room(&mut st.rooms, &room, id);
+        let mut closed = Vec::new();
+        {
+            let mut st = self.write();
+            let Some(conn) = st.conns.remove(&id) else {
+                return false;
+            };
+            for room in conn.rooms {
+                if leave_room(&mut st.rooms, &room, id) {
+                    closed.push(room);
+                }
+            }
         }
+        self.rooms_changed(closed);
         true
     }
 
@@ -283,50 +293,77 @@ impl Hub {
     /// Adds connection `id` to `room`. Returns false when the connection is not registered
     /// (closed) or already in the room.
     pub fn join(&self, id: u64, room: &str) -> bool {
-        let mut st = self.write();
-        let st = &mut *st;
-        let Some(conn) = st.conns.get_mut(&id) else {
-            return false;
+        let opened = {
+            let mut st = self.write();
+            let st = &mut *st;
+            let Some(conn) = st.conns.get_mut(&id) else {
+                return false;
+            };
+            if conn.rooms.contains(room) {
+                return false;
+            }
+            let (key, opened): (Arc<str>, bool) = match st.rooms.get_key_value(room) {
+                Some((k, _)) => (k.clone(), false),
+                None => (Arc::from(room), true),
+            };
+            conn.rooms.insert(key.clone());
+            st.rooms
+                .entry(key)
+                .or_default()
+                .insert(id, conn.handle.clone());
+            opened
         };
-        if conn.rooms.contains(room) {
-            return false;
+        if opened {
+            self.rooms_changed([room]);
         }
-        let key: Arc<str> = match st.rooms.get_key_value(room) {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(room),
-        };
-        conn.rooms.insert(key.clone());
-        st.rooms
-            .entry(key)
-            .or_default()
-            .insert(id, conn.handle.clone());
         true
+    }
+
+    /// Tells the adapter about rooms that got their first member or lost their last.
+    fn rooms_changed<R: AsRef<str>>(&self, rooms: impl IntoIterator<Item = R>) {
+        if let Some(adapter) = self.adapter() {
+            for room in rooms {
+                adapter.room_changed(room.as_ref());
+            }
+        }
     }
 
     /// Removes connection `id` from `room`. Returns false when it was not in it.
     pub fn leave(&self, id: u64, room: &str) -> bool {
-        let mut st = self.write();
-        let Some(conn) = st.conns.get_mut(&id) else {
-            return false;
+        let closed = {
+            let mut st = self.write();
+            let Some(conn) = st.conns.get_mut(&id) else {
+                return false;
+            };
+            if !conn.rooms.remove(room) {
+                return false;
+            }
+            leave_room(&mut st.rooms, room, id)
         };
-        if !conn.rooms.remove(room) {
-            return false;
+        if closed {
+            self.rooms_changed([room]);
         }
-        leave_room(&mut st.rooms, room, id);
         true
     }
 
     /// Removes connection `id` from every room; returns how many it left.
     pub fn leave_all(&self, id: u64) -> usize {
-        let mut st = self.write();
-        let Some(conn) = st.conns.get_mut(&id) else {
-            return 0;
+        let mut closed = Vec::new();
+        let n = {
+            let mut st = self.write();
+            let Some(conn) = st.conns.get_mut(&id) else {
+                return 0;
+            };
+            let rooms = std::mem::take(&mut conn.rooms);
+            let n = rooms.len();
+            for room in rooms {
+                if leave_room(&mut st.rooms, &room, id) {
+                    closed.push(room);
+                }
+            }
+            n
         };
-        let rooms = std::mem::take(&mut conn.rooms);
-        let n = rooms.len();
-        for room in rooms {
-            leave_room(&mut st.rooms, &room, id);
-        }
+        self.rooms_changed(closed);
         n
     }
 
@@ -604,13 +641,16 @@ fn wake_all(wakers: Vec<std::task::Waker>) {
     wakers.into_iter().for_each(std::task::Waker::wake);
 }
 
-fn leave_room(rooms: &mut HashMap<Arc<str>, Members>, room: &str, id: u64) {
+/// Takes `id` out of `room`; true when that left the room empty (it is dropped).
+fn leave_room(rooms: &mut HashMap<Arc<str>, Members>, room: &str, id: u64) -> bool {
     if let Some(members) = rooms.get_mut(room) {
         members.remove(&id);
         if members.is_empty() {
             rooms.remove(room);
+            return true;
         }
     }
+    false
 }
 
 #[cfg(test)]
@@ -792,6 +832,45 @@ mod tests {
             Box::pin(async { Ok(5) })
         }
         fn close(&self) {}
+    }
+
+    /// Records the rooms the hub reports as opened or closed, with their size at that moment.
+    struct RoomWatcher(std::sync::Mutex<Vec<String>>, std::sync::Weak<Inner>);
+
+    impl Adapter for RoomWatcher {
+        fn publish(&self, _room: Option<&str>, _msg: &PreparedMessage, _except: &[u64]) {}
+        fn remote_room_size(&self, _room: &str) -> AdapterFuture {
+            Box::pin(async { Ok(0) })
+        }
+        fn room_changed(&self, room: &str) {
+            let size = Hub::upgrade(&self.1).map_or(0, |h| h.room_size(room));
+            self.0.lock().unwrap().push(format!("{room}={size}"));
+        }
+        fn close(&self) {}
+    }
+
+    #[test]
+    fn the_adapter_hears_of_a_rooms_first_member_and_last_leaver() {
+        let hub = Hub::default();
+        let _a = conn(&hub, 1);
+        let _b = conn(&hub, 2);
+        let w = Arc::new(RoomWatcher(
+            std::sync::Mutex::new(Vec::new()),
+            hub.downgrade(),
+        ));
+        hub.set_adapter(Some(w.clone()));
+        hub.join(1, "a");
+        hub.join(2, "a");
+        hub.join(1, "b");
+        hub.join(2, "c");
+        assert!(hub.leave(1, "a"));
+        assert!(hub.leave(2, "a"));
+        assert_eq!(hub.leave_all(1), 1);
+        assert!(hub.remove(2));
+        assert_eq!(
+            *w.0.lock().unwrap(),
+            ["a=1", "b=1", "c=1", "a=0", "b=0", "c=0"]
+        );
     }
 
     #[tokio::test]

@@ -52,6 +52,7 @@ use crate::tls::{classify_io, client_config, ClientTlsOptions};
 use crate::ws::PreparedMessage;
 
 mod cluster;
+mod sharded;
 mod stream;
 
 /// Options of [`RedisAdapter::start`].
@@ -215,6 +216,11 @@ struct Shared {
     up: std::sync::atomic::AtomicUsize,
     /// Redis Cluster: where the hub's slot is served.
     router: Option<cluster::Router>,
+    /// Redis Cluster in pub/sub mode: rooms whose first local member joined or last left, for
+    /// the subscriptions to follow (one sharded channel per room, see [`sharded`]).
+    rooms: Option<mpsc::UnboundedSender<Arc<str>>>,
+    /// What the name of every room's channel starts with.
+    room_prefix: Bytes,
     /// Streams mode: true once the reader has its first cursor. The publisher appends nothing
     /// before, or this process's own first publishes would be behind where its reader starts.
     reading: tokio::sync::watch::Sender<bool>,
@@ -366,6 +372,12 @@ impl RedisAdapter {
             }
         }
         let (queue, rx) = mpsc::channel(opts.max_queue.max(1));
+        let (rooms, rooms_rx) = if router.is_some() && opts.mode == Mode::PubSub {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let (replays, replay_rx) = match opts.mode {
             Mode::Streams(_) => {
                 let (tx, rx) = mpsc::channel(1024);
@@ -384,20 +396,33 @@ impl RedisAdapter {
             stream: Bytes::from(format!("{names}#stream")),
             replays,
             up: std::sync::atomic::AtomicUsize::new(0),
+            room_prefix: sharded::room_channel(&opts.channel, ""),
             router,
+            rooms,
             reading: tokio::sync::watch::channel(false).0,
             cancel: CancellationToken::new(),
             events,
             opts,
             hub: hub.downgrade(),
         });
-        tokio::spawn(publisher(shared.clone(), target.clone(), rx));
-        if let Some(replay_rx) = replay_rx {
-            tokio::spawn(stream::reader(shared.clone(), target.clone(), replay_rx));
+        if let Some(rooms_rx) = rooms_rx {
+            tokio::spawn(sharded::publisher(shared.clone(), target.clone(), rx));
+            tokio::spawn(sharded::subscriptions(shared.clone(), target, rooms_rx));
+        } else {
+            tokio::spawn(publisher(shared.clone(), target.clone(), rx));
+            if let Some(replay_rx) = replay_rx {
+                tokio::spawn(stream::reader(shared.clone(), target.clone(), replay_rx));
+            }
+            tokio::spawn(subscriber(shared.clone(), target));
         }
-        tokio::spawn(subscriber(shared.clone(), target));
-        let adapter = Arc::new(RedisAdapter(shared));
+        let adapter = Arc::new(RedisAdapter(shared.clone()));
         hub.set_adapter(Some(adapter.clone()));
+        // Rooms that had members before: from now on the hub reports changes itself.
+        if let Some(rooms) = &shared.rooms {
+            for room in hub.room_names() {
+                let _ = rooms.send(Arc::from(room));
+            }
+        }
         Ok(adapter)
     }
 
@@ -416,10 +441,12 @@ impl Adapter for RedisAdapter {
         // A full queue (Redis down for long) drops the message for other nodes only (and, in
         // streams mode, for this one too).
         let _ = self.0.queue.try_send(Outbound {
-            channel: if streams {
-                self.0.stream.clone()
-            } else {
-                self.0.data.clone()
+            channel: match room {
+                _ if streams => self.0.stream.clone(),
+                Some(room) if self.0.rooms.is_some() => {
+                    sharded::room_channel(&self.0.opts.channel, room)
+                }
+                _ => self.0.data.clone(),
             },
             frame,
             query: None,
@@ -449,6 +476,12 @@ impl Adapter for RedisAdapter {
         let shared = self.0.clone();
         let room = room.to_owned();
         Box::pin(async move { Ok(ask(&shared, Question::Members, &room).await?.1) })
+    }
+
+    fn room_changed(&self, room: &str) {
+        if let Some(rooms) = &self.0.rooms {
+            let _ = rooms.send(Arc::from(room));
+        }
     }
 
     fn node_id(&self) -> String {
@@ -745,13 +778,17 @@ impl Conn {
     /// drops connections to a Redis that is down must not count as Redis being back (the backoff
     /// would restart and every attempt be reported).
     async fn open_checked(shared: &Shared, endpoint: &Endpoint) -> Result<Conn> {
-        let mut conn = Conn::connect(shared, endpoint).await?;
+        Conn::connect(shared, endpoint).await?.pinged().await
+    }
+
+    /// The connection, once Redis answered a `PING` on it.
+    async fn pinged(mut self) -> Result<Conn> {
         let mut out = BytesMut::new();
         resp::command(&mut out, &[b"PING"]);
-        conn.write(&out).await?;
-        match conn.read_within(REPLY_TIMEOUT).await? {
+        self.write(&out).await?;
+        match self.read_within(REPLY_TIMEOUT).await? {
             Value::Error(e) => Err(Error::Adapter(format!("PING refused: {e}"))),
-            _ => Ok(conn),
+            _ => Ok(self),
         }
     }
 
@@ -878,12 +915,7 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
                 };
                 batch.push(first);
             }
-            while batch.len() < 512 {
-                match rx.try_recv() {
-                    Ok(m) => batch.push(m),
-                    Err(_) => break,
-                }
-            }
+            top_up(&mut rx, &mut batch);
             out.clear();
             let mut appended = false;
             for m in &mut batch {
@@ -927,6 +959,7 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
             }
             let mut error = None;
             let mut taken = 0;
+            let mut refused: Option<(usize, String)> = None;
             for m in &batch {
                 let reply = conn.read_within(REPLY_TIMEOUT).await;
                 if let Ok(Value::Error(e)) = &reply {
@@ -940,28 +973,26 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
                 }
                 match reply {
                     Ok(Value::Error(e)) if m.stream => {
-                        // Refused for good (a key of another type, out of memory): not retried.
-                        (shared.events)(AdapterEvent::Error {
-                            code: "ERR_HUB_ADAPTER",
-                            message: format!("Redis refused a message for the stream: {e}"),
-                        });
+                        // Refused for good (a key of another type, out of memory): not retried,
+                        // reported once for the batch.
+                        refused.get_or_insert((0, e)).0 += 1;
                     }
-                    Ok(Value::Int(n)) => {
-                        if let Some(req) = m.query {
-                            if let Some(p) = lock(&shared.pending).get_mut(&req) {
-                                // Every node heard it, this one included: it answers itself.
-                                p.expected =
-                                    Some(usize::try_from(n).unwrap_or(0).saturating_sub(1));
-                                p.settle();
-                            }
-                        }
-                    }
+                    Ok(Value::Int(n)) => heard(&shared, m, n),
                     Ok(_) => {}
                     Err(e) => {
                         error = Some(e);
                         break;
                     }
                 }
+            }
+            if let Some((n, e)) = refused {
+                (shared.events)(AdapterEvent::Error {
+                    code: "ERR_HUB_ADAPTER",
+                    message: format!(
+                        "Redis refused {n} message{} for the stream (lost): {e}",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                });
             }
             if error.is_none() && expire.is_some() {
                 if let Err(e) = conn.read_within(REPLY_TIMEOUT).await {
@@ -999,6 +1030,28 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
         report(&shared, "publishing connection", &failed, &mut down);
         if !back_off(&shared, &mut backoff).await {
             return;
+        }
+    }
+}
+
+/// Adds what else waits in the queue to `batch`, up to a batch's size.
+fn top_up(rx: &mut mpsc::Receiver<Outbound>, batch: &mut Vec<Outbound>) {
+    while batch.len() < 512 {
+        match rx.try_recv() {
+            Ok(m) => batch.push(m),
+            Err(_) => break,
+        }
+    }
+}
+
+/// `PUBLISH` (or `SPUBLISH`) of `m` reached `n` subscribers: for a question, the number of
+/// answers to wait for.
+fn heard(shared: &Shared, m: &Outbound, n: i64) {
+    if let Some(req) = m.query {
+        if let Some(p) = lock(&shared.pending).get_mut(&req) {
+            // Every node heard it, this one included: it answers itself.
+            p.expected = Some(usize::try_from(n).unwrap_or(0).saturating_sub(1));
+            p.settle();
         }
     }
 }
@@ -1097,7 +1150,8 @@ fn on_push(shared: &Shared, items: Vec<Value>) -> bool {
     let Some(hub) = Hub::upgrade(&shared.hub) else {
         return true;
     };
-    if *channel == shared.data {
+    if *channel == shared.data || shared.rooms.is_some() && channel.starts_with(&shared.room_prefix)
+    {
         on_data(shared, &hub, payload);
     } else if *channel == shared.ctl {
         on_ctl(shared, &hub, payload);
@@ -1375,6 +1429,8 @@ mod tests {
             replays: None,
             up: std::sync::atomic::AtomicUsize::new(0),
             router: None,
+            rooms: None,
+            room_prefix: Bytes::from_static(b"r#"),
             reading: tokio::sync::watch::channel(false).0,
             cancel: CancellationToken::new(),
             events: Arc::new(|_| {}),

@@ -81,24 +81,35 @@ impl Router {
 
     /// Asks the known nodes in turn which primary serves the slot; learns every node listed.
     pub(super) async fn primary(&self, base: &Endpoint) -> Result<String> {
+        let ranges = self.slots(base).await?;
+        ranges
+            .into_iter()
+            .find(|(start, end, _)| (*start..=*end).contains(&self.slot))
+            .map(|(_, _, primary)| primary)
+            .ok_or_else(|| {
+                Error::Adapter(format!(
+                    "Redis Cluster: no primary serves slot {}",
+                    self.slot
+                ))
+            })
+    }
+
+    /// The cluster's slot ranges with their primaries, from the first known node that answers
+    /// (`CLUSTER SLOTS`); learns every node listed.
+    pub(super) async fn slots(&self, base: &Endpoint) -> Result<Vec<(u16, u16, String)>> {
         let nodes = lock(&self.nodes).clone();
         let mut last = Error::Adapter("no Redis Cluster node is known".into());
         for addr in nodes {
             match self.ask(base, &addr).await {
-                Ok(Some(primary)) => return Ok(primary),
-                Ok(None) => {
-                    last = Error::Adapter(format!(
-                        "Redis Cluster: no primary serves slot {} (per {addr})",
-                        self.slot
-                    ))
-                }
+                Ok(ranges) if !ranges.is_empty() => return Ok(ranges),
+                Ok(_) => last = Error::Adapter(format!("Redis Cluster: {addr} serves no slots")),
                 Err(e) => last = e,
             }
         }
         Err(last)
     }
 
-    async fn ask(&self, base: &Endpoint, addr: &str) -> Result<Option<String>> {
+    async fn ask(&self, base: &Endpoint, addr: &str) -> Result<Vec<(u16, u16, String)>> {
         let mut conn = Conn::open(&base.at(addr)).await?;
         let mut out = BytesMut::new();
         resp::command(&mut out, &[b"CLUSTER", b"SLOTS"]);
@@ -114,10 +125,21 @@ impl Router {
                 }
             }
         }
-        Ok(ranges
-            .into_iter()
-            .find(|(start, end, _)| (*start..=*end).contains(&self.slot))
-            .map(|(_, _, primary)| primary))
+        Ok(ranges)
+    }
+}
+
+/// Which primary serves which slots, as one node said.
+pub(super) struct SlotMap(pub(super) Vec<(u16, u16, String)>);
+
+impl SlotMap {
+    /// The primary serving the slot of `name` (a key or sharded channel).
+    pub(super) fn owner(&self, name: &[u8]) -> Option<&str> {
+        let slot = key_slot(name);
+        self.0
+            .iter()
+            .find(|(start, end, _)| (*start..=*end).contains(&slot))
+            .map(|(_, _, primary)| primary.as_str())
     }
 }
 
@@ -205,6 +227,25 @@ mod tests {
         // An empty tag does not count: the whole name is hashed.
         assert_eq!(key_slot(b"foo{}{bar}"), crc16(b"foo{}{bar}") % SLOTS);
         assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
+    }
+
+    #[test]
+    fn the_slot_map_names_the_primary_of_a_channel() {
+        let map = SlotMap(vec![(0, 8191, "a:1".into()), (8192, 16_383, "b:2".into())]);
+        assert_eq!(map.owner(b"foo"), Some("b:2")); // slot 12 182
+        assert_eq!(map.owner(b"{user1000}.x"), map.owner(b"user1000"));
+        assert_eq!(SlotMap(vec![(0, 10, "a:1".into())]).owner(b"foo"), None);
+        // Rooms hash over the slots unless they share a tag.
+        let slots: std::collections::HashSet<u16> = (0..32)
+            .map(|k| {
+                key_slot(super::super::sharded::room_channel("hs", &format!("room-{k}")).as_ref())
+            })
+            .collect();
+        assert!(slots.len() > 16);
+        assert_eq!(
+            key_slot(&super::super::sharded::room_channel("hs", "game{42}:chat")),
+            key_slot(&super::super::sharded::room_channel("hs", "game{42}:moves"))
+        );
     }
 
     #[test]

@@ -272,6 +272,8 @@ pub(super) async fn reader(
     let mut cursor: Option<StreamId> = None;
     let mut seen = Seen::default();
     let mut query: Option<Conn>;
+    // Joins whose client saw entries this process has not read yet: served once it has.
+    let mut waiting: Vec<Replay> = Vec::new();
     loop {
         let opened = tokio::select! {
             _ = shared.cancel.cancelled() => return,
@@ -322,7 +324,7 @@ pub(super) async fn reader(
                     _ = &mut deadline => break Err(Error::Timeout("an XREAD reply from Redis")),
                     v = conn.read() => break v,
                     Some(r) = replays.recv() => {
-                        serve_replay(&shared, &target, &mut query, cursor, r).await;
+                        waiting.extend(serve_replay(&shared, &target, &mut query, cursor, r).await);
                     }
                 }
             };
@@ -374,6 +376,9 @@ pub(super) async fn reader(
                     if let Some(e) = malformed {
                         break e;
                     }
+                    for r in std::mem::take(&mut waiting) {
+                        waiting.extend(serve_replay(&shared, &target, &mut query, cursor, r).await);
+                    }
                 }
                 Ok(Value::Error(e)) => break Error::Adapter(format!("Redis refused XREAD: {e}")),
                 Ok(_) => break Error::Adapter("unexpected XREAD reply from Redis".into()),
@@ -388,16 +393,17 @@ pub(super) async fn reader(
 }
 
 /// Serves one replay (unless its caller stopped waiting), on the query connection, opened when
-/// needed and dropped after a failure.
+/// needed and dropped after a failure. Gives it back when it must wait for the reader to reach
+/// its `since`.
 async fn serve_replay(
     shared: &Shared,
     target: &Endpoint,
     query: &mut Option<Conn>,
     cursor: Option<StreamId>,
     r: Replay,
-) {
+) -> Option<Replay> {
     if r.done.is_closed() {
-        return;
+        return None;
     }
     let work = async {
         let cursor = cursor.ok_or_else(|| Error::Adapter("not connected to Redis".into()))?;
@@ -416,27 +422,49 @@ async fn serve_replay(
     if result.is_err() {
         *query = None;
     }
-    let _ = r.done.send(result);
+    match result {
+        Ok(None) => Some(r),
+        Ok(Some(recovery)) => {
+            let _ = r.done.send(Ok(recovery));
+            None
+        }
+        Err(e) => {
+            let _ = r.done.send(Err(e));
+            None
+        }
+    }
 }
 
+/// Replays and joins; `None` when the client saw entries that this process has not read yet
+/// (`since` is past the cursor): joining now would deliver those twice, so the join waits until
+/// the reader is there.
 async fn replay(
     shared: &Shared,
     conn: &mut Conn,
     cursor: StreamId,
     r: &Replay,
-) -> Result<Recovery> {
+) -> Result<Option<Recovery>> {
     let Some(hub) = Hub::upgrade(&shared.hub) else {
         return Err(Error::Adapter("the adapter closed".into()));
     };
     let Some(handle) = hub.get(r.id) else {
-        return Ok(Recovery::default());
+        return Ok(Some(Recovery::default()));
     };
     if hub.has(r.id, &r.room) {
-        return Ok(Recovery::default());
+        return Ok(Some(Recovery::default()));
     }
-    // The history reaches back to `since` when its first entry is not after it.
+    // The history reaches back to `since` when its first entry is not after it, and `since` is
+    // one of its ids when its last entry is not before it (an id past the end comes from another
+    // stream, e.g. one that was deleted: nothing can be recovered from it).
     let first = end_id(conn, &shared.stream, false).await?;
-    let recovered = first.is_some_and(|f| f <= r.since);
+    let mut recovered = first.is_some_and(|f| f <= r.since);
+    if recovered && r.since > cursor {
+        let last = end_id(conn, &shared.stream, true).await?;
+        if last.is_some_and(|l| l >= r.since) {
+            return Ok(None);
+        }
+        recovered = false;
+    }
     let mut replayed = 0;
     if recovered && r.since < cursor {
         let mut seen = Seen::default();
@@ -478,11 +506,11 @@ async fn replay(
         // The caller gave up (its timeout): do not join behind its back.
         return Err(Error::Timeout("the history replay (Redis did not answer)"));
     }
-    Ok(Recovery {
+    Ok(Some(Recovery {
         joined: hub.join(r.id, &r.room),
         recovered,
         replayed,
-    })
+    }))
 }
 
 #[cfg(test)]
