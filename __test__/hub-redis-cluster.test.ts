@@ -5,14 +5,15 @@
 // failover: the primary serving the hubs' slot is killed while messages flow, its replica takes
 // over, and streams mode loses nothing while pub/sub's loss is reported.
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { RedisAdapter } from 'hypersock'
+import { Hub, type HypersockError, RedisAdapter, serveWebSocket } from 'hypersock'
+import { generateCertificate } from 'hypersock/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePort } from './helpers.js'
-import { type Proc, spawnRedis, startGroup } from './redis-procs.js'
+import { freePort, joinRoomsFromQuery, trackServers } from './helpers.js'
+import { member, type Proc, spawnRedis, startGroup } from './redis-procs.js'
 
 const procs: Proc[] = []
 let dir = ''
@@ -264,8 +265,140 @@ describe('RedisAdapter on a Redis Cluster (3 primaries, 3 replicas)', () => {
     const cluster = ['redis://127.0.0.1:7000']
     expect(() => new RedisAdapter({ cluster: [] })).toThrow(/non-empty/)
     expect(() => new RedisAdapter({ cluster, url: 'redis://127.0.0.1:6379' })).toThrow(/not both/)
-    expect(() => new RedisAdapter({ cluster: ['rediss://127.0.0.1:7000'] })).toThrow(/TLS/)
+    expect(() => new RedisAdapter({ cluster: ['redis://127.0.0.1:7000', 'rediss://127.0.0.1:7001'] })).toThrow(/mix/)
+    expect(() => new RedisAdapter({ cluster: ['http://127.0.0.1:7000'] })).toThrow(/rediss?:\/\//)
+    expect(() => new RedisAdapter({ cluster, tls: {} })).toThrow(/rediss:\/\//)
     expect(() => new RedisAdapter({ cluster, channel: 'a{b}' })).toThrow(/\{ or \}/)
     expect(() => new RedisAdapter({ cluster, mode: 'streams' })).not.toThrow()
+    expect(() => new RedisAdapter({ cluster: ['rediss://127.0.0.1:7000'], tls: {} })).not.toThrow()
+  })
+})
+
+describe('RedisAdapter on a Redis Cluster over TLS (rediss://, 3 primaries)', () => {
+  const track = trackServers()
+  const ca = generateCertificate({ isCa: true, commonName: 'hypersock redis cluster test CA' })
+  // For localhost, 127.0.0.1 and ::1: the nodes are reached at the IP addresses CLUSTER SLOTS gives.
+  const serverCert = generateCertificate({ ca })
+  const otherCa = generateCertificate({ isCa: true, commonName: 'some other CA' })
+  const ports: number[] = []
+  let tlsDir = ''
+  let caFile = ''
+
+  beforeAll(async () => {
+    tlsDir = mkdtempSync(join(tmpdir(), 'hypersock-tls-cluster-'))
+    const file = (name: string, text: string) => {
+      writeFileSync(join(tlsDir, name), text)
+      return join(tlsDir, name)
+    }
+    const cert = file('server.crt', serverCert.cert)
+    const key = file('server.key', serverCert.key)
+    caFile = file('ca.crt', ca.cert)
+    for (let i = 0; i < 3; i++) ports.push(await clusterPort())
+    for (const port of ports) {
+      procs.push(
+        await spawnRedis([
+          '--port',
+          '0',
+          '--tls-port',
+          String(port),
+          '--tls-cluster',
+          'yes',
+          '--tls-cert-file',
+          cert,
+          '--tls-key-file',
+          key,
+          '--tls-ca-cert-file',
+          caFile,
+          '--tls-auth-clients',
+          'no',
+          '--dir',
+          tlsDir,
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          `tls-nodes-${port}.conf`,
+          '--cluster-node-timeout',
+          '1000',
+        ]),
+      )
+    }
+    execFileSync(
+      'redis-cli',
+      [
+        '--tls',
+        '--cacert',
+        caFile,
+        '--cluster',
+        'create',
+        ...ports.map((p) => `127.0.0.1:${p}`),
+        '--cluster-replicas',
+        '0',
+        '--cluster-yes',
+      ],
+      { timeout: 30_000 },
+    )
+    await until('cluster_state:ok on every node', () =>
+      ports.every((p) => /cluster_state:ok/.test(tlsCli(p, 'cluster', 'info'))),
+    )
+  }, 60_000)
+
+  afterAll(() => {
+    if (tlsDir) rmSync(tlsDir, { recursive: true, force: true })
+  })
+
+  const tlsCli = (port: number, ...args: string[]) => {
+    try {
+      return execFileSync('redis-cli', ['--tls', '--cacert', caFile, '-p', String(port), ...args], {
+        timeout: 10_000,
+      }).toString()
+    } catch {
+      return ''
+    }
+  }
+  /** Processes subscribed to `channel`: only the primary serving its slot counts any. */
+  const subscribers = (channel: string) =>
+    ports.reduce((n, p) => n + Number(tlsCli(p, 'pubsub', 'shardnumsub', channel).trim().split('\n')[1] ?? 0), 0)
+
+  async function tlsHub(tls: { ca: string }) {
+    const adapter = new RedisAdapter({
+      cluster: ports.map((p) => `rediss://127.0.0.1:${p}`),
+      tls,
+      channel: 'tls-cl',
+    })
+    const errors: HypersockError[] = []
+    adapter.on('error', (e: HypersockError) => errors.push(e))
+    const hub = new Hub({ adapter })
+    const server = track(await serveWebSocket({ hub, open: (ws) => joinRoomsFromQuery(hub, ws) }))
+    return { hub, adapter, port: server.port, errors }
+  }
+
+  it('relays rooms spread over the shards, each node verified against its address', async () => {
+    const a = await tlsHub({ ca: ca.cert })
+    const b = await tlsHub({ ca: ca.cert })
+    await Promise.all([a.adapter.ready(), b.adapter.ready()])
+    const rooms = Array.from({ length: 6 }, (_, k) => `secure-${k}`)
+    const onA = await member(a.port, rooms.join(','))
+    const onB = await member(b.port, rooms.join(','))
+    await until('every room subscribed by both hubs', () => rooms.every((r) => subscribers(`tls-cl#r#${r}`) === 2))
+    for (const r of rooms) {
+      a.hub.publish(r, `${r} from a`)
+      b.hub.publish(r, `${r} from b`)
+    }
+    const expected = rooms.flatMap((r) => [`${r} from a`, `${r} from b`]).sort()
+    for (const m of [onA, onB]) {
+      await m.until(() => m.got.length >= expected.length)
+      expect([...m.got].sort()).toEqual(expected)
+    }
+    expect([...a.errors, ...b.errors]).toEqual([])
+    expect(await a.hub.clusterRoomSize('secure-0')).toBe(2)
+    onA.ws.close()
+    onB.ws.close()
+  })
+
+  it('reports a node whose certificate does not verify, and relays nothing through it', async () => {
+    const bad = await tlsHub({ ca: otherCa.cert })
+    while (bad.errors.length === 0) await new Promise((r) => setTimeout(r, 20))
+    expect(bad.errors[0]?.code).toMatch(/^ERR_TLS/)
+    expect(bad.adapter.connected).toBe(false)
   })
 })

@@ -405,10 +405,13 @@ export interface RedisAdapterOptions {
    */
   stampIds?: boolean
   /**
-   * A Redis Cluster: `redis://` URLs of some of its nodes (the others are found through them),
-   * instead of `url`. Every name the hub uses carries the hash tag `{channel}`, so its traffic
-   * lives in one slot on one shard; pub/sub is sharded (`SPUBLISH`/`SSUBSCRIBE`). Redirections
-   * and failovers are followed by themselves. Not over TLS yet.
+   * A Redis Cluster: `redis://` (or, all of them, `rediss://` with `tls` as for `url`) URLs of
+   * some of its nodes (the others are found through them), instead of `url`. In pub/sub mode each
+   * room has its own sharded channel (`SPUBLISH`/`SSUBSCRIBE`), so rooms spread over the shards;
+   * in streams mode the hub's stream lives on the shard of its `{channel}` hash tag. Redirections
+   * and failovers are followed by themselves. Over TLS, each node's certificate is verified
+   * against the address the cluster gives for it (an IP address unless the nodes announce host
+   * names), or against `tls.servername`.
    */
   cluster?: string[]
 }
@@ -463,7 +466,8 @@ export class RedisAdapter extends EventEmitter {
       )
     }
     checkTlsOptions('tls', options.tls, CLIENT_TLS_FIELDS)
-    if (options.tls !== undefined && !/^rediss:/i.test(url ?? '')) {
+    const overTls = /^rediss:/i.test(url ?? (Array.isArray(options.cluster) ? String(options.cluster[0]) : ''))
+    if (options.tls !== undefined && !overTls) {
       throw new InvalidArgumentError(
         'ERR_INVALID_ARG_VALUE',
         'tls was given for a redis:// URL: use rediss:// to connect over TLS',
@@ -488,18 +492,22 @@ export class RedisAdapter extends EventEmitter {
         throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'give url or cluster, not both')
       }
       for (const node of cluster) {
-        if (typeof node !== 'string' || !/^redis:\/\//i.test(node)) {
+        if (typeof node !== 'string' || !/^rediss?:\/\//i.test(node)) {
           throw new InvalidArgumentError(
             'ERR_INVALID_URL',
-            `invalid Redis Cluster node URL ${JSON.stringify(node)}: use redis:// (TLS is not supported with a cluster yet)`,
+            `invalid Redis Cluster node URL ${JSON.stringify(node)}: use redis:// (or rediss:// for TLS)`,
           )
         }
       }
+      const tls = cluster.map((node) => /^rediss:/i.test(node))
+      if (tls.some((t) => t !== tls[0])) {
+        throw new InvalidArgumentError(
+          'ERR_INVALID_ARG_VALUE',
+          "the cluster's URLs mix redis:// and rediss://: use one for all",
+        )
+      }
       if (options.channel !== undefined && /[{}]/.test(options.channel)) {
         throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'with cluster, channel must not contain { or }')
-      }
-      if (options.tls !== undefined) {
-        throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'tls is not supported with cluster yet')
       }
     }
     const mode = options.mode

@@ -20,8 +20,9 @@
 //! its messages, so one sent again after a lost reply is delivered once. The history also lets a
 //! client that reconnects catch up ([`Hub::join_since`]). See [`stream`].
 //!
-//! With a Redis Cluster ([`RedisOptions::cluster`]) the hub's names share one hash tag, so it
-//! lives on one shard; see [`cluster`].
+//! With a Redis Cluster ([`RedisOptions::cluster`]) the hub's own names share one hash tag (one
+//! shard, see [`cluster`]); in pub/sub mode each room has its own sharded channel, so rooms
+//! spread over the shards (see [`sharded`]).
 //!
 //! The protocol client is the few lines of RESP2 in [`super::resp`]: two commands (`PUBLISH`,
 //! `SUBSCRIBE`, plus `AUTH`) do not warrant a full Redis client and its dependencies.
@@ -259,13 +260,29 @@ struct Target {
 struct Endpoint {
     target: Target,
     tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// The TLS server name was given (`tls.server_name`): it stays for every node of a cluster.
+    fixed_name: bool,
 }
 
 impl Endpoint {
-    /// The same settings for another node (of a cluster).
+    /// The same settings for another node (of a cluster): over TLS, verified against that node's
+    /// host (an IP address as `CLUSTER SLOTS` gives it, or a name) unless a server name was given.
     fn at(&self, addr: &str) -> Endpoint {
         let mut e = self.clone();
         e.target.addr = addr.to_owned();
+        let host = addr
+            .rsplit_once(':')
+            .map_or(addr, |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        host.clone_into(&mut e.target.host);
+        if let Some((_, name)) = &mut e.tls {
+            if !self.fixed_name {
+                if let Ok(n) = ServerName::try_from(host.to_owned()) {
+                    *name = n;
+                }
+            }
+        }
         e
     }
 
@@ -277,7 +294,11 @@ impl Endpoint {
                         .into(),
                 ));
             }
-            return Ok(Endpoint { target, tls: None });
+            return Ok(Endpoint {
+                target,
+                tls: None,
+                fixed_name: false,
+            });
         }
         let defaults = ClientTlsOptions::default();
         let opts = tls.unwrap_or(&defaults);
@@ -291,6 +312,7 @@ impl Endpoint {
         Ok(Endpoint {
             target,
             tls: Some((TlsConnector::from(config), name)),
+            fixed_name: opts.server_name.is_some(),
         })
     }
 }
@@ -347,9 +369,9 @@ impl RedisAdapter {
                 .iter()
                 .map(|u| parse_url(u))
                 .collect::<Result<Vec<_>>>()?;
-            if seeds.iter().any(|t| t.tls) || opts.tls.is_some() {
+            if seeds.iter().any(|t| t.tls != seeds[0].tls) {
                 return Err(Error::InvalidArgument(
-                    "Redis Cluster over TLS (rediss://) is not supported yet".into(),
+                    "the cluster's URLs mix redis:// and rediss://: use one for all".into(),
                 ));
             }
             if opts.channel.contains(['{', '}']) {
@@ -364,7 +386,8 @@ impl RedisAdapter {
                 seeds.iter().map(|t| t.addr.clone()).collect(),
                 cluster::key_slot(names.as_bytes()),
             );
-            (Endpoint::new(seeds[0].clone(), None)?, Some(router), names)
+            let base = Endpoint::new(seeds[0].clone(), opts.tls.as_ref())?;
+            (base, Some(router), names)
         };
         if let Mode::Streams(s) = &opts.mode {
             if s.history_size == 0 {

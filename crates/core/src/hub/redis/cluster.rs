@@ -1,9 +1,10 @@
 //! Redis Cluster routing for the adapter.
 //!
-//! In cluster mode every name the adapter uses (`{prefix}#data`, `{prefix}#ctl`,
-//! `{prefix}#stream`) carries the hash tag `{prefix}`, so all of a hub's traffic lives in one
-//! slot, on one shard: pub/sub is sharded (`SPUBLISH`/`SSUBSCRIBE`, which stays within the shard
-//! instead of crossing the whole cluster bus) and the stream is one key. Before each connection
+//! In cluster mode the hub's own names (`{prefix}#data`, `{prefix}#ctl`, `{prefix}#stream`)
+//! carry the hash tag `{prefix}`, so they live in one slot, on one shard: pub/sub is sharded
+//! (`SPUBLISH`/`SSUBSCRIBE`, which stays within the shard instead of crossing the whole cluster
+//! bus) and the stream is one key. In pub/sub mode rooms have channels of their own, spread over
+//! the shards ([`super::sharded`]). Before each connection
 //! the adapter asks a node it knows (`CLUSTER SLOTS`) which primary serves the slot and connects
 //! there. A redirection (`MOVED`, `ASK`), a cluster that is down or a primary that failed ends
 //! the connection like any other failure; the next attempt asks again, so a replica promoted
