@@ -515,3 +515,22 @@ fn on_shard_push(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rooms_hash_over_the_slots_unless_they_share_a_tag() {
+        let slots: HashSet<u16> = (0..32)
+            .map(|k| cluster::key_slot(&room_channel("hs", &format!("room-{k}"))))
+            .collect();
+        assert!(slots.len() > 16);
+        assert_eq!(
+            cluster::key_slot(&room_channel("hs", "game{42}:chat")),
+            cluster::key_slot(&room_channel("hs", "game{42}:moves"))
+        );
+        let map = SlotMap(vec![(0, 16_383, "a:1".into())]);
+        assert_eq!(map.owner(&room_channel("hs", "x")), Some("a:1"));
+    }
+}
