@@ -147,6 +147,9 @@ describe('Hub: registry and rooms', () => {
     peer.ws.send('hello')
     expect(await seen.promise).toEqual({ user: 'ann', last: 'hello' })
     expect(() => hub.setMeta(1, 'k', 5 as unknown as string)).toThrow()
+    // A key other processes could not be told whole (clusterMembers sends it with a 16-bit length).
+    expect(() => hub.setMeta(1, 'k'.repeat(0x10000), 'v')).toThrow(/65535 bytes/)
+    expect(() => hub.setMeta(1, 'é'.repeat(0x8000), 'v')).toThrow(/65535 bytes/)
     peer.ws.close()
   })
 

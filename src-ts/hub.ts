@@ -323,6 +323,10 @@ export class Hub<Data = unknown> {
     if (value !== null && typeof value !== 'string') {
       throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'metadata values are strings')
     }
+    // Keys travel to other processes with a 16-bit length (clusterMembers).
+    if (Buffer.byteLength(String(key)) > 0xffff) {
+      throw new InvalidArgumentError('ERR_INVALID_ARG_VALUE', 'a metadata key must be at most 65535 bytes')
+    }
     return this.#hub.setMeta(idOf(ws), String(key), value)
   }
 
