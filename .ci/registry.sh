@@ -81,6 +81,10 @@ end=$(date +%s%N)
 echo "registry: npm install hypersock took $(( (end - start) / 1000000 )) ms"
 test -f "$app/node_modules/hypersock-linux-x64-gnu/hypersock.linux-x64-gnu.node"
 if ls "$app"/node_modules/hypersock/*.node >/dev/null 2>&1; then echo "the main package carries an addon"; exit 1; fi
+# The README's links to docs/*.md resolve inside the installed package too.
+for doc in $(grep -o 'docs/[a-z0-9-]*\.md' README.md | sort -u); do
+  test -f "$app/node_modules/hypersock/$doc" || { echo "the package lacks $doc, which the README links to"; exit 1; }
+done
 
 cd "$app"
 env PATH="$nocargo" node smoke.mjs

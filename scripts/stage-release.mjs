@@ -38,7 +38,16 @@ for (const dir of readdirSync(join(root, 'npm')).sort()) {
 if (staged.length === 0) throw new Error(`no built addon (hypersock.<platform>.node) in ${artifacts}`)
 
 const dest = join(out, 'hypersock')
-for (const entry of [...main.files, 'README.md', 'LICENSE']) {
+/** A `files` entry, with a `dir/*.ext` pattern expanded to the files it names. */
+const expand = (entry) => {
+  const glob = /^(.+)\/\*(\.[A-Za-z0-9]+)$/.exec(entry)
+  if (!glob) return [entry]
+  const [, dir, ext] = glob
+  return readdirSync(join(root, dir))
+    .filter((f) => f.endsWith(ext))
+    .map((f) => `${dir}/${f}`)
+}
+for (const entry of [...main.files.flatMap(expand), 'README.md', 'LICENSE']) {
   if (!existsSync(join(root, entry))) throw new Error(`${entry} is missing: build first (npm run build)`)
   cpSync(join(root, entry), join(dest, entry), { recursive: true })
 }
