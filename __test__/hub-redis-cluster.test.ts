@@ -203,6 +203,20 @@ describe('RedisAdapter on a Redis Cluster (3 primaries, 3 replicas)', () => {
       await m.until(() => m.got.length >= rooms.length)
       expect([...m.got].sort()).toEqual(expected)
     }
+    // A room left and joined again at once on one process (its SUNSUBSCRIBE and SSUBSCRIBE
+    // cross): it ends up subscribed, and delivers.
+    const churn = 'churn-room'
+    const c = await pubsub.client(2, churn)
+    await until('churn subscribed', () => shardSubscribers(via, roomChannel(churn)) === 1)
+    c.ws.close()
+    const d = await pubsub.client(2, churn)
+    await until('churn subscribed again', () => shardSubscribers(via, roomChannel(churn)) === 1)
+    for (let k = 0; d.got.length === 0 && k < 100; k++) {
+      await pubsub.ask(0, { cmd: 'publish', room: churn, data: `c${k}` })
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    await d.until(() => d.got.length > 0)
+    d.ws.close()
     // A process whose last member of a room left unsubscribes from it.
     b.ws.close()
     await until('one process left per room', () => rooms.every((r) => shardSubscribers(via, roomChannel(r)) === 1))

@@ -938,7 +938,7 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
                 };
                 batch.push(first);
             }
-            top_up(&mut rx, &mut batch);
+            top_up(&mut rx, &mut batch, 512);
             out.clear();
             let mut appended = false;
             for m in &mut batch {
@@ -1057,9 +1057,9 @@ async fn publisher(shared: Arc<Shared>, target: Endpoint, mut rx: mpsc::Receiver
     }
 }
 
-/// Adds what else waits in the queue to `batch`, up to a batch's size.
-fn top_up(rx: &mut mpsc::Receiver<Outbound>, batch: &mut Vec<Outbound>) {
-    while batch.len() < 512 {
+/// Adds what else waits in the queue to `batch`, up to `max` messages.
+fn top_up(rx: &mut mpsc::Receiver<Outbound>, batch: &mut Vec<Outbound>, max: usize) {
+    while batch.len() < max {
         match rx.try_recv() {
             Ok(m) => batch.push(m),
             Err(_) => break,

@@ -31,8 +31,8 @@ use tokio::sync::mpsc;
 
 use super::cluster::{self, SlotMap};
 use super::{
-    back_off, came_up, heard, on_push, report, top_up, Conn, Endpoint, Outbound, Shared,
-    MIN_BACKOFF, REPLY_TIMEOUT,
+    came_up, heard, on_push, report, top_up, Conn, Endpoint, Outbound, Shared, MIN_BACKOFF,
+    REPLY_TIMEOUT,
 };
 use crate::error::{Error, Result};
 use crate::hub::resp::{self, Value};
@@ -53,7 +53,9 @@ async fn open_at(base: &Endpoint, addr: &str) -> Result<Conn> {
     Conn::open(&base.at(addr)).await?.pinged().await
 }
 
-/// Sends the queue's messages, each to the primary serving its channel's slot.
+/// Sends the queue's messages, each to the primary serving its channel's slot. Messages for a
+/// primary that cannot be reached (or a slot the map gives to none) wait, up to `maxQueue`, while
+/// that primary backs off; the others go on.
 pub(super) async fn publisher(
     shared: Arc<Shared>,
     base: Endpoint,
@@ -63,87 +65,152 @@ pub(super) async fn publisher(
         return;
     };
     let mut map: Option<SlotMap> = None;
+    // Not before this instant may the map be asked for again.
+    let mut next_refresh = Instant::now();
     let mut conns: HashMap<String, Conn> = HashMap::new();
-    let mut backoff = MIN_BACKOFF;
+    let mut blocked: HashMap<String, Blocked> = HashMap::new();
     let mut down = false;
     let mut batch: Vec<Outbound> = Vec::new();
+    let held_max = shared.opts.max_queue.max(1);
     loop {
-        if batch.is_empty() {
+        // Wait for new messages, or for the first held one's primary to be tried again.
+        let retry = (!batch.is_empty()).then(|| {
+            if map.is_none() {
+                next_refresh
+            } else {
+                blocked
+                    .values()
+                    .map(|b| b.until)
+                    .min()
+                    .unwrap_or_else(Instant::now)
+            }
+        });
+        if batch.is_empty() || retry.is_some_and(|at| at > Instant::now()) {
             tokio::select! {
                 _ = shared.cancel.cancelled() => return,
-                m = rx.recv() => batch.extend(m),
-            }
-            if batch.is_empty() {
-                return;
+                m = rx.recv() => match m {
+                    Some(m) => batch.push(m),
+                    None => return,
+                },
+                () = async {
+                    match retry {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
             }
         }
-        top_up(&mut rx, &mut batch);
-        let sent = async {
-            if map.is_none() {
-                map = Some(SlotMap(router.slots(&base).await?));
-            }
-            let Some(m) = map.as_ref() else {
-                return Ok(());
+        let max = batch.len() + 512;
+        top_up(&mut rx, &mut batch, max);
+        if map.is_none() && Instant::now() >= next_refresh {
+            next_refresh = Instant::now() + REFRESH_MAX;
+            let fetched = tokio::select! {
+                _ = shared.cancel.cancelled() => return,
+                r = router.slots(&base) => r,
             };
-            send_batch(&shared, &base, m, &mut conns, &mut batch).await
+            match fetched {
+                Ok(ranges) => map = Some(SlotMap(ranges)),
+                Err(e) => report(&shared, "publishing connection", &e, &mut down),
+            }
+        }
+        let Some(m) = map.as_ref() else {
+            continue;
         };
+        let sent = send_batch(&shared, &base, m, &mut conns, &mut blocked, &mut batch);
         let result = tokio::select! {
             _ = shared.cancel.cancelled() => return,
             r = sent => r,
         };
         match result {
-            Ok(()) => {
-                backoff = MIN_BACKOFF;
-                down = false;
-            }
+            // (A primary still backing off keeps the outage reported once.)
+            Ok(()) => down = down && !blocked.is_empty(),
             Err(e) => {
                 report(&shared, "publishing connection", &e, &mut down);
                 map = None;
-                if !back_off(&shared, &mut backoff).await {
-                    return;
-                }
             }
+        }
+        // What waits is bounded like the queue: the oldest go first.
+        if batch.len() > held_max {
+            let dropped = batch.len() - held_max;
+            batch.drain(..dropped);
+            (shared.events)(super::AdapterEvent::Error {
+                code: "ERR_HUB_ADAPTER",
+                message: format!(
+                    "{dropped} messages for an unreachable Redis Cluster primary were dropped \
+                     (maxQueue)"
+                ),
+            });
         }
     }
 }
 
-/// Sends `batch` grouped by primary. What was sent leaves the batch; what a redirection or a
-/// failed connection attempt refused stays for the next try (after the error, which makes the
-/// caller fetch the slot map again); what a connection lost in flight is dropped.
+/// A primary that could not be reached: tried again after `until`, waiting twice as long after
+/// each failure.
+struct Blocked {
+    until: Instant,
+    wait: std::time::Duration,
+}
+
+/// Sends `batch` grouped by primary. What was sent leaves the batch; what a redirection, a
+/// failed connection attempt or a primary in its backoff refused stays for a later try (an error
+/// makes the caller ask for the slot map again); what a connection lost in flight is dropped.
 async fn send_batch(
     shared: &Shared,
     base: &Endpoint,
     map: &SlotMap,
     conns: &mut HashMap<String, Conn>,
+    blocked: &mut HashMap<String, Blocked>,
     batch: &mut Vec<Outbound>,
 ) -> Result<()> {
-    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-    for (i, m) in batch.iter().enumerate() {
-        let Some(addr) = map.owner(&m.channel) else {
-            return Err(Error::Adapter(format!(
-                "Redis Cluster: no primary serves slot {}",
-                cluster::key_slot(&m.channel)
-            )));
-        };
-        match groups.iter_mut().find(|(a, _)| a == addr) {
-            Some((_, idx)) => idx.push(i),
-            None => groups.push((addr.to_owned(), vec![i])),
-        }
-    }
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
     let mut keep = vec![false; batch.len()];
     let mut first_error = None;
+    let now = Instant::now();
+    for (i, m) in batch.iter().enumerate() {
+        let Some(addr) = map.owner(&m.channel) else {
+            keep[i] = true;
+            first_error.get_or_insert_with(|| {
+                Error::Adapter(format!(
+                    "Redis Cluster: no primary serves slot {}",
+                    cluster::key_slot(&m.channel)
+                ))
+            });
+            continue;
+        };
+        if blocked.get(addr).is_some_and(|b| b.until > now) {
+            keep[i] = true;
+            continue;
+        }
+        match groups.iter_mut().find(|(a, _)| *a == addr) {
+            Some((_, idx)) => idx.push(i),
+            None => groups.push((addr, vec![i])),
+        }
+    }
     let mut out = BytesMut::new();
     for (addr, idx) in &groups {
-        let (taken, error, retry) =
+        let (refused, error, broken) =
             publish_to(shared, base, conns, addr, batch, idx, &mut out).await;
-        if let Some(e) = error {
-            conns.remove(addr);
-            if retry {
-                for &i in &idx[taken..] {
-                    keep[i] = true;
-                }
+        for i in refused {
+            keep[i] = true;
+        }
+        match error {
+            None => {
+                blocked.remove(*addr);
             }
-            first_error.get_or_insert(e);
+            // A redirection: the primary is fine, the map is old.
+            Some(e) if !broken => {
+                first_error.get_or_insert(e);
+            }
+            Some(e) => {
+                conns.remove(*addr);
+                let b = blocked.entry((*addr).to_owned()).or_insert(Blocked {
+                    until: now,
+                    wait: MIN_BACKOFF / 2,
+                });
+                b.wait = (b.wait * 2).min(super::MAX_BACKOFF);
+                b.until = Instant::now() + b.wait;
+                first_error.get_or_insert(e);
+            }
         }
     }
     let mut k = keep.into_iter();
@@ -152,8 +219,9 @@ async fn send_batch(
 }
 
 /// Publishes the messages `idx` of `batch` on the connection to `addr` (opened if needed).
-/// Returns how many went through, the error that stopped the rest, and whether the rest may be
-/// sent again (they were refused, not lost in flight).
+/// Returns the ones to send again (refused by a redirection, or not sent because the connection
+/// could not be made; those lost in flight are not), the error, if any, and whether the
+/// connection failed (rather than Redis redirecting some messages).
 async fn publish_to(
     shared: &Shared,
     base: &Endpoint,
@@ -162,17 +230,17 @@ async fn publish_to(
     batch: &[Outbound],
     idx: &[usize],
     out: &mut BytesMut,
-) -> (usize, Option<Error>, bool) {
+) -> (Vec<usize>, Option<Error>, bool) {
     if !conns.contains_key(addr) {
         match open_at(base, addr).await {
             Ok(c) => {
                 conns.insert(addr.to_owned(), c);
             }
-            Err(e) => return (0, Some(e), true),
+            Err(e) => return (idx.to_vec(), Some(e), true),
         }
     }
     let Some(conn) = conns.get_mut(addr) else {
-        return (0, None, false);
+        return (Vec::new(), None, false);
     };
     out.clear();
     for &i in idx {
@@ -180,33 +248,34 @@ async fn publish_to(
         resp::command(out, &[b"SPUBLISH", &m.channel, &m.frame]);
     }
     if let Err(e) = conn.write(out).await {
-        return (0, Some(e), false);
+        return (Vec::new(), Some(e), true);
     }
-    for (k, &i) in idx.iter().enumerate() {
+    // Every reply is read: one refused message does not mean the ones after it were.
+    let mut refused = Vec::new();
+    let mut error = None;
+    for &i in idx {
         match conn.read_within(REPLY_TIMEOUT).await {
             Ok(Value::Error(e)) if cluster::retryable(&e) => {
-                return (
-                    k,
-                    Some(Error::Adapter(format!("Redis ({addr}): {e}"))),
-                    true,
-                );
+                refused.push(i);
+                error.get_or_insert_with(|| Error::Adapter(format!("Redis ({addr}): {e}")));
             }
             Ok(Value::Int(n)) => heard(shared, &batch[i], n),
             Ok(_) => {}
-            Err(e) => return (k, Some(e), false),
+            Err(e) => return (refused, Some(e), true),
         }
     }
-    (idx.len(), None, false)
+    (refused, error, false)
 }
 
-/// What a shard's task tells the manager.
+/// What a shard's task tells the manager, with the shard's generation (a shard dropped and made
+/// again for the same primary is a new one: reports of the old one are ignored).
 enum Report {
-    /// Connected and subscribed to its channels.
-    Up(String),
+    /// Connected, and every subscription asked for up to the `n`th command is confirmed.
+    Up(String, u64, u64),
     /// Its connection failed.
-    Down(String, Error),
-    /// Redis ended (`sunsubscribe`) or refused (`MOVED`) the subscription to a channel.
-    Lost(String, Bytes),
+    Down(String, u64, Error),
+    /// Redis ended (`sunsubscribe`) or redirected (`MOVED`, ...) the subscription to a channel.
+    Lost(String, u64, Bytes),
 }
 
 enum Command {
@@ -216,10 +285,26 @@ enum Command {
 
 struct Shard {
     commands: mpsc::UnboundedSender<Command>,
+    generation: u64,
+    /// Connected (its last report was `Up`, not `Down`).
     up: bool,
+    /// Commands sent to it, and how many of them its last `Up` covered.
+    sent: u64,
+    confirmed: u64,
     /// Channels assigned to it.
     count: usize,
 }
+
+impl Shard {
+    fn send(&mut self, c: Command) {
+        self.sent += 1;
+        let _ = self.commands.send(c);
+    }
+}
+
+/// Send a `PING` on a subscribing connection that was quiet this long; one that stays silent for
+/// [`REPLY_TIMEOUT`] more has failed (a primary gone without a reset).
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Keeps this process subscribed to the hub's channels and to the channel of each room with a
 /// local member, each on the primary serving its slot. `rooms` carries the names of rooms that
@@ -238,6 +323,7 @@ pub(super) async fn subscriptions(
     wanted.insert(shared.data.clone(), String::new());
     wanted.insert(shared.ctl.clone(), String::new());
     let mut shards: HashMap<String, Shard> = HashMap::new();
+    let mut generations = 0u64;
     let mut map: Option<SlotMap> = None;
     let mut refresh_at = Some(Instant::now());
     let mut backoff = MIN_BACKOFF;
@@ -254,36 +340,39 @@ pub(super) async fn subscriptions(
                     wanted.entry(channel).or_default();
                 } else if let Some(addr) = wanted.remove(&channel) {
                     if let Some(shard) = shards.get_mut(&addr) {
-                        let _ = shard.commands.send(Command::Unsubscribe(channel));
+                        shard.send(Command::Unsubscribe(channel));
                         shard.count -= 1;
                     }
                 }
             }
             Some(r) = reports.recv() => match r {
-                Report::Up(addr) => {
-                    if let Some(s) = shards.get_mut(&addr) {
+                Report::Up(addr, generation, n) => {
+                    if let Some(s) = shards.get_mut(&addr).filter(|s| s.generation == generation) {
                         s.up = true;
+                        s.confirmed = n;
                     }
                 }
-                // (From a shard still in use: one whose channels all moved away is ending.)
-                Report::Down(addr, e) => if let Some(s) = shards.get_mut(&addr) {
-                    s.up = false;
-                    outage = true;
-                    shared.subscribed.store(false, std::sync::atomic::Ordering::Relaxed);
-                    report(&shared, "subscribing connection", &e, &mut down);
-                    refresh_at.get_or_insert_with(|| Instant::now() + backoff);
-                },
-                Report::Lost(addr, channel) => {
-                    if let Some(assigned) = wanted.get_mut(&channel).filter(|a| **a == addr) {
+                Report::Down(addr, generation, e) => {
+                    if let Some(s) = shards.get_mut(&addr).filter(|s| s.generation == generation) {
+                        s.up = false;
+                        outage = true;
+                        shared.subscribed.store(false, std::sync::atomic::Ordering::Relaxed);
+                        report(&shared, "subscribing connection", &e, &mut down);
+                        refresh_at.get_or_insert_with(|| Instant::now() + backoff);
+                    }
+                }
+                Report::Lost(addr, generation, channel) => {
+                    let current = shards.get(&addr).is_some_and(|s| s.generation == generation);
+                    if let Some(assigned) = wanted.get_mut(&channel).filter(|a| current && **a == addr) {
                         assigned.clear();
                         if let Some(s) = shards.get_mut(&addr) {
                             s.count -= 1;
                         }
+                        // Not assigned again before the map is asked for anew: the old map
+                        // sends it back where it was refused.
+                        map = None;
+                        refresh_at.get_or_insert_with(|| Instant::now() + backoff);
                     }
-                    // Not assigned again before the map is asked for anew: the old map sends
-                    // it back where it was refused.
-                    map = None;
-                    refresh_at.get_or_insert_with(|| Instant::now() + backoff);
                 }
             },
             () = async {
@@ -292,7 +381,11 @@ pub(super) async fn subscriptions(
                     None => std::future::pending().await,
                 }
             } => {
-                match router.slots(&base).await {
+                let fetched = tokio::select! {
+                    _ = shared.cancel.cancelled() => return,
+                    r = router.slots(&base) => r,
+                };
+                match fetched {
                     Ok(ranges) => map = Some(SlotMap(ranges)),
                     Err(e) => {
                         outage = true;
@@ -303,12 +396,24 @@ pub(super) async fn subscriptions(
             }
         }
         if let Some(m) = &map {
-            assign(&shared, &base, m, &mut wanted, &mut shards, &reports_tx);
+            assign(
+                &shared,
+                &base,
+                m,
+                &mut wanted,
+                &mut shards,
+                &reports_tx,
+                &mut generations,
+            );
         }
         shards.retain(|_, s| s.count > 0);
-        // All subscribed: every channel assigned to a shard that is up.
-        let all_up = wanted.values().all(|a| shards.get(a).is_some_and(|s| s.up));
-        if all_up {
+        let placed = wanted.values().all(|a| shards.get(a).is_some_and(|s| s.up));
+        // Subscribed: every channel placed on a shard that is up and confirmed what it was asked.
+        let confirmed = placed
+            && wanted
+                .values()
+                .all(|a| shards.get(a).is_some_and(|s| s.confirmed == s.sent));
+        if confirmed {
             backoff = MIN_BACKOFF;
             if !ever || outage {
                 shared
@@ -319,7 +424,7 @@ pub(super) async fn subscriptions(
             }
             outage = false;
             down = false;
-        } else if refresh_at.is_none() {
+        } else if !placed && refresh_at.is_none() {
             // A shard is down or a channel has nowhere to go: ask for the map again until the
             // cluster has moved the slots (a replica promoted).
             refresh_at = Some(Instant::now() + backoff);
@@ -337,6 +442,7 @@ fn assign(
     wanted: &mut HashMap<Bytes, String>,
     shards: &mut HashMap<String, Shard>,
     reports: &mpsc::UnboundedSender<Report>,
+    generations: &mut u64,
 ) {
     for (channel, assigned) in wanted.iter_mut() {
         let Some(owner) = map.owner(channel) else {
@@ -346,25 +452,29 @@ fn assign(
             continue;
         }
         if let Some(old) = shards.get_mut(assigned.as_str()) {
-            let _ = old.commands.send(Command::Unsubscribe(channel.clone()));
+            old.send(Command::Unsubscribe(channel.clone()));
             old.count -= 1;
         }
         let shard = shards.entry(owner.to_owned()).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
+            *generations += 1;
             tokio::spawn(shard(
                 shared.clone(),
                 base.at(owner),
-                owner.to_owned(),
+                (owner.to_owned(), *generations),
                 rx,
                 reports.clone(),
             ));
             Shard {
                 commands: tx,
+                generation: *generations,
                 up: false,
+                sent: 0,
+                confirmed: 0,
                 count: 0,
             }
         });
-        let _ = shard.commands.send(Command::Subscribe(channel.clone()));
+        shard.send(Command::Subscribe(channel.clone()));
         shard.count += 1;
         owner.clone_into(assigned);
     }
@@ -375,11 +485,13 @@ fn assign(
 async fn shard(
     shared: Arc<Shared>,
     endpoint: Endpoint,
-    addr: String,
+    (addr, generation): (String, u64),
     mut commands: mpsc::UnboundedReceiver<Command>,
     reports: mpsc::UnboundedSender<Report>,
 ) {
     let mut set: HashSet<Bytes> = HashSet::new();
+    // Commands taken from the manager (`Up` says how many its confirmation covers).
+    let mut taken = 0u64;
     let apply = |set: &mut HashSet<Bytes>, c: Command| match c {
         Command::Subscribe(ch) => {
             set.insert(ch);
@@ -392,21 +504,26 @@ async fn shard(
     loop {
         loop {
             match commands.try_recv() {
-                Ok(c) => apply(&mut set, c),
+                Ok(c) => {
+                    taken += 1;
+                    apply(&mut set, c);
+                }
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
             }
         }
-        // SSUBSCRIBE sent and not yet confirmed, in order: an error reply names no channel.
-        let mut asked: VecDeque<Bytes> = VecDeque::new();
+        // Commands written and not yet answered, in order (true: SSUBSCRIBE, false:
+        // SUNSUBSCRIBE): an error reply names no channel, and Redis's own `sunsubscribe` (the
+        // slot moved) looks like the answer to ours.
+        let mut pending: VecDeque<(bool, Bytes)> = VecDeque::new();
         let opened = tokio::select! {
             _ = shared.cancel.cancelled() => return,
             c = async {
-                let mut conn = Conn::open(&endpoint).await?;
+                let mut conn = Conn::open(&endpoint).await?.pinged().await?;
                 let mut out = BytesMut::new();
                 for ch in &set {
                     resp::command(&mut out, &[b"SSUBSCRIBE", ch]);
-                    asked.push_back(ch.clone());
+                    pending.push_back((true, ch.clone()));
                 }
                 if !out.is_empty() {
                     conn.write(&out).await?;
@@ -417,55 +534,80 @@ async fn shard(
         let failed = match opened {
             Err(e) => e,
             Ok(mut conn) => {
-                let _ = reports.send(Report::Up(addr.clone()));
-                backoff = MIN_BACKOFF;
                 let mut out = BytesMut::new();
+                let mut reported = None;
+                let mut last_read = Instant::now();
+                let mut keepalive = tokio::time::interval(KEEPALIVE);
+                keepalive.tick().await;
                 loop {
+                    // Up once every subscription asked for is confirmed.
+                    if reported != Some(taken) && !pending.iter().any(|(sub, _)| *sub) {
+                        reported = Some(taken);
+                        backoff = MIN_BACKOFF;
+                        let _ = reports.send(Report::Up(addr.clone(), generation, taken));
+                    }
+                    out.clear();
                     tokio::select! {
                         _ = shared.cancel.cancelled() => return,
                         c = commands.recv() => {
                             let Some(c) = c else { return };
-                            out.clear();
+                            taken += 1;
                             match c {
                                 Command::Subscribe(ch) => {
                                     if set.insert(ch.clone()) {
                                         resp::command(&mut out, &[b"SSUBSCRIBE", &ch]);
-                                        asked.push_back(ch);
+                                        pending.push_back((true, ch));
                                     }
                                 }
                                 Command::Unsubscribe(ch) => {
                                     if set.remove(&ch) {
                                         resp::command(&mut out, &[b"SUNSUBSCRIBE", &ch]);
+                                        pending.push_back((false, ch));
                                     }
                                 }
                             }
-                            if !out.is_empty() {
-                                if let Err(e) = conn.write(&out).await {
-                                    break e;
-                                }
+                        }
+                        _ = keepalive.tick() => {
+                            if last_read.elapsed() > KEEPALIVE + REPLY_TIMEOUT {
+                                break Error::Timeout("a reply from Redis");
+                            }
+                            if last_read.elapsed() >= KEEPALIVE {
+                                // Allowed while subscribed; answered with a `pong` push.
+                                resp::command(&mut out, &[b"PING"]);
                             }
                         }
-                        v = conn.read() => match v {
-                            Ok(Value::Array(Some(items))) => {
-                                on_shard_push(&shared, &addr, &mut set, &mut asked, items, &reports);
-                            }
-                            Ok(Value::Error(e)) => {
-                                // A subscription refused (MOVED: the slot is served elsewhere).
-                                if let Some(ch) = asked.pop_front() {
-                                    set.remove(&ch);
-                                    let _ = reports.send(Report::Lost(addr.clone(), ch));
-                                } else {
-                                    break Error::Adapter(format!("Redis ({addr}): {e}"));
+                        v = conn.read() => {
+                            last_read = Instant::now();
+                            match v {
+                                Ok(Value::Array(Some(items))) => {
+                                    on_shard_push(&shared, &addr, generation, &mut set, &mut pending, items, &reports);
                                 }
+                                Ok(Value::Error(e)) => {
+                                    let refused = pending.pop_front();
+                                    if !cluster::retryable(&e) {
+                                        break Error::Adapter(format!("Redis ({addr}) refused a subscription: {e}"));
+                                    }
+                                    // The slot is served elsewhere, or not right now: the manager
+                                    // asks for the map again and subscribes it where it belongs.
+                                    if let Some((true, ch)) = refused {
+                                        set.remove(&ch);
+                                        let _ = reports.send(Report::Lost(addr.clone(), generation, ch));
+                                    }
+                                }
+                                Ok(_) => {}
+                                Err(e) => break e,
                             }
-                            Ok(_) => {}
-                            Err(e) => break e,
-                        },
+                        }
+                    }
+                    if !out.is_empty() {
+                        if let Err(e) = conn.write(&out).await {
+                            break e;
+                        }
                     }
                 }
             }
         };
-        let _ = reports.send(Report::Down(addr.clone(), failed));
+        let _ = reports.send(Report::Down(addr.clone(), generation, failed));
         // Wait out the backoff, following commands meanwhile.
         let wait = backoff;
         backoff = (backoff * 2).min(super::MAX_BACKOFF);
@@ -475,7 +617,10 @@ async fn shard(
                 _ = shared.cancel.cancelled() => return,
                 () = tokio::time::sleep_until(until) => break,
                 c = commands.recv() => match c {
-                    Some(c) => apply(&mut set, c),
+                    Some(c) => {
+                        taken += 1;
+                        apply(&mut set, c);
+                    }
                     None => return,
                 },
             }
@@ -487,29 +632,41 @@ async fn shard(
 fn on_shard_push(
     shared: &Shared,
     addr: &str,
+    generation: u64,
     set: &mut HashSet<Bytes>,
-    asked: &mut VecDeque<Bytes>,
+    pending: &mut VecDeque<(bool, Bytes)>,
     items: Vec<Value>,
     reports: &mpsc::UnboundedSender<Report>,
 ) {
-    let (Some(Value::Bulk(Some(kind))), Some(Value::Bulk(Some(channel)))) =
-        (items.first(), items.get(1))
-    else {
+    let Some(Value::Bulk(Some(kind))) = items.first() else {
         return;
+    };
+    let channel = match items.get(1) {
+        Some(Value::Bulk(Some(c))) => c.clone(),
+        _ => Bytes::new(),
     };
     match &kind[..] {
         b"ssubscribe" => {
-            if asked.front() == Some(channel) {
-                asked.pop_front();
+            if pending
+                .front()
+                .is_some_and(|(sub, c)| *sub && *c == channel)
+            {
+                pending.pop_front();
             }
         }
-        // Our own SUNSUBSCRIBE was for a channel no longer in the set; one still in it was
-        // ended by Redis (its slot moved).
         b"sunsubscribe" => {
-            if set.remove(channel) {
-                let _ = reports.send(Report::Lost(addr.to_owned(), channel.clone()));
+            if pending
+                .front()
+                .is_some_and(|(sub, c)| !*sub && *c == channel)
+            {
+                // The answer to ours.
+                pending.pop_front();
+            } else if set.remove(&channel) {
+                // Redis ended it: the slot moved.
+                let _ = reports.send(Report::Lost(addr.to_owned(), generation, channel));
             }
         }
+        b"pong" => {}
         _ => {
             on_push(shared, items);
         }

@@ -329,8 +329,11 @@ pub(super) async fn reader(
                 }
             };
             match reply {
-                // Nothing within the block time.
-                Ok(Value::Array(None) | Value::Bulk(None)) => {}
+                // Nothing within the block time: a join still waiting may be for an id past
+                // the stream's end (a stream that lost its tail in a failover); ask again.
+                Ok(Value::Array(None) | Value::Bulk(None)) => {
+                    retry_waiting(&shared, &target, &mut query, cursor, &mut waiting, true).await;
+                }
                 Ok(Value::Array(Some(streams))) => {
                     let Some(hub) = Hub::upgrade(&shared.hub) else {
                         return;
@@ -376,9 +379,7 @@ pub(super) async fn reader(
                     if let Some(e) = malformed {
                         break e;
                     }
-                    for r in std::mem::take(&mut waiting) {
-                        waiting.extend(serve_replay(&shared, &target, &mut query, cursor, r).await);
-                    }
+                    retry_waiting(&shared, &target, &mut query, cursor, &mut waiting, false).await;
                 }
                 Ok(Value::Error(e)) => break Error::Adapter(format!("Redis refused XREAD: {e}")),
                 Ok(_) => break Error::Adapter("unexpected XREAD reply from Redis".into()),
@@ -389,6 +390,28 @@ pub(super) async fn reader(
         if !back_off(&shared, &mut backoff).await {
             return;
         }
+    }
+}
+
+/// Serves the joins waiting for the reader to reach their `since` once it has (or, with `all`,
+/// every one, which asks Redis where the stream ends); drops those whose caller gave up.
+async fn retry_waiting(
+    shared: &Shared,
+    target: &Endpoint,
+    query: &mut Option<Conn>,
+    cursor: Option<StreamId>,
+    waiting: &mut Vec<Replay>,
+    all: bool,
+) {
+    for r in std::mem::take(waiting) {
+        if r.done.is_closed() {
+            continue;
+        }
+        if !all && cursor.is_some_and(|c| r.since > c) {
+            waiting.push(r);
+            continue;
+        }
+        waiting.extend(serve_replay(shared, target, query, cursor, r).await);
     }
 }
 
