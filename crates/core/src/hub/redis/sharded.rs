@@ -73,7 +73,11 @@ pub(super) async fn publisher(
     let mut batch: Vec<Outbound> = Vec::new();
     let held_max = shared.opts.max_queue.max(1);
     loop {
-        // Wait for new messages, or for the first held one's primary to be tried again.
+        // Wait for new messages, or for the first held one's primary to be tried again (a
+        // primary whose backoff is over and has nothing held does not count; one long over is
+        // forgotten, e.g. a primary that failed over).
+        let now = Instant::now();
+        blocked.retain(|_, b| b.until + super::MAX_BACKOFF * 2 > now);
         let retry = (!batch.is_empty()).then(|| {
             if map.is_none() {
                 next_refresh
@@ -81,8 +85,9 @@ pub(super) async fn publisher(
                 blocked
                     .values()
                     .map(|b| b.until)
+                    .filter(|&until| until > now)
                     .min()
-                    .unwrap_or_else(Instant::now)
+                    .unwrap_or(now)
             }
         });
         if batch.is_empty() || retry.is_some_and(|at| at > Instant::now()) {
