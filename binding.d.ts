@@ -217,7 +217,7 @@ export declare class BindingServer {
    */
   replyHandle(): ExternalObject<'ServerInbox'>
   /** Sends the response head of request `id` now and returns a sink for the body chunks. */
-  respondStream(id: number, status: number, headers: Array<string>): BindingBodySink
+  respondStream(id: number, status: number, headers: Array<string>, reason?: string | undefined | null): BindingBodySink
   /** Answers request `id` with 101 and `headers` and returns the raw connection. */
   respondUpgrade(id: number, headers: Array<string>): BindingRawSocket
   /**
@@ -789,7 +789,7 @@ export declare function requestMethods(): Array<string>
  * flat header list `headers`. Returns false if it was answered already or the
  * client is gone.
  */
-export declare function respond(inbox: ExternalObject<'ServerInbox'>, id: number, status: number, headers: Array<string>, body?: string | Uint8Array | undefined | null): boolean
+export declare function respond(inbox: ExternalObject<'ServerInbox'>, id: number, status: number, headers: Array<string>, body?: string | Uint8Array | undefined | null, reason?: string | undefined | null): boolean
 
 /** Opens a connection to `host:port`. */
 export declare function socketConnect(host: string, port: number, options: BindingSocketOptions): Promise<BindingSocket>

@@ -2,7 +2,7 @@
 // until read, and which a server sends without going through a stream.
 import { Response, serve } from 'hypersock'
 import { describe, expect, it } from 'vitest'
-import { trackServers } from './helpers.js'
+import { rawExchange, trackServers } from './helpers.js'
 
 const track = trackServers()
 
@@ -86,5 +86,41 @@ describe('Response', () => {
     // A body already read cannot be sent: the handler's error is a 500, as with the global class.
     const used = await fetch(new URL('/used', server.url))
     expect(used.status).toBe(500)
+  })
+
+  it('sends a custom statusText as the HTTP/1.1 reason phrase, and the usual one otherwise', async () => {
+    const server = track(
+      await serve({
+        fetch(req) {
+          const body = req.path.includes('stream')
+            ? new ReadableStream({
+                start(c) {
+                  c.enqueue(new TextEncoder().encode('streamed'))
+                  // (Unless the server cancelled it first: the client may have gone.)
+                  setTimeout(() => {
+                    try {
+                      c.close()
+                    } catch {}
+                  }, 10)
+                },
+              })
+            : 'x'
+          if (req.path.startsWith('/ours')) return new Response('x', { status: 201, statusText: 'Made It' })
+          if (req.path.startsWith('/global'))
+            return new globalThis.Response(body, { status: 404, statusText: 'Nothing Here' })
+          if (req.path === '/usual') return new Response('x', { status: 200, statusText: 'OK' })
+          return new Response('x', { status: 418 })
+        },
+      }),
+    )
+    const line = async (path: string) =>
+      (await rawExchange(server.port, `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)).split('\r\n')[0]
+    expect(await line('/ours')).toBe('HTTP/1.1 201 Made It')
+    expect(await line('/global')).toBe('HTTP/1.1 404 Nothing Here')
+    expect(await line('/global-stream')).toBe('HTTP/1.1 404 Nothing Here')
+    expect(await line('/usual')).toBe('HTTP/1.1 200 OK')
+    expect(await line('/plain')).toBe("HTTP/1.1 418 I'm a teapot")
+    // A client sees it too.
+    expect((await fetch(new URL('/ours', server.url))).statusText).toBe('Made It')
   })
 })

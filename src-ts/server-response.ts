@@ -1,4 +1,5 @@
 // Turns what a handler returns into native responses: whole, streamed, or a connection upgrade.
+import { STATUS_CODES } from 'node:http'
 import { Duplex } from 'node:stream'
 import { type BodyInit, encodeBody } from './body.js'
 import { fromNative, InvalidArgumentError } from './errors.js'
@@ -51,8 +52,20 @@ export interface Answerable {
 export type ReplyHandle = ReturnType<Binding.BindingServer['replyHandle']>
 
 /** Sends a whole response; `headers` is a flat `[name, value, ...]` list. */
-export function respond(to: Answerable, status: number, headers: string[], body: string | Uint8Array | null): boolean {
-  return native.respond(to.reply, to.id, status, headers, body)
+export function respond(
+  to: Answerable,
+  status: number,
+  headers: string[],
+  body: string | Uint8Array | null,
+  reason?: string,
+): boolean {
+  return native.respond(to.reply, to.id, status, headers, body, reason)
+}
+
+/** A `Response`'s `statusText` when it is not the status's usual phrase (sent on HTTP/1.1). */
+function reasonOf(res: globalThis.Response): string | undefined {
+  const text = res.statusText
+  return text && text !== STATUS_CODES[res.status] ? text : undefined
 }
 
 /** Sends a plain-text response. */
@@ -151,8 +164,9 @@ async function sendStream(
   status: number,
   headers: string[],
   source: AsyncIterator<BodyChunk> | Iterator<BodyChunk>,
+  reason?: string,
 ): Promise<void> {
-  const sink = to.server.respondStream(to.id, status, headers)
+  const sink = to.server.respondStream(to.id, status, headers, reason)
   const closed = sink.waitClosed()
   to.streaming?.(closed)
   try {
@@ -166,8 +180,9 @@ async function sendStream(
 async function sendWebResponse(to: Answerable, res: globalThis.Response): Promise<void> {
   const status = checkStatus(res.status)
   const headers = flattenHeaders(res.headers)
+  const reason = reasonOf(res)
   if (res.body === null) {
-    respond(to, status, headers, null)
+    respond(to, status, headers, null, reason)
     return
   }
   // A body that is already complete (a string, bytes) goes out whole; one still being produced
@@ -179,18 +194,18 @@ async function sendWebResponse(to: Answerable, res: globalThis.Response): Promis
   const first = await settledNow(firstRead)
   if (first !== LATER) {
     if (first.done) {
-      respond(to, status, headers, null)
+      respond(to, status, headers, null, reason)
       return
     }
     const secondRead = reader.read()
     ahead.push(secondRead)
     const second = await settledNow(secondRead)
     if (second !== LATER && second.done) {
-      respond(to, status, headers, asBuffer(first.value))
+      respond(to, status, headers, asBuffer(first.value), reason)
       return
     }
   }
-  await sendStream(to, status, headers, streamIterator(reader, ahead))
+  await sendStream(to, status, headers, streamIterator(reader, ahead), reason)
 }
 
 /** A Node `Duplex` over a connection taken over after a 101. */
@@ -244,7 +259,7 @@ export function sendResponse(
   } else if (out instanceof globalThis.Response) {
     const fast = fastParts(out)
     if (fast) {
-      native.respond(to.reply, to.id, fast.status, fast.headers, fast.body)
+      native.respond(to.reply, to.id, fast.status, fast.headers, fast.body, reasonOf(out))
       return
     }
     return sendWebResponse(to, out)

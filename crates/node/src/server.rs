@@ -265,15 +265,16 @@ pub fn respond(
     status: u32,
     headers: Vec<String>,
     body: Option<Either<String, &[u8]>>,
+    reason: Option<String>,
 ) -> Result<bool> {
     let headers = flat_to_header_map(headers).or_throw(env)?;
     let Some(slot) = inbox.remove(id) else {
         return Ok(false);
     };
     let status = status.min(u32::from(u16::MAX)) as u16;
-    Ok(slot
-        .responder
-        .send(Response::new(status, headers, body_bytes(body))))
+    let mut response = Response::new(status, headers, body_bytes(body));
+    response.reason = reason.map(String::into_boxed_str);
+    Ok(slot.responder.send(response))
 }
 
 /// A streamed request body (one that did not arrive whole), taken once from its request.
@@ -625,6 +626,7 @@ impl BindingServer {
         id: u32,
         status: u32,
         headers: Vec<String>,
+        reason: Option<String>,
     ) -> Result<BindingBodySink> {
         let headers = flat_to_header_map(headers).or_throw(env)?;
         let Some(slot) = self.inbox.remove(id) else {
@@ -636,6 +638,7 @@ impl BindingServer {
             status,
             headers,
             body,
+            reason: reason.map(String::into_boxed_str),
         });
         Ok(BindingBodySink {
             sender: delivered.then_some(sender),
@@ -665,6 +668,7 @@ impl BindingServer {
             status: 101,
             headers,
             body: ResBody::empty(),
+            reason: None,
         });
         Ok(BindingRawSocket {
             inner: Arc::new(self.inner.raw_connection(on_upgrade)),

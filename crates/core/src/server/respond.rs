@@ -310,6 +310,11 @@ pub(crate) fn build_response(response: Response, head: bool) -> HttpResponse {
     let mut res = hyper::Response::new(body);
     *res.status_mut() = status;
     *res.headers_mut() = headers;
+    if let Some(reason) = response.reason {
+        if let Ok(r) = hyper::ext::ReasonPhrase::try_from(reason.as_bytes()) {
+            res.extensions_mut().insert(r);
+        }
+    }
     res
 }
 

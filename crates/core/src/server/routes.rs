@@ -57,6 +57,7 @@ impl StaticResponse {
                 status: status.as_u16(),
                 headers,
                 body: ResBody::full(body.clone()),
+                reason: None,
             },
             false,
         );

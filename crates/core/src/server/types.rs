@@ -168,6 +168,9 @@ pub struct Response {
     pub headers: HeaderMap,
     /// The body.
     pub body: ResBody,
+    /// A reason phrase other than the status code's usual one (HTTP/1.1 only; HTTP/2 has
+    /// none). One with bytes a status line cannot carry (CR, LF, other controls) is not sent.
+    pub reason: Option<Box<str>>,
 }
 
 impl Response {
@@ -177,6 +180,7 @@ impl Response {
             status,
             headers,
             body: ResBody::full(body),
+            reason: None,
         }
     }
 }
