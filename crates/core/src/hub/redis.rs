@@ -270,9 +270,7 @@ impl Endpoint {
     fn at(&self, addr: &str) -> Endpoint {
         let mut e = self.clone();
         e.target.addr = addr.to_owned();
-        let host = addr
-            .rsplit_once(':')
-            .map_or(addr, |(h, _)| h)
+        let host = cluster::host_of(addr)
             .trim_start_matches('[')
             .trim_end_matches(']');
         host.clone_into(&mut e.target.host);

@@ -145,7 +145,7 @@ impl SlotMap {
 }
 
 /// The host of a `host:port` (brackets kept for IPv6).
-fn host_of(addr: &str) -> &str {
+pub(super) fn host_of(addr: &str) -> &str {
     addr.rsplit_once(':').map_or(addr, |(h, _)| h)
 }
 

@@ -8,8 +8,9 @@
 //! **Publishing**: one connection per primary, made when first needed. A batch from the queue is
 //! split by the primary serving each message's slot (from a slot map fetched with `CLUSTER
 //! SLOTS`) and pipelined to each, so a room's messages keep their order. A `MOVED` or another
-//! redirection refreshes the map and sends the refused message and those behind it again; a
-//! connection that fails loses the messages in flight on it, as pub/sub does.
+//! redirection refreshes the map and sends the refused messages again; messages for a primary
+//! that cannot be reached wait (up to `maxQueue`) while that primary backs off; a connection
+//! that fails loses the messages in flight on it, as pub/sub does.
 //!
 //! **Subscribing**: the hub tells the adapter when a room gets its first local member or loses
 //! its last ([`super::super::Adapter::room_changed`]). A manager task keeps the set of channels
