@@ -129,8 +129,76 @@ pub trait Adapter: Send + Sync + 'static {
 
 struct Conn {
     handle: WsHandle,
-    rooms: HashSet<Arc<str>>,
-    meta: HashMap<String, String>,
+    rooms: Boxed<HashSet<Arc<str>>>,
+    meta: Boxed<HashMap<String, String>>,
+}
+
+/// A collection that takes one word while empty, as most connections have no rooms or
+/// metadata: with a hash set and map inline, a registered connection's entry was 120 bytes, and
+/// the table holds up to twice as many entries as connections. Dereferences to the collection
+/// (an empty one while unset); [`Boxed::get_mut`] makes it, and [`Boxed::tidy`] drops it once
+/// empty again.
+struct Boxed<T>(Option<Box<T>>);
+
+impl<T> Default for Boxed<T> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<T: Default + 'static> std::ops::Deref for Boxed<T>
+where
+    T: EmptyCollection,
+{
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.as_deref().unwrap_or_else(|| T::empty())
+    }
+}
+
+impl<T: Default + EmptyCollection> Boxed<T> {
+    /// The collection, made if unset.
+    fn get_mut(&mut self) -> &mut T {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    /// Drops the collection when it is empty.
+    fn tidy(&mut self) {
+        if self.0.as_deref().is_some_and(T::is_empty_collection) {
+            self.0 = None;
+        }
+    }
+
+    /// Takes the collection out, leaving it unset.
+    fn take(&mut self) -> T {
+        self.0.take().map(|b| *b).unwrap_or_default()
+    }
+}
+
+/// An empty collection with a `'static` lifetime, for [`Boxed`]'s unset state.
+trait EmptyCollection: Sized {
+    fn empty() -> &'static Self;
+    fn is_empty_collection(&self) -> bool;
+}
+
+impl EmptyCollection for HashSet<Arc<str>> {
+    fn empty() -> &'static Self {
+        static EMPTY: std::sync::OnceLock<HashSet<Arc<str>>> = std::sync::OnceLock::new();
+        EMPTY.get_or_init(HashSet::new)
+    }
+    fn is_empty_collection(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl EmptyCollection for HashMap<String, String> {
+    fn empty() -> &'static Self {
+        static EMPTY: std::sync::OnceLock<HashMap<String, String>> = std::sync::OnceLock::new();
+        EMPTY.get_or_init(HashMap::new)
+    }
+    fn is_empty_collection(&self) -> bool {
+        self.is_empty()
+    }
 }
 
 impl Conn {
@@ -236,7 +304,7 @@ impl Hub {
         let st = &mut *st;
         match st.conns.get_mut(&id) {
             Some(conn) => {
-                for room in &conn.rooms {
+                for room in conn.rooms.iter() {
                     if let Some(member) = st.rooms.get_mut(room).and_then(|m| m.get_mut(&id)) {
                         *member = handle.clone();
                     }
@@ -248,8 +316,8 @@ impl Hub {
                     id,
                     Conn {
                         handle,
-                        rooms: HashSet::new(),
-                        meta: HashMap::new(),
+                        rooms: Boxed::default(),
+                        meta: Boxed::default(),
                     },
                 );
             }
@@ -262,10 +330,10 @@ impl Hub {
         let mut closed = Vec::new();
         {
             let mut st = self.write();
-            let Some(conn) = st.conns.remove(&id) else {
+            let Some(mut conn) = st.conns.remove(&id) else {
                 return false;
             };
-            for room in conn.rooms {
+            for room in conn.rooms.take() {
                 if leave_room(&mut st.rooms, &room, id) {
                     closed.push(room);
                 }
@@ -306,7 +374,7 @@ impl Hub {
                 Some((k, _)) => (k.clone(), false),
                 None => (Arc::from(room), true),
             };
-            conn.rooms.insert(key.clone());
+            conn.rooms.get_mut().insert(key.clone());
             st.rooms
                 .entry(key)
                 .or_default()
@@ -335,9 +403,11 @@ impl Hub {
             let Some(conn) = st.conns.get_mut(&id) else {
                 return false;
             };
-            if !conn.rooms.remove(room) {
+            if !conn.rooms.contains(room) {
                 return false;
             }
+            conn.rooms.get_mut().remove(room);
+            conn.rooms.tidy();
             leave_room(&mut st.rooms, room, id)
         };
         if closed {
@@ -354,7 +424,7 @@ impl Hub {
             let Some(conn) = st.conns.get_mut(&id) else {
                 return 0;
             };
-            let rooms = std::mem::take(&mut conn.rooms);
+            let rooms = conn.rooms.take();
             let n = rooms.len();
             for room in rooms {
                 if leave_room(&mut st.rooms, &room, id) {
@@ -417,10 +487,13 @@ impl Hub {
         };
         match value {
             Some(v) => {
-                conn.meta.insert(key.to_owned(), v);
+                conn.meta.get_mut().insert(key.to_owned(), v);
             }
             None => {
-                conn.meta.remove(key);
+                if conn.meta.contains_key(key) {
+                    conn.meta.get_mut().remove(key);
+                    conn.meta.tidy();
+                }
             }
         }
         true
@@ -670,6 +743,44 @@ mod tests {
             n += 1;
         }
         n
+    }
+
+    /// A connection without rooms or metadata takes a few words in the hub's table, and gets
+    /// back to that once it has left its rooms and lost its metadata.
+    #[test]
+    fn idle_connection_entry_stays_small() {
+        assert!(
+            std::mem::size_of::<Conn>() <= 32,
+            "a hub entry grew to {} bytes",
+            std::mem::size_of::<Conn>()
+        );
+        let hub = Hub::default();
+        let _a = conn(&hub, 1);
+        let unset = |hub: &Hub| {
+            let st = hub.read();
+            let c = &st.conns[&1];
+            (c.rooms.0.is_none(), c.meta.0.is_none())
+        };
+        assert_eq!(unset(&hub), (true, true));
+        assert!(hub.join(1, "a") && hub.join(1, "b"));
+        assert!(hub.set_meta(1, "user", Some("ann".into())));
+        assert_eq!(unset(&hub), (false, false));
+        assert_eq!(hub.rooms_of(1), ["a", "b"]);
+        assert!(hub.leave(1, "a"));
+        assert_eq!(unset(&hub), (false, false), "still in b");
+        assert!(!hub.leave(1, "a"), "already left");
+        assert!(hub.leave(1, "b"));
+        assert!(
+            hub.set_meta(1, "gone", None),
+            "removing a missing key is fine"
+        );
+        assert!(hub.set_meta(1, "user", None));
+        assert_eq!(unset(&hub), (true, true));
+        assert_eq!(hub.meta(1, "user"), None);
+        assert!(!hub.has(1, "b"));
+        assert!(hub.join(1, "c"));
+        assert_eq!(hub.leave_all(1), 1);
+        assert!(unset(&hub).0);
     }
 
     #[test]
