@@ -17,11 +17,6 @@ import { scaleRun, withDescriptors } from './ws.mjs'
 const CONNECTIONS = Number(process.env.HUB_CONNECTIONS ?? 10_000)
 const ROUNDS = 20
 
-/** Runs `command args` with the descriptor limit raised to the hard limit. */
-function withFdLimit(command, args) {
-  return ['bash', ['-c', 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"', command, ...args]]
-}
-
 const [nodePath, fanoutArgs] = node('servers/hypersock-fanout.mjs')
 const SERVERS = [
   ['hypersock', nodePath, fanoutArgs],
@@ -39,7 +34,7 @@ export async function hubFanout(record) {
   for (const [subject, command, args] of SERVERS) {
     let result
     await record('hub-fanout-10k', subject, async () => {
-      const [cmd, cmdArgs] = withFdLimit(command, args)
+      const [cmd, cmdArgs] = withDescriptors('hard', command, args)
       result = await withServer(subject, cmd, cmdArgs, (port) => fanout(`ws://127.0.0.1:${port}/`))
       return {
         value: (result.connections / result.p50_ms) * 1000,
@@ -118,7 +113,7 @@ async function fanout(url, { connections = CONNECTIONS, rounds = ROUNDS, nofile,
   const fanoutArgs = ['--url', url, '--connections', String(connections), '--rounds', String(rounds), ...extra]
   const [cmd, args] = nofile
     ? withDescriptors(nofile, bin('ws-fanout'), fanoutArgs)
-    : withFdLimit(bin('ws-fanout'), fanoutArgs)
+    : withDescriptors('hard', bin('ws-fanout'), fanoutArgs)
   const out = await run(cmd, args, { timeoutMs: 300_000 })
   return JSON.parse(out.trim().split('\n').at(-1))
 }

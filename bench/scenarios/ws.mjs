@@ -126,9 +126,13 @@ export function scaleRun(name) {
   return { count, nofile: String(Math.min(hard, count + 1000)), sources: SOURCES }
 }
 
-/** `[command, args]` running `command args` with its descriptor limit raised to `n`. */
+/**
+ * `[command, args]` running `command args` with its descriptor limit raised to `n`, or to the
+ * hard limit when `n` is `'hard'`.
+ */
 export function withDescriptors(n, command, args) {
-  return ['sh', ['-c', `ulimit -n ${n} && exec "$0" "$@"`, command, ...args]]
+  const limit = n === 'hard' ? '"$(ulimit -Hn)"' : n
+  return ['sh', ['-c', `ulimit -n ${limit} && exec "$0" "$@"`, command, ...args]]
 }
 
 /**
