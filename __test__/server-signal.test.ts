@@ -2,6 +2,7 @@
 // and sendTimeout (a client that stops reading a response is dropped).
 import { execFile } from 'node:child_process'
 import http from 'node:http'
+import http2 from 'node:http2'
 import net from 'node:net'
 import { promisify } from 'node:util'
 import { type Server, type ServerRequest, serve, sse } from 'hypersock'
@@ -204,6 +205,66 @@ describe('sendTimeout', () => {
     ].join('\n')
     const { stdout } = await run('python3', ['-c', script], { timeout: 60_000 })
     expect(Number(stdout.trim())).toBeGreaterThanOrEqual(size)
+    expect(server.stats().timeouts).toBe(0)
+  })
+
+  // Over HTTP/2 a client stalls a response through flow control: it grants no window (or one
+  // byte of it) and reads nothing, so it grants no more; the server's writes never block, and
+  // the client's pings keep the connection busy.
+  for (const window of [0, 1]) {
+    it(`drops an HTTP/2 client that grants a ${window}-byte window and only pings`, async () => {
+      const server = await start({ sendTimeout: 300, fetch: () => Buffer.alloc(1 << 20, 97) })
+      const session = http2.connect(server.url, { settings: { initialWindowSize: window } })
+      session.on('error', () => {})
+      const closed = new Promise<void>((resolve) => session.on('close', resolve))
+      const pinger = setInterval(() => {
+        if (!session.destroyed) session.ping(() => {})
+      }, 50)
+      const req = session.request({ ':path': '/' })
+      req.on('error', () => {})
+      req.pause()
+      const status = await new Promise<number>((resolve) => req.on('response', (h) => resolve(Number(h[':status']))))
+      expect(status).toBe(200)
+      await closed
+      clearInterval(pinger)
+      expect(server.stats().timeouts).toBe(1)
+      expect(await eventually(() => server.stats().connectionsOpen === 0)).toBe(true)
+    })
+  }
+
+  it('keeps an HTTP/2 response whose handler is slower than sendTimeout, and a big one read at once', async () => {
+    const big = Buffer.alloc(8 << 20)
+    for (let i = 0; i < big.length; i += 4096) big[i] = (i / 4096) & 0xff
+    const server = await start({
+      sendTimeout: 300,
+      fetch(req) {
+        if (new URL(req.url).pathname === '/big') return big
+        // Three chunks 500 ms apart: the body waits on its producer, not on the client.
+        let n = 0
+        return new Response(
+          new ReadableStream({
+            async pull(c) {
+              await new Promise((r) => setTimeout(r, 500))
+              c.enqueue(new TextEncoder().encode(`chunk ${n}\n`))
+              if (++n === 3) c.close()
+            },
+          }),
+        )
+      },
+    })
+    const session = http2.connect(server.url)
+    const get = (path: string) =>
+      new Promise<Buffer>((resolve, reject) => {
+        const req = session.request({ ':path': path })
+        const parts: Buffer[] = []
+        req.on('data', (c: Buffer) => parts.push(c))
+        req.on('end', () => resolve(Buffer.concat(parts)))
+        req.on('error', reject)
+      })
+    const [slow, whole] = await Promise.all([get('/slow'), get('/big')])
+    session.close()
+    expect(slow.toString()).toBe('chunk 0\nchunk 1\nchunk 2\n')
+    expect(whole.equals(big)).toBe(true)
     expect(server.stats().timeouts).toBe(0)
   })
 

@@ -8,6 +8,7 @@
 //! one chunk at a time as the connection takes them.
 
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -138,7 +139,22 @@ impl std::fmt::Debug for RequestBody {
 /// The body of a response sent by the server.
 pub struct ResBody {
     kind: Kind,
+    /// Set on an HTTP/2 response when the server has a send timeout ([`ResBody::watch`]).
+    watch: Option<Watch>,
 }
+
+/// A watched body's link to its connection: whether the chunk it last gave the connection still
+/// waits there to be sent (or the body has not been asked for its first chunk yet).
+struct Watch {
+    activity: std::sync::Arc<super::io::Activity>,
+    waiting: bool,
+}
+
+/// The largest chunk a watched body hands over at once (HTTP/2's default largest frame). HTTP/2
+/// takes the next chunk only once the last one is on its way, so this bounds what a stalled
+/// stream holds in the connection and makes a stall visible as a body that is not asked for
+/// more: a client must take at least this much per send timeout (a file body's chunks are 64 KiB).
+const WATCHED_CHUNK: usize = 16 << 10;
 
 enum Kind {
     Full(Option<Bytes>),
@@ -232,6 +248,7 @@ impl ResBody {
     pub fn full(bytes: Bytes) -> Self {
         ResBody {
             kind: Kind::Full(if bytes.is_empty() { None } else { Some(bytes) }),
+            watch: None,
         }
     }
 
@@ -239,6 +256,7 @@ impl ResBody {
     pub fn empty() -> Self {
         ResBody {
             kind: Kind::Full(None),
+            watch: None,
         }
     }
 
@@ -254,6 +272,7 @@ impl ResBody {
                 remaining: len,
                 buf: BytesMut::new(),
             })),
+            watch: None,
         }
     }
 
@@ -274,9 +293,37 @@ impl ResBody {
         (
             ResBody {
                 kind: Kind::Channel { rx, _alive: alive },
+                watch: None,
             },
             BodySender { tx, body_alive },
         )
+    }
+}
+
+impl ResBody {
+    /// Reports to `activity` whether this body waits on the connection (see
+    /// [`super::io::Activity::bodies_waiting`]), from now until it ends, and hands whole bodies
+    /// over in chunks of at most [`WATCHED_CHUNK`]. For HTTP/2 responses: there a client that
+    /// grants no flow-control window stalls a stream without blocking the socket.
+    pub(crate) fn watch(&mut self, activity: std::sync::Arc<super::io::Activity>) {
+        if self.is_end_stream() || self.watch.is_some() {
+            return;
+        }
+        activity.bodies_waiting.fetch_add(1, Ordering::Relaxed);
+        self.watch = Some(Watch {
+            activity,
+            waiting: true,
+        });
+    }
+}
+
+impl Drop for ResBody {
+    fn drop(&mut self) {
+        if let Some(w) = &self.watch {
+            if w.waiting {
+                w.activity.bodies_waiting.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -288,11 +335,34 @@ impl Body for ResBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<std::result::Result<Frame<Bytes>, Self::Error>>> {
-        match &mut self.kind {
-            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        let watched = self.watch.is_some();
+        let polled = match &mut self.kind {
+            Kind::Full(bytes) => Poll::Ready(match bytes {
+                Some(b) if watched && b.len() > WATCHED_CHUNK => {
+                    Some(Ok(Frame::data(b.split_to(WATCHED_CHUNK))))
+                }
+                _ => bytes.take().map(|b| Ok(Frame::data(b))),
+            }),
             Kind::Channel { rx, .. } => rx.poll_recv(cx).map(|c| c.map(|r| r.map(Frame::data))),
             Kind::File(f) => f.poll_chunk(cx).map(|c| c.map(|r| r.map(Frame::data))),
+        };
+        if let Some(w) = &mut self.watch {
+            // Asked for more: what it gave before has gone on. A chunk given now waits in the
+            // connection until it is sent; a body that has nothing yet waits on its producer.
+            let waiting = matches!(polled, Poll::Ready(Some(Ok(_))));
+            if waiting {
+                w.activity.bodies_taken.fetch_add(1, Ordering::Relaxed);
+            }
+            if waiting != w.waiting {
+                if waiting {
+                    w.activity.bodies_waiting.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    w.activity.bodies_waiting.fetch_sub(1, Ordering::Relaxed);
+                }
+                w.waiting = waiting;
+            }
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -42,7 +42,12 @@ pub(super) async fn serve_io<I: io::Io>(
         async move {
             let _busy = Gauge::up(&conn.activity.in_flight);
             conn.activity.started.store(true, Relaxed);
-            Ok::<_, Infallible>(handle(&conn.ctx, conn.peer, conn.tls.clone(), req).await)
+            let h2 = req.version() == hyper::Version::HTTP_2;
+            let mut res = handle(&conn.ctx, conn.peer, conn.tls.clone(), req).await;
+            if h2 && conn.ctx.opts.send_timeout.is_some() {
+                res.body_mut().watch(conn.activity.clone());
+            }
+            Ok::<_, Infallible>(res)
         }
     });
     let io = TokioIo::new(io);
@@ -103,6 +108,10 @@ pub(super) async fn drive<C: std::future::Future>(
     let send_tick = send_timeout.map(|d| (d / 4).max(Duration::from_millis(1)));
     // (writes done, bytes the socket still held, since when), while writes are blocked.
     let mut stuck: Option<(u64, Option<u64>, tokio::time::Instant)> = None;
+    // (chunks taken, since when), while an HTTP/2 response body waits on the connection: a
+    // client that grants no flow-control window stalls its streams without blocking a write
+    // (and can keep the connection busy with pings meanwhile).
+    let mut body_stuck: Option<(u64, tokio::time::Instant)> = None;
     loop {
         let mut wait = match (idle, tick) {
             (Some(idle), Some(tick)) => idle
@@ -133,6 +142,20 @@ pub(super) async fn drive<C: std::future::Future>(
             }
             _ = tokio::time::sleep(wait) => {
                 if let Some(limit) = send_timeout {
+                    let taken = activity.bodies_taken.load(Relaxed);
+                    if activity.bodies_waiting.load(Relaxed) == 0 {
+                        body_stuck = None;
+                    } else {
+                        match body_stuck {
+                            Some((at, since)) if at == taken => {
+                                if since.elapsed() >= limit {
+                                    ctx.stats.timeouts.fetch_add(1, Relaxed);
+                                    return;
+                                }
+                            }
+                            _ => body_stuck = Some((taken, tokio::time::Instant::now())),
+                        }
+                    }
                     if !activity.write_blocked.load(Relaxed) {
                         stuck = None;
                     } else {

@@ -172,6 +172,12 @@ pub(crate) struct Activity {
     pub(crate) write_blocked: std::sync::atomic::AtomicBool,
     /// The socket's descriptor, to ask how much it still holds ([`unsent_bytes`]).
     pub(crate) fd: Option<i32>,
+    /// HTTP/2 response bodies whose last chunk (or first, not yet asked for) waits in the
+    /// connection: for flow-control window from the client, or for the socket.
+    pub(crate) bodies_waiting: AtomicU64,
+    /// Bumped each time such a body hands the connection a chunk: the client took the one
+    /// before.
+    pub(crate) bodies_taken: AtomicU64,
 }
 
 impl Activity {
@@ -184,6 +190,8 @@ impl Activity {
             written: AtomicU64::new(0),
             write_blocked: std::sync::atomic::AtomicBool::new(false),
             fd,
+            bodies_waiting: AtomicU64::new(0),
+            bodies_taken: AtomicU64::new(0),
         }
     }
 }
