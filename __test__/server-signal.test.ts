@@ -210,13 +210,16 @@ describe('sendTimeout', () => {
 
   // Over HTTP/2 a client stalls a response through flow control: it grants no window (or one
   // byte of it) and reads nothing, so it grants no more; the server's writes never block, and
-  // the client's pings keep the connection busy.
+  // the client's pings keep the connection busy. The stream is reset alone.
   for (const window of [0, 1]) {
-    it(`drops an HTTP/2 client that grants a ${window}-byte window and only pings`, async () => {
-      const server = await start({ sendTimeout: 300, fetch: () => Buffer.alloc(1 << 20, 97) })
+    it(`resets an HTTP/2 stream whose client grants a ${window}-byte window and only pings`, async () => {
+      const server = await start({
+        sendTimeout: 300,
+        fetch: (req) =>
+          new URL(req.url).pathname === '/empty' ? new Response(null, { status: 204 }) : Buffer.alloc(1 << 20, 97),
+      })
       const session = http2.connect(server.url, { settings: { initialWindowSize: window } })
       session.on('error', () => {})
-      const closed = new Promise<void>((resolve) => session.on('close', resolve))
       const pinger = setInterval(() => {
         if (!session.destroyed) session.ping(() => {})
       }, 50)
@@ -225,12 +228,51 @@ describe('sendTimeout', () => {
       req.pause()
       const status = await new Promise<number>((resolve) => req.on('response', (h) => resolve(Number(h[':status']))))
       expect(status).toBe(200)
-      await closed
+      await new Promise((resolve) => req.on('close', resolve))
       clearInterval(pinger)
+      expect(req.rstCode).toBe(http2.constants.NGHTTP2_CANCEL)
       expect(server.stats().timeouts).toBe(1)
-      expect(await eventually(() => server.stats().connectionsOpen === 0)).toBe(true)
+      // The connection and its other streams carry on.
+      expect(session.closed || session.destroyed).toBe(false)
+      const next = session.request({ ':path': '/empty' })
+      const nextStatus = await new Promise<number>((resolve) =>
+        next.on('response', (h) => resolve(Number(h[':status']))),
+      )
+      expect(nextStatus).toBe(204)
+      session.close()
     })
   }
+
+  it('resets only the HTTP/2 stream a client stopped reading, not its other streams', async () => {
+    const server = await start({
+      sendTimeout: 300,
+      fetch: (req) => Buffer.alloc(new URL(req.url).pathname === '/big' ? 4 << 20 : 256 << 10, 101),
+    })
+    const session = http2.connect(server.url)
+    session.on('error', () => {})
+    const stalled = session.request({ ':path': '/big' })
+    stalled.on('error', () => {})
+    stalled.pause()
+    const reset = new Promise((resolve) => stalled.on('close', resolve))
+    // Streams that read keep working while one waits, and after it was reset.
+    const read = () =>
+      new Promise<number>((resolve, reject) => {
+        const req = session.request({ ':path': '/small' })
+        let n = 0
+        req.on('data', (c: Buffer) => {
+          n += c.length
+        })
+        req.on('end', () => resolve(n))
+        req.on('error', reject)
+      })
+    expect(await read()).toBe(256 << 10)
+    await reset
+    expect(stalled.rstCode).toBe(http2.constants.NGHTTP2_CANCEL)
+    expect(await read()).toBe(256 << 10)
+    expect(server.stats().timeouts).toBe(1)
+    expect(server.stats().connectionsOpen).toBe(1)
+    session.close()
+  })
 
   it('keeps an HTTP/2 response whose handler is slower than sendTimeout, and a big one read at once', async () => {
     const big = Buffer.alloc(8 << 20)

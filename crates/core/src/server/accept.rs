@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use hyper_util::server::conn::auto;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
@@ -16,9 +16,9 @@ use super::*;
 /// The connection builders of a server: HTTP/1.1 with HTTP/2 detected by its preface, or one of
 /// them alone (chosen by `protocols`, or by ALPN on a TLS connection).
 pub(super) struct ConnBuilder {
-    pub(super) auto: auto::Builder<TokioExecutor>,
+    pub(super) auto: auto::Builder<io::StreamExec>,
     pub(super) http1: hyper::server::conn::http1::Builder,
-    pub(super) http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    pub(super) http2: hyper::server::conn::http2::Builder<io::StreamExec>,
     pub(super) protocols: Protocols,
 }
 
@@ -30,7 +30,7 @@ pub(super) const HYPER_MAX_HEADERS: usize = 100;
 pub(super) fn connection_builder(opts: &ServerOptions, websocket: bool) -> ConnBuilder {
     // 0 turns the limit off (hyper would take it as "at once").
     let head_timeout = (!opts.header_read_timeout.is_zero()).then_some(opts.header_read_timeout);
-    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    let mut http2 = hyper::server::conn::http2::Builder::new(io::StreamExec);
     http2
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(opts.max_header_size).unwrap_or(u32::MAX))
@@ -46,7 +46,7 @@ pub(super) fn connection_builder(opts: &ServerOptions, websocket: bool) -> ConnB
         .header_read_timeout(head_timeout)
         .max_buf_size(opts.max_header_size.max(8192))
         .keep_alive(true);
-    let mut auto = auto::Builder::new(TokioExecutor::new());
+    let mut auto = auto::Builder::new(io::StreamExec);
     auto.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(head_timeout)

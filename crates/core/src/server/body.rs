@@ -8,8 +8,7 @@
 //! one chunk at a time as the connection takes them.
 
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::BodyExt;
@@ -140,21 +139,29 @@ impl std::fmt::Debug for RequestBody {
 pub struct ResBody {
     kind: Kind,
     /// Set on an HTTP/2 response when the server has a send timeout ([`ResBody::watch`]).
-    watch: Option<Watch>,
+    watch: Option<Box<Watch>>,
 }
 
-/// A watched body's link to its connection: whether the chunk it last gave the connection still
-/// waits there to be sent (or the body has not been asked for its first chunk yet).
+/// A watched body's link to its connection and stream.
 struct Watch {
     activity: std::sync::Arc<super::io::Activity>,
-    waiting: bool,
+    /// The stream's task control, taken on the first poll (which runs in that task).
+    ctl: Option<std::sync::Arc<super::io::StreamCtl>>,
+    /// While the chunk handed over last waits in the connection: its key in
+    /// [`super::io::Activity::waiting`].
+    key: Option<u64>,
+    /// What is left of the chunk the body gave, handed over in pieces.
+    held: Option<Bytes>,
 }
 
-/// The largest chunk a watched body hands over at once (HTTP/2's default largest frame). HTTP/2
-/// takes the next chunk only once the last one is on its way, so this bounds what a stalled
-/// stream holds in the connection and makes a stall visible as a body that is not asked for
-/// more: a client must take at least this much per send timeout (a file body's chunks are 64 KiB).
+/// The largest piece a watched body hands over at once (HTTP/2's default largest frame). HTTP/2
+/// asks for the next piece only once the window covers the last one, so this bounds what a
+/// stalled stream holds in the connection, and a client must take at least this much per send
+/// timeout.
 const WATCHED_CHUNK: usize = 16 << 10;
+/// The last piece of a watched body of known length: HTTP/2 lets the body go once it has its
+/// last piece, whether or not that piece was sent, so the last piece is kept small.
+const WATCHED_TAIL: usize = 1 << 10;
 
 enum Kind {
     Full(Option<Bytes>),
@@ -301,28 +308,50 @@ impl ResBody {
 }
 
 impl ResBody {
-    /// Reports to `activity` whether this body waits on the connection (see
-    /// [`super::io::Activity::bodies_waiting`]), from now until it ends, and hands whole bodies
-    /// over in chunks of at most [`WATCHED_CHUNK`]. For HTTP/2 responses: there a client that
-    /// grants no flow-control window stalls a stream without blocking the socket.
+    /// Makes the body report to `activity` while a piece it handed over waits in the connection
+    /// (see [`super::io::Activity::cancel_stalled`]), and hand its data over in pieces of at
+    /// most [`WATCHED_CHUNK`]. For HTTP/2 responses: there a client that grants no flow-control
+    /// window stalls a stream without blocking a write.
     pub(crate) fn watch(&mut self, activity: std::sync::Arc<super::io::Activity>) {
         if self.is_end_stream() || self.watch.is_some() {
             return;
         }
-        activity.bodies_waiting.fetch_add(1, Ordering::Relaxed);
-        self.watch = Some(Watch {
+        self.watch = Some(Box::new(Watch {
             activity,
-            waiting: true,
-        });
+            ctl: None,
+            key: None,
+            held: None,
+        }));
     }
 }
 
 impl Drop for ResBody {
     fn drop(&mut self) {
-        if let Some(w) = &self.watch {
-            if w.waiting {
-                w.activity.bodies_waiting.fetch_sub(1, Ordering::Relaxed);
+        if let Some(w) = &mut self.watch {
+            if let Some(key) = w.key.take() {
+                w.activity.taken(key);
             }
+        }
+    }
+}
+
+impl Kind {
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, std::io::Error>>> {
+        match self {
+            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Channel { rx, .. } => rx.poll_recv(cx).map(|c| c.map(|r| r.map(Frame::data))),
+            Kind::File(f) => f.poll_chunk(cx).map(|c| c.map(|r| r.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Kind::Full(b) => b.is_none(),
+            Kind::Channel { .. } => false,
+            Kind::File(f) => f.remaining == 0,
         }
     }
 }
@@ -335,50 +364,57 @@ impl Body for ResBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<std::result::Result<Frame<Bytes>, Self::Error>>> {
-        let watched = self.watch.is_some();
-        let polled = match &mut self.kind {
-            Kind::Full(bytes) => Poll::Ready(match bytes {
-                Some(b) if watched && b.len() > WATCHED_CHUNK => {
-                    Some(Ok(Frame::data(b.split_to(WATCHED_CHUNK))))
-                }
-                _ => bytes.take().map(|b| Ok(Frame::data(b))),
-            }),
-            Kind::Channel { rx, .. } => rx.poll_recv(cx).map(|c| c.map(|r| r.map(Frame::data))),
-            Kind::File(f) => f.poll_chunk(cx).map(|c| c.map(|r| r.map(Frame::data))),
+        let ResBody { kind, watch } = &mut *self;
+        let Some(w) = watch else {
+            return kind.poll_frame(cx);
         };
-        if let Some(w) = &mut self.watch {
-            // Asked for more: what it gave before has gone on. A chunk given now waits in the
-            // connection until it is sent; a body that has nothing yet waits on its producer.
-            let waiting = matches!(polled, Poll::Ready(Some(Ok(_))));
-            if waiting {
-                w.activity.bodies_taken.fetch_add(1, Ordering::Relaxed);
-            }
-            if waiting != w.waiting {
-                if waiting {
-                    w.activity.bodies_waiting.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    w.activity.bodies_waiting.fetch_sub(1, Ordering::Relaxed);
-                }
-                w.waiting = waiting;
-            }
+        // Asked for more: the piece handed over last has gone on.
+        if let Some(key) = w.key.take() {
+            w.activity.taken(key);
         }
-        polled
+        if w.ctl.is_none() {
+            w.ctl = super::io::StreamCtl::current();
+        }
+        let held = match w.held.take() {
+            Some(held) => held,
+            None => match ready!(kind.poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) if !data.is_empty() => data,
+                    // An empty piece needs no window.
+                    Ok(data) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+                other => return Poll::Ready(other),
+            },
+        };
+        let n = if kind.is_end_stream() && held.len() > WATCHED_TAIL {
+            (held.len() - WATCHED_TAIL).min(WATCHED_CHUNK)
+        } else {
+            held.len().min(WATCHED_CHUNK)
+        };
+        let mut piece = held;
+        if n < piece.len() {
+            w.held = Some(piece.split_off(n));
+        }
+        w.key = Some(w.activity.wait(w.ctl.clone()));
+        Poll::Ready(Some(Ok(Frame::data(piece))))
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Full(b) => b.is_none(),
-            Kind::Channel { .. } => false,
-            Kind::File(f) => f.remaining == 0,
-        }
+        self.kind.is_end_stream() && self.watch.as_ref().is_none_or(|w| w.held.is_none())
     }
 
     fn size_hint(&self) -> SizeHint {
+        let held = self
+            .watch
+            .as_ref()
+            .and_then(|w| w.held.as_ref())
+            .map_or(0, |h| h.len() as u64);
         match &self.kind {
-            Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            Kind::Full(None) => SizeHint::with_exact(0),
+            Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64 + held),
+            Kind::Full(None) => SizeHint::with_exact(held),
             Kind::Channel { .. } => SizeHint::default(),
-            Kind::File(f) => SizeHint::with_exact(f.remaining),
+            Kind::File(f) => SizeHint::with_exact(f.remaining + held),
         }
     }
 }

@@ -108,10 +108,6 @@ pub(super) async fn drive<C: std::future::Future>(
     let send_tick = send_timeout.map(|d| (d / 4).max(Duration::from_millis(1)));
     // (writes done, bytes the socket still held, since when), while writes are blocked.
     let mut stuck: Option<(u64, Option<u64>, tokio::time::Instant)> = None;
-    // (chunks taken, since when), while an HTTP/2 response body waits on the connection: a
-    // client that grants no flow-control window stalls its streams without blocking a write
-    // (and can keep the connection busy with pings meanwhile).
-    let mut body_stuck: Option<(u64, tokio::time::Instant)> = None;
     loop {
         let mut wait = match (idle, tick) {
             (Some(idle), Some(tick)) => idle
@@ -142,18 +138,16 @@ pub(super) async fn drive<C: std::future::Future>(
             }
             _ = tokio::time::sleep(wait) => {
                 if let Some(limit) = send_timeout {
-                    let taken = activity.bodies_taken.load(Relaxed);
-                    if activity.bodies_waiting.load(Relaxed) == 0 {
-                        body_stuck = None;
-                    } else {
-                        match body_stuck {
-                            Some((at, since)) if at == taken => {
-                                if since.elapsed() >= limit {
-                                    ctx.stats.timeouts.fetch_add(1, Relaxed);
-                                    return;
-                                }
-                            }
-                            _ => body_stuck = Some((taken, tokio::time::Instant::now())),
+                    // An HTTP/2 client that grants no flow-control window stalls a stream
+                    // without blocking a write (and may keep the connection busy with pings):
+                    // such a stream is reset alone.
+                    match activity.cancel_stalled(limit) {
+                        Ok(n) => {
+                            ctx.stats.timeouts.fetch_add(n, Relaxed);
+                        }
+                        Err(()) => {
+                            ctx.stats.timeouts.fetch_add(1, Relaxed);
+                            return;
                         }
                     }
                     if !activity.write_blocked.load(Relaxed) {
@@ -178,7 +172,9 @@ pub(super) async fn drive<C: std::future::Future>(
                 }
                 let Some(idle) = idle else { continue };
                 let ops = activity.ops.load(Relaxed);
-                if ops != seen || activity.in_flight.load(Relaxed) > 0 {
+                // A response waiting for the client to take it is not idle: it is the send
+                // timeout's (above).
+                if ops != seen || activity.in_flight.load(Relaxed) > 0 || activity.has_waiting() {
                     seen = ops;
                     quiet_from = tokio::time::Instant::now();
                     continue;
@@ -186,7 +182,9 @@ pub(super) async fn drive<C: std::future::Future>(
                 if quiet_from.elapsed() >= idle {
                     ctx.stats.timeouts.fetch_add(1, Relaxed);
                     shutdown(conn.as_mut());
-                    conn.as_mut().await;
+                    // A graceful close waits for the streams still open; one that a client
+                    // keeps stalled (with no send timeout to reset it) must not hold it forever.
+                    let _ = tokio::time::timeout(idle, conn.as_mut()).await;
                     return;
                 }
             }

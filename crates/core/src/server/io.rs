@@ -172,12 +172,126 @@ pub(crate) struct Activity {
     pub(crate) write_blocked: std::sync::atomic::AtomicBool,
     /// The socket's descriptor, to ask how much it still holds ([`unsent_bytes`]).
     pub(crate) fd: Option<i32>,
-    /// HTTP/2 response bodies whose last chunk (or first, not yet asked for) waits in the
-    /// connection: for flow-control window from the client, or for the socket.
-    pub(crate) bodies_waiting: AtomicU64,
-    /// Bumped each time such a body hands the connection a chunk: the client took the one
-    /// before.
-    pub(crate) bodies_taken: AtomicU64,
+    /// HTTP/2 response bodies whose last chunk waits in the connection (for flow-control
+    /// window from the client, or for the socket), since when ([`Activity::stalled`]).
+    pub(crate) waiting: std::sync::Mutex<Waiting>,
+}
+
+/// See [`Activity::waiting`].
+#[derive(Default, Debug)]
+pub(crate) struct Waiting {
+    next: u64,
+    bodies: std::collections::HashMap<u64, (tokio::time::Instant, Option<Arc<StreamCtl>>)>,
+}
+
+impl Activity {
+    /// Notes that a body's chunk now waits in the connection; returns its key.
+    pub(crate) fn wait(&self, ctl: Option<Arc<StreamCtl>>) -> u64 {
+        let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        w.next += 1;
+        let key = w.next;
+        w.bodies.insert(key, (tokio::time::Instant::now(), ctl));
+        key
+    }
+
+    /// True while some body's piece waits in the connection.
+    pub(crate) fn has_waiting(&self) -> bool {
+        let w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        !w.bodies.is_empty()
+    }
+
+    /// Notes that the body of `key` was asked for more, or ended.
+    pub(crate) fn taken(&self, key: u64) {
+        let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        w.bodies.remove(&key);
+    }
+
+    /// Cancels the streams whose body has waited `limit` or longer for the client to take its
+    /// last chunk, and returns how many. `Err` when such a stream cannot be cancelled alone
+    /// (it runs outside [`StreamExec`]): the connection must close.
+    pub(crate) fn cancel_stalled(
+        &self,
+        limit: std::time::Duration,
+    ) -> std::result::Result<u64, ()> {
+        let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if w.bodies.is_empty() {
+            return Ok(0);
+        }
+        let mut cancelled = 0;
+        let mut alone = true;
+        w.bodies.retain(|_, (since, ctl)| {
+            if since.elapsed() < limit {
+                return true;
+            }
+            match ctl {
+                Some(ctl) => ctl.cancel(),
+                None => alone = false,
+            }
+            cancelled += 1;
+            false
+        });
+        if alone {
+            Ok(cancelled)
+        } else {
+            Err(())
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The [`StreamCtl`] of the HTTP/2 stream whose task is running ([`StreamExec`]).
+    static STREAM: Arc<StreamCtl>;
+}
+
+/// Lets the server cancel one HTTP/2 stream's task: dropping it resets the stream
+/// (`RST_STREAM`) and leaves the connection's other streams alone.
+#[derive(Default, Debug)]
+pub(crate) struct StreamCtl {
+    cancelled: std::sync::atomic::AtomicBool,
+    waker: futures_util::task::AtomicWaker,
+}
+
+impl StreamCtl {
+    /// The control of the stream task this runs in, if it runs in one.
+    pub(crate) fn current() -> Option<Arc<StreamCtl>> {
+        STREAM.try_with(Arc::clone).ok()
+    }
+
+    fn cancel(&self) {
+        self.cancelled.store(true, Relaxed);
+        self.waker.wake();
+    }
+}
+
+/// hyper's executor for HTTP/2 connections: spawns each stream's task on tokio with a
+/// [`StreamCtl`], so that a stream stalled by the client can be cancelled alone.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct StreamExec;
+
+impl<F> hyper::rt::Executor<F> for StreamExec
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        let ctl = Arc::new(StreamCtl::default());
+        let task = STREAM.scope(ctl.clone(), fut);
+        tokio::spawn(async move {
+            let cancelled = std::future::poll_fn(|cx| {
+                ctl.waker.register(cx.waker());
+                if ctl.cancelled.load(Relaxed) {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            });
+            tokio::select! {
+                biased;
+                () = cancelled => {}
+                _ = task => {}
+            }
+        });
+    }
 }
 
 impl Activity {
@@ -190,8 +304,7 @@ impl Activity {
             written: AtomicU64::new(0),
             write_blocked: std::sync::atomic::AtomicBool::new(false),
             fd,
-            bodies_waiting: AtomicU64::new(0),
-            bodies_taken: AtomicU64::new(0),
+            waiting: std::sync::Mutex::default(),
         }
     }
 }
