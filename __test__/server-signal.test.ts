@@ -243,6 +243,22 @@ describe('sendTimeout', () => {
     })
   }
 
+  it('resets a stalled HTTP/2 stream whose request body the handler never read', async () => {
+    // The unread request body also holds the stream open in HTTP/2; the reset drops it too.
+    const server = await start({ sendTimeout: 300, fetch: () => Buffer.alloc(1 << 20, 97) })
+    const session = http2.connect(server.url, { settings: { initialWindowSize: 0 } })
+    session.on('error', () => {})
+    const req = session.request({ ':path': '/', ':method': 'POST' })
+    req.on('error', () => {})
+    req.pause()
+    req.write(Buffer.alloc(200 << 10, 1))
+    await new Promise((resolve) => req.on('response', resolve))
+    await new Promise((resolve) => req.on('close', resolve))
+    expect(req.rstCode).toBe(http2.constants.NGHTTP2_CANCEL)
+    expect(server.stats().timeouts).toBe(1)
+    session.close()
+  })
+
   it('resets only the HTTP/2 stream a client stopped reading, not its other streams', async () => {
     const server = await start({
       sendTimeout: 300,

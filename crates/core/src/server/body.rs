@@ -28,6 +28,9 @@ const FILE_CHUNK: usize = 64 * 1024;
 /// A request body being received.
 pub struct BodyStream {
     incoming: Option<Incoming>,
+    /// On HTTP/2, the stream's control, where the body waits between reads so that a stream
+    /// reset for a stalled response drops it too (see [`super::io::StreamCtl::park`]).
+    stream: Option<std::sync::Arc<super::io::StreamCtl>>,
     received: usize,
     limit: usize,
     deadline: Option<Instant>,
@@ -35,12 +38,40 @@ pub struct BodyStream {
 
 impl BodyStream {
     pub(crate) fn new(incoming: Incoming, limit: usize, deadline: Option<Instant>) -> Self {
+        let stream = super::io::StreamCtl::current();
+        let incoming = match &stream {
+            Some(ctl) => {
+                ctl.park(incoming);
+                None
+            }
+            None => Some(incoming),
+        };
         BodyStream {
-            incoming: Some(incoming),
+            incoming,
+            stream,
             received: 0,
             limit,
             deadline,
         }
+    }
+
+    /// The next chunk (see [`BodyStream::next_chunk`]), with the body parked in between.
+    async fn next_chunk_parked(
+        &mut self,
+        ctl: std::sync::Arc<super::io::StreamCtl>,
+    ) -> Result<Option<Bytes>> {
+        if self.incoming.is_none() {
+            match ctl.unpark() {
+                Some(incoming) => self.incoming = Some(incoming),
+                // Ended, failed or cut short before: nothing was parked again.
+                None => return Ok(None),
+            }
+        }
+        let chunk = self.read_chunk().await;
+        if let (Ok(Some(_)), Some(incoming)) = (&chunk, self.incoming.take()) {
+            ctl.park(incoming);
+        }
+        chunk
     }
 
     /// Bytes received so far.
@@ -52,6 +83,13 @@ impl BodyStream {
     /// [`Error::Timeout`] past the request deadline, and [`Error::ConnectionReset`] when the
     /// client goes away mid-body.
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
+        match self.stream.clone() {
+            Some(ctl) => self.next_chunk_parked(ctl).await,
+            None => self.read_chunk().await,
+        }
+    }
+
+    async fn read_chunk(&mut self) -> Result<Option<Bytes>> {
         loop {
             let Some(incoming) = self.incoming.as_mut() else {
                 return Ok(None);
@@ -329,7 +367,7 @@ impl Drop for ResBody {
     fn drop(&mut self) {
         if let Some(w) = &mut self.watch {
             if let Some(key) = w.key.take() {
-                w.activity.taken(key);
+                w.activity.taken(key, false);
             }
         }
     }
@@ -370,7 +408,7 @@ impl Body for ResBody {
         };
         // Asked for more: the piece handed over last has gone on.
         if let Some(key) = w.key.take() {
-            w.activity.taken(key);
+            w.activity.taken(key, true);
         }
         if w.ctl.is_none() {
             w.ctl = super::io::StreamCtl::current();

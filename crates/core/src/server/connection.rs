@@ -131,17 +131,37 @@ pub(super) async fn drive<C: std::future::Future>(
         tokio::select! {
             _ = conn.as_mut() => return,
             _ = stop.changed() => {
-                // Finish the in-flight requests, then close instead of keeping alive.
+                // Finish the in-flight requests, then close instead of keeping alive; streams a
+                // client keeps stalled are still reset after the send timeout meanwhile.
                 shutdown(conn.as_mut());
-                conn.as_mut().await;
-                return;
+                let (Some(limit), Some(tick)) = (send_timeout, send_tick) else {
+                    conn.as_mut().await;
+                    return;
+                };
+                loop {
+                    tokio::select! {
+                        _ = conn.as_mut() => return,
+                        _ = tokio::time::sleep(tick) => {
+                            let blocked = activity.write_blocked.load(Relaxed);
+                            match activity.cancel_stalled(limit, blocked) {
+                                Ok(n) => {
+                                    ctx.stats.timeouts.fetch_add(n, Relaxed);
+                                }
+                                Err(()) => {
+                                    ctx.stats.timeouts.fetch_add(1, Relaxed);
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
             }
             _ = tokio::time::sleep(wait) => {
                 if let Some(limit) = send_timeout {
                     // An HTTP/2 client that grants no flow-control window stalls a stream
                     // without blocking a write (and may keep the connection busy with pings):
                     // such a stream is reset alone.
-                    match activity.cancel_stalled(limit) {
+                    match activity.cancel_stalled(limit, activity.write_blocked.load(Relaxed)) {
                         Ok(n) => {
                             ctx.stats.timeouts.fetch_add(n, Relaxed);
                         }
@@ -182,9 +202,7 @@ pub(super) async fn drive<C: std::future::Future>(
                 if quiet_from.elapsed() >= idle {
                     ctx.stats.timeouts.fetch_add(1, Relaxed);
                     shutdown(conn.as_mut());
-                    // A graceful close waits for the streams still open; one that a client
-                    // keeps stalled (with no send timeout to reset it) must not hold it forever.
-                    let _ = tokio::time::timeout(idle, conn.as_mut()).await;
+                    conn.as_mut().await;
                     return;
                 }
             }

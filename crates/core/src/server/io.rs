@@ -182,6 +182,9 @@ pub(crate) struct Activity {
 pub(crate) struct Waiting {
     next: u64,
     bodies: std::collections::HashMap<u64, (tokio::time::Instant, Option<Arc<StreamCtl>>)>,
+    /// When the client last took a piece of any body (or the socket was found blocked, which
+    /// the connection's own check covers).
+    progress: Option<tokio::time::Instant>,
 }
 
 impl Activity {
@@ -200,21 +203,36 @@ impl Activity {
         !w.bodies.is_empty()
     }
 
-    /// Notes that the body of `key` was asked for more, or ended.
-    pub(crate) fn taken(&self, key: u64) {
+    /// Notes that the body of `key` no longer waits: `taken` when the client took its piece
+    /// (the body was asked for more), not when it ended or was dropped.
+    pub(crate) fn taken(&self, key: u64, taken: bool) {
         let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         w.bodies.remove(&key);
+        if taken {
+            w.progress = Some(tokio::time::Instant::now());
+        }
     }
 
     /// Cancels the streams whose body has waited `limit` or longer for the client to take its
-    /// last chunk, and returns how many. `Err` when such a stream cannot be cancelled alone
+    /// last piece while the client took no piece of any body for as long (one that reads, even
+    /// slowly, over many streams sharing its window, is not cut), and returns how many.
+    /// `socket_blocked`: the socket takes nothing, which the connection's own check covers, so
+    /// nothing here counts as stalled. `Err` when a stalled stream cannot be cancelled alone
     /// (it runs outside [`StreamExec`]): the connection must close.
     pub(crate) fn cancel_stalled(
         &self,
         limit: std::time::Duration,
+        socket_blocked: bool,
     ) -> std::result::Result<u64, ()> {
         let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         if w.bodies.is_empty() {
+            return Ok(0);
+        }
+        if socket_blocked {
+            w.progress = Some(tokio::time::Instant::now());
+            return Ok(0);
+        }
+        if w.progress.is_some_and(|p| p.elapsed() < limit) {
             return Ok(0);
         }
         let mut cancelled = 0;
@@ -249,12 +267,28 @@ tokio::task_local! {
 pub(crate) struct StreamCtl {
     cancelled: std::sync::atomic::AtomicBool,
     waker: futures_util::task::AtomicWaker,
+    /// The request body while no one reads it: it holds the stream open in h2, so a cancel
+    /// drops it too (the server's request body stream parks it here between reads).
+    parked: std::sync::Mutex<Option<hyper::body::Incoming>>,
 }
 
 impl StreamCtl {
     /// The control of the stream task this runs in, if it runs in one.
     pub(crate) fn current() -> Option<Arc<StreamCtl>> {
         STREAM.try_with(Arc::clone).ok()
+    }
+
+    /// Keeps the request body here between reads; drops it when the stream was cancelled.
+    pub(crate) fn park(&self, body: hyper::body::Incoming) {
+        let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.cancelled.load(Relaxed) {
+            *parked = Some(body);
+        }
+    }
+
+    /// Takes the parked request body back; `None` once the stream was cancelled.
+    pub(crate) fn unpark(&self) -> Option<hyper::body::Incoming> {
+        self.parked.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     fn cancel(&self) {
@@ -285,10 +319,15 @@ where
                     std::task::Poll::Pending
                 }
             });
-            tokio::select! {
+            let cancelled = tokio::select! {
                 biased;
-                () = cancelled => {}
-                _ = task => {}
+                () = cancelled => true,
+                _ = task => false,
+            };
+            if cancelled {
+                // With the task gone, a request body no one reads is the stream's last
+                // reference: dropping it makes h2 reset the stream.
+                drop(ctl.unpark());
             }
         });
     }
