@@ -351,7 +351,10 @@ impl ResBody {
     /// most [`WATCHED_CHUNK`]. For HTTP/2 responses: there a client that grants no flow-control
     /// window stalls a stream without blocking a write.
     pub(crate) fn watch(&mut self, activity: std::sync::Arc<super::io::Activity>) {
-        if self.is_end_stream() || self.watch.is_some() {
+        // A body of at most [`WATCHED_TAIL`] goes over in one piece, which may stay queued
+        // anyway: watching it would cost every small response for nothing.
+        let small = self.exact_len().is_some_and(|n| n <= WATCHED_TAIL as u64);
+        if small || self.watch.is_some() {
             return;
         }
         self.watch = Some(Box::new(Watch {
