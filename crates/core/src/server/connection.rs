@@ -142,15 +142,8 @@ pub(super) async fn drive<C: std::future::Future>(
                     tokio::select! {
                         _ = conn.as_mut() => return,
                         _ = tokio::time::sleep(tick) => {
-                            let blocked = activity.write_blocked.load(Relaxed);
-                            match activity.cancel_stalled(limit, blocked) {
-                                Ok(n) => {
-                                    ctx.stats.timeouts.fetch_add(n, Relaxed);
-                                }
-                                Err(()) => {
-                                    ctx.stats.timeouts.fetch_add(1, Relaxed);
-                                    return;
-                                }
+                            if !reset_stalled(ctx, activity, limit) {
+                                return;
                             }
                         }
                     }
@@ -158,17 +151,8 @@ pub(super) async fn drive<C: std::future::Future>(
             }
             _ = tokio::time::sleep(wait) => {
                 if let Some(limit) = send_timeout {
-                    // An HTTP/2 client that grants no flow-control window stalls a stream
-                    // without blocking a write (and may keep the connection busy with pings):
-                    // such a stream is reset alone.
-                    match activity.cancel_stalled(limit, activity.write_blocked.load(Relaxed)) {
-                        Ok(n) => {
-                            ctx.stats.timeouts.fetch_add(n, Relaxed);
-                        }
-                        Err(()) => {
-                            ctx.stats.timeouts.fetch_add(1, Relaxed);
-                            return;
-                        }
+                    if !reset_stalled(ctx, activity, limit) {
+                        return;
                     }
                     if !activity.write_blocked.load(Relaxed) {
                         stuck = None;
@@ -206,6 +190,22 @@ pub(super) async fn drive<C: std::future::Future>(
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Resets the HTTP/2 streams a client stalls by granting no flow-control window (which blocks
+/// no write, and pings may keep the connection busy meanwhile), counting each as a timeout.
+/// False when one cannot be reset alone, and the connection must close.
+fn reset_stalled(ctx: &Ctx, activity: &Activity, limit: Duration) -> bool {
+    match activity.cancel_stalled(limit, activity.write_blocked.load(Relaxed)) {
+        Ok(n) => {
+            ctx.stats.timeouts.fetch_add(n, Relaxed);
+            true
+        }
+        Err(()) => {
+            ctx.stats.timeouts.fetch_add(1, Relaxed);
+            false
         }
     }
 }

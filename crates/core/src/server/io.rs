@@ -173,7 +173,7 @@ pub(crate) struct Activity {
     /// The socket's descriptor, to ask how much it still holds ([`unsent_bytes`]).
     pub(crate) fd: Option<i32>,
     /// HTTP/2 response bodies whose last chunk waits in the connection (for flow-control
-    /// window from the client, or for the socket), since when ([`Activity::stalled`]).
+    /// window from the client, or for the socket), since when ([`Activity::cancel_stalled`]).
     pub(crate) waiting: std::sync::Mutex<Waiting>,
 }
 
