@@ -124,8 +124,4 @@ impl Queue {
         }
         Poll::Pending
     }
-
-    pub(crate) async fn recv(&self) -> Option<Outgoing> {
-        std::future::poll_fn(|cx| self.poll_recv(cx)).await
-    }
 }
