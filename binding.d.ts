@@ -276,7 +276,10 @@ export declare class BindingSocket {
   get localPort(): number
 }
 
-/** One WebSocket connection, server side or client side. */
+/**
+ * One WebSocket connection, server side or client side. Every open connection keeps this
+ * struct, so what most server connections never have is in [`Rare`].
+ */
 export declare class BindingWebSocket {
   /** The connection's send handle, for `wsSendText` and `wsSendBinary`. */
   sendHandle(): ExternalObject<'WsHandle'>

@@ -35,22 +35,30 @@ pub(crate) type WsEventArgs = FnArgs<(
 pub(crate) type WsEventCallback =
     ThreadsafeFunction<WsEventArgs, (), WsEventArgs, Status, false, true>;
 
-/// One WebSocket connection, server side or client side.
+/// One WebSocket connection, server side or client side. Every open connection keeps this
+/// struct, so what most server connections never have is in [`Rare`].
 #[napi]
 pub struct BindingWebSocket {
     handle: WsHandle,
-    url: String,
+    url: Box<str>,
     /// Handshake headers as `name NUL value NUL ...`: one allocation per connection (names and
     /// values never hold NUL).
     headers: Box<[u8]>,
-    protocol: String,
-    extensions: String,
-    remote_address: String,
-    remote_port: u32,
+    /// The peer's address, formatted when asked.
+    remote: Option<std::net::SocketAddr>,
     /// The connection is an HTTP/2 stream (RFC 8441).
     http2: bool,
+    rare: Option<Box<Rare>>,
+}
+
+/// See [`BindingWebSocket::rare`]: a server connection has it during its upgrade hook, or when
+/// it chose a subprotocol; a client connection always.
+#[derive(Default)]
+struct Rare {
+    protocol: String,
+    extensions: String,
     offered_protocols: Vec<String>,
-    // Boxed: both are rare and large, and every open connection keeps this struct.
+    // Boxed: both are large, and a client connection keeps its `Rare`.
     upgrade: Option<Box<Upgrade>>,
     pending: Option<Box<(DialedWebSocket, ws::WsDriver, WsLimits)>>,
     /// Client side: whether the connection reads, as JS and the undelivered messages decide.
@@ -118,29 +126,25 @@ impl BindingWebSocket {
     pub(crate) fn server_side(handle: WsHandle, request: &Request) -> Self {
         BindingWebSocket {
             handle,
-            url: request.target.clone(),
+            url: request.target.as_str().into(),
             headers: store_headers(
                 request
                     .headers
                     .iter()
                     .map(|(n, v)| (n.as_str(), v.as_bytes())),
             ),
-            protocol: String::new(),
-            extensions: String::new(),
-            remote_address: request
-                .remote_addr
-                .map(|a| a.ip().to_string())
-                .unwrap_or_default(),
-            remote_port: request
-                .remote_addr
-                .map(|a| u32::from(a.port()))
-                .unwrap_or(0),
+            remote: request.remote_addr,
             http2: request.version == http::Version::HTTP_2,
-            offered_protocols: Vec::new(),
-            upgrade: None,
-            pending: None,
-            gate: None,
+            rare: None,
         }
+    }
+
+    fn rare(&self) -> Option<&Rare> {
+        self.rare.as_deref()
+    }
+
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 }
 
@@ -247,7 +251,7 @@ impl BindingWebSocket {
     /// Request target of the upgrade (server side) or the dialed URL (client side).
     #[napi(getter)]
     pub fn url(&self) -> String {
-        self.url.clone()
+        self.url.to_string()
     }
 
     /// Handshake headers: the upgrade request's (server) or the 101 response's (client).
@@ -259,31 +263,33 @@ impl BindingWebSocket {
     /// The negotiated subprotocol, empty when none.
     #[napi(getter)]
     pub fn protocol(&self) -> String {
-        self.protocol.clone()
+        self.rare().map_or_else(String::new, |r| r.protocol.clone())
     }
 
     /// The negotiated extensions (`Sec-WebSocket-Extensions` of the 101), empty when none.
     #[napi(getter)]
     pub fn extensions(&self) -> String {
-        self.extensions.clone()
+        self.rare()
+            .map_or_else(String::new, |r| r.extensions.clone())
     }
 
     /// Subprotocols the client offered (server side, during the upgrade hook).
     #[napi(getter)]
     pub fn offered_protocols(&self) -> Vec<String> {
-        self.offered_protocols.clone()
+        self.rare()
+            .map_or_else(Vec::new, |r| r.offered_protocols.clone())
     }
 
     /// The peer's IP address.
     #[napi(getter)]
     pub fn remote_address(&self) -> String {
-        self.remote_address.clone()
+        self.remote.map(|a| a.ip().to_string()).unwrap_or_default()
     }
 
     /// The peer's port.
     #[napi(getter)]
     pub fn remote_port(&self) -> u32 {
-        self.remote_port
+        self.remote.map_or(0, |a| u32::from(a.port()))
     }
 
     /// `"2"` for a WebSocket on an HTTP/2 stream (RFC 8441), `"1.1"` otherwise.
@@ -340,7 +346,7 @@ impl BindingWebSocket {
     /// messages).
     #[napi]
     pub fn set_reading(&self, on: bool) {
-        match &self.gate {
+        match self.rare().and_then(|r| r.gate.as_ref()) {
             Some(gate) => gate.hold(!on),
             None => self.handle.set_reading(on),
         }
@@ -361,12 +367,16 @@ impl BindingWebSocket {
         headers: Vec<String>,
     ) -> Result<()> {
         let headers = pair_headers(headers).or_throw(env)?;
-        let Some(upgrade) = self.upgrade.take() else {
+        let Some(upgrade) = self.rare.as_mut().and_then(|r| r.upgrade.take()) else {
             return Err(Fail::invalid_state("upgrade already answered").throw(env));
         };
-        if let Some(p) = &protocol {
-            self.protocol = p.clone();
-        }
+        // What the hook needed is dropped; a chosen subprotocol stays.
+        self.rare = protocol.clone().map(|protocol| {
+            Box::new(Rare {
+                protocol,
+                ..Rare::default()
+            })
+        });
         upgrade.accept(UpgradeAccept { protocol, headers });
         Ok(())
     }
@@ -381,7 +391,7 @@ impl BindingWebSocket {
         body: Option<Either<String, Buffer>>,
     ) -> Result<()> {
         let headers = pair_headers(headers).or_throw(env)?;
-        let Some(upgrade) = self.upgrade.take() else {
+        let Some(upgrade) = self.rare.as_mut().and_then(|r| r.upgrade.take()) else {
             return Err(Fail::invalid_state("upgrade already answered").throw(env));
         };
         let body = match body {
@@ -407,11 +417,16 @@ impl BindingWebSocket {
         )]
         on_event: WsEventCallback,
     ) -> Result<()> {
-        let Some((dialed, driver, limits)) = self.pending.take().map(|p| *p) else {
+        let Some((dialed, driver, limits)) = self
+            .rare
+            .as_mut()
+            .and_then(|r| r.pending.take())
+            .map(|p| *p)
+        else {
             return Err(Fail::invalid_state("already started").throw(env));
         };
         let gate = Arc::new(ReadGate::new(self.handle.clone()));
-        self.gate = Some(gate.clone());
+        self.rare_mut().gate = Some(gate.clone());
         let events: Arc<dyn WsEvents> = Arc::new(JsEvents {
             sink: Sink::Callback(on_event, gate),
             hook: false,
@@ -632,8 +647,11 @@ impl WsHandler for JsEvents {
         }
         let id = upgrade.handle.id();
         let mut ws = BindingWebSocket::server_side(upgrade.handle.clone(), &upgrade.request);
-        ws.offered_protocols = upgrade.protocols.clone();
-        ws.upgrade = Some(Box::new(upgrade));
+        ws.rare = Some(Box::new(Rare {
+            offered_protocols: upgrade.protocols.clone(),
+            upgrade: Some(Box::new(upgrade)),
+            ..Rare::default()
+        }));
         self.emit(WS_UPGRADE, id, Some(ws), EventData::None, 0);
     }
 
@@ -888,15 +906,14 @@ async fn dial(
     Ok(BindingWebSocket {
         handle,
         headers: store_headers(dialed.headers.iter().map(|(n, v)| (n.as_str(), &v[..]))),
-        protocol: dialed.protocol.clone(),
-        extensions: dialed.extensions.clone(),
-        url: dialed.url.clone(),
-        remote_address: peer.map(|a| a.ip().to_string()).unwrap_or_default(),
-        remote_port: peer.map_or(0, |a| u32::from(a.port())),
+        url: dialed.url.as_str().into(),
+        remote: peer,
         http2,
-        offered_protocols: Vec::new(),
-        upgrade: None,
-        pending: Some(Box::new((dialed, driver, opts.limits))),
-        gate: None,
+        rare: Some(Box::new(Rare {
+            protocol: dialed.protocol.clone(),
+            extensions: dialed.extensions.clone(),
+            pending: Some(Box::new((dialed, driver, opts.limits))),
+            ..Rare::default()
+        })),
     })
 }

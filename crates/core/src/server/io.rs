@@ -360,7 +360,8 @@ pub(crate) struct Counted {
     activity: Arc<Activity>,
     peer_closed: bool,
     /// Bytes read to tell HTTP/1.1 from HTTP/2 ([`Counted::sniff_h2`]), read again first.
-    rewind: Option<bytes::Bytes>,
+    /// Boxed: the stream outlives the handshake in every upgraded connection.
+    rewind: Option<Box<bytes::Bytes>>,
 }
 
 /// What an HTTP/2 connection by prior knowledge starts with (RFC 9113 section 3.4).
@@ -431,7 +432,7 @@ impl Counted {
             }
         }
         if n > 0 {
-            self.rewind = Some(bytes::Bytes::copy_from_slice(&got[..n]));
+            self.rewind = Some(Box::new(bytes::Bytes::copy_from_slice(&got[..n])));
         }
         n == H2_PREFACE.len() && got == *H2_PREFACE
     }
@@ -470,7 +471,7 @@ impl AsyncRead for Counted {
         if let Some(rewind) = &mut self.rewind {
             let n = rewind.len().min(buf.remaining());
             buf.put_slice(&rewind[..n]);
-            bytes::Buf::advance(rewind, n);
+            bytes::Buf::advance(&mut **rewind, n);
             if rewind.is_empty() {
                 self.rewind = None;
                 // What followed the sniffed bytes comes in the same read, when it is there: a

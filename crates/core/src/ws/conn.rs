@@ -92,14 +92,13 @@ where
         scratch_credit: 0,
         close_sent: false,
         failing: None,
-        gate_tx: driver.shared.clone(),
+        gate_tx: driver.shared,
         received: None,
         failed: None,
         read_closed: false,
         streaming: false,
         need: 0,
-        region: BytesMut::new(),
-        region_msgs: Vec::new(),
+        region: None,
         finishing: false,
         last_read: Instant::now(),
         pong_deadline: None,
@@ -109,14 +108,13 @@ where
     };
     let limits_ping = c.limits.ping_interval;
     let main = Main {
-        shared: driver.shared,
         parts: Some((c, io)),
         state: State {
             close_deadline: None,
             gate_deadline: None,
             next_ping: limits_ping.map(|i| Instant::now() + i),
             queue_open: true,
-            timer_at: None,
+            armed: false,
             turn: 0,
         },
         timer: None,
@@ -126,8 +124,9 @@ where
 }
 
 /// The closing phase: flushes, shuts the socket down, lingers as RFC 6455 asks, and sets the
-/// close to report. Not an `async fn`, which would hold its arguments twice (the test
-/// `connection_future_stays_small` measures it).
+/// close to report. Not an `async fn`, which would hold its arguments twice, and its timeouts
+/// are boxed: this future shares its room with the main phase's, in every connection's task
+/// (the test `connection_future_stays_small` measures it).
 #[allow(clippy::manual_async_fn)]
 fn close<S: AsyncRead + AsyncWrite + Unpin>(
     end: Option<(u16, String)>,
@@ -137,7 +136,7 @@ fn close<S: AsyncRead + AsyncWrite + Unpin>(
     async move {
         // Flush what is pending (a close frame) briefly, then shut down the write side.
         if end.is_none() && !c.out.is_empty() {
-            let _ = tokio::time::timeout(c.limits.close_timeout, async {
+            let _ = Box::pin(tokio::time::timeout(c.limits.close_timeout, async {
                 while !c.out.is_empty() {
                     match write_some(&mut io, &mut c.out).await {
                         Ok((n, _)) => {
@@ -147,10 +146,10 @@ fn close<S: AsyncRead + AsyncWrite + Unpin>(
                         Err(_) => break,
                     }
                 }
-            })
+            }))
             .await;
         }
-        let _ = tokio::time::timeout(c.limits.close_timeout, io.shutdown()).await;
+        let _ = Box::pin(tokio::time::timeout(c.limits.close_timeout, io.shutdown())).await;
         // RFC 6455 7.1.1: the client waits for the server to close TCP first. A side that failed
         // the connection (a message over the limit, a protocol error) reads on and drops what
         // the peer still sends, until the peer closes or `close_timeout`: closing a socket with
@@ -159,7 +158,7 @@ fn close<S: AsyncRead + AsyncWrite + Unpin>(
         let waits_for_peer = c.role == Role::Client && c.received.is_some();
         let lingers = c.failed.is_some() && c.received.is_none();
         if (waits_for_peer || lingers) && !c.read_closed {
-            let _ = tokio::time::timeout(c.limits.close_timeout, async {
+            let _ = Box::pin(tokio::time::timeout(c.limits.close_timeout, async {
                 loop {
                     c.rbuf.clear();
                     match read_some(&mut io, &mut c.rbuf, None).await {
@@ -167,7 +166,7 @@ fn close<S: AsyncRead + AsyncWrite + Unpin>(
                         Ok(_) => {}
                     }
                 }
-            })
+            }))
             .await;
         }
         let outcome = match (end, c.received.take(), c.failed.take()) {
@@ -187,10 +186,10 @@ struct State {
     gate_deadline: Option<Instant>,
     next_ping: Option<Instant>,
     queue_open: bool,
-    /// The deadline the timer is armed for, if any.
-    timer_at: Option<Instant>,
+    /// The timer is armed (for its `deadline()`).
+    armed: bool,
     /// Which source is polled first on the next pass.
-    turn: usize,
+    turn: u8,
 }
 
 pin_project_lite::pin_project! {
@@ -200,10 +199,9 @@ pin_project_lite::pin_project! {
 /// future per source and no split of the socket into halves.
 struct Main<S> {
     parts: Option<(Conn, S)>,
-    shared: Arc<super::Shared>,
     state: State,
     // Made on the first poll (it needs the runtime); armed only while some deadline is set
-    // (`State::timer_at`).
+    // (`State::armed`).
     #[pin]
     timer: Option<tokio::time::Sleep>,
 }
@@ -222,7 +220,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Main<S> {
             timer.set(Some(tokio::time::sleep_until(Instant::now())));
         }
         let timer = timer.as_pin_mut().expect("set above");
-        let end = ready!(step(this.state, c, io, this.shared, timer, cx));
+        let end = ready!(step(this.state, c, io, timer, cx));
         let (c, io) = this.parts.take().expect("taken once");
         Poll::Ready((end, c, io))
     }
@@ -234,7 +232,6 @@ fn step<S: AsyncRead + AsyncWrite + Unpin>(
     st: &mut State,
     c: &mut Conn,
     io: &mut S,
-    shared: &super::Shared,
     mut timer: Pin<&mut tokio::time::Sleep>,
     cx: &mut Context<'_>,
 ) -> Poll<Option<(u16, String)>> {
@@ -271,28 +268,28 @@ fn step<S: AsyncRead + AsyncWrite + Unpin>(
         if let Some(p) = c.pong_deadline.filter(|_| reading) {
             soonest(p);
         }
-        if at != st.timer_at {
+        if at != st.armed.then(|| timer.deadline()) {
             if let Some(at) = at {
                 timer.as_mut().reset(at);
             }
-            st.timer_at = at;
+            st.armed = at.is_some();
         }
         let want_read = !c.read_closed && !c.finishing && c.out_bytes < READ_PAUSE && reading;
         let want_write = !c.out.is_empty();
         let want_cmd = st.queue_open && !c.close_sent && c.out_bytes < BATCH_LIMIT;
         // The first source that is ready, polling each one that is wanted.
-        st.turn = st.turn.wrapping_add(1);
+        st.turn = (st.turn + 1) % 5;
         let mut event = Poll::Pending;
         for k in 0..5 {
-            event = match (st.turn + k) % 5 {
+            event = match (usize::from(st.turn) + k) % 5 {
                 0 if want_read => {
                     let direct = c.direct_read();
                     poll_read_some(io, &mut c.rbuf, direct, cx).map(Event::Read)
                 }
                 1 if want_write => poll_write_some(io, &mut c.out, cx).map(Event::Wrote),
-                2 if want_cmd => shared.tx.poll_recv(cx).map(Event::Command),
-                3 => shared.tx.poll_nudge(cx).map(|()| Event::Nudge),
-                4 if st.timer_at.is_some() => timer.as_mut().poll(cx).map(|()| Event::Timer),
+                2 if want_cmd => c.gate_tx.tx.poll_recv(cx).map(Event::Command),
+                3 => c.gate_tx.tx.poll_nudge(cx).map(|()| Event::Nudge),
+                4 if st.armed => timer.as_mut().poll(cx).map(|()| Event::Timer),
                 _ => Poll::Pending,
             };
             if event.is_ready() {
@@ -320,11 +317,11 @@ fn step<S: AsyncRead + AsyncWrite + Unpin>(
                 c.out_bytes -= n;
                 c.wrote(n);
                 if credit > 0 {
-                    shared.buffered.fetch_sub(credit, Ordering::Relaxed);
+                    c.gate_tx.buffered.fetch_sub(credit, Ordering::Relaxed);
                 }
                 if c.out.is_empty()
-                    && shared.buffered.load(Ordering::Acquire) == 0
-                    && shared.want_drain.swap(false, Ordering::AcqRel)
+                    && c.gate_tx.buffered.load(Ordering::Acquire) == 0
+                    && c.gate_tx.want_drain.swap(false, Ordering::AcqRel)
                 {
                     c.events.on_drain(c.id);
                 }
@@ -334,7 +331,7 @@ fn step<S: AsyncRead + AsyncWrite + Unpin>(
                 c.command(cmd);
                 // Batch whatever else is queued.
                 while !c.close_sent && c.out_bytes + c.scratch.len() < BATCH_LIMIT {
-                    match shared.tx.try_recv() {
+                    match c.gate_tx.tx.try_recv() {
                         Ok(cmd) => c.command(cmd),
                         Err(_) => break,
                     }
@@ -342,7 +339,7 @@ fn step<S: AsyncRead + AsyncWrite + Unpin>(
                 c.seal();
             }
             Event::Nudge => {
-                let code = shared.kill_code.load(Ordering::Relaxed) as u16;
+                let code = c.gate_tx.kill_code.load(Ordering::Relaxed) as u16;
                 if code != 0 {
                     let reason = if code == CLOSE_POLICY {
                         "backpressure limit exceeded"
@@ -546,9 +543,8 @@ struct Conn {
     need: usize,
     /// Whole binary messages of this pass over `rbuf`, with their frame headers, split off
     /// `rbuf` one after the other (so still one contiguous buffer); see [`Conn::flush_region`].
-    region: BytesMut,
-    /// The message payloads within `region`.
-    region_msgs: Vec<std::ops::Range<usize>>,
+    /// Boxed, and dropped once handed on: most passes have none.
+    region: Option<Box<Region>>,
     finishing: bool,
     last_read: Instant,
     pong_deadline: Option<Instant>,
@@ -559,6 +555,14 @@ struct Conn {
     /// A message being sent in parts and write markers; boxed, as most connections never
     /// have either.
     extra: Option<Box<Extra>>,
+}
+
+/// See [`Conn::region`].
+#[derive(Default)]
+struct Region {
+    buf: BytesMut,
+    /// The message payloads within `buf`.
+    msgs: Vec<std::ops::Range<usize>>,
 }
 
 /// See [`Conn::extra`].
@@ -1024,21 +1028,20 @@ impl Conn {
     /// Adds a whole binary message (its frame header, then its payload) to the region.
     fn gather(&mut self, header: BytesMut, payload: BytesMut) {
         // Both were split off `rbuf` right after the region, so joining them moves no bytes.
-        self.region.unsplit(header);
-        let start = self.region.len();
-        self.region.unsplit(payload);
-        self.region_msgs.push(start..self.region.len());
+        let region = self.region.get_or_insert_with(Box::default);
+        region.buf.unsplit(header);
+        let start = region.buf.len();
+        region.buf.unsplit(payload);
+        region.msgs.push(start..region.buf.len());
     }
 
     /// Hands the gathered binary messages on, before any other event of the connection.
     fn flush_region(&mut self) {
-        if self.region_msgs.is_empty() {
+        let Some(region) = self.region.take() else {
             return;
-        }
-        let region = std::mem::take(&mut self.region).freeze();
-        self.events
-            .on_binary_batch(self.id, region, &self.region_msgs);
-        self.region_msgs.clear();
+        };
+        let Region { buf, msgs } = *region;
+        self.events.on_binary_batch(self.id, buf.freeze(), &msgs);
     }
 
     fn deliver(&mut self, text: bool, payload: BytesMut) {
@@ -1140,16 +1143,9 @@ mod tests {
             None,
         );
         let size = std::mem::size_of_val(&run);
-        eprintln!(
-            "PROBE future {size} Conn {} Main {} State {} Sleep {}",
-            std::mem::size_of::<Conn>(),
-            std::mem::size_of::<Main<tokio::io::DuplexStream>>(),
-            std::mem::size_of::<State>(),
-            std::mem::size_of::<Option<tokio::time::Sleep>>()
-        );
-        assert!(size <= 640, "the connection future grew to {size} bytes");
+        assert!(size <= 512, "the connection future grew to {size} bytes");
         assert!(
-            std::mem::size_of::<Conn>() <= 352,
+            std::mem::size_of::<Conn>() <= 304,
             "Conn grew to {} bytes",
             std::mem::size_of::<Conn>()
         );
