@@ -148,7 +148,8 @@ export function bindingWsOptions(h: WebSocketHandler<never>): Binding.BindingWsO
 /** The server side of a WebSocket connection. */
 export class ServerWebSocket<Data = unknown> {
   #native: Binding.BindingWebSocket
-  #sender: Sender
+  /** Made on first use ({@link ServerWebSocket.#send}). */
+  #sender: Sender | undefined
   #state: number = ReadyState.OPEN
   #headers: Headers | undefined
   /** Per-connection data of your own (set by the `upgrade` hook's `data`, or by you). */
@@ -157,7 +158,12 @@ export class ServerWebSocket<Data = unknown> {
   /** @internal */
   constructor(raw: Binding.BindingWebSocket) {
     this.#native = raw
-    this.#sender = new Sender(raw.sendHandle())
+  }
+
+  /** The send state, made on first use: a socket that never sends from JS (one that only gets hub broadcasts, say) holds none. */
+  #send(): Sender {
+    this.#sender ??= new Sender(this.#native.sendHandle())
+    return this.#sender
   }
 
   /** Connection id, unique within the server. */
@@ -229,7 +235,7 @@ export class ServerWebSocket<Data = unknown> {
       options = undefined
     }
     const payload = typeof data === 'string' ? data : binaryPayload(data)
-    return this.#sender.send(payload, options, callback) > 0
+    return this.#send().send(payload, options, callback) > 0
   }
 
   /**
@@ -249,22 +255,22 @@ export class ServerWebSocket<Data = unknown> {
    * until it ends. Aborting the stream closes the connection with 1011.
    */
   stream(options: { binary?: boolean } = {}): WritableStream<string | Uint8Array> {
-    return this.#sender.stream(options.binary !== false, () => this.close(1011, 'message stream aborted'))
+    return this.#send().stream(options.binary !== false, () => this.close(1011, 'message stream aborted'))
   }
 
   /** When this socket last sent a ping (heartbeat or {@link ping}), as `Date.now()` would say; undefined before the first. */
   get lastPingAt(): number | undefined {
-    return this.#sender.lastPingAt
+    return this.#send().lastPingAt
   }
 
   /** When the last pong arrived, as `Date.now()` would say; undefined before the first. */
   get lastPongAt(): number | undefined {
-    return this.#sender.lastPongAt
+    return this.#send().lastPongAt
   }
 
   /** Milliseconds from the last ping to the pong that answered it (the heartbeat's round trip); undefined before the first. */
   get roundTripTime(): number | undefined {
-    return this.#sender.roundTripTime
+    return this.#send().roundTripTime
   }
 
   /** Sends a message made by {@link prepare}; same result as {@link send}. */
@@ -312,11 +318,11 @@ export class ServerWebSocket<Data = unknown> {
   /** @internal */
   markClosed(): void {
     this.#state = ReadyState.CLOSED
-    this.#sender.closed()
+    this.#sender?.closed()
   }
 
   /** @internal A write marker passed (its token is the event's data). */
   written(data: unknown): void {
-    this.#sender.written(data)
+    this.#sender?.written(data)
   }
 }
