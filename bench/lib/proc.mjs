@@ -162,30 +162,42 @@ export function mb(bytes) {
   return (bytes / 1024 / 1024).toFixed(1)
 }
 
+/** Connections opened and closed before an idle run's baseline (see `idleRssPerConnection`). */
+const WARM_CONNECTIONS = 100
+
+/** Starts `command args` and resolves with it once it prints `READY` (its connections are open). */
+async function untilReady(command, args) {
+  const load = track(command, args)
+  const lines = createInterface({ input: load.stdout })
+  for await (const line of lines) {
+    if (line.startsWith('READY')) return load
+  }
+  load.kill('SIGKILL')
+  throw new Error(`${command} ended before its connections were open`)
+}
+
 /**
  * RSS growth per connection of server `pid` while a load generator (`command args`, which
  * prints `READY <n>` once its `count` connections are open and then holds them) keeps them
- * idle; read after 2 s for the server to settle (JS objects made, buffers released). Also gives
- * `openMs`, the time from starting the generator to all connections open.
+ * idle; read after 2 s for the server to settle (JS objects made, buffers released). The
+ * baseline is read after a warm-up: the same generator opens WARM_CONNECTIONS and drops them,
+ * so what the server makes once on first use (code paged in, per-thread caches, tables) is not
+ * counted per connection. Also gives `openMs`, the time from starting the generator to all
+ * connections open.
  */
 export async function idleRssPerConnection(pid, command, args, count) {
+  const warmArgs = args.map((arg, i) => (args[i - 1] === '--connections' ? String(WARM_CONNECTIONS) : arg))
+  const warm = await untilReady(command, warmArgs)
+  warm.kill('SIGKILL')
+  await new Promise((r) => setTimeout(r, 1500))
   const before = rss(pid)
   const started = performance.now()
-  const load = track(command, args)
+  const load = await untilReady(command, args)
   try {
-    const lines = createInterface({ input: load.stdout })
-    let ready = false
-    for await (const line of lines) {
-      if (line.startsWith('READY')) {
-        ready = true
-        break
-      }
-    }
-    if (!ready) throw new Error(`${command} ended before its connections were open`)
     const openMs = performance.now() - started
     await new Promise((r) => setTimeout(r, 2000))
     const after = rss(pid)
-    const detail = `${count} idle, opened in ${Math.round(openMs)} ms, RSS ${mb(before)} -> ${mb(after)} MiB`
+    const detail = `${count} idle, opened in ${Math.round(openMs)} ms, RSS ${mb(before)} -> ${mb(after)} MiB (after a warm-up of ${WARM_CONNECTIONS})`
     return { value: (after - before) / count, detail, openMs }
   } finally {
     load.kill('SIGKILL')
