@@ -308,6 +308,14 @@ where
     F::Output: Send + 'static,
 {
     fn execute(&self, fut: F) {
+        // A task spawned from inside a stream's task is not a stream: it is hyper's bridge for a
+        // stream upgraded by an extended CONNECT (a WebSocket over HTTP/2), which lives as long
+        // as the WebSocket. It runs as it is: it has no response for the stall watch, and a
+        // control and its wrapper would cost every such WebSocket a few hundred bytes.
+        if STREAM.try_with(|_| ()).is_ok() {
+            tokio::spawn(fut);
+            return;
+        }
         let ctl = Arc::new(StreamCtl::default());
         let task = STREAM.scope(ctl.clone(), fut);
         tokio::spawn(async move {
