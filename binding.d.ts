@@ -281,6 +281,8 @@ export declare class BindingSocket {
  * struct, so what most server connections never have is in [`Rare`].
  */
 export declare class BindingWebSocket {
+  /** Heartbeat times, as `wsHeartbeat` gives them, without making a send handle. */
+  heartbeat(): Array<number>
   /** The connection's send handle, for `wsSendText` and `wsSendBinary`. */
   sendHandle(): ExternalObject<'WsHandle'>
   /** Connection id, unique per server (or per process for clients). */

@@ -160,7 +160,7 @@ export class ServerWebSocket<Data = unknown> {
     this.#native = raw
   }
 
-  /** The send state, made on first use: a socket that never sends from JS (one that only gets hub broadcasts, say) holds none. */
+  /** The send state, made on first send: a socket that never sends from JS (one that only gets hub broadcasts, say) holds none. */
   #send(): Sender {
     this.#sender ??= new Sender(this.#native.sendHandle())
     return this.#sender
@@ -260,17 +260,18 @@ export class ServerWebSocket<Data = unknown> {
 
   /** When this socket last sent a ping (heartbeat or {@link ping}), as `Date.now()` would say; undefined before the first. */
   get lastPingAt(): number | undefined {
-    return this.#send().lastPingAt
+    return this.#native.heartbeat()[0] || undefined
   }
 
   /** When the last pong arrived, as `Date.now()` would say; undefined before the first. */
   get lastPongAt(): number | undefined {
-    return this.#send().lastPongAt
+    return this.#native.heartbeat()[1] || undefined
   }
 
   /** Milliseconds from the last ping to the pong that answered it (the heartbeat's round trip); undefined before the first. */
   get roundTripTime(): number | undefined {
-    return this.#send().roundTripTime
+    const [ping, , rtt] = this.#native.heartbeat()
+    return ping ? rtt : undefined
   }
 
   /** Sends a message made by {@link prepare}; same result as {@link send}. */

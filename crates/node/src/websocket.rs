@@ -229,6 +229,10 @@ pub fn ws_mark_written(
 pub fn ws_heartbeat(
     #[napi(ts_arg_type = "ExternalObject<'WsHandle'>")] handle: &External<WsHandle>,
 ) -> Vec<f64> {
+    heartbeat_ms(handle)
+}
+
+fn heartbeat_ms(handle: &WsHandle) -> Vec<f64> {
     let h = handle.heartbeat();
     let ms = |us: u64| us as f64 / 1000.0;
     vec![ms(h.last_ping_us), ms(h.last_pong_us), ms(h.rtt_us)]
@@ -236,6 +240,12 @@ pub fn ws_heartbeat(
 
 #[napi]
 impl BindingWebSocket {
+    /// Heartbeat times, as `wsHeartbeat` gives them, without making a send handle.
+    #[napi]
+    pub fn heartbeat(&self) -> Vec<f64> {
+        heartbeat_ms(&self.handle)
+    }
+
     /// The connection's send handle, for `wsSendText` and `wsSendBinary`.
     #[napi(ts_return_type = "ExternalObject<'WsHandle'>")]
     pub fn send_handle(&self) -> External<WsHandle> {
