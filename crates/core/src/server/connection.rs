@@ -37,18 +37,11 @@ pub(super) async fn serve_io<I: io::Io>(
         tls,
         peer,
     });
-    let svc = service_fn(move |req| {
-        let conn = conn.clone();
-        async move {
-            let _busy = Gauge::up(&conn.activity.in_flight);
-            conn.activity.started.store(true, Relaxed);
-            let h2 = req.version() == hyper::Version::HTTP_2;
-            let mut res = handle(&conn.ctx, conn.peer, conn.tls.clone(), req).await;
-            if h2 && conn.ctx.opts.send_timeout.is_some() {
-                res.body_mut().watch(conn.activity.clone());
-            }
-            Ok::<_, Infallible>(res)
-        }
+    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| Served {
+        h2: req.version() == hyper::Version::HTTP_2,
+        inner: handle(conn.ctx.clone(), conn.peer, conn.tls.clone(), req),
+        conn: conn.clone(),
+        busy: false,
     });
     let io = TokioIo::new(io);
     // ALPN, when TLS negotiated it, decides; otherwise the configured protocols do.
@@ -70,6 +63,51 @@ pub(super) async fn serve_io<I: io::Io>(
             let conn = std::pin::pin!(builder.http2.serve_connection(io, svc));
             drive(conn, |c| c.graceful_shutdown(), ctx, activity, stop).await;
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// One request as hyper runs it: [`handle`]'s future, with the connection's bookkeeping
+    /// around it. A struct rather than an async block: the block would keep the request in its
+    /// own state beside the copy inside `handle`'s, and this future is the size of every HTTP/2
+    /// stream's task and of every HTTP/1.1 connection's in-flight slot.
+    struct Served<F> {
+        #[pin]
+        inner: F,
+        conn: Arc<ConnShared>,
+        h2: bool,
+        // Counted in `activity.in_flight` (from the first poll to the end or the drop).
+        busy: bool,
+    }
+    impl<F> PinnedDrop for Served<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if this.busy {
+                this.conn.activity.in_flight.fetch_sub(1, Relaxed);
+            }
+        }
+    }
+}
+
+impl<F: std::future::Future<Output = HttpResponse>> std::future::Future for Served<F> {
+    type Output = Result<HttpResponse, Infallible>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let me = self.project();
+        if !*me.busy {
+            *me.busy = true;
+            me.conn.activity.in_flight.fetch_add(1, Relaxed);
+            me.conn.activity.started.store(true, Relaxed);
+        }
+        let mut res = std::task::ready!(me.inner.poll(cx));
+        if *me.h2 && me.conn.ctx.opts.send_timeout.is_some() {
+            res.body_mut().watch(me.conn.activity.clone());
+        }
+        *me.busy = false;
+        me.conn.activity.in_flight.fetch_sub(1, Relaxed);
+        std::task::Poll::Ready(Ok(res))
     }
 }
 

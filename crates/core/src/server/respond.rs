@@ -27,55 +27,65 @@ pub(crate) fn plain(status: StatusCode, text: &'static str) -> HttpResponse {
     res
 }
 
-pub(super) async fn handle(
-    ctx: &Arc<Ctx>,
+/// One request, from framing checks to the response. Not an `async fn`, nor are
+/// [`handle_http`] and `upgrade_websocket`: an `async fn` keeps its arguments twice in its state
+/// (as captured and as moved into the body), and this future's size is that of every HTTP/2
+/// stream's task and of every HTTP/1.1 connection's in-flight slot (hyper keeps that box for the
+/// connection's life).
+#[allow(clippy::manual_async_fn)]
+pub(super) fn handle(
+    ctx: Arc<Ctx>,
     peer: Option<SocketAddr>,
     tls: Option<Arc<ConnTls>>,
     req: hyper::Request<Incoming>,
-) -> HttpResponse {
-    ctx.stats.requests_total.fetch_add(1, Relaxed);
-    let started = ctx.opts.log_answered.then(std::time::Instant::now);
-    let mut answered = None;
-    let mut res = if let Some(rejected) = reject_framing(&req) {
-        rejected
-    } else if ctx.ws.is_some() && (wants_websocket(req.headers()) || is_extended_connect(&req)) {
-        upgrade::upgrade_websocket(ctx, peer, req).await
-    } else {
-        match routes::route(ctx, &req).await {
-            routes::Routed::Answered(res) => {
-                if let Some(started) = started {
-                    answered = Some((
-                        req.method().clone(),
-                        req.uri().clone(),
-                        req.version(),
-                        started,
-                    ));
+) -> impl std::future::Future<Output = HttpResponse> {
+    async move {
+        let ctx = &ctx;
+        ctx.stats.requests_total.fetch_add(1, Relaxed);
+        let started = ctx.opts.log_answered.then(std::time::Instant::now);
+        let mut answered = None;
+        let mut res = if let Some(rejected) = reject_framing(&req) {
+            rejected
+        } else if ctx.ws.is_some() && (wants_websocket(req.headers()) || is_extended_connect(&req))
+        {
+            upgrade::upgrade_websocket(ctx, peer, req).await
+        } else {
+            match routes::route(ctx, &req).await {
+                routes::Routed::Answered(res) => {
+                    if let Some(started) = started {
+                        answered = Some((
+                            req.method().clone(),
+                            req.uri().clone(),
+                            req.version(),
+                            started,
+                        ));
+                    }
+                    res
                 }
-                res
+                routes::Routed::Handler(route) => {
+                    let _in_flight = Gauge::up(&ctx.stats.requests_in_flight);
+                    handle_http(ctx, peer, tls, req, route).await
+                }
             }
-            routes::Routed::Handler(route) => {
-                let _in_flight = Gauge::up(&ctx.stats.requests_in_flight);
-                handle_http(ctx, peer, tls, req, route).await
-            }
+        };
+        if let Some(name) = &ctx.server_name {
+            res.headers_mut().insert(header::SERVER, name.clone());
         }
-    };
-    if let Some(name) = &ctx.server_name {
-        res.headers_mut().insert(header::SERVER, name.clone());
+        ctx.stats.count_response(res.status().as_u16());
+        if let Some((method, uri, version, started)) = answered {
+            ctx.http.on_answered(Answered {
+                method,
+                target: uri
+                    .path_and_query()
+                    .map_or_else(|| uri.path().to_string(), |pq| pq.as_str().to_string()),
+                status: res.status().as_u16(),
+                version,
+                peer,
+                duration: started.elapsed(),
+            });
+        }
+        res
     }
-    ctx.stats.count_response(res.status().as_u16());
-    if let Some((method, uri, version, started)) = answered {
-        ctx.http.on_answered(Answered {
-            method,
-            target: uri
-                .path_and_query()
-                .map_or_else(|| uri.path().to_string(), |pq| pq.as_str().to_string()),
-            status: res.status().as_u16(),
-            version,
-            peer,
-            duration: started.elapsed(),
-        });
-    }
-    res
 }
 
 /// Refuses HTTP/1 requests that request smugglers use: a transfer coding other than `chunked`,
@@ -154,95 +164,100 @@ pub(super) async fn handler_slot(ctx: &Ctx) -> Option<Option<OwnedSemaphorePermi
     Some(permit)
 }
 
-pub(super) async fn handle_http(
-    ctx: &Arc<Ctx>,
+/// A request for the JS handler: its slot, its body, the call and the response. Not an
+/// `async fn` (see [`handle`]).
+#[allow(clippy::manual_async_fn)]
+pub(super) fn handle_http<'a>(
+    ctx: &'a Arc<Ctx>,
     peer: Option<SocketAddr>,
     tls: Option<Arc<ConnTls>>,
     mut req: hyper::Request<Incoming>,
     route: Option<RouteMatch>,
-) -> HttpResponse {
-    let Some(_slot) = handler_slot(ctx).await else {
-        ctx.stats.rejected_overload.fetch_add(1, Relaxed);
-        let mut res = plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server busy, retry later\n",
-        );
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return res;
-    };
-    let upgrade =
-        if req.headers().contains_key(header::UPGRADE) && req.version() == Version::HTTP_11 {
-            Some(hyper::upgrade::on(&mut req))
+) -> impl std::future::Future<Output = HttpResponse> + 'a {
+    async move {
+        let Some(_slot) = handler_slot(ctx).await else {
+            ctx.stats.rejected_overload.fetch_add(1, Relaxed);
+            let mut res = plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server busy, retry later\n",
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return res;
+        };
+        let upgrade =
+            if req.headers().contains_key(header::UPGRADE) && req.version() == Version::HTTP_11 {
+                Some(hyper::upgrade::on(&mut req))
+            } else {
+                None
+            };
+        let (mut parts, incoming) = req.into_parts();
+        let limit = ctx.opts.max_body_size;
+        let declared = if incoming.is_end_stream() {
+            Some(0)
         } else {
-            None
+            parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
         };
-    let (mut parts, incoming) = req.into_parts();
-    let limit = ctx.opts.max_body_size;
-    let declared = if incoming.is_end_stream() {
-        Some(0)
-    } else {
-        parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-    };
-    if declared.is_some_and(|n| n > limit as u64) {
-        return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
-    }
-    // An empty body's stream is still held until the response, as hyper expects of a body it
-    // has handed over (dropping it early can reset an HTTP/2 stream).
-    let (body, _held) = if declared == Some(0) {
-        (RequestBody::empty(), Some(incoming))
-    } else {
-        let deadline = ctx
-            .opts
-            .request_timeout
-            .map(|t| tokio::time::Instant::now() + t);
-        let mut stream = BodyStream::new(incoming, limit, deadline);
-        let body = match declared {
-            Some(n) if n as usize <= INLINE_BODY_LIMIT => match stream.collect().await {
-                Ok(bytes) => RequestBody::Full(bytes),
-                Err(e) => return body_error(ctx, &e),
-            },
-            _ => RequestBody::Stream(stream),
+        if declared.is_some_and(|n| n > limit as u64) {
+            return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+        }
+        // An empty body's stream is still held until the response, as hyper expects of a body it
+        // has handed over (dropping it early can reset an HTTP/2 stream).
+        let (body, _held) = if declared == Some(0) {
+            (RequestBody::empty(), Some(incoming))
+        } else {
+            let deadline = ctx
+                .opts
+                .request_timeout
+                .map(|t| tokio::time::Instant::now() + t);
+            let mut stream = BodyStream::new(incoming, limit, deadline);
+            let body = match declared {
+                Some(n) if n as usize <= INLINE_BODY_LIMIT => match stream.collect().await {
+                    Ok(bytes) => RequestBody::Full(bytes),
+                    Err(e) => return body_error(ctx, &e),
+                },
+                _ => RequestBody::Stream(stream),
+            };
+            (body, None)
         };
-        (body, None)
-    };
-    if parts.version == Version::HTTP_2 && !parts.headers.contains_key(header::HOST) {
-        if let Some(authority) = parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            parts.headers.insert(header::HOST, authority);
+        if parts.version == Version::HTTP_2 && !parts.headers.contains_key(header::HOST) {
+            if let Some(authority) = parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            {
+                parts.headers.insert(header::HOST, authority);
+            }
         }
-    }
-    let target = match parts.uri.path_and_query() {
-        // Origin form (and HTTP/2's :path): copy it as is, without formatting the URI.
-        Some(pq) if parts.version == Version::HTTP_2 || parts.uri.scheme().is_none() => {
-            pq.as_str().to_owned()
+        let target = match parts.uri.path_and_query() {
+            // Origin form (and HTTP/2's :path): copy it as is, without formatting the URI.
+            Some(pq) if parts.version == Version::HTTP_2 || parts.uri.scheme().is_none() => {
+                pq.as_str().to_owned()
+            }
+            _ => parts.uri.to_string(),
+        };
+        let (tx, rx) = oneshot::channel();
+        let request = Request {
+            method: parts.method,
+            target,
+            version: parts.version,
+            headers: parts.headers,
+            body,
+            remote_addr: peer,
+            upgrade,
+            tls,
+            route,
+        };
+        let head = request.method == Method::HEAD;
+        ctx.http.handle(request, Responder(tx));
+        match rx.await {
+            Ok(response) => build_response(response, head),
+            Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n"),
         }
-        _ => parts.uri.to_string(),
-    };
-    let (tx, rx) = oneshot::channel();
-    let request = Request {
-        method: parts.method,
-        target,
-        version: parts.version,
-        headers: parts.headers,
-        body,
-        remote_addr: peer,
-        upgrade,
-        tls,
-        route,
-    };
-    let head = request.method == Method::HEAD;
-    ctx.http.handle(request, Responder(tx));
-    match rx.await {
-        Ok(response) => build_response(response, head),
-        Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n"),
     }
 }
 

@@ -111,221 +111,228 @@ fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-pub(crate) async fn upgrade_websocket(
-    ctx: &Arc<Ctx>,
+/// Checks a WebSocket handshake (HTTP/1.1 upgrade or HTTP/2 extended CONNECT), runs the upgrade
+/// hook, answers it and spawns the connection's task for when hyper hands the stream over. Not an
+/// `async fn` (see `respond::handle`).
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn upgrade_websocket<'a>(
+    ctx: &'a Arc<Ctx>,
     peer: Option<SocketAddr>,
     mut req: hyper::Request<Incoming>,
-) -> HttpResponse {
-    let h2 = req.version() == Version::HTTP_2;
-    if h2 {
-        // RFC 8441 section 4: CONNECT with `:protocol = websocket`; no Sec-WebSocket-Key.
-        let protocol = req.extensions().get::<hyper::ext::Protocol>();
-        if req.method() != Method::CONNECT || protocol.is_none() {
+) -> impl std::future::Future<Output = HttpResponse> + 'a {
+    async move {
+        let h2 = req.version() == Version::HTTP_2;
+        if h2 {
+            // RFC 8441 section 4: CONNECT with `:protocol = websocket`; no Sec-WebSocket-Key.
+            let protocol = req.extensions().get::<hyper::ext::Protocol>();
+            if req.method() != Method::CONNECT || protocol.is_none() {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    "a WebSocket over HTTP/2 needs CONNECT with :protocol websocket\n",
+                );
+            }
+            if !protocol.is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket")) {
+                return plain(StatusCode::BAD_REQUEST, "unsupported :protocol\n");
+            }
+        } else if req.method() != Method::GET || req.version() != Version::HTTP_11 {
             return plain(
                 StatusCode::BAD_REQUEST,
-                "a WebSocket over HTTP/2 needs CONNECT with :protocol websocket\n",
+                "WebSocket upgrade needs GET over HTTP/1.1\n",
             );
         }
-        if !protocol.is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket")) {
-            return plain(StatusCode::BAD_REQUEST, "unsupported :protocol\n");
-        }
-    } else if req.method() != Method::GET || req.version() != Version::HTTP_11 {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "WebSocket upgrade needs GET over HTTP/1.1\n",
-        );
-    }
-    let headers = req.headers();
-    // RFC 6455 section 11.3.1 and 11.3.5: neither may appear more than once.
-    let repeated = |name| headers.get_all(name).iter().nth(1).is_some();
-    if repeated(header::SEC_WEBSOCKET_KEY) || repeated(header::SEC_WEBSOCKET_VERSION) {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "Sec-WebSocket-Key and Sec-WebSocket-Version must appear once\n",
-        );
-    }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .map(|v| v.as_bytes())
-        != Some(b"13")
-    {
-        let mut res = plain(
-            StatusCode::UPGRADE_REQUIRED,
-            "unsupported WebSocket version\n",
-        );
-        res.headers_mut().insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        return res;
-    }
-    let accept = if h2 {
-        None
-    } else {
-        let Some(key) = headers
-            .get(header::SEC_WEBSOCKET_KEY)
-            .filter(|k| valid_key(k.as_bytes()))
-        else {
+        let headers = req.headers();
+        // RFC 6455 section 11.3.1 and 11.3.5: neither may appear more than once.
+        let repeated = |name| headers.get_all(name).iter().nth(1).is_some();
+        if repeated(header::SEC_WEBSOCKET_KEY) || repeated(header::SEC_WEBSOCKET_VERSION) {
             return plain(
                 StatusCode::BAD_REQUEST,
-                "missing or invalid Sec-WebSocket-Key\n",
+                "Sec-WebSocket-Key and Sec-WebSocket-Version must appear once\n",
             );
+        }
+        if headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .map(|v| v.as_bytes())
+            != Some(b"13")
+        {
+            let mut res = plain(
+                StatusCode::UPGRADE_REQUIRED,
+                "unsupported WebSocket version\n",
+            );
+            res.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+            return res;
+        }
+        let accept = if h2 {
+            None
+        } else {
+            let Some(key) = headers
+                .get(header::SEC_WEBSOCKET_KEY)
+                .filter(|k| valid_key(k.as_bytes()))
+            else {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    "missing or invalid Sec-WebSocket-Key\n",
+                );
+            };
+            Some(accept_key(key.as_bytes()))
         };
-        Some(accept_key(key.as_bytes()))
-    };
-    let Some(ws_handler) = ctx.ws.clone() else {
-        return plain(StatusCode::NOT_FOUND, "no WebSocket here\n");
-    };
-    let opts = &ctx.opts.ws;
-    let size: usize = headers
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len() + 4)
-        .sum();
-    if size > MAX_HANDSHAKE_SIZE {
-        return plain(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "WebSocket handshake too large\n",
-        );
-    }
-    if let (Some(allowed), Some(origin)) = (&opts.allowed_origins, headers.get(header::ORIGIN)) {
-        let origin = origin.to_str().unwrap_or("");
-        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
-            return plain(StatusCode::FORBIDDEN, "origin not allowed\n");
-        }
-    }
-    if opts.max_connections > 0 && lock(&ctx.sockets).len() >= opts.max_connections {
-        return plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many WebSocket connections\n",
-        );
-    }
-    let negotiated = match &opts.deflate {
-        Some(d) => headers
-            .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+        let Some(ws_handler) = ctx.ws.clone() else {
+            return plain(StatusCode::NOT_FOUND, "no WebSocket here\n");
+        };
+        let opts = &ctx.opts.ws;
+        let size: usize = headers
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(parse_extensions)
-            .find_map(|offers| accept_offer(&offers, d)),
-        None => None,
-    };
-    let protocols = offered_protocols(headers);
-
-    let id = ctx.next_ws_id.fetch_add(1, Ordering::Relaxed);
-    let limits = ctx.ws_limits.clone();
-    let (handle, driver) = ws::channel(id, &limits);
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    let (parts, _) = req.into_parts();
-    let (tx, rx) = oneshot::channel();
-    ws_handler.on_upgrade(Upgrade {
-        handle: handle.clone(),
-        request: copy_request(&parts, peer),
-        protocols: protocols.clone(),
-        decide: tx,
-    });
-    let decision = match tokio::time::timeout(opts.handshake_timeout, rx).await {
-        Ok(Ok(d)) => d,
-        Ok(Err(_)) => {
-            handle.terminate();
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "upgrade refused\n");
-        }
-        Err(_) => {
-            handle.terminate();
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum();
+        if size > MAX_HANDSHAKE_SIZE {
             return plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "upgrade decision timed out\n",
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "WebSocket handshake too large\n",
             );
         }
-    };
-    let accepted = match decision {
-        Decision::Reject(r) => {
-            handle.terminate();
-            return build_response(r, false);
-        }
-        Decision::Accept(a) => a,
-    };
-    let mut res = hyper::Response::new(ResBody::empty());
-    *res.status_mut() = if h2 {
-        StatusCode::OK
-    } else {
-        StatusCode::SWITCHING_PROTOCOLS
-    };
-    let h = res.headers_mut();
-    for (name, value) in &accepted.headers {
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) else {
-            handle.terminate();
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "upgrade hook returned an invalid header\n",
-            );
-        };
-        h.append(name, value);
-    }
-    if let Some(accept) = accept {
-        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        if let Ok(v) = HeaderValue::from_str(&accept) {
-            h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-        }
-    }
-    if let Some(p) = accepted.protocol.filter(|p| !p.is_empty()) {
-        if !protocols.contains(&p) {
-            handle.terminate();
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "upgrade hook chose a subprotocol the client did not offer\n",
-            );
-        }
-        if let Ok(v) = HeaderValue::from_str(&p) {
-            h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
-        }
-    }
-    if let Some((resp, _)) = &negotiated {
-        if let Ok(v) = HeaderValue::from_str(resp) {
-            h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v);
-        }
-    }
-    let deflate = negotiated.map(|(_, n)| n);
-    let request = Request {
-        method: parts.method,
-        target: parts.uri.to_string(),
-        version: parts.version,
-        headers: parts.headers,
-        body: RequestBody::empty(),
-        remote_addr: peer,
-        upgrade: None,
-        tls: None,
-        route: None,
-    };
-    let registered = handle.clone();
-    // Everything the connection needs once upgraded, in one box that is emptied then: a value
-    // captured by the task's future would keep its room there for the connection's whole life.
-    let setup = Box::new(Opened {
-        ctx: ctx.clone(),
-        h2,
-        handle,
-        driver,
-        request,
-        ws_handler,
-        limits,
-        deflate,
-    });
-    // Hold the registry lock while spawning so that the task's removal comes after the insert.
-    let mut sockets = lock(&ctx.sockets);
-    let task = tokio::spawn(async move {
-        match on_upgrade.await {
-            // The close unregisters the connection (see `Registered`).
-            Ok(upgraded) => start(upgraded, setup).await,
-            Err(_) => {
-                lock(&setup.ctx.sockets).remove(&id);
+        if let (Some(allowed), Some(origin)) = (&opts.allowed_origins, headers.get(header::ORIGIN))
+        {
+            let origin = origin.to_str().unwrap_or("");
+            if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+                return plain(StatusCode::FORBIDDEN, "origin not allowed\n");
             }
         }
-    });
-    sockets.insert(id, (registered, task.abort_handle()));
-    drop(sockets);
-    res
+        if opts.max_connections > 0 && lock(&ctx.sockets).len() >= opts.max_connections {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many WebSocket connections\n",
+            );
+        }
+        let negotiated = match &opts.deflate {
+            Some(d) => headers
+                .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .filter_map(parse_extensions)
+                .find_map(|offers| accept_offer(&offers, d)),
+            None => None,
+        };
+        let protocols = offered_protocols(headers);
+
+        let id = ctx.next_ws_id.fetch_add(1, Ordering::Relaxed);
+        let limits = ctx.ws_limits.clone();
+        let (handle, driver) = ws::channel(id, &limits);
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let (parts, _) = req.into_parts();
+        let (tx, rx) = oneshot::channel();
+        ws_handler.on_upgrade(Upgrade {
+            handle: handle.clone(),
+            request: copy_request(&parts, peer),
+            protocols: protocols.clone(),
+            decide: tx,
+        });
+        let decision = match tokio::time::timeout(opts.handshake_timeout, rx).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(_)) => {
+                handle.terminate();
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "upgrade refused\n");
+            }
+            Err(_) => {
+                handle.terminate();
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "upgrade decision timed out\n",
+                );
+            }
+        };
+        let accepted = match decision {
+            Decision::Reject(r) => {
+                handle.terminate();
+                return build_response(r, false);
+            }
+            Decision::Accept(a) => a,
+        };
+        let mut res = hyper::Response::new(ResBody::empty());
+        *res.status_mut() = if h2 {
+            StatusCode::OK
+        } else {
+            StatusCode::SWITCHING_PROTOCOLS
+        };
+        let h = res.headers_mut();
+        for (name, value) in &accepted.headers {
+            let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) else {
+                handle.terminate();
+                return plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "upgrade hook returned an invalid header\n",
+                );
+            };
+            h.append(name, value);
+        }
+        if let Some(accept) = accept {
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            if let Ok(v) = HeaderValue::from_str(&accept) {
+                h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+            }
+        }
+        if let Some(p) = accepted.protocol.filter(|p| !p.is_empty()) {
+            if !protocols.contains(&p) {
+                handle.terminate();
+                return plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "upgrade hook chose a subprotocol the client did not offer\n",
+                );
+            }
+            if let Ok(v) = HeaderValue::from_str(&p) {
+                h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+            }
+        }
+        if let Some((resp, _)) = &negotiated {
+            if let Ok(v) = HeaderValue::from_str(resp) {
+                h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v);
+            }
+        }
+        let deflate = negotiated.map(|(_, n)| n);
+        let request = Request {
+            method: parts.method,
+            target: parts.uri.to_string(),
+            version: parts.version,
+            headers: parts.headers,
+            body: RequestBody::empty(),
+            remote_addr: peer,
+            upgrade: None,
+            tls: None,
+            route: None,
+        };
+        let registered = handle.clone();
+        // Everything the connection needs once upgraded, in one box that is emptied then: a value
+        // captured by the task's future would keep its room there for the connection's whole life.
+        let setup = Box::new(Opened {
+            ctx: ctx.clone(),
+            h2,
+            handle,
+            driver,
+            request,
+            ws_handler,
+            limits,
+            deflate,
+        });
+        // Hold the registry lock while spawning so that the task's removal comes after the insert.
+        let mut sockets = lock(&ctx.sockets);
+        let task = tokio::spawn(async move {
+            match on_upgrade.await {
+                // The close unregisters the connection (see `Registered`).
+                Ok(upgraded) => start(upgraded, setup).await,
+                Err(_) => {
+                    lock(&setup.ctx.sockets).remove(&id);
+                }
+            }
+        });
+        sockets.insert(id, (registered, task.abort_handle()));
+        drop(sockets);
+        res
+    }
 }
 
 /// What an accepted upgrade hands to its connection's task.
