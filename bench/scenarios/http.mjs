@@ -85,7 +85,8 @@ export async function httpHello(record) {
 const IDLE_CONNECTIONS = Number(process.env.BENCH_IDLE_CONNECTIONS ?? 10_000)
 
 /**
- * RSS growth per idle HTTP/1.1 keep-alive connection (bytes; lower is better): http-idle opens
+ * Anonymous RSS growth (`memory` in lib/proc.mjs) per idle HTTP/1.1 keep-alive connection (bytes;
+ * lower is better): http-idle opens
  * IDLE_CONNECTIONS connections (256 at a time), makes one GET on each and holds them.
  */
 export async function httpIdle(record) {

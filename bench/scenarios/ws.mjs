@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { bin, node, OUT_DIR, ROOT, SECONDS, WARMUP } from '../lib/config.mjs'
-import { idleRssPerConnection, mb, rss, run, track, withServer } from '../lib/proc.mjs'
+import { growth, idleRssPerConnection, memory, run, track, withServer } from '../lib/proc.mjs'
 
 const SERVERS = [
   ['hypersock', ...node('servers/hypersock-ws.mjs')],
@@ -68,7 +68,7 @@ export async function wsTuning(record) {
   }
 }
 
-/** RSS growth per idle connection (bytes; lower is better) with IDLE_CONNECTIONS open, 256 handshakes at a time. */
+/** Anonymous RSS growth (`memory` in lib/proc.mjs) per idle connection (bytes; lower is better) with IDLE_CONNECTIONS open, 256 handshakes at a time. */
 export async function wsIdle(record) {
   for (const [subject, command, args] of SERVERS) {
     await record('ws-idle-rss-bytes-per-conn', subject, () =>
@@ -136,7 +136,7 @@ export function withDescriptors(n, command, args) {
 }
 
 /**
- * SCALE_CONNECTIONS (100,000) idle WebSockets on one server process: RSS growth per connection
+ * SCALE_CONNECTIONS (100,000) idle WebSockets on one server process: anonymous RSS growth per connection
  * and the time to open them all, 256 handshakes at a time from several loopback source
  * addresses. Server and generator raise their descriptor limit to match; where the hard limit is
  * lower (raising it needs CAP_SYS_RESOURCE), the run opens as many as it allows and says so.
@@ -181,10 +181,12 @@ const H2_SOCKETS = Number(process.env.BENCH_H2_SOCKETS ?? 1000)
 /**
  * WebSocket over HTTP/2 (RFC 8441) vs HTTP/1.1, both over TLS to the hypersock server: H2_SOCKETS
  * hypersock client WebSockets as streams of one HTTP/2 connection (`http2: 'always'`) or with a
- * TCP + TLS connection each. Rows: time to open them all, server RSS growth per socket, echo
+ * TCP + TLS connection each. Rows: time to open them all, server anonymous RSS growth per socket
+ * (`memory` in lib/proc.mjs: without the code pages of the node binary, which page in as the
+ * handlers get hot and are no cost of the sockets), echo
  * msgs/s with one 32-byte message in flight per socket. The HTTP/2 runs are the subject, the
  * HTTP/1.1 ones the peer. The RSS growth is read from after a warm-up of 100 sockets opened and
- * closed (so the code paged in on first use, and the one HTTP/2 connection, are not counted per
+ * closed (so what is made on first use, and the one HTTP/2 connection, are not counted per
  * socket) to 2 s after the last of the H2_SOCKETS opens, as the idle rows are.
  */
 export async function wsHttp2(record) {
@@ -224,22 +226,22 @@ export async function wsHttp2(record) {
         if (line === 'WARM') {
           // The warm-up's sockets are closed: the server has run every path once.
           await new Promise((r) => setTimeout(r, 1000))
-          before = rss(pid)
+          before = memory(pid)
           load.stdin.write('go\n')
         } else if (line.startsWith('OPEN ')) {
           openMs = Number(line.slice(5))
           // Let the server settle before reading its RSS, then start the echo run.
           await new Promise((r) => setTimeout(r, 2000))
-          after = rss(pid)
+          after = memory(pid)
           load.stdin.write('go\n')
         } else if (line.startsWith('{')) last = JSON.parse(line)
       }
       clearTimeout(timer)
       if (before === undefined || openMs === undefined || !last)
         throw new Error(`ws-h2 client (${http2}) gave no result\n${stderr}`)
-      return { openMs, perSocket: (after - before) / H2_SOCKETS, rate: last.rate, before, after }
+      return { openMs, perSocket: (after.anon - before.anon) / H2_SOCKETS, rate: last.rate, before, after }
     })
-    const detail = `${H2_SOCKETS} sockets, RSS ${mb(result.before)} -> ${mb(result.after)} MiB`
+    const detail = `${H2_SOCKETS} sockets, ${growth(result.before, result.after)}`
     await record('ws-h2-open-ms', subject, () => ({ value: result.openMs, detail }))
     await record('ws-h2-rss-bytes-per-socket', subject, () => ({ value: result.perSocket, detail }))
     await record('ws-h2-echo', subject, () => result.rate)
