@@ -327,7 +327,7 @@ pin_project_lite::pin_project! {
     /// ends or is cancelled. A struct rather than an async block around `select!`, which would
     /// hold the stream's future twice (as captured, and as moved into the select): 4 KB per
     /// stream instead of 2.
-    struct StreamTask<F> {
+    pub(crate) struct StreamTask<F> {
         ctl: Arc<StreamCtl>,
         #[pin]
         task: Option<tokio::task::futures::TaskLocalFuture<Arc<StreamCtl>, F>>,
